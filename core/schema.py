@@ -1,0 +1,176 @@
+"""Column names, accepted header spellings, types and bounds of every field.
+
+The canonical form of a customer file is the public "Customer Personality
+Analysis" file: 29 tab-separated columns in the order of ``CANONICAL_COLUMNS``.
+Everything else in ``core`` refers to columns through the names defined here.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "INTEGER_COLUMNS",
+    "SPEND_COLUMNS",
+    "PURCHASE_COLUMNS",
+    "CAMPAIGN_COLUMNS",
+    "CATEGORY_COLUMNS",
+    "MODEL_FEATURES",
+    "DEFAULT_FEATURES",
+    "ENGINEERED_FEATURES",
+    "BOUNDS",
+    "FEATURE_LABELS",
+    "ALIASES",
+    "normalise_header",
+    "canonical_name",
+]
+
+CANONICAL_COLUMNS = [
+    "ID", "Year_Birth", "Education", "Marital_Status", "Income", "Kidhome", "Teenhome",
+    "Dt_Customer", "Recency", "MntWines", "MntFruits", "MntMeatProducts", "MntFishProducts",
+    "MntSweetProducts", "MntGoldProds", "NumDealsPurchases", "NumWebPurchases",
+    "NumCatalogPurchases", "NumStorePurchases", "NumWebVisitsMonth", "AcceptedCmp3",
+    "AcceptedCmp4", "AcceptedCmp5", "AcceptedCmp1", "AcceptedCmp2", "Complain",
+    "Z_CostContact", "Z_Revenue", "Response",
+]
+
+SPEND_COLUMNS = [
+    "MntWines", "MntFruits", "MntMeatProducts", "MntFishProducts", "MntSweetProducts", "MntGoldProds",
+]
+PURCHASE_COLUMNS = [
+    "NumDealsPurchases", "NumWebPurchases", "NumCatalogPurchases", "NumStorePurchases",
+]
+CAMPAIGN_COLUMNS = [
+    "AcceptedCmp1", "AcceptedCmp2", "AcceptedCmp3", "AcceptedCmp4", "AcceptedCmp5", "Response",
+]
+CATEGORY_COLUMNS = ["Education", "Marital_Status"]
+
+# Columns a file may lack: campaign flags, complaint flag and the campaign cost constants.
+OPTIONAL_COLUMNS = CAMPAIGN_COLUMNS + ["Complain", "Z_CostContact", "Z_Revenue"]
+REQUIRED_COLUMNS = [c for c in CANONICAL_COLUMNS if c not in OPTIONAL_COLUMNS]
+
+# Integer-valued numeric columns (Income is a float: it may carry cents).
+INTEGER_COLUMNS = [
+    c for c in CANONICAL_COLUMNS
+    if c not in ("Education", "Marital_Status", "Dt_Customer", "Income")
+]
+
+ENGINEERED_FEATURES = ["Age", "Total_Children", "Total_Spending", "Customer_since"]
+
+# The original project's seven clustering features, in its order.
+DEFAULT_FEATURES = [
+    "Age", "Income", "Total_Spending", "NumWebPurchases", "NumStorePurchases",
+    "NumWebVisitsMonth", "Recency",
+]
+
+# Every column a user may choose as a clustering feature (numeric, one value per customer).
+MODEL_FEATURES = DEFAULT_FEATURES + [
+    "Total_Children", "Customer_since", "Kidhome", "Teenhome", "NumDealsPurchases",
+    "NumCatalogPurchases", "Total_Purchases", "Campaigns_Accepted",
+] + SPEND_COLUMNS
+
+# Plausible range of each numeric field: (low, high), inclusive. None means open.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "ID": (0, None),
+    "Year_Birth": (1900, 2015),
+    "Income": (0, None),
+    "Kidhome": (0, 10),
+    "Teenhome": (0, 10),
+    "Recency": (0, 3650),
+    **{c: (0, None) for c in SPEND_COLUMNS},
+    **{c: (0, None) for c in PURCHASE_COLUMNS},
+    "NumWebVisitsMonth": (0, 1000),
+    **{c: (0, 1) for c in CAMPAIGN_COLUMNS},
+    "Complain": (0, 1),
+    "Z_CostContact": (0, None),
+    "Z_Revenue": (0, None),
+    # Engineered features, used for the predictor's form and API validation.
+    "Age": (16, 110),
+    "Total_Children": (0, 20),
+    "Total_Spending": (0, None),
+    "Customer_since": (0, None),
+}
+
+FEATURE_LABELS = {
+    "Age": "Age (years)",
+    "Income": "Yearly household income",
+    "Total_Spending": "Total spend, 2 years",
+    "NumWebPurchases": "Web purchases",
+    "NumStorePurchases": "Store purchases",
+    "NumCatalogPurchases": "Catalogue purchases",
+    "NumDealsPurchases": "Purchases with a discount",
+    "NumWebVisitsMonth": "Web visits last month",
+    "Recency": "Days since last purchase",
+    "Total_Children": "Children at home",
+    "Customer_since": "Days enrolled (before latest enrolment)",
+    "Kidhome": "Small children at home",
+    "Teenhome": "Teenagers at home",
+    "Total_Purchases": "Total purchases",
+    "Campaigns_Accepted": "Campaigns accepted",
+    "MntWines": "Spend on wine",
+    "MntFruits": "Spend on fruit",
+    "MntMeatProducts": "Spend on meat",
+    "MntFishProducts": "Spend on fish",
+    "MntSweetProducts": "Spend on sweets",
+    "MntGoldProds": "Spend on gold",
+}
+
+
+def normalise_header(name: str) -> str:
+    """Return the comparison key of a header: lower case, letters and digits only.
+
+    Parameters
+    ----------
+    name : str
+        A header as written in a file (may carry spaces, a BOM, underscores).
+
+    Returns
+    -------
+    str
+        ``"Year_Birth "`` and ``"YearBirth"`` both give ``"yearbirth"``.
+    """
+    return re.sub(r"[^0-9a-z]", "", str(name).replace("\ufeff", "").lower())
+
+
+# Extra spellings seen in real copies, beyond the ones normalise_header already folds
+# (case, underscores, spaces). Keys are normalised.
+_EXTRA_SPELLINGS = {
+    "mntgoldproducts": "MntGoldProds",
+    "mntgold": "MntGoldProds",
+    "mntwine": "MntWines",
+    "mntmeat": "MntMeatProducts",
+    "mntfish": "MntFishProducts",
+    "mntsweets": "MntSweetProducts",
+    "mntsweet": "MntSweetProducts",
+    "mntfruit": "MntFruits",
+    "customerid": "ID",
+    "birthyear": "Year_Birth",
+    "yearofbirth": "Year_Birth",
+    "maritalstatus": "Marital_Status",
+    "dtcustomer": "Dt_Customer",
+    "datecustomer": "Dt_Customer",
+    "numwebvisitspermonth": "NumWebVisitsMonth",
+    "zcostcontact": "Z_CostContact",
+    "zrevenue": "Z_Revenue",
+}
+
+ALIASES: dict[str, str] = {normalise_header(c): c for c in CANONICAL_COLUMNS}
+ALIASES.update(_EXTRA_SPELLINGS)
+
+
+def canonical_name(header: str) -> str | None:
+    """Map a header as written in a file to its canonical column name.
+
+    Parameters
+    ----------
+    header : str
+        The header text.
+
+    Returns
+    -------
+    str or None
+        The canonical name, or None when the header is not a known column.
+    """
+    return ALIASES.get(normalise_header(header))
