@@ -23,7 +23,7 @@ import pandas as pd
 
 from .schema import DEFAULT_FEATURES
 
-__all__ = ["KMeansResult", "kmeans", "SegmentationModel", "NotFittedError", "DEFAULT_SEED"]
+__all__ = ["KMeansResult", "kmeans", "standardise", "SegmentationModel", "NotFittedError", "DEFAULT_SEED"]
 
 DEFAULT_SEED = 42
 # Beyond this many rows the starts run on a uniform sample and only the best one is refined on
@@ -227,9 +227,7 @@ class SegmentationModel:
             X = self._matrix(data)
             if not np.isfinite(X).all():
                 raise ValueError("feature values must be finite numbers (clean the data first)")
-            self.mean_ = X.mean(axis=0)
-            self.scale_ = _safe_scale(X.std(axis=0))
-            Z = (X - self.mean_) / self.scale_
+            Z, self.mean_, self.scale_ = standardise(X)
             result = kmeans(Z, self.k, n_init=self.n_init, max_iter=self.max_iter, seed=self.seed)
             self._set_centroids(result.centers, Z, result.labels)
             self.labels_ = self._order[result.labels]
@@ -477,3 +475,22 @@ class SegmentationModel:
 def _safe_scale(std: np.ndarray) -> np.ndarray:
     # A constant feature would divide by zero; scikit-learn's StandardScaler uses 1 there too.
     return np.where(std > 0, std, 1.0)
+
+
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardise columns as scikit-learn's StandardScaler does (population std, 1 if constant).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+
+    Returns
+    -------
+    Z : ndarray of shape (n, d)
+    mean : ndarray of shape (d,)
+    scale : ndarray of shape (d,)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    scale = _safe_scale(X.std(axis=0))
+    return (X - mean) / scale, mean, scale

@@ -1,0 +1,276 @@
+"""Command-line interface: ``python -m core train|sweep|score|models|synth``.
+
+Bad input (an unreadable file, an unknown feature, an impossible k) ends with
+exit status 2 and one line on stderr, never a traceback. Progress goes to
+stderr so stdout stays clean for ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+def _progress(quiet: bool):
+    start = time.perf_counter()
+
+    def report(message: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr, flush=True)
+    return report
+
+
+def _emit(args, payload: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text)
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="PATH",
+                   help="customer file (default: $SEGMENTLENS_DATA, else data/marketing_campaign.csv, else the sample)")
+
+
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+
+
+def _positive(kind: str, low: int = 1):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{kind} must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser (one sub-command per task).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(prog="python -m core", description="SegmentLens segmentation engine.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="fit a model and save it as a new version",
+                       description="Load, clean, fit StandardScaler + k-means and save a new model version.")
+    _add_data(p)
+    _add_models(p)
+    p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
+    p.add_argument("--features", metavar="A,B,..", help="comma-separated features (default: the seven of the original project)")
+    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
+    p.add_argument("--n-init", type=_positive("--n-init"), default=10, help="k-means starts (default 10)")
+    p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    p = sub.add_parser("sweep", help="metrics per k and the recommended k",
+                       description="Fit k-means for each k and report inertia, silhouette, Calinski-Harabasz, Davies-Bouldin.")
+    _add_data(p)
+    p.add_argument("--k-min", type=_positive("--k-min", 2), default=2)
+    p.add_argument("--k-max", type=_positive("--k-max", 2), default=10)
+    p.add_argument("--features", metavar="A,B,..")
+    p.add_argument("--seed", type=_positive("--seed", 0), default=42)
+    p.add_argument("--n-init", type=_positive("--n-init"), default=3, help="k-means starts per k (default 3)")
+    p.add_argument("--current-k", type=_positive("--current-k", 2), default=6,
+                   help="the k in use, compared in the reason (default 6)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("score", help="assign every customer of a file to a segment of the active model",
+                       description="Write a CSV with ID, segment, segment_name, confidence, typicality.")
+    _add_data(p)
+    _add_models(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="CSV file to write")
+    p.add_argument("--version", help="model version (default: the active one)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("models", help="list, activate or roll back model versions",
+                       description="Manage model versions in the registry.")
+    msub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = msub.add_parser("list", help="every version", description="List every model version.")
+    _add_models(q)
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("activate", help="make a version active", description="Make VERSION the active model.")
+    _add_models(q)
+    q.add_argument("version", metavar="VERSION")
+    q = msub.add_parser("rollback", help="back to the previously active version",
+                        description="Re-activate the version that was active before the current one.")
+    _add_models(q)
+
+    p = sub.add_parser("synth", help="write a synthetic customer file",
+                       description="Generate synthetic customers in the real file's format (tab-separated, 29 columns).")
+    p.add_argument("--n", type=_positive("--n"), default=2240, help="customers (default 2240)")
+    p.add_argument("--seed", type=_positive("--seed", 0), default=7, help="random seed (default 7)")
+    p.add_argument("--out", required=True, metavar="FILE")
+    return parser
+
+
+def _train(args) -> int:
+    from .pipeline import parse_features, train
+    from .registry import Registry
+
+    features = parse_features(args.features)
+    step = _progress(args.quiet)
+    version, model, meta = train(args.data, k=args.k, features=features, seed=args.seed, n_init=args.n_init,
+                                 registry=Registry(args.models), activate=not args.no_activate, progress=step)
+    payload = {
+        "model_version": version, "active": not args.no_activate, "k": model.k,
+        "n_customers": meta["n_customers"], "silhouette": meta["metrics"]["silhouette"],
+        "features": meta["features"], "seed": model.seed, "metrics": meta["metrics"],
+        "segments": [{"segment": i, "name": n, "size": s} for i, (n, s) in
+                     enumerate(zip(meta["segment_names"], meta["segment_sizes"]))],
+        "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
+        "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
+    }
+    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}): k={model.k}, "
+             f"{meta['n_customers']} customers, silhouette {meta['metrics']['silhouette']:.3f}",
+             f"cleaning: {meta['cleaning']['rows_read']} rows read, {meta['cleaning']['rows_used']} used; dropped "
+             + ", ".join(f"{k} {v}" for k, v in meta["cleaning"]["dropped"].items() if v)]
+    lines += [f"  segment {s['segment']}: {s['name']} ({s['size']})" for s in payload["segments"]]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _sweep(args) -> int:
+    from .model import standardise
+    from .pipeline import parse_features, prepare, resolve_data_path
+    from .selection import sweep
+
+    if args.k_max < args.k_min:
+        raise UsageError(f"--k-max ({args.k_max}) must be at least --k-min ({args.k_min})")
+    features = parse_features(args.features)
+    step = _progress(args.quiet)
+    prepared = prepare(resolve_data_path(args.data), progress=step)
+    frame = prepared.frame
+    if args.k_max >= len(frame):
+        raise UsageError(f"--k-max={args.k_max} needs more than {args.k_max} customers; the file has {len(frame)} usable rows")
+    Z, _, _ = standardise(frame[features].to_numpy(dtype=float))
+    step("sweep")
+    result = sweep(Z, args.k_min, args.k_max, n_init=args.n_init, seed=args.seed, current_k=args.current_k,
+                   progress=lambda done, total, msg: step(f"sweep {done}/{total} ({msg})"))
+    payload = result.to_dict()
+    payload.update(features=features, data_source=prepared.source)
+    rows = [f"{'k':>3} {'inertia':>12} {'silhouette':>10} {'CH':>10} {'DB':>7}  sizes"]
+    rows += [f"{r.k:>3} {r.inertia:>12.1f} {r.silhouette:>10.3f} {r.calinski_harabasz:>10.1f} "
+             f"{r.davies_bouldin:>7.3f}  {r.sizes}" for r in result.results]
+    rows.append(f"recommended k={result.recommended_k} ({result.silhouette_method} silhouette, "
+                f"{result.n_customers} customers): {result.reason}")
+    _emit(args, payload, "\n".join(rows))
+    return 0
+
+
+def _score(args) -> int:
+    from .exports import to_safe_csv
+    from .pipeline import prepare, resolve_data_path
+    from .registry import Registry
+
+    step = _progress(args.quiet)
+    registry = Registry(args.models)
+    if registry.active_version() is None and not args.version:
+        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    model, meta = registry.load(args.version)
+    prepared = prepare(resolve_data_path(args.data), progress=step)
+    missing = [f for f in model.features if f not in prepared.frame]
+    if missing:
+        raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    step("score")
+    scores = model.score(prepared.frame)
+    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    out = scores.assign(ID=prepared.frame["ID"].to_numpy(),
+                        segment_name=[names[s] for s in scores["segment"]])
+    out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
+    out["confidence"] = out["confidence"].round(4)
+    out["typicality"] = out["typicality"].round(4)
+    path = Path(args.out)
+    if not path.parent.exists():
+        raise UsageError(f"folder {path.parent} does not exist")
+    path.write_text(to_safe_csv(out), encoding="utf-8")
+    dropped = prepared.report.rows_read - prepared.report.rows_used
+    print(f"scored {len(out)} customers with model {meta['version']} -> {path}"
+          + (f" ({dropped} rows not scored: see cleaning rules)" if dropped else ""), file=sys.stderr)
+    return 0
+
+
+def _models(args) -> int:
+    from .registry import Registry
+
+    registry = Registry(args.models)
+    if args.action == "list":
+        versions = registry.versions()
+        if args.json:
+            print(json.dumps(versions, indent=2, default=str))
+        elif not versions:
+            print(f"no model versions in {registry.root}")
+        else:
+            for v in versions:
+                print(f"{'*' if v['active'] else ' '} {v['version']}  {v.get('created', '')}  k={v.get('k')}  "
+                      f"n={v.get('n_customers')}  silhouette={v.get('metrics', {}).get('silhouette', float('nan')):.3f}  "
+                      f"data={v.get('data_source')} ({v.get('data_fingerprint')})")
+    elif args.action == "activate":
+        registry.activate(args.version)
+        print(f"{args.version} is now active")
+    else:
+        print(f"rolled back: {registry.rollback()} is now active")
+    return 0
+
+
+def _synth(args) -> int:
+    from .synth import write_sample
+
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"folder {out.parent} does not exist")
+    write_sample(out, n=args.n, seed=args.seed)
+    print(f"wrote {args.n} synthetic customers (seed {args.seed}) to {out}", file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {"train": _train, "sweep": _sweep, "score": _score, "models": _models, "synth": _synth}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 2 bad input.
+    """
+    from .loading import DataFileError
+    from .registry import RegistryError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (UsageError, DataFileError, RegistryError, ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
+        return 2

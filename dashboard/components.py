@@ -1,0 +1,109 @@
+"""Small layout factories: navbar, KPI card, graph card, persona card, empty state."""
+from __future__ import annotations
+
+import numbers
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from . import ids
+from .theme import segment_colour
+
+__all__ = ["navbar", "kpi_card", "graph_card", "persona_card", "empty_state", "segment_badge",
+           "segment_options", "page_header", "table"]
+
+
+def navbar() -> dbc.Navbar:
+    """Top navigation built from Dash's page registry, with the data/model status on the right."""
+    pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order", 99))
+    links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact")) for p in pages]
+    return dbc.Navbar(
+        dbc.Container([
+            dbc.NavbarBrand([html.Span("◉ ", className="text-primary"), "SegmentLens"], href="/"),
+            dbc.NavbarToggler(id=ids.NAV_TOGGLER),
+            dbc.Collapse(dbc.Nav(links, navbar=True, className="me-auto"), id=ids.NAV, navbar=True,
+                         is_open=False),
+            html.Div(id=ids.NAV_STATUS, className="small text-muted text-end"),
+        ], fluid=True),
+        color="light", dark=False, className="mb-3 border-bottom", expand="lg",
+    )
+
+
+def page_header(title: str, subtitle: str | None = None) -> html.Div:
+    """Page title with an optional one-line explanation."""
+    return html.Div([html.H2(title, className="h4 mb-1"),
+                     html.P(subtitle, className="text-muted mb-3") if subtitle else None])
+
+
+def kpi_card(label: str, value: str, hint: str | None = None, card_id: str | None = None) -> dbc.Card:
+    """A KPI: big number, label, optional hint."""
+    body = [html.Div(label, className="text-muted small text-uppercase"),
+            html.Div(value, className="fs-4 fw-semibold kpi-value")]
+    if hint:
+        body.append(html.Div(hint, className="small text-muted"))
+    kwargs = {"id": card_id} if card_id else {}
+    return dbc.Card(dbc.CardBody(body), className="h-100 shadow-sm", **kwargs)
+
+
+def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, config: dict | None = None,
+               figure=None) -> dbc.Card:
+    """A titled card holding one graph, with a loading indicator."""
+    graph = dcc.Graph(id=graph_id, style={"height": f"{height}px"},
+                      config={"displaylogo": False, "responsive": True, **(config or {})},
+                      **({"figure": figure} if figure is not None else {}))
+    return dbc.Card([
+        dbc.CardHeader(html.Span(title, className="fw-semibold")),
+        dbc.CardBody([extra, dcc.Loading(graph, type="circle", delay_show=250)] if extra else
+                     dcc.Loading(graph, type="circle", delay_show=250)),
+    ], className="mb-3 shadow-sm")
+
+
+def segment_badge(segment: int, name: str, href: str | None = None) -> html.Span:
+    """A segment's name on its colour; links to its profile when ``href`` is given."""
+    badge = html.Span(name, className="badge segment-badge",
+                      style={"backgroundColor": segment_colour(segment)})
+    return dcc.Link(badge, href=href) if href else badge
+
+
+def persona_card(segment: int, name: str, description: str, size: int, share: float, traits: list) -> dbc.Card:
+    """One segment at a glance: name on its colour, size, description and top traits."""
+    return dbc.Card([
+        html.Div(className="persona-stripe", style={"backgroundColor": segment_colour(segment)}),
+        dbc.CardBody([
+            html.Div(dcc.Link(name, href=f"/profiles?segment={segment}", className="fw-semibold"),
+                     className="mb-1"),
+            html.Div(f"Segment {segment} · {size:,} customers · {share:.0%}", className="small text-muted mb-2"),
+            html.P(description, className="small mb-2"),
+            html.Div([html.Span(t, className="badge bg-light text-dark border me-1 mb-1") for t in traits]),
+        ]),
+    ], className="h-100 shadow-sm persona-card")
+
+
+def empty_state(message: str, hint: str | None = None) -> html.Div:
+    """A helpful message where there is nothing to show yet."""
+    return html.Div([html.P(message, className="mb-1"), html.P(hint, className="small text-muted") if hint else None],
+                    className="empty-state text-center p-4 border rounded bg-light")
+
+
+def segment_options(names: list[str]) -> list[dict]:
+    """Dropdown options for segments: label 'i · name', value i."""
+    return [{"label": f"{i} · {n}", "value": i} for i, n in enumerate(names)]
+
+
+def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_name: str = "") -> dbc.Table:
+    """A compact Bootstrap table from a small DataFrame."""
+    df = frame.reset_index() if index else frame
+
+    def fmt(v):
+        if isinstance(v, bool):
+            return str(v)
+        if isinstance(v, numbers.Integral):
+            return f"{v:,}"
+        if isinstance(v, numbers.Real):
+            return float_format.format(v)
+        return str(v)
+    head = html.Thead(html.Tr([html.Th(str(c)) for c in df.columns]))
+    body = html.Tbody([html.Tr([html.Td(fmt(v)) for v in row]) for row in df.itertuples(index=False)])
+    return dbc.Table([head, body], bordered=False, hover=True, size="sm", responsive=True,
+                     className=f"mb-0 {class_name}")

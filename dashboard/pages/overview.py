@@ -1,0 +1,71 @@
+"""Overview (/): KPIs, segment sizes and spend, persona cards, data source and cleaning."""
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, callback, dcc, html
+
+from dashboard import ids
+from dashboard.components import empty_state, graph_card, kpi_card, page_header, persona_card, table
+from dashboard.figures.overview import sizes_figure, spend_share_figure
+from dashboard.services import get_services
+
+dash.register_page(__name__, path="/", name="Overview", order=0, title="SegmentLens · Overview")
+
+
+def layout(**_query):
+    """The overview page."""
+    a = get_services().analysis()
+    names = get_services().segment_names()
+    frame = a.frame
+    response = frame["Response"].mean() if "Response" in frame else float("nan")
+    kpis = dbc.Row([
+        dbc.Col(kpi_card("Customers", f"{len(frame):,}", f"{a.cleaning['rows_read']:,} rows read"), md=True),
+        dbc.Col(kpi_card("Segments", str(a.k), f"silhouette {a.meta['metrics']['silhouette']:.2f}"), md=True),
+        dbc.Col(kpi_card("Average income", f"{frame['Income'].mean():,.0f}", "per household, yearly"), md=True),
+        dbc.Col(kpi_card("Total spend", f"{frame['Total_Spending'].sum():,.0f}", "last 2 years"), md=True),
+        dbc.Col(kpi_card("Campaign response", "n/a" if response != response else f"{response:.1%}",
+                         "accepted the last campaign"), md=True),
+    ], className="g-3 mb-3", id=ids.OVERVIEW_KPIS)
+    cards = dbc.Row([
+        dbc.Col(persona_card(i, names[i], a.personas[i].description, int(a.sizes.loc[i, "n"]),
+                             float(a.sizes.loc[i, "share"]), a.personas[i].traits),
+                xs=12, md=6, xl=4, className="mb-3")
+        for i in range(a.k)
+    ], id=ids.OVERVIEW_PERSONAS)
+    cleaning = a.cleaning
+    rules = [{"rule": r["name"], "action": r["action"], "rows": r["count"], "why": r["description"]}
+             for r in cleaning["rules"] if r["count"]]
+    source = dbc.Card(dbc.CardBody([
+        html.Div([html.Strong("Data: "), a.source, html.Span(f"  (fingerprint {a.fingerprint})", className="text-muted small")]),
+        html.Div([html.Strong("Model: "), f"{a.version}, k={a.k}, features {', '.join(a.features)}, "
+                  f"trained {a.meta.get('created', '')}"]),
+        html.Div([html.Strong("Cleaning: "), f"{cleaning['rows_read']:,} rows read, {cleaning['rows_used']:,} used."],
+                 className="mb-2"),
+        table(pd.DataFrame(rules), index=False) if rules else empty_state("No row needed cleaning."),
+        html.Div([
+            dbc.Button("Download segment membership (CSV)", id=ids.OVERVIEW_DOWNLOAD_BTN, color="primary",
+                       outline=True, size="sm", className="mt-3"),
+            dcc.Download(id=ids.OVERVIEW_DOWNLOAD),
+        ]),
+    ]), className="shadow-sm mb-3", id=ids.OVERVIEW_SOURCE)
+    return html.Div([
+        page_header("Overview", "Who your customers are, in segments, at a glance."),
+        kpis,
+        dbc.Row([
+            dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=320,
+                               figure=sizes_figure(a.sizes, names)), lg=6),
+            dbc.Col(graph_card("Share of customers vs share of spend", ids.OVERVIEW_SPEND_SHARE, height=320,
+                               figure=spend_share_figure(a.frame, names)), lg=6),
+        ]),
+        html.H3("Personas", className="h5 mt-2"),
+        cards,
+        html.H3("Data and model", className="h5 mt-2"),
+        source,
+    ])
+
+
+@callback(Output(ids.OVERVIEW_DOWNLOAD, "data"), Input(ids.OVERVIEW_DOWNLOAD_BTN, "n_clicks"),
+          prevent_initial_call=True)
+def download(_n):
+    """Segment membership of every customer as spreadsheet-safe CSV."""
+    return dict(content=get_services().membership_csv(), filename="segment_membership.csv", type="text/csv")

@@ -1,0 +1,132 @@
+"""Shared fixtures: data paths, a trained registry, a live server and the browser options."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
+SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
+
+if shutil.which("chromium") and "DASH_TEST_CHROMEPATH" not in os.environ:
+    os.environ["DASH_TEST_CHROMEPATH"] = shutil.which("chromium")
+
+
+def pytest_setup_options():
+    """Chromium flags for this sandbox: headless as root, and no background calls to a network we lack."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for flag in ("--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-quic", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="session")
+def real_data_path() -> Path:
+    """The shared real data set; tests using it skip when it is absent."""
+    if not REAL_DATA.exists():
+        pytest.skip(f"real data set not present at {REAL_DATA}")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    """The committed synthetic sample."""
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A registry with one model trained on the sample: (registry, version, model, meta)."""
+    from core.pipeline import train
+    from core.registry import Registry
+
+    registry = Registry(tmp_path_factory.mktemp("models"))
+    version, model, meta = train(SAMPLE, registry=registry)
+    return registry, version, model, meta
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers 200, failing early if ``proc`` dies."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up in {timeout}s ({last})")
+
+
+class LiveServer:
+    """A real server process (python app.py or gunicorn) on a free loopback port."""
+
+    def __init__(self, url: str, proc: subprocess.Popen, models_dir: Path, cache_dir: Path):
+        self.url, self.proc, self.models_dir, self.cache_dir = url, proc, models_dir, cache_dir
+
+    def stop(self) -> None:
+        """Terminate the server and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE) -> LiveServer:
+    """Start the app in a subprocess with its own registry and cache under ``tmp``."""
+    port = free_port()
+    models, cache = tmp / "models", tmp / "cache"
+    full_env = dict(os.environ, SEGMENTLENS_MODELS=str(models), SEGMENTLENS_CACHE_DIR=str(cache),
+                    SEGMENTLENS_DATA=str(data), HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1",
+                    **(env or {}))
+    if gunicorn:
+        procfile = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+        cmd = ["bash", "-c", f"exec {procfile.replace('0.0.0.0', '127.0.0.1')}"]
+    else:
+        cmd = [sys.executable, "app.py"]
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, models, cache)
+    try:
+        wait_http(server.url + "/", proc=proc)
+    except Exception:
+        server.stop()
+        raise RuntimeError((tmp / "server.log").read_text()[-3000:])
+    return server
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The dashboard served by `python app.py` on the sample, shared by the browser tests."""
+    server = start_server(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
+
+
+def console_errors(browser) -> list:
+    """Severe browser console entries, ignoring none: every page must load clean."""
+    return [entry for entry in browser.get_logs() if entry.get("level") == "SEVERE"]
