@@ -18,7 +18,7 @@ import pandas as pd
 from . import profiles
 from .cleaning import CleaningReport, clean
 from .features import DEFAULT_REFERENCE_YEAR, add_features
-from .loading import LoadInfo, load_customers
+from .loading import DataFileError, LoadInfo, load_customers
 from .model import DEFAULT_SEED, SegmentationModel
 from .registry import Registry
 from .schema import DEFAULT_FEATURES, MODEL_FEATURES
@@ -122,7 +122,6 @@ def prepare(source, *, name: str | None = None, reference_year: int = DEFAULT_RE
         data = bytes(source)
     else:
         path = Path(source)
-        from .loading import DataFileError
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -136,7 +135,6 @@ def prepare(source, *, name: str | None = None, reference_year: int = DEFAULT_RE
     step("clean")
     cleaned, report = clean(loaded.frame, unreadable=loaded.info.unreadable, reference_year=reference_year)
     if report.rows_used == 0:
-        from .loading import DataFileError
         raise DataFileError(f"{loaded.info.source}: no customer rows left after cleaning "
                             f"(dropped: {', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)})")
     step("features")

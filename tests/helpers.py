@@ -1,0 +1,49 @@
+"""Small data builders shared by the unit tests."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core import schema
+
+
+def planted_frame(n_per: int = 150, centres=None, spread: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers with well-separated planted groups on the seven default features, plus the truth."""
+    rng = np.random.default_rng(seed)
+    if centres is None:
+        centres = np.array([[-3, -3, -3, 0, 0, 0, 0], [3, 3, 3, 0, 0, 0, 0], [0, 0, 0, 3, -3, 3, 0]], float)
+    rows, truth = [], []
+    for g, c in enumerate(centres):
+        rows.append(c + spread * rng.standard_normal((n_per, len(c))))
+        truth += [g] * n_per
+    X = np.vstack(rows)
+    # Put the groups on realistic scales: z-like values -> feature units.
+    scale = np.array([10, 20000, 400, 2, 2, 2, 20], float)
+    loc = np.array([55, 52000, 600, 4, 6, 5, 50], float)
+    frame = pd.DataFrame(X * scale + loc, columns=schema.DEFAULT_FEATURES)
+    return frame, np.array(truth)
+
+
+def raw_frame(n: int = 60, seed: int = 1) -> pd.DataFrame:
+    """A small frame in the loader's output form (canonical columns, parsed types)."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "ID": np.arange(1000, 1000 + n),
+        "Year_Birth": rng.integers(1950, 1995, n).astype(float),
+        "Education": rng.choice(["Graduation", "PhD", "Master", "Basic", "2n Cycle"], n).astype(object),
+        "Marital_Status": rng.choice(["Single", "Married", "Together"], n).astype(object),
+        "Income": rng.normal(50000, 15000, n).round(),
+        "Kidhome": rng.integers(0, 3, n).astype(float),
+        "Teenhome": rng.integers(0, 3, n).astype(float),
+        "Dt_Customer": pd.to_datetime("2012-08-01") + pd.to_timedelta(rng.integers(0, 600, n), unit="D"),
+        "Recency": rng.integers(0, 100, n).astype(float),
+    })
+    for c in schema.SPEND_COLUMNS:
+        df[c] = rng.integers(0, 500, n).astype(float)
+    for c in schema.PURCHASE_COLUMNS + ["NumWebVisitsMonth"]:
+        df[c] = rng.integers(0, 12, n).astype(float)
+    for c in schema.CAMPAIGN_COLUMNS + ["Complain"]:
+        df[c] = (rng.random(n) < 0.15).astype(float)
+    df["Z_CostContact"] = 3.0
+    df["Z_Revenue"] = 11.0
+    return df[[c for c in schema.CANONICAL_COLUMNS]]

@@ -1,0 +1,161 @@
+"""Model registry: versions, activate, rollback, delete, checksums, atomic writes, a killed save."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from core.model import SegmentationModel
+from core.registry import Registry, RegistryError
+from tests.helpers import planted_frame
+
+
+@pytest.fixture()
+def model():
+    frame, _ = planted_frame(n_per=40)
+    return SegmentationModel(k=3).fit(frame)
+
+
+def test_save_list_activate_rollback(tmp_path, model):
+    reg = Registry(tmp_path)
+    assert reg.active_version() is None and reg.versions() == []
+    v1 = reg.save(model, {"k": 3, "note": "first"})
+    v2 = reg.save(model, {"k": 3, "note": "second"})
+    v3 = reg.save(model, {"k": 3}, activate=False)
+    assert (v1, v2, v3) == ("v0001", "v0002", "v0003")
+    assert reg.active_version() == v2
+    listed = reg.versions()
+    assert [v["version"] for v in listed] == [v1, v2, v3]
+    assert [v["active"] for v in listed] == [False, True, False]
+    assert listed[0]["note"] == "first" and listed[0]["created"]
+    reg.activate(v3)
+    assert reg.active_version() == v3
+    assert reg.rollback() == v2
+    assert reg.rollback() == v1
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        reg.rollback()
+
+
+def test_load_round_trip_and_metadata(tmp_path, model):
+    reg = Registry(tmp_path)
+    v = reg.save(model, {"segment_names": ["a", "b", "c"]})
+    loaded, meta = reg.load()
+    assert meta["version"] == v and meta["active"] is True
+    assert np.array_equal(loaded.centroids_, model.centroids_)
+    reg.update_meta(v, segment_names=["x", "b", "c"])
+    assert reg.metadata(v)["segment_names"] == ["x", "b", "c"]
+    _, meta = reg.load(v)
+    assert meta["segment_names"][0] == "x"  # a rename does not touch the checksummed file
+
+
+def test_checksum_refuses_tampered_and_truncated(tmp_path, model):
+    reg = Registry(tmp_path)
+    v1 = reg.save(model, {})
+    v2 = reg.save(model, {})
+    path = tmp_path / f"{v2}.joblib"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RegistryError, match="fails its checksum"):
+        reg.load(v2)
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(RegistryError, match="fails its checksum"):
+        reg.load()
+    with pytest.raises(RegistryError, match="fails its checksum"):
+        reg.activate(v2)
+    reg.activate(v1)
+    assert reg.load()[1]["version"] == v1
+
+
+def test_delete_rules(tmp_path, model):
+    reg = Registry(tmp_path)
+    v1 = reg.save(model, {})
+    v2 = reg.save(model, {})
+    with pytest.raises(RegistryError, match="active model"):
+        reg.delete(v2)
+    reg.delete(v1)
+    assert [v["version"] for v in reg.versions()] == [v2]
+    assert not (tmp_path / f"{v1}.joblib").exists()
+    with pytest.raises(RegistryError, match="no model version 'v0001'"):
+        reg.activate(v1)
+    assert reg.save(model, {}) == "v0003"  # numbers are never reused
+
+
+def test_unknown_and_missing(tmp_path, model):
+    reg = Registry(tmp_path)
+    with pytest.raises(RegistryError, match="no active model"):
+        reg.load()
+    v = reg.save(model, {})
+    (tmp_path / f"{v}.joblib").unlink()
+    with pytest.raises(RegistryError, match="cannot be read"):
+        reg.load()
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(RegistryError, match="not a readable registry manifest"):
+        reg.versions()
+
+
+def test_env_var_selects_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTLENS_MODELS", str(tmp_path / "elsewhere"))
+    assert Registry().root == tmp_path / "elsewhere"
+
+
+def test_no_temp_files_left_and_manifest_is_json(tmp_path, model):
+    reg = Registry(tmp_path)
+    for _ in range(3):
+        reg.save(model, {})
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["active"] == "v0003" and set(manifest["versions"]) == {"v0001", "v0002", "v0003"}
+
+
+def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
+    """A real subprocess is killed (SIGKILL) while it writes a big model file."""
+    frame, _ = planted_frame(n_per=40)
+    reg = Registry(tmp_path)
+    first = reg.save(SegmentationModel(k=3).fit(frame), {"note": "good"})
+    script = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        sys.path.insert(0, {str(os.getcwd())!r})
+        import core.registry as r
+        from core.registry import Registry
+        real_write = r._atomic_write
+        def slow_write(path, data):
+            # Write the model file slowly so the parent can kill us mid-write.
+            if path.name.endswith(".joblib"):
+                import os, tempfile
+                fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+                with os.fdopen(fd, "wb") as fh:
+                    for i in range(0, len(data), 4096):
+                        fh.write(data[i:i + 4096]); fh.flush()
+                        if i == 0:
+                            print("writing", flush=True)
+                        time.sleep(0.01)
+                os.replace(tmp, path)
+            else:
+                real_write(path, data)
+        r._atomic_write = slow_write
+        reg = Registry({str(tmp_path)!r})
+        big = {{"payload": np.random.default_rng(0).random(400_000)}}  # ~3 MB: many slow chunks
+        reg.save(big, {{"note": "never finished"}})
+        print("saved", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    after = Registry(tmp_path)
+    assert after.active_version() == first
+    assert [v["version"] for v in after.versions()] == [first]
+    model, meta = after.load()
+    assert meta["note"] == "good" and model.k == 3
+    assert not (tmp_path / "v0002.joblib").exists()  # only a stray temp file may remain
+    # The registry keeps working after the crash.
+    assert after.save(model, {}) == "v0002"
