@@ -117,7 +117,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive("--n"), default=2240, help="customers (default 2240)")
     p.add_argument("--seed", type=_positive("--seed", 0), default=7, help="random seed (default 7)")
     p.add_argument("--out", required=True, metavar="FILE")
+    _add_stability_parsers(sub)
     return parser
+
+
+def _add_stability_parsers(sub) -> None:
+    """The `stability` and `drift` sub-commands."""
+    p = sub.add_parser(
+        "stability", help="are the segments real? bootstrap and enrolment-time stability",
+        description="Fit the training pipeline on the data (nothing is saved), then measure bootstrap stability "
+                    "(Hennig: mean Jaccard per segment, adjusted Rand index per refit) and stability over "
+                    "cumulative enrolment snapshots (Dt_Customer). Spend and recency come from one extraction, "
+                    "so 'time' means enrolment cohort.")
+    _add_data(p)
+    p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
+    p.add_argument("--features", metavar="A,B,..",
+                   help="comma-separated features (default: the seven of the original project)")
+    p.add_argument("--resamples", type=_positive("--resamples"), default=100, help="bootstrap resamples (default 100)")
+    p.add_argument("--window", choices=["quarter", "month"], default="quarter",
+                   help="enrolment snapshot every quarter (default) or month")
+    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
+    p.add_argument("--n-init", type=_positive("--n-init"), default=10,
+                   help="k-means starts of the model, each snapshot and each bootstrap refit (default 10)")
+    p.add_argument("--refit-n-init", type=_positive("--refit-n-init"),
+                   help="k-means starts of each bootstrap refit (default: as --n-init; fewer is faster but "
+                        "makes segments look less stable than they are)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    p = sub.add_parser(
+        "drift", help="compare a new customer file with the active model's training data",
+        description="Population stability index per feature, segment shares under the active model, and "
+                    "agreement of a refit on the new data; recommends keep, watch or retrain.")
+    p.add_argument("--data", metavar="NEW", required=True, help="the new customer file (a later extract)")
+    _add_models(p)
+    p.add_argument("--baseline-resamples", type=_positive("--baseline-resamples"), default=20,
+                   help="bootstrap refits of the training data the refit is judged against (default 20)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _train(args) -> int:
@@ -241,6 +278,107 @@ def _synth(args) -> int:
 
 
 _COMMANDS = {"train": _train, "sweep": _sweep, "score": _score, "models": _models, "synth": _synth}
+
+
+def _every(step, what: str, every: int = 10):
+    """A ``progress(done, total, message)`` that reports every ``every``-th step and the last."""
+    def report(done: int, total: int, _message: str) -> None:
+        if done % every == 0 or done == total:
+            step(f"{what} {done}/{total}")
+    return report
+
+
+def _stability(args) -> int:
+    from . import profiles
+    from .pipeline import fit_model, parse_features, prepare, resolve_data_path
+    from .stability import bootstrap_stability, temporal_stability
+
+    features = parse_features(args.features)
+    step = _progress(args.quiet)
+    prepared = prepare(resolve_data_path(args.data), progress=step)
+    frame = prepared.frame
+    step("fit")
+    model = fit_model(prepared, k=args.k, features=features, seed=args.seed, n_init=args.n_init)
+    boot = bootstrap_stability(model.transform(frame), model.labels_, resamples=args.resamples, seed=args.seed,
+                               n_init=args.refit_n_init or args.n_init, progress=_every(step, "bootstrap refit"))
+    temporal = temporal_stability(frame, model, window=args.window, progress=_every(step, "snapshot", 1))
+    names = [p.name for p in profiles.personas(frame, model.labels_, model.k)]
+    sizes = [int(v) for v in profiles.sizes(model.labels_, model.k)["n"]]
+    details = temporal.to_dict()
+    payload = {
+        "data_source": prepared.source, "data_fingerprint": prepared.fingerprint, "n_customers": len(frame),
+        "k": model.k, "features": features, "seed": args.seed,
+        "segments": [{"segment": i, "name": n, "size": s} for i, (n, s) in enumerate(zip(names, sizes))],
+        "bootstrap": {**boot.to_dict(), "summary": boot.summary(names)},
+        "temporal": details.pop("snapshots"),
+        "temporal_details": details,
+    }
+    means = boot.mean_jaccard
+    lines = [f"{prepared.source}: {len(frame)} customers, k={model.k}, {args.resamples} bootstrap resamples",
+             f"{'segment':<34} {'Jaccard':>7}  {'verdict':<14} dissolved"]
+    lines += [f"{i} {names[i][:32]:<32} {means[i]:>7.2f}  {boot.verdicts[i]:<14} {boot.dissolved[i]}/{boot.resamples}"
+              for i in range(model.k)]
+    lines += [boot.summary(names), "",
+              f"over enrolment time: {temporal.summary()}",
+              f"{'period':<8} {'customers':>9} {'ARI':>5}  shares"]
+    lines += [f"{s.period:<8} {s.n_customers:>9} {s.ari:>5.2f}  " + " ".join(f"{v:.0%}" for v in s.shares)
+              for s in temporal.snapshots]
+    lines.append(f"note: {temporal.note}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _drift(args) -> int:
+    import numpy as np
+
+    from .drift import compare_new_data
+    from .pipeline import prepare
+    from .registry import Registry
+
+    registry = Registry(args.models)
+    version = registry.active_version()
+    if version is None:
+        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    step = _progress(args.quiet)
+    model, meta = registry.load(version)
+    trained_on = meta.get("data_path")
+    if not trained_on:
+        raise UsageError(f"model {version} was trained on an uploaded file that was not kept; "
+                         "retrain it from a file (`python -m core train --data PATH`) to compare new data with it")
+    if not Path(trained_on).exists():
+        raise UsageError(f"the training file of model {version} is gone ({trained_on}); "
+                         "put it back or retrain on the file you have")
+    step("load training data")
+    reference = prepare(trained_on)
+    step("load new data")
+    new = prepare(args.data)
+    missing = [f for f in model.features if f not in new.frame]
+    if missing:
+        raise UsageError(f"the new file lacks the model's feature(s) {', '.join(missing)}")
+    report = compare_new_data(model, reference.frame, new.frame, baseline_resamples=args.baseline_resamples,
+                              progress=_every(step, "drift step", 5))
+    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    payload = {"model_version": version, "reference_source": reference.source, "new_source": new.source,
+               "reference_fingerprint": reference.fingerprint, "new_fingerprint": new.fingerprint,
+               **report.to_dict()}
+    for row in payload["segments"]:
+        row["name"] = names[row["segment"]] if row["segment"] < len(names) else f"Segment {row['segment']}"
+    lines = [f"{report.recommendation.upper()}: {report.reason}",
+             f"model {version} trained on {reference.source} ({report.n_reference} customers); "
+             f"new data {new.source} ({report.n_new} customers)",
+             f"{'feature':<20} {'PSI':>6}  reading"]
+    lines += [f"{r.feature:<20} {r.psi:>6.3f}  {r.band}" for r in report.features.itertuples()]
+    lines.append(f"{'segment':<34} {'training':>8} {'new':>6}")
+    lines += [f"{i} {names[i][:32] if i < len(names) else '':<32} {r.reference_share:>8.1%} {r.new_share:>6.1%}"
+              for i, r in report.segments.iterrows()]
+    lines.append(f"segment mix PSI {report.share_psi:.3f}; adjusted Rand of a refit on the new data "
+                 f"{report.ari_refit:.2f} (training-data refits: median {float(np.median(report.ari_baseline)):.2f})"
+                 if len(report.ari_baseline) else f"adjusted Rand of a refit on the new data {report.ari_refit:.2f}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+_COMMANDS.update({"stability": _stability, "drift": _drift})
 
 
 def main(argv: list[str] | None = None) -> int:

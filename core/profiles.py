@@ -16,7 +16,7 @@ from .features import CHANNEL_COLUMNS
 __all__ = [
     "Persona", "sizes", "summary_stats", "zscores", "product_mix", "channel_mix",
     "campaign_rates", "economics", "product_lift", "personas", "wilson_interval",
-    "PROFILE_COLUMNS", "LIFT_THRESHOLD",
+    "PROFILE_COLUMNS", "LIFT_THRESHOLD", "compare_segments", "effect_magnitude",
 ]
 
 # Columns profiled besides the model's features (means/medians, z-scores).
@@ -363,4 +363,85 @@ def personas(frame: pd.DataFrame, labels, k: int) -> list[Persona]:
         desc = f"{share:.0%} of customers"
         desc += f"; {', '.join(traits)}." if traits else "; close to the average customer."
         out.append(Persona(seg, names[seg], desc, traits))
+    return out
+
+
+def effect_magnitude(d) -> str:
+    """Plain words for the size of a standardised difference (Cohen's conventions).
+
+    Parameters
+    ----------
+    d : float
+        Cohen's d (any sign).
+
+    Returns
+    -------
+    str
+        ``negligible`` (|d| < 0.2), ``small`` (< 0.5), ``medium`` (< 0.8),
+        ``large``, or ``n/a`` when ``d`` is not a finite number.
+    """
+    try:
+        size = abs(float(d))
+    except (TypeError, ValueError):
+        return "n/a"
+    if not np.isfinite(size):
+        return "n/a"
+    if size < 0.2:
+        return "negligible"
+    if size < 0.5:
+        return "small"
+    if size < 0.8:
+        return "medium"
+    return "large"
+
+
+def compare_segments(frame: pd.DataFrame, labels, a: int, b: int, columns=None) -> pd.DataFrame:
+    """Per-feature difference between two segments with its effect size (Cohen's d, pooled SD).
+
+    ``d = (mean_a - mean_b) / s_pooled`` with
+    ``s_pooled = sqrt(((n_a - 1) var_a + (n_b - 1) var_b) / (n_a + n_b - 2))``
+    (sample variances, ddof=1). Positive values mean segment ``a`` is higher.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Customers with engineered features.
+    labels : array-like of int
+        Segment of each row of ``frame``.
+    a, b : int
+        The two segments to compare.
+    columns : list of str, optional
+        Numeric columns to compare; defaults to ``PROFILE_COLUMNS``. Columns absent
+        from ``frame`` are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``feature`` (in ``columns`` order); columns ``mean_a``, ``mean_b``,
+        ``diff`` (``mean_a - mean_b``), ``cohens_d`` and ``magnitude``
+        (see :func:`effect_magnitude`). ``cohens_d`` is NaN when it is undefined:
+        fewer than two customers in total, or no spread in either segment while
+        the means differ; it is 0 when neither the means nor the values vary.
+    """
+    columns = _present(frame, columns or PROFILE_COLUMNS)
+    lab = np.asarray(labels)
+    data = frame[columns].astype(float)
+    in_a, in_b = data[lab == a], data[lab == b]
+    n_a, n_b = len(in_a), len(in_b)
+    mean_a, mean_b = in_a.mean(), in_b.mean()
+    diff = mean_a - mean_b
+    dof = n_a + n_b - 2
+    if dof > 0:
+        pooled_var = (in_a.var(ddof=1).fillna(0.0) * max(n_a - 1, 0)
+                      + in_b.var(ddof=1).fillna(0.0) * max(n_b - 1, 0)) / dof
+        sd = np.sqrt(pooled_var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = diff / sd.replace(0, np.nan)
+        # Identical constants in both segments: no difference at all, not an undefined one.
+        d = d.where(~((sd == 0) & (diff == 0)), 0.0)
+    else:
+        d = pd.Series(np.nan, index=columns)
+    out = pd.DataFrame({"mean_a": mean_a, "mean_b": mean_b, "diff": diff, "cohens_d": d.astype(float)},
+                       index=pd.Index(columns, name="feature"))
+    out["magnitude"] = [effect_magnitude(v) for v in out["cohens_d"]]
     return out

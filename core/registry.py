@@ -333,3 +333,63 @@ class Registry:
             entry.setdefault("meta", {}).update(changes)
             self._write_manifest(manifest)
             return dict(entry["meta"])
+
+    # ------------------------------------------------------------------ training runs
+    @contextlib.contextmanager
+    def training_lock(self, *, wait: float = 0.0):
+        """Hold the registry's training lock: one training run at a time, across processes and threads.
+
+        The lock is an fcntl lock on ``.train.lock`` in the registry folder (the file the first
+        training at start-up uses too); the operating system releases it when a killed run's
+        process ends, so a cancelled retrain never leaves it held.
+
+        Parameters
+        ----------
+        wait : float, default 0
+            Seconds to wait for a running training to finish before giving up.
+
+        Raises
+        ------
+        RegistryError
+            Another training run still holds the lock after ``wait`` seconds.
+        """
+        import time
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".train.lock", "a+") as fh:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise RegistryError("another model is being trained on this registry right now; "
+                                            "try again when it has finished") from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def keep_data(self, data: bytes) -> Path:
+        """Keep a training file in the registry's ``data/`` folder under a name made from its content.
+
+        The name is the file's SHA-256 (never a name a user chose), so keeping the same file
+        twice writes it once; the write is atomic like every other registry write.
+
+        Parameters
+        ----------
+        data : bytes
+
+        Returns
+        -------
+        pathlib.Path
+            Where the file is kept.
+        """
+        folder = self.root / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.txt"
+        if not path.exists() or path.stat().st_size != len(data):
+            _atomic_write(path, data)
+        return path

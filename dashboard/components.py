@@ -54,7 +54,8 @@ def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, conf
                       **({"figure": figure} if figure is not None else {}))
     return dbc.Card([
         dbc.CardHeader(html.Span(title, className="fw-semibold")),
-        dbc.CardBody([extra, dcc.Loading(graph, type="circle", delay_show=250)] if extra else
+        # `is not None`: a childless component (a lone dcc.Dropdown) has len() 0, so it is falsy.
+        dbc.CardBody([extra, dcc.Loading(graph, type="circle", delay_show=250)] if extra is not None else
                      dcc.Loading(graph, type="circle", delay_show=250)),
     ], className="mb-3 shadow-sm")
 

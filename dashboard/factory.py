@@ -13,6 +13,7 @@ from flask_caching import Cache
 from core.registry import Registry
 
 from . import ids
+from .api import register_api
 from .components import navbar
 from .services import CACHE_DIR, Services
 from .theme import BOOTSWATCH_THEME
@@ -55,6 +56,7 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     })
     services = Services(Registry(models_dir), cache, data_path)
     server.extensions["segmentlens"] = services
+    register_api(server, cache_dir)  # /api/v1 (SEGMENTLENS_RATE_LIMIT, SEGMENTLENS_MAX_BODY, SEGMENTLENS_MAX_BATCH)
     if train_if_missing:
         services.ensure_model()
 
@@ -81,9 +83,15 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
         from .services import get_services
 
         services = get_services()
-        meta = services.registry.metadata()
-        return [html.Span(f"Data: {meta.get('data_source', '?')}", className="me-2"),
-                html.Span(f"Model {meta['version']} · k={meta.get('k')}", className="badge bg-secondary")]
+        _, meta = services.model()  # the model the pages show: the last good one if the active file is bad
+        warning = services.model_warning()
+        status = [html.Span(f"Data: {meta.get('data_source', '?')}", className="me-2"),
+                  html.Span(f"Model {meta['version']} · k={meta.get('k')}", className="badge bg-secondary")]
+        if warning:
+            status.append(dcc.Link(html.Span(f"⚠ showing {meta['version']}: the active model cannot be used", title=warning,
+                                             className="badge bg-warning text-dark ms-2"),
+                                   href="/data", id=ids.NAV_MODEL_WARNING))
+        return status
 
     @app.callback(Output(ids.NAV, "is_open"), Input(ids.NAV_TOGGLER, "n_clicks"),
                   dash.State(ids.NAV, "is_open"), prevent_initial_call=True)

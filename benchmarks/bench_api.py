@@ -1,0 +1,239 @@
+"""Prediction API and what-if page benchmarks (a script, not a test): prints measured figures.
+
+Starts the Procfile's gunicorn (2 workers x 4 threads) on a free loopback port with its own
+registry and cache in a temporary folder, then measures:
+
+1. the rate limiter's own cost (one SQLite UPSERT per request), in process;
+2. single prediction over HTTP: p50/p99 of N sequential requests on one keep-alive
+   connection (http.client), plus the server-side time from the X-Server-Time-ms header;
+3. a batch of 1,000 customers: server time (X-Server-Time-ms) and round trip;
+4. load: a second process sends paced requests at 200/s for 60 s (10 s with --quick) on
+   keep-alive connections and reports errors and latency;
+5. the what-if callback: POST /_dash-update-component with the page's callback payload.
+
+Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE]
+The server runs with SEGMENTLENS_RATE_LIMIT set high enough for the load, so the limiter
+is active (and its cost included) but never refuses a benchmark request.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,
+            "NumWebVisitsMonth": 5, "Recency": 41}
+
+_LOAD_SCRIPT = r"""
+import http.client, json, sys, time
+host, port, rate, seconds, body = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+headers = {"Content-Type": "application/json"}
+conn = http.client.HTTPConnection(host, port, timeout=10)
+total = int(rate * seconds)
+lat, errors, statuses = [], 0, {}
+start = time.perf_counter()
+deadline = start + seconds + 10  # bounded in time even when the server falls behind
+for i in range(total):
+    due = start + i / rate
+    now = time.perf_counter()
+    if now > deadline:
+        break
+    if due > now:
+        time.sleep(due - now)
+    t0 = time.perf_counter()
+    try:
+        conn.request("POST", "/api/v1/predict", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        if resp.status != 200:
+            errors += 1
+    except Exception as exc:
+        errors += 1
+        statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+        conn.close()
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+    lat.append(time.perf_counter() - t0)
+elapsed = time.perf_counter() - start
+lat.sort()
+print(json.dumps({"sent": len(lat), "planned": total, "errors": errors, "statuses": statuses, "elapsed": elapsed,
+                  "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
+                  "max_ms": lat[-1] * 1000}))
+"""
+
+
+def pct(values, q: float) -> float:
+    """The q-quantile (0-1) of values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def post(conn, path: str, payload, headers=None) -> tuple[int, bytes, dict, float]:
+    """One POST on a keep-alive connection: status, body, headers, seconds."""
+    body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    t0 = time.perf_counter()
+    conn.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    data = resp.read()
+    return resp.status, data, dict(resp.getheaders()), time.perf_counter() - t0
+
+
+def bench_limiter(tmp: Path, n: int = 5000) -> None:
+    """In-process cost of one rate-limit check (SQLite UPSERT in WAL mode)."""
+    from dashboard.api import RateLimiter
+
+    limiter = RateLimiter(tmp / "limiter.sqlite3", 10 ** 9, 60)
+    limiter.hit("warm")
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        limiter.hit(f"10.0.0.{i % 50}")
+        times.append(time.perf_counter() - t0)
+    print(f"rate limiter: median {statistics.median(times) * 1e6:.1f} us, p99 {pct(times, 0.99) * 1e6:.1f} us "
+          f"per check ({n} checks, 50 client keys, in process)")
+
+
+def bench_single(host: str, port: int, n: int) -> None:
+    """Sequential single predictions on one keep-alive connection."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    body = json.dumps(CUSTOMER)
+    for _ in range(100):
+        post(conn, "/api/v1/predict", body)
+    rtt, server = [], []
+    for _ in range(n):
+        status, _data, headers, seconds = post(conn, "/api/v1/predict", body)
+        assert status == 200, status
+        rtt.append(seconds)
+        server.append(float(headers["X-Server-Time-ms"]))
+    conn.close()
+    print(f"single predict, {n} sequential requests, one keep-alive connection (http.client):")
+    print(f"  round trip p50 {pct(rtt, 0.5) * 1000:.3f} ms, p99 {pct(rtt, 0.99) * 1000:.3f} ms; "
+          f"server time p50 {pct(server, 0.5):.3f} ms, p99 {pct(server, 0.99):.3f} ms")
+
+
+def bench_batch(host: str, port: int, size: int = 1000, runs: int = 30) -> None:
+    """A batch of ``size`` customers: server time and round trip."""
+    import random
+
+    rng = random.Random(0)
+    customers = [{**CUSTOMER, "Age": rng.randint(20, 80), "Income": rng.randint(5_000, 150_000), "ID": i}
+                 for i in range(size)]
+    body = json.dumps({"customers": customers})
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    for _ in range(3):
+        post(conn, "/api/v1/predict", body)
+    rtt, server = [], []
+    for _ in range(runs):
+        status, data, headers, seconds = post(conn, "/api/v1/predict", body)
+        assert status == 200 and len(json.loads(data)["predictions"]) == size
+        rtt.append(seconds)
+        server.append(float(headers["X-Server-Time-ms"]))
+    conn.close()
+    print(f"batch of {size:,} customers ({len(body) / 1024:.0f} KiB body), {runs} runs:")
+    print(f"  server time (X-Server-Time-ms: parse, validate, score, serialise) median {statistics.median(server):.2f} ms, "
+          f"max {max(server):.2f} ms; round trip median {statistics.median(rtt) * 1000:.2f} ms")
+
+
+def bench_load(host: str, port: int, rate: float, seconds: float) -> None:
+    """Paced load from a second process."""
+    proc = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, host, str(port), str(rate), str(seconds),
+                           json.dumps(CUSTOMER)], capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode:
+        print("load generator failed:", proc.stderr[-2000:])
+        return
+    r = json.loads(proc.stdout)
+    print(f"load: {r['sent']:,} of {r['planned']:,} requests paced at {rate:.0f}/s from a second process in "
+          f"{r['elapsed']:.1f} s (achieved {r['sent'] / r['elapsed']:.0f}/s): {r['errors']} errors, statuses {r['statuses']}")
+    print(f"  latency p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms")
+
+
+def whatif_payload(host: str, port: int, values: dict) -> dict:
+    """The what-if callback's request body, built from /_dash-dependencies as the browser builds it."""
+    from dashboard import ids
+
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request("GET", "/predict")  # the page's layout must have been served once (Dash registers pages lazily)
+    conn.getresponse().read()
+    conn.request("GET", "/_dash-dependencies")
+    deps = json.loads(conn.getresponse().read())
+    conn.close()
+    cb = next(d for d in deps if f"{ids.PREDICT_RESULT}.children" in d["output"])
+    features = list(values)
+    outputs = []
+    specs = cb["output"][2:-2].split("...") if cb["output"].startswith("..") else [cb["output"]]
+    for spec in specs:
+        cid, prop = spec.rsplit(".", 1)
+        if cid.startswith("{"):
+            pattern = json.loads(cid)
+            outputs.append([{"id": {**pattern, "field": f}, "property": prop} for f in features])
+        else:
+            outputs.append({"id": cid, "property": prop})
+    inputs = [[{"id": {"type": ids.PREDICT_FIELD, "field": f}, "property": "value", "value": str(v)}
+               for f, v in values.items()]]
+    changed = json.dumps({"field": features[0], "type": ids.PREDICT_FIELD}, separators=(",", ":")) + ".value"
+    return {"output": cb["output"], "outputs": outputs, "inputs": inputs, "changedPropIds": [changed], "state": []}
+
+
+def bench_whatif(host: str, port: int, runs: int = 60) -> None:
+    """Round trip of the what-if callback (validation, scoring, flip points, two figures)."""
+    payload = whatif_payload(host, port, CUSTOMER)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    for i in range(5):
+        status, data, _h, _s = post(conn, "/_dash-update-component", payload)
+        assert status == 200, (status, data[:500])
+    times, size = [], 0
+    for i in range(runs):
+        payload["inputs"][0][0]["value"] = str(30 + i % 40)  # a different age each time
+        status, data, _h, seconds = post(conn, "/_dash-update-component", payload)
+        assert status == 200
+        times.append(seconds)
+        size = len(data)
+    conn.close()
+    print(f"what-if callback (POST /_dash-update-component, {runs} runs, response {size / 1024:.0f} KiB): "
+          f"median {statistics.median(times) * 1000:.1f} ms, p99 {pct(times, 0.99) * 1000:.1f} ms")
+
+
+def main(argv=None) -> int:
+    """Run every benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s load instead of 60 s, fewer requests")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential single predictions (default 2000)")
+    parser.add_argument("--rate", type=float, default=200.0, help="load rate, requests/s (default 200)")
+    parser.add_argument("--data", type=Path, help="customer file (default: the committed sample)")
+    args = parser.parse_args(argv)
+    from tests.conftest import SAMPLE, start_server
+
+    with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp_name:
+        tmp = Path(tmp_name)
+        data = args.data or SAMPLE
+        if not data.exists():
+            from core.synth import write_sample
+
+            data = tmp / "sample.tsv"
+            write_sample(data)
+        bench_limiter(tmp)
+        server = start_server(tmp, gunicorn=True, data=data,
+                              env={"SEGMENTLENS_RATE_LIMIT": "1000000/minute", "SEGMENTLENS_MAX_BODY": "4M"})
+        try:
+            host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+            print(f"server: {(ROOT / 'Procfile').read_text().strip()} on {server.url} (data {data.name})")
+            bench_single(host, port, args.requests if not args.quick else min(args.requests, 1000))
+            bench_batch(host, port, runs=10 if args.quick else 30)
+            bench_whatif(host, port, runs=30 if args.quick else 60)
+            bench_load(host, port, args.rate, 10.0 if args.quick else 60.0)
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

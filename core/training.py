@@ -1,0 +1,556 @@
+"""Retraining on new customer data: named steps, cancel, identity carried over, candidate compared.
+
+``retrain`` runs the whole workflow an analyst starts from the dashboard when a
+new customer file arrives, as a sequence of named steps (:data:`STEPS`) that it
+reports as it goes and that can be cancelled between any two of them:
+
+load, clean, features
+    :func:`core.pipeline.prepare` (the loader's checks and the cleaning rules).
+fit
+    The same pipeline as every other entry point (:func:`core.pipeline.fit_model`),
+    then the new model's segments are renumbered to follow the active model's:
+    Hungarian matching of centroids in the active model's scaled units when the
+    features are the same (:func:`core.matching.align_to_reference`), else of
+    shared members (the new customers scored by both models). Matched segments
+    keep the active model's names (:func:`core.matching.carry_names`), so names
+    and colours follow the segment, not the label number.
+sweep
+    Quality of every k on the new data (:func:`core.selection.sweep`), so the
+    candidate carries the evidence for its k.
+profiles
+    Metrics and personas (:func:`core.pipeline.model_metadata`).
+stability
+    Bootstrap stability of the new segments (:func:`core.stability.bootstrap_stability`).
+compare
+    :func:`compare_candidate`: segment matching, adjusted Rand index on the
+    customers both files hold (by ID), share changes, renamed personas, and the
+    drift report of the new data against the active model's data
+    (:func:`core.drift.compare_new_data`: PSI per feature, keep / watch / retrain).
+save
+    A new registry version that is **not** activated: a person decides.
+
+Only one training runs at a time per registry (:meth:`core.registry.Registry.training_lock`).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import numpy as np
+import pandas as pd
+
+from .loading import DataFileError
+from .matching import align_to_reference, carry_names, match_centroids
+from .model import DEFAULT_SEED, SegmentationModel
+from .pipeline import Prepared, fit_model, model_metadata, prepare
+from .registry import Registry
+from .stability import adjusted_rand, bootstrap_stability
+
+__all__ = [
+    "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS",
+    "RetrainCancelled", "Reference", "RetrainResult", "parse_upload_limit", "check_upload", "preview",
+    "identity", "compare_candidate", "stability_summary", "sweep_summary", "retrain",
+]
+
+STEPS = ("load", "clean", "features", "fit", "sweep", "profiles", "stability", "compare", "save")
+STEP_LABELS = {
+    "load": "reading the file", "clean": "cleaning rows", "features": "computing features",
+    "fit": "fitting segments", "sweep": "comparing k", "profiles": "profiles and personas",
+    "stability": "bootstrap stability", "compare": "comparing with the active model",
+    "save": "saving the new version", "done": "done",
+}
+UPLOAD_EXTENSIONS = (".csv", ".tsv", ".txt")
+DEFAULT_MAX_UPLOAD_MB = 50.0
+# Columns shown in an upload's preview: the customer's ID and how they buy, none of who they are
+# (birth year, income, education, marital status, children stay off the screen).
+PREVIEW_COLUMNS = ("ID", "Dt_Customer", "Recency", "Total_Spending", "NumWebPurchases", "NumCatalogPurchases",
+                   "NumStorePurchases", "NumWebVisitsMonth", "Response")
+# Formats people try to upload instead of a text table, with what to do about it.
+_SAVE_AS_HINT = {
+    ".xlsx": "in Excel use File > Save As > CSV", ".xls": "in Excel use File > Save As > CSV",
+    ".ods": "in LibreOffice use File > Save As > Text CSV", ".numbers": "in Numbers use File > Export To > CSV",
+    ".zip": "unzip it first", ".gz": "decompress it first", ".json": "export the table as CSV",
+    ".parquet": "export the table as CSV",
+}
+
+Progress = Callable[[int, int, str], None]
+ShouldStop = Callable[[], bool]
+
+
+class RetrainCancelled(Exception):
+    """A retrain stopped on request before a step; nothing was saved."""
+
+    def __init__(self, step: str):
+        self.step = step
+        super().__init__(f"retraining was cancelled before the step {step!r}; nothing was saved")
+
+
+@dataclass
+class Reference:
+    """The model a candidate is compared with and takes its segment identity from (the active one).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    version : str
+    names : list of str
+        Its segments' current names (user renames included).
+    frame : pandas.DataFrame, optional
+        Its customers, prepared (cleaned, with features); needed for the comparison.
+    """
+
+    model: SegmentationModel
+    version: str
+    names: list
+    frame: pd.DataFrame | None = None
+
+
+@dataclass
+class RetrainResult:
+    """What :func:`retrain` produced.
+
+    Parameters
+    ----------
+    version : str
+        The new, inactive registry version.
+    model : SegmentationModel
+    meta : dict
+        The metadata saved with it.
+    comparison : dict or None
+        :func:`compare_candidate` against the reference (None without one).
+    prepared : Prepared
+    """
+
+    version: str
+    model: SegmentationModel
+    meta: dict
+    comparison: dict | None
+    prepared: Prepared = field(repr=False)
+
+
+# ---------------------------------------------------------------------------- upload checks
+def parse_upload_limit(text: str | None) -> int:
+    """Upload limit in bytes from a number of megabytes (``SEGMENTLENS_MAX_UPLOAD_MB``).
+
+    Parameters
+    ----------
+    text : str or None
+        ``"50"``, ``"0.5"``; None or empty gives 50 MB.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        Not a positive number.
+    """
+    if text is None or not str(text).strip():
+        return int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+    try:
+        mb = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"SEGMENTLENS_MAX_UPLOAD_MB={text!r} is not a number of megabytes such as 50") from None
+    if not np.isfinite(mb) or mb <= 0:
+        raise ValueError(f"SEGMENTLENS_MAX_UPLOAD_MB={text!r} must be a positive number of megabytes")
+    return int(mb * 1024 * 1024)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 100 * 1024 else f"{n / 1024:.0f} KB"
+
+
+def check_upload(name: str | None, size: int, max_bytes: int) -> str:
+    """Check an upload's name and size before its content is read.
+
+    The name is only ever a display string: any folder part is dropped and it
+    is never used to build a path.
+
+    Parameters
+    ----------
+    name : str or None
+        The file name the browser sent.
+    size : int
+        Bytes received.
+    max_bytes : int
+
+    Returns
+    -------
+    str
+        The display name.
+
+    Raises
+    ------
+    core.loading.DataFileError
+        Wrong type, empty or too large; the message says what to do.
+    """
+    shown = re.split(r"[\\/]", str(name or "").strip())[-1] or "upload"
+    suffix = PurePath(shown).suffix.lower()
+    if suffix not in UPLOAD_EXTENSIONS:
+        hint = _SAVE_AS_HINT.get(suffix, "save the customer table as CSV or tab-separated text")
+        kind = f"a {suffix} file" if suffix else "a file without an extension"
+        raise DataFileError(f"{shown} is {kind}; upload the customer table as .csv, .tsv or .txt ({hint})")
+    if size <= 0:
+        raise DataFileError(f"{shown} is empty: expected a header line and customer rows")
+    if size > max_bytes:
+        raise DataFileError(f"{shown} is {_megabytes(size)}; the upload limit is {_megabytes(max_bytes)} "
+                            "(SEGMENTLENS_MAX_UPLOAD_MB)")
+    return shown
+
+
+def preview(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """The first cleaned customers, showing only non-personal columns (:data:`PREVIEW_COLUMNS`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Prepared customers.
+    rows : int, default 5
+
+    Returns
+    -------
+    pandas.DataFrame
+        Dates as ``yyyy-mm-dd`` text.
+    """
+    out = frame[[c for c in PREVIEW_COLUMNS if c in frame]].head(rows).copy()
+    if "Dt_Customer" in out:
+        out["Dt_Customer"] = pd.to_datetime(out["Dt_Customer"]).dt.strftime("%Y-%m-%d")
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- identity
+def _renumber(model: SegmentationModel, new_number: np.ndarray) -> None:
+    """Give segment ``j`` the number ``new_number[j]`` (a permutation of 0..k-1), in place."""
+    order = np.argsort(new_number)
+    model.centroids_ = model.centroids_[order]
+    model.member_distances_ = [model.member_distances_[i] for i in order]
+    if getattr(model, "labels_", None) is not None:
+        model.labels_ = np.asarray(new_number)[model.labels_]
+    model.__dict__.pop("_fast", None)  # the fast scoring path caches the centroids
+
+
+def _numbers_from_match(match: np.ndarray, k_ref: int) -> np.ndarray:
+    """Segment numbers for a candidate from its match to the reference (-1 = unmatched).
+
+    With at least as many segments as the reference, matched segments take the
+    reference's number and the rest the numbers after it. With fewer, every
+    segment is matched and keeps the reference's order, numbered 0..k-1.
+    """
+    k = len(match)
+    if k >= k_ref:
+        numbers = match.copy()
+        spare = iter(sorted(set(range(k)) - set(match[match >= 0].tolist())))
+        for j in np.flatnonzero(match < 0):
+            numbers[j] = next(spare)
+        return numbers
+    ranks = np.empty(k, dtype=int)
+    ranks[np.argsort(match, kind="stable")] = np.arange(k)
+    return ranks
+
+
+def _overlap_match(reference_labels: np.ndarray, candidate_labels: np.ndarray, k_ref: int, k_new: int) -> np.ndarray:
+    """Match candidate segments to reference segments by shared customers (Hungarian, most shared)."""
+    from scipy.optimize import linear_sum_assignment  # deferred like core.matching
+
+    table = np.zeros((k_new, k_ref))
+    np.add.at(table, (np.asarray(candidate_labels, int), np.asarray(reference_labels, int)), 1.0)
+    rows, cols = linear_sum_assignment(-table)
+    match = np.full(k_new, -1, dtype=int)
+    match[rows] = cols
+    return match
+
+
+def identity(model: SegmentationModel, frame: pd.DataFrame, reference: Reference | None) -> tuple[dict, str]:
+    """Renumber a freshly fitted model's segments to follow the reference model's, in place.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        Fitted on ``frame`` (``labels_`` set).
+    frame : pandas.DataFrame
+        Its customers.
+    reference : Reference or None
+
+    Returns
+    -------
+    new_of_ref : dict
+        Reference segment -> the candidate segment that now carries its identity.
+    method : str
+        ``"centroids"``, ``"shared customers"`` or ``"none"``.
+    """
+    if reference is None:
+        return {}, "none"
+    ref = reference.model
+    if list(model.features) == list(ref.features):
+        if model.k >= ref.k:
+            new_number = align_to_reference(model, ref)
+        else:
+            # align_to_reference gives the reference's numbers, which do not fit in 0..k-1 when the
+            # candidate has fewer segments: keep the reference's order instead.
+            centres = (model.centroids_original().to_numpy() - ref.mean_) / ref.scale_
+            match = match_centroids(ref.centroids_, centres)
+            new_number = _numbers_from_match(match, ref.k)
+            _renumber(model, new_number)
+            return {int(match[j]): int(new_number[j]) for j in range(model.k)}, "centroids"
+        return {i: i for i in range(ref.k) if i in set(new_number.tolist())}, "centroids"
+    match = _overlap_match(ref.predict(frame), model.labels_, ref.k, model.k)
+    new_number = _numbers_from_match(match, ref.k)
+    _renumber(model, new_number)
+    return {int(match[j]): int(new_number[j]) for j in range(model.k) if match[j] >= 0}, "shared customers"
+
+
+# ---------------------------------------------------------------------------- summaries
+def sweep_summary(result) -> dict:
+    """The parts of a :class:`core.selection.SweepResult` worth keeping with a model version.
+
+    Parameters
+    ----------
+    result : SweepResult
+
+    Returns
+    -------
+    dict
+        ``recommended_k``, ``reason``, ``votes``, ``k_min``, ``k_max`` and ``silhouette`` per k.
+    """
+    ks = [r.k for r in result.results]
+    return {"recommended_k": int(result.recommended_k), "reason": result.reason,
+            "votes": {c: int(k) for c, k in result.votes.items()}, "k_min": min(ks), "k_max": max(ks),
+            "silhouette": {str(r.k): round(float(r.silhouette), 6) for r in result.results}}
+
+
+def stability_summary(result) -> dict:
+    """The parts of a :class:`core.stability.BootstrapResult` worth keeping with a model version.
+
+    Parameters
+    ----------
+    result : BootstrapResult
+
+    Returns
+    -------
+    dict
+        ``resamples``, ``mean_jaccard`` (over segments), ``per_segment`` mean Jaccard,
+        ``verdicts`` and ``ari_median``.
+    """
+    means = result.mean_jaccard
+    finite = means[np.isfinite(means)]
+    return {"resamples": int(result.resamples),
+            "mean_jaccard": round(float(finite.mean()), 4) if len(finite) else None,
+            "per_segment": [round(float(v), 4) if np.isfinite(v) else None for v in means],
+            "verdicts": list(result.verdicts),
+            "ari_median": round(float(np.median(result.ari)), 4) if len(result.ari) else None}
+
+
+def _shares(labels: np.ndarray, k: int) -> np.ndarray:
+    counts = np.bincount(np.asarray(labels, int), minlength=k)
+    return counts / max(int(counts.sum()), 1)
+
+
+def _common_ari(reference_frame: pd.DataFrame, reference_labels, candidate_frame: pd.DataFrame,
+                candidate_labels) -> tuple[float | None, int]:
+    if "ID" not in reference_frame or "ID" not in candidate_frame:
+        return None, 0
+    ref = pd.Series(np.asarray(reference_labels), index=reference_frame["ID"].to_numpy())
+    new = pd.Series(np.asarray(candidate_labels), index=candidate_frame["ID"].to_numpy())
+    ref = ref[~ref.index.duplicated()]
+    new = new[~new.index.duplicated()]
+    common = ref.index.intersection(new.index)
+    if len(common) < 2:
+        return None, int(len(common))
+    return round(adjusted_rand(ref.loc[common].to_numpy(), new.loc[common].to_numpy()), 6), int(len(common))
+
+
+def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list, reference: Reference, *,
+                      generated: list | None = None, drift_resamples: int = 10, seed: int = DEFAULT_SEED,
+                      progress: Progress | None = None) -> dict:
+    """Compare a candidate model (fitted on new data) with the reference (active) model.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        The candidate, already renumbered by :func:`identity`.
+    frame : pandas.DataFrame
+        Its customers, prepared.
+    names : list of str
+        The candidate's segment names (carried over where matched).
+    reference : Reference
+        With ``frame`` set.
+    generated : list of str, optional
+        The persona names the new data itself gives the candidate's segments.
+    drift_resamples : int, default 10
+        Bootstrap refits behind the drift report's structure check (0 skips it).
+    seed : int, default 42
+    progress : callable, optional
+        Passed to the drift report: ``progress(done, total, message)``.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``reference_version``, ``method`` (how segments were matched),
+        ``segments`` (one row per candidate segment: its match, names, shares, share change,
+        centroid distance and whether it was renamed), ``unmatched_reference``,
+        ``ari_common`` with ``n_common`` (adjusted Rand index on customers whose ID is in
+        both files), ``ari_rescored`` (the reference model's labels of the new customers
+        against the candidate's), ``metrics`` and ``drift`` (None with ``drift_note`` when
+        it could not be computed).
+    """
+    if reference.frame is None:
+        raise ValueError("the comparison needs the active model's customers (Reference.frame)")
+    ref = reference.model
+    ref_frame = reference.frame
+    ref_labels = ref.predict(ref_frame)
+    cand_labels = model.predict(frame)
+    ref_on_new = ref.predict(frame)
+    same_features = list(model.features) == list(ref.features)
+    if same_features:
+        centres = (model.centroids_original().to_numpy() - ref.mean_) / ref.scale_
+        match = match_centroids(ref.centroids_, centres)
+        distance = [float(np.linalg.norm(centres[j] - ref.centroids_[match[j]])) if match[j] >= 0 else None
+                    for j in range(model.k)]
+        method = "centroids"
+    else:
+        match = _overlap_match(ref_on_new, cand_labels, ref.k, model.k)
+        distance = [None] * model.k
+        method = "shared customers"
+    ref_share = _shares(ref_labels, ref.k)
+    cand_share = _shares(cand_labels, model.k)
+    generated = list(generated) if generated is not None else list(names)
+    ref_names = list(reference.names) + [f"Segment {i}" for i in range(len(reference.names), ref.k)]
+    rows = []
+    for j in range(model.k):
+        i = int(match[j])
+        members = cand_labels == j
+        overlap = float((ref_on_new[members] == i).mean()) if i >= 0 and members.any() else None
+        rows.append({
+            "segment": j, "name": str(names[j]), "generated_name": str(generated[j]),
+            "matched": i if i >= 0 else None, "matched_name": ref_names[i] if i >= 0 else None,
+            "reference_share": round(float(ref_share[i]), 6) if i >= 0 else None,
+            "share": round(float(cand_share[j]), 6),
+            "share_change": round(float(cand_share[j] - ref_share[i]), 6) if i >= 0 else None,
+            "distance": round(distance[j], 4) if distance[j] is not None else None,
+            "overlap": round(overlap, 4) if overlap is not None else None,
+            "renamed": i < 0 or str(names[j]) != ref_names[i],
+            "persona_changed": i >= 0 and str(generated[j]) != ref_names[i],
+        })
+    unmatched = [{"segment": i, "name": ref_names[i], "share": round(float(ref_share[i]), 6)}
+                 for i in range(ref.k) if i not in set(match.tolist())]
+    ari_common, n_common = _common_ari(ref_frame, ref_labels, frame, cand_labels)
+    out = {
+        "reference_version": reference.version, "method": method, "segments": rows,
+        "unmatched_reference": unmatched, "ari_common": ari_common, "n_common": n_common,
+        "ari_rescored": round(adjusted_rand(ref_on_new, cand_labels), 6),
+        "n_reference": int(len(ref_frame)), "n_candidate": int(len(frame)),
+        "k": {"reference": int(ref.k), "candidate": int(model.k)},
+        "features": {"reference": list(ref.features), "candidate": list(model.features)},
+        "drift": None, "drift_note": None,
+    }
+    try:
+        from .drift import compare_new_data
+
+        report = compare_new_data(ref, ref_frame, frame, baseline_resamples=drift_resamples, n_init=3, seed=seed,
+                                  progress=progress).to_dict()
+        out["drift"] = {key: report[key] for key in ("recommendation", "reason", "features", "share_psi",
+                                                      "ari_refit", "ari_baseline", "thresholds")}
+    except ValueError as exc:  # e.g. too few new customers to refit: the rest of the comparison still holds
+        out["drift_note"] = str(exc)
+    return out
+
+
+# ---------------------------------------------------------------------------- the workflow
+def retrain(source, *, registry: Registry, name: str | None = None, data_path: str | None = None, k: int = 6,
+            features=None, seed: int = DEFAULT_SEED, n_init: int = 10, reference: Reference | None = None,
+            sweep_max: int = 10, stability_resamples: int = 20, drift_resamples: int = 10,
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            lock_wait: float = 0.0) -> RetrainResult:
+    """Train a candidate model on new data and save it as a new, inactive version.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+        The customer file.
+    registry : Registry
+    name : str, optional
+        Display name of the file (an upload's name; never used as a path).
+    data_path : str, optional
+        Where the file is kept for the dashboard to show the model on (stored in the metadata).
+    k : int, default 6
+    features : list of str, optional
+        Default: the seven default features.
+    seed, n_init : int
+    reference : Reference, optional
+        The active model: segment identity is carried from it and the candidate compared with it.
+    sweep_max : int, default 10
+        Largest k of the sweep (from 2).
+    stability_resamples : int, default 20
+        Bootstrap resamples of the stability step (0 skips the measurement).
+    drift_resamples : int, default 10
+        Bootstrap refits behind the drift report's structure check.
+    progress : callable, optional
+        ``progress(done, total, step)`` when each step of :data:`STEPS` starts (``done`` steps
+        finished), then ``progress(total, total, "done")``.
+    should_stop : callable, optional
+        Asked before every step; True cancels the run (:class:`RetrainCancelled`), nothing is saved.
+    lock_wait : float, default 0
+        Seconds to wait for another training on the same registry.
+
+    Returns
+    -------
+    RetrainResult
+
+    Raises
+    ------
+    core.loading.DataFileError
+        The file cannot be used.
+    ValueError
+        Bad k or features.
+    core.registry.RegistryError
+        Another training is running.
+    RetrainCancelled
+    """
+    report = progress or (lambda *_a: None)
+    stop = should_stop or (lambda: False)
+    total = len(STEPS)
+
+    def enter(step: str) -> None:
+        if stop():
+            raise RetrainCancelled(step)
+        report(STEPS.index(step), total, step)
+
+    with registry.training_lock(wait=lock_wait):
+        prepared = prepare(source, name=name, progress=enter)
+        enter("fit")
+        model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init)
+        new_of_ref, method = identity(model, prepared.frame, reference)
+        enter("sweep")
+        Z = model.transform(prepared.frame)
+        n = len(Z)
+        sweep_info = None
+        if n > 2:
+            from .selection import sweep
+
+            sweep_info = sweep_summary(sweep(Z, 2, max(2, min(sweep_max, n - 1)), seed=seed, current_k=model.k))
+        enter("profiles")
+        meta = model_metadata(model, prepared, data_path=data_path)
+        generated = list(meta["segment_names"])
+        if reference is not None:
+            meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
+        meta.update(generated_names=generated, sweep=sweep_info, identity={
+            "reference_version": reference.version if reference else None, "method": method,
+            "matched": {str(r): int(c) for r, c in sorted(new_of_ref.items())}})
+        enter("stability")
+        if stability_resamples > 0 and model.k < n:
+            meta["stability"] = stability_summary(
+                bootstrap_stability(Z, model.labels_, resamples=stability_resamples, seed=seed))
+        enter("compare")
+        comparison = None
+        if reference is not None and reference.frame is not None:
+            comparison = compare_candidate(model, prepared.frame, meta["segment_names"], reference,
+                                           generated=generated, drift_resamples=drift_resamples, seed=seed)
+            meta["comparison"] = comparison
+        enter("save")
+        version = registry.save(model, meta, activate=False)
+    report(total, total, "done")
+    return RetrainResult(version=version, model=model, meta=meta, comparison=comparison, prepared=prepared)
+

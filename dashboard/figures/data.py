@@ -1,0 +1,34 @@
+"""Figures of the data & models page (/data): a candidate model's segment shares against the active model's."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from ..theme import segment_colour
+from .common import base_layout, empty_figure
+
+__all__ = ["share_comparison_figure"]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def share_comparison_figure(segments: list[dict], reference_version: str, candidate_version: str) -> go.Figure:
+    """Per candidate segment: its share of customers and the share of the active segment it matches."""
+    if not segments:
+        return empty_figure("No segment to compare.")
+    ticks = [f"{r['segment']} · {r['name']}" for r in segments]
+    colours = [segment_colour(int(r["segment"])) for r in segments]
+    active = [r["reference_share"] if r["reference_share"] is not None else 0.0 for r in segments]
+    fig = go.Figure([
+        go.Bar(name=f"Active {reference_version} (matched segment)", x=ticks, y=active,
+               marker={"color": [_rgba(c, 0.35) for c in colours], "line": {"color": colours, "width": 1.5}},
+               customdata=[r["matched_name"] or "no match" for r in segments],
+               hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>active</extra>"),
+        go.Bar(name=f"Candidate {candidate_version}", x=ticks, y=[r["share"] for r in segments],
+               marker_color=colours, hovertemplate="%{x}<br>%{y:.1%} of customers<extra>candidate</extra>"),
+    ])
+    fig.update_yaxes(title_text="Share of customers", tickformat=".0%")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12, "x": 0})
+    return base_layout(fig, height=340)

@@ -1,0 +1,258 @@
+"""Explorer figures: the customers on the PCA axes, and the filter/sample/selection helpers behind them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.projection import downsample_per_segment
+from core.schema import FEATURE_LABELS
+
+from ..theme import segment_colour
+from .common import base_layout, empty_figure
+
+__all__ = ["MAX_POINTS", "HOVER_COLUMNS", "MapView", "range_bounds", "filter_positions", "map_view", "axis_title",
+           "pca_map_figure", "selected_positions", "selection_summary"]
+
+# Points drawn at most: WebGL keeps 20K responsive in 2D; 3D (no GL point sprites) needs fewer.
+MAX_POINTS = {2: 20_000, 3: 8_000}
+MIN_PER_SEGMENT = 200
+# customdata columns, in order; position 0 is the customer's row in the analysis frame.
+HOVER_COLUMNS = ["ID", "Age", "Income", "Total_Spending", "NumWebPurchases", "NumStorePurchases", "Recency",
+                 "confidence"]
+_HOVER = ("<b>%{fullData.name}</b><br>Customer %{customdata[1]:.0f}<br>"
+          "Age %{customdata[2]:.0f} · income %{customdata[3]:,.0f}<br>"
+          "Spend %{customdata[4]:,.0f} (2 years)<br>"
+          "Purchases: %{customdata[5]:.0f} web, %{customdata[6]:.0f} in store<br>"
+          "Last purchase %{customdata[7]:.0f} days ago<br>"
+          "Confidence %{customdata[8]:.0%}<extra></extra>")
+
+
+@dataclass
+class MapView:
+    """Which customers the map draws: positions drawn, how many matched the filters, how many in all."""
+
+    positions: np.ndarray
+    matching: int
+    total: int
+
+    @property
+    def sampled(self) -> bool:
+        """True when fewer customers are drawn than match the filters."""
+        return len(self.positions) < self.matching
+
+    def caption(self) -> str:
+        """'Showing N of M customers' in plain words."""
+        if self.matching == 0:
+            return f"No customer matches these filters (of {self.total:,})."
+        text = f"Showing {len(self.positions):,} of {self.matching:,} customers"
+        if self.matching < self.total:
+            text += f" matching the filters ({self.total:,} in all)"
+        if self.sampled:
+            text += "; a sample that keeps every segment visible"
+        return text + "."
+
+
+def range_bounds(values, step: float) -> tuple[float, float]:
+    """Slider bounds that contain every value: min rounded down and max rounded up to ``step``."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if v.empty:
+        return 0.0, float(step)
+    lo, hi = float(np.floor(v.min() / step) * step), float(np.ceil(v.max() / step) * step)
+    return (lo, hi) if hi > lo else (lo, lo + step)
+
+
+def filter_positions(frame: pd.DataFrame, *, education=None, marital=None, age=None, income=None,
+                     age_bounds=None, income_bounds=None) -> np.ndarray:
+    """Row positions of customers passing the filters (empty selections and full ranges filter nothing)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if education:
+        keep &= frame["Education"].isin(list(education)).to_numpy()
+    if marital:
+        keep &= frame["Marital_Status"].isin(list(marital)).to_numpy()
+    for column, rng, bounds in (("Age", age, age_bounds), ("Income", income, income_bounds)):
+        # A range at the slider's bounds means "any": it must not drop values the slider rounds away.
+        if rng is None or (bounds is not None and rng[0] <= bounds[0] and rng[1] >= bounds[1]):
+            continue
+        values = frame[column].to_numpy(dtype=float)
+        keep &= (values >= rng[0]) & (values <= rng[1])
+    return np.flatnonzero(keep)
+
+
+def map_view(frame: pd.DataFrame, labels: np.ndarray, *, dims: int = 2, seed: int = 0, max_points: int | None = None,
+             **filters) -> MapView:
+    """Filter first, then downsample per segment, so a filtered view still shows up to ``max_points``."""
+    matching = filter_positions(frame, **filters)
+    limit = max_points or MAX_POINTS.get(dims, MAX_POINTS[2])
+    if len(matching) == 0:
+        return MapView(matching, 0, len(frame))
+    keep = downsample_per_segment(np.asarray(labels)[matching], limit, seed,
+                                  min_per_segment=min(MIN_PER_SEGMENT, limit))
+    return MapView(matching[keep], len(matching), len(frame))
+
+
+def axis_title(i: int, ratio) -> str:
+    """'PC1 (31% of variance)'."""
+    return f"PC{i + 1} ({float(ratio[i]):.0%} of variance)"
+
+
+def _hover_data(frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    rows = frame.iloc[positions]
+    cols = [np.asarray(positions, dtype=float)]
+    cols += [rows[c].to_numpy(dtype=float) if c in rows else np.full(len(rows), np.nan) for c in HOVER_COLUMNS]
+    # Plain JSON lists, not a typed array: dcc.Graph copies a selected point's customdata from the raw
+    # figure, where a base64 typed array cannot be indexed (the selection would arrive without positions).
+    data = np.column_stack(cols)
+    data[:, -1] = data[:, -1].round(3)
+    return data.astype(object)
+
+
+def _unit(v) -> tuple[float, float]:
+    """Direction of a 2D vector (straight up for a zero vector)."""
+    x, y = float(v[0]), float(v[1])
+    norm = (x * x + y * y) ** 0.5
+    return (x / norm, y / norm) if norm > 1e-9 else (0.0, 1.0)
+
+
+def _arrow_scale(points: np.ndarray, loadings: np.ndarray) -> float:
+    """Stretch loadings (correlations, |l| <= 1) so the longest arrow reaches most of the data's spread."""
+    reach = np.percentile(np.abs(points), 98, axis=0).min() if len(points) else 1.0
+    longest = np.sqrt((loadings ** 2).sum(axis=1)).max()
+    return float(0.9 * reach / longest) if longest > 0 and reach > 0 else 1.0
+
+
+def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, positions: np.ndarray,
+                   names: list[str], centroid_coords: np.ndarray, variance_ratio, *, loadings=None,
+                   features=None, dims: int = 2, height: int = 560, revision: str | None = None) -> go.Figure:
+    """Customers on the first 2 or 3 principal axes, one WebGL trace per segment, centroids and loading arrows."""
+    dims = 3 if dims == 3 else 2
+    positions = np.asarray(positions, dtype=np.int64)
+    if len(positions) == 0:
+        return empty_figure("No customer matches these filters. Widen the age or income range, "
+                            "or clear a filter.", height=height)
+    dims = min(dims, coords.shape[1])
+    labels = np.asarray(labels)
+    shown = labels[positions]
+    xyz = np.asarray(coords[positions, :dims], dtype=np.float32)
+    custom = _hover_data(frame, positions)
+    traces = []
+    for seg in range(len(names)):
+        mask = shown == seg
+        if not mask.any():
+            continue
+        common = dict(name=f"{seg} · {names[seg]}", customdata=custom[mask], hovertemplate=_HOVER, legendgroup=str(seg))
+        if dims == 3:
+            traces.append(go.Scatter3d(x=xyz[mask, 0], y=xyz[mask, 1], z=xyz[mask, 2], mode="markers",
+                                       marker={"size": 2.5, "color": segment_colour(seg), "opacity": 0.7},
+                                       **common))
+        else:
+            traces.append(go.Scattergl(x=xyz[mask, 0], y=xyz[mask, 1], mode="markers",
+                                       marker={"size": 5, "color": segment_colour(seg), "opacity": 0.6},
+                                       **common))
+    k = len(names)
+    cc = np.asarray(centroid_coords)[:k, :dims]
+    centre = dict(name="Segment centres", text=[f"{i} · {n}" for i, n in enumerate(names)],
+                  hovertemplate="<b>Centre of %{text}</b><extra></extra>", showlegend=True)
+    if dims == 3:
+        # Numbers only in 3D: full names pile up in the projected scene; the legend and hover carry them.
+        traces.append(go.Scatter3d(x=cc[:, 0], y=cc[:, 1], z=cc[:, 2], mode="markers+text", textposition="top center",
+                                   texttemplate=[f"<b>{i}</b>" for i in range(k)],
+                                   marker={"size": 7, "symbol": "diamond", "color": [segment_colour(i) for i in range(k)],
+                                           "line": {"color": "#212529", "width": 2}},
+                                   textfont={"size": 11, "color": "#212529"}, **centre))
+    else:
+        # SVG, not GL: drawn above the WebGL points and not selectable as customers (no customdata).
+        traces.append(go.Scatter(x=cc[:, 0], y=cc[:, 1], mode="markers",
+                                 marker={"size": 16, "symbol": "x", "color": [segment_colour(i) for i in range(k)],
+                                         "line": {"color": "#212529", "width": 1.5}}, **centre))
+    fig = go.Figure(traces)
+    if dims == 2:
+        # Labels as boxed annotations: readable on top of the points, framed in the segment's colour.
+        # Each label sits out from the centre along its centroid's direction (pixels), away from the crowded origin.
+        for i, name in enumerate(names):
+            dx, dy = _unit(cc[i])
+            fig.add_annotation(x=cc[i, 0], y=cc[i, 1], xref="x", yref="y", text=f"<b>{i}</b> · {name}",
+                               showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=segment_colour(i),
+                               ax=int(round(40 * dx)), ay=int(round(-34 * dy)), font={"size": 11, "color": "#212529"},
+                               bgcolor="rgba(255,255,255,0.85)", bordercolor=segment_colour(i), borderwidth=1.5,
+                               borderpad=2)
+    titles = [axis_title(i, variance_ratio) for i in range(dims)]
+    if loadings is not None:
+        _add_loadings(fig, np.asarray(loadings)[:, :dims], list(features or []), xyz, dims)
+    if dims == 3:
+        fig.update_layout(scene={"xaxis": {"title": {"text": titles[0]}}, "yaxis": {"title": {"text": titles[1]}},
+                                 "zaxis": {"title": {"text": titles[2]}}, "aspectmode": "manual",
+                                 "aspectratio": {"x": 1.5, "y": 1.1, "z": 0.9},
+                                 "camera": {"eye": {"x": 1.3, "y": 1.5, "z": 0.75}},
+                                 "domain": {"x": [0, 1], "y": [0.14, 1]}})
+    else:
+        fig.update_xaxes(title_text=titles[0], zeroline=True, zerolinecolor="#dee2e6")
+        fig.update_yaxes(title_text=titles[1], zeroline=True, zerolinecolor="#dee2e6")
+        fig.update_layout(dragmode="lasso")
+    base_layout(fig, height=height)
+    fig.update_layout(legend={"orientation": "h", "y": -0.12 if dims == 2 else 0.02, "itemsizing": "constant"},
+                      uirevision=revision or str(dims), margin={"t": 16, "l": 8 if dims == 3 else 48})
+    return fig
+
+
+def _add_loadings(fig: go.Figure, loadings: np.ndarray, features: list[str], points: np.ndarray, dims: int) -> None:
+    """Arrows from the origin along each feature's direction, labelled by feature."""
+    scale = _arrow_scale(points, loadings)
+    tips = loadings * scale
+    labels = [features[i] if i < len(features) else f"x{i}" for i in range(len(tips))]
+    if dims == 3:
+        xs, ys, zs = [], [], []
+        for tip in tips:
+            xs += [0, tip[0], None]
+            ys += [0, tip[1], None]
+            zs += [0, tip[2], None]
+        fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line={"color": "#495057", "width": 4},
+                                   name="Feature directions", hoverinfo="skip", legendgroup="loadings"))
+        fig.add_trace(go.Scatter3d(x=tips[:, 0] * 1.08, y=tips[:, 1] * 1.08, z=tips[:, 2] * 1.08, mode="text",
+                                   text=labels, textfont={"size": 11, "color": "#343a40"}, showlegend=False,
+                                   hovertext=[FEATURE_LABELS.get(f, f) for f in labels], hoverinfo="text",
+                                   legendgroup="loadings"))
+        return
+    for label, tip, loading in zip(labels, tips, loadings):
+        fig.add_annotation(x=tip[0], y=tip[1], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y", text="",
+                           showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor="#495057")
+        dx, dy = _unit(tip)
+        # Text grows outward from the arrow's tip so it never covers the arrow or the origin.
+        fig.add_annotation(x=tip[0], y=tip[1], xref="x", yref="y", text=label, showarrow=False,
+                           xanchor="left" if dx > 0.35 else "right" if dx < -0.35 else "center",
+                           yanchor="bottom" if dy > 0.35 else "top" if dy < -0.35 else "middle",
+                           xshift=int(round(4 * dx)), yshift=int(round(4 * dy)),
+                           font={"size": 10, "color": "#495057"}, bgcolor="rgba(255,255,255,0.6)",
+                           hovertext=f"{FEATURE_LABELS.get(label, label)}: loading {loading[0]:+.2f} on PC1, "
+                                     f"{loading[1]:+.2f} on PC2")
+
+
+def selected_positions(selected: dict | None, n_rows: int) -> np.ndarray:
+    """Customer positions of the points in a Plotly selection (customdata[0]); centres and junk are skipped."""
+    if not selected:
+        return np.empty(0, dtype=np.int64)
+    out = []
+    for point in selected.get("points") or []:
+        custom = point.get("customdata") if isinstance(point, dict) else None
+        # customdata travels as a typed array, which the browser serialises as {"0": .., "1": ..}.
+        first = custom[0] if isinstance(custom, list) and custom else (
+            custom.get("0") if isinstance(custom, dict) else None)
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and np.isfinite(first):
+            out.append(int(first))
+    pos = np.unique(np.asarray(out, dtype=np.int64))
+    return pos[(pos >= 0) & (pos < n_rows)]
+
+
+def selection_summary(frame: pd.DataFrame, labels: np.ndarray, positions: np.ndarray, names: list[str]) -> dict:
+    """Count, customers and share per segment, and mean income, spend and age of the selected customers."""
+    positions = np.asarray(positions, dtype=np.int64)
+    rows = frame.iloc[positions]
+    counts = np.bincount(np.asarray(labels)[positions], minlength=len(names))[:len(names)]
+    n = int(len(positions))
+    per_segment = pd.DataFrame({"segment": range(len(names)), "name": names, "customers": counts,
+                                "share": counts / n if n else np.zeros(len(names))})
+    means = {c: float(rows[c].mean()) if n else float("nan") for c in ("Income", "Total_Spending", "Age")}
+    return {"count": n, "per_segment": per_segment[per_segment["customers"] > 0].reset_index(drop=True),
+            "means": means}

@@ -1,0 +1,479 @@
+"""Data & models (/data): upload a customer file, retrain with progress, compare, activate / roll back, export."""
+import sys
+import time
+import traceback
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from core.drift import PSI_MAJOR, PSI_MODERATE
+from core.loading import DataFileError
+from core.registry import RegistryError
+from core.schema import FEATURE_LABELS, MODEL_FEATURES
+from core.training import STEP_LABELS, STEPS
+from dashboard import ids
+from dashboard.components import empty_state, graph_card, kpi_card, page_header, segment_badge, table
+from dashboard.figures.data import share_comparison_figure
+from dashboard.figures.stability import psi_figure
+from dashboard.services import Services, get_services
+
+dash.register_page(__name__, path="/data", name="Data & models", order=7, title="SegmentLens · Data & models")
+
+K_MIN, K_MAX = 2, 15
+_DELIMITERS = {"\t": "tab", ",": "comma", ";": "semicolon"}
+_RECOMMENDATION_STYLE = {"keep": "success", "watch": "warning", "retrain": "danger"}
+
+
+# ---------------------------------------------------------------- views (pure: data in, components out)
+def _when(created) -> str:
+    """'2026-03-01 12:00' from an ISO timestamp."""
+    text = str(created or "—")
+    return text[:16].replace("T", " ") if len(text) >= 16 else text
+
+
+def upload_view(report: dict) -> html.Div:
+    """The validation and cleaning report of an accepted upload."""
+    load, cleaning = report["load"], report["cleaning"]
+    dropped = cleaning["rows_read"] - cleaning["rows_used"]
+    detected = [
+        ("Delimiter", _DELIMITERS.get(load["delimiter"], repr(load["delimiter"]))),
+        ("Encoding", load["encoding"] + (" with byte-order mark" if load["bom"] else "")),
+        ("Line endings", load["line_endings"]),
+        ("Dates (Dt_Customer)", load["date_note"] or load["date_format"] or "none"),
+        ("Income", "written as currency / with digit grouping" if load["currency_income"] else "plain numbers"),
+        ("Columns recognised", f"{len(load['column_mapping'])}"),
+        ("Columns ignored", ", ".join(load["extra_columns"]) or "none"),
+        ("Optional columns missing", ", ".join(load["missing_optional"]) or "none"),
+        ("Unreadable cells", ", ".join(f"{c}: {n}" for c, n in load["unreadable"].items()) or "none"),
+    ]
+    renamed = {h: c for h, c in load["column_mapping"].items() if h != c}
+    rules = [{"rule": r["name"].replace("_", " "), "action": r["action"], "rows": r["count"], "why": r["description"]}
+             for r in cleaning["rules"] if r["count"]]
+    preview = pd.DataFrame(report["preview"])
+    return html.Div([
+        dbc.Alert([html.Strong(report["name"]), f": {cleaning['rows_read']:,} rows read, {cleaning['rows_used']:,} "
+                   f"used ({dropped:,} dropped). Nothing has changed yet: choose features and k below and retrain; "
+                   "the new model is activated only when you say so."], color="success", className="mb-2"),
+        dbc.Row([
+            dbc.Col([html.H4("Detected", className="h6"),
+                     html.Dl(sum(([html.Dt(k, className="col-sm-5 small text-muted"),
+                                   html.Dd(v, className="col-sm-7 small mb-1")] for k, v in detected), []),
+                             className="row mb-1"),
+                     html.Details([html.Summary(f"Column mapping ({len(renamed)} header(s) read under another name)",
+                                                className="small"),
+                                   table(pd.DataFrame({"header in the file": list(load["column_mapping"]),
+                                                       "read as": list(load["column_mapping"].values())}),
+                                         index=False)])], lg=5),
+            dbc.Col([html.H4("Cleaning", className="h6"),
+                     table(pd.DataFrame(rules), index=False) if rules else html.P("No row needed cleaning.",
+                                                                                   className="small"),
+                     html.H4("Preview (first rows, non-personal columns)", className="h6 mt-3"),
+                     table(preview, index=False, float_format="{:,.0f}")], lg=7),
+        ], className="g-3"),
+    ])
+
+
+def upload_error_view(message: str, active: str | None) -> dbc.Alert:
+    """A file that cannot be used: the loader's message, and the reassurance that nothing changed."""
+    return dbc.Alert([html.Strong("This file cannot be used: "), message,
+                      html.Div(f"Nothing was changed{f': the active model stays {active}' if active else ''}.",
+                               className="small mt-1")], color="danger", className="mb-0")
+
+
+def recommendation_view(summary: dict | None, source: str) -> html.Div:
+    """Which k the sweep recommends on the uploaded data, with its reasons."""
+    if not summary:
+        return html.Span("Upload a file to see which k its data supports.")
+    if "skipped" in summary:
+        return html.Span(f"{source} has {summary['skipped']:,} customers: the comparison of k runs during "
+                         "retraining (step 'sweep') and is shown with the candidate.")
+    return html.Div([html.Strong(f"Recommended for {source}: k={summary['recommended_k']}. "),
+                     html.Span(summary["reason"], className="small")])
+
+
+def retrain_message(result: dict | None):
+    """Outcome of a retrain: the new (inactive) version, or why nothing was saved."""
+    if not result:
+        return None
+    if result.get("error"):
+        return dbc.Alert([html.Strong("Retraining did not finish: "), result["error"],
+                          html.Div("No new version was saved; the active model is unchanged.", className="small")],
+                         color="danger", className="mb-0")
+    steps = " → ".join(result.get("steps") or [])
+    return dbc.Alert([html.Strong(f"Saved candidate {result['version']}"),
+                      f" (k={result['k']}, {result['rows_used']:,} customers of {result['name']}). It is not active: "
+                      "compare it with the active model below, then activate it if it serves you better.",
+                      html.Div(f"Steps: {steps} ({result.get('seconds', 0):.1f} s)", className="small text-muted")],
+                     color="success", className="mb-0")
+
+
+def versions_view(rows: list[dict]) -> html.Div:
+    """The versions table with Activate / Compare / Delete per row (the active row cannot be deleted)."""
+    if not rows:
+        return empty_state("No model version yet.")
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Version", "Created", "Data (fingerprint)", "Rows", "k",
+                                                    "Features", "Silhouette", "Stability", "Active", "")]))
+    body = []
+    for r in rows:
+        v = r["version"]
+        badges = []
+        if r["active"]:
+            badges.append(dbc.Badge("active", color="primary", className="ms-1"))
+        if r["serving"]:
+            badges.append(dbc.Badge("shown", color="warning", text_color="dark", className="ms-1"))
+        if r["broken"]:
+            badges.append(dbc.Badge("fails checksum", color="danger", className="ms-1"))
+        features = r["features"]
+        short = ", ".join(features[:3]) + (f" +{len(features) - 3}" if len(features) > 3 else "")
+        if r["active"]:
+            delete = html.Span(dbc.Button("Delete", size="sm", color="danger", outline=True, disabled=True),
+                               title="The active version cannot be deleted: activate another one first.")
+        else:
+            delete = dcc.ConfirmDialogProvider(
+                dbc.Button("Delete", size="sm", color="danger", outline=True),
+                id={"type": ids.DATA_DELETE, "version": v},
+                message=f"Delete model version {v}? This cannot be undone.")
+        actions = html.Div([
+            dbc.Button("Activate", id={"type": ids.DATA_ACTIVATE, "version": v, "where": "table"}, size="sm",
+                       color="primary", outline=True, disabled=r["active"], className="me-1"),
+            dbc.Button("Compare", id={"type": ids.DATA_COMPARE, "version": v}, size="sm", color="secondary",
+                       outline=True, disabled=r["active"], className="me-1"),
+            delete,
+        ], className="d-flex flex-nowrap")
+        body.append(html.Tr([
+            html.Td([html.Span(v, className="fw-semibold"), *badges]), html.Td(_when(r["created"])),
+            html.Td([html.Div(r["source"]), html.Div(r["fingerprint"], className="small text-muted font-monospace")]),
+            html.Td(f"{r['rows']:,}" if isinstance(r["rows"], int) else "—"), html.Td(r["k"] or "—"),
+            html.Td(short, title=", ".join(features)),
+            html.Td(f"{r['silhouette']:.3f}" if isinstance(r["silhouette"], (int, float)) else "—"),
+            html.Td(f"{r['stability']:.2f}" if isinstance(r["stability"], (int, float)) else "—",
+                    title="mean bootstrap Jaccard over segments (0.75+ stable)"),
+            html.Td("yes" if r["active"] else "no"), html.Td(actions),
+        ], className="fw-semibold" if r["active"] else None, **{"data-version": v}))
+    return dbc.Table([head, html.Tbody(body)], hover=True, size="sm", responsive=True, className="mb-0 align-middle")
+
+
+def _pp(value) -> str:
+    return "—" if value is None else f"{value * 100:+.1f} pp"
+
+
+def comparison_view(version: str, comp: dict) -> html.Div:
+    """A candidate against the active model: matching, agreement, share changes, names, drift."""
+    if comp.get("same"):
+        return dbc.Alert(f"{version} is the active model: nothing to compare it with.", color="info", className="mb-0")
+    active = comp["reference_version"]
+    how = ("centroids (Hungarian matching in the active model's units)" if comp["method"] == "centroids"
+           else "shared customers (Hungarian matching; the features differ)")
+    ari = comp["ari_common"]
+    kpis = dbc.Row([
+        dbc.Col(kpi_card("Agreement on common customers", "n/a" if ari is None else f"{ari:.2f}",
+                         f"adjusted Rand index, {comp['n_common']:,} customers in both files"), md=4),
+        dbc.Col(kpi_card("Agreement on the new customers", f"{comp['ari_rescored']:.2f}",
+                         "active model vs candidate on the new file"), md=4),
+        dbc.Col(kpi_card("Drift of the new data", (comp["drift"] or {}).get("recommendation", "n/a").upper(),
+                         "keep / watch / retrain (PSI per feature)"), md=4),
+    ], className="g-3 mb-3")
+    rows = []
+    for r in comp["segments"]:
+        if r["matched"] is None:
+            naming = "new segment"
+        elif r["renamed"]:
+            naming = f"renamed from {r['matched_name']}"
+        else:
+            naming = "name kept"
+        rows.append(html.Tr([
+            html.Td(segment_badge(r["segment"], f"{r['segment']} · {r['name']}")),
+            html.Td("—" if r["matched"] is None else f"{r['matched']} · {r['matched_name']}"),
+            html.Td("—" if r["reference_share"] is None else f"{r['reference_share']:.1%}"),
+            html.Td(f"{r['share']:.1%}"), html.Td(_pp(r["share_change"])),
+            html.Td("—" if r["overlap"] is None else f"{r['overlap']:.0%}"),
+            html.Td(naming), html.Td(r["generated_name"] if r["persona_changed"] else "same", className="small"),
+        ]))
+    head = html.Thead(html.Tr([html.Th(h) for h in (
+        "Candidate segment", f"Matches active ({active})", "Active share", "Candidate share", "Change",
+        "Same customers", "Name", "Persona the new data suggests")]))
+    unmatched = comp.get("unmatched_reference") or []
+    drift = comp.get("drift")
+    notes = []
+    if comp.get("stale"):
+        notes.append(dbc.Alert(f"Compared with {active} when it was trained; its training data is no longer available "
+                               "to compare again.", color="secondary", className="small"))
+    if unmatched:
+        notes.append(dbc.Alert("Active segments without a counterpart in the candidate: " + ", ".join(
+            f"{u['segment']} · {u['name']} ({u['share']:.0%})" for u in unmatched), color="warning", className="small"))
+    drift_part = (dbc.Alert(f"Drift report not available: {comp.get('drift_note') or 'no data'}.", color="secondary")
+                  if not drift else html.Div([
+                      dbc.Alert([html.Strong(f"{drift['recommendation'].capitalize()}: "), drift["reason"]],
+                                color=_RECOMMENDATION_STYLE.get(drift["recommendation"], "secondary"),
+                                id=ids.DATA_DRIFT),
+                      graph_card(f"Feature drift of the new data (PSI; {PSI_MODERATE} moderate, {PSI_MAJOR} "
+                                 "significant)", ids.DATA_PSI_GRAPH, height=300,
+                                 figure=psi_figure(drift["features"], FEATURE_LABELS))]))
+    return html.Div([
+        html.P([html.Strong(f"Candidate {version}"), f" (k={comp['k']['candidate']}, {comp['n_candidate']:,} customers) "
+                f"against the active {active} (k={comp['k']['reference']}, {comp['n_reference']:,} customers). "
+                f"Segments matched by {how}; matched segments keep the active names and colours."], className="mb-2"),
+        kpis, *notes,
+        dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True, className="mb-3",
+                  id=ids.DATA_COMPARISON_TABLE),
+        dbc.Row([
+            dbc.Col(graph_card("Share of customers per segment", ids.DATA_SHARE_GRAPH, height=340,
+                               figure=share_comparison_figure(comp["segments"], active, version)), lg=6),
+            dbc.Col(drift_part, lg=6),
+        ]),
+        dbc.Button(f"Activate {version}", id={"type": ids.DATA_ACTIVATE, "version": version, "where": "compare"},
+                   color="primary"),
+    ])
+
+
+# ---------------------------------------------------------------- layout
+def layout(**_query):
+    """The data & models page."""
+    services = get_services()
+    try:
+        warning = services.model_warning()
+        _, meta = services.model()
+    except RegistryError as exc:
+        warning, meta = str(exc), {}
+    limit_mb = services.upload_limit() / 1024 / 1024
+    sweep = meta.get("sweep")
+    upload = dbc.Card([
+        dbc.CardHeader(html.Span("1 · Upload a customer file", className="fw-semibold")),
+        dbc.CardBody([
+            dcc.Upload(id=ids.DATA_UPLOAD, multiple=False, max_size=int(2 * services.upload_limit()),
+                       children=html.Div(["Drop a customer file here or ", html.A("choose one", href="#")]),
+                       className="border border-2 rounded p-3 text-center bg-light", style={"borderStyle": "dashed"}),
+            html.Div(f"Tab-, comma- or semicolon-separated text (.csv, .tsv or .txt), up to {limit_mb:g} MB, with the "
+                     "columns of the customer file. It is checked and cleaned first; nothing changes until you retrain "
+                     "and then activate.", className="small text-muted mt-1 mb-3"),
+            dcc.Loading(html.Div(empty_state("No file uploaded yet.", "The check shows rows read and used, what each "
+                                             "cleaning rule did, the columns and date format detected, and a preview."),
+                                 id=ids.DATA_UPLOAD_REPORT), type="circle", delay_show=300),
+        ]),
+    ], className="shadow-sm mb-3")
+    retrain = dbc.Card([
+        dbc.CardHeader(html.Span("2 · Retrain on the uploaded file", className="fw-semibold")),
+        dbc.CardBody([
+            dbc.Row([
+                dbc.Col([dbc.Label("Features", html_for=ids.DATA_FEATURES, className="small mb-1"),
+                         dcc.Dropdown(id=ids.DATA_FEATURES, multi=True, value=list(meta.get("features") or []),
+                                      options=[{"label": FEATURE_LABELS.get(f, f), "value": f} for f in MODEL_FEATURES])],
+                        md=6),
+                dbc.Col([dbc.Label("Segments (k)", html_for=ids.DATA_K, className="small mb-1"),
+                         dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1,
+                                   value=int(meta.get("k") or 6))], md=2),
+                dbc.Col(html.Div([
+                    dbc.Button("Retrain", id=ids.DATA_RETRAIN_BTN, color="primary", disabled=True, className="me-2"),
+                    dbc.Button("Cancel", id=ids.DATA_CANCEL_BTN, color="secondary", outline=True, disabled=True),
+                ], className="d-flex align-items-end h-100"), md=4),
+            ], className="g-3 mb-2"),
+            html.Div(recommendation_view(None, "") if not sweep else html.Span(
+                f"The active model's data recommends k={sweep['recommended_k']}. Upload a file to see what its data "
+                "supports."), id=ids.DATA_RECOMMENDATION, className="small mb-2", **{"aria-live": "polite"}),
+            html.Div(dbc.Progress(id=ids.DATA_PROGRESS, value=0, max=len(STEPS), striped=True, animated=True,
+                                  style={"height": "1.4rem"}), id=ids.DATA_PROGRESS_BOX, style={"display": "none"},
+                     className="mb-2"),
+            html.Div(id=ids.DATA_RETRAIN_MSG, **{"aria-live": "polite"}),
+        ]),
+    ], className="shadow-sm mb-3")
+    compare = dbc.Card([
+        dbc.CardHeader(html.Span("3 · Compare a candidate with the active model", className="fw-semibold")),
+        dbc.CardBody(dcc.Loading(html.Div(empty_state(
+            "Retrain, or press Compare on a version below, to compare it with the active model.",
+            "Which segment matches which, agreement on common customers, share changes, names, and the drift of the "
+            "new data."), id=ids.DATA_COMPARISON), type="circle", delay_show=300)),
+    ], className="shadow-sm mb-3")
+    versions = dbc.Card([
+        dbc.CardHeader(dbc.Row([
+            dbc.Col(html.Span("Model versions", className="fw-semibold")),
+            dbc.Col(dbc.Button("Roll back to the previous version", id=ids.DATA_ROLLBACK_BTN, size="sm",
+                               color="secondary", outline=True), width="auto"),
+        ], className="align-items-center")),
+        dbc.CardBody([html.Div(id=ids.DATA_ACTION_MSG, **{"aria-live": "polite"}),
+                      html.Div(versions_view(services.versions_table()), id=ids.DATA_VERSIONS)]),
+    ], className="shadow-sm mb-3")
+    exports = dbc.Card([
+        dbc.CardHeader(html.Span("Exports (the model the dashboard shows)", className="fw-semibold")),
+        dbc.CardBody([
+            dbc.Button("Segment membership (CSV)", id=ids.DATA_EXPORT_MEMBERSHIP_BTN, color="primary", outline=True,
+                       className="me-2 mb-2"),
+            dbc.Button("Profile tables (CSV)", id=ids.DATA_EXPORT_PROFILES_BTN, color="primary", outline=True,
+                       className="me-2 mb-2"),
+            dbc.Button("Segment report (HTML, opens offline)", id=ids.DATA_EXPORT_REPORT_BTN, color="primary",
+                       outline=True, className="mb-2"),
+            html.Div("Membership: customer ID, segment, segment name and confidence for every customer. CSV cells "
+                     "are escaped so that spreadsheets never run them as formulas.", className="small text-muted"),
+            dcc.Download(id=ids.DATA_DOWNLOAD),
+        ]),
+    ], className="shadow-sm mb-3")
+    return html.Div([
+        page_header("Data & models", "Bring new customer data, retrain, compare the candidate with the active model, "
+                                     "and choose which version the dashboard uses."),
+        dbc.Alert(warning, id=ids.DATA_WARNING, color="warning", is_open=bool(warning)),
+        dcc.Store(id=ids.DATA_UPLOAD_STORE), dcc.Store(id=ids.DATA_RETRAIN_STORE),
+        dcc.Store(id=ids.DATA_COMPARE_STORE), dcc.Store(id=ids.DATA_ACTION_STORE, data=0),
+        upload, retrain, compare, versions, exports,
+    ])
+
+
+# ---------------------------------------------------------------- callbacks
+@callback(Output(ids.DATA_UPLOAD_REPORT, "children"), Output(ids.DATA_UPLOAD_STORE, "data"),
+          Output(ids.DATA_RETRAIN_BTN, "disabled"),
+          Input(ids.DATA_UPLOAD, "contents"), State(ids.DATA_UPLOAD, "filename"), prevent_initial_call=True)
+def check_upload(contents, filename):
+    """Validate and clean the upload; keep it (server-made name) only when it can be used."""
+    services = get_services()
+    try:
+        report = services.accept_upload(contents, filename)
+    except (DataFileError, ValueError) as exc:
+        try:
+            active = services.model()[1]["version"]
+        except RegistryError:
+            active = None
+        return upload_error_view(str(exc), active), None, True
+    return upload_view(report), {"token": report["token"], "name": report["name"]}, False
+
+
+@callback(Output(ids.DATA_RECOMMENDATION, "children"), Input(ids.DATA_UPLOAD_STORE, "data"),
+          Input(ids.DATA_FEATURES, "value"), prevent_initial_call=True)
+def recommend(upload, features):
+    """The k the uploaded data supports on the chosen features."""
+    if not upload:
+        raise PreventUpdate
+    if not features:
+        return html.Span("Choose at least one feature.", className="text-danger")
+    try:
+        return recommendation_view(get_services().upload_sweep(upload["token"], features), upload["name"])
+    except ValueError as exc:
+        return html.Span(str(exc), className="text-danger")
+
+
+@callback(Output(ids.DATA_RETRAIN_STORE, "data"),
+          Input(ids.DATA_RETRAIN_BTN, "n_clicks"), State(ids.DATA_UPLOAD_STORE, "data"),
+          State(ids.DATA_FEATURES, "value"), State(ids.DATA_K, "value"),
+          background=True, prevent_initial_call=True, interval=400,
+          running=[(Output(ids.DATA_RETRAIN_BTN, "disabled"), True, False),
+                   (Output(ids.DATA_CANCEL_BTN, "disabled"), False, True),
+                   (Output(ids.DATA_UPLOAD, "disabled"), True, False),
+                   (Output(ids.DATA_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"})],
+          progress=[Output(ids.DATA_PROGRESS, "value"), Output(ids.DATA_PROGRESS, "max"),
+                    Output(ids.DATA_PROGRESS, "label")],
+          progress_default=[0, len(STEPS), ""],
+          cancel=[Input(ids.DATA_CANCEL_BTN, "n_clicks")])
+def retrain(set_progress, _n, upload, features, k):
+    """Train a candidate in another process (no Flask request here: Services come from the environment)."""
+    if not upload:
+        return {"error": "upload a customer file first"}
+    steps, started = [], time.monotonic()
+
+    def report(done, total, step):
+        if step != "done":
+            steps.append(step)
+        set_progress((done, total, f"{min(done + 1, total)}/{total} · {step}: {STEP_LABELS.get(step, step)}"))
+    try:
+        result = Services.from_env().retrain_upload(upload["token"], upload["name"], k, features, progress=report)
+    except (DataFileError, ValueError, RegistryError) as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
+        traceback.print_exc(file=sys.stderr)
+        return {"error": f"retraining failed ({type(exc).__name__})"}
+    return dict(result, steps=steps, seconds=round(time.monotonic() - started, 1))
+
+
+@callback(Output(ids.DATA_RETRAIN_MSG, "children"), Input(ids.DATA_RETRAIN_STORE, "data"), prevent_initial_call=True)
+def show_retrain(result):
+    """The retrain's outcome."""
+    return retrain_message(result)
+
+
+@callback(Output(ids.DATA_RETRAIN_MSG, "children", allow_duplicate=True), Input(ids.DATA_CANCEL_BTN, "n_clicks"),
+          prevent_initial_call=True)
+def cancelled(n):
+    """Say what a cancel means (the job is stopped by Dash; a registry write is all-or-nothing)."""
+    if not n:
+        raise PreventUpdate
+    return dbc.Alert("Retraining was cancelled. Nothing was activated; the versions table shows every saved version.",
+                     color="secondary", className="mb-0")
+
+
+@callback(Output(ids.DATA_COMPARE_STORE, "data"), Input(ids.DATA_RETRAIN_STORE, "data"),
+          Input({"type": ids.DATA_COMPARE, "version": ALL}, "n_clicks"), prevent_initial_call=True)
+def choose_comparison(retrained, _clicks):
+    """The version to compare: the fresh candidate, or the one whose Compare button was pressed."""
+    trigger = ctx.triggered_id
+    if trigger == ids.DATA_RETRAIN_STORE:
+        if retrained and retrained.get("version"):
+            return retrained["version"]
+        raise PreventUpdate
+    if isinstance(trigger, dict) and ctx.triggered and ctx.triggered[0]["value"]:
+        return trigger["version"]
+    raise PreventUpdate
+
+
+@callback(Output(ids.DATA_COMPARISON, "children"), Input(ids.DATA_COMPARE_STORE, "data"),
+          Input(ids.DATA_ACTION_STORE, "data"), prevent_initial_call=True)
+def show_comparison(version, _actions):
+    """The chosen version against the active model."""
+    if not version:
+        raise PreventUpdate
+    try:
+        return comparison_view(version, get_services().comparison(version))
+    except (RegistryError, ValueError, DataFileError) as exc:
+        return dbc.Alert(f"{version} cannot be compared: {exc}", color="warning", className="mb-0")
+
+
+@callback(Output(ids.DATA_ACTION_MSG, "children"), Output(ids.DATA_ACTION_STORE, "data"),
+          Input({"type": ids.DATA_ACTIVATE, "version": ALL, "where": ALL}, "n_clicks"),
+          Input({"type": ids.DATA_DELETE, "version": ALL}, "submit_n_clicks"),
+          Input(ids.DATA_ROLLBACK_BTN, "n_clicks"), State(ids.DATA_ACTION_STORE, "data"), prevent_initial_call=True)
+def act(_activate, _delete, _rollback, count):
+    """Activate, delete or roll back, with a clear success or error message."""
+    trigger = ctx.triggered_id
+    if trigger is None or not ctx.triggered or not ctx.triggered[0]["value"]:
+        raise PreventUpdate  # buttons appearing in a re-drawn table, not a click
+    services = get_services()
+    try:
+        if trigger == ids.DATA_ROLLBACK_BTN:
+            message = f"Rolled back: {services.rollback_version()} is the active model again."
+        elif trigger["type"] == ids.DATA_ACTIVATE:
+            message = f"{services.activate_version(trigger['version'])} is now the active model; every page shows it."
+        else:
+            message = f"{services.delete_version(trigger['version'])} was deleted."
+    except RegistryError as exc:
+        return dbc.Alert([html.Strong("Not done: "), str(exc)], color="danger", dismissable=True,
+                         className="py-2"), dash.no_update
+    return dbc.Alert(message, color="success", dismissable=True, className="py-2"), (count or 0) + 1
+
+
+@callback(Output(ids.DATA_VERSIONS, "children"), Output(ids.DATA_WARNING, "children"),
+          Output(ids.DATA_WARNING, "is_open"),
+          Input(ids.DATA_ACTION_STORE, "data"), Input(ids.DATA_RETRAIN_STORE, "data"),
+          Input(ids.DATA_CANCEL_BTN, "n_clicks"), prevent_initial_call=True)
+def refresh_versions(_actions, _retrained, _cancel):
+    """Re-draw the versions table (and the fallback warning) after any change."""
+    services = get_services()
+    try:
+        warning = services.model_warning()
+    except RegistryError as exc:
+        warning = str(exc)
+    return versions_view(services.versions_table()), warning, bool(warning)
+
+
+@callback(Output(ids.DATA_DOWNLOAD, "data"), Input(ids.DATA_EXPORT_MEMBERSHIP_BTN, "n_clicks"),
+          Input(ids.DATA_EXPORT_PROFILES_BTN, "n_clicks"), Input(ids.DATA_EXPORT_REPORT_BTN, "n_clicks"),
+          prevent_initial_call=True)
+def export(_m, _p, _r):
+    """Membership CSV, profile tables CSV or the HTML report of the model the dashboard shows."""
+    services = get_services()
+    version = services.model()[1]["version"]
+    trigger = ctx.triggered_id
+    if trigger == ids.DATA_EXPORT_MEMBERSHIP_BTN:
+        return dict(content=services.membership_csv(), filename=f"segment_membership_{version}.csv", type="text/csv")
+    if trigger == ids.DATA_EXPORT_PROFILES_BTN:
+        return dict(content=services.profiles_csv(), filename=f"segment_profiles_{version}.csv", type="text/csv")
+    if trigger == ids.DATA_EXPORT_REPORT_BTN:
+        return dict(content=services.report_html(), filename=f"segment_report_{version}.html", type="text/html")
+    raise PreventUpdate

@@ -1,0 +1,128 @@
+"""Choosing k (/diagnostics): metrics against k with the recommendation, silhouette plot, sweep as a background job."""
+import sys
+import traceback
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboard import ids
+from dashboard.components import graph_card, page_header, table
+from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure
+from dashboard.services import Services, get_services
+
+dash.register_page(__name__, path="/diagnostics", name="Diagnostics", order=4, title="SegmentLens · Diagnostics")
+
+K_LOW, K_HIGH = 2, 15
+DEFAULT_RANGE = (2, 10)
+# Up to this many customers the default sweep is computed while the page is built (about a second,
+# then cached); beyond it the background job computes it with a progress bar instead of blocking the page.
+LAYOUT_SWEEP_MAX = 5_000
+
+
+def _silhouette_note(a) -> str:
+    n, shown = len(a.frame), len(a.silhouette_rows)
+    how = f"all {n:,} customers" if shown >= n else f"sample of {shown:,} of {n:,}"
+    return f"Silhouette ({how})"
+
+
+def layout(**_query):
+    """The diagnostics page."""
+    services = get_services()
+    a = services.analysis()
+    names = services.segment_names()
+    lo, hi = DEFAULT_RANGE
+    hi = min(hi, len(a.frame) - 1)
+    sweep = services.sweep(lo, hi).to_dict() if len(a.frame) <= LAYOUT_SWEEP_MAX else None
+    total = hi - lo + 1
+    view = _sweep_view(sweep, a.k)
+    controls = dbc.Card(dbc.CardBody([
+        dbc.Row([
+            dbc.Col([html.Label("Range of k to compare", htmlFor=ids.DIAG_K_RANGE, className="form-label small fw-semibold"),
+                     dcc.RangeSlider(id=ids.DIAG_K_RANGE, min=K_LOW, max=K_HIGH, step=1, value=[lo, hi],
+                                     marks={k: str(k) for k in range(K_LOW, K_HIGH + 1)}, allowCross=False,
+                                     pushable=1)], md=7),
+            dbc.Col(html.Div([
+                dbc.Button("Run", id=ids.DIAG_RUN, color="primary", className="me-2"),
+                dbc.Button("Cancel", id=ids.DIAG_CANCEL, color="secondary", outline=True, disabled=True),
+            ], className="d-flex align-items-end h-100 pb-1"), md=5),
+        ], className="g-3"),
+        dbc.Progress(id=ids.DIAG_PROGRESS, value=total if sweep else 0, max=total,
+                     label=f"{total}/{total} k fitted" if sweep else "", className="mt-3", style={"height": "18px"}),
+        html.Div(view["status"], id=ids.DIAG_STATUS, className="small text-muted mt-1", **{"aria-live": "polite"}),
+    ]), className="shadow-sm mb-3")
+    return html.Div([
+        page_header("Choosing k", "How many segments does the data support? Four criteria per k, the recommended k, "
+                                  "and how well each customer fits its segment in the current model."),
+        dcc.Store(id=ids.DIAG_STORE, data=sweep),
+        # Ticks once, only when the default sweep was too big to compute while building the page.
+        dcc.Interval(id=ids.DIAG_AUTORUN, interval=300, max_intervals=1, disabled=sweep is not None),
+        controls,
+        dbc.Alert(view["advice"], id=ids.DIAG_RECOMMENDATION, color="light", className="border shadow-sm"),
+        dbc.Row([
+            dbc.Col(graph_card("Criteria against k", ids.DIAG_METRICS, height=520, figure=view["figure"]), xl=7),
+            dbc.Col(graph_card(f"Silhouette plot of the current model (k={a.k})", ids.DIAG_SILHOUETTE, height=520,
+                               extra=html.P("One sliver per customer, sorted within its segment: long bars fit their "
+                                            "segment well, bars left of 0 sit closer to another segment.",
+                                            className="small text-muted mb-0"),
+                               figure=silhouette_figure(a.silhouette, a.labels[a.silhouette_rows], names,
+                                                        note=_silhouette_note(a))), xl=5),
+        ]),
+        dbc.Card([dbc.CardHeader(html.Span("Metrics per k", className="fw-semibold")),
+                  dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
+    ])
+
+
+@callback(Output(ids.DIAG_STORE, "data"),
+          Input(ids.DIAG_RUN, "n_clicks"), Input(ids.DIAG_AUTORUN, "n_intervals"), State(ids.DIAG_K_RANGE, "value"),
+          background=True, prevent_initial_call=True,
+          running=[(Output(ids.DIAG_RUN, "disabled"), True, False),
+                   (Output(ids.DIAG_CANCEL, "disabled"), False, True),
+                   (Output(ids.DIAG_K_RANGE, "disabled"), True, False)],
+          progress=[Output(ids.DIAG_PROGRESS, "value"), Output(ids.DIAG_PROGRESS, "max"),
+                    Output(ids.DIAG_PROGRESS, "label")],
+          cancel=[Input(ids.DIAG_CANCEL, "n_clicks")])
+def run_sweep(set_progress, _clicks, _autorun, k_range):
+    """Sweep k in another process (no Flask request here, so Services come from the environment)."""
+    lo, hi = sorted(int(k) for k in (k_range or DEFAULT_RANGE))
+    total = hi - lo + 1
+    set_progress((0, total, "starting…"))
+    try:
+        result = Services.from_env().sweep(
+            lo, hi, progress=lambda done, n, msg: set_progress((done, n, f"{msg} done · {done}/{n}")))
+    except ValueError as exc:  # e.g. more segments than customers: a message for people
+        return {"error": str(exc), "k_min": lo, "k_max": hi}
+    except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
+        traceback.print_exc(file=sys.stderr)
+        return {"error": f"the sweep failed ({type(exc).__name__}: {exc})", "k_min": lo, "k_max": hi}
+    set_progress((total, total, f"{total}/{total} k fitted"))
+    return result.to_dict()
+
+
+@callback(Output(ids.DIAG_METRICS, "figure"), Output(ids.DIAG_RECOMMENDATION, "children"),
+          Output(ids.DIAG_TABLE, "children"), Output(ids.DIAG_STATUS, "children"),
+          Input(ids.DIAG_STORE, "data"), prevent_initial_call=True)
+def draw_sweep(sweep):
+    """Figures, advice and table from the stored sweep."""
+    view = _sweep_view(sweep, get_services().analysis().k)
+    return view["figure"], view["advice"], view["table"], view["status"]
+
+
+def _sweep_view(sweep, current_k: int) -> dict:
+    """Metrics figure, advice, table and status line of a stored sweep (or of its error / absence)."""
+    if sweep and sweep.get("error"):
+        message = f"Could not compare k={sweep['k_min']} to {sweep['k_max']}: {sweep['error']}."
+        return {"figure": metrics_figure(None), "advice": html.P(message, className="mb-0 text-danger"),
+                "table": None, "status": message}
+    if not sweep:
+        wait = "Computing the sweep of k=2 to 10 for this data; the progress bar shows how far it is."
+        return {"figure": metrics_figure(None, empty_message="Computing the sweep…"),
+                "advice": html.P(wait, className="mb-0"), "table": None,
+                "status": wait}
+    paragraphs = recommendation_text(sweep, current_k)
+    body = [html.P(html.Strong(paragraphs[0]), className="mb-2")] + [html.P(p, className="mb-1 small")
+                                                                    for p in paragraphs[1:]]
+    ks = [r["k"] for r in sweep["results"]]
+    status = f"Showing k={min(ks)} to {max(ks)} on {sweep['n_customers']:,} customers."
+    return {"figure": metrics_figure(sweep, current_k), "advice": body,
+            "table": table(metrics_table(sweep, current_k), index=False), "status": status}

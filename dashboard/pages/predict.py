@@ -1,0 +1,286 @@
+"""Predict (/predict): score a hypothetical customer, explain the answer, compare saved scenarios."""
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+
+from core.scoring import format_value
+from dashboard import ids
+from dashboard.components import graph_card, page_header, segment_badge, segment_options, table
+from dashboard.figures.common import empty_figure
+from dashboard.figures.predict import distance_figure, flip_rows, map_figure, scenario_table
+from dashboard.services import get_services
+
+dash.register_page(__name__, path="/predict", name="Predict", order=6, title="SegmentLens · Predict")
+
+_MAX_SCENARIOS = 20
+_FIELD = {"type": ids.PREDICT_FIELD, "field": ALL}
+_FIELD_FEEDBACK = {"type": ids.PREDICT_FIELD_FEEDBACK, "field": ALL}
+_RAW = {"type": ids.PREDICT_RAW_FIELD, "field": ALL}
+_RAW_FEEDBACK = {"type": ids.PREDICT_RAW_FEEDBACK, "field": ALL}
+
+
+def _text(value) -> str:
+    """A number as the form shows it (no thousands separators: it must read back as typed)."""
+    if value is None:
+        return ""
+    value = float(value)
+    return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _field(spec: dict, value, input_type: str, feedback_type: str) -> html.Div:
+    """One labelled input with its error message and a hint from the data."""
+    def show(v):
+        return format_value(round(v) if abs(v) >= 100 else round(v, 1))
+    hint = f"typical (25–75 %): {show(spec['q25'])}–{show(spec['q75'])} · seen {show(spec['min'])}–{show(spec['max'])}"
+    return html.Div([
+        dbc.Label(spec["label"], className="small mb-0"),
+        dbc.Input(id={"type": input_type, "field": spec["name"]}, type="text", inputMode="decimal",
+                  value=_text(value), debounce=300, size="sm", autoComplete="off",
+                  placeholder=f"{format_value(spec['low'])}–{format_value(spec['high'])}"),
+        dbc.FormFeedback(id={"type": feedback_type, "field": spec["name"]}, type="invalid"),
+        dbc.FormText(hint, className="d-block small"),
+    ], className="mb-2")
+
+
+def _start(services, form, segment, customer) -> tuple[dict, str]:
+    """Values the form opens with: a segment's typical member, a customer, or the data's medians."""
+    names = services.segment_names()
+    try:
+        if customer not in (None, ""):
+            return services.customer_fields(customer), f"Customer {customer}."
+        if segment not in (None, ""):
+            seg = int(segment)
+            fields = services.typical_member(seg)
+            return fields, f"Typical member of {names[seg]} (customer {fields.get('ID')})."
+    except (ValueError, IndexError) as exc:
+        message = str(exc) if isinstance(exc, ValueError) else f"no segment {segment}"
+        return _medians(form), f"{message[:1].upper()}{message[1:]}; showing the median customer instead."
+    return _medians(form), "The median customer of the data (each field at its median)."
+
+
+def _medians(form: dict) -> dict:
+    values = {f["name"]: f["median"] for f in form["features"]}
+    values.update({f["name"]: f["median"] for group in form["raw"] for f in group["fields"]})
+    return {k: round(v) if abs(v) >= 10 else round(v, 2) for k, v in values.items()}
+
+
+def layout(segment=None, customer=None, **_query):
+    """The what-if page (``?segment=2`` starts from that segment's typical member, ``?customer=ID`` from a customer)."""
+    services = get_services()
+    form = services.predict_form()
+    names = services.segment_names()
+    start, message = _start(services, form, segment, customer)
+    fields = [_field(spec, start.get(spec["name"]), ids.PREDICT_FIELD, ids.PREDICT_FIELD_FEEDBACK)
+              for spec in form["features"]]
+    raw_groups = [html.Div([html.Div(f"→ {group['feature'].replace('_', ' ')}", className="small fw-semibold mb-1"),
+                            *[_field(spec, start.get(spec["name"]), ids.PREDICT_RAW_FIELD, ids.PREDICT_RAW_FEEDBACK)
+                              for spec in group["fields"]]], className="mb-2") for group in form["raw"]]
+    prefill = html.Div([
+        dbc.Label("Start from a typical member of", className="small mb-0"),
+        dbc.InputGroup([
+            dcc.Dropdown(id=ids.PREDICT_PREFILL_SEGMENT, options=segment_options(names), clearable=False,
+                         value=int(segment) if str(segment or "").isdigit() and int(segment) < len(names) else 0,
+                         style={"flex": "1 1 auto", "minWidth": "10rem"}),
+            dbc.Button("Use", id=ids.PREDICT_PREFILL_SEGMENT_BTN, color="secondary", outline=True, size="sm"),
+        ], size="sm", className="mb-2 flex-nowrap"),
+        dbc.Label("… or an existing customer (ID)", className="small mb-0"),
+        dbc.InputGroup([
+            dbc.Input(id=ids.PREDICT_PREFILL_CUSTOMER, type="text", inputMode="numeric", size="sm",
+                      placeholder="e.g. 5524", value=str(customer) if customer else "", autoComplete="off"),
+            dbc.Button("Load", id=ids.PREDICT_PREFILL_CUSTOMER_BTN, color="secondary", outline=True, size="sm"),
+        ], size="sm", className="mb-1"),
+        html.Div(message, id=ids.PREDICT_PREFILL_MESSAGE, className="small text-muted mb-2"),
+    ])
+    raw = dbc.Accordion([dbc.AccordionItem([
+        html.P("Type the raw fields; the features are computed from them as in the data "
+               "(Age = 2026 − birth year, total spend = sum of the categories).", className="small text-muted"),
+        *raw_groups,
+        dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary",
+                   outline=True),
+    ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2") \
+        if form["raw"] else None
+    form_card = dbc.Card(dbc.CardBody([html.H3("Hypothetical customer", className="h6"), prefill, html.Hr(),
+                                       *fields, raw]), className="shadow-sm mb-3")
+    scenarios = dbc.Card([
+        dbc.CardHeader(html.Span("Scenarios side by side", className="fw-semibold")),
+        dbc.CardBody([
+            dbc.InputGroup([
+                dbc.Input(id=ids.PREDICT_SCENARIO_NAME, placeholder="Scenario name (optional)", maxLength=40,
+                          size="sm"),
+                dbc.Button("Save scenario", id=ids.PREDICT_SAVE, color="primary", size="sm"),
+                dbc.Button("Clear", id=ids.PREDICT_CLEAR, color="secondary", outline=True, size="sm"),
+                dbc.Button("Download CSV", id=ids.PREDICT_DOWNLOAD_BTN, color="secondary", outline=True, size="sm"),
+            ], size="sm", className="mb-2"),
+            html.Div(id=ids.PREDICT_SAVE_MESSAGE, className="small text-muted mb-2"),
+            html.Div(id=ids.PREDICT_SCENARIO_TABLE),
+            dcc.Download(id=ids.PREDICT_DOWNLOAD),
+        ]),
+    ], className="shadow-sm mb-3")
+    return html.Div([
+        page_header("Predict", "Which segment would this customer join, how clearly, and what would change it?"),
+        dcc.Store(id=ids.PREDICT_CURRENT),
+        dcc.Store(id=ids.PREDICT_SCENARIOS, storage_type="session", data=[]),
+        dbc.Row([
+            dbc.Col(form_card, lg=4, xl=3),
+            dbc.Col([
+                dbc.Card(dbc.CardBody(id=ids.PREDICT_RESULT), className="shadow-sm mb-3"),
+                dbc.Row([
+                    dbc.Col(graph_card("Distance to every segment", ids.PREDICT_DISTANCES, height=300), xl=5),
+                    dbc.Col(graph_card("Among existing customers (PCA map)", ids.PREDICT_MAP, height=360), xl=7),
+                ]),
+                dbc.Row([
+                    dbc.Col(dbc.Card([dbc.CardHeader(html.Span("What would change the segment", className="fw-semibold")),
+                                      dbc.CardBody(id=ids.PREDICT_FLIPS)], className="shadow-sm mb-3"), xl=7),
+                    dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Campaigns and products", className="fw-semibold")),
+                                      dbc.CardBody(id=ids.PREDICT_CAMPAIGN)], className="shadow-sm mb-3"), xl=5),
+                ]),
+                scenarios,
+            ], lg=8, xl=9),
+        ]),
+    ])
+
+
+# ---------------------------------------------------------------- pieces of the answer
+def _result(r: dict) -> list:
+    """Headline, segment badge, confidence and typicality in plain words."""
+    seg, words = r["segment"], r["words"]
+    return [
+        html.Div(words["headline"], className="h5 mb-2"),
+        html.Div([html.Span("Segment ", className="text-muted"),
+                  html.Span(segment_badge(seg, r["name"], href=f"/profiles?segment={seg}"), id=ids.PREDICT_SEGMENT_NAME),
+                  html.Span(f"  #{seg}", className="text-muted small")], className="mb-2"),
+        html.Div([html.Strong("Confidence "), html.Span(f"{r['confidence']:.2f}", id=ids.PREDICT_CONFIDENCE),
+                  html.Span(f" — {words['confidence_text']}.", className="text-muted")], className="small"),
+        html.Div([html.Strong("Typicality "), html.Span(f"{r['typicality']:.2f}"),
+                  html.Span(f" — {words['typicality_text']}.", className="text-muted")], className="small"),
+    ]
+
+
+def _campaign(card: dict, name: str) -> list:
+    """The segment's response to campaigns and the products it over-buys."""
+    out = [html.P([html.Strong(name), f": {card['description']}"], className="small")]
+    resp = card.get("response")
+    if resp:
+        out.append(html.P(f"Accepted the last campaign: {resp['rate']:.0%} of the segment "
+                          f"(95 % interval {resp['low']:.0%}–{resp['high']:.0%}, {resp['n']:,} customers).",
+                          className="small mb-1"))
+    if card.get("campaigns"):
+        out.append(html.P("Earlier campaigns: " + ", ".join(
+            f"{c['campaign'].replace('AcceptedCmp', 'no. ')} {c['rate']:.0%}" for c in card["campaigns"]) + ".",
+            className="small text-muted"))
+    if not resp and not card.get("campaigns"):
+        out.append(html.P("The data has no campaign responses.", className="small text-muted"))
+    products = card.get("products") or []
+    out.append(html.Div([html.Strong("Recommend: ", className="small"), *[
+        html.Span(f"{p['product'].replace('Products', '').replace('Prods', '')} ×{p['lift']:.1f}",
+                  className="badge bg-light text-dark border me-1")
+        for p in products]] if products else
+        html.Span("No product category stands out for this segment.", className="small text-muted")))
+    if products:
+        out.append(html.Div("×: share of the segment's spend relative to all customers'.",
+                            className="small text-muted mt-1"))
+    return out
+
+
+@callback(
+    Output(_FIELD, "invalid"), Output(_FIELD_FEEDBACK, "children"), Output(ids.PREDICT_RESULT, "children"),
+    Output(ids.PREDICT_DISTANCES, "figure"), Output(ids.PREDICT_MAP, "figure"), Output(ids.PREDICT_FLIPS, "children"),
+    Output(ids.PREDICT_CAMPAIGN, "children"), Output(ids.PREDICT_CURRENT, "data"),
+    Input(_FIELD, "value"),
+)
+def predict(values):
+    """Score the form's customer; invalid fields get a message and there is no answer."""
+    features = [item["id"]["field"] for item in ctx.inputs_list[0]]
+    services = get_services()
+    r = services.what_if(dict(zip(features, values)))
+    errors = r["errors"]
+    if errors:
+        none = empty_figure("No answer until every field is valid", height=300)
+        return ([f in errors for f in features], [errors.get(f, "") for f in features],
+                dbc.Alert(f"Fix the highlighted field{'s' if len(errors) > 1 else ''} to see the answer.",
+                          color="warning", className="mb-0"), none, none, "", "", None)
+    names = r["names"]
+    flips = [html.P("Each feature moved on its own, the others held; searched within the range seen in the data "
+                    "(or up to the value entered).", className="small text-muted"),
+             table(flip_rows(r["flips"], names), index=False, class_name="small")]
+    current = {"model_version": r["version"], "segment": r["segment"], "segment_name": r["name"],
+               "confidence": round(r["confidence"], 4), "typicality": round(r["typicality"], 4), **r["values"]}
+    return ([False] * len(features), [""] * len(features), _result(r),
+            distance_figure(r["distances"], names, r["segment"]),
+            map_figure(services.map_background(), names, r["point"], r["segment"]),
+            flips, _campaign(r["card"], r["name"]), current)
+
+
+@callback(
+    Output(_FIELD, "value"), Output(_RAW, "value"), Output(_RAW, "invalid"), Output(_RAW_FEEDBACK, "children"),
+    Output(ids.PREDICT_PREFILL_MESSAGE, "children"),
+    Input(ids.PREDICT_PREFILL_SEGMENT_BTN, "n_clicks"), Input(ids.PREDICT_PREFILL_CUSTOMER_BTN, "n_clicks"),
+    Input(ids.PREDICT_PREFILL_CUSTOMER, "n_submit"), Input(ids.PREDICT_RAW_APPLY, "n_clicks"),
+    State(ids.PREDICT_PREFILL_SEGMENT, "value"), State(ids.PREDICT_PREFILL_CUSTOMER, "value"),
+    State(_FIELD, "value"), State(_RAW, "value"),
+    prevent_initial_call=True,
+)
+def prefill(_seg_clicks, _cust_clicks, _cust_submit, _raw_clicks, segment, customer, field_values, raw_values):
+    """Fill the form from a segment's typical member, an existing customer, or the raw fields."""
+    services = get_services()
+    features = [item["id"]["field"] for item in ctx.states_list[2]]
+    raw_names = [item["id"]["field"] for item in ctx.states_list[3]]
+    keep = dash.no_update
+    if ctx.triggered_id == ids.PREDICT_RAW_APPLY:
+        derived, errors = services.derive_features(dict(zip(raw_names, raw_values)))
+        values = [_text(derived[f]) if f in derived else v for f, v in zip(features, field_values)]
+        message = (f"Computed {', '.join(sorted(derived))} from the raw fields." if derived else
+                   "Fix the highlighted raw fields first.")
+        return (values, keep, [n in errors for n in raw_names], [errors.get(n, "") for n in raw_names], message)
+    try:
+        if ctx.triggered_id == ids.PREDICT_PREFILL_SEGMENT_BTN:
+            fields = services.typical_member(int(segment or 0))
+            message = (f"Typical member of {services.segment_names()[int(segment or 0)]} "
+                       f"(customer {fields.get('ID')}, the closest to the segment's centre).")
+        else:
+            fields = services.customer_fields(customer)
+            message = f"Customer {fields.get('ID')}."
+    except ValueError as exc:
+        return keep, keep, keep, keep, html.Span(str(exc), className="text-danger")
+    return ([_text(fields.get(f)) for f in features], [_text(fields.get(n)) for n in raw_names],
+            [False] * len(raw_names), [""] * len(raw_names), message)
+
+
+@callback(
+    Output(ids.PREDICT_SCENARIOS, "data"), Output(ids.PREDICT_SAVE_MESSAGE, "children"),
+    Input(ids.PREDICT_SAVE, "n_clicks"), Input(ids.PREDICT_CLEAR, "n_clicks"),
+    State(ids.PREDICT_CURRENT, "data"), State(ids.PREDICT_SCENARIO_NAME, "value"), State(ids.PREDICT_SCENARIOS, "data"),
+    prevent_initial_call=True,
+)
+def save_scenario(_save, _clear, current, name, scenarios):
+    """Add the current customer to the saved scenarios (or clear them)."""
+    if ctx.triggered_id == ids.PREDICT_CLEAR:
+        return [], "Scenarios cleared."
+    scenarios = list(scenarios or [])
+    if not current:
+        return dash.no_update, "Nothing to save: fix the highlighted fields first."
+    if len(scenarios) >= _MAX_SCENARIOS:
+        return dash.no_update, f"At most {_MAX_SCENARIOS} scenarios; clear some first."
+    label = " ".join(str(name or "").split())[:40] or f"Scenario {len(scenarios) + 1}"
+    scenarios.append({"scenario": label, **current})
+    return scenarios, f"Saved “{label}”."
+
+
+@callback(Output(ids.PREDICT_SCENARIO_TABLE, "children"), Input(ids.PREDICT_SCENARIOS, "data"))
+def show_scenarios(scenarios):
+    """The saved scenarios as columns of one table."""
+    if not scenarios:
+        return html.Div("No scenario saved yet: adjust the customer, then Save scenario to compare several.",
+                        className="small text-muted")
+    features = [f["name"] for f in get_services().predict_form()["features"]]
+    return table(scenario_table(scenarios, features), index=True, class_name="small")
+
+
+@callback(Output(ids.PREDICT_DOWNLOAD, "data"), Input(ids.PREDICT_DOWNLOAD_BTN, "n_clicks"),
+          State(ids.PREDICT_SCENARIOS, "data"), prevent_initial_call=True)
+def download(_n, scenarios):
+    """Saved scenarios as spreadsheet-safe CSV."""
+    if not scenarios:
+        return dash.no_update
+    return dict(content=get_services().scenarios_csv(scenarios), filename="segmentlens_scenarios.csv",
+                type="text/csv")

@@ -1,0 +1,248 @@
+"""Segment profiles (/profiles): z-scores, distributions, product/channel mix, campaigns, economics, rename."""
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
+
+from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
+from dashboard import ids
+from dashboard.components import empty_state, graph_card, page_header, segment_options, table
+from dashboard.figures.profiles import (
+    campaigns_figure, distribution_figure, economics_assumptions, economics_table, feature_label, mix_figure,
+    most_different, recommendations, zscore_heatmap,
+)
+from dashboard.services import get_services
+from dashboard.theme import segment_colour
+
+dash.register_page(__name__, path="/profiles", name="Profiles", order=1, title="SegmentLens · Profiles")
+
+_DEFAULT_FEATURE = "Total_Spending"
+
+
+def parse_segment(value, k: int, default: int = 0) -> int:
+    """A segment number from a URL/dropdown value; anything invalid falls back to ``default``."""
+    try:
+        segment = int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+    return segment if 0 <= segment < k else default
+
+
+def _summary(a, names: list[str], seg: int) -> dbc.Card:
+    """The selected segment's card: name on its colour, size, description, traits, compare link."""
+    persona = a.personas[seg]
+    other = most_different(a.zscores, seg)
+    link = (dcc.Link(f"Compare with its most different segment, {other} · {names[other]} →",
+                     href=f"/compare?a={seg}&b={other}", id=ids.PROFILES_COMPARE_LINK, className="small")
+            if other is not None else None)
+    return dbc.Card([
+        html.Div(className="persona-stripe", style={"backgroundColor": segment_colour(seg)}),
+        dbc.CardBody([
+            html.H3(names[seg], className="h5 mb-1"),
+            html.Div(f"Segment {seg} · {int(a.sizes.loc[seg, 'n']):,} customers · "
+                     f"{float(a.sizes.loc[seg, 'share']):.0%} of all", className="small text-muted mb-2"),
+            html.P(persona.description, className="mb-2"),
+            html.Div([html.Span(t, className="badge bg-light text-dark border me-1 mb-1") for t in persona.traits]
+                     or html.Span("Close to the average customer.", className="small text-muted")),
+            html.Div(link, className="mt-2"),
+        ]),
+    ], className="h-100 shadow-sm persona-card")
+
+
+def _recommendations(a, names: list[str], seg: int):
+    """Over-indexing categories as sentences; the selected segment's first."""
+    recs = recommendations(a.lift, names, LIFT_THRESHOLD)
+    if not recs:
+        return empty_state(f"No segment puts {LIFT_THRESHOLD:.1f}x the average share of its spend on a category.",
+                           "Every segment buys roughly the same mix of products.")
+    recs = sorted(recs, key=lambda r: r["segment"] != seg)
+    return html.Ul([
+        html.Li([html.Span("●", style={"color": segment_colour(r["segment"])}, className="me-2"), r["text"]],
+                className="mb-1" + (" fw-semibold" if r["segment"] == seg else ""))
+        for r in recs
+    ], className="list-unstyled mb-0")
+
+
+def _economics(a, names: list[str]):
+    """The campaign economics table with its assumption spelled out."""
+    econ = a.economics
+    if econ is None or econ.empty or econ["response_rate"].isna().all():
+        return empty_state("No Response column in this file, so campaign economics cannot be estimated.")
+    return html.Div([
+        html.P(economics_assumptions(a.frame), className="small text-muted"),
+        table(economics_table(econ, names), index=False, class_name="small"),
+    ])
+
+
+def _heatmap_card(figure) -> dbc.Card:
+    """The z-score heatmap, scrolling sideways on a phone instead of squeezing 21 columns."""
+    graph = dcc.Graph(id=ids.PROFILES_HEATMAP, figure=figure, config={"displaylogo": False, "responsive": True},
+                      style={"height": f"{figure.layout.height}px", "minWidth": "880px"})
+    return dbc.Card([
+        dbc.CardHeader(html.Span("How each segment differs from the average customer (z-scores)",
+                                 className="fw-semibold")),
+        dbc.CardBody([
+            html.P("Red: above the average customer; blue: below; in standard deviations. "
+                   "The selected segment is outlined.", className="small text-muted mb-1"),
+            html.P("Swipe sideways to see every feature.", className="small text-muted mb-1 d-lg-none"),
+            html.Div(dcc.Loading(graph, type="circle", delay_show=250), className="overflow-auto"),
+        ]),
+    ], className="mb-3 shadow-sm")
+
+
+def _views(a, names: list[str], seg: int) -> tuple:
+    """Everything that depends on the selected segment and the names."""
+    return (
+        _summary(a, names, seg),
+        zscore_heatmap(a.zscores, names, highlight=seg),
+        mix_figure(a.product_mix, names, what="spend", highlight=seg),
+        mix_figure(a.channel_mix, names, what="purchases", highlight=seg),
+        campaigns_figure(a.campaigns, names, highlight=seg),
+        _economics(a, names),
+        _recommendations(a, names, seg),
+        segment_options(names),
+    )
+
+
+def layout(segment=None, **_query):
+    """The profiles page; ``?segment=i`` selects a segment."""
+    services = get_services()
+    a = services.analysis()
+    names = services.segment_names()
+    seg = parse_segment(segment, a.k)
+    summary, heatmap, product, channel, campaigns, economics, recs, options = _views(a, names, seg)
+    features = [c for c in PROFILE_COLUMNS if c in a.frame]
+    feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
+    controls = dbc.Card(dbc.CardBody([
+        dbc.Label("Segment", html_for=ids.PROFILES_SEGMENT, className="fw-semibold"),
+        dcc.Dropdown(id=ids.PROFILES_SEGMENT, options=options, value=seg, clearable=False, className="mb-3"),
+        dbc.Label("Rename this segment", html_for=ids.PROFILES_RENAME_INPUT, className="fw-semibold"),
+        dbc.InputGroup([
+            dbc.Input(id=ids.PROFILES_RENAME_INPUT, value=names[seg], maxLength=60, debounce=False,
+                      placeholder="New name"),
+            dbc.Button("Save", id=ids.PROFILES_RENAME_BTN, color="primary"),
+        ]),
+        html.Div(id=ids.PROFILES_RENAME_FEEDBACK, className="small mt-1", role="status"),
+        html.Div("Saved with the model, so everyone sees the new name.", className="small text-muted"),
+        dbc.Button("Download profile tables (CSV)", id=ids.PROFILES_DOWNLOAD_BTN, color="primary", outline=True,
+                   size="sm", className="mt-3"),
+        dcc.Download(id=ids.PROFILES_DOWNLOAD),
+    ]), className="h-100 shadow-sm")
+    distribution = distribution_figure(a.frame, feature, names, highlight=seg)
+    feature_dropdown = dcc.Dropdown(
+        id=ids.PROFILES_FEATURE, options=[{"label": feature_label(c), "value": c} for c in features],
+        value=feature, clearable=False, className="mb-2")
+    return html.Div([
+        dcc.Store(id=ids.PROFILES_NAMES, data=names),
+        dcc.Store(id=ids.PROFILES_URL_SYNC),
+        page_header("Profiles", "Segment profiles: what sets each segment apart, what it buys and how it answers "
+                    "campaigns."),
+        dbc.Row([
+            dbc.Col(controls, xs=12, md=5, lg=4, className="mb-3"),
+            dbc.Col(html.Div(summary, id=ids.PROFILES_SUMMARY, className="h-100"), xs=12, md=7, lg=8,
+                    className="mb-3"),
+        ]),
+        _heatmap_card(heatmap),
+        dbc.Row([
+            dbc.Col(graph_card("Distribution by segment", ids.PROFILES_DISTRIBUTION, height=distribution.layout.height,
+                               extra=html.Div([feature_dropdown, html.Div(
+                                   "Box: the middle half of the segment; line: median; dashed line: mean; "
+                                   "whiskers: up to 1.5 box-lengths.", className="small text-muted")]),
+                               figure=distribution), xs=12, lg=6),
+            dbc.Col(graph_card("Campaign acceptance (95% confidence intervals)", ids.PROFILES_CAMPAIGNS, height=400,
+                               figure=campaigns), xs=12, lg=6),
+        ]),
+        dbc.Row([
+            dbc.Col(graph_card("Product mix: share of spend", ids.PROFILES_PRODUCT_MIX,
+                               height=product.layout.height, figure=product), xs=12, lg=6),
+            dbc.Col(graph_card("Channel mix: share of purchases", ids.PROFILES_CHANNEL_MIX,
+                               height=channel.layout.height, figure=channel), xs=12, lg=6),
+        ]),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Campaign economics if targeted", className="fw-semibold")),
+                              dbc.CardBody(economics, id=ids.PROFILES_ECONOMICS)], className="mb-3 shadow-sm"),
+                    xs=12, lg=7),
+            dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Products to feature", className="fw-semibold")),
+                              dbc.CardBody(recs, id=ids.PROFILES_RECOMMENDATIONS)], className="mb-3 shadow-sm"),
+                    xs=12, lg=5),
+        ]),
+    ])
+
+
+@callback(
+    Output(ids.PROFILES_SUMMARY, "children"), Output(ids.PROFILES_HEATMAP, "figure"),
+    Output(ids.PROFILES_PRODUCT_MIX, "figure"), Output(ids.PROFILES_CHANNEL_MIX, "figure"),
+    Output(ids.PROFILES_CAMPAIGNS, "figure"), Output(ids.PROFILES_ECONOMICS, "children"),
+    Output(ids.PROFILES_RECOMMENDATIONS, "children"), Output(ids.PROFILES_SEGMENT, "options"),
+    Input(ids.PROFILES_SEGMENT, "value"), Input(ids.PROFILES_NAMES, "data"),
+    prevent_initial_call=True,
+)
+def show_segment(segment, _names):
+    """Redraw everything that highlights the selected segment or shows names."""
+    services = get_services()
+    a = services.analysis()
+    return _views(a, services.segment_names(), parse_segment(segment, a.k))
+
+
+@callback(Output(ids.PROFILES_DISTRIBUTION, "figure"), Input(ids.PROFILES_FEATURE, "value"),
+          Input(ids.PROFILES_SEGMENT, "value"), Input(ids.PROFILES_NAMES, "data"), prevent_initial_call=True)
+def show_distribution(feature, segment, _names):
+    """Boxes of the chosen feature per segment."""
+    services = get_services()
+    a = services.analysis()
+    return distribution_figure(a.frame, feature, services.segment_names(), highlight=parse_segment(segment, a.k))
+
+
+@callback(
+    Output(ids.PROFILES_NAMES, "data"), Output(ids.PROFILES_RENAME_FEEDBACK, "children"),
+    Output(ids.PROFILES_RENAME_INPUT, "invalid"), Output(ids.PROFILES_RENAME_INPUT, "valid"),
+    Input(ids.PROFILES_RENAME_BTN, "n_clicks"), Input(ids.PROFILES_RENAME_INPUT, "n_submit"),
+    State(ids.PROFILES_SEGMENT, "value"), State(ids.PROFILES_RENAME_INPUT, "value"),
+    prevent_initial_call=True,
+)
+def rename(_clicks, _submit, segment, name):
+    """Save a new name for the selected segment; a refused name is explained beside the input."""
+    services = get_services()
+    try:
+        saved = services.rename_segment(parse_segment(segment, services.analysis().k, -1), name)
+    except ValueError as exc:
+        return dash.no_update, html.Span(f"Not saved: {exc}.", className="text-danger"), True, False
+    return (services.segment_names(), html.Span(f"Saved: segment {segment} is now “{saved}”.",
+                                                className="text-success"), False, True)
+
+
+@callback(
+    Output(ids.PROFILES_RENAME_INPUT, "value"),
+    Output(ids.PROFILES_RENAME_FEEDBACK, "children", allow_duplicate=True),
+    Output(ids.PROFILES_RENAME_INPUT, "invalid", allow_duplicate=True),
+    Output(ids.PROFILES_RENAME_INPUT, "valid", allow_duplicate=True),
+    Input(ids.PROFILES_SEGMENT, "value"), prevent_initial_call=True,
+)
+def fill_rename(segment):
+    """Offer the selected segment's current name for editing."""
+    services = get_services()
+    return services.segment_names()[parse_segment(segment, services.analysis().k)], None, False, False
+
+
+@callback(Output(ids.PROFILES_DOWNLOAD, "data"), Input(ids.PROFILES_DOWNLOAD_BTN, "n_clicks"),
+          prevent_initial_call=True)
+def download(_n):
+    """Every profile table as one spreadsheet-safe CSV."""
+    return dict(content=get_services().profiles_csv(), filename="segment_profiles.csv", type="text/csv")
+
+
+# Write the selection into the address bar without a round trip or a page re-render: replaceState
+# does not notify dcc.Location, so Dash's page router does not rebuild the layout on every pick.
+clientside_callback(
+    """
+    function(segment) {
+        if (segment === null || segment === undefined || !/\\/profiles\\/?$/.test(window.location.pathname)) {
+            return window.dash_clientside.no_update;
+        }
+        const params = new URLSearchParams(window.location.search);
+        params.set('segment', String(segment));
+        window.history.replaceState(window.history.state, '', window.location.pathname + '?' + params.toString());
+        return String(segment);
+    }
+    """,
+    Output(ids.PROFILES_URL_SYNC, "data"), Input(ids.PROFILES_SEGMENT, "value"),
+)

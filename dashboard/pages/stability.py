@@ -1,0 +1,214 @@
+"""Stability (/stability): are the segments real? Bootstrap verdicts, enrolment-time snapshots, drift of new data."""
+import base64
+import binascii
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html
+
+from core.drift import PSI_MAJOR, PSI_MODERATE
+from core.loading import DataFileError
+from dashboard import ids
+from dashboard.components import empty_state, graph_card, page_header, segment_badge
+from dashboard.figures.profiles import FEATURE_LABELS
+from dashboard.figures.stability import (
+    ari_distribution_figure, ari_time_figure, cohort_figure, drift_heatmap, jaccard_figure, psi_figure,
+    sankey_figure, share_shift_figure, shares_figure,
+)
+from dashboard.services import Services, get_services
+
+dash.register_page(__name__, path="/stability", name="Stability", order=5, title="SegmentLens · Stability")
+
+DEFAULT_RESAMPLES = 30
+RESAMPLE_CHOICES = (30, 100, 200, 500)
+_MAX_UPLOAD = 50 * 1024 * 1024
+_VERDICT_STYLE = {"highly stable": "success", "stable": "success", "doubtful": "warning", "unstable": "danger",
+                  "dissolved": "danger", "not measured": "secondary"}
+_RECOMMENDATION_STYLE = {"keep": "success", "watch": "warning", "retrain": "danger"}
+
+
+def _services() -> Services:
+    """The app's Services inside a request; rebuilt from the environment inside a background job."""
+    import flask
+
+    return get_services() if flask.has_request_context() or flask.has_app_context() else Services.from_env()
+
+
+def _verdicts(boot: dict, names: list[str]) -> html.Div:
+    """One row per segment: its badge (linking to its profile), verdict, mean Jaccard and dissolutions."""
+    rows = []
+    for key, value in boot["jaccard"].items():
+        i = int(key)
+        verdict = boot["verdict"][key]
+        rows.append(dbc.ListGroupItem(dbc.Row([
+            dbc.Col(segment_badge(i, f"{i} · {names[i]}", href=f"/profiles?segment={i}"), md=5),
+            dbc.Col(dbc.Badge(verdict, color=_VERDICT_STYLE.get(verdict, "secondary"), className="text-uppercase"),
+                    md=3),
+            dbc.Col(html.Span(f"Jaccard {value:.2f}" if value is not None else "Jaccard n/a", className="small"),
+                    md=2),
+            dbc.Col(html.Span(f"dissolved in {boot['dissolved'][key]} of {boot['resamples']}",
+                              className="small text-muted"), md=2),
+        ], className="align-items-center g-2")))
+    return dbc.ListGroup(rows, flush=True, id=ids.STABILITY_VERDICTS)
+
+
+def results_view(result: dict, names: list[str]) -> html.Div:
+    """Every bootstrap and enrolment-time result of Services.stability as page content."""
+    boot_result, temporal_result = result["bootstrap"], result["temporal"]
+    boot = boot_result.to_dict()
+    temporal = temporal_result.to_dict()
+    snaps = temporal["snapshots"]
+    skipped = temporal["skipped"]
+    return html.Div([
+        dbc.Alert([html.Strong("In short: "), boot_result.summary(names), " ", temporal_result.summary()],
+                  color="light", className="border", id=ids.STABILITY_SUMMARY),
+        dbc.Card([
+            dbc.CardHeader(html.Span(f"Verdict per segment ({boot['resamples']} bootstrap resamples, each refitted "
+                                     f"with {boot['n_init']} k-means starts like the model; Hennig's thresholds)",
+                                     className="fw-semibold")),
+            _verdicts(boot, names),
+        ], className="mb-3 shadow-sm"),
+        dbc.Row([
+            dbc.Col(graph_card("Mean Jaccard per segment (whiskers: 5-95% of resamples)", ids.STABILITY_JACCARD,
+                               height=340, figure=jaccard_figure(boot["jaccard"], names, boot["jaccard_quantiles"],
+                                                                 boot["verdict"])), lg=7),
+            dbc.Col(graph_card("Adjusted Rand index, model vs each refit", ids.STABILITY_ARI, height=340,
+                               figure=ari_distribution_figure(boot["ari"])), lg=5),
+        ]),
+        html.H3("Over enrolment time", className="h5 mt-2"),
+        dbc.Alert([temporal["note"], " Each snapshot holds every customer enrolled up to the end of the "
+                   f"{temporal['window']}, fitted with the model's features, k and seed, its segments matched to "
+                   "the model's by their centres."]
+                  + ([html.Br(), "Skipped (fewer than 10 customers per segment): "
+                      + ", ".join(f"{s['period']} ({s['n_customers']} customers)" for s in skipped)]
+                     if skipped else []),
+                  color="info", className="small"),
+        dbc.Row([
+            dbc.Col(graph_card("Agreement with the model (adjusted Rand index)", ids.STABILITY_ARI_TIME, height=320,
+                               figure=ari_time_figure(snaps)), lg=6),
+            dbc.Col(graph_card("Segment shares per snapshot", ids.STABILITY_SHARES, height=320,
+                               figure=shares_figure(snaps, names)), lg=6),
+        ]),
+        dbc.Row([
+            dbc.Col(graph_card("Centroid drift from the model (scaled units)", ids.STABILITY_DRIFT_HEATMAP,
+                               height=320, figure=drift_heatmap(snaps, names)), lg=5),
+            dbc.Col(graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=420,
+                               figure=sankey_figure(temporal["flows"], snaps, names)), lg=7),
+        ]),
+        graph_card("The model's segment mix per enrolment cohort", ids.STABILITY_COHORTS, height=320,
+                   figure=cohort_figure(temporal["cohorts"], names)),
+    ])
+
+
+def _drift_view(result: dict, names: list[str]) -> html.Div:
+    """The drift report of Services.drift as page content."""
+    report = result["report"]
+    data = report.to_dict()
+    return html.Div([
+        dbc.Alert([html.Strong(f"{report.recommendation.capitalize()}: "), report.reason,
+                   html.Div(f"{result['new_source']} ({report.n_new:,} customers) against {result['reference_source']} "
+                            f"({report.n_reference:,} customers), model {result['version']}.", className="small mt-1"),
+                   html.Div(result["note"], className="small mt-1") if result.get("note") else None],
+                  color=_RECOMMENDATION_STYLE.get(report.recommendation, "secondary"), id=ids.STABILITY_RECOMMENDATION),
+        dbc.Row([
+            dbc.Col(graph_card(f"Feature drift (PSI; {PSI_MODERATE} moderate, {PSI_MAJOR} significant)",
+                               ids.STABILITY_PSI, height=320,
+                               figure=psi_figure(data["features"], FEATURE_LABELS)), lg=6),
+            dbc.Col(graph_card("Segment shares, training vs new data (scored with the model)",
+                               ids.STABILITY_SHARE_SHIFT, height=320,
+                               figure=share_shift_figure(data["segments"], names)), lg=6),
+        ]),
+    ])
+
+
+def layout(**_query):
+    """The stability page, showing results for a modest default so it is never empty."""
+    services = get_services()
+    names = services.segment_names()
+    configured = services.drift_data_path()
+    try:
+        initial = results_view(services.stability(DEFAULT_RESAMPLES, "quarter"), names)
+    except ValueError as exc:
+        initial = empty_state("Stability cannot be measured on this data.", str(exc))
+    controls = dbc.Card(dbc.CardBody(dbc.Row([
+        dbc.Col([dbc.Label("Bootstrap resamples", html_for=ids.STABILITY_RESAMPLES, className="small mb-1"),
+                 dbc.Select(id=ids.STABILITY_RESAMPLES, value=str(DEFAULT_RESAMPLES),
+                            options=[{"label": str(b), "value": str(b)} for b in RESAMPLE_CHOICES])], md=2),
+        dbc.Col([dbc.Label("Enrolment snapshots every", className="small mb-1"),
+                 dbc.RadioItems(id=ids.STABILITY_WINDOW, value="quarter", inline=True,
+                                options=[{"label": "quarter", "value": "quarter"},
+                                         {"label": "month", "value": "month"}])], md=3),
+        dbc.Col(dbc.Button("Measure stability", id=ids.STABILITY_RUN, color="primary"), md="auto"),
+        dbc.Col(dbc.Progress(id=ids.STABILITY_PROGRESS, value=0, max=100, striped=True, style={"height": "1.2rem"}),
+                md=True),
+    ], className="align-items-end g-3")), className="mb-3 shadow-sm")
+    drift = dbc.Card([
+        dbc.CardHeader(html.Span("Against new data: is the model still right for a later extract?",
+                                 className="fw-semibold")),
+        dbc.CardBody([
+            dbc.Row([
+                dbc.Col(dcc.Upload(
+                    id=ids.STABILITY_UPLOAD, max_size=_MAX_UPLOAD, multiple=False,
+                    children=html.Div(["Drop a later customer file here or ", html.A("choose one", href="#")]),
+                    className="border border-2 rounded p-3 text-center bg-light",
+                    style={"borderStyle": "dashed"}), md=6),
+                dbc.Col([
+                    dbc.Button("Compare with the configured file", id=ids.STABILITY_DRIFT_CONFIGURED,
+                               color="primary", outline=True, disabled=configured is None),
+                    html.Div(configured.name if configured else "none configured (SEGMENTLENS_DRIFT_DATA)",
+                             className="small text-muted mt-1"),
+                ], md=3),
+                dbc.Col(dbc.Progress(id=ids.STABILITY_DRIFT_PROGRESS, value=0, max=100, striped=True,
+                                     style={"height": "1.2rem"}), md=3),
+            ], className="align-items-center g-3 mb-3"),
+            html.Div(empty_state("Upload a later extract of the customer file to see whether the model still fits.",
+                                 "Same format as the training file. Compared: each feature's distribution (PSI), "
+                                 "segment shares under the model, and a refit on the new customers."),
+                     id=ids.STABILITY_DRIFT_RESULTS),
+        ]),
+    ], className="mb-3 shadow-sm")
+    return html.Div([
+        page_header("Stability", "Is each segment real? Measured by refitting on resampled customers, on "
+                                 "customers enrolled up to each date, and on new data."),
+        controls,
+        dcc.Loading(html.Div(initial, id=ids.STABILITY_RESULTS), type="circle", delay_show=400),
+        html.H3("New data", className="h5 mt-2"),
+        drift,
+    ])
+
+
+@callback(Output(ids.STABILITY_RESULTS, "children"), Input(ids.STABILITY_RUN, "n_clicks"),
+          State(ids.STABILITY_RESAMPLES, "value"), State(ids.STABILITY_WINDOW, "value"),
+          background=True, prevent_initial_call=True,
+          running=[(Output(ids.STABILITY_RUN, "disabled"), True, False)],
+          progress=[Output(ids.STABILITY_PROGRESS, "value"), Output(ids.STABILITY_PROGRESS, "label")],
+          progress_default=[0, ""])
+def measure(set_progress, _n, resamples, window):
+    """Bootstrap and enrolment-time stability for the chosen resamples and window (background job)."""
+    services = _services()
+    try:
+        result = services.stability(int(resamples or DEFAULT_RESAMPLES), window or "quarter",
+                                    progress=lambda done, total, _m: set_progress([done, f"{done}%"]))
+    except ValueError as exc:
+        return empty_state("Stability cannot be measured with these settings.", str(exc))
+    return results_view(result, services.segment_names())
+
+
+@callback(Output(ids.STABILITY_DRIFT_RESULTS, "children"), Input(ids.STABILITY_UPLOAD, "contents"),
+          Input(ids.STABILITY_DRIFT_CONFIGURED, "n_clicks"), State(ids.STABILITY_UPLOAD, "filename"),
+          background=True, prevent_initial_call=True,
+          running=[(Output(ids.STABILITY_UPLOAD, "disabled"), True, False)],
+          progress=[Output(ids.STABILITY_DRIFT_PROGRESS, "value"), Output(ids.STABILITY_DRIFT_PROGRESS, "label")],
+          progress_default=[0, ""])
+def compare(set_progress, contents, _n, filename):
+    """Drift of an uploaded (or the configured) later extract against the model's data (background job)."""
+    services = _services()
+    use_upload = dash.ctx.triggered_id == ids.STABILITY_UPLOAD and contents
+    try:
+        source = base64.b64decode(contents.split(",", 1)[1], validate=True) if use_upload else None
+        result = services.drift(source, name=filename if use_upload else None,
+                                progress=lambda d, t, _m: set_progress([int(100 * d / t), f"{int(100 * d / t)}%"]))
+    except (DataFileError, ValueError, binascii.Error, IndexError) as exc:
+        return dbc.Alert([html.Strong("This file cannot be compared: "), str(exc)], color="danger")
+    set_progress([100, "100%"])
+    return _drift_view(result, services.segment_names())

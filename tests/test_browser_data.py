@@ -1,0 +1,254 @@
+"""Data & models page (/data) in headless Chromium against servers of its own (not the shared one):
+upload checks, retrain with progress, compare, activate / roll back / delete, exports, a corrupted active model."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.pipeline import train
+from core.registry import Registry
+from dashboard import ids
+from tests.conftest import SAMPLE, console_errors, start_server
+
+pytestmark = pytest.mark.browser
+
+STEP_LIST = "load → clean → features → fit → sweep → profiles → stability → compare → save"
+
+
+@pytest.fixture(scope="module")
+def data_server(tmp_path_factory):
+    """A server of this module's own, so retrains and activations do not disturb the shared one."""
+    server = start_server(tmp_path_factory.mktemp("data_page"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    """A good variant (comma-separated, UTF-8 with BOM, CRLF), a binary file named .csv, and an .xlsx."""
+    folder = tmp_path_factory.mktemp("uploads")
+    frame = pd.read_csv(SAMPLE, sep="\t", dtype=str, keep_default_na=False)
+    good = folder / "customers export.csv"
+    good.write_bytes(frame.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig"))
+    binary = folder / "customers.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    xlsx = folder / "customers.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04" + b"\x00" * 200)
+    return {"good": good, "binary": binary, "xlsx": xlsx, "rows": len(frame)}
+
+
+def _upload(br, path: Path) -> None:
+    br.find_element(f"#{ids.DATA_UPLOAD} input[type=file]").send_keys(str(path))
+
+
+def _uploads(server) -> list[str]:
+    folder = server.cache_dir / "uploads"
+    return sorted(p.name for p in folder.glob("*.upload")) if folder.exists() else []
+
+
+def _click(br, element) -> None:
+    """Scroll an element to the middle of the window, then click it like a person would."""
+    br.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
+def _row(br, version: str):
+    return br.find_element(f"#{ids.DATA_VERSIONS} tr[data-version='{version}']")
+
+
+def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_upload_report_and_refused_files(dash_br, data_server, files):
+    dash_br.wait_for_page(url=data_server.url + "/data")
+    dash_br.wait_for_element(f"#{ids.DATA_VERSIONS} tr[data-version='v0001']")
+    retrain = dash_br.find_element(f"#{ids.DATA_RETRAIN_BTN}")
+    assert retrain.get_attribute("disabled") is not None  # nothing to retrain on yet
+
+    _upload(dash_br, files["binary"])
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "This file cannot be used")
+    text = dash_br.find_element(f"#{ids.DATA_UPLOAD_REPORT}").text
+    assert "customers.csv is not a text file (binary content)" in text
+    assert "Nothing was changed: the active model stays v0001" in text
+
+    _upload(dash_br, files["xlsx"])
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "customers.xlsx is a .xlsx file")
+    assert "File > Save As > CSV" in dash_br.find_element(f"#{ids.DATA_UPLOAD_REPORT}").text
+    assert _uploads(data_server) == []  # refused files are not kept
+    assert retrain.get_attribute("disabled") is not None
+
+    _upload(dash_br, files["good"])
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "rows read")
+    report = dash_br.find_element(f"#{ids.DATA_UPLOAD_REPORT}").text
+    assert f"customers export.csv: {files['rows']:,} rows read" in report
+    assert "comma" in report and "utf-8-sig with byte-order mark" in report and "CRLF" in report
+    assert "dd-mm-yyyy" in report  # the date format detected
+    assert "missing income" in report and "odd marital status" in report  # cleaning rules with their counts
+    headers = [th.text for th in dash_br.find_elements(f"#{ids.DATA_UPLOAD_REPORT} table th")]
+    assert "ID" in headers and "Recency" in headers
+    assert "Income" not in headers and "Year_Birth" not in headers  # the preview shows no personal columns
+    assert len(_uploads(data_server)) == 1
+    _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled")
+    dash_br.wait_for_contains_text(f"#{ids.DATA_RECOMMENDATION}", "Recommended for customers export.csv: k=")
+    assert [r["version"] for r in Registry(data_server.models_dir).versions()] == ["v0001"]
+    assert console_errors(dash_br) == []
+
+
+def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
+    registry = Registry(data_server.models_dir)
+    active_names = registry.metadata()["segment_names"]
+    dash_br.wait_for_page(url=data_server.url + "/data")
+    _upload(dash_br, files["good"])
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "rows read")
+    retrain = dash_br.find_element(f"#{ids.DATA_RETRAIN_BTN}")
+    _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled")
+    _click(dash_br, retrain)
+
+    # The progress bar names the step while the job runs.
+    label = _wait(lambda: next((e.text for e in dash_br.find_elements(f"#{ids.DATA_PROGRESS} .progress-bar")
+                                if "·" in e.text), None), timeout=30, what="a progress label")
+    assert any(f"· {step}:" in label for step in ("load", "clean", "features", "fit", "sweep", "profiles",
+                                                   "stability", "compare", "save")), label
+    dash_br.wait_for_contains_text(f"#{ids.DATA_RETRAIN_MSG}", "Saved candidate v0002", timeout=60)
+    assert STEP_LIST in dash_br.find_element(f"#{ids.DATA_RETRAIN_MSG}").text
+    assert registry.active_version() == "v0001"  # a candidate is never activated by training
+    candidate = registry.metadata("v0002")
+    assert candidate["segment_names"] == active_names  # same customers: every name follows its segment
+    assert candidate["data_source"] == "customers export.csv"
+    assert Path(candidate["data_path"]).parent == data_server.models_dir / "data"  # server-made name, not the upload's
+
+    # The comparison with the active model.
+    dash_br.wait_for_contains_text(f"#{ids.DATA_COMPARISON}", "Candidate v0002", timeout=20)
+    comparison = dash_br.find_element(f"#{ids.DATA_COMPARISON}").text
+    assert "agreement on common customers" in comparison.lower()
+    ari = candidate["comparison"]["ari_common"]
+    assert ari > 0.9 and f"{ari:.2f}" in comparison
+    assert candidate["comparison"]["n_common"] == candidate["n_customers"]
+    dash_br.wait_for_element(f"#{ids.DATA_DRIFT}")
+    assert dash_br.find_element(f"#{ids.DATA_DRIFT}").text.startswith("Keep:")  # same data: no drift
+    rows = dash_br.find_elements(f"#{ids.DATA_COMPARISON_TABLE} tbody tr")
+    assert len(rows) == candidate["k"] and all("name kept" in r.text for r in rows)
+    assert "no" in _row(dash_br, "v0002").text
+
+    # Activate from the comparison, roll back, delete.
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_COMPARISON} button.btn-primary"))
+    dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0002 is now the active model")
+    assert registry.active_version() == "v0002"
+    _wait(lambda: "active" in _row(dash_br, "v0002").text, what="v0002 marked active")
+    active_delete = _row(dash_br, "v0002").find_elements("css selector", "button.btn-outline-danger")[0]
+    assert active_delete.get_attribute("disabled") is not None  # the active version cannot be deleted
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_ROLLBACK_BTN}"))
+    dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Rolled back: v0001 is the active model again")
+    assert registry.active_version() == "v0001"
+    _wait(lambda: "active" in _row(dash_br, "v0001").text, what="v0001 marked active")
+    _click(dash_br, _row(dash_br, "v0002").find_elements("css selector", "button.btn-outline-danger")[0])
+    alert = _wait(lambda: _alert(dash_br), what="the delete confirmation")
+    assert "Delete model version v0002?" in alert.text
+    alert.accept()
+    dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0002 was deleted")
+    assert [v["version"] for v in registry.versions()] == ["v0001"]
+    _wait(lambda: not dash_br.find_elements(f"#{ids.DATA_VERSIONS} tr[data-version='v0002']"), what="row removed")
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_ROLLBACK_BTN}"))
+    dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: nothing to roll back to")
+    assert console_errors(dash_br) == []
+
+
+def _alert(br):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        alert = br.driver.switch_to.alert
+        alert.text  # noqa: B018 - raises when there is no alert yet
+        return alert
+    except NoAlertPresentException:
+        return None
+
+
+def _download(br, name_start: str, timeout: float = 20.0) -> Path:
+    folder = Path(br.download_path)
+    return _wait(lambda: next((p for p in folder.glob(f"{name_start}*") if not p.name.endswith(".crdownload")), None),
+                 timeout=timeout, what=f"download {name_start}")
+
+
+def test_exports_are_complete_and_formula_safe(dash_br, data_server):
+    registry = Registry(data_server.models_dir)
+    version = registry.active_version()
+    meta = registry.metadata()
+    names = list(meta["segment_names"])
+    names[0] = "=cmd|' /C calc'!A0"
+    registry.update_meta(version, segment_names=names)  # a rename a spreadsheet would run as a formula
+    try:
+        dash_br.wait_for_page(url=data_server.url + "/data")
+        _click(dash_br, dash_br.find_element(f"#{ids.DATA_EXPORT_MEMBERSHIP_BTN}"))
+        membership = _download(dash_br, "segment_membership_")
+        rows = list(csv.reader(io.StringIO(membership.read_text(encoding="utf-8"))))
+        assert rows[0] == ["ID", "segment", "segment_name", "confidence"]
+        assert len(rows) - 1 == meta["n_customers"]
+        seg0 = [r for r in rows[1:] if r[1] == "0"]
+        assert seg0 and all(r[2] == "'=cmd|' /C calc'!A0" for r in seg0)
+        assert not any(cell.startswith(("=", "+", "@")) for r in rows for cell in r)
+        assert all(0.0 <= float(r[3]) <= 1.0 for r in rows[1:])
+
+        _click(dash_br, dash_br.find_element(f"#{ids.DATA_EXPORT_PROFILES_BTN}"))
+        profiles = list(csv.reader(io.StringIO(_download(dash_br, "segment_profiles_").read_text(encoding="utf-8"))))
+        assert profiles[0][:2] == ["table", "measure"] and len(profiles[0]) == 2 + meta["k"]
+        assert not any(cell.startswith(("=", "+", "@")) for r in profiles for cell in r)
+
+        _click(dash_br, dash_br.find_element(f"#{ids.DATA_EXPORT_REPORT_BTN}"))
+        page = _download(dash_br, "segment_report_").read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "Campaign economics" in page
+        assert "=cmd|&#x27; /C calc&#x27;!A0" in page  # escaped
+        assert "<script" not in page and "src=" not in page and "href=" not in page  # nothing to fetch
+        assert console_errors(dash_br) == []
+    finally:
+        registry.update_meta(version, segment_names=meta["segment_names"])
+
+
+def test_corrupted_active_model_is_refused_and_last_good_version_served(dash_br, tmp_path):
+    server = start_server(tmp_path)
+    try:
+        registry = Registry(server.models_dir)
+        bad, _, _ = train(SAMPLE, registry=registry, k=4)  # a second version, activated
+        path = server.models_dir / f"{bad}.joblib"
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])  # truncated: fails its checksum
+        assert registry.active_version() == bad == "v0002"
+
+        dash_br.wait_for_page(url=server.url + "/")
+        badge = dash_br.wait_for_element(f"#{ids.NAV_MODEL_WARNING} span")
+        assert "showing v0001" in badge.text
+        assert "v0002" in badge.get_attribute("title") and "fails its checksum" in badge.get_attribute("title")
+        dash_br.wait_for_element(f"#{ids.OVERVIEW_PERSONAS}")
+        assert len(dash_br.find_elements(f"#{ids.OVERVIEW_PERSONAS} .persona-card")) == 6  # v0001's k
+
+        dash_br.wait_for_page(url=server.url + "/data")
+        warning = dash_br.wait_for_element(f"#{ids.DATA_WARNING}").text
+        assert "The active model v0002 cannot be used" in warning and "Showing v0001 instead" in warning
+        assert "fails checksum" in _row(dash_br, "v0002").text and "shown" in _row(dash_br, "v0001").text
+        with urllib.request.urlopen(server.url + "/api/v1/health", timeout=10) as resp:
+            assert json.load(resp)["model_version"] == "v0001"
+
+        # Activating the bad file is refused with the registry's message; activating the good one clears it.
+        _click(dash_br, _row(dash_br, "v0001").find_element("css selector", "button.btn-outline-primary"))
+        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0001 is now the active model")
+        _wait(lambda: not dash_br.find_element(f"#{ids.DATA_WARNING}").is_displayed(), what="warning cleared")
+        _click(dash_br, _row(dash_br, "v0002").find_element("css selector", "button.btn-outline-primary"))
+        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: model v0002: file v0002.joblib fails")
+        assert registry.active_version() == "v0001"
+        assert console_errors(dash_br) == []
+    finally:
+        server.stop()
