@@ -320,8 +320,8 @@ def segment_report(*, title: str, summary: dict, segments: list[dict], economics
         if cols:
             z = zscores.reindex([s["segment"] for s in segments])
             head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in cols)
-            body = "".join("<tr><td>" + _swatch_name(seg) + "</td>" + "".join(_zscore_cell(z.loc[seg["segment"], c])
-                                                                               for c in cols) + "</tr>"
+            body = "".join("<tr><td>" + _swatch_name(seg) + "</td>"
+                           + "".join(_zscore_cell(z.loc[seg["segment"], c]) for c in cols) + "</tr>"
                            for seg in segments)
             out.append("<h2>How segments differ from the average customer</h2>"
                        f"<table><thead><tr><th>Segment</th>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -135,8 +135,22 @@ class ApiSettings:
 
 
 # ---------------------------------------------------------------- responses
+def _finite(value):
+    """Replace NaN/Infinity (which JSON cannot carry) with null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json(payload, status: int = 200, headers: dict | None = None) -> flask.Response:
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    try:
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a NaN metric in model metadata, say: still valid JSON, never a 500
+        body = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False)
     return flask.Response(body, status=status, mimetype="application/json", headers=headers)
 
 
@@ -433,7 +447,7 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                           "k": {"type": "integer", "minimum": 1},
                           "features": {"type": "array", "items": {"type": "string"}},
                           "segment_names": {"type": "array", "items": {"type": "string"}},
-                          "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+                          "metrics": {"type": "object", "additionalProperties": {"type": "number", "nullable": True}},
                           "n_customers": {"type": "integer", "nullable": True},
                           "data_source": {"type": "string", "nullable": True},
                           "seed": {"type": "integer", "nullable": True}}},

@@ -45,7 +45,13 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     Parameters are optional overrides of SEGMENTLENS_MODELS, SEGMENTLENS_DATA and
     SEGMENTLENS_CACHE_DIR. With no model yet, one is trained on the configured data.
     """
-    cache_dir = Path(cache_dir or CACHE_DIR)
+    # Background callbacks run in other processes that rebuild Services from the environment
+    # (Services.from_env), so explicit overrides must reach the environment too.
+    for variable, value in (("SEGMENTLENS_MODELS", models_dir), ("SEGMENTLENS_DATA", data_path),
+                            ("SEGMENTLENS_CACHE_DIR", cache_dir)):
+        if value:
+            os.environ[variable] = str(value)
+    cache_dir = Path(cache_dir or os.environ.get("SEGMENTLENS_CACHE_DIR") or CACHE_DIR)
     cache_dir.mkdir(parents=True, exist_ok=True)
     server = flask.Flask("segmentlens", root_path=str(_HERE.parent))
     server.register_blueprint(_bootstrap_blueprint())

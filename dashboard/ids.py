@@ -82,6 +82,7 @@ DIAG_SILHOUETTE = "diagnostics-silhouette-graph"
 DIAG_TABLE = "diagnostics-metrics-table"
 DIAG_STATUS = "diagnostics-status"
 DIAG_AUTORUN = "diagnostics-autorun-interval"
+DIAG_PROGRESS_TEXT = "diagnostics-progress-text"
 
 # ---------------------------------------------------------------- stability (/stability)
 STABILITY_RESAMPLES = "stability-resamples-select"
@@ -133,6 +134,7 @@ PREDICT_SCENARIOS = "predict-scenarios-store"
 PREDICT_SCENARIO_TABLE = "predict-scenarios-table"
 PREDICT_DOWNLOAD_BTN = "predict-download-btn"
 PREDICT_DOWNLOAD = "predict-download"
+PREDICT_RAW_SECTION = "predict-raw-section"
 
 # ---------------------------------------------------------------- data & models (/data)
 DATA_WARNING = "data-model-warning"

@@ -218,7 +218,9 @@ class Services:
         path = self.data_path_for(meta)
         st = path.stat()
         key = ("analysis", version, str(path), st.st_mtime_ns, st.st_size)
-        return self._cached(key, lambda: build_analysis(model, meta, prepare(path)))
+        # A kept upload's file name is made by the server; show the name the user knows it by.
+        shown = meta.get("data_source") if meta.get("data_path") and str(path) == meta["data_path"] else None
+        return self._cached(key, lambda: build_analysis(model, meta, prepare(path, name=shown)))
 
     def segment_names(self) -> list[str]:
         """Current names of the active model's segments (renames included)."""
@@ -266,7 +268,10 @@ class Services:
                             "segment_name": [names[s] for s in labels],
                             "confidence": rows["confidence"].round(4).to_numpy()})
         for feature in a.features:
-            out[feature] = rows[feature].to_numpy()
+            values = rows[feature]
+            # Counts and whole amounts read as 77, not 77.0, in a spreadsheet.
+            whole = values.notna().all() and bool((values.dropna() % 1 == 0).all())
+            out[feature] = values.astype("int64").to_numpy() if whole else values.to_numpy()
         return to_safe_csv(out)
 
     def membership_csv(self) -> str:

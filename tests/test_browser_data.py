@@ -53,10 +53,26 @@ def _uploads(server) -> list[str]:
     return sorted(p.name for p in folder.glob("*.upload")) if folder.exists() else []
 
 
-def _click(br, element) -> None:
-    """Scroll an element to the middle of the window, then click it like a person would."""
-    br.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    element.click()
+def _click(br, element, tries: int = 20) -> None:
+    """Scroll an element to the middle of the window, then click it like a person would.
+
+    Content arriving above it (reports, messages) can move it between the scroll and the click: try again.
+    """
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    for attempt in range(tries):
+        br.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element)
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if attempt == tries - 1:
+                blocker = br.driver.execute_script(
+                    "const r = arguments[0].getBoundingClientRect();"
+                    "const e = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+                    "return e ? e.outerHTML.slice(0, 200) : null;", element)
+                raise AssertionError(f"click intercepted by {blocker}") from None
+            time.sleep(0.25)
 
 
 def _row(br, version: str):
@@ -121,8 +137,7 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     # The progress bar names the step while the job runs.
     label = _wait(lambda: next((e.text for e in dash_br.find_elements(f"#{ids.DATA_PROGRESS} .progress-bar")
                                 if "·" in e.text), None), timeout=30, what="a progress label")
-    assert any(f"· {step}:" in label for step in ("load", "clean", "features", "fit", "sweep", "profiles",
-                                                   "stability", "compare", "save")), label
+    assert any(f"· {step}:" in label for step in STEP_LIST.split(" → ")), label
     dash_br.wait_for_contains_text(f"#{ids.DATA_RETRAIN_MSG}", "Saved candidate v0002", timeout=60)
     assert STEP_LIST in dash_br.find_element(f"#{ids.DATA_RETRAIN_MSG}").text
     assert registry.active_version() == "v0001"  # a candidate is never activated by training
@@ -245,7 +260,8 @@ def test_corrupted_active_model_is_refused_and_last_good_version_served(dash_br,
         # Activating the bad file is refused with the registry's message; activating the good one clears it.
         _click(dash_br, _row(dash_br, "v0001").find_element("css selector", "button.btn-outline-primary"))
         dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0001 is now the active model")
-        _wait(lambda: not dash_br.find_element(f"#{ids.DATA_WARNING}").is_displayed(), what="warning cleared")
+        # A closed alert leaves the page.
+        _wait(lambda: not dash_br.find_elements(f"#{ids.DATA_WARNING}"), what="warning cleared")
         _click(dash_br, _row(dash_br, "v0002").find_element("css selector", "button.btn-outline-primary"))
         dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: model v0002: file v0002.joblib fails")
         assert registry.active_version() == "v0001"

@@ -11,6 +11,7 @@ import pytest
 from core.projection import downsample_per_segment
 from dashboard.figures import diagnostics as fd
 from dashboard.figures import explorer as fe
+from dashboard.theme import segment_colour
 
 
 # ---------------------------------------------------------------- downsample_per_segment
@@ -153,12 +154,13 @@ def test_pca_map_2d_traces_axes_hover_and_arrows():
     assert fig.layout.xaxis.title.text == "PC1 (31% of variance)"
     assert fig.layout.yaxis.title.text == "PC2 (20% of variance)"
     first = fig.data[0]
-    assert first.name == "0 · Alpha" and first.marker.color == "#0072B2"
+    assert first.name == "0 · Alpha" and first.marker.color == segment_colour(0)
     custom = np.asarray(first.customdata)
     # customdata[0] is the customer's position; the rest follow HOVER_COLUMNS.
     expected = positions[labels[positions] == 0]
     assert np.array_equal(custom[:, 0].astype(int), expected)
     assert np.array_equal(custom[:, 1], frame["ID"].to_numpy()[expected])
+    assert list(first.ids) == [str(p) for p in expected]  # what a selection carries back
     assert sum(len(t.x) for t in fig.data[:-1]) == len(positions)
     centres = fig.data[-1]
     assert centres.customdata is None and len(centres.x) == 4
@@ -189,7 +191,8 @@ def test_pca_map_3d_and_empty():
 def test_selected_positions_and_summary():
     frame, labels, _ = _frame(n=400)
     selected = {"points": [
-        {"curveNumber": 0, "customdata": [5, 1, 2]}, {"curveNumber": 0, "customdata": [7.0, 1]},
+        {"curveNumber": 0, "id": "5", "x": 0.2}, {"curveNumber": 0, "customdata": [7.0, 1]},
+        {"curveNumber": 0, "id": "-3"}, {"curveNumber": 0, "id": "12abc"},
         {"curveNumber": 0, "customdata": {"0": 5, "1": 1}},  # a typed-array row as the browser sends it
         {"curveNumber": 0, "customdata": [True, 1]},
         {"curveNumber": 4, "x": 0.1, "y": 0.1},            # a segment centre: no customdata
@@ -219,7 +222,8 @@ def _sweep(k_min=2, k_max=8, rec=2, sampled=False):
             "reason": f"k={rec}: highest silhouette, highest Calinski-Harabasz (silhouette 0.360); elbow of the "
                       f"inertia curve at k=3. The current k=6 has silhouette 0.280; it can still be ...",
             "votes": {"silhouette": rec, "elbow": 3, "calinski_harabasz": rec, "davies_bouldin": rec},
-            "silhouette_method": "sampled (n=10,000)" if sampled else "exact", "n_customers": 20_000 if sampled else 750}
+            "silhouette_method": "sampled (n=10,000)" if sampled else "exact",
+            "n_customers": 20_000 if sampled else 750}
 
 
 def test_metrics_figure_marks_recommended_and_current_k():
@@ -236,8 +240,9 @@ def test_metrics_figure_marks_recommended_and_current_k():
     assert stars[0].name == "Recommended k=2" and rings[0].name == "Current model k=6"
     assert list(fig.layout.xaxis.range) == [1.5, 8.5]
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[0] == "Inertia (look for the bend (elbow); best k=3)"
-    assert titles[1].startswith("Silhouette (higher is better; best k=2")
+    assert titles[0] == "<b>Inertia</b><br><span style='font-size:11px'>look for the bend; best k=3</span>"
+    assert "<b>Silhouette</b>" in titles[1] and "higher is better; best k=2<" in titles[1]
+    assert "lower is better; best k=2<" in titles[3]
     assert fig.layout.xaxis3.title.text == "k (number of segments)"
 
 
@@ -255,7 +260,7 @@ def test_silhouette_knife_plot():
     values = np.clip(rng.normal(0.3, 0.2, 500), -1, 1)
     fig = fd.silhouette_figure(values, labels, ["A", "B", "C"])
     assert len(fig.data) == 3
-    assert [t.fillcolor for t in fig.data] == ["#0072B2", "#E69F00", "#009E73"]
+    assert [t.fillcolor for t in fig.data] == [segment_colour(i) for i in range(3)]
     for t, seg in zip(fig.data, range(3)):
         assert t.fill == "tozerox"
         assert np.array_equal(np.asarray(t.x), np.sort(values[labels == seg])[::-1])  # sorted, all kept
@@ -324,3 +329,4 @@ def test_services_from_env_shares_the_app_cache_and_selection_csv(trained, tmp_p
     assert out["ID"].tolist() == a.frame["ID"].iloc[[1, 3]].tolist()
     assert out["segment_name"].tolist() == [background.segment_names()[s] for s in a.labels[[1, 3]]]
     assert "Education" not in out and "Year_Birth" not in out
+    assert out["Age"].dtype.kind == "i" and out["Income"].tolist() == a.frame["Income"].iloc[[1, 3]].tolist()

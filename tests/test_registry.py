@@ -1,6 +1,7 @@
 """Model registry: versions, activate, rollback, delete, checksums, atomic writes, a killed save."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,3 +160,38 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
     assert not (tmp_path / "v0002.joblib").exists()  # only a stray temp file may remain
     # The registry keeps working after the crash.
     assert after.save(model, {}) == "v0002"
+
+
+def test_concurrent_saves_from_two_processes_get_distinct_versions(tmp_path):
+    """Two processes save eight versions each at the same moment: sixteen distinct, loadable versions."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(os.getcwd())!r})
+        from core.registry import Registry
+        who, start = sys.argv[1], float(sys.argv[2])
+        reg = Registry({str(tmp_path)!r})
+        time.sleep(max(0.0, start - time.time()))  # both begin together
+        print(",".join(reg.save({{"who": who, "i": i}}, {{"who": who, "i": i}}) for i in range(8)), flush=True)
+    """)
+    start = str(time.time() + 1.5)
+    procs = [subprocess.Popen([sys.executable, "-c", script, who, start], stdout=subprocess.PIPE, text=True)
+             for who in ("a", "b")]
+    saved = [p.communicate(timeout=60)[0].strip().split(",") for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    every = saved[0] + saved[1]
+    assert sorted(every) == [f"v{i:04d}" for i in range(1, 17)]
+    reg = Registry(tmp_path)
+    assert [v["version"] for v in reg.versions()] == sorted(every)
+    for version in every:
+        payload, meta = reg.load(version)  # each file is complete and is the one its manifest entry names
+        assert payload == {"who": meta["who"], "i": meta["i"]}
+    assert reg.active_version() in every
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_keep_data_names_files_by_content(tmp_path):
+    reg = Registry(tmp_path)
+    first = reg.keep_data(b"ID\tIncome\n1\t2\n")
+    assert first.parent == tmp_path / "data" and re.fullmatch(r"[0-9a-f]{16}\.txt", first.name)
+    assert reg.keep_data(b"ID\tIncome\n1\t2\n") == first and first.read_bytes() == b"ID\tIncome\n1\t2\n"
+    assert reg.keep_data(b"other") != first

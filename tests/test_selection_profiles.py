@@ -153,3 +153,12 @@ def test_safe_csv_escapes_formulas():
     assert "'=HYPERLINK" in text and "'+1" in text and "'@x" in text and ",'=bad" in text.splitlines()[0] + ","
     assert "-3.5" in text and "'-3.5" not in text
     assert escape_formula("-x") == "'-x" and escape_formula(5) == 5
+
+
+def test_sweep_on_large_data_fits_a_sample_and_says_so(blobs):
+    Z, _ = blobs
+    result = selection.sweep(Z, 2, 4, fit_max=200, exact_max=100, sample_size=120)
+    assert result.fit_sample == 200 and result.n_customers == len(Z)
+    assert result.silhouette_method == "sampled (n=120)"
+    assert sum(result.results[0].sizes) == 200
+    assert result.recommended_k == 3

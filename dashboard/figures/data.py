@@ -18,16 +18,20 @@ def share_comparison_figure(segments: list[dict], reference_version: str, candid
     """Per candidate segment: its share of customers and the share of the active segment it matches."""
     if not segments:
         return empty_figure("No segment to compare.")
-    ticks = [f"{r['segment']} · {r['name']}" for r in segments]
+    # Short ticks keep the axis readable; the names are in the hover and in the table beside the chart.
+    ticks = [f"Segment {r['segment']}" for r in segments]
+    names = [f"{r['segment']} · {r['name']}" for r in segments]
     colours = [segment_colour(int(r["segment"])) for r in segments]
     active = [r["reference_share"] if r["reference_share"] is not None else 0.0 for r in segments]
     fig = go.Figure([
         go.Bar(name=f"Active {reference_version} (matched segment)", x=ticks, y=active,
                marker={"color": [_rgba(c, 0.35) for c in colours], "line": {"color": colours, "width": 1.5}},
-               customdata=[r["matched_name"] or "no match" for r in segments],
+               customdata=[f"{r['matched']} · {r['matched_name']}" if r["matched"] is not None else "no match"
+                           for r in segments],
                hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>active</extra>"),
         go.Bar(name=f"Candidate {candidate_version}", x=ticks, y=[r["share"] for r in segments],
-               marker_color=colours, hovertemplate="%{x}<br>%{y:.1%} of customers<extra>candidate</extra>"),
+               marker_color=colours, customdata=names,
+               hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>candidate</extra>"),
     ])
     fig.update_yaxes(title_text="Share of customers", tickformat=".0%")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12, "x": 0})

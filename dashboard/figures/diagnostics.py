@@ -13,7 +13,7 @@ __all__ = ["METRICS", "metrics_figure", "silhouette_figure", "metrics_table", "r
 
 # (key in KResult, title, how to read it, the vote it feeds in SweepResult.votes)
 METRICS = [
-    ("inertia", "Inertia", "look for the bend (elbow)", "elbow"),
+    ("inertia", "Inertia", "look for the bend", "elbow"),
     ("silhouette", "Silhouette", "higher is better", "silhouette"),
     ("calinski_harabasz", "Calinski-Harabasz", "higher is better", "calinski_harabasz"),
     ("davies_bouldin", "Davies-Bouldin", "lower is better", "davies_bouldin"),
@@ -32,9 +32,11 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
     ks = [r["k"] for r in results]
     rec = sweep.get("recommended_k")
     votes = sweep.get("votes") or {}
-    titles = [f"{title} ({hint}; best k={votes[vote]})" if vote in votes else f"{title} ({hint})"
+    # Two short lines per title so that four titles fit side by side on a phone too.
+    titles = [f"<b>{title}</b><br><span style='font-size:11px'>{hint}"
+              + (f"; best k={votes[vote]}" if vote in votes else "") + "</span>"
               for _key, title, hint, vote in METRICS]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1, vertical_spacing=0.16)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.12, vertical_spacing=0.22)
     for i, (key, title, _hint, _vote) in enumerate(METRICS):
         row, col = divmod(i, 2)
         row, col = row + 1, col + 1
@@ -54,13 +56,14 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
                                      name=f"Current model k={current_k}", legendgroup="current", showlegend=i == 0,
                                      marker={"symbol": "circle-open", "size": 20, "color": _CURRENT,
                                              "line": {"width": 3}},
-                                     hovertemplate=f"Current model k={current_k}<br>{title} %{{y:,.3f}}<extra></extra>"),
+                                     hovertemplate=(f"Current model k={current_k}<br>{title} "
+                                                    "%{y:,.3f}<extra></extra>")),
                           row=row, col=col)
         fig.update_xaxes(range=[min(ks) - 0.5, max(ks) + 0.5], dtick=1, row=row, col=col,
                          title_text="k (number of segments)" if row == 2 else None)
     base_layout(fig, height=height)
     fig.update_annotations(font={"size": 12})
-    fig.update_layout(margin={"t": 56, "l": 56}, legend={"orientation": "h", "y": -0.14, "x": 0})
+    fig.update_layout(margin={"t": 64, "l": 56}, legend={"orientation": "h", "y": -0.14, "x": 0})
     return fig
 
 

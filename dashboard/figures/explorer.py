@@ -102,11 +102,8 @@ def _hover_data(frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
     rows = frame.iloc[positions]
     cols = [np.asarray(positions, dtype=float)]
     cols += [rows[c].to_numpy(dtype=float) if c in rows else np.full(len(rows), np.nan) for c in HOVER_COLUMNS]
-    # Plain JSON lists, not a typed array: dcc.Graph copies a selected point's customdata from the raw
-    # figure, where a base64 typed array cannot be indexed (the selection would arrive without positions).
-    data = np.column_stack(cols)
-    data[:, -1] = data[:, -1].round(3)
-    return data.astype(object)
+    # float32 travels as a compact base64 typed array; exact for positions and IDs below 16.7 million.
+    return np.column_stack(cols).astype(np.float32)
 
 
 def _unit(v) -> tuple[float, float]:
@@ -142,7 +139,10 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
         mask = shown == seg
         if not mask.any():
             continue
-        common = dict(name=f"{seg} · {names[seg]}", customdata=custom[mask], hovertemplate=_HOVER, legendgroup=str(seg))
+        # ids carry each point's customer position into selectedData: dcc.Graph drops customdata sent as a
+        # typed array from selections, and plain-list customdata costs ~1 s per 20K points to serialise.
+        common = dict(name=f"{seg} · {names[seg]}", customdata=custom[mask], ids=[str(p) for p in positions[mask]],
+                      hovertemplate=_HOVER, legendgroup=str(seg))
         if dims == 3:
             traces.append(go.Scatter3d(x=xyz[mask, 0], y=xyz[mask, 1], z=xyz[mask, 2], mode="markers",
                                        marker={"size": 2.5, "color": segment_colour(seg), "opacity": 0.7},
@@ -159,7 +159,8 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
         # Numbers only in 3D: full names pile up in the projected scene; the legend and hover carry them.
         traces.append(go.Scatter3d(x=cc[:, 0], y=cc[:, 1], z=cc[:, 2], mode="markers+text", textposition="top center",
                                    texttemplate=[f"<b>{i}</b>" for i in range(k)],
-                                   marker={"size": 7, "symbol": "diamond", "color": [segment_colour(i) for i in range(k)],
+                                   marker={"size": 7, "symbol": "diamond",
+                                           "color": [segment_colour(i) for i in range(k)],
                                            "line": {"color": "#212529", "width": 2}},
                                    textfont={"size": 11, "color": "#212529"}, **centre))
     else:
@@ -230,12 +231,17 @@ def _add_loadings(fig: go.Figure, loadings: np.ndarray, features: list[str], poi
 
 
 def selected_positions(selected: dict | None, n_rows: int) -> np.ndarray:
-    """Customer positions of the points in a Plotly selection (customdata[0]); centres and junk are skipped."""
+    """Customer positions in a Plotly selection (point id, else customdata[0]); centres and junk are skipped."""
     if not selected:
         return np.empty(0, dtype=np.int64)
     out = []
     for point in selected.get("points") or []:
-        custom = point.get("customdata") if isinstance(point, dict) else None
+        if not isinstance(point, dict):
+            continue
+        if isinstance(point.get("id"), str) and point["id"].isdigit():
+            out.append(int(point["id"]))
+            continue
+        custom = point.get("customdata")
         # customdata travels as a typed array, which the browser serialises as {"0": .., "1": ..}.
         first = custom[0] if isinstance(custom, list) and custom else (
             custom.get("0") if isinstance(custom, dict) else None)

@@ -48,7 +48,7 @@ def distance_figure(distances, names: list[str], segment: int) -> go.Figure:
     }
     return _figure([bar], 300, {"l": 8, "r": 16, "t": 16, "b": 48}, showlegend=False,
                    yaxis={"autorange": "reversed", "automargin": True},
-                   xaxis={"title": {"text": "Distance to the centre (standard units)"}, "rangemode": "tozero"})
+                   xaxis={"title": {"text": "Distance (standard units)"}, "rangemode": "tozero"})
 
 
 def map_figure(background: dict, names: list[str], point, segment: int) -> go.Figure:

@@ -68,8 +68,8 @@ def upload_view(report: dict) -> html.Div:
                                                        "read as": list(load["column_mapping"].values())}),
                                          index=False)])], lg=5),
             dbc.Col([html.H4("Cleaning", className="h6"),
-                     table(pd.DataFrame(rules), index=False) if rules else html.P("No row needed cleaning.",
-                                                                                   className="small"),
+                     (table(pd.DataFrame(rules), index=False) if rules
+                      else html.P("No row needed cleaning.", className="small")),
                      html.H4("Preview (first rows, non-personal columns)", className="h6 mt-3"),
                      table(preview, index=False, float_format="{:,.0f}")], lg=7),
         ], className="g-3"),
@@ -213,7 +213,8 @@ def comparison_view(version: str, comp: dict) -> html.Div:
                                  "significant)", ids.DATA_PSI_GRAPH, height=300,
                                  figure=psi_figure(drift["features"], FEATURE_LABELS))]))
     return html.Div([
-        html.P([html.Strong(f"Candidate {version}"), f" (k={comp['k']['candidate']}, {comp['n_candidate']:,} customers) "
+        html.P([html.Strong(f"Candidate {version}"),
+                f" (k={comp['k']['candidate']}, {comp['n_candidate']:,} customers) "
                 f"against the active {active} (k={comp['k']['reference']}, {comp['n_reference']:,} customers). "
                 f"Segments matched by {how}; matched segments keep the active names and colours."], className="mb-2"),
         kpis, *notes,
@@ -260,7 +261,8 @@ def layout(**_query):
             dbc.Row([
                 dbc.Col([dbc.Label("Features", html_for=ids.DATA_FEATURES, className="small mb-1"),
                          dcc.Dropdown(id=ids.DATA_FEATURES, multi=True, value=list(meta.get("features") or []),
-                                      options=[{"label": FEATURE_LABELS.get(f, f), "value": f} for f in MODEL_FEATURES])],
+                                      options=[{"label": FEATURE_LABELS.get(f, f), "value": f}
+                                               for f in MODEL_FEATURES])],
                         md=6),
                 dbc.Col([dbc.Label("Segments (k)", html_for=ids.DATA_K, className="small mb-1"),
                          dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1,

@@ -1,5 +1,6 @@
 """Choosing k (/diagnostics): metrics against k with the recommendation, silhouette plot, sweep as a background job."""
 import sys
+import time
 import traceback
 
 import dash
@@ -21,6 +22,7 @@ LAYOUT_SWEEP_MAX = 5_000
 
 
 def _silhouette_note(a) -> str:
+    """The silhouette plot's axis title: on how many customers it was computed."""
     n, shown = len(a.frame), len(a.silhouette_rows)
     how = f"all {n:,} customers" if shown >= n else f"sample of {shown:,} of {n:,}"
     return f"Silhouette ({how})"
@@ -38,7 +40,8 @@ def layout(**_query):
     view = _sweep_view(sweep, a.k)
     controls = dbc.Card(dbc.CardBody([
         dbc.Row([
-            dbc.Col([html.Label("Range of k to compare", htmlFor=ids.DIAG_K_RANGE, className="form-label small fw-semibold"),
+            dbc.Col([html.Label("Range of k to compare", htmlFor=ids.DIAG_K_RANGE,
+                                className="form-label small fw-semibold"),
                      dcc.RangeSlider(id=ids.DIAG_K_RANGE, min=K_LOW, max=K_HIGH, step=1, value=[lo, hi],
                                      marks={k: str(k) for k in range(K_LOW, K_HIGH + 1)}, allowCross=False,
                                      pushable=1)], md=7),
@@ -49,7 +52,9 @@ def layout(**_query):
         ], className="g-3"),
         dbc.Progress(id=ids.DIAG_PROGRESS, value=total if sweep else 0, max=total,
                      label=f"{total}/{total} k fitted" if sweep else "", className="mt-3", style={"height": "18px"}),
-        html.Div(view["status"], id=ids.DIAG_STATUS, className="small text-muted mt-1", **{"aria-live": "polite"}),
+        html.Div([html.Span(id=ids.DIAG_PROGRESS_TEXT, className="me-2"),
+                  html.Span(view["status"], id=ids.DIAG_STATUS)],
+                 className="small text-muted mt-1", **{"aria-live": "polite"}),
     ]), className="shadow-sm mb-3")
     return html.Div([
         page_header("Choosing k", "How many segments does the data support? Four criteria per k, the recommended k, "
@@ -78,25 +83,38 @@ def layout(**_query):
           background=True, prevent_initial_call=True,
           running=[(Output(ids.DIAG_RUN, "disabled"), True, False),
                    (Output(ids.DIAG_CANCEL, "disabled"), False, True),
-                   (Output(ids.DIAG_K_RANGE, "disabled"), True, False)],
+                   (Output(ids.DIAG_K_RANGE, "disabled"), True, False),
+                   (Output(ids.DIAG_PROGRESS, "animated"), True, False),
+                   (Output(ids.DIAG_PROGRESS, "striped"), True, False)],
           progress=[Output(ids.DIAG_PROGRESS, "value"), Output(ids.DIAG_PROGRESS, "max"),
-                    Output(ids.DIAG_PROGRESS, "label")],
+                    Output(ids.DIAG_PROGRESS, "label"), Output(ids.DIAG_PROGRESS_TEXT, "children")],
           cancel=[Input(ids.DIAG_CANCEL, "n_clicks")])
 def run_sweep(set_progress, _clicks, _autorun, k_range):
     """Sweep k in another process (no Flask request here, so Services come from the environment)."""
     lo, hi = sorted(int(k) for k in (k_range or DEFAULT_RANGE))
     total = hi - lo + 1
-    set_progress((0, total, "starting…"))
+    start = time.monotonic()
+    set_progress((0, total, "", f"Fitting k={lo} to {hi}…"))
+
+    def report(done, n, msg):
+        elapsed = time.monotonic() - start
+        set_progress((done, n, f"{done}/{n}", f"Fitting k={lo} to {hi}: {msg} done, {elapsed:.0f} s so far…"))
     try:
-        result = Services.from_env().sweep(
-            lo, hi, progress=lambda done, n, msg: set_progress((done, n, f"{msg} done · {done}/{n}")))
+        result = Services.from_env().sweep(lo, hi, progress=report)
     except ValueError as exc:  # e.g. more segments than customers: a message for people
         return {"error": str(exc), "k_min": lo, "k_max": hi}
     except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
         traceback.print_exc(file=sys.stderr)
         return {"error": f"the sweep failed ({type(exc).__name__}: {exc})", "k_min": lo, "k_max": hi}
-    set_progress((total, total, f"{total}/{total} k fitted"))
+    set_progress((total, total, f"{total}/{total} k fitted", f"Finished in {time.monotonic() - start:.1f} s."))
     return result.to_dict()
+
+
+@callback(Output(ids.DIAG_PROGRESS_TEXT, "children"), Output(ids.DIAG_PROGRESS, "value"),
+          Output(ids.DIAG_PROGRESS, "label"), Input(ids.DIAG_CANCEL, "n_clicks"), prevent_initial_call=True)
+def cancelled(_n):
+    """Say that the run stopped; the previous sweep stays on the page."""
+    return "Cancelled; the charts still show the previous sweep.", 0, ""
 
 
 @callback(Output(ids.DIAG_METRICS, "figure"), Output(ids.DIAG_RECOMMENDATION, "children"),

@@ -19,10 +19,12 @@ _MAP_HEIGHT = 600
 
 def _bounds(frame) -> dict:
     """Slider bounds of the filters, from the data."""
-    return {"age_bounds": range_bounds(frame["Age"], _AGE_STEP), "income_bounds": range_bounds(frame["Income"], _INCOME_STEP)}
+    return {"age_bounds": range_bounds(frame["Age"], _AGE_STEP),
+            "income_bounds": range_bounds(frame["Income"], _INCOME_STEP)}
 
 
 def _money(v: float) -> str:
+    """52000 -> '52K' for slider marks."""
     return f"{v / 1000:,.0f}K" if abs(v) >= 1000 else f"{v:,.0f}"
 
 

@@ -27,7 +27,7 @@ def _text(value) -> str:
     return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _field(spec: dict, value, input_type: str, feedback_type: str) -> html.Div:
+def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300) -> html.Div:
     """One labelled input with its error message and a hint from the data."""
     def show(v):
         return format_value(round(v) if abs(v) >= 100 else round(v, 1))
@@ -35,7 +35,7 @@ def _field(spec: dict, value, input_type: str, feedback_type: str) -> html.Div:
     return html.Div([
         dbc.Label(spec["label"], className="small mb-0"),
         dbc.Input(id={"type": input_type, "field": spec["name"]}, type="text", inputMode="decimal",
-                  value=_text(value), debounce=300, size="sm", autoComplete="off",
+                  value=_text(value), debounce=debounce, size="sm", autoComplete="off",
                   placeholder=f"{format_value(spec['low'])}–{format_value(spec['high'])}"),
         dbc.FormFeedback(id={"type": feedback_type, "field": spec["name"]}, type="invalid"),
         dbc.FormText(hint, className="d-block small"),
@@ -73,8 +73,11 @@ def layout(segment=None, customer=None, **_query):
     fields = [_field(spec, start.get(spec["name"]), ids.PREDICT_FIELD, ids.PREDICT_FIELD_FEEDBACK)
               for spec in form["features"]]
     raw_groups = [html.Div([html.Div(f"→ {group['feature'].replace('_', ' ')}", className="small fw-semibold mb-1"),
-                            *[_field(spec, start.get(spec["name"]), ids.PREDICT_RAW_FIELD, ids.PREDICT_RAW_FEEDBACK)
-                              for spec in group["fields"]]], className="mb-2") for group in form["raw"]]
+                            # Read only when the button is pressed: no debounce, so a click right
+                            # after typing sees the typed value.
+                            *[_field(spec, start.get(spec["name"]), ids.PREDICT_RAW_FIELD, ids.PREDICT_RAW_FEEDBACK,
+                                     debounce=False) for spec in group["fields"]]], className="mb-2")
+                  for group in form["raw"]]
     prefill = html.Div([
         dbc.Label("Start from a typical member of", className="small mb-0"),
         dbc.InputGroup([
@@ -97,7 +100,8 @@ def layout(segment=None, customer=None, **_query):
         *raw_groups,
         dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary",
                    outline=True),
-    ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2") \
+    ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2",
+        id=ids.PREDICT_RAW_SECTION) \
         if form["raw"] else None
     form_card = dbc.Card(dbc.CardBody([html.H3("Hypothetical customer", className="h6"), prefill, html.Hr(),
                                        *fields, raw]), className="shadow-sm mb-3")
@@ -225,13 +229,14 @@ def prefill(_seg_clicks, _cust_clicks, _cust_submit, _raw_clicks, segment, custo
     services = get_services()
     features = [item["id"]["field"] for item in ctx.states_list[2]]
     raw_names = [item["id"]["field"] for item in ctx.states_list[3]]
-    keep = dash.no_update
+    # Wildcard outputs take one value per component, no_update included.
+    keep_fields, keep_raw = [dash.no_update] * len(features), [dash.no_update] * len(raw_names)
     if ctx.triggered_id == ids.PREDICT_RAW_APPLY:
         derived, errors = services.derive_features(dict(zip(raw_names, raw_values)))
         values = [_text(derived[f]) if f in derived else v for f, v in zip(features, field_values)]
         message = (f"Computed {', '.join(sorted(derived))} from the raw fields." if derived else
                    "Fix the highlighted raw fields first.")
-        return (values, keep, [n in errors for n in raw_names], [errors.get(n, "") for n in raw_names], message)
+        return (values, keep_raw, [n in errors for n in raw_names], [errors.get(n, "") for n in raw_names], message)
     try:
         if ctx.triggered_id == ids.PREDICT_PREFILL_SEGMENT_BTN:
             fields = services.typical_member(int(segment or 0))
@@ -241,7 +246,7 @@ def prefill(_seg_clicks, _cust_clicks, _cust_submit, _raw_clicks, segment, custo
             fields = services.customer_fields(customer)
             message = f"Customer {fields.get('ID')}."
     except ValueError as exc:
-        return keep, keep, keep, keep, html.Span(str(exc), className="text-danger")
+        return keep_fields, keep_raw, keep_raw, keep_raw, html.Span(str(exc), className="text-danger")
     return ([_text(fields.get(f)) for f in features], [_text(fields.get(n)) for n in raw_names],
             [False] * len(raw_names), [""] * len(raw_names), message)
 

@@ -1,0 +1,137 @@
+"""The what-if page in headless Chromium: fill the form, read the answer, see field errors, save scenarios."""
+import json
+
+import pytest
+from dash.testing.wait import until
+from selenium.webdriver.common.keys import Keys
+
+from core.registry import Registry
+from dashboard import ids
+from tests.conftest import console_errors
+
+pytestmark = pytest.mark.browser
+
+_WAIT = 30
+
+
+def _selector(field: str, kind: str = ids.PREDICT_FIELD) -> str:
+    """CSS selector of a pattern-matching id (Dash writes dict ids as sorted, compact JSON)."""
+    key = json.dumps({"field": field, "type": kind}, separators=(",", ":"))
+    return '[id="' + key.replace('"', '\\"') + '"]'
+
+
+def _input(dash_br, field: str, kind: str = ids.PREDICT_FIELD):
+    """A form input by its field name."""
+    return dash_br.find_element(_selector(field, kind))
+
+
+def _feedback_selector(field: str) -> str:
+    return _selector(field, ids.PREDICT_FIELD_FEEDBACK)
+
+
+def _click(dash_br, selector: str) -> None:
+    """Scroll a button to the middle of the window, then click it."""
+    element = dash_br.find_element(selector)
+    dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", element)
+    element.click()
+
+
+def _type(element, text: str) -> None:
+    """Replace an input's text as a person would (select all, type)."""
+    element.send_keys(Keys.CONTROL, "a")
+    element.send_keys(Keys.BACKSPACE)
+    element.send_keys(text)
+
+
+def _expected(server, values: dict):
+    """Segment name and confidence text the page must show for these values (from the server's model)."""
+    registry = Registry(server.models_dir)
+    model, meta = registry.load()
+    seg, conf, _typ, _d = model.score_one([float(values[f]) for f in model.features])
+    return model, meta["segment_names"][seg], f"{conf:.2f}"
+
+
+def test_fill_the_form_read_the_answer_and_see_field_errors(dash_br, live_server):
+    dash_br.wait_for_page(url=live_server.url + "/predict?segment=1")
+    model, meta = Registry(live_server.models_dir).load()
+    # Opens on segment 1's typical member: it belongs to segment 1.
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SEGMENT_NAME}", meta["segment_names"][1], timeout=_WAIT)
+    assert 0.0 <= float(dash_br.find_element(f"#{ids.PREDICT_CONFIDENCE}").text) <= 1.0
+    dash_br.wait_for_element(f"#{ids.PREDICT_MAP} .scatterlayer", timeout=_WAIT)
+    dash_br.wait_for_element(f"#{ids.PREDICT_DISTANCES} .barlayer", timeout=_WAIT)
+
+    # Fill the form with a wealthy big spender; the page must give the model's answer.
+    values = {f: _input(dash_br, f).get_attribute("value") for f in model.features}
+    values.update(Income="150000", Total_Spending="2200", NumStorePurchases="12", NumWebVisitsMonth="2")
+    for field in ("Income", "Total_Spending", "NumStorePurchases", "NumWebVisitsMonth"):
+        _type(_input(dash_br, field), values[field])
+    _, name, confidence = _expected(live_server, values)
+    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_CONFIDENCE}", confidence, timeout=_WAIT)
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SEGMENT_NAME}", name, timeout=_WAIT)
+    assert "no change" in dash_br.find_element(f"#{ids.PREDICT_FLIPS}").text or "→" in \
+        dash_br.find_element(f"#{ids.PREDICT_FLIPS}").text
+
+    # A non-number: a message beside the field and no answer.
+    age = _input(dash_br, "Age")
+    _type(age, "abc")
+    dash_br.wait_for_contains_text(_feedback_selector("Age"), "enter a number", timeout=_WAIT)
+    assert "is-invalid" in age.get_attribute("class")
+    assert dash_br.find_element(_feedback_selector("Age")).is_displayed()
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_RESULT}", "Fix the highlighted field", timeout=_WAIT)
+    assert not dash_br.find_elements(f"#{ids.PREDICT_CONFIDENCE}")
+    # Out of range: says the range.
+    _type(age, "5")
+    dash_br.wait_for_contains_text(_feedback_selector("Age"), "between 16 and 110", timeout=_WAIT)
+    # Valid again: the answer is back and the field is clean.
+    _type(age, "45")
+    values["Age"] = "45"
+    _, name, confidence = _expected(live_server, values)
+    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_CONFIDENCE}", confidence, timeout=_WAIT)
+    assert "is-invalid" not in _input(dash_br, "Age").get_attribute("class")
+    assert console_errors(dash_br) == []
+
+
+def test_save_scenarios_and_prefill_from_a_customer(dash_br, live_server):
+    dash_br.wait_for_page(url=live_server.url + "/predict")
+    dash_br.wait_for_element(f"#{ids.PREDICT_CONFIDENCE}", timeout=_WAIT)
+    _type(dash_br.find_element(f"#{ids.PREDICT_SCENARIO_NAME}"), "Base")
+    _click(dash_br, f"#{ids.PREDICT_SAVE}")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SCENARIO_TABLE}", "1. Base", timeout=_WAIT)
+
+    features = Registry(live_server.models_dir).load()[0].features
+    _type(_input(dash_br, "Age"), "80")
+    _, _, confidence = _expected(live_server, {f: _input(dash_br, f).get_attribute("value") for f in features})
+    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_CONFIDENCE}", confidence, timeout=_WAIT)
+    _type(dash_br.find_element(f"#{ids.PREDICT_SCENARIO_NAME}"), "Older")
+    _click(dash_br, f"#{ids.PREDICT_SAVE}")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SCENARIO_TABLE}", "2. Older", timeout=_WAIT)
+    table = dash_br.find_element(f"#{ids.PREDICT_SCENARIO_TABLE}").text
+    assert "Age (years)" in table and "80" in table and "Segment" in table
+
+    # Prefill from an existing customer of the served data.
+    from core.pipeline import prepare
+    from tests.conftest import SAMPLE
+
+    row = prepare(SAMPLE).frame.iloc[5]
+    _type(dash_br.find_element(f"#{ids.PREDICT_PREFILL_CUSTOMER}"), str(int(row["ID"])))
+    _click(dash_br, f"#{ids.PREDICT_PREFILL_CUSTOMER_BTN}")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_PREFILL_MESSAGE}", f"Customer {int(row['ID'])}", timeout=_WAIT)
+    assert _input(dash_br, "Age").get_attribute("value") == str(int(row["Age"]))
+    # An unknown ID: a message, the form unchanged.
+    _type(dash_br.find_element(f"#{ids.PREDICT_PREFILL_CUSTOMER}"), "999999999")
+    _click(dash_br, f"#{ids.PREDICT_PREFILL_CUSTOMER_BTN}")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_PREFILL_MESSAGE}", "no customer with ID 999999999", timeout=_WAIT)
+    assert _input(dash_br, "Age").get_attribute("value") == str(int(row["Age"]))
+    # From raw fields: a birth year gives the age (2026 - year); a bad raw value is flagged.
+    _click(dash_br, f"#{ids.PREDICT_RAW_SECTION} .accordion-button")
+    year = _input(dash_br, "Year_Birth", ids.PREDICT_RAW_FIELD)
+    until(year.is_displayed, timeout=_WAIT)  # the section opens with an animation
+    _type(year, "1990")
+    _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")
+    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_PREFILL_MESSAGE}", "Computed Age, Total_Spending from the raw fields.",
+                                   timeout=_WAIT)
+    assert _input(dash_br, "Age").get_attribute("value") == "36"
+    _type(_input(dash_br, "MntWines", ids.PREDICT_RAW_FIELD), "lots")
+    _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")
+    dash_br.wait_for_contains_text(_selector("MntWines", ids.PREDICT_RAW_FEEDBACK), "enter a number", timeout=_WAIT)
+    assert console_errors(dash_br) == []
