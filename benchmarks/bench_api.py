@@ -139,8 +139,9 @@ def bench_batch(host: str, port: int, size: int = 1000, runs: int = 30) -> None:
         server.append(float(headers["X-Server-Time-ms"]))
     conn.close()
     print(f"batch of {size:,} customers ({len(body) / 1024:.0f} KiB body), {runs} runs:")
-    print(f"  server time (X-Server-Time-ms: parse, validate, score, serialise) median {statistics.median(server):.2f} ms, "
-          f"max {max(server):.2f} ms; round trip median {statistics.median(rtt) * 1000:.2f} ms")
+    print(f"  server time (X-Server-Time-ms: parse, validate, score, serialise) "
+          f"median {statistics.median(server):.2f} ms, max {max(server):.2f} ms; "
+          f"round trip median {statistics.median(rtt) * 1000:.2f} ms")
 
 
 def bench_load(host: str, port: int, rate: float, seconds: float) -> None:
@@ -152,7 +153,8 @@ def bench_load(host: str, port: int, rate: float, seconds: float) -> None:
         return
     r = json.loads(proc.stdout)
     print(f"load: {r['sent']:,} of {r['planned']:,} requests paced at {rate:.0f}/s from a second process in "
-          f"{r['elapsed']:.1f} s (achieved {r['sent'] / r['elapsed']:.0f}/s): {r['errors']} errors, statuses {r['statuses']}")
+          f"{r['elapsed']:.1f} s (achieved {r['sent'] / r['elapsed']:.0f}/s): {r['errors']} errors, "
+          f"statuses {r['statuses']}")
     print(f"  latency p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms")
 
 

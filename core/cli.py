@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-init", type=_positive("--n-init"), default=3, help="k-means starts per k (default 3)")
     p.add_argument("--current-k", type=_positive("--current-k", 2), default=6,
                    help="the k in use, compared in the reason (default 6)")
+    p.add_argument("--stability", type=_positive("--stability", 0), default=0, metavar="B",
+                   help="bootstrap refits per k for the stability criterion (default 0: not measured)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -199,12 +201,13 @@ def _sweep(args) -> int:
     Z, _, _ = standardise(frame[features].to_numpy(dtype=float))
     step("sweep")
     result = sweep(Z, args.k_min, args.k_max, n_init=args.n_init, seed=args.seed, current_k=args.current_k,
-                   progress=lambda done, total, msg: step(f"sweep {done}/{total} ({msg})"))
+                   stability_resamples=args.stability, progress=lambda done, total, msg: step(f"sweep {done}/{total} ({msg})"))
     payload = result.to_dict()
     payload.update(features=features, data_source=prepared.source)
-    rows = [f"{'k':>3} {'inertia':>12} {'silhouette':>10} {'CH':>10} {'DB':>7}  sizes"]
+    rows = [f"{'k':>3} {'inertia':>12} {'silhouette':>10} {'CH':>10} {'DB':>7} {'ARI':>5}  sizes"]
     rows += [f"{r.k:>3} {r.inertia:>12.1f} {r.silhouette:>10.3f} {r.calinski_harabasz:>10.1f} "
-             f"{r.davies_bouldin:>7.3f}  {r.sizes}" for r in result.results]
+             f"{r.davies_bouldin:>7.3f} {'-' if r.stability is None else f'{r.stability:.2f}':>5}  {r.sizes}"
+             for r in result.results]
     rows.append(f"recommended k={result.recommended_k} ({result.silhouette_method} silhouette, "
                 f"{result.n_customers} customers): {result.reason}")
     _emit(args, payload, "\n".join(rows))

@@ -315,7 +315,8 @@ def customer_values(fields, features, index: int | None = None) -> tuple[list[fl
 
 
 def _error(index, field, message) -> dict:
-    return {"field": field, "message": message} if index is None else {"index": index, "field": field, "message": message}
+    error = {"field": field, "message": message}
+    return error if index is None else {"index": index, **error}
 
 
 def parse_request(body, features, max_batch: int = MAX_BATCH) -> tuple[list[list[float]], list, bool]:
@@ -348,8 +349,8 @@ def parse_request(body, features, max_batch: int = MAX_BATCH) -> tuple[list[list
         if not isinstance(customers, list):
             raise ValidationFailed([{"field": "customers", "message": f"must be a list, got {_kind(customers)}"}])
         if len(customers) > max_batch:
-            raise ValidationFailed([{"field": "customers",
-                                     "message": f"at most {max_batch:,} customers per request, got {len(customers):,}"}])
+            message = f"at most {max_batch:,} customers per request, got {len(customers):,}"
+            raise ValidationFailed([{"field": "customers", "message": message}])
         rows, ids, errors = [], [], []
         for i, customer in enumerate(customers):
             values, errs = customer_values(customer, features, i)

@@ -47,6 +47,8 @@ class KResult:
         Lower is better.
     sizes : list of int
         Segment sizes.
+    stability : float or None
+        Mean adjusted Rand index between the fit and bootstrap refits (None when not measured).
     """
 
     k: int
@@ -55,6 +57,7 @@ class KResult:
     calinski_harabasz: float
     davies_bouldin: float
     sizes: list
+    stability: float | None = None
 
 
 @dataclass
@@ -246,13 +249,19 @@ def elbow_k(ks: list[int], inertias: list[float], total_ss: float | None = None)
     return int(x[max(candidates, key=lambda i: gap[i])])
 
 
+STABLE_ARI = 0.75  # Hennig's "stable" threshold, applied to the bootstrap ARI of a whole partition
+
+
 def recommend_k(results: list[KResult], total_ss: float | None = None,
                 current_k: int | None = None) -> tuple[int, str, dict]:
-    """Recommend a k from the four criteria, with the reasons in plain words.
+    """Recommend a k from the criteria, with the reasons in plain words.
 
     Each criterion votes for its best k (silhouette: highest; elbow of inertia;
-    Calinski-Harabasz: highest; Davies-Bouldin: lowest). The k with most votes
-    wins; ties go to the higher silhouette, the most widely trusted of the four.
+    Calinski-Harabasz: highest; Davies-Bouldin: lowest; and, when measured,
+    stability: highest bootstrap ARI). The k with most votes wins; ties go to
+    the higher silhouette, the most widely trusted of them. When stability was
+    measured, a k whose refits do not reproduce it (ARI below 0.75) is only
+    recommended if no k is stable.
 
     Parameters
     ----------
@@ -269,34 +278,45 @@ def recommend_k(results: list[KResult], total_ss: float | None = None,
     votes : dict
     """
     ks = [r.k for r in results]
-    sil = {r.k: r.silhouette for r in results}
+    by_k = {r.k: r for r in results}
+    sil = {k: by_k[k].silhouette for k in ks}
     votes = {
         "silhouette": max(ks, key=lambda k: sil[k]),
         "elbow": elbow_k(ks, [r.inertia for r in results], total_ss),
-        "calinski_harabasz": max(ks, key=lambda k: next(r.calinski_harabasz for r in results if r.k == k)),
-        "davies_bouldin": min(ks, key=lambda k: next(r.davies_bouldin for r in results if r.k == k)),
+        "calinski_harabasz": max(ks, key=lambda k: by_k[k].calinski_harabasz),
+        "davies_bouldin": min(ks, key=lambda k: by_k[k].davies_bouldin),
     }
+    stab = {k: by_k[k].stability for k in ks if by_k[k].stability is not None}
+    if stab:
+        votes["stability"] = max(stab, key=lambda k: (stab[k], -k))
     tally: dict[int, int] = {}
     for k in votes.values():
         tally[k] = tally.get(k, 0) + 1
-    best = max(tally, key=lambda k: (tally[k], sil[k]))
+    eligible = [k for k in tally if stab.get(k, 1.0) >= STABLE_ARI] or list(tally)
+    best = max(eligible, key=lambda k: (tally[k], sil[k]))
     names = {"silhouette": "highest silhouette", "elbow": "elbow of the inertia curve",
-             "calinski_harabasz": "highest Calinski-Harabasz", "davies_bouldin": "lowest Davies-Bouldin"}
+             "calinski_harabasz": "highest Calinski-Harabasz", "davies_bouldin": "lowest Davies-Bouldin",
+             "stability": "most stable under resampling"}
     agree = [names[c] for c, k in votes.items() if k == best]
     differ = [f"{names[c]} at k={k}" for c, k in votes.items() if k != best]
-    reason = f"k={best}: {', '.join(agree)} (silhouette {sil[best]:.3f})"
+    reason = f"k={best}: {', '.join(agree) or 'the most stable of the preferred values'} (silhouette {sil[best]:.3f}"
+    reason += f", bootstrap ARI {stab[best]:.2f})" if best in stab else ")"
     if differ:
         reason += f"; {'; '.join(differ)}"
     reason += "."
     if current_k is not None and current_k != best and current_k in sil:
-        reason += (f" The current k={current_k} has silhouette {sil[current_k]:.3f}; it can still be the"
-                   " right business choice when its segments are stable and actionable.")
+        reason += f" The current k={current_k} has silhouette {sil[current_k]:.3f}"
+        if current_k in stab:
+            verdict = "stable" if stab[current_k] >= STABLE_ARI else "not stable"
+            reason += f" and bootstrap ARI {stab[current_k]:.2f} ({verdict})"
+        reason += "; it can still be the right business choice when its segments are stable and actionable."
     return best, reason, votes
 
 
 def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, seed: int = DEFAULT_SEED,
           exact_max: int = EXACT_SILHOUETTE_MAX, sample_size: int = SILHOUETTE_SAMPLE,
-          fit_max: int = SWEEP_FIT_MAX, current_k: int | None = None,
+          fit_max: int = SWEEP_FIT_MAX, current_k: int | None = None, stability_resamples: int = 0,
+          stability_n_init: int = 5,
           progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
     """Fit k-means for every k in [k_min, k_max] and measure each fit.
 
@@ -315,8 +335,12 @@ def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, se
         Above this many rows, fits and metrics use a seeded uniform sample of this size.
     current_k : int, optional
         The model's k, mentioned in the reason when it differs.
+    stability_resamples : int, default 0
+        Bootstrap refits per k for the stability criterion (0: not measured).
+    stability_n_init : int, default 5
+        Starts per bootstrap refit.
     progress : callable, optional
-        Called as ``progress(done, total, message)`` after each k.
+        Called as ``progress(done, total, message)`` after each step.
 
     Returns
     -------
@@ -346,7 +370,7 @@ def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, se
         d2 = zs_sq[start:start + block, None] - 2.0 * (Zs[start:start + block] @ Zs.T) + zs_sq[None, :]
         np.maximum(d2, 0.0, out=d2)
         dist_blocks.append(np.sqrt(d2).astype(np.float32))
-    total = k_max - k_min + 1
+    total = (k_max - k_min + 1) * (2 if stability_resamples else 1)
     results = []
     for i, k in enumerate(range(k_min, k_max + 1)):
         fit = kmeans(Z, k, n_init=n_init, seed=seed)
@@ -363,6 +387,15 @@ def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, se
         ))
         if progress:
             progress(i + 1, total, f"k={k}")
+    if stability_resamples:
+        from .stability import stability_per_k  # deferred: only this option needs it
+
+        done = len(results)
+        stab = stability_per_k(
+            Z, [r.k for r in results], resamples=stability_resamples, seed=seed, n_init=stability_n_init,
+            progress=(lambda d, t, m: progress(done + d, total, f"stability {m}")) if progress else None)
+        for r in results:
+            r.stability = stab[r.k]
     total_ss = float(((Z - Z.mean(axis=0)) ** 2).sum())
     best, reason, votes = recommend_k(results, total_ss, current_k)
     method = f"sampled (n={sample_size:,})" if sampled else "exact"

@@ -379,7 +379,8 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
         "type": "array", "maxItems": max_batch, "items": {"$ref": "#/components/schemas/Customer"}}}}
     prediction = {"type": "object", "required": ["segment", "segment_name", "confidence", "typicality", "distances"],
                   "properties": {
-                      "ID": {"anyOf": [{"type": "integer"}, {"type": "string"}], "description": "Echoed from the request"},
+                      "ID": {"anyOf": [{"type": "integer"}, {"type": "string"}],
+                             "description": "Echoed from the request"},
                       "segment": {"type": "integer", "minimum": 0},
                       "segment_name": {"type": "string"},
                       "confidence": {"type": "number", "minimum": 0, "maximum": 1,

@@ -31,6 +31,7 @@ __all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "profile_tables"
 
 CACHE_DIR = Path(os.environ.get("SEGMENTLENS_CACHE_DIR", PROJECT_ROOT / ".cache"))
 _MEMO_SIZE = 4
+_SWEEP_STABILITY_RESAMPLES = 10
 _MAX_NAME = 60
 
 
@@ -141,7 +142,16 @@ class Services:
         key = ("model", version, state)
         model = self._memo_get(key)
         if model is None:
-            model, _ = self.registry.load(version)
+            # A file that failed stays failed until it changes: do not hash it again on every request.
+            failed = self.__dict__.setdefault("_failed_files", {})
+            if (version, state) in failed and state is not None:
+                raise failed[(version, state)]
+            try:
+                model, _ = self.registry.load(version)
+            except RegistryError as exc:
+                failed.clear()
+                failed[(version, state)] = exc
+                raise
             self._memo_put(key, model)
         return model
 
@@ -249,12 +259,13 @@ class Services:
     def sweep(self, k_min: int, k_max: int, progress=None) -> SweepResult:
         """Metrics per k on the active model's features and data (cached)."""
         analysis = self.analysis()
-        key = ("sweep", analysis.version, analysis.fingerprint, k_min, k_max)
+        key = ("sweep", analysis.version, analysis.fingerprint, k_min, k_max, _SWEEP_STABILITY_RESAMPLES)
 
         def compute():
             Z = scaled(analysis)
+            # Stability per k is one of the criteria of the recommended k (10 refits per k, ~2 s on 2K rows).
             return sweep(Z, k_min, k_max, seed=int(analysis.meta.get("seed", 42)), current_k=analysis.k,
-                         progress=progress)
+                         stability_resamples=_SWEEP_STABILITY_RESAMPLES, progress=progress)
         return self._cached(key, compute)
 
     def selection_csv(self, positions) -> str:
@@ -497,10 +508,16 @@ class Services:
 
     # ------------------------------------------------------------ data & models (/data)
     def upload_limit(self) -> int:
-        """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB, default 50 MB)."""
+        """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB; 50 MB by default or when it is not a number)."""
+        import sys
+
         from core.training import parse_upload_limit
 
-        return parse_upload_limit(os.environ.get("SEGMENTLENS_MAX_UPLOAD_MB"))
+        try:
+            return parse_upload_limit(os.environ.get("SEGMENTLENS_MAX_UPLOAD_MB"))
+        except ValueError as exc:  # a configuration slip must not take the page down
+            print(f"segmentlens: {exc}; using the default", file=sys.stderr, flush=True)
+            return parse_upload_limit(None)
 
     def _upload_dir(self) -> Path:
         """Where accepted uploads wait for a retrain (under the cache folder)."""
@@ -580,12 +597,17 @@ class Services:
     def _reference(self):
         """The active (served) model, its names and customers, as core.training.Reference (None without one)."""
         from core import training
+        from core.loading import DataFileError
 
         try:
             model, meta = self.model()
         except RegistryError:
             return None, {}
-        return training.Reference(model, meta["version"], self.segment_names(), self.analysis().frame), meta
+        try:
+            frame = self.analysis().frame
+        except (DataFileError, OSError):  # its data is gone: names still carry over, only the comparison is lost
+            frame = None
+        return training.Reference(model, meta["version"], self.segment_names(), frame), meta
 
     def retrain_upload(self, token, name, k, features, progress=None) -> dict:
         """Train a candidate on a kept upload (never activated); returns its version and the comparison.

@@ -182,6 +182,33 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     assert console_errors(dash_br) == []
 
 
+def test_cancel_stops_the_job_and_saves_nothing(dash_br, data_server, tmp_path):
+    """A file eight times the sample (about 6 s to retrain) so that Cancel lands mid-way."""
+    frame = pd.read_csv(SAMPLE, sep="\t", dtype=str, keep_default_na=False)
+    parts = [frame.assign(ID=(frame["ID"].astype(int) + r * 100_000).astype(str)) for r in range(8)]
+    big = tmp_path / "big.tsv"
+    pd.concat(parts).to_csv(big, sep="\t", index=False)
+    registry = Registry(data_server.models_dir)
+    before = [v["version"] for v in registry.versions()]
+    dash_br.wait_for_page(url=data_server.url + "/data")
+    _upload(dash_br, big)
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "rows read", timeout=30)
+    retrain = dash_br.find_element(f"#{ids.DATA_RETRAIN_BTN}")
+    _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled")
+    _click(dash_br, retrain)
+    _wait(lambda: any("· " in e.text for e in dash_br.find_elements(f"#{ids.DATA_PROGRESS} .progress-bar")),
+          timeout=30, what="the job to report progress")
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_CANCEL_BTN}"))
+    dash_br.wait_for_contains_text(f"#{ids.DATA_RETRAIN_MSG}", "Retraining was cancelled")
+    _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled again")
+    time.sleep(8)  # longer than the whole job would have taken: it must not save anything late
+    assert [v["version"] for v in registry.versions()] == before
+    with registry.training_lock():  # the killed job's lock was released with its process
+        pass
+    assert "Saved candidate" not in dash_br.find_element(f"#{ids.DATA_RETRAIN_MSG}").text
+    assert console_errors(dash_br) == []
+
+
 def _alert(br):
     from selenium.common.exceptions import NoAlertPresentException
 

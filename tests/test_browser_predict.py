@@ -128,8 +128,8 @@ def test_save_scenarios_and_prefill_from_a_customer(dash_br, live_server):
     until(year.is_displayed, timeout=_WAIT)  # the section opens with an animation
     _type(year, "1990")
     _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")
-    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_PREFILL_MESSAGE}", "Computed Age, Total_Spending from the raw fields.",
-                                   timeout=_WAIT)
+    dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_PREFILL_MESSAGE}",
+                                   "Computed Age, Total_Spending from the raw fields.", timeout=_WAIT)
     assert _input(dash_br, "Age").get_attribute("value") == "36"
     _type(_input(dash_br, "MntWines", ids.PREDICT_RAW_FIELD), "lots")
     _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")

@@ -64,6 +64,8 @@ def test_report_content(inputs):
     parsed = _parse(page)
     assert parsed.tags.count("svg") == 4  # sizes, response, profit, product mix
     assert parsed.tags.count("table") == 2
+    z = inputs["zscores"]
+    assert f"{z.loc[0, 'Income']:+.2f}" in page and f"{z.loc[2, 'Income']:+.2f}" in page  # income terciles
     # Segment colours are used for the segments' bars, in order.
     for seg in inputs["segments"]:
         title = re.escape(f"<title>{seg['segment']} · {seg['name']}: ")

@@ -162,3 +162,21 @@ def test_sweep_on_large_data_fits_a_sample_and_says_so(blobs):
     assert result.silhouette_method == "sampled (n=120)"
     assert sum(result.results[0].sizes) == 200
     assert result.recommended_k == 3
+
+
+def test_stability_per_k_is_a_criterion(blobs):
+    Z, _ = blobs
+    result = selection.sweep(Z, 2, 5, stability_resamples=5)
+    stab = {r.k: r.stability for r in result.results}
+    assert stab[3] > 0.95 and all(0 <= v <= 1 for v in stab.values())
+    assert "stability" in result.votes and result.recommended_k == 3
+    assert "bootstrap ARI" in result.reason
+
+
+def test_an_unstable_k_is_not_recommended_when_a_stable_one_exists():
+    rs = [selection.KResult(2, 100.0, 0.30, 500.0, 1.0, [50, 50], stability=0.55),
+          selection.KResult(3, 60.0, 0.28, 400.0, 1.2, [30, 30, 40], stability=0.95),
+          selection.KResult(4, 50.0, 0.20, 300.0, 1.4, [25] * 4, stability=0.80)]
+    best, reason, votes = selection.recommend_k(rs, total_ss=200.0)
+    assert votes["silhouette"] == 2 and votes["stability"] == 3
+    assert best == 3 and "highest silhouette at k=2" in reason

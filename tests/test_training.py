@@ -61,6 +61,7 @@ def test_steps_reported_in_order_and_candidate_not_active(active):
     assert saved["sweep"]["recommended_k"] in (2, 3, 4)
     assert saved["stability"]["resamples"] == 3 and 0 < saved["stability"]["mean_jaccard"] <= 1
     assert len(saved["stability"]["per_segment"]) == result.model.k
+    assert saved["stability"]["customers"] == saved["n_customers"]  # all of them: below STABILITY_MAX_ROWS
 
 
 @pytest.mark.parametrize("stop_before", ["load", "fit", "save"])
@@ -344,3 +345,21 @@ def test_corrupted_active_model_falls_back_with_a_warning(services):
         services.model(bad)  # an explicit version never falls back
     path.write_bytes(data)  # repaired
     assert services.model()[1]["version"] == bad and services.model_warning() is None
+
+
+def test_a_bad_upload_limit_setting_falls_back_to_the_default(services, monkeypatch):
+    monkeypatch.setenv("SEGMENTLENS_MAX_UPLOAD_MB", "lots")
+    assert services.upload_limit() == 50 * 1024 * 1024
+    monkeypatch.setenv("SEGMENTLENS_MAX_UPLOAD_MB", "2")
+    assert services.upload_limit() == 2 * 1024 * 1024
+
+
+def test_retrain_without_the_active_models_data_still_carries_names(services, sample_frame, monkeypatch):
+    """The active model's data file has gone: the candidate still takes its names, only the comparison is lost."""
+    services.rename_segment(2, "Loyal core")  # a name the data itself would never generate
+    report = services.accept_upload(_data_url(_tsv(sample_frame)), "again.tsv")
+    monkeypatch.setattr(services, "analysis", lambda: (_ for _ in ()).throw(DataFileError("no such file: x.tsv")))
+    result = services.retrain_upload(report["token"], "again.tsv", 6, None)
+    meta = services.registry.metadata(result["version"])
+    assert meta["segment_names"] == services.segment_names() and meta["segment_names"][2] == "Loyal core"
+    assert "comparison" not in meta

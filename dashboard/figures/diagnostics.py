@@ -123,7 +123,7 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def metrics_table(sweep: dict | None, current_k: int | None = None) -> pd.DataFrame:
-    """One row per k: the four metrics (formatted), the smallest segment's share and which k is marked."""
+    """One row per k: the metrics (formatted), bootstrap stability, the smallest segment's share and marks."""
     results = (sweep or {}).get("results") or []
     rec = (sweep or {}).get("recommended_k")
     rows = []
@@ -133,10 +133,11 @@ def metrics_table(sweep: dict | None, current_k: int | None = None) -> pd.DataFr
         rows.append({"k": str(r["k"]), "Inertia": _fmt(r["inertia"], 0), "Silhouette": _fmt(r["silhouette"], 3),
                      "Calinski-Harabasz": _fmt(r["calinski_harabasz"], 1),
                      "Davies-Bouldin": _fmt(r["davies_bouldin"], 3),
+                     "Stability (ARI)": _fmt(r.get("stability"), 2),
                      "Smallest segment": f"{min(sizes) / max(sum(sizes), 1):.1%}",
                      "": " · ".join(marks)})
     return pd.DataFrame(rows, columns=["k", "Inertia", "Silhouette", "Calinski-Harabasz", "Davies-Bouldin",
-                                       "Smallest segment", ""])
+                                       "Stability (ARI)", "Smallest segment", ""])
 
 
 def recommendation_text(sweep: dict | None, current_k: int | None = None) -> list[str]:

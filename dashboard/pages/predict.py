@@ -31,7 +31,8 @@ def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300)
     """One labelled input with its error message and a hint from the data."""
     def show(v):
         return format_value(round(v) if abs(v) >= 100 else round(v, 1))
-    hint = f"typical (25–75 %): {show(spec['q25'])}–{show(spec['q75'])} · seen {show(spec['min'])}–{show(spec['max'])}"
+    hint = (f"typical (25–75 %): {show(spec['q25'])}–{show(spec['q75'])}"
+            f" · seen {show(spec['min'])}–{show(spec['max'])}")
     return html.Div([
         dbc.Label(spec["label"], className="small mb-0"),
         dbc.Input(id={"type": input_type, "field": spec["name"]}, type="text", inputMode="decimal",
@@ -62,6 +63,12 @@ def _medians(form: dict) -> dict:
     values = {f["name"]: f["median"] for f in form["features"]}
     values.update({f["name"]: f["median"] for group in form["raw"] for f in group["fields"]})
     return {k: round(v) if abs(v) >= 10 else round(v, 2) for k, v in values.items()}
+
+
+def _card(title: str, body_id: str) -> dbc.Card:
+    """A titled card whose body a callback fills."""
+    return dbc.Card([dbc.CardHeader(html.Span(title, className="fw-semibold")), dbc.CardBody(id=body_id)],
+                    className="shadow-sm mb-3")
 
 
 def layout(segment=None, customer=None, **_query):
@@ -133,10 +140,8 @@ def layout(segment=None, customer=None, **_query):
                     dbc.Col(graph_card("Among existing customers (PCA map)", ids.PREDICT_MAP, height=360), xl=7),
                 ]),
                 dbc.Row([
-                    dbc.Col(dbc.Card([dbc.CardHeader(html.Span("What would change the segment", className="fw-semibold")),
-                                      dbc.CardBody(id=ids.PREDICT_FLIPS)], className="shadow-sm mb-3"), xl=7),
-                    dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Campaigns and products", className="fw-semibold")),
-                                      dbc.CardBody(id=ids.PREDICT_CAMPAIGN)], className="shadow-sm mb-3"), xl=5),
+                    dbc.Col(_card("What would change the segment", ids.PREDICT_FLIPS), xl=7),
+                    dbc.Col(_card("Campaigns and products", ids.PREDICT_CAMPAIGN), xl=5),
                 ]),
                 scenarios,
             ], lg=8, xl=9),
@@ -151,7 +156,8 @@ def _result(r: dict) -> list:
     return [
         html.Div(words["headline"], className="h5 mb-2"),
         html.Div([html.Span("Segment ", className="text-muted"),
-                  html.Span(segment_badge(seg, r["name"], href=f"/profiles?segment={seg}"), id=ids.PREDICT_SEGMENT_NAME),
+                  html.Span(segment_badge(seg, r["name"], href=f"/profiles?segment={seg}"),
+                            id=ids.PREDICT_SEGMENT_NAME),
                   html.Span(f"  #{seg}", className="text-muted small")], className="mb-2"),
         html.Div([html.Strong("Confidence "), html.Span(f"{r['confidence']:.2f}", id=ids.PREDICT_CONFIDENCE),
                   html.Span(f" — {words['confidence_text']}.", className="text-muted")], className="small"),
@@ -199,10 +205,11 @@ def predict(values):
     r = services.what_if(dict(zip(features, values)))
     errors = r["errors"]
     if errors:
-        none = empty_figure("No answer until every field is valid", height=300)
+        none = empty_figure("Fix the form first", height=300)
+        waiting = html.Div("No answer until every field is valid.", className="small text-muted")
         return ([f in errors for f in features], [errors.get(f, "") for f in features],
                 dbc.Alert(f"Fix the highlighted field{'s' if len(errors) > 1 else ''} to see the answer.",
-                          color="warning", className="mb-0"), none, none, "", "", None)
+                          color="warning", className="mb-0"), none, none, waiting, waiting, None)
     names = r["names"]
     flips = [html.P("Each feature moved on its own, the others held; searched within the range seen in the data "
                     "(or up to the value entered).", className="small text-muted"),
