@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["match_centroids", "align_to_reference", "carry_names"]
+__all__ = ["match_centroids", "numbers_from_match", "renumber", "align_to_reference", "carry_names"]
 
 
 def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -38,13 +38,61 @@ def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     return match
 
 
+def numbers_from_match(match: np.ndarray, k_ref: int) -> np.ndarray:
+    """Segment numbers for a candidate model from its match to a reference (-1 = unmatched).
+
+    With at least as many segments as the reference, matched segments take the
+    reference's number and the rest the numbers after it. With fewer, every
+    segment is matched and keeps the reference's order, numbered 0..k-1 (the
+    reference's numbers would not fit).
+
+    Parameters
+    ----------
+    match : ndarray of shape (k,)
+        Reference segment of each candidate segment, as :func:`match_centroids` returns.
+    k_ref : int
+        Segments in the reference.
+
+    Returns
+    -------
+    ndarray of shape (k,)
+        A permutation of 0..k-1: the new number of each candidate segment.
+    """
+    k = len(match)
+    if k >= k_ref:
+        numbers = np.asarray(match).copy()
+        spare = iter(sorted(set(range(k)) - set(numbers[numbers >= 0].tolist())))
+        for j in np.flatnonzero(numbers < 0):
+            numbers[j] = next(spare)
+        return numbers
+    ranks = np.empty(k, dtype=int)
+    ranks[np.argsort(match, kind="stable")] = np.arange(k)
+    return ranks
+
+
+def renumber(model, new_number: np.ndarray) -> None:
+    """Give segment ``j`` of a fitted model the number ``new_number[j]`` (a permutation), in place.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    new_number : ndarray of shape (model.k,)
+    """
+    new_number = np.asarray(new_number)
+    order = np.argsort(new_number)
+    model.centroids_ = model.centroids_[order]
+    model.member_distances_ = [model.member_distances_[i] for i in order]
+    if getattr(model, "labels_", None) is not None:
+        model.labels_ = new_number[model.labels_]
+    model.__dict__.pop("_fast", None)  # the fast scoring path caches the centroids
+
+
 def align_to_reference(model, reference) -> np.ndarray:
     """Renumber a fitted model's segments so that they follow a reference model's.
 
-    Both models' centroids are compared in the reference model's scaled space.
-    Matched segments take the reference's number; unmatched ones (when the new
-    model has more segments) take the numbers after the reference's. The model
-    is changed in place (centroids, labels, member distances).
+    Both models' centroids are compared in the reference model's scaled space;
+    numbering follows :func:`numbers_from_match`. The model is changed in place
+    (centroids, labels, member distances).
 
     Parameters
     ----------
@@ -61,17 +109,8 @@ def align_to_reference(model, reference) -> np.ndarray:
         raise ValueError("models with different features cannot be matched")
     centres = model.centroids_original().to_numpy()
     in_ref_space = (centres - reference.mean_) / reference.scale_
-    match = match_centroids(reference.centroids_, in_ref_space)
-    new_number = match.copy()
-    spare = iter(sorted(set(range(model.k)) - set(match[match >= 0].tolist())))
-    for j in np.flatnonzero(match < 0):
-        new_number[j] = next(spare)
-    order = np.argsort(new_number)
-    model.centroids_ = model.centroids_[order]
-    model.member_distances_ = [model.member_distances_[i] for i in order]
-    if getattr(model, "labels_", None) is not None:
-        model.labels_ = new_number[model.labels_]
-    model.__dict__.pop("_fast", None)
+    new_number = numbers_from_match(match_centroids(reference.centroids_, in_ref_space), reference.k)
+    renumber(model, new_number)
     return new_number
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .loading import DataFileError
-from .matching import align_to_reference, carry_names, match_centroids
+from .matching import carry_names, match_centroids, numbers_from_match, renumber
 from .model import DEFAULT_SEED, SegmentationModel
 from .pipeline import Prepared, fit_model, model_metadata, prepare
 from .registry import Registry
@@ -227,35 +227,6 @@ def preview(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- identity
-def _renumber(model: SegmentationModel, new_number: np.ndarray) -> None:
-    """Give segment ``j`` the number ``new_number[j]`` (a permutation of 0..k-1), in place."""
-    order = np.argsort(new_number)
-    model.centroids_ = model.centroids_[order]
-    model.member_distances_ = [model.member_distances_[i] for i in order]
-    if getattr(model, "labels_", None) is not None:
-        model.labels_ = np.asarray(new_number)[model.labels_]
-    model.__dict__.pop("_fast", None)  # the fast scoring path caches the centroids
-
-
-def _numbers_from_match(match: np.ndarray, k_ref: int) -> np.ndarray:
-    """Segment numbers for a candidate from its match to the reference (-1 = unmatched).
-
-    With at least as many segments as the reference, matched segments take the
-    reference's number and the rest the numbers after it. With fewer, every
-    segment is matched and keeps the reference's order, numbered 0..k-1.
-    """
-    k = len(match)
-    if k >= k_ref:
-        numbers = match.copy()
-        spare = iter(sorted(set(range(k)) - set(match[match >= 0].tolist())))
-        for j in np.flatnonzero(match < 0):
-            numbers[j] = next(spare)
-        return numbers
-    ranks = np.empty(k, dtype=int)
-    ranks[np.argsort(match, kind="stable")] = np.arange(k)
-    return ranks
-
-
 def _overlap_match(reference_labels: np.ndarray, candidate_labels: np.ndarray, k_ref: int, k_new: int) -> np.ndarray:
     """Match candidate segments to reference segments by shared customers (Hungarian, most shared)."""
     from scipy.optimize import linear_sum_assignment  # deferred like core.matching
@@ -290,21 +261,13 @@ def identity(model: SegmentationModel, frame: pd.DataFrame, reference: Reference
         return {}, "none"
     ref = reference.model
     if list(model.features) == list(ref.features):
-        if model.k >= ref.k:
-            new_number = align_to_reference(model, ref)
-        else:
-            # align_to_reference gives the reference's numbers, which do not fit in 0..k-1 when the
-            # candidate has fewer segments: keep the reference's order instead.
-            centres = (model.centroids_original().to_numpy() - ref.mean_) / ref.scale_
-            match = match_centroids(ref.centroids_, centres)
-            new_number = _numbers_from_match(match, ref.k)
-            _renumber(model, new_number)
-            return {int(match[j]): int(new_number[j]) for j in range(model.k)}, "centroids"
-        return {i: i for i in range(ref.k) if i in set(new_number.tolist())}, "centroids"
-    match = _overlap_match(ref.predict(frame), model.labels_, ref.k, model.k)
-    new_number = _numbers_from_match(match, ref.k)
-    _renumber(model, new_number)
-    return {int(match[j]): int(new_number[j]) for j in range(model.k) if match[j] >= 0}, "shared customers"
+        centres = (model.centroids_original().to_numpy() - ref.mean_) / ref.scale_
+        match, method = match_centroids(ref.centroids_, centres), "centroids"
+    else:
+        match, method = _overlap_match(ref.predict(frame), model.labels_, ref.k, model.k), "shared customers"
+    new_number = numbers_from_match(match, ref.k)
+    renumber(model, new_number)
+    return {int(match[j]): int(new_number[j]) for j in range(model.k) if match[j] >= 0}, method
 
 
 # ---------------------------------------------------------------------------- summaries

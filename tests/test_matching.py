@@ -37,3 +37,14 @@ def test_align_refit_on_resampled_data_follows_reference():
 def test_carry_names_keeps_user_names_and_stays_unique():
     names = carry_names(["Loyal", "Bargain"], {0: 0, 1: 1}, ["A", "B", "Loyal"])
     assert names == ["Loyal", "Bargain", "Loyal (2)"]
+
+
+def test_align_with_fewer_segments_keeps_labels_in_range():
+    frame, _ = planted_frame(n_per=100, seed=2)
+    ref = SegmentationModel(k=4, seed=1).fit(frame)
+    fewer = SegmentationModel(k=2, seed=1).fit(frame)
+    numbers = align_to_reference(fewer, ref)
+    assert sorted(numbers.tolist()) == [0, 1]
+    assert set(fewer.labels_.tolist()) == {0, 1}
+    assert set(fewer.predict(frame).tolist()) == {0, 1}
+    assert (fewer.predict(frame) == fewer.labels_).all()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from core import training
+from core.matching import renumber
 from core.loading import DataFileError
 from core.pipeline import prepare, train
 from core.registry import Registry, RegistryError
@@ -84,7 +85,7 @@ def test_names_and_numbers_follow_the_segments(active):
     registry, reference = active
     ref = reference.model
     perm = np.array([3, 0, 5, 1, 4, 2])
-    training._renumber(ref, perm)  # reference segment j becomes number perm[j]
+    renumber(ref, perm)  # reference segment j becomes number perm[j]
     names = [None] * ref.k
     for j, p in enumerate(perm):
         names[p] = reference.names[j]
