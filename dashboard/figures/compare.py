@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, vline, vrect
 from .profiles import CATEGORY_LABELS, feature_label
 
 __all__ = ["segment_kpis", "effect_size_figure", "comparison_table", "overlay_distribution", "mix_pair_figure"]
@@ -69,9 +69,9 @@ def effect_size_figure(comparison: pd.DataFrame, a: int, b: int, names: list[str
                            f"mean in {a}: %{{customdata[0]:,.2f}} · in {b}: %{{customdata[1]:,.2f}}<extra></extra>"),
         ))
     # Cohen's thresholds as faint guides: inside the grey band a difference is negligible.
-    fig.add_vrect(x0=-0.2, x1=0.2, fillcolor="#adb5bd", opacity=0.18, line_width=0, layer="below")
+    fig.add_shape(vrect(-0.2, 0.2, "#adb5bd", opacity=0.18))
     for x in (-0.8, -0.5, 0.5, 0.8):
-        fig.add_vline(x=x, line={"color": "#adb5bd", "width": 1, "dash": "dot"}, layer="below")
+        fig.add_shape(vline(x, {"color": "#adb5bd", "width": 1, "dash": "dot"}, layer="below"))
     fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed", automargin=True)
     fig.update_xaxes(title_text=f"Cohen's d: ({a} − {b}) / pooled SD", zeroline=True, zerolinecolor="#6c757d")
     return _room_for_modebar(base_layout(fig, height=max(320, 110 + 22 * len(labels))))
@@ -129,7 +129,7 @@ def overlay_distribution(frame: pd.DataFrame, feature: str, a: int, b: int, name
             hovertemplate=(f"{seg} · {names[seg]}<br>%{{customdata[0]:,.4~g}}–%{{customdata[1]:,.4~g}}: "
                            "%{y:.1%} (%{customdata[2]:,} customers)<extra></extra>"),
         ))
-        fig.add_vline(x=float(values.mean()), line={"color": colour, "width": 2, "dash": "dash"})
+        fig.add_shape(vline(float(values.mean()), {"color": colour, "width": 2, "dash": "dash"}))
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title_text=f"{feature_label(feature)} (dashed line: segment mean)")
     fig.update_yaxes(title_text="Share of segment", tickformat=".0%")

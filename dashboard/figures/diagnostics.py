@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, vline
 
 __all__ = ["METRICS", "metrics_figure", "silhouette_figure", "metrics_table", "recommendation_text"]
 
@@ -104,9 +104,10 @@ def silhouette_figure(values: np.ndarray, labels: np.ndarray, names: list[str], 
         ticktext.append(f"{seg} · {name}")
         y0 += len(seg_values) + gap
     overall = float(values.mean())
-    fig.add_vline(x=overall, line={"color": "#212529", "dash": "dash", "width": 1.5},
-                  annotation_text=f"mean {overall:.2f}", annotation_position="bottom right")
-    fig.add_vline(x=0, line={"color": "#adb5bd", "width": 1})
+    fig.add_shape(vline(overall, {"color": "#212529", "dash": "dash", "width": 1.5}))
+    fig.add_annotation(x=overall, y=0, yref="paper", text=f"mean {overall:.2f}", showarrow=False,
+                       xanchor="left", yanchor="bottom")
+    fig.add_shape(vline(0, {"color": "#adb5bd", "width": 1}))
     low = min(-0.1, float(values.min()) - 0.05)
     high = min(1.0, max(0.5, float(values.max()) + 0.1))
     fig.update_xaxes(title_text=note or "Silhouette of each customer", range=[low, high])

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, hline, vline, vrect
 
 __all__ = [
     "JACCARD_LINES", "JACCARD_BANDS", "PSI_LINES", "jaccard_figure", "ari_distribution_figure", "ari_time_figure",
@@ -35,7 +35,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 def _vlines(fig: go.Figure, lines, colour: str = "#6c757d") -> None:
     for x, text in lines:
-        fig.add_vline(x=x, line={"dash": "dot", "color": colour, "width": 1})
+        fig.add_shape(vline(x, {"dash": "dot", "color": colour, "width": 1}))
         fig.add_annotation(x=x, y=1.0, yref="paper", text=text, showarrow=False, yanchor="bottom",
                            font={"size": 10, "color": colour}, textangle=0)
 
@@ -62,12 +62,12 @@ def jaccard_figure(jaccard: dict, names: list[str], quantiles: dict | None = Non
         hovertext=hover, hoverinfo="text", name="mean Jaccard",
     ))
     for i, (x0, x1, text, colour) in enumerate(JACCARD_BANDS):
-        fig.add_vrect(x0=x0, x1=x1, fillcolor=colour, opacity=0.6, line_width=0, layer="below")
+        fig.add_shape(vrect(x0, x1, colour, opacity=0.6))
         # Alternate heights: the 0.5-0.6 band is too narrow for its label beside its neighbours'.
         fig.add_annotation(x=(x0 + x1) / 2, y=1.0 if i % 2 == 0 else 1.07, yref="paper", text=text,
                            showarrow=False, yanchor="bottom", font={"size": 10, "color": "#495057"})
     for x, _text in JACCARD_LINES:
-        fig.add_vline(x=x, line={"dash": "dot", "color": "#6c757d", "width": 1})
+        fig.add_shape(vline(x, {"dash": "dot", "color": "#6c757d", "width": 1}))
     fig.update_xaxes(range=[0, 1.02], tickvals=[0, 0.25, 0.5, 0.6, 0.75, 0.85, 1.0], showgrid=False,
                      title_text="Mean Jaccard with its best match in each resample")
     fig.update_yaxes(autorange="reversed")
@@ -86,7 +86,7 @@ def ari_distribution_figure(ari: list) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, xbins={"start": 0, "end": 1.0001, "size": 0.025},
                                  marker_color="#0072B2", opacity=0.85, name="refits",
                                  hovertemplate="ARI %{x}<br>%{y} resamples<extra></extra>"))
-    fig.add_vline(x=med, line={"color": "#212529", "width": 2})
+    fig.add_shape(vline(med, {"color": "#212529", "width": 2}))
     # Inside the plot, left of the line: above it the mode bar would cover the label.
     fig.add_annotation(x=med, y=0.98, yref="paper", text=f"median {med:.2f} ", showarrow=False, yanchor="top",
                        xanchor="right", font={"size": 11})
@@ -108,7 +108,7 @@ def ari_time_figure(snapshots: list[dict]) -> go.Figure:
         customdata=[[s["n_customers"], s["end"]] for s in snapshots], name="ARI",
         hovertemplate="enrolled up to %{customdata[1]}<br>%{customdata[0]:,} customers<br>ARI %{y:.2f}<extra></extra>",
     ))
-    fig.add_hline(y=0.75, line={"dash": "dot", "color": "#6c757d", "width": 1})
+    fig.add_shape(hline(0.75, {"dash": "dot", "color": "#6c757d", "width": 1}))
     fig.update_xaxes(title_text="Customers enrolled up to the end of", type="category")
     fig.update_yaxes(range=[min(0.0, min(s["ari"] for s in snapshots)), 1.05], title_text="Adjusted Rand index")
     fig.update_layout(showlegend=False)
