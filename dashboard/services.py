@@ -30,7 +30,9 @@ from core.selection import SweepResult, silhouette_samples, sweep
 __all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "profile_tables"]
 
 CACHE_DIR = Path(os.environ.get("SEGMENTLENS_CACHE_DIR", PROJECT_ROOT / ".cache"))
-_MEMO_SIZE = 4
+# Entries of the per-process LRU: the model and analysis of a version or two plus their derived
+# results (sweeps, stability, comparisons, rendered views); all small but the analyses.
+_MEMO_SIZE = 32
 _SWEEP_STABILITY_RESAMPLES = 10
 _MAX_NAME = 60
 
@@ -205,6 +207,20 @@ class Services:
             self._memo.move_to_end(key)
             while len(self._memo) > _MEMO_SIZE:
                 self._memo.popitem(last=False)
+
+    def view(self, name: str, build, *parts):
+        """A page's rendered content, kept per process for the active version, data and segment names.
+
+        Building figures costs tens of milliseconds; the same view for the same model, data,
+        names and ``parts`` (e.g. the selected segment) is the same, so it is built once.
+        """
+        a = self.analysis()
+        key = ("view", name, a.version, a.fingerprint, tuple(self.segment_names()), *parts)
+        value = self._memo_get(key)
+        if value is None:
+            value = build()
+            self._memo_put(key, value)
+        return value
 
     def _cached(self, key: tuple, compute):
         value = self._memo_get(key)

@@ -99,16 +99,22 @@ def layout(**_query):
           Input(ids.EXPLORER_AGE, "value"), Input(ids.EXPLORER_INCOME, "value"))
 def update_map(dims, loadings, education, marital, age, income):
     """Filter, downsample per segment and draw; a new view clears the old selection."""
-    a = get_services().analysis()
+    services = get_services()
+    a = services.analysis()
     dims = 3 if dims == 3 else 2
-    view = map_view(a.frame, a.labels, dims=dims, seed=int(a.meta.get("seed", 0)), education=education,
-                    marital=marital, age=age, income=income, **_bounds(a.frame))
-    revision = f"{a.version}:{dims}:{education}:{marital}:{age}:{income}"
-    fig = pca_map_figure(a.coords, a.labels, a.frame, view.positions, get_services().segment_names(),
-                         a.centroid_coords, a.projection.explained_variance_ratio,
-                         loadings=a.projection.loadings if loadings else None, features=a.features, dims=dims,
-                         revision=revision, height=_MAP_HEIGHT)
-    return fig, view.caption(), None
+
+    def build():
+        view = map_view(a.frame, a.labels, dims=dims, seed=int(a.meta.get("seed", 0)), education=education,
+                        marital=marital, age=age, income=income, **_bounds(a.frame))
+        revision = f"{a.version}:{dims}:{education}:{marital}:{age}:{income}"
+        fig = pca_map_figure(a.coords, a.labels, a.frame, view.positions, services.segment_names(),
+                             a.centroid_coords, a.projection.explained_variance_ratio,
+                             loadings=a.projection.loadings if loadings else None, features=a.features, dims=dims,
+                             revision=revision, height=_MAP_HEIGHT)
+        return fig, view.caption()
+    fig, caption = services.view("explorer-map", build, dims, bool(loadings), *(
+        tuple(v) if isinstance(v, list) else v for v in (education, marital, age, income)))
+    return fig, caption, None
 
 
 @callback(Output(ids.EXPLORER_EDUCATION, "value"), Output(ids.EXPLORER_MARITAL, "value"),

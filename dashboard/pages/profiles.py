@@ -109,9 +109,11 @@ def layout(segment=None, **_query):
     a = services.analysis()
     names = services.segment_names()
     seg = parse_segment(segment, a.k)
-    summary, heatmap, product, channel, campaigns, economics, recs, options = _views(a, names, seg)
     features = [c for c in PROFILE_COLUMNS if c in a.frame]
     feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
+    summary, heatmap, product, channel, campaigns, economics, recs, options, distribution = services.view(
+        "profiles", lambda: (*_views(a, names, seg), distribution_figure(a.frame, feature, names, highlight=seg)),
+        seg, feature)
     controls = dbc.Card(dbc.CardBody([
         dbc.Label("Segment", html_for=ids.PROFILES_SEGMENT, className="fw-semibold"),
         dcc.Dropdown(id=ids.PROFILES_SEGMENT, options=options, value=seg, clearable=False, className="mb-3"),
@@ -127,7 +129,6 @@ def layout(segment=None, **_query):
                    size="sm", className="mt-3"),
         dcc.Download(id=ids.PROFILES_DOWNLOAD),
     ]), className="h-100 shadow-sm")
-    distribution = distribution_figure(a.frame, feature, names, highlight=seg)
     feature_dropdown = dcc.Dropdown(
         id=ids.PROFILES_FEATURE, options=[{"label": feature_label(c), "value": c} for c in features],
         value=feature, clearable=False, className="mb-2")

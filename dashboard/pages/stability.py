@@ -127,7 +127,8 @@ def layout(**_query):
     names = services.segment_names()
     configured = services.drift_data_path()
     try:
-        initial = results_view(services.stability(DEFAULT_RESAMPLES, "quarter"), names)
+        initial = services.view("stability", lambda: results_view(services.stability(DEFAULT_RESAMPLES, "quarter"),
+                                                                   names), DEFAULT_RESAMPLES, "quarter")
     except ValueError as exc:
         initial = empty_state("Stability cannot be measured on this data.", str(exc))
     controls = dbc.Card(dbc.CardBody(dbc.Row([
