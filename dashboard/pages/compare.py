@@ -72,7 +72,8 @@ def layout(a=None, b=None, **_query):
                                              "Train a model with two or more segments.")])
     names = services.segment_names()
     a_seg, b_seg = parse_pair(a, b, analysis.k)
-    kpi_a, kpi_b, diff, diff_table, product, channel = _views(services, a_seg, b_seg)
+    kpi_a, kpi_b, diff, diff_table, product, channel = services.view(
+        "compare", lambda: _views(services, a_seg, b_seg), a_seg, b_seg)
     features = [c for c in PROFILE_COLUMNS if c in analysis.frame]
     # Open on the feature that separates the two segments most: the first thing worth looking at.
     ranked = services.compare_segments(a_seg, b_seg)["cohens_d"].abs().dropna()
@@ -114,7 +115,8 @@ def layout(a=None, b=None, **_query):
         dbc.Row([
             dbc.Col(graph_card("Distribution of a feature", ids.COMPARE_DISTRIBUTION, height=340,
                                extra=feature_dropdown,
-                               figure=overlay_distribution(analysis.frame, feature, a_seg, b_seg, names)),
+                               figure=services.view("compare-distribution", lambda: overlay_distribution(
+                                   analysis.frame, feature, a_seg, b_seg, names), feature, a_seg, b_seg)),
                     xs=12, lg=4),
             dbc.Col(graph_card("Product mix: share of spend", ids.COMPARE_PRODUCT_MIX, height=320, figure=product),
                     xs=12, md=6, lg=4),

@@ -37,7 +37,10 @@ def layout(**_query):
     hi = min(hi, len(a.frame) - 1)
     sweep = services.sweep(lo, hi).to_dict() if len(a.frame) <= LAYOUT_SWEEP_MAX else None
     total = hi - lo + 1
-    view = _sweep_view(sweep, a.k)
+    view, silhouette = services.view("diagnostics", lambda: (
+        _sweep_view(sweep, a.k),
+        silhouette_figure(a.silhouette, a.labels[a.silhouette_rows], names, note=_silhouette_note(a))),
+        lo, hi, sweep is not None)
     controls = dbc.Card(dbc.CardBody([
         dbc.Row([
             dbc.Col([html.Label("Range of k to compare", htmlFor=ids.DIAG_K_RANGE,
@@ -70,8 +73,7 @@ def layout(**_query):
                                extra=html.P("One sliver per customer, sorted within its segment: long bars fit their "
                                             "segment well, bars left of 0 sit closer to another segment.",
                                             className="small text-muted mb-0"),
-                               figure=silhouette_figure(a.silhouette, a.labels[a.silhouette_rows], names,
-                                                        note=_silhouette_note(a))), xl=5),
+                               figure=silhouette), xl=5),
         ]),
         dbc.Card([dbc.CardHeader(html.Span("Metrics per k", className="fw-semibold")),
                   dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
