@@ -36,7 +36,7 @@ from core.schema import (
     canonical_name,
 )
 
-__all__ = ["DataFileError", "LoadInfo", "LoadResult", "load_customers", "file_line"]
+__all__ = ["DataFileError", "LoadInfo", "LoadResult", "load_customers", "read_source", "file_line"]
 
 # Delimiters tried on the header line, in order of preference when tied.
 _DELIMITERS = ("\t", ",", ";")
@@ -208,8 +208,25 @@ def _display_name(name: str) -> str:
     return base or "upload"
 
 
-def _read_source(source: Any, name: str | None) -> tuple[bytes, str]:
-    """Return the raw bytes and the display name of ``source``."""
+def read_source(source: Any, name: str | None = None) -> tuple[bytes, str]:
+    """Read a customer file's raw bytes, with the name to show for it.
+
+    Parameters
+    ----------
+    source : str, path-like, bytes or binary file-like
+    name : str, optional
+        Display name; any folder part is dropped (never used as a path).
+
+    Returns
+    -------
+    data : bytes
+    shown : str
+
+    Raises
+    ------
+    DataFileError
+        Missing file, a folder, or unreadable.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         shown = _display_name(name) if name else path.name or str(path)
@@ -709,7 +726,7 @@ def load_customers(source: Any, *, name: str | None = None) -> LoadResult:
     DataFileError
         When the file cannot be used; the message is one line.
     """
-    data, shown = _read_source(source, name)
+    data, shown = read_source(source, name)
     # Old DOS tools end text files with Ctrl-Z; it is not part of the last row.
     data = data.rstrip(b"\x1a")
     try:

@@ -18,7 +18,7 @@ import pandas as pd
 from . import profiles
 from .cleaning import CleaningReport, clean
 from .features import DEFAULT_REFERENCE_YEAR, add_features
-from .loading import DataFileError, LoadInfo, load_customers
+from .loading import DataFileError, LoadInfo, load_customers, read_source
 from .model import DEFAULT_SEED, SegmentationModel
 from .registry import Registry
 from .schema import DEFAULT_FEATURES, MODEL_FEATURES
@@ -118,19 +118,7 @@ def prepare(source, *, name: str | None = None, reference_year: int = DEFAULT_RE
     """
     step = progress or (lambda _msg: None)
     step("load")
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise DataFileError(f"no such file: {path}") from None
-        except IsADirectoryError:
-            raise DataFileError(f"{path} is a folder, not a customer file") from None
-        except OSError as exc:
-            raise DataFileError(f"{path} cannot be read ({exc.strerror})") from None
-        name = name or path.name
+    data, name = read_source(source, name)
     loaded = load_customers(data, name=name)
     step("clean")
     cleaned, report = clean(loaded.frame, unreadable=loaded.info.unreadable, reference_year=reference_year)

@@ -79,6 +79,8 @@ MONIC_SPLIT = 0.25
 WINDOWS = {"quarter": "Q", "month": "M"}
 # A k-means fit on fewer customers than this per segment says little about the segments.
 MIN_PER_SEGMENT = 10
+# Larger data is measured on a seeded sample of this many customers (see bootstrap_stability).
+MAX_ROWS = 10_000
 COHORT_NOTE = ("Spend, purchases and recency in this file were measured at one extraction date, so the "
                "snapshots differ only in who had enrolled by then: time here means enrolment cohort, "
                "not behaviour changing over time.")
@@ -373,7 +375,7 @@ def _run(tasks: list, n_jobs: int, progress: Progress | None, label: str) -> lis
 
 def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resamples: int = 100,
                         seed: int = DEFAULT_SEED, n_init: int = 10, n_jobs: int = 1,
-                        progress: Progress | None = None) -> BootstrapResult:
+                        max_rows: int = MAX_ROWS, progress: Progress | None = None) -> BootstrapResult:
     """Hennig's bootstrap stability of a segmentation: per-segment Jaccard and ARI per refit.
 
     Parameters
@@ -395,6 +397,10 @@ def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resample
     n_jobs : int, default 1
         Threads to run refits in (measured no faster on 2 cores: the refits are
         many small numpy calls that hold the GIL between them).
+    max_rows : int, default 10000
+        Above this many customers the resamples are drawn from a seeded uniform
+        subsample of this size: B full refits of 100K customers would take minutes,
+        and segment stability is a property of the segments, not of n.
     progress : callable, optional
         ``progress(done, total, message)`` after each refit.
 
@@ -407,6 +413,9 @@ def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resample
     n = len(Z)
     if labels.shape != (n,):
         raise ValueError(f"need one label per customer: {n} customers, {labels.shape[0]} labels")
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+        Z, labels, n = Z[rows], labels[rows], max_rows
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     k_ref = int(labels.max()) + 1 if n else 0
@@ -658,7 +667,7 @@ def cohort_mix(frame: pd.DataFrame, labels, k: int, window: str = "quarter") -> 
 
 
 def temporal_stability(frame: pd.DataFrame, model: SegmentationModel, *, window: str = "quarter",
-                       n_init: int | None = None, min_per_segment: int = MIN_PER_SEGMENT,
+                       n_init: int | None = None, min_per_segment: int = MIN_PER_SEGMENT, max_rows: int = MAX_ROWS,
                        progress: Progress | None = None) -> TemporalResult:
     """Fit the model's pipeline on cumulative enrolment snapshots and compare with the model.
 
@@ -674,6 +683,8 @@ def temporal_stability(frame: pd.DataFrame, model: SegmentationModel, *, window:
         k-means starts per snapshot (default: the model's).
     min_per_segment : int, default 10
         Snapshots with fewer than ``min_per_segment * k`` customers are skipped.
+    max_rows : int, default 10000
+        Larger snapshots are fitted on a seeded sample of this size, then scored whole.
     progress : callable, optional
         ``progress(done, total, message)`` after each snapshot.
 
@@ -700,15 +711,19 @@ def temporal_stability(frame: pd.DataFrame, model: SegmentationModel, *, window:
             if progress:
                 progress(i + 1, len(ordered), f"snapshot {period} skipped")
             continue
+        members = frame[mask]
+        # Large snapshots are fitted on a seeded sample and then scored whole (as the model would be).
+        fit_on = members.sample(max_rows, random_state=model.seed) if n > max_rows else members
         snap = SegmentationModel(k=k, features=model.features, seed=model.seed,
-                                 n_init=n_init or model.n_init, max_iter=model.max_iter).fit(frame[mask])
+                                 n_init=n_init or model.n_init, max_iter=model.max_iter).fit(fit_on)
+        snap_labels = snap.predict(members)
         # The snapshot's centroids in the reference model's scaled units, then matched to its segments.
         centres = (snap.centroids_ * snap.scale_ + snap.mean_ - model.mean_) / model.scale_
         to_ref = match_centroids(model.centroids_, centres)
         matched_centres = np.empty_like(centres)
         matched_centres[to_ref] = centres
         labels = np.full(len(frame), -1)
-        labels[mask] = to_ref[snap.labels_]
+        labels[mask] = to_ref[snap_labels]
         counts = np.bincount(labels[mask], minlength=k)
         snapshots.append(Snapshot(
             period=str(period), end=period.end_time.date().isoformat(), n_customers=n,

@@ -1,8 +1,10 @@
 """Shared fixtures: data paths, a trained registry, a live server and the browser options."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,13 +89,18 @@ class LiveServer:
         self.url, self.proc, self.models_dir, self.cache_dir = url, proc, models_dir, cache_dir
 
     def stop(self) -> None:
-        """Terminate the server and wait for it."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        """Terminate the server and everything it started (workers, background-callback jobs)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        # Background-callback jobs are children of the server that may outlive it: end the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE) -> LiveServer:
@@ -109,7 +116,8 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
     else:
         cmd = [sys.executable, "app.py"]
     log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     server = LiveServer(f"http://127.0.0.1:{port}", proc, models, cache)
     try:
         wait_http(server.url + "/", proc=proc)

@@ -403,3 +403,13 @@ def test_real_file_k6_is_not_fully_stable(real_data_path):
     assert np.median(result.ari) < 0.9
     assert min(result.mean_jaccard) < 0.8
     assert "highly stable" in result.verdicts  # others are solid: the verdict is per segment, not global
+
+
+def test_large_data_is_measured_on_a_sample():
+    from core.stability import bootstrap_stability
+    rng = np.random.default_rng(0)
+    Z = np.vstack([rng.normal(c, 0.3, (400, 2)) for c in (-3, 0, 3)])
+    labels = np.repeat([0, 1, 2], 400)
+    result = bootstrap_stability(Z, labels, resamples=5, max_rows=300)
+    assert result.n_customers == 300
+    assert (result.mean_jaccard > 0.9).all()
