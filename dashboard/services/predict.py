@@ -1,0 +1,265 @@
+"""Services for scoring: the live model (API), the what-if form and its helpers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core import profiles
+from core.exports import to_safe_csv
+from core.model import SegmentationModel
+
+from .analysis import Analysis, scaled
+
+__all__ = ["PredictServices", "LiveModel"]
+
+_LIVE_RECHECK_S = 1.0
+
+
+class PredictServices:
+    """Prediction methods of Services (API and /predict)."""
+
+    def live_model(self) -> "LiveModel":
+        """The active model with its metadata and names; re-read only when the registry manifest changes.
+
+        The check is one stat() of the manifest (Registry.token), so every gunicorn worker follows an
+        activation on its next request; a full re-read at most every second covers a rewrite that
+        keeps the same size within one timestamp tick.
+        """
+        import time
+
+        token = self.registry.token()
+        now = time.monotonic()
+        live = self.__dict__.get("_live")
+        if live is not None and live.token == token and now - live.checked < _LIVE_RECHECK_S:
+            return live
+        model, meta = self.model()  # checksum-verified; falls back like the pages when the active file is bad
+        version = meta["version"]
+        k = int(model.k)
+        names = list(meta.get("segment_names") or [])[:k]
+        names += [f"Segment {i}" for i in range(len(names), k)]
+        live = LiveModel(version=version, model=model, meta=meta, names=names, token=token, checked=now)
+        self._live = live
+        return live
+
+    def _analysis_model(self):
+        """The analysis with the model and names of the same version (the live ones when they match)."""
+        a = self.analysis()
+        live = self.live_model()
+        if live.version == a.version:
+            return a, live.model, live.names
+        model, meta = self.model(a.version)
+        names = list(meta.get("segment_names") or [])[:a.k]
+        return a, model, names + [f"Segment {i}" for i in range(len(names), a.k)]
+
+    def predict_form(self) -> dict:
+        """Form spec of the what-if page: per feature and raw field, label, data quartiles/min/max, accepted range."""
+        a = self.analysis()
+        return self._cached(("predict_form", a.version, a.fingerprint), lambda: predict_form_spec(a))
+
+    def map_background(self, max_points: int = 2500) -> dict:
+        """A seeded, downsampled sample of the customers' 2D PCA coordinates with their segments."""
+        a = self.analysis()
+        return self._cached(("predict_map", a.version, a.fingerprint, max_points),
+                            lambda: map_sample(a, max_points))
+
+    def segment_cards(self) -> list[dict]:
+        """Per segment: description, last-campaign response (with 95 % interval) and recommended products."""
+        a = self.analysis()
+        return self._cached(("predict_cards", a.version, a.fingerprint), lambda: segment_cards(a))
+
+    def what_if(self, texts: dict) -> dict:
+        """Score a hypothetical customer typed into the form: errors per field, or the full explanation."""
+        from core import scoring
+
+        a, model, names = self._analysis_model()
+        errors, values = {}, []
+        for feature in model.features:
+            value, message = scoring.parse_text(feature, texts.get(feature))
+            if message:
+                errors[feature] = message
+            values.append(value)
+        if errors:
+            return {"errors": errors}
+        seg, conf, typ, dists = model.score_one(values)
+        form = self.predict_form()
+        ranges = {f["name"]: (f["min"], f["max"]) for f in form["features"]}
+        whole = {f["name"] for f in form["features"] if f["integer"]}
+        flips = scoring.flip_points(values, model.mean_.tolist(), model.scale_.tolist(), model.centroids_.tolist(),
+                                    model.features, ranges, whole)
+        z = (np.asarray(values, dtype=float) - model.mean_) / model.scale_
+        point = a.projection.transform(z[None, :])[0]
+        return {
+            "errors": {}, "version": a.version, "features": list(model.features),
+            "values": dict(zip(model.features, values)), "segment": seg, "name": names[seg], "names": names,
+            "confidence": conf, "typicality": typ, "distances": dists,
+            "words": scoring.describe(seg, conf, typ, dists, names),
+            "flips": [f.to_dict() for f in flips], "point": [float(point[0]), float(point[1])],
+            "card": self.segment_cards()[seg],
+        }
+
+    def derive_features(self, texts: dict) -> tuple[dict, dict]:
+        """Features computed from raw fields typed into the form: ({feature: value}, {field: error})."""
+        from core import scoring
+
+        form = self.predict_form()
+        derived, errors = {}, {}
+        for group in form["raw"]:
+            parts = {}
+            for field_spec in group["fields"]:
+                name = field_spec["name"]
+                value, message = scoring.parse_text(name, texts.get(name))
+                if message:
+                    errors[name] = message
+                else:
+                    parts[name] = value
+            if len(parts) == len(group["fields"]):
+                derived[group["feature"]] = scoring.derive(group["feature"], parts)
+        return derived, errors
+
+    def typical_member(self, segment: int) -> dict:
+        """Fields (features and raw columns) of the member closest to a segment's centre."""
+        a, model, _ = self._analysis_model()
+        members = np.flatnonzero(a.labels == int(segment))
+        if not len(members):
+            raise ValueError(f"segment {segment} has no members")
+        Z = scaled(a)[members]
+        best = members[int(np.argmin(((Z - model.centroids_[int(segment)]) ** 2).sum(axis=1)))]
+        return _row_fields(a, best)
+
+    def customer_fields(self, customer_id) -> dict:
+        """Fields of an existing customer by ID; ValueError naming the ID when there is none."""
+        a = self.analysis()
+        text = str(customer_id if customer_id is not None else "").strip()
+        try:
+            wanted = int(float(text.replace(",", "")))
+        except ValueError:
+            raise ValueError(f"a customer ID is a whole number (got {text[:20]!r})") from None
+        hits = np.flatnonzero(a.frame["ID"].to_numpy() == wanted)
+        if not len(hits):
+            raise ValueError(f"no customer with ID {wanted} in {a.source}")
+        return _row_fields(a, hits[0])
+
+    def scenarios_csv(self, scenarios: list[dict]) -> str:
+        """Spreadsheet-safe CSV of saved what-if scenarios: one row each, features then the answer."""
+        return to_safe_csv(pd.DataFrame(scenarios))
+
+    def segments_summary(self) -> list[dict]:
+        """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
+        a, _, names = self._analysis_model()
+        rows = self._cached(("api_segments", a.version, a.fingerprint), lambda: segments_table(a))
+        return [dict(row, name=names[row["segment"]]) for row in rows]
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """The active model as scoring sees it: version, fitted model, metadata, current segment names."""
+
+    version: str
+    model: SegmentationModel
+    meta: dict
+    names: list
+    token: str
+    checked: float
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    """Min, quartiles, median and max of a column, as plain floats."""
+    q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0]) if len(values) else np.zeros(5)
+    return dict(zip(("min", "q25", "median", "q75", "max"), (float(v) for v in q)))
+
+
+def _field_spec(frame: pd.DataFrame, name: str) -> dict:
+    from core import schema, scoring
+
+    values = frame[name].to_numpy(dtype=float) if name in frame else np.empty(0)
+    values = values[np.isfinite(values)]
+    integer = bool(len(values)) and bool(np.all(values == np.round(values)))
+    low, high = scoring.field_bounds(name)
+    spec = {"name": name, "label": schema.FEATURE_LABELS.get(name, name.replace("_", " ")),
+            "integer": integer, "low": low, "high": high, **_quantiles(values)}
+    if name == "Year_Birth":
+        spec["label"] = "Year of birth"
+    return spec
+
+
+def predict_form_spec(analysis: Analysis) -> dict:
+    """The what-if form: each feature's data statistics and accepted range, and the raw fields behind it."""
+    from core import scoring
+
+    frame = analysis.frame
+    features = [_field_spec(frame, f) for f in analysis.features]
+    raw = [{"feature": f, "fields": [_field_spec(frame, p) for p in scoring.DERIVATIONS[f]]}
+           for f in analysis.features if f in scoring.DERIVATIONS and all(p in frame for p in scoring.DERIVATIONS[f])]
+    return {"features": features, "raw": raw}
+
+
+def map_sample(analysis: Analysis, max_points: int) -> dict:
+    """Seeded uniform sample of the 2D PCA coordinates (the map never ships every customer)."""
+    n = len(analysis.coords)
+    rows = np.arange(n)
+    if n > max_points:
+        rows = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
+    ratio = analysis.projection.explained_variance_ratio
+    return {"x": analysis.coords[rows, 0].tolist(), "y": analysis.coords[rows, 1].tolist(),
+            "segment": analysis.labels[rows].astype(int).tolist(), "n_total": int(n),
+            "explained": [float(r) for r in ratio[:2]]}
+
+
+def segment_cards(analysis: Analysis) -> list[dict]:
+    """What each segment answers to: response to the last campaign, other campaigns, products it over-buys."""
+    out = []
+    camp = analysis.campaigns
+    for seg in range(analysis.k):
+        rows = camp[camp["segment"] == seg] if len(camp) else camp
+        response = None
+        campaigns = []
+        for r in rows.itertuples(index=False):
+            item = {"campaign": r.campaign, "rate": float(r.rate), "low": float(r.low), "high": float(r.high),
+                    "n": int(r.n)}
+            if r.campaign == "Response":
+                response = item
+            else:
+                campaigns.append(item)
+        lift = analysis.lift.loc[seg] if seg in analysis.lift.index else pd.Series(dtype=float)
+        products = [{"product": str(p), "lift": float(v)} for p, v in lift.sort_values(ascending=False).items()
+                    if v >= profiles.LIFT_THRESHOLD]
+        persona = analysis.personas[seg] if seg < len(analysis.personas) else None
+        out.append({"segment": seg, "description": persona.description if persona else "",
+                    "response": response, "campaigns": campaigns, "products": products})
+    return out
+
+
+def segments_table(analysis: Analysis) -> list[dict]:
+    """Per segment: size, share, description, means of the model's features, response rate (JSON-ready)."""
+    frame, labels = analysis.frame, analysis.labels
+    means = frame[analysis.features].groupby(labels).mean().reindex(range(analysis.k))
+    response = frame["Response"].groupby(labels).mean().reindex(range(analysis.k)) if "Response" in frame else None
+    out = []
+    for seg in range(analysis.k):
+        rate = None if response is None or pd.isna(response.loc[seg]) else float(response.loc[seg])
+        out.append({
+            "segment": seg, "size": int(analysis.sizes.loc[seg, "n"]), "share": float(analysis.sizes.loc[seg, "share"]),
+            "description": analysis.personas[seg].description if seg < len(analysis.personas) else "",
+            "means": {f: (None if pd.isna(means.loc[seg, f]) else float(means.loc[seg, f])) for f in analysis.features},
+            "response_rate": rate,
+        })
+    return out
+
+
+def _row_fields(analysis: Analysis, position: int) -> dict:
+    """One customer's model features and the raw columns they derive from, as plain numbers."""
+    from core import scoring
+
+    row = analysis.frame.iloc[int(position)]
+    names = list(analysis.features)
+    for feature in analysis.features:
+        names += [p for p in scoring.DERIVATIONS.get(feature, ()) if p in analysis.frame]
+    out = {}
+    for name in dict.fromkeys(names):
+        value = float(row[name])
+        out[name] = int(value) if value == int(value) else round(value, 2)
+    out["ID"] = int(row["ID"]) if "ID" in analysis.frame else None
+    return out
+
