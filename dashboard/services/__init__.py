@@ -252,7 +252,10 @@ class Services(PredictServices, StabilityServices, DataServices):
         return self._cached(key, compute)
 
     def selection_csv(self, positions) -> str:
-        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, name, confidence, model features."""
+        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence.
+
+        No other customer field leaves the app: the ID is the user's own handle on a customer.
+        """
         a = self.analysis()
         names = self.segment_names()
         pos = np.unique(np.asarray(positions, dtype=np.int64))
@@ -261,11 +264,6 @@ class Services(PredictServices, StabilityServices, DataServices):
         out = pd.DataFrame({"ID": rows["ID"].to_numpy(), "segment": labels,
                             "segment_name": [names[s] for s in labels],
                             "confidence": rows["confidence"].round(4).to_numpy()})
-        for feature in a.features:
-            values = rows[feature]
-            # Counts and whole amounts read as 77, not 77.0, in a spreadsheet.
-            whole = values.notna().all() and bool((values.dropna() % 1 == 0).all())
-            out[feature] = values.astype("int64").to_numpy() if whole else values.to_numpy()
         return to_safe_csv(out)
 
     def membership_csv(self) -> str:
