@@ -60,7 +60,8 @@ def layout(**_query):
                  className="small text-muted mt-1", **{"aria-live": "polite"}),
     ]), className="shadow-sm mb-3")
     return html.Div([
-        page_header("Choosing k", "How many segments does the data support? Four criteria per k, the recommended k, "
+        page_header("Choosing k", "How many segments does the data support? Five criteria per k (four quality scores and "
+                                  "bootstrap stability), the recommended k, "
                                   "and how well each customer fits its segment in the current model."),
         dcc.Store(id=ids.DIAG_STORE, data=sweep),
         # Ticks once, only when the default sweep was too big to compute while building the page.
