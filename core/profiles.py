@@ -97,6 +97,15 @@ def zscores(frame: pd.DataFrame, labels, columns=None) -> pd.DataFrame:
     return out
 
 
+def _mix(frame: pd.DataFrame, labels, columns: list[str], names: list[str]) -> pd.DataFrame:
+    """Each segment's total of ``columns`` split into shares (rows sum to 1; 0 where the total is 0)."""
+    totals = frame[columns].groupby(np.asarray(labels)).sum()
+    mix = totals.div(totals.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    mix.columns = names
+    mix.index.name = "segment"
+    return mix
+
+
 def product_mix(frame: pd.DataFrame, labels) -> pd.DataFrame:
     """Share of each segment's total spend that goes to each product category.
 
@@ -110,11 +119,7 @@ def product_mix(frame: pd.DataFrame, labels) -> pd.DataFrame:
     pandas.DataFrame
         Index ``segment``; columns the product categories (Wines, Fruits, ...); rows sum to 1.
     """
-    spend = frame[schema.SPEND_COLUMNS].groupby(np.asarray(labels)).sum()
-    mix = spend.div(spend.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
-    mix.columns = [c[3:] for c in schema.SPEND_COLUMNS]
-    mix.index.name = "segment"
-    return mix
+    return _mix(frame, labels, schema.SPEND_COLUMNS, [c[3:] for c in schema.SPEND_COLUMNS])
 
 
 def channel_mix(frame: pd.DataFrame, labels) -> pd.DataFrame:
@@ -131,11 +136,7 @@ def channel_mix(frame: pd.DataFrame, labels) -> pd.DataFrame:
         Index ``segment``; columns ``Web``, ``Catalog``, ``Store``; rows sum to 1.
     """
     cols = ["NumWebPurchases", "NumCatalogPurchases", "NumStorePurchases"]
-    buys = frame[cols].groupby(np.asarray(labels)).sum()
-    mix = buys.div(buys.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
-    mix.columns = [c.split("_")[1] for c in CHANNEL_COLUMNS]
-    mix.index.name = "segment"
-    return mix
+    return _mix(frame, labels, cols, [c.split("_")[1] for c in CHANNEL_COLUMNS])
 
 
 def wilson_interval(successes, n, z: float = 1.96):
