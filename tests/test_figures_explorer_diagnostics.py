@@ -329,3 +329,16 @@ def test_services_from_env_shares_the_app_cache_and_selection_csv(trained, tmp_p
     assert out.columns.tolist() == ["ID", "segment", "segment_name", "confidence"]
     assert out["ID"].tolist() == a.frame["ID"].iloc[[1, 3]].tolist()
     assert out["segment_name"].tolist() == [background.segment_names()[s] for s in a.labels[[1, 3]]]
+
+
+def test_metrics_figure_adds_stability_when_measured():
+    sweep = _sweep()
+    for r in sweep["results"]:
+        r["stability"] = 1.0 - 0.05 * r["k"]
+    sweep["votes"]["stability"] = 2
+    fig = fd.metrics_figure(sweep, current_k=6)
+    assert len(fig.data) == 15  # five subplots: line, star, ring each
+    stab_line = next(t for t in fig.data if t.name == "Stability (bootstrap ARI)")
+    assert list(stab_line.y) == pytest.approx([1.0 - 0.05 * k for k in range(2, 9)])
+    titles = [a.text for a in fig.layout.annotations]
+    assert "<b>Stability (bootstrap ARI)</b>" in titles[4] and "best k=2<" in titles[4]

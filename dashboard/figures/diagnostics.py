@@ -18,6 +18,8 @@ METRICS = [
     ("calinski_harabasz", "Calinski-Harabasz", "higher is better", "calinski_harabasz"),
     ("davies_bouldin", "Davies-Bouldin", "lower is better", "davies_bouldin"),
 ]
+# Drawn when the sweep measured it (bootstrap ARI per k).
+STABILITY_METRIC = ("stability", "Stability (bootstrap ARI)", "higher is better", "stability")
 _LINE = "#495057"
 _RECOMMENDED = "#E69F00"
 _CURRENT = "#D55E00"
@@ -25,20 +27,24 @@ _CURRENT = "#D55E00"
 
 def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: int = 520,
                    empty_message: str = "No sweep yet: choose a range of k and press Run.") -> go.Figure:
-    """Four small charts of the sweep's metrics against k; recommended k as a star, current k as a ring."""
+    """Small charts of the sweep's metrics (and stability, when measured) against k; recommended k as a star,
+    current k as a ring."""
     results = (sweep or {}).get("results") or []
     if not results:
         return empty_figure(empty_message, height=height)
     ks = [r["k"] for r in results]
     rec = sweep.get("recommended_k")
     votes = sweep.get("votes") or {}
-    # Two short lines per title so that four titles fit side by side on a phone too.
+    metrics = METRICS + ([STABILITY_METRIC] if all(r.get("stability") is not None for r in results) else [])
+    cols = 2 if len(metrics) <= 4 else 3
+    # Two short lines per title so that the titles fit side by side on a phone too.
     titles = [f"<b>{title}</b><br><span style='font-size:11px'>{hint}"
               + (f"; best k={votes[vote]}" if vote in votes else "") + "</span>"
-              for _key, title, hint, vote in METRICS]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.12, vertical_spacing=0.22)
-    for i, (key, title, _hint, _vote) in enumerate(METRICS):
-        row, col = divmod(i, 2)
+              for _key, title, hint, vote in metrics]
+    fig = make_subplots(rows=2, cols=cols, subplot_titles=titles, horizontal_spacing=0.12 if cols == 2 else 0.08,
+                        vertical_spacing=0.22)
+    for i, (key, title, _hint, _vote) in enumerate(metrics):
+        row, col = divmod(i, cols)
         row, col = row + 1, col + 1
         values = [r[key] for r in results]
         fig.add_trace(go.Scatter(x=ks, y=values, mode="lines+markers", name=title, showlegend=False,
