@@ -14,6 +14,7 @@ names it; the active pointer only ever moves to a version whose file is complete
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import fcntl
 import hashlib
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["Registry", "RegistryError", "DEFAULT_MODELS_DIR", "models_dir"]
@@ -30,6 +32,7 @@ DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 _MANIFEST = "manifest.json"
 _VERSION_RE = re.compile(r"^v\d{4,}$")
 _FORMAT = 1
+_SETTLE_NS = 200_000_000
 
 
 class RegistryError(Exception):
@@ -85,6 +88,7 @@ class Registry:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = models_dir(root)
+        self._seen: tuple | None = None  # (file identity, parsed manifest) of the last read
 
     # ------------------------------------------------------------------ internals
     @contextlib.contextmanager
@@ -108,6 +112,25 @@ class Registry:
         if not isinstance(manifest, dict) or "versions" not in manifest:
             raise RegistryError(f"{path} is not a registry manifest (no 'versions')")
         return manifest
+
+    def _manifest_for_reading(self) -> dict:
+        """The manifest for read-only use, parsed again only when the file changed.
+
+        Every dashboard callback asks for the active version and its metadata several
+        times; the manifest is replaced by rename on every write, so its inode, mtime and
+        size identify a version of it. Callers must not modify the returned dict.
+        """
+        try:
+            st = (self.root / _MANIFEST).stat()
+        except FileNotFoundError:
+            return self._read_manifest()
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        # File timestamps tick coarsely (a few ms) and inodes are reused, so two writes in quick
+        # succession could look alike: a manifest changed in the last moment is always re-read.
+        settled = time.time_ns() - st.st_mtime_ns > _SETTLE_NS
+        if self._seen is None or self._seen[0] != identity or not settled:
+            self._seen = (identity, self._read_manifest())
+        return self._seen[1]
 
     def _write_manifest(self, manifest: dict) -> None:
         _atomic_write(self.root / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
@@ -140,7 +163,7 @@ class Registry:
         -------
         str or None
         """
-        return self._read_manifest().get("active")
+        return self._manifest_for_reading().get("active")
 
     def versions(self) -> list[dict]:
         """Every version's metadata, oldest first, with ``version`` and ``active`` keys.
@@ -149,10 +172,10 @@ class Registry:
         -------
         list of dict
         """
-        manifest = self._read_manifest()
+        manifest = self._manifest_for_reading()
         out = []
         for version in sorted(manifest["versions"]):
-            meta = dict(manifest["versions"][version].get("meta", {}))
+            meta = copy.deepcopy(manifest["versions"][version].get("meta", {}))
             meta.update(version=version, active=version == manifest.get("active"),
                         created=manifest["versions"][version].get("created"))
             out.append(meta)
@@ -169,12 +192,12 @@ class Registry:
         -------
         dict
         """
-        manifest = self._read_manifest()
+        manifest = self._manifest_for_reading()
         version = version or manifest.get("active")
         if version is None:
             raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
         entry = self._entry(manifest, version)
-        meta = dict(entry.get("meta", {}))
+        meta = copy.deepcopy(entry.get("meta", {}))
         meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
         return meta
 
@@ -200,7 +223,7 @@ class Registry:
 
         meta = self.metadata(version)
         version = meta["version"]
-        entry = self._read_manifest()["versions"][version]
+        entry = self._manifest_for_reading()["versions"][version]
         path = self.root / entry["file"]
         try:
             data = path.read_bytes()

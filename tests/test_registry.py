@@ -195,3 +195,19 @@ def test_keep_data_names_files_by_content(tmp_path):
     assert first.parent == tmp_path / "data" and re.fullmatch(r"[0-9a-f]{16}\.txt", first.name)
     assert reg.keep_data(b"ID\tIncome\n1\t2\n") == first and first.read_bytes() == b"ID\tIncome\n1\t2\n"
     assert reg.keep_data(b"other") != first
+
+
+def test_reads_follow_writes_from_another_registry_object(tmp_path, model):
+    """Read caching must never hide a change made by another process (here: another object)."""
+    reader, writer = Registry(tmp_path), Registry(tmp_path)
+    v1 = writer.save(model, {"segment_names": ["a", "b", "c"]})
+    assert reader.active_version() == v1
+    v2 = writer.save(model, {})
+    assert reader.active_version() == v2
+    writer.update_meta(v1, segment_names=["x", "b", "c"])
+    meta = reader.metadata(v1)
+    assert meta["segment_names"] == ["x", "b", "c"]
+    meta["segment_names"][0] = "changed by a caller"
+    assert reader.metadata(v1)["segment_names"][0] == "x"  # callers get copies
+    writer.rollback()
+    assert reader.active_version() == v1
