@@ -99,10 +99,20 @@ class RateLimiter:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():  # never share a connection across a fork
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")  # counters need no durability across power loss
-            conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, start REAL NOT NULL, "
-                         "n INTEGER NOT NULL)")
+            # Workers opening the file at the same moment race to switch it to WAL, and SQLite
+            # answers "database is locked" at once there instead of waiting: retry briefly, or
+            # the first requests would be let through uncounted.
+            for attempt in range(50):
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=OFF")  # counters need no durability across power loss
+                    conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, start REAL NOT NULL, "
+                                 "n INTEGER NOT NULL)")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.02)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
