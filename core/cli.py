@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="model version (default: the active one)")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("models", help="list, activate or roll back model versions",
+    p = sub.add_parser("models", help="list, activate, roll back, verify or clean up model versions",
                        description="Manage model versions in the registry.")
     msub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     q = msub.add_parser("list", help="every version", description="List every model version.")
@@ -113,6 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("rollback", help="back to the previously active version",
                         description="Re-activate the version that was active before the current one.")
     _add_models(q)
+    q = msub.add_parser("verify", help="check every version's file (exit 1 if one fails)",
+                        description="Check every version: manifest entry, file present, SHA-256, and that it "
+                                    "loads as arrays of the recorded k and features. One line per version; "
+                                    "exit status 1 when any fails. A version saved as a pickle by an earlier "
+                                    "release is converted to arrays on the way (after its checksum matches).")
+    _add_models(q)
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q = msub.add_parser("gc", help="delete files no version needs",
+                        description="Delete kept training data that no version uses, temporary files left by "
+                                    "interrupted writes and model files without a manifest entry (each only "
+                                    "when more than an hour old).")
+    _add_models(q)
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_export_parser(msub)
 
     p = sub.add_parser("synth", help="write a synthetic customer file",
                        description="Generate synthetic customers in the real file's format (tab-separated, 29 columns).")
@@ -120,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_positive("--seed", 0), default=7, help="random seed (default 7)")
     p.add_argument("--out", required=True, metavar="FILE")
     _add_stability_parsers(sub)
+    _add_access_parsers(sub)
     return parser
 
 
@@ -250,22 +265,60 @@ def _models(args) -> int:
     from .registry import Registry
 
     registry = Registry(args.models)
+    if args.action == "export":
+        return _export(args, registry)
+    if args.action in ("verify", "gc"):
+        return _models_verify(args, registry) if args.action == "verify" else _models_gc(args, registry)
     if args.action == "list":
-        versions = registry.versions()
+        versions = registry.versions()  # a damaged manifest: RegistryError (exit 2), or a warning if recovered
         if args.json:
             print(json.dumps(versions, indent=2, default=str))
         elif not versions:
             print(f"no model versions in {registry.root}")
         else:
             for v in versions:
+                n = v.get("n_customers")
+                silhouette = (v.get("metrics") or {}).get("silhouette")
                 print(f"{'*' if v['active'] else ' '} {v['version']}  {v.get('created', '')}  k={v.get('k')}  "
-                      f"n={v.get('n_customers')}  silhouette={v.get('metrics', {}).get('silhouette', float('nan')):.3f}  "
+                      f"n={f'{n:,}' if isinstance(n, int) else n}  "
+                      f"silhouette={f'{silhouette:.3f}' if isinstance(silhouette, (int, float)) else '-'}  "
                       f"data={v.get('data_source')} ({v.get('data_fingerprint')})")
     elif args.action == "activate":
         registry.activate(args.version)
         print(f"{args.version} is now active")
     else:
         print(f"rolled back: {registry.rollback()} is now active")
+    return 0
+
+
+def _models_verify(args, registry) -> int:
+    """One line per version (ok / the reason); exit 1 when any fails."""
+    rows = registry.verify()
+    failed = [r for r in rows if not r["ok"]]
+    if args.json:
+        print(json.dumps({"ok": not failed, "versions": rows, "warnings": registry.warnings}, indent=2))
+    elif not rows:
+        print(f"no model versions in {registry.root}")
+    else:
+        for r in rows:
+            print(f"{'ok    ' if r['ok'] else 'FAILED'} {r['version']}{' (active)' if r['active'] else ''}: "
+                  f"{r['file'] if r['ok'] else r['status']}")
+        print(f"{len(rows) - len(failed):,} of {len(rows):,} versions verified"
+              + (f"; {len(failed):,} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _models_gc(args, registry) -> int:
+    """Delete what no version needs and say what went."""
+    result = registry.gc()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for r in result["removed"]:
+        print(f"removed {r['path']} ({r['bytes']:,} bytes): {r['reason']}")
+    for reason in result["skipped"]:
+        print(f"skipped {reason}")
+    print(f"removed {result['files']:,} file{'s' if result['files'] != 1 else ''} ({result['bytes']:,} bytes)")
     return 0
 
 
@@ -381,7 +434,39 @@ def _drift(args) -> int:
     return 0
 
 
+def _add_export_parser(msub) -> None:
+    """`models export [VERSION] --sklearn DIR`: the seed's kmeans_model.pkl and scaler.pkl."""
+    q = msub.add_parser(
+        "export", help="write a version as the original project's scikit-learn pickles",
+        description="Write kmeans_model.pkl (fitted KMeans) and scaler.pkl (fitted StandardScaler) with joblib, "
+                    "as the original project did, plus features.json naming the column order. Pickle files run "
+                    "code when loaded; the registry never loads them.")
+    _add_models(q)
+    q.add_argument("version", metavar="VERSION", nargs="?", help="model version (default: the active one)")
+    q.add_argument("--sklearn", required=True, metavar="DIR", help="folder to write the three files into")
+
+
+def _export(args, registry) -> int:
+    from .seed_export import PICKLE_WARNING, export_sklearn
+
+    if registry.active_version() is None and not args.version:
+        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    model, meta = registry.load(args.version)
+    out = Path(args.sklearn)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--sklearn {out} is a file, not a folder")
+    paths = export_sklearn(model, out, meta=meta)
+    print(PICKLE_WARNING, file=sys.stderr)
+    print(f"exported model {meta['version']} ({model.k} segments, features {', '.join(model.features)}) to "
+          + ", ".join(str(p) for p in paths))
+    return 0
+
+
 _COMMANDS.update({"stability": _stability, "drift": _drift})
+
+from .cli_access import COMMANDS as _ACCESS_COMMANDS, add_parsers as _add_access_parsers  # noqa: E402
+
+_COMMANDS.update(_ACCESS_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,13 +23,19 @@ import pandas as pd
 
 from .schema import DEFAULT_FEATURES
 
-__all__ = ["KMeansResult", "kmeans", "standardise", "SegmentationModel", "NotFittedError", "DEFAULT_SEED"]
+__all__ = ["KMeansResult", "kmeans", "standardise", "SegmentationModel", "NotFittedError", "DEFAULT_SEED",
+           "STATE_FORMAT"]
 
 DEFAULT_SEED = 42
 # Beyond this many rows the starts run on a uniform sample and only the best one is refined on
 # all rows: n_init full-data fits of 1M customers would take most of a minute.
 _SAMPLE_FIT_ROWS = 100_000
 _SCORE_CHUNK = 100_000
+# Version of the array layout written by SegmentationModel.to_arrays (stored with the arrays).
+STATE_FORMAT = 1
+# Scalar parameters and fitted scalars carried as JSON beside the arrays.
+_STATE_PARAMS = ("k", "features", "seed", "n_init", "max_iter", "inertia_", "n_iter_", "n_samples_")
+_STATE_ARRAYS = {"mean_", "scale_", "centroids_", "member_distances", "member_counts", "labels_", "order"}
 
 
 class NotFittedError(RuntimeError):
@@ -483,6 +489,148 @@ class SegmentationModel:
         km._n_threads = 1
         km._n_features_out = self.k
         return Pipeline([("scaler", scaler), ("kmeans", km)])
+
+    # ------------------------------------------------------------------ serialisation
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted model as plain numeric arrays, for ``numpy.savez`` (no pickle needed to read it back).
+
+        Scalar parameters (k, features, seed, ...) travel as one JSON text in the ``params``
+        entry, a 0-d unicode array, so the whole model is one mapping of non-object arrays.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``params`` (JSON text), ``mean_``, ``scale_`` (d,), ``centroids_`` (k, d),
+            ``member_distances`` (all segments' sorted member distances, concatenated),
+            ``member_counts`` (k,), ``order`` (k,) and ``labels_`` (n,) when the model has
+            training labels.
+        """
+        import json
+
+        self._check()
+        params = {"format": STATE_FORMAT}
+        for name in _STATE_PARAMS:
+            value = getattr(self, name, None)
+            if isinstance(value, np.generic):
+                value = value.item()
+            params[name] = list(value) if name == "features" else value
+        arrays = {
+            "params": np.array(json.dumps(params, allow_nan=False)),
+            "mean_": np.asarray(self.mean_, dtype=np.float64),
+            "scale_": np.asarray(self.scale_, dtype=np.float64),
+            "centroids_": np.asarray(self.centroids_, dtype=np.float64),
+            "member_distances": (np.concatenate([np.asarray(m, dtype=np.float64) for m in self.member_distances_])
+                                 if self.member_distances_ else np.empty(0)),
+            "member_counts": np.array([len(m) for m in self.member_distances_], dtype=np.int64),
+        }
+        if getattr(self, "_order", None) is not None:
+            arrays["order"] = np.asarray(self._order, dtype=np.int64)
+        if getattr(self, "labels_", None) is not None:
+            arrays["labels_"] = np.asarray(self.labels_)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "SegmentationModel":
+        """Rebuild a fitted model from :meth:`to_arrays` output, checking every shape and type.
+
+        Parameters
+        ----------
+        arrays : mapping of str to ndarray
+            E.g. ``numpy.load(file, allow_pickle=False)``.
+
+        Returns
+        -------
+        SegmentationModel
+            Scores exactly as the model that wrote the arrays.
+
+        Raises
+        ------
+        ValueError
+            A missing or unexpected entry, a wrong shape or type, or values that are not finite;
+            the message names the entry.
+        """
+        import json
+
+        names = set(arrays.keys())
+        missing = sorted({"params", "mean_", "scale_", "centroids_", "member_distances", "member_counts"} - names)
+        if missing:
+            raise ValueError(f"missing array(s) {', '.join(missing)}")
+        unexpected = sorted(names - _STATE_ARRAYS - {"params"})
+        if unexpected:
+            raise ValueError(f"unexpected array(s) {', '.join(unexpected)}")
+        raw = np.asarray(arrays["params"])
+        if raw.shape != () or raw.dtype.kind != "U":
+            raise ValueError("params must be one JSON text")
+        try:
+            params = json.loads(str(raw))
+        except ValueError as exc:
+            raise ValueError(f"params is not valid JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise ValueError("params must be a JSON object")
+        if params.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown model format {params.get('format')!r} (this version reads {STATE_FORMAT})")
+        unknown = sorted(set(params) - set(_STATE_PARAMS) - {"format"})
+        if unknown:
+            raise ValueError(f"unexpected parameter(s) {', '.join(unknown)}")
+        k, features = params.get("k"), params.get("features")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a whole number of at least 1, got {k!r}")
+        if (not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features)
+                or len(set(features)) != len(features)):
+            raise ValueError("features must be a non-empty list of distinct names")
+        for name in ("seed", "n_init", "max_iter", "n_iter_", "n_samples_"):
+            value = params.get(name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if not isinstance(params.get("inertia_"), (int, float)) or isinstance(params.get("inertia_"), bool):
+            raise ValueError(f"inertia_ must be a number, got {params.get('inertia_')!r}")
+        d = len(features)
+
+        def numeric(name, shape, kind="f"):
+            value = np.asarray(arrays[name])
+            if value.dtype.kind not in (("f",) if kind == "f" else ("i", "u")):
+                raise ValueError(f"{name} must hold {'numbers' if kind == 'f' else 'whole numbers'}, "
+                                 f"not {value.dtype}")
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}, expected {shape} for k={k} and {d} features")
+            if kind == "f" and not np.isfinite(value).all():
+                raise ValueError(f"{name} holds values that are not finite numbers")
+            return value
+
+        model = cls(k=k, features=features, seed=params["seed"], n_init=params["n_init"],
+                    max_iter=params["max_iter"])
+        model.mean_ = numeric("mean_", (d,))
+        model.scale_ = numeric("scale_", (d,))
+        if (model.scale_ <= 0).any():
+            raise ValueError("scale_ must be positive")
+        model.centroids_ = np.ascontiguousarray(numeric("centroids_", (k, d)))
+        counts = numeric("member_counts", (k,), "i")
+        if (counts < 0).any():
+            raise ValueError("member_counts must not be negative")
+        flat = numeric("member_distances", (int(counts.sum()),))
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        model.member_distances_ = [flat[bounds[s]:bounds[s + 1]].copy() for s in range(k)]
+        if any((np.diff(m) < 0).any() for m in model.member_distances_):
+            raise ValueError("member_distances must be sorted within each segment")
+        if "order" in names:
+            model._order = numeric("order", (k,), "i").astype(int)
+            if sorted(model._order.tolist()) != list(range(k)):
+                raise ValueError("order must be a permutation of the segments")
+        if "labels_" in names:
+            labels = np.asarray(arrays["labels_"])
+            if labels.ndim != 1 or labels.dtype.kind not in "iu":
+                raise ValueError(f"labels_ must be one row of whole numbers, got {labels.dtype} {labels.shape}")
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                raise ValueError(f"labels_ must be segment numbers 0-{k - 1}")
+            model.labels_ = labels
+        else:
+            model.labels_ = None
+        model.inertia_ = float(params["inertia_"])
+        model.n_iter_ = params["n_iter_"]
+        model.n_samples_ = params["n_samples_"]
+        model.feature_names_in_ = np.array(features, dtype=object)
+        model.n_features_in_ = d
+        return model
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -1,15 +1,24 @@
-"""Model versions on disk: manifest, checksums, activate, rollback, atomic writes.
+"""Model versions on disk: manifest, checksums, activate, rollback, atomic writes, garbage collection.
 
 Layout of the registry folder (``models/`` by default, ``SEGMENTLENS_MODELS``)::
 
-    manifest.json          {"active": "v0003", "history": [...], "versions": {...}}
-    v0003.joblib           the pickled model (checked against its SHA-256 before loading)
+    manifest.json          {"format": 2, "active": "v0003", "history": [...], "versions": {...}}
+    manifest.json.bak      the last good manifest, rewritten (atomically) with every manifest write
+    v0003.npz              the model as numeric arrays (SegmentationModel.to_arrays), read with
+                           allow_pickle=False after checking the file's SHA-256 against the manifest
+    data/<sha256[:16]>.txt training files kept for versions trained on uploads
     .lock                  an advisory lock serialising writers (processes and threads)
 
 Every write goes to a temporary file in the same folder, is flushed to disk and
 then renamed over its target, so a crash mid-save leaves either the old or the
 new file, never half of one. The model file is written before the manifest
 names it; the active pointer only ever moves to a version whose file is complete.
+
+Nothing read back executes code: a model file is a zip of plain arrays whose
+scalar parameters travel as a JSON text inside it (so the checksum covers them
+too). Versions written by earlier releases as pickles (``vNNNN.joblib``) are
+unpickled exactly once, after their SHA-256 matches the manifest, rewritten as
+``.npz`` and deleted.
 """
 from __future__ import annotations
 
@@ -22,17 +31,27 @@ import io
 import json
 import os
 import re
+import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 __all__ = ["Registry", "RegistryError", "DEFAULT_MODELS_DIR", "models_dir"]
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 _MANIFEST = "manifest.json"
+_BACKUP = "manifest.json.bak"
 _VERSION_RE = re.compile(r"^v\d{4,}$")
-_FORMAT = 1
+_KEPT_DATA_RE = re.compile(r"^[0-9a-f]{16}\.txt$")
+_TEMP_RE = re.compile(r"^\..+\.tmp$")
+_MODEL_FILE_RE = re.compile(r"^v\d{4,}\.(npz|joblib)$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_FORMAT = 2  # 1: pickled .joblib files; 2: .npz arrays (format-1 entries are converted on first load)
+_ENTRY_REQUIRED = ("file", "sha256", "bytes", "created", "meta")
+_ENTRY_OPTIONAL = ("converted_from",)
 _SETTLE_NS = 200_000_000
+_STALE_SECONDS = 3600  # temp files and unreferenced kept data younger than this are left alone
 
 
 class RegistryError(Exception):
@@ -77,6 +96,71 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
+def _manifest_problem(manifest) -> str | None:
+    """Why a parsed manifest cannot be used as a whole (None when its structure is sound)."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    if not isinstance(manifest.get("versions"), dict):
+        return "no 'versions' object"
+    fmt = manifest.get("format", 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        return f"'format' must be a whole number, got {fmt!r}"
+    if fmt > _FORMAT:
+        return f"written by a newer SegmentLens (format {fmt}; this one reads up to {_FORMAT})"
+    active = manifest.get("active")
+    if active is not None and not isinstance(active, str):
+        return f"'active' must be a version name or null, got {active!r}"
+    history = manifest.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
+        return "'history' must be a list of version names"
+    return None
+
+
+def _entry_problem(version, entry) -> str | None:
+    """Why one manifest entry cannot be used (None when it is well formed)."""
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        return "the version name is not of the form vNNNN"
+    if not isinstance(entry, dict):
+        return "the entry is not a JSON object"
+    missing = [key for key in _ENTRY_REQUIRED if key not in entry]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    unknown = sorted(str(key) for key in entry if key not in _ENTRY_REQUIRED + _ENTRY_OPTIONAL)
+    if unknown:
+        return f"unknown field(s) {', '.join(unknown)}"
+    name = entry["file"]
+    if not isinstance(name, str) or not name:
+        return "'file' must be a file name"
+    if "/" in name or "\\" in name or ".." in name or "\0" in name:
+        return f"file name {name[:60]!r} contains a path separator or '..'"
+    if name not in (f"{version}.npz", f"{version}.joblib"):
+        return f"file name {name[:60]!r} is not {version}.npz"
+    if not isinstance(entry["sha256"], str) or not _SHA_RE.match(entry["sha256"]):
+        return "'sha256' must be 64 lowercase hex digits"
+    size = entry["bytes"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"'bytes' must be a whole number, got {size!r}"
+    if entry["created"] is not None and not isinstance(entry["created"], str):
+        return "'created' must be a date text"
+    if not isinstance(entry["meta"], dict):
+        return "'meta' must be a JSON object"
+    if "converted_from" in entry and not isinstance(entry["converted_from"], dict):
+        return "'converted_from' must be a JSON object"
+    return None
+
+
+def _model_bytes(model) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **model.to_arrays())
+    return buffer.getvalue()
+
+
+def _file_age(path: Path, now: float) -> float:
+    return now - path.stat().st_mtime
+
+
 class Registry:
     """Versioned models in one folder.
 
@@ -84,11 +168,19 @@ class Registry:
     ----------
     root : path-like, optional
         The folder; see :func:`models_dir`.
+
+    Attributes
+    ----------
+    warnings : list of str
+        What the last manifest read had to work around (e.g. a damaged ``manifest.json``
+        recovered from ``manifest.json.bak``); empty when all was well.
     """
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = models_dir(root)
-        self._seen: tuple | None = None  # (file identity, parsed manifest) of the last read
+        self._seen: tuple | None = None  # (file identity, parsed manifest, warnings) of the last read
+        self._warnings: list[str] = []
+        self._told: set[str] = set()  # warnings already printed on stderr by this object
 
     # ------------------------------------------------------------------ internals
     @contextlib.contextmanager
@@ -101,17 +193,47 @@ class Registry:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _read_manifest(self) -> dict:
-        path = self.root / _MANIFEST
-        if not path.exists():
-            return {"format": _FORMAT, "active": None, "history": [], "versions": {}}
+    def _warn(self, message: str) -> None:
+        if message not in self._warnings:
+            self._warnings.append(message)
+        if message not in self._told:
+            self._told.add(message)
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _parse(path: Path) -> tuple[dict | None, str | None]:
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RegistryError(f"{path} is not a readable registry manifest ({exc})") from exc
-        if not isinstance(manifest, dict) or "versions" not in manifest:
-            raise RegistryError(f"{path} is not a registry manifest (no 'versions')")
-        return manifest
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None, "is missing"
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror})"
+        try:
+            manifest = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            reason = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            return None, f"is not valid JSON ({reason})"
+        problem = _manifest_problem(manifest)
+        return (manifest, None) if problem is None else (None, f"is not a registry manifest ({problem})")
+
+    def _read_manifest(self) -> dict:
+        """Parse ``manifest.json``; a damaged one is replaced by the last good copy, with a warning."""
+        self._warnings = []
+        path, backup = self.root / _MANIFEST, self.root / _BACKUP
+        if not path.exists() and not backup.exists():
+            return {"format": _FORMAT, "active": None, "history": [], "versions": {}}
+        manifest, problem = self._parse(path)
+        if problem is None:
+            return manifest
+        saved, backup_problem = self._parse(backup)
+        if backup_problem is not None:
+            # The first words stay as they were: scripts and tests match on them.
+            raise RegistryError(f"{path} is not a readable registry manifest: it {problem}, and its backup "
+                                f"{_BACKUP} {backup_problem}")
+        when = _dt.datetime.fromtimestamp(backup.stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
+        self._warn(f"{path} {problem}; using the last good copy {_BACKUP} (written {when}); "
+                   "the next change to the registry rewrites it")
+        return saved
 
     def _manifest_for_reading(self) -> dict:
         """The manifest for read-only use, parsed again only when the file changed.
@@ -123,26 +245,176 @@ class Registry:
         try:
             st = (self.root / _MANIFEST).stat()
         except FileNotFoundError:
+            self._seen = None
             return self._read_manifest()
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
         # File timestamps tick coarsely (a few ms) and inodes are reused, so two writes in quick
         # succession could look alike: a manifest changed in the last moment is always re-read.
         settled = time.time_ns() - st.st_mtime_ns > _SETTLE_NS
         if self._seen is None or self._seen[0] != identity or not settled:
-            self._seen = (identity, self._read_manifest())
+            manifest = self._read_manifest()
+            self._seen = (identity, manifest, list(self._warnings))
+            if not self._warnings and not (self.root / _BACKUP).exists():
+                self._seed_backup()
+        self._warnings = list(self._seen[2])
         return self._seen[1]
 
+    def _seed_backup(self) -> None:
+        """Give a registry written before backups existed its first good copy (best effort)."""
+        with contextlib.suppress(OSError), open(self.root / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a writer is busy and will write the backup itself
+            try:
+                data = (self.root / _MANIFEST).read_bytes()
+                manifest, problem = self._parse(self.root / _MANIFEST)
+                if problem is None and not (self.root / _BACKUP).exists():
+                    _atomic_write(self.root / _BACKUP, data)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def _write_manifest(self, manifest: dict) -> None:
-        _atomic_write(self.root / _MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        problem = _manifest_problem(manifest)
+        if problem:  # never replace the last good copy with something unreadable
+            raise RegistryError(f"refusing to write a broken manifest ({problem})")
+        manifest["format"] = _FORMAT
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        _atomic_write(self.root / _MANIFEST, data)
+        _atomic_write(self.root / _BACKUP, data)
+        self._warnings = []
 
     def _entry(self, manifest: dict, version: str) -> dict:
+        if not isinstance(version, str):
+            raise RegistryError(f"a model version is a name such as v0001, got {version!r}")
         entry = manifest["versions"].get(version)
         if entry is None:
-            known = ", ".join(sorted(manifest["versions"])) or "none"
+            known = ", ".join(sorted(map(str, manifest["versions"]))) or "none"
             raise RegistryError(f"no model version {version!r} (versions: {known})")
+        problem = _entry_problem(version, entry)
+        if problem:
+            raise RegistryError(f"model {version}: its manifest entry is malformed: {problem}")
         return entry
 
+    def _read_checked(self, version: str, entry: dict) -> bytes:
+        """The exact bytes of a version's file, after they match the manifest's SHA-256."""
+        try:
+            data = (self.root / entry["file"]).read_bytes()
+        except OSError as exc:
+            raise RegistryError(f"model {version}: file {entry['file']} cannot be read ({exc.strerror})") from exc
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise RegistryError(
+                f"model {version}: file {entry['file']} fails its checksum (changed or truncated); refusing to load it")
+        return data
+
+    @staticmethod
+    def _model_from_bytes(version: str, entry: dict, data: bytes):
+        """Arrays only (``allow_pickle=False``), checked against the k and features the manifest records."""
+        import numpy as np
+
+        from .model import SegmentationModel
+
+        try:
+            if not data.startswith(b"PK\x03\x04"):
+                raise ValueError("not a zip of arrays")
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            model = SegmentationModel.from_arrays(arrays)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            reason = str(exc).split("\n")[0][:160] or type(exc).__name__
+            if "allow_pickle" in reason:
+                reason = "it holds an object array, which only pickle could read"
+            raise RegistryError(f"model {version}: file {entry['file']} is not a valid model file ({reason})") from None
+        meta = entry["meta"]
+        if "k" in meta and meta["k"] != model.k:
+            raise RegistryError(f"model {version}: file {entry['file']} has k={model.k} "
+                                f"but the manifest says k={meta['k']}")
+        if isinstance(meta.get("features"), list) and meta["features"] != model.features:
+            raise RegistryError(f"model {version}: file {entry['file']} has features {', '.join(model.features)} "
+                                "but the manifest lists others")
+        return model
+
+    def _convert_legacy(self, version: str):
+        """Turn a pickled ``.joblib`` version into ``.npz`` once: verify, unpickle, rewrite, delete."""
+        import joblib
+
+        from .model import SegmentationModel
+
+        with self._locked():
+            manifest = self._read_manifest()
+            entry = self._entry(manifest, version)
+            if not entry["file"].endswith(".joblib"):  # another process converted it meanwhile
+                return self._model_from_bytes(version, entry, self._read_checked(version, entry))
+            data = self._read_checked(version, entry)  # the checksum first: only a known file is unpickled
+            try:
+                payload = joblib.load(io.BytesIO(data))
+            except Exception as exc:  # a file that matches its checksum but does not unpickle
+                raise RegistryError(f"model {version}: file cannot be loaded ({type(exc).__name__})") from exc
+            model = payload.get("model") if isinstance(payload, dict) else None
+            if not isinstance(model, SegmentationModel):
+                raise RegistryError(f"model {version}: file {entry['file']} does not hold a segmentation model")
+            try:
+                converted = _model_bytes(model)
+            except (ValueError, AttributeError, TypeError) as exc:
+                raise RegistryError(f"model {version}: file {entry['file']} cannot be converted ({exc})") from None
+            new_entry = {
+                "file": f"{version}.npz", "sha256": hashlib.sha256(converted).hexdigest(), "bytes": len(converted),
+                "created": entry["created"], "meta": entry["meta"],
+                "converted_from": {"file": entry["file"], "sha256": entry["sha256"], "bytes": entry["bytes"],
+                                   "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+            }
+            result = self._model_from_bytes(version, new_entry, converted)  # it reads back before anything changes
+            _atomic_write(self.root / new_entry["file"], converted)
+            manifest["versions"][version] = new_entry
+            self._write_manifest(manifest)
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / entry["file"]).unlink()
+        self._warn(f"model {version}: converted {entry['file']} (a pickle) to {new_entry['file']} (arrays only) "
+                   f"and deleted {entry['file']}")
+        return result
+
+    def _training_running(self) -> bool:
+        """True while some process holds the training lock (its kept data is not referenced yet)."""
+        try:
+            with open(self.root / ".train.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError:
+            return True
+        return False
+
+    def _remove(self, path: Path, reason: str, removed: list) -> None:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        removed.append({"path": str(path.relative_to(self.root)), "bytes": size, "reason": reason})
+
     # ------------------------------------------------------------------ reading
+    @property
+    def warnings(self) -> list[str]:
+        """What the last manifest read worked around (empty when all was well).
+
+        Returns
+        -------
+        list of str
+        """
+        return list(self._warnings)
+
+    @property
+    def recovered(self) -> bool:
+        """True when the last manifest read used the backup because ``manifest.json`` was damaged.
+
+        Returns
+        -------
+        bool
+        """
+        return any(_BACKUP in w and "last good copy" in w for w in self._warnings)
+
     def token(self) -> str:
         """A string that changes whenever the manifest changes (for cache keys across processes).
 
@@ -157,7 +429,10 @@ class Registry:
         return f"{st.st_mtime_ns}-{st.st_size}"
 
     def active_version(self) -> str | None:
-        """Return the active version, or None when no model has been saved.
+        """Return the manifest's active version, or None when no model has been saved.
+
+        The pointer is returned as written even when that version's entry or file is
+        broken, so a caller can report "degraded" instead of serving another version.
 
         Returns
         -------
@@ -165,19 +440,38 @@ class Registry:
         """
         return self._manifest_for_reading().get("active")
 
-    def versions(self) -> list[dict]:
-        """Every version's metadata, oldest first, with ``version`` and ``active`` keys.
+    def versions(self, *, broken: bool = False) -> list[dict]:
+        """Every version's metadata, oldest first, with ``version``, ``active`` and ``created`` keys.
+
+        Parameters
+        ----------
+        broken : bool, default False
+            False: a malformed manifest entry raises. True: it is listed as
+            ``{"version", "active", "created": None, "problem": reason}`` so a caller can show it.
 
         Returns
         -------
         list of dict
+
+        Raises
+        ------
+        RegistryError
+            The manifest cannot be read, or (``broken=False``) an entry is malformed; the message
+            names the version and the problem.
         """
         manifest = self._manifest_for_reading()
         out = []
-        for version in sorted(manifest["versions"]):
-            meta = copy.deepcopy(manifest["versions"][version].get("meta", {}))
-            meta.update(version=version, active=version == manifest.get("active"),
-                        created=manifest["versions"][version].get("created"))
+        for version in sorted(manifest["versions"], key=str):
+            try:
+                entry = self._entry(manifest, version)
+            except RegistryError as exc:
+                if not broken:
+                    raise
+                out.append({"version": str(version), "active": version == manifest.get("active"), "created": None,
+                            "problem": str(exc)})
+                continue
+            meta = copy.deepcopy(entry["meta"])
+            meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
             out.append(meta)
         return out
 
@@ -197,12 +491,32 @@ class Registry:
         if version is None:
             raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
         entry = self._entry(manifest, version)
-        meta = copy.deepcopy(entry.get("meta", {}))
+        meta = copy.deepcopy(entry["meta"])
         meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
         return meta
 
+    def file_path(self, version: str | None = None) -> Path:
+        """Where a version's model file is (the active one by default); nothing is read or checked.
+
+        Parameters
+        ----------
+        version : str, optional
+
+        Returns
+        -------
+        pathlib.Path
+            E.g. ``models/v0003.npz`` (``.joblib`` until a version from an earlier release is converted).
+        """
+        manifest = self._manifest_for_reading()
+        version = version or manifest.get("active")
+        if version is None:
+            raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
+        return self.root / self._entry(manifest, version)["file"]
+
     def load(self, version: str | None = None):
         """Load a model after checking its file against the manifest's SHA-256.
+
+        Never falls back to another version: the requested (or active) one, or an error.
 
         Parameters
         ----------
@@ -217,27 +531,61 @@ class Registry:
         Raises
         ------
         RegistryError
-            No such version, missing file, or checksum mismatch (tampered or truncated).
+            No such version, a malformed entry, a missing file, a checksum mismatch (tampered or
+            truncated) or a file that is not a model of the recorded shape.
         """
-        import joblib  # deferred: only loading and saving need it
-
         meta = self.metadata(version)
         version = meta["version"]
-        entry = self._manifest_for_reading()["versions"][version]
-        path = self.root / entry["file"]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RegistryError(f"model {version}: file {entry['file']} cannot be read ({exc.strerror})") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"]:
-            raise RegistryError(
-                f"model {version}: file {entry['file']} fails its checksum (changed or truncated); refusing to load it")
-        try:
-            payload = joblib.load(io.BytesIO(data))
-        except Exception as exc:  # a file that matches its checksum but does not unpickle
-            raise RegistryError(f"model {version}: file cannot be loaded ({type(exc).__name__})") from exc
-        return payload["model"], meta
+        entry = self._entry(self._manifest_for_reading(), version)
+        if entry["file"].endswith(".joblib"):
+            return self._convert_legacy(version), meta
+        return self._model_from_bytes(version, entry, self._read_checked(version, entry)), meta
+
+    def verify(self, version: str | None = None) -> list[dict]:
+        """Check every version (or one): entry, file present, checksum, arrays of the recorded shape.
+
+        A version still stored as a pickle from an earlier release is converted on the way
+        (after its checksum matches), as its first load would.
+
+        Parameters
+        ----------
+        version : str, optional
+            Only this version.
+
+        Returns
+        -------
+        list of dict
+            One per version, oldest first: ``version``, ``active``, ``file``, ``ok`` (bool),
+            ``status`` (``"ok"`` or the reason it fails, one line).
+
+        Raises
+        ------
+        RegistryError
+            The manifest cannot be read at all (nor its backup), or ``version`` is unknown.
+        """
+        manifest = self._manifest_for_reading()
+        active = manifest.get("active")
+        names = sorted(map(str, manifest["versions"]))
+        if version is not None:
+            if version not in manifest["versions"]:
+                self._entry(manifest, version)  # raises, naming the known versions
+            names = [version]
+        out = []
+        if version is None and active is not None and active not in manifest["versions"]:
+            out.append({"version": active, "active": True, "file": None, "ok": False,
+                        "status": f"the manifest's active version {active} has no entry"})
+        for name in names:
+            entry = manifest["versions"].get(name)
+            row = {"version": name, "active": name == active,
+                   "file": entry.get("file") if isinstance(entry, dict) else None, "ok": False}
+            try:
+                self.load(name)
+                row["file"] = self.file_path(name).name
+                row.update(ok=True, status="ok")
+            except RegistryError as exc:
+                row["status"] = str(exc)
+            out.append(row)
+        return out
 
     # ------------------------------------------------------------------ writing
     def save(self, model, meta: dict, *, activate: bool = True) -> str:
@@ -246,6 +594,7 @@ class Registry:
         Parameters
         ----------
         model : SegmentationModel
+            Fitted; stored as arrays (:meth:`SegmentationModel.to_arrays`).
         meta : dict
             JSON-serialisable metadata (fingerprint, features, k, seed, metrics, ...).
         activate : bool, default True
@@ -255,17 +604,21 @@ class Registry:
         str
             The new version, e.g. ``"v0004"``.
         """
-        import joblib
+        from .model import SegmentationModel
 
-        buffer = io.BytesIO()
-        joblib.dump({"format": _FORMAT, "model": model}, buffer, compress=3)
-        data = buffer.getvalue()
+        if not isinstance(model, SegmentationModel):
+            raise TypeError(f"the registry stores SegmentationModel objects, not {type(model).__name__}")
+        if not isinstance(meta, dict):
+            raise TypeError("meta must be a dict")
+        data = _model_bytes(model)
         json.dumps(meta)  # fail before touching the disk if meta is not serialisable
         with self._locked():
             manifest = self._read_manifest()
-            numbers = [int(v[1:]) for v in manifest["versions"] if _VERSION_RE.match(v)]
+            numbers = [int(v[1:]) for v in manifest["versions"] if isinstance(v, str) and _VERSION_RE.match(v)]
+            # Numbers are never reused, not even those of files a crash left without an entry.
+            numbers += [int(p.name[1:].split(".")[0]) for p in self.root.iterdir() if _MODEL_FILE_RE.match(p.name)]
             version = f"v{(max(numbers) + 1) if numbers else 1:04d}"
-            filename = f"{version}.joblib"
+            filename = f"{version}.npz"
             _atomic_write(self.root / filename, data)
             manifest["versions"][version] = {
                 "file": filename, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
@@ -312,28 +665,129 @@ class Registry:
             if not history:
                 raise RegistryError("nothing to roll back to: no earlier active version")
             previous = history.pop()
+            self._entry(manifest, previous)
             manifest["history"] = history
             manifest["active"] = previous
             self._write_manifest(manifest)
         return previous
 
-    def delete(self, version: str) -> None:
-        """Delete an inactive version.
+    def delete(self, version: str) -> dict:
+        """Delete an inactive version, and its kept training data when no other version uses it.
+
+        A version whose manifest entry is malformed can be deleted too (only files named after
+        the version are removed then, never a path the entry names).
 
         Parameters
         ----------
         version : str
+
+        Returns
+        -------
+        dict
+            ``removed`` (list of ``{"path", "bytes", "reason"}``, paths relative to the registry),
+            ``files`` and ``bytes`` removed.
         """
+        removed: list[dict] = []
         with self._locked():
             manifest = self._read_manifest()
-            entry = self._entry(manifest, version)
+            if version not in manifest["versions"]:
+                self._entry(manifest, version)  # raises, naming the known versions
             if manifest.get("active") == version:
                 raise RegistryError(f"{version} is the active model; activate another version before deleting it")
-            del manifest["versions"][version]
+            if not isinstance(version, str) or not _VERSION_RE.match(version):
+                raise RegistryError(f"{version!r} is not a model version name")
+            entry = manifest["versions"].pop(version)
             manifest["history"] = [v for v in manifest.get("history", []) if v != version]
             self._write_manifest(manifest)
-            with contextlib.suppress(FileNotFoundError):
-                (self.root / entry["file"]).unlink()
+            for suffix in (".npz", ".joblib"):
+                self._remove(self.root / f"{version}{suffix}", f"model file of {version}", removed)
+            kept = self._kept_data_name(entry.get("meta") if isinstance(entry, dict) else None)
+            if kept and kept not in self._referenced_data(manifest) and not self._training_running():
+                self._remove(self.root / "data" / kept, f"training data of {version}, used by no other version",
+                             removed)
+        return {"removed": removed, "files": len(removed), "bytes": sum(r["bytes"] for r in removed)}
+
+    @staticmethod
+    def _kept_data_name(meta) -> str | None:
+        """The name of the kept training file a version's metadata points at (None if not a kept one)."""
+        path = meta.get("data_path") if isinstance(meta, dict) else None
+        if not isinstance(path, str):
+            return None
+        # Compared by name, not full path: kept files are named by content, and a registry folder
+        # that was moved or copied still holds its files under the same names.
+        name = Path(path).name
+        return name if _KEPT_DATA_RE.match(name) and Path(path).parent.name == "data" else None
+
+    def _referenced_data(self, manifest: dict) -> set[str]:
+        names = set()
+        for entry in manifest["versions"].values():
+            name = self._kept_data_name(entry.get("meta") if isinstance(entry, dict) else None)
+            if name:
+                names.add(name)
+        return names
+
+    def gc(self) -> dict:
+        """Delete what no version needs: unreferenced kept data, stray temp files, orphaned model files.
+
+        Kept training files (``data/``) that no version's ``data_path`` names, temporary files
+        left by interrupted writes and model files without a manifest entry are removed when
+        they are more than an hour old (younger ones may belong to a save or upload in
+        progress); kept data is left alone while a training run holds the training lock.
+
+        Returns
+        -------
+        dict
+            ``removed`` (list of ``{"path", "bytes", "reason"}``), ``files``, ``bytes`` and
+            ``skipped`` (reasons something was deliberately not examined).
+
+        Raises
+        ------
+        RegistryError
+            The manifest was recovered from its backup or has a malformed entry: deciding what is
+            unreferenced needs a sound manifest, so nothing is deleted.
+        """
+        removed: list[dict] = []
+        skipped: list[str] = []
+        if not self.root.exists():
+            return {"removed": removed, "files": 0, "bytes": 0, "skipped": skipped}
+        with self._locked():
+            manifest = self._read_manifest()
+            if self.recovered:
+                raise RegistryError(f"{_MANIFEST} is damaged (recovered from {_BACKUP}); gc deletes nothing until "
+                                    "the manifest is rewritten by the next change (e.g. `models activate`)")
+            for version in manifest["versions"]:
+                problem = _entry_problem(version, manifest["versions"][version])
+                if problem:
+                    raise RegistryError(f"model {version}: its manifest entry is malformed: {problem}; "
+                                        "gc deletes nothing until it is fixed or the version is deleted")
+            now = time.time()
+            referenced_models = {entry["file"] for entry in manifest["versions"].values()}
+            folders = [self.root, self.root / "data"]
+            for folder in folders:
+                if not folder.is_dir():
+                    continue
+                for path in sorted(folder.iterdir()):
+                    if not path.is_file() or path.is_symlink():
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        if _TEMP_RE.match(path.name) and _file_age(path, now) > _STALE_SECONDS:
+                            self._remove(path, "temporary file left by an interrupted write", removed)
+                        elif (folder == self.root and _MODEL_FILE_RE.match(path.name)
+                              and path.name not in referenced_models and _file_age(path, now) > _STALE_SECONDS):
+                            self._remove(path, "model file with no manifest entry", removed)
+            data = self.root / "data"
+            if data.is_dir():
+                if self._training_running():
+                    skipped.append("kept training data: a training run is in progress")
+                else:
+                    referenced = self._referenced_data(manifest)
+                    for path in sorted(data.iterdir()):
+                        with contextlib.suppress(FileNotFoundError):
+                            if (path.is_file() and not path.is_symlink() and _KEPT_DATA_RE.match(path.name)
+                                    and path.name not in referenced and _file_age(path, now) > _STALE_SECONDS):
+                                self._remove(path, "training data no version uses", removed)
+        return {"removed": removed, "files": len(removed), "bytes": sum(r["bytes"] for r in removed),
+                "skipped": skipped}
 
     def update_meta(self, version: str, **changes) -> dict:
         """Change metadata of a version (e.g. ``segment_names``); the model file is untouched.
@@ -353,7 +807,7 @@ class Registry:
         with self._locked():
             manifest = self._read_manifest()
             entry = self._entry(manifest, version)
-            entry.setdefault("meta", {}).update(changes)
+            entry["meta"].update(changes)
             self._write_manifest(manifest)
             return dict(entry["meta"])
 
@@ -376,8 +830,6 @@ class Registry:
         RegistryError
             Another training run still holds the lock after ``wait`` seconds.
         """
-        import time
-
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".train.lock", "a+") as fh:
             deadline = time.monotonic() + wait
@@ -399,7 +851,9 @@ class Registry:
         """Keep a training file in the registry's ``data/`` folder under a name made from its content.
 
         The name is the file's SHA-256 (never a name a user chose), so keeping the same file
-        twice writes it once; the write is atomic like every other registry write.
+        twice writes it once; the write is atomic like every other registry write. Keeping a
+        file that is already there refreshes its time, so :meth:`gc` leaves it alone while the
+        version that will use it is being trained.
 
         Parameters
         ----------
@@ -415,4 +869,7 @@ class Registry:
         path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.txt"
         if not path.exists() or path.stat().st_size != len(data):
             _atomic_write(path, data)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path)
         return path

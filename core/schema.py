@@ -93,7 +93,14 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "Customer_since": (0, None),
 }
 
+# The one source of readable column names (charts, tables, filters, forms, API descriptions): people
+# read "Web purchases", not "NumWebPurchases". Every column a page or export can show has an entry.
 FEATURE_LABELS = {
+    "ID": "Customer ID",
+    "Year_Birth": "Year of birth",
+    "Education": "Education",
+    "Marital_Status": "Marital status",
+    "Dt_Customer": "Enrolment date",
     "Age": "Age (years)",
     "Income": "Yearly household income",
     "Total_Spending": "Total spend, 2 years",
@@ -101,10 +108,10 @@ FEATURE_LABELS = {
     "NumStorePurchases": "Store purchases",
     "NumCatalogPurchases": "Catalogue purchases",
     "NumDealsPurchases": "Purchases with a discount",
-    "NumWebVisitsMonth": "Web visits last month",
+    "NumWebVisitsMonth": "Web visits / month",
     "Recency": "Days since last purchase",
     "Total_Children": "Children at home",
-    "Customer_since": "Days enrolled (before latest enrolment)",
+    "Customer_since": "Days as a customer",
     "Kidhome": "Small children at home",
     "Teenhome": "Teenagers at home",
     "Total_Purchases": "Total purchases",
@@ -115,6 +122,18 @@ FEATURE_LABELS = {
     "MntFishProducts": "Spend on fish",
     "MntSweetProducts": "Spend on sweets",
     "MntGoldProds": "Spend on gold",
+    "AcceptedCmp1": "Accepted 1st campaign",
+    "AcceptedCmp2": "Accepted 2nd campaign",
+    "AcceptedCmp3": "Accepted 3rd campaign",
+    "AcceptedCmp4": "Accepted 4th campaign",
+    "AcceptedCmp5": "Accepted 5th campaign",
+    "Response": "Accepted last campaign",
+    "Complain": "Complained (last 2 years)",
+    "Z_CostContact": "Cost per contact",
+    "Z_Revenue": "Revenue per responder",
+    "segment": "Segment",
+    "segment_name": "Segment name",
+    "confidence": "Confidence",
 }
 
 

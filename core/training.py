@@ -24,7 +24,7 @@ stability
     :data:`STABILITY_MAX_ROWS` customers.
 compare
     :func:`compare_candidate`: segment matching, adjusted Rand index on the
-    customers both files hold (by ID), share changes, renamed personas, and the
+    customers both files hold (same ID, birth year and enrolment date), share changes, renamed personas, and the
     drift report of the new data against the active model's data
     (:func:`core.drift.compare_new_data`: PSI per feature, keep / watch / retrain).
 save
@@ -52,7 +52,7 @@ from .stability import adjusted_rand, bootstrap_stability
 __all__ = [
     "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS", "STABILITY_MAX_ROWS",
     "RetrainCancelled", "Reference", "RetrainResult", "parse_upload_limit", "check_upload", "preview",
-    "identity", "compare_candidate", "stability_summary", "sweep_summary", "retrain",
+    "identity", "compare_candidate", "COMMON_KEYS", "stability_summary", "sweep_summary", "retrain",
 ]
 
 STEPS = ("load", "clean", "features", "fit", "sweep", "profiles", "stability", "compare", "save")
@@ -316,18 +316,31 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
     return counts / max(int(counts.sum()), 1)
 
 
+# Attributes a customer keeps for life: two files' rows with one ID are one customer only when these
+# agree too (an ID reused by an unrelated file names somebody else).
+COMMON_KEYS = ("Year_Birth", "Dt_Customer")
+
+
 def _common_ari(reference_frame: pd.DataFrame, reference_labels, candidate_frame: pd.DataFrame,
-                candidate_labels) -> tuple[float | None, int]:
+                candidate_labels) -> tuple[float | None, int, list]:
+    """Adjusted Rand index on the customers present in both files, matched by ID and :data:`COMMON_KEYS`.
+
+    Returns (ARI or None below two customers, number matched, the columns matched on).
+    """
     if "ID" not in reference_frame or "ID" not in candidate_frame:
-        return None, 0
-    ref = pd.Series(np.asarray(reference_labels), index=reference_frame["ID"].to_numpy())
-    new = pd.Series(np.asarray(candidate_labels), index=candidate_frame["ID"].to_numpy())
-    ref = ref[~ref.index.duplicated()]
-    new = new[~new.index.duplicated()]
-    common = ref.index.intersection(new.index)
-    if len(common) < 2:
-        return None, int(len(common))
-    return round(adjusted_rand(ref.loc[common].to_numpy(), new.loc[common].to_numpy()), 6), int(len(common))
+        return None, 0, []
+    keys = ["ID"] + [c for c in COMMON_KEYS if c in reference_frame and c in candidate_frame]
+
+    def table(frame, labels):
+        out = frame[keys].assign(_label=np.asarray(labels)).drop_duplicates("ID")
+        return out.dropna(subset=keys)
+
+    both = table(reference_frame, reference_labels).merge(table(candidate_frame, candidate_labels), on=keys,
+                                                          suffixes=("_ref", "_new"))
+    n = int(len(both))
+    if n < 2:
+        return None, n, keys
+    return round(adjusted_rand(both["_label_ref"].to_numpy(), both["_label_new"].to_numpy()), 6), n, keys
 
 
 def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list, reference: Reference, *,
@@ -359,8 +372,8 @@ def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list
         JSON-serialisable: ``reference_version``, ``method`` (how segments were matched),
         ``segments`` (one row per candidate segment: its match, names, shares, share change,
         centroid distance and whether it was renamed), ``unmatched_reference``,
-        ``ari_common`` with ``n_common`` (adjusted Rand index on customers whose ID is in
-        both files), ``ari_rescored`` (the reference model's labels of the new customers
+        ``ari_common`` with ``n_common`` (adjusted Rand index on the customers present in both
+        files: same ID and same :data:`COMMON_KEYS`, listed in ``common_keys``), ``ari_rescored`` (the reference model's labels of the new customers
         against the candidate's), ``metrics`` and ``drift`` (None with ``drift_note`` when
         it could not be computed).
     """
@@ -404,10 +417,11 @@ def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list
         })
     unmatched = [{"segment": i, "name": ref_names[i], "share": round(float(ref_share[i]), 6)}
                  for i in range(ref.k) if i not in set(match.tolist())]
-    ari_common, n_common = _common_ari(ref_frame, ref_labels, frame, cand_labels)
+    ari_common, n_common, common_keys = _common_ari(ref_frame, ref_labels, frame, cand_labels)
     out = {
         "reference_version": reference.version, "method": method, "segments": rows,
         "unmatched_reference": unmatched, "ari_common": ari_common, "n_common": n_common,
+        "common_keys": common_keys,
         "ari_rescored": round(adjusted_rand(ref_on_new, cand_labels), 6),
         "n_reference": int(len(ref_frame)), "n_candidate": int(len(frame)),
         "k": {"reference": int(ref.k), "candidate": int(model.k)},

@@ -11,7 +11,7 @@ from . import ids
 from .theme import segment_colour
 
 __all__ = ["navbar", "kpi_card", "graph_card", "persona_card", "empty_state", "segment_badge",
-           "segment_options", "page_header", "table"]
+           "segment_options", "page_header", "table", "may", "permission_note", "as_actor"]
 
 
 def navbar() -> dbc.Navbar:
@@ -67,14 +67,19 @@ def segment_badge(segment: int, name: str, href: str | None = None) -> html.Span
     return dcc.Link(badge, href=href) if href else badge
 
 
-def persona_card(segment: int, name: str, description: str, size: int, share: float, traits: list) -> dbc.Card:
-    """One segment at a glance: name on its colour, size, description and top traits."""
+def persona_card(segment: int, name: str, description: str, size: int, share: float, traits: list,
+                 numbers: list[tuple[str, str]] | None = None) -> dbc.Card:
+    """One segment at a glance: name on its colour, size, key numbers (label, value), description, top traits."""
+    facts = html.Dl(sum(([html.Dt(label, className="col-7 fw-normal text-muted"),
+                          html.Dd(value, className="col-5 mb-0 text-end fw-semibold")] for label, value in numbers),
+                        []), className="row small mb-2 persona-numbers") if numbers else None
     return dbc.Card([
         html.Div(className="persona-stripe", style={"backgroundColor": segment_colour(segment)}),
         dbc.CardBody([
             html.Div(dcc.Link(name, href=f"/profiles?segment={segment}", className="fw-semibold"),
                      className="mb-1"),
             html.Div(f"Segment {segment} · {size:,} customers · {share:.0%}", className="small text-muted mb-2"),
+            facts,
             html.P(description, className="small mb-2"),
             html.Div([html.Span(t, className="badge bg-light text-dark border me-1 mb-1") for t in traits]),
         ]),
@@ -108,3 +113,46 @@ def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_nam
     body = html.Tbody([html.Tr([html.Td(fmt(v)) for v in row]) for row in df.itertuples(index=False)])
     return dbc.Table([head, body], bordered=False, hover=True, size="sm", responsive=True,
                      className=f"mb-0 {class_name}")
+
+
+def may(action: str) -> tuple[bool, str | None]:
+    """Whether the caller may use a control for ``action`` (dashboard.auth.permission), and if not, why.
+
+    Before sign-in is wired into the app (no Flask-Login manager and no open-mode flag on the request),
+    every control stays enabled as it always was; the server enforces roles either way.
+    """
+    import flask
+
+    from .auth import permission
+
+    if flask.has_request_context() and "segmentlens_open_mode" not in flask.g \
+            and getattr(flask.current_app, "login_manager", None) is None:
+        return True, None
+    return permission(action)
+
+
+def permission_note(reason: str | None, note_id=None) -> html.Div | None:
+    """The reason a control is disabled, as a small muted line beside it (None when it is enabled)."""
+    if not reason:
+        return None
+    return html.Div(reason, className="small text-muted permission-note", **({"id": note_id} if note_id else {}))
+
+
+def as_actor(method, *args, actor: str | None = None, **kwargs):
+    """Call a state-changing Services method with ``actor=`` (the caller, for the audit log) when it takes one.
+
+    ``actor`` defaults to dashboard.auth.actor() of the current request.
+    """
+    import inspect
+
+    try:
+        takes_actor = "actor" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        takes_actor = False
+    if takes_actor:
+        if actor is None:
+            from .auth import actor as current_actor
+
+            actor = current_actor()
+        kwargs["actor"] = actor
+    return method(*args, **kwargs)

@@ -10,11 +10,14 @@ import flask
 from dash import Input, Output, dcc, html
 from flask_caching import Cache
 
+from core.accounts import AccountStore, bootstrap_admin, secret_key
 from core.registry import Registry
 
 from . import ids
 from .api import register_api
+from .auth import LOGOUT_PATH, header_identity, install_auth
 from .components import navbar
+from .security import install_security
 from .services import CACHE_DIR, Services
 from .theme import BOOTSWATCH_THEME
 
@@ -60,46 +63,98 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
         "CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(cache_dir / "results"),
         "CACHE_DEFAULT_TIMEOUT": 0, "CACHE_THRESHOLD": 200,
     })
-    services = Services(Registry(models_dir), cache, data_path)
+    registry = Registry(models_dir)
+    services = Services(registry, cache, data_path)
     server.extensions["segmentlens"] = services
+    registry.root.mkdir(parents=True, exist_ok=True)
+    secret = secret_key(registry.root)  # SEGMENTLENS_SECRET_KEY, else one generated once beside the registry
+    bootstrap_admin(AccountStore(registry.root))  # SEGMENTLENS_ADMIN_PASSWORD on a first start
     register_api(server, cache_dir)  # /api/v1 (SEGMENTLENS_RATE_LIMIT, SEGMENTLENS_MAX_BODY, SEGMENTLENS_MAX_BATCH)
     if train_if_missing:
         services.ensure_model()
 
+    stylesheet = f"{_BOOTSTRAP_URL}/css/bootswatch/{BOOTSWATCH_THEME}/bootstrap.min.css"
+    server.extensions["segmentlens_stylesheet"] = stylesheet  # the sign-in page uses the same theme
+    # No suppress_callback_exceptions: Dash builds a validation layout from every page's layout, so a
+    # callback naming an id that no layout has fails (tests/test_architecture.py), not only in a browser.
     app = dash.Dash(
         __name__, server=server, use_pages=True, pages_folder=str(_HERE / "pages"),
         assets_folder=str(_HERE.parent / "assets"),
-        external_stylesheets=[f"{_BOOTSTRAP_URL}/css/bootswatch/{BOOTSWATCH_THEME}/bootstrap.min.css"],
-        suppress_callback_exceptions=True, title="SegmentLens", update_title=None,
+        external_stylesheets=[stylesheet],
+        title="SegmentLens", update_title=None,
         background_callback_manager=_background_manager(cache_dir),
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.layout = lambda: html.Div([
         dcc.Location(id=ids.URL),
         navbar(),
-        dbc.Container(dash.page_container, fluid=True, id=ids.PAGE_CONTAINER, className="pb-4"),
+        dbc.Container([html.Div(id=ids.APP_BANNER), dash.page_container], fluid=True, id=ids.PAGE_CONTAINER,
+                      className="pb-4"),
     ])
     _register_shell_callbacks(app)
+    # Order matters: body limits run before the sign-in guard, which reads callback bodies.
+    install_security(app, secret)
+    install_auth(server, registry.root, cache_dir, secret)
     return app
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:
-    @app.callback(Output(ids.NAV_STATUS, "children"), Input(ids.URL, "pathname"))
+    @app.callback(Output(ids.NAV_STATUS, "children"), Output(ids.APP_BANNER, "children"),
+                  Input(ids.URL, "pathname"))
     def show_status(_pathname):
         from .services import get_services
 
-        services = get_services()
-        _, meta = services.model()  # the model the pages show: the last good one if the active file is bad
-        warning = services.model_warning()
-        status = [html.Span(f"Data: {meta.get('data_source', '?')}", className="me-2"),
-                  html.Span(f"Model {meta['version']} · k={meta.get('k')}", className="badge bg-secondary")]
-        if warning:
-            status.append(dcc.Link(html.Span(f"⚠ showing {meta['version']}: the active model cannot be used", title=warning,
-                                             className="badge bg-warning text-dark ms-2"),
-                                   href="/data", id=ids.NAV_MODEL_WARNING))
-        return status
+        return _status_view(get_services()), _banner_view(get_services())
 
     @app.callback(Output(ids.NAV, "is_open"), Input(ids.NAV_TOGGLER, "n_clicks"),
                   dash.State(ids.NAV, "is_open"), prevent_initial_call=True)
     def toggle_nav(n, is_open):
         return not is_open if n else is_open
+
+
+def _identity_view() -> list:
+    """Who is signed in, with the sign-out button; or the mode the server runs in."""
+    who = header_identity()
+    if who["mode"] == "open":
+        return [html.Span("Local mode (no accounts)", className="badge bg-light text-dark border me-2",
+                          title="Nobody signs in while no accounts exist and the server listens on this machine only.")]
+    if who["mode"] == "read-only":
+        return [html.Span("Read-only: no accounts yet", className="badge bg-warning text-dark me-2")]
+    if not who["name"]:
+        return []
+    return [html.Span([who["name"], " · ", who["role"]], className="me-2", id=ids.NAV_USER),
+            html.Form([dcc.Input(type="hidden", name="csrf", value=who["csrf"]),
+                       html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-secondary")],
+                      action=LOGOUT_PATH, method="POST", className="d-inline me-2")]
+
+
+def _status_view(services) -> list:
+    """The header's right side: identity, data source and the served model version."""
+    status = services.status()
+    out = _identity_view()
+    serving = status.get("serving")
+    if serving:
+        meta = services.registry.metadata(serving)
+        out += [html.Span(f"Data: {meta.get('data_source', '?')}", className="me-2"),
+                html.Span(f"Model {serving} · k={meta.get('k')}", className="badge bg-secondary", id=ids.NAV_MODEL)]
+    if status.get("status") != "ok":
+        out.append(dcc.Link(html.Span("⚠ model unavailable", className="badge bg-warning text-dark ms-2"),
+                            href="/data", id=ids.NAV_MODEL_WARNING))
+    return out
+
+
+def _banner_view(services):
+    """A banner on every page while the active model is not what is served, and in read-only mode."""
+    from .auth import ADD_ADMIN_HINT
+
+    banners = []
+    status = services.status()
+    if status.get("status") != "ok":
+        banners.append(dbc.Alert([html.Strong("The active model cannot be served. "), status.get("reason") or "",
+                                  " An admin can activate another version on ", dcc.Link("Data & models", href="/data"),
+                                  "."], color="warning", className="mb-3", id=ids.APP_BANNER_MODEL))
+    if header_identity()["mode"] == "read-only":
+        banners.append(dbc.Alert(["This server listens on the network and has no accounts yet, so it is read-only. "
+                                  "Add an admin with ", html.Code(ADD_ADMIN_HINT), " and restart."],
+                                 color="info", className="mb-3"))
+    return banners

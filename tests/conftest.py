@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -103,6 +104,14 @@ class LiveServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def procfile_command(host: str = "0.0.0.0") -> str:
+    """The Procfile's web command, run with this interpreter's gunicorn (a virtualenv's bin/ may not be on PATH)."""
+    command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+    if command.startswith("gunicorn "):
+        command = f"{shlex.quote(sys.executable)} -m {command}"
+    return command.replace("0.0.0.0", host)
+
+
 def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE) -> LiveServer:
     """Start the app in a subprocess with its own registry and cache under ``tmp``."""
     port = free_port()
@@ -111,8 +120,7 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
                     SEGMENTLENS_DATA=str(data), HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1",
                     **(env or {}))
     if gunicorn:
-        procfile = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
-        cmd = ["bash", "-c", f"exec {procfile.replace('0.0.0.0', '127.0.0.1')}"]
+        cmd = ["bash", "-c", f"exec {procfile_command(host='127.0.0.1')}"]
     else:
         cmd = [sys.executable, "app.py"]
     log = open(tmp / "server.log", "w")

@@ -58,7 +58,8 @@ def test_checksum_refuses_tampered_and_truncated(tmp_path, model):
     reg = Registry(tmp_path)
     v1 = reg.save(model, {})
     v2 = reg.save(model, {})
-    path = tmp_path / f"{v2}.joblib"
+    path = reg.file_path(v2)
+    assert path == tmp_path / f"{v2}.npz"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(RegistryError, match="fails its checksum"):
@@ -80,7 +81,7 @@ def test_delete_rules(tmp_path, model):
         reg.delete(v2)
     reg.delete(v1)
     assert [v["version"] for v in reg.versions()] == [v2]
-    assert not (tmp_path / f"{v1}.joblib").exists()
+    assert not (tmp_path / f"{v1}.npz").exists()
     with pytest.raises(RegistryError, match="no model version 'v0001'"):
         reg.activate(v1)
     assert reg.save(model, {}) == "v0003"  # numbers are never reused
@@ -91,10 +92,13 @@ def test_unknown_and_missing(tmp_path, model):
     with pytest.raises(RegistryError, match="no active model"):
         reg.load()
     v = reg.save(model, {})
-    (tmp_path / f"{v}.joblib").unlink()
+    (tmp_path / f"{v}.npz").unlink()
     with pytest.raises(RegistryError, match="cannot be read"):
         reg.load()
     (tmp_path / "manifest.json").write_text("{not json")
+    assert [m["version"] for m in reg.versions()] == [v]  # recovered from the last good copy
+    assert reg.recovered
+    (tmp_path / "manifest.json.bak").unlink()  # and without one, a clear error
     with pytest.raises(RegistryError, match="not a readable registry manifest"):
         reg.versions()
 
@@ -128,7 +132,7 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
         real_write = r._atomic_write
         def slow_write(path, data):
             # Write the model file slowly so the parent can kill us mid-write.
-            if path.name.endswith(".joblib"):
+            if path.name.endswith(".npz"):
                 import os, tempfile
                 fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
                 with os.fdopen(fd, "wb") as fh:
@@ -141,8 +145,11 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
             else:
                 real_write(path, data)
         r._atomic_write = slow_write
+        from core.model import SegmentationModel
+        from tests.helpers import planted_frame
         reg = Registry({str(tmp_path)!r})
-        big = {{"payload": np.random.default_rng(0).random(400_000)}}  # ~3 MB: many slow chunks
+        big = SegmentationModel(k=3).fit(planted_frame(n_per=40)[0])
+        big.member_distances_ = [np.sort(np.random.default_rng(s).random(150_000)) for s in range(3)]  # ~3 MB
         reg.save(big, {{"note": "never finished"}})
         print("saved", flush=True)
     """)
@@ -157,7 +164,7 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
     assert [v["version"] for v in after.versions()] == [first]
     model, meta = after.load()
     assert meta["note"] == "good" and model.k == 3
-    assert not (tmp_path / "v0002.joblib").exists()  # only a stray temp file may remain
+    assert not (tmp_path / "v0002.npz").exists()  # only a stray temp file may remain
     # The registry keeps working after the crash.
     assert after.save(model, {}) == "v0002"
 
@@ -167,11 +174,18 @@ def test_concurrent_saves_from_two_processes_get_distinct_versions(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(os.getcwd())!r})
+        from core.model import SegmentationModel
         from core.registry import Registry
+        from tests.helpers import planted_frame
         who, start = sys.argv[1], float(sys.argv[2])
         reg = Registry({str(tmp_path)!r})
+        model = SegmentationModel(k=3).fit(planted_frame(n_per=20)[0])
         time.sleep(max(0.0, start - time.time()))  # both begin together
-        print(",".join(reg.save({{"who": who, "i": i}}, {{"who": who, "i": i}}) for i in range(8)), flush=True)
+        saved = []
+        for i in range(8):
+            model.seed = (100 if who == "a" else 200) + i  # each file distinct: the seed is stored in it
+            saved.append(reg.save(model, {{"who": who, "i": i}}))
+        print(",".join(saved), flush=True)
     """)
     start = str(time.time() + 1.5)
     procs = [subprocess.Popen([sys.executable, "-c", script, who, start], stdout=subprocess.PIPE, text=True)
@@ -183,8 +197,8 @@ def test_concurrent_saves_from_two_processes_get_distinct_versions(tmp_path):
     reg = Registry(tmp_path)
     assert [v["version"] for v in reg.versions()] == sorted(every)
     for version in every:
-        payload, meta = reg.load(version)  # each file is complete and is the one its manifest entry names
-        assert payload == {"who": meta["who"], "i": meta["i"]}
+        loaded, meta = reg.load(version)  # each file is complete and is the one its manifest entry names
+        assert loaded.seed == (100 if meta["who"] == "a" else 200) + meta["i"]
     assert reg.active_version() in every
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 

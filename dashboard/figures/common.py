@@ -3,9 +3,27 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from core.schema import FEATURE_LABELS
+
 from ..theme import FONT_FAMILY
 
-__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect"]
+__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "feature_label"]
+
+
+def plain(text) -> str:
+    """User-typed text made safe for any Plotly string: shown literally, never as markup or a template.
+
+    Plotly renders a subset of HTML in titles, ticks, legends, hover, annotations and Sankey labels, and
+    decodes entities when it draws them, so ``<a href=..>`` escaped here is shown as typed, not as a link.
+    ``%{`` is escaped too, so a name cannot inject a hovertemplate field.
+    """
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("%{", "&#37;{"))
+
+
+def feature_label(column) -> str:
+    """Readable name of a column (core.schema.FEATURE_LABELS, the one source); unknown columns in words."""
+    return FEATURE_LABELS.get(column, str(column).replace("_", " "))
 
 
 def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) -> go.Figure:
@@ -14,7 +32,12 @@ def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) 
         height=height, font={"family": FONT_FAMILY, "size": 12},
         margin={"l": 48, "r": 16, "t": 48 if title else 16, "b": 40},
         title={"text": title, "x": 0.01, "xanchor": "left"} if title else None,
-        legend={"orientation": "h", "y": -0.18}, hoverlabel={"font": {"family": FONT_FAMILY}},
+        # The legend sits at the bottom of the whole figure (container), below the x axis title whatever
+        # the figure's height: a paper-relative offset landed on the axis title in short charts.
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+        hoverlabel={"font": {"family": FONT_FAMILY}},
+        # Long tick labels (segment names) push the plot area over instead of being cut off.
+        xaxis={"automargin": True}, yaxis={"automargin": True},
     )
     return fig
 

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, vline, vrect
-from .profiles import CATEGORY_LABELS, feature_label
+from .common import base_layout, empty_figure, feature_label, vline, vrect
+from .profiles import CATEGORY_LABELS, segment_label
 
 __all__ = ["segment_kpis", "effect_size_figure", "comparison_table", "overlay_distribution", "mix_pair_figure"]
 
@@ -63,7 +63,7 @@ def effect_size_figure(comparison: pd.DataFrame, a: int, b: int, names: list[str
             continue
         fig.add_trace(go.Bar(
             y=[feature_label(f) for f in part.index], x=part["cohens_d"].tolist(), orientation="h",
-            name=f"Higher in {seg} · {names[seg]}", marker_color=segment_colour(seg),
+            name=f"Higher in {segment_label(seg, names[seg])}", marker_color=segment_colour(seg),
             customdata=np.column_stack([part["mean_a"], part["mean_b"], part["magnitude"]]),
             hovertemplate=("%{y}: d = %{x:+.2f} (%{customdata[2]})<br>"
                            f"mean in {a}: %{{customdata[0]:,.2f}} · in {b}: %{{customdata[1]:,.2f}}<extra></extra>"),
@@ -124,9 +124,9 @@ def overlay_distribution(frame: pd.DataFrame, feature: str, a: int, b: int, name
         counts, _ = np.histogram(values, bins=edges)
         colour = segment_colour(seg)
         fig.add_trace(go.Bar(
-            x=centres, y=counts / len(values), width=widths, name=f"{seg} · {names[seg]}", marker_color=colour,
+            x=centres, y=counts / len(values), width=widths, name=segment_label(seg, names[seg]), marker_color=colour,
             opacity=0.55, customdata=np.column_stack([edges[:-1], edges[1:], counts]),
-            hovertemplate=(f"{seg} · {names[seg]}<br>%{{customdata[0]:,.4~g}}–%{{customdata[1]:,.4~g}}: "
+            hovertemplate=(f"{segment_label(seg, names[seg])}<br>%{{customdata[0]:,.4~g}}–%{{customdata[1]:,.4~g}}: "
                            "%{y:.1%} (%{customdata[2]:,} customers)<extra></extra>"),
         ))
         fig.add_shape(vline(float(values.mean()), {"color": colour, "width": 2, "dash": "dash"}))
@@ -146,9 +146,9 @@ def mix_pair_figure(mix: pd.DataFrame, a: int, b: int, names: list[str], *, what
         if seg not in mix.index:
             continue
         fig.add_trace(go.Bar(
-            x=categories, y=mix.loc[seg].tolist(), name=f"{seg} · {names[seg]}", marker_color=segment_colour(seg),
+            x=categories, y=mix.loc[seg].tolist(), name=segment_label(seg, names[seg]), marker_color=segment_colour(seg),
             texttemplate="%{y:.0%}", textposition="outside", cliponaxis=False,
-            hovertemplate=f"{seg} · {names[seg]}<br>%{{x}}: %{{y:.1%}} of {what}<extra></extra>",
+            hovertemplate=f"{segment_label(seg, names[seg])}<br>%{{x}}: %{{y:.1%}} of {what}<extra></extra>",
         ))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text=f"Share of {what}", tickformat=".0%", rangemode="tozero")

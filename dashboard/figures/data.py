@@ -1,10 +1,19 @@
 """Figures of the data & models page (/data): a candidate model's segment shares against the active model's."""
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure
+
+try:  # UI-A's escaping helper; the same rule until it lands
+    from .common import plain
+except ImportError:  # pragma: no cover - depends on the order the helpers land in
+    def plain(text) -> str:
+        """A user-typed name as text for a Plotly label (Plotly renders a subset of HTML)."""
+        return html.escape(str(text), quote=False)
 
 __all__ = ["share_comparison_figure"]
 
@@ -20,16 +29,16 @@ def share_comparison_figure(segments: list[dict], reference_version: str, candid
         return empty_figure("No segment to compare.")
     # Short ticks keep the axis readable; the names are in the hover and in the table beside the chart.
     ticks = [f"Segment {r['segment']}" for r in segments]
-    names = [f"{r['segment']} · {r['name']}" for r in segments]
+    names = [plain(f"{r['segment']} · {r['name']}") for r in segments]
     colours = [segment_colour(int(r["segment"])) for r in segments]
     active = [r["reference_share"] if r["reference_share"] is not None else 0.0 for r in segments]
     fig = go.Figure([
-        go.Bar(name=f"Active {reference_version} (matched segment)", x=ticks, y=active,
+        go.Bar(name=f"Active {plain(reference_version)} (matched segment)", x=ticks, y=active,
                marker={"color": [_rgba(c, 0.35) for c in colours], "line": {"color": colours, "width": 1.5}},
-               customdata=[f"{r['matched']} · {r['matched_name']}" if r["matched"] is not None else "no match"
-                           for r in segments],
+               customdata=[plain(f"{r['matched']} · {r['matched_name']}") if r["matched"] is not None
+                           else "no match" for r in segments],
                hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>active</extra>"),
-        go.Bar(name=f"Candidate {candidate_version}", x=ticks, y=[r["share"] for r in segments],
+        go.Bar(name=f"Candidate {plain(candidate_version)}", x=ticks, y=[r["share"] for r in segments],
                marker_color=colours, customdata=names,
                hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>candidate</extra>"),
     ])

@@ -1,6 +1,7 @@
 """What-if predictor figures: distance to every segment, the customer on the PCA map, flip-point rows."""
 from __future__ import annotations
 
+import html
 import math
 from functools import lru_cache
 
@@ -13,7 +14,27 @@ from core.scoring import format_value
 
 from ..theme import FONT_FAMILY, segment_colour
 
-__all__ = ["distance_figure", "map_figure", "flip_rows", "scenario_table"]
+try:  # UI-A's escaping helper; the same rule until it lands
+    from .common import plain
+except ImportError:  # pragma: no cover - depends on the order the helpers land in
+    def plain(text) -> str:
+        """A user-typed name as text for a Plotly label (Plotly renders a subset of HTML)."""
+        return html.escape(str(text), quote=False)
+
+__all__ = ["distance_figure", "map_figure", "flip_rows", "scenario_table", "wrap_label"]
+
+
+def wrap_label(text: str, width: int = 18) -> str:
+    """A user-typed label, escaped, broken onto lines of about ``width`` characters (Plotly's <br>)."""
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "<br>".join(plain(part) for part in lines)
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +60,8 @@ def distance_figure(distances, names: list[str], segment: int) -> go.Figure:
     """Horizontal bars: distance from the customer to each segment's centre; the nearest is outlined."""
     k = len(names)
     bar = {
-        "type": "bar", "orientation": "h", "y": [f"{i} · {n}" for i, n in enumerate(names)],
+        # Wrapped names leave the bars (and the axis title under them) the room a narrow card has.
+        "type": "bar", "orientation": "h", "y": [wrap_label(f"{i} · {n}") for i, n in enumerate(names)],
         "x": [float(d) for d in distances],
         "marker": {"color": [segment_colour(i) for i in range(k)],
                    "line": {"color": ["#212529" if i == segment else "rgba(0,0,0,0)" for i in range(k)], "width": 3}},
@@ -48,7 +70,8 @@ def distance_figure(distances, names: list[str], segment: int) -> go.Figure:
     }
     return _figure([bar], 300, {"l": 8, "r": 16, "t": 16, "b": 48}, showlegend=False,
                    yaxis={"autorange": "reversed", "automargin": True},
-                   xaxis={"title": {"text": "Distance (standard units)"}, "rangemode": "tozero"})
+                   xaxis={"title": {"text": "Distance (SD units)", "standoff": 4}, "rangemode": "tozero",
+                          "automargin": True})
 
 
 def map_figure(background: dict, names: list[str], point, segment: int) -> go.Figure:
@@ -57,15 +80,18 @@ def map_figure(background: dict, names: list[str], point, segment: int) -> go.Fi
     data = []
     for seg, name in enumerate(names):
         rows = [i for i, s in enumerate(segs) if s == seg]
-        data.append({"type": "scatter", "mode": "markers", "name": f"{seg} · {name}",
+        shown = plain(name)
+        data.append({"type": "scatter", "mode": "markers", "name": f"{seg} · {shown}",
                      "x": [xs[i] for i in rows], "y": [ys[i] for i in rows],
                      "marker": {"color": segment_colour(seg), "size": 5, "opacity": 0.35},
-                     "hovertemplate": f"{name}<extra></extra>"})
+                     # A hovertemplate is itself a template: braces in a name must not be read as fields.
+                     "hovertemplate": shown.replace("{", "&#123;") + "<extra></extra>"})
     data.append({"type": "scatter", "mode": "markers", "name": "This customer",
                  "x": [float(point[0])], "y": [float(point[1])],
                  "marker": {"symbol": "star", "size": 20, "color": segment_colour(segment),
                             "line": {"color": "#212529", "width": 2}},
-                 "hovertemplate": f"This customer: {names[segment]}<extra></extra>"})
+                 "hovertemplate": "This customer: " + plain(names[segment]).replace("{", "&#123;")
+                 + "<extra></extra>"})
     ratio = background.get("explained") or [math.nan, math.nan]
     return _figure(data, 360, {"l": 48, "r": 16, "t": 16, "b": 40},
                    legend={"orientation": "h", "y": -0.25},

@@ -7,26 +7,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.schema import FEATURE_LABELS
+
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, feature_label, plain
 
 __all__ = [
-    "FEATURE_LABELS", "CATEGORY_LABELS", "feature_label", "segment_label", "campaign_label",
+    "FEATURE_LABELS", "CATEGORY_LABELS", "feature_label", "segment_label", "campaign_label", "text_colour",
     "zscore_heatmap", "distribution_figure", "mix_figure", "campaigns_figure",
     "economics_table", "economics_assumptions", "recommendations", "most_different",
 ]
 
-# People read "Web purchases", not "NumWebPurchases"; unknown columns fall back to their own name.
-FEATURE_LABELS = {
-    "Age": "Age", "Income": "Income", "Total_Spending": "Total spend", "Total_Children": "Children",
-    "Kidhome": "Kids at home", "Teenhome": "Teens at home", "Recency": "Days since purchase",
-    "Customer_since": "Days as customer", "Total_Purchases": "Purchases", "NumDealsPurchases": "Deal purchases",
-    "NumWebPurchases": "Web purchases", "NumCatalogPurchases": "Catalogue purchases",
-    "NumStorePurchases": "Store purchases", "NumWebVisitsMonth": "Web visits / month",
-    "Campaigns_Accepted": "Campaigns accepted", "MntWines": "Wine spend", "MntFruits": "Fruit spend",
-    "MntMeatProducts": "Meat spend", "MntFishProducts": "Fish spend", "MntSweetProducts": "Sweets spend",
-    "MntGoldProds": "Gold spend",
-}
 # Product-mix columns (core.profiles.product_mix) and channel-mix columns, in words.
 CATEGORY_LABELS = {
     "Wines": "wine", "Fruits": "fruit", "MeatProducts": "meat", "FishProducts": "fish",
@@ -41,9 +32,24 @@ _CATEGORY_COLOURS = {
 _DIM = 0.35
 
 
-def feature_label(column: str) -> str:
-    """Readable name of a profile column."""
-    return FEATURE_LABELS.get(column, str(column).replace("_", " "))
+_DARK_TEXT, _LIGHT_TEXT = "#212529", "#ffffff"
+
+
+def _on_white(hex_colour: str, opacity: float) -> tuple[float, float, float]:
+    """The colour a bar of ``hex_colour`` at ``opacity`` shows on the white background (0-1 RGB)."""
+    h = str(hex_colour).lstrip("#")
+    rgb = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    return tuple(opacity * c + (1 - opacity) for c in rgb)
+
+
+def text_colour(hex_colour: str, opacity: float = 1.0) -> str:
+    """Dark or white text, whichever contrasts more with the bar as drawn (WCAG relative luminance)."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (linear(c) for c in _on_white(hex_colour, opacity))
+    lum = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    # Contrast with white is 1.05 / (L + 0.05), with #212529 (L ~0.017) is (L + 0.05) / 0.067.
+    return _LIGHT_TEXT if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.067 else _DARK_TEXT
 
 
 def _wrap(text: str, width: int = 18) -> str:
@@ -60,8 +66,8 @@ def _wrap(text: str, width: int = 18) -> str:
 
 
 def segment_label(segment: int, name: str, width: int | None = None) -> str:
-    """'i · name', wrapped to ``width`` characters when given."""
-    text = f"{segment} · {name}"
+    """'i · name' (the name as plain text), wrapped to ``width`` characters when given."""
+    text = f"{segment} · {plain(name)}"
     return _wrap(text, width) if width else text
 
 
@@ -140,7 +146,7 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: list[str],
         fig.add_trace(go.Box(
             y=[label], orientation="h", q1=[stats["q1"]], median=[stats["median"]], q3=[stats["q3"]],
             lowerfence=[stats["lowerfence"]], upperfence=[stats["upperfence"]], mean=[stats["mean"]],
-            name=f"{seg} · {names[seg]}", marker_color=colour, line_color=colour, boxpoints=False,
+            name=segment_label(seg, names[seg]), marker_color=colour, line_color=colour, boxpoints=False,
             opacity=_opacity(seg, highlight), showlegend=False,
         ))
     if not fig.data:
@@ -165,10 +171,13 @@ def mix_figure(mix: pd.DataFrame, names: list[str], *, what: str = "spend",
     fig = go.Figure()
     for column in mix.columns:
         word = CATEGORY_LABELS.get(column, column)
+        colour = _CATEGORY_COLOURS.get(column, "#6c757d")
         fig.add_trace(go.Bar(
             y=labels, x=mix[column].tolist(), name=word.capitalize(), orientation="h",
-            marker={"color": _CATEGORY_COLOURS.get(column), "opacity": opacity},
+            marker={"color": colour, "opacity": opacity},
             texttemplate="%{x:.0%}", textposition="inside", insidetextanchor="middle", textangle=0,
+            # Text colour per bar as drawn: a faded (not selected) bar is light, so its label turns dark.
+            insidetextfont={"color": [text_colour(colour, o) for o in opacity]},
             hovertemplate=f"%{{y}}<br>{word}: %{{x:.1%}} of {what}<extra></extra>",
         ))
     fig.update_xaxes(title_text=f"Share of {what}", tickformat=".0%", range=[0, 1])
@@ -197,7 +206,7 @@ def campaigns_figure(campaigns: pd.DataFrame, names: list[str], highlight: int |
                      "arrayminus": rate - rows["low"].to_numpy(float), "visible": True,
                      "thickness": 1.2, "width": 2, "color": "#495057"},
             customdata=np.column_stack([rows["low"], rows["high"], rows["accepted"], rows["n"]]),
-            hovertemplate=(f"{seg} · {names[seg]}<br>%{{x}}: %{{y:.1%}} accepted "
+            hovertemplate=(f"{segment_label(seg, names[seg])}<br>%{{x}}: %{{y:.1%}} accepted "
                            "(95% CI %{customdata[0]:.1%}–%{customdata[1]:.1%})<br>"
                            "%{customdata[2]:,.0f} of %{customdata[3]:,.0f}<extra></extra>"),
         ))

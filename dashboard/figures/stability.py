@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, hline, vline, vrect
+from .common import base_layout, empty_figure, feature_label, hline, plain, vline, vrect
 
 __all__ = [
     "JACCARD_LINES", "JACCARD_BANDS", "PSI_LINES", "jaccard_figure", "ari_distribution_figure", "ari_time_figure",
@@ -24,7 +24,8 @@ _NO_TIME = "No enrolment snapshot had enough customers to fit the segments."
 
 
 def _label(i: int, names: list[str]) -> str:
-    return f"{i} · {names[i]}" if i < len(names) else f"Segment {i}"
+    """'i · name' with the user's name as plain text (Plotly would render markup in it)."""
+    return f"{i} · {plain(names[i])}" if i < len(names) else f"Segment {i}"
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -156,7 +157,8 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
     """Customers moving between segments from one cumulative snapshot to the next (and new enrolments).
 
     Only the last ``max_snapshots`` snapshots are drawn (a monthly window has two dozen); segments keep
-    one row each and periods one column each; names are in the first column and in the hover.
+    one row each and periods one column each. Every node carries a short label (its segment number, "new"
+    for new enrolments) so labels do not cover the flows; a legend under the chart names each segment.
     """
     if not flows or len(snapshots) < 2:
         return empty_figure("Transitions need at least two enrolment snapshots.")
@@ -174,7 +176,7 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
             new = seg < 0
             hover.append(f"customers enrolled in the period ending {period}" if new
                          else f"{_label(seg, names)}, snapshot {period}")
-            labels.append(_label(seg, names) if col == 0 and not new else "")
+            labels.append("new" if new else str(seg))
             colours.append("#ced4da" if new else segment_colour(seg))
             # Fixed positions keep periods in columns and each segment in its own row.
             xs.append(0.01 + 0.98 * col / max(len(periods) - 1, 1) - (0.05 if new else 0.0))
@@ -189,19 +191,28 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
         val.append(f["n"])
         link_colours.append("rgba(173,181,189,0.35)" if f["source"] < 0
                             else _rgba(segment_colour(int(f["source"])), 0.35))
-    fig = go.Figure(go.Sankey(
-        arrangement="fixed",
+    traces = [go.Sankey(
+        arrangement="fixed", textfont={"size": 11, "color": "#212529"},
         node={"label": labels, "customdata": hover, "color": colours,
               "x": [min(max(x, 0.001), 0.999) for x in xs], "y": [min(max(y, 0.001), 0.999) for y in ys],
-              "pad": 6, "thickness": 12, "hovertemplate": "%{customdata}<br>%{value:,} customers<extra></extra>"},
+              "pad": 6, "thickness": 14, "hovertemplate": "%{customdata}<br>%{value:,} customers<extra></extra>"},
         link={"source": src, "target": dst, "value": val, "color": link_colours,
               "hovertemplate": "%{source.customdata} → %{target.customdata}<br>%{value:,} customers<extra></extra>"},
-    ))
+    )]
+    # Legend entries only (no data): a Sankey has no legend of its own, and full names on the nodes
+    # would cover the flows.
+    shown = sorted({int(f[end]) for f in flows for end in ("source", "target") if int(f[end]) >= 0})
+    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=_label(i, names), hoverinfo="skip",
+                          marker={"color": segment_colour(i), "size": 10, "symbol": "square"}) for i in shown]
+    fig = go.Figure(traces)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     for col, period in enumerate(periods):
-        fig.add_annotation(x=0.01 + 0.98 * col / max(len(periods) - 1, 1), y=-0.06, xref="paper", yref="paper",
-                           text=period, showarrow=False, font={"size": 11, "color": "#495057"})
+        # Periods above their columns: below, they would meet the legend.
+        fig.add_annotation(x=0.01 + 0.98 * col / max(len(periods) - 1, 1), y=1.0, xref="paper", yref="paper",
+                           yanchor="bottom", text=period, showarrow=False, font={"size": 11, "color": "#495057"})
     fig = base_layout(fig, height=420)
-    fig.update_layout(margin={"b": 48})
+    fig.update_layout(margin={"b": 16, "t": 28}, showlegend=True, plot_bgcolor="rgba(0,0,0,0)")
     return fig
 
 
@@ -227,14 +238,18 @@ def cohort_figure(cohorts: list[dict], names: list[str]) -> go.Figure:
 
 
 def psi_figure(features: list[dict], labels: dict | None = None) -> go.Figure:
-    """Population stability index per feature (coloured by its reading), with the 0.1 / 0.25 bands."""
+    """Population stability index per feature (coloured by its reading), with the 0.1 / 0.25 bands.
+
+    Features are named by ``labels`` when given, else by core.schema.FEATURE_LABELS.
+    """
     if not features:
         return empty_figure("No feature to compare.")
     labels = labels or {}
     rows = sorted(features, key=lambda r: r["psi"])
     top = max(0.3, max(r["psi"] for r in rows) * 1.1)
     fig = go.Figure(go.Bar(
-        y=[labels.get(r["feature"], r["feature"]) for r in rows], x=[r["psi"] for r in rows], orientation="h",
+        y=[labels.get(r["feature"], feature_label(r["feature"])) for r in rows], x=[r["psi"] for r in rows],
+        orientation="h",
         marker_color=[_PSI_COLOURS.get(r["band"], "#6c757d") for r in rows], text=[f"{r['psi']:.3f}" for r in rows],
         textposition="outside", customdata=[r["band"] for r in rows],
         hovertemplate="%{y}<br>PSI %{x:.3f}: %{customdata}<extra></extra>",

@@ -4,12 +4,35 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
+from core.schema import FEATURE_LABELS
 from dashboard import ids
 from dashboard.components import empty_state, graph_card, kpi_card, page_header, persona_card, table
-from dashboard.figures.overview import sizes_figure, spend_share_figure
+from dashboard.figures.overview import (
+    headline_numbers, is_synthetic, segment_numbers, sizes_figure, spend_share_figure,
+)
 from dashboard.services import get_services
 
 dash.register_page(__name__, path="/", name="Overview", order=0, title="SegmentLens · Overview")
+
+
+def _money(value: float) -> str:
+    return "n/a" if value != value else f"{value:,.0f}"
+
+
+def _rate(value: float) -> str:
+    return "n/a" if value != value else f"{value:.0%}"
+
+
+def _demo_note(a) -> dbc.Alert | None:
+    """Says so when the pages show the embedded synthetic sample, not the user's customers."""
+    if not is_synthetic(a.meta, a.source):
+        return None
+    return dbc.Alert([
+        html.Strong("Demo data. "),
+        "These segments come from the synthetic sample shipped with SegmentLens, not from your customers. ",
+        dcc.Link("Upload your customer file on Data & models", href="/data", className="alert-link"),
+        " to see your own segments.",
+    ], color="info", className="py-2 mb-3", id=ids.OVERVIEW_DEMO_NOTE)
 
 
 def layout(**_query):
@@ -17,18 +40,30 @@ def layout(**_query):
     a = get_services().analysis()
     names = get_services().segment_names()
     frame = a.frame
+    numbers = segment_numbers(frame, a.k)
+    head = headline_numbers(numbers)
     response = frame["Response"].mean() if "Response" in frame else float("nan")
+    top = head["top_segment"]
     kpis = dbc.Row([
-        dbc.Col(kpi_card("Customers", f"{len(frame):,}", f"{a.cleaning['rows_read']:,} rows read"), md=True),
-        dbc.Col(kpi_card("Segments", str(a.k), f"silhouette {a.meta['metrics']['silhouette']:.2f}"), md=True),
-        dbc.Col(kpi_card("Average income", f"{frame['Income'].mean():,.0f}", "per household, yearly"), md=True),
-        dbc.Col(kpi_card("Total spend", f"{frame['Total_Spending'].sum():,.0f}", "last 2 years"), md=True),
+        dbc.Col(kpi_card("Customers", f"{len(frame):,}", f"in {a.k} segments · {a.cleaning['rows_read']:,} rows read"),
+                xs=6, md=True),
+        dbc.Col(kpi_card("Top segment's share of spend", f"{head['top_spend_share']:.0%}",
+                         f"{names[top]}: {head['top_customer_share']:.0%} of customers",
+                         card_id=ids.OVERVIEW_TOP_SHARE), xs=6, md=True),
+        dbc.Col(kpi_card("Spend per customer", _money(head["spend_per_customer"]),
+                         f"last 2 years · {_money(head['total_spend'])} in all"), xs=6, md=True),
+        dbc.Col(kpi_card("Average income", f"{frame['Income'].mean():,.0f}", "per household, yearly"), xs=6, md=True),
         dbc.Col(kpi_card("Campaign response", "n/a" if response != response else f"{response:.1%}",
-                         "accepted the last campaign"), md=True),
+                         "accepted the last campaign"), xs=12, md=True),
     ], className="g-3 mb-3", id=ids.OVERVIEW_KPIS)
     cards = dbc.Row([
         dbc.Col(persona_card(i, names[i], a.personas[i].description, int(a.sizes.loc[i, "n"]),
-                             float(a.sizes.loc[i, "share"]), a.personas[i].traits),
+                             float(a.sizes.loc[i, "share"]), a.personas[i].traits, numbers=[
+                                 ("Average spend (2 years)", _money(numbers.loc[i, "avg_spend"])),
+                                 ("Average income", _money(numbers.loc[i, "avg_income"])),
+                                 ("Answered the last campaign", _rate(numbers.loc[i, "response_rate"])),
+                                 ("Share of all spend", _rate(numbers.loc[i, "spend_share"])),
+                             ]),
                 xs=12, md=6, xl=4, className="mb-3")
         for i in range(a.k)
     ], id=ids.OVERVIEW_PERSONAS)
@@ -37,7 +72,8 @@ def layout(**_query):
              for r in cleaning["rules"] if r["count"]]
     source = dbc.Card(dbc.CardBody([
         html.Div([html.Strong("Data: "), a.source, html.Span(f"  (fingerprint {a.fingerprint})", className="text-muted small")]),
-        html.Div([html.Strong("Model: "), f"{a.version}, k={a.k}, features {', '.join(a.features)}, "
+        html.Div([html.Strong("Model: "), f"{a.version}, k={a.k}, features "
+                  f"{', '.join(FEATURE_LABELS.get(f, f) for f in a.features)}, "
                   f"trained {a.meta.get('created', '')}"]),
         html.Div([html.Strong("Cleaning: "), f"{cleaning['rows_read']:,} rows read, {cleaning['rows_used']:,} used."],
                  className="mb-2"),
@@ -50,11 +86,12 @@ def layout(**_query):
     ]), className="shadow-sm mb-3", id=ids.OVERVIEW_SOURCE)
     return html.Div([
         page_header("Overview", "Who your customers are, in segments, at a glance."),
+        _demo_note(a),
         kpis,
         dbc.Row([
-            dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=320,
+            dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=340,
                                figure=sizes_figure(a.sizes, names)), lg=6),
-            dbc.Col(graph_card("Share of customers vs share of spend", ids.OVERVIEW_SPEND_SHARE, height=320,
+            dbc.Col(graph_card("Share of customers vs share of spend", ids.OVERVIEW_SPEND_SHARE, height=340,
                                figure=spend_share_figure(a.frame, names)), lg=6),
         ]),
         html.H3("Personas", className="h5 mt-2"),

@@ -1,8 +1,9 @@
 """Predict (/predict): score a hypothetical customer, explain the answer, compare saved scenarios."""
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
+from core.schema import FEATURE_LABELS
 from core.scoring import format_value
 from dashboard import ids
 from dashboard.components import graph_card, page_header, segment_badge, segment_options, table
@@ -43,8 +44,17 @@ def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300)
     ], className="mb-2")
 
 
-def _start(services, form, segment, customer) -> tuple[dict, str]:
-    """Values the form opens with: a segment's typical member, a customer, or the data's medians."""
+def largest_segment(sizes) -> int:
+    """The segment with the most customers (the lowest number on a tie)."""
+    return int(sizes["n"].astype(int).idxmax())
+
+
+def _start(services, form, segment, customer, largest: int) -> tuple[dict, str]:
+    """Values the form opens with: a customer, a segment's typical member, else the largest segment's.
+
+    The typical member (the member nearest the segment's centre) sits well inside its segment, unlike the
+    all-medians customer, who falls between segments on this data.
+    """
     names = services.segment_names()
     try:
         if customer not in (None, ""):
@@ -53,10 +63,12 @@ def _start(services, form, segment, customer) -> tuple[dict, str]:
             seg = int(segment)
             fields = services.typical_member(seg)
             return fields, f"Typical member of {names[seg]} (customer {fields.get('ID')})."
+        fields = services.typical_member(largest)
+        return fields, (f"Typical member of {names[largest]}, the largest segment (customer {fields.get('ID')}, "
+                        "the closest to its centre). Change any field to see what moves.")
     except (ValueError, IndexError) as exc:
         message = str(exc) if isinstance(exc, ValueError) else f"no segment {segment}"
         return _medians(form), f"{message[:1].upper()}{message[1:]}; showing the median customer instead."
-    return _medians(form), "The median customer of the data (each field at its median)."
 
 
 def _medians(form: dict) -> dict:
@@ -76,10 +88,15 @@ def layout(segment=None, customer=None, **_query):
     services = get_services()
     form = services.predict_form()
     names = services.segment_names()
-    start, message = _start(services, form, segment, customer)
+    a = services.analysis()
+    largest = largest_segment(a.sizes)
+    start, message = _start(services, form, segment, customer, largest)
+    # The placeholder is a real customer of the data shown (the first row's ID), so trying it works.
+    example_id = int(a.frame["ID"].iloc[0]) if "ID" in a.frame and len(a.frame) else None
     fields = [_field(spec, start.get(spec["name"]), ids.PREDICT_FIELD, ids.PREDICT_FIELD_FEEDBACK)
               for spec in form["features"]]
-    raw_groups = [html.Div([html.Div(f"→ {group['feature'].replace('_', ' ')}", className="small fw-semibold mb-1"),
+    raw_groups = [html.Div([html.Div(f"→ {FEATURE_LABELS.get(group['feature'], group['feature'])}",
+                                     className="small fw-semibold mb-1"),
                             # Read only when the button is pressed: no debounce, so a click right
                             # after typing sees the typed value.
                             *[_field(spec, start.get(spec["name"]), ids.PREDICT_RAW_FIELD, ids.PREDICT_RAW_FEEDBACK,
@@ -89,15 +106,16 @@ def layout(segment=None, customer=None, **_query):
         dbc.Label("Start from a typical member of", className="small mb-0"),
         dbc.InputGroup([
             dcc.Dropdown(id=ids.PREDICT_PREFILL_SEGMENT, options=segment_options(names), clearable=False,
-                         value=int(segment) if str(segment or "").isdigit() and int(segment) < len(names) else 0,
+                         value=int(segment) if str(segment or "").isdigit() and int(segment) < len(names) else largest,
                          style={"flex": "1 1 auto", "minWidth": "10rem"}),
-            dbc.Button("Use", id=ids.PREDICT_PREFILL_SEGMENT_BTN, color="secondary", outline=True, size="sm"),
+            dbc.Button("Use", id=ids.PREDICT_PREFILL_SEGMENT_BTN, color="primary", size="sm"),
         ], size="sm", className="mb-2 flex-nowrap"),
         dbc.Label("… or an existing customer (ID)", className="small mb-0"),
         dbc.InputGroup([
             dbc.Input(id=ids.PREDICT_PREFILL_CUSTOMER, type="text", inputMode="numeric", size="sm",
-                      placeholder="e.g. 5524", value=str(customer) if customer else "", autoComplete="off"),
-            dbc.Button("Load", id=ids.PREDICT_PREFILL_CUSTOMER_BTN, color="secondary", outline=True, size="sm"),
+                      placeholder=f"e.g. {example_id}" if example_id is not None else "customer ID",
+                      value=str(customer) if customer else "", autoComplete="off"),
+            dbc.Button("Load", id=ids.PREDICT_PREFILL_CUSTOMER_BTN, color="primary", size="sm"),
         ], size="sm", className="mb-1"),
         html.Div(message, id=ids.PREDICT_PREFILL_MESSAGE, className="small text-muted mb-2"),
     ])
@@ -105,8 +123,7 @@ def layout(segment=None, customer=None, **_query):
         html.P("Type the raw fields; the features are computed from them as in the data "
                "(Age = 2026 − birth year, total spend = sum of the categories).", className="small text-muted"),
         *raw_groups,
-        dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary",
-                   outline=True),
+        dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary"),
     ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2",
         id=ids.PREDICT_RAW_SECTION) \
         if form["raw"] else None
@@ -119,8 +136,8 @@ def layout(segment=None, customer=None, **_query):
                 dbc.Input(id=ids.PREDICT_SCENARIO_NAME, placeholder="Scenario name (optional)", maxLength=40,
                           size="sm"),
                 dbc.Button("Save scenario", id=ids.PREDICT_SAVE, color="primary", size="sm"),
-                dbc.Button("Clear", id=ids.PREDICT_CLEAR, color="secondary", outline=True, size="sm"),
-                dbc.Button("Download CSV", id=ids.PREDICT_DOWNLOAD_BTN, color="secondary", outline=True, size="sm"),
+                dbc.Button("Clear", id=ids.PREDICT_CLEAR, color="secondary", size="sm"),
+                dbc.Button("Download CSV", id=ids.PREDICT_DOWNLOAD_BTN, color="secondary", size="sm"),
             ], size="sm", className="mb-2"),
             html.Div(id=ids.PREDICT_SAVE_MESSAGE, className="small text-muted mb-2"),
             html.Div(id=ids.PREDICT_SCENARIO_TABLE),
@@ -131,8 +148,12 @@ def layout(segment=None, customer=None, **_query):
         page_header("Predict", "Which segment would this customer join, how clearly, and what would change it?"),
         dcc.Store(id=ids.PREDICT_CURRENT),
         dcc.Store(id=ids.PREDICT_SCENARIOS, storage_type="session", data=[]),
+        dcc.Store(id=ids.PREDICT_URL_QUERY), dcc.Store(id=ids.PREDICT_URL_SYNC),
         dbc.Row([
-            dbc.Col(form_card, lg=4, xl=3),
+            # On a phone the columns stack: the compact answer stays in view above the fields while they scroll.
+            dbc.Col([html.Div(id=ids.PREDICT_RESULT_COMPACT, className="d-lg-none sticky-top predict-compact mb-2",
+                              **{"aria-live": "polite"}),
+                     form_card], lg=4, xl=3),
             dbc.Col([
                 dbc.Card(dbc.CardBody(id=ids.PREDICT_RESULT), className="shadow-sm mb-3"),
                 dbc.Row([
@@ -166,6 +187,15 @@ def _result(r: dict) -> list:
     ]
 
 
+def _compact(r: dict) -> dbc.Card:
+    """The answer in one line, for phones, where the full answer is below the form."""
+    seg = r["segment"]
+    return dbc.Card(dbc.CardBody([
+        html.Span("Joins ", className="text-muted small"), segment_badge(seg, r["name"]),
+        html.Span(f" · confidence {r['confidence']:.2f}", className="small"),
+    ], className="py-2 px-3"), className="shadow-sm")
+
+
 def _campaign(card: dict, name: str) -> list:
     """The segment's response to campaigns and the products it over-buys."""
     out = [html.P([html.Strong(name), f": {card['description']}"], className="small")]
@@ -196,6 +226,7 @@ def _campaign(card: dict, name: str) -> list:
     Output(_FIELD, "invalid"), Output(_FIELD_FEEDBACK, "children"), Output(ids.PREDICT_RESULT, "children"),
     Output(ids.PREDICT_DISTANCES, "figure"), Output(ids.PREDICT_MAP, "figure"), Output(ids.PREDICT_FLIPS, "children"),
     Output(ids.PREDICT_CAMPAIGN, "children"), Output(ids.PREDICT_CURRENT, "data"),
+    Output(ids.PREDICT_RESULT_COMPACT, "children"),
     Input(_FIELD, "value"),
 )
 def predict(values):
@@ -209,7 +240,8 @@ def predict(values):
         waiting = html.Div("No answer until every field is valid.", className="small text-muted")
         return ([f in errors for f in features], [errors.get(f, "") for f in features],
                 dbc.Alert(f"Fix the highlighted field{'s' if len(errors) > 1 else ''} to see the answer.",
-                          color="warning", className="mb-0"), none, none, waiting, waiting, None)
+                          color="warning", className="mb-0"), none, none, waiting, waiting, None,
+                dbc.Alert("Fix the highlighted fields to see the answer.", color="warning", className="py-2 mb-0"))
     names = r["names"]
     flips = [html.P("Each feature moved on its own, the others held; searched within the range seen in the data "
                     "(or up to the value entered).", className="small text-muted"),
@@ -219,12 +251,12 @@ def predict(values):
     return ([False] * len(features), [""] * len(features), _result(r),
             distance_figure(r["distances"], names, r["segment"]),
             map_figure(services.map_background(), names, r["point"], r["segment"]),
-            flips, _campaign(r["card"], r["name"]), current)
+            flips, _campaign(r["card"], r["name"]), current, _compact(r))
 
 
 @callback(
     Output(_FIELD, "value"), Output(_RAW, "value"), Output(_RAW, "invalid"), Output(_RAW_FEEDBACK, "children"),
-    Output(ids.PREDICT_PREFILL_MESSAGE, "children"),
+    Output(ids.PREDICT_PREFILL_MESSAGE, "children"), Output(ids.PREDICT_URL_QUERY, "data"),
     Input(ids.PREDICT_PREFILL_SEGMENT_BTN, "n_clicks"), Input(ids.PREDICT_PREFILL_CUSTOMER_BTN, "n_clicks"),
     Input(ids.PREDICT_PREFILL_CUSTOMER, "n_submit"), Input(ids.PREDICT_RAW_APPLY, "n_clicks"),
     State(ids.PREDICT_PREFILL_SEGMENT, "value"), State(ids.PREDICT_PREFILL_CUSTOMER, "value"),
@@ -241,21 +273,25 @@ def prefill(_seg_clicks, _cust_clicks, _cust_submit, _raw_clicks, segment, custo
     if ctx.triggered_id == ids.PREDICT_RAW_APPLY:
         derived, errors = services.derive_features(dict(zip(raw_names, raw_values)))
         values = [_text(derived[f]) if f in derived else v for f, v in zip(features, field_values)]
-        message = (f"Computed {', '.join(sorted(derived))} from the raw fields." if derived else
+        labels = [FEATURE_LABELS.get(f, f) for f in features if f in derived]
+        message = (f"Computed {' and '.join(f'“{label}”' for label in labels)} from the raw fields." if derived else
                    "Fix the highlighted raw fields first.")
-        return (values, keep_raw, [n in errors for n in raw_names], [errors.get(n, "") for n in raw_names], message)
+        return (values, keep_raw, [n in errors for n in raw_names], [errors.get(n, "") for n in raw_names], message,
+                dash.no_update)
     try:
         if ctx.triggered_id == ids.PREDICT_PREFILL_SEGMENT_BTN:
             fields = services.typical_member(int(segment or 0))
             message = (f"Typical member of {services.segment_names()[int(segment or 0)]} "
                        f"(customer {fields.get('ID')}, the closest to the segment's centre).")
+            query = {"segment": int(segment or 0)}
         else:
             fields = services.customer_fields(customer)
             message = f"Customer {fields.get('ID')}."
+            query = {"customer": fields.get("ID")}
     except ValueError as exc:
-        return keep_fields, keep_raw, keep_raw, keep_raw, html.Span(str(exc), className="text-danger")
+        return keep_fields, keep_raw, keep_raw, keep_raw, html.Span(str(exc), className="text-danger"), dash.no_update
     return ([_text(fields.get(f)) for f in features], [_text(fields.get(n)) for n in raw_names],
-            [False] * len(raw_names), [""] * len(raw_names), message)
+            [False] * len(raw_names), [""] * len(raw_names), message, query)
 
 
 @callback(
@@ -296,3 +332,26 @@ def download(_n, scenarios):
         return dash.no_update
     return dict(content=get_services().scenarios_csv(scenarios), filename="segmentlens_scenarios.csv",
                 type="text/csv")
+
+
+# The chosen start goes into the address bar (?segment=i or ?customer=ID), so a reload or a shared link opens on
+# it. replaceState does not notify dcc.Location: the page is not rebuilt, the form keeps what the click filled in.
+clientside_callback(
+    """
+    function(query) {
+        if (!query || !/\\/predict\\/?$/.test(window.location.pathname)) {
+            return window.dash_clientside.no_update;
+        }
+        const params = new URLSearchParams();
+        if (query.customer !== undefined && query.customer !== null) {
+            params.set('customer', String(query.customer));
+        } else if (query.segment !== undefined && query.segment !== null) {
+            params.set('segment', String(query.segment));
+        }
+        const search = params.toString();
+        window.history.replaceState(window.history.state, '', window.location.pathname + (search ? '?' + search : ''));
+        return search;
+    }
+    """,
+    Output(ids.PREDICT_URL_SYNC, "data"), Input(ids.PREDICT_URL_QUERY, "data"), prevent_initial_call=True,
+)

@@ -5,10 +5,12 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, page_header, segment_options, table
+from dashboard.components import (
+    as_actor, empty_state, graph_card, may, page_header, permission_note, segment_options, table,
+)
 from dashboard.figures.profiles import (
-    campaigns_figure, distribution_figure, economics_assumptions, economics_table, feature_label, mix_figure,
-    most_different, recommendations, zscore_heatmap,
+    CATEGORY_LABELS, campaigns_figure, distribution_figure, economics_assumptions, economics_table, feature_label,
+    mix_figure, most_different, recommendations, zscore_heatmap,
 )
 from dashboard.services import get_services
 from dashboard.theme import segment_colour
@@ -48,18 +50,51 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
     ], className="h-100 shadow-sm persona-card")
 
 
+def segment_products(lift, mix, seg: int, threshold: float) -> list[dict]:
+    """The selected segment's product categories, strongest lift first: category, its words, lift, share of the
+    segment's spend, and whether it over-indexes (lift >= threshold)."""
+    if seg not in lift.index:
+        return []
+    row = lift.loc[seg]
+    out = []
+    for category, value in row.items():
+        value = float(value)
+        if value != value:  # NaN: an empty segment
+            continue
+        share = float(mix.loc[seg, category]) if seg in mix.index and category in mix.columns else float("nan")
+        out.append({"category": str(category), "word": CATEGORY_LABELS.get(category, str(category)),
+                    "lift": value, "share": share, "feature": value >= threshold})
+    return sorted(out, key=lambda r: -r["lift"])
+
+
 def _recommendations(a, names: list[str], seg: int):
-    """Over-indexing categories as sentences; the selected segment's first."""
-    recs = recommendations(a.lift, names, LIFT_THRESHOLD)
-    if not recs:
-        return empty_state(f"No segment puts {LIFT_THRESHOLD:.1f}x the average share of its spend on a category.",
-                           "Every segment buys roughly the same mix of products.")
-    recs = sorted(recs, key=lambda r: r["segment"] != seg)
-    return html.Ul([
-        html.Li([html.Span("●", style={"color": segment_colour(r["segment"])}, className="me-2"), r["text"]],
-                className="mb-1" + (" fw-semibold" if r["segment"] == seg else ""))
-        for r in recs
-    ], className="list-unstyled mb-0")
+    """What to feature to the selected segment (its over-indexing categories); the other segments' below."""
+    mine = segment_products(a.lift, a.product_mix, seg, LIFT_THRESHOLD)
+    featured = [r for r in mine if r["feature"]]
+    name = names[seg]
+    if featured:
+        head = html.Ul([
+            html.Li([html.Span("●", style={"color": segment_colour(seg)}, className="me-2"),
+                     html.Strong(r["word"].capitalize()),
+                     f": {r['share']:.0%} of {name}'s spend, {r['lift']:.1f}× the average customer's share."],
+                    className="mb-1")
+            for r in featured
+        ], className="list-unstyled mb-2")
+        intro = html.P(f"Feature these to {name}:", className="mb-1 fw-semibold")
+    else:
+        strongest = mine[0] if mine else None
+        intro = html.P(f"No product category stands out for {name}: no category gets {LIFT_THRESHOLD:.1f}× the "
+                       "average share of its spend.", className="mb-1")
+        head = (html.P(f"Its relatively strongest category is {strongest['word']} ({strongest['share']:.0%} of its "
+                       f"spend, {strongest['lift']:.1f}× the average share).", className="small text-muted mb-2")
+                if strongest else None)
+    others = [r for r in recommendations(a.lift, names, LIFT_THRESHOLD) if r["segment"] != seg]
+    rest = html.Details([
+        html.Summary(f"Other segments ({len(others)})", className="small"),
+        html.Ul([html.Li([html.Span("●", style={"color": segment_colour(r["segment"])}, className="me-2"), r["text"]],
+                         className="small mb-1") for r in others], className="list-unstyled mb-0 mt-1"),
+    ]) if others else None
+    return html.Div([intro, head, rest], id=ids.PROFILES_RECOMMENDATIONS_SEGMENT)
 
 
 def _economics(a, names: list[str]):
@@ -111,6 +146,7 @@ def layout(segment=None, **_query):
     seg = parse_segment(segment, a.k)
     features = [c for c in PROFILE_COLUMNS if c in a.frame]
     feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
+    can_rename, why_not = may("rename")
     summary, heatmap, product, channel, campaigns, economics, recs, options, distribution = services.view(
         "profiles", lambda: (*_views(a, names, seg), distribution_figure(a.frame, feature, names, highlight=seg)),
         seg, feature)
@@ -120,12 +156,14 @@ def layout(segment=None, **_query):
         dbc.Label("Rename this segment", html_for=ids.PROFILES_RENAME_INPUT, className="fw-semibold"),
         dbc.InputGroup([
             dbc.Input(id=ids.PROFILES_RENAME_INPUT, value=names[seg], maxLength=60, debounce=False,
-                      placeholder="New name"),
-            dbc.Button("Save", id=ids.PROFILES_RENAME_BTN, color="primary"),
+                      placeholder="New name", disabled=not can_rename),
+            html.Span(dbc.Button("Save", id=ids.PROFILES_RENAME_BTN, color="primary", disabled=not can_rename),
+                      title=why_not or None, className="d-flex"),
         ]),
+        permission_note(why_not, ids.PROFILES_RENAME_PERMISSION),
         html.Div(id=ids.PROFILES_RENAME_FEEDBACK, className="small mt-1", role="status"),
         html.Div("Saved with the model, so everyone sees the new name.", className="small text-muted"),
-        dbc.Button("Download profile tables (CSV)", id=ids.PROFILES_DOWNLOAD_BTN, color="primary", outline=True,
+        dbc.Button("Download profile tables (CSV)", id=ids.PROFILES_DOWNLOAD_BTN, color="primary",
                    size="sm", className="mt-3"),
         dcc.Download(id=ids.PROFILES_DOWNLOAD),
     ]), className="h-100 shadow-sm")
@@ -204,7 +242,7 @@ def rename(_clicks, _submit, segment, name):
     """Save a new name for the selected segment; a refused name is explained beside the input."""
     services = get_services()
     try:
-        saved = services.rename_segment(parse_segment(segment, services.analysis().k, -1), name)
+        saved = as_actor(services.rename_segment, parse_segment(segment, services.analysis().k, -1), name)
     except ValueError as exc:
         return dash.no_update, html.Span(f"Not saved: {exc}.", className="text-danger"), True, False
     return (services.segment_names(), html.Span(f"Saved: segment {segment} is now “{saved}”.",

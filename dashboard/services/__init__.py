@@ -1,54 +1,61 @@
-"""The one bridge between the dashboard and core: cached analyses keyed by model version and data.
+"""The one bridge between the dashboard and core, composed of small parts.
 
-A :class:`Services` object lives on the Flask server (``server.extensions``), not
-in a module global. Expensive results go through flask-caching's
-FileSystemCache, which every gunicorn worker shares, keyed by model version and
-data fingerprint; each process also keeps the last few decoded results in a
-small in-memory LRU so a warm callback does not unpickle megabytes.
+A :class:`Services` object lives on the Flask server (``server.extensions``), not in a
+module global. It is a thin facade over:
+
+- :class:`~.store.ModelStore`: loads and verifies model files and decides what is served
+  (the active version, verified, or its verified in-memory copy, or nothing:
+  :class:`~.store.ModelUnavailable`); it owns the degraded state and its lock;
+- :class:`~.results.ResultCache`: flask-caching's FileSystemCache shared by every gunicorn
+  worker, keyed by model version and data fingerprint, behind a small per-process LRU;
+- feature services that receive those parts: :class:`~.analysis.AnalysisService`,
+  :class:`~.predict.PredictService`, :class:`~.stability.StabilityService`,
+  :class:`~.uploads.UploadService` and :class:`~.versions.VersionService`;
+- :class:`~.audit.Auditor`: every state change appended to the audit log beside the registry.
+
+The pages and the API call the facade's methods; their signatures are the public contract.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from core import profiles
-from core.exports import to_safe_csv
 from core.model import SegmentationModel
-from core.pipeline import prepare, resolve_data_path, train
 from core.registry import Registry, RegistryError
-from core.selection import SweepResult, sweep
+from core.selection import SweepResult
 
-from .analysis import Analysis, build_analysis, profile_tables, scaled
+from .analysis import Analysis, AnalysisService, build_analysis, profile_tables, scaled
+from .audit import Auditor
 from .cache import CACHE_DIR
-from .predict import PredictServices
-from .stability import StabilityServices
-from .uploads import DataServices
+from .predict import PredictService
+from .results import ResultCache
+from .stability import StabilityService
+from .store import LiveModel, ModelStore, ModelUnavailable
+from .uploads import UPLOAD_SWEEP_MAX, UploadLimits, UploadService
+from .versions import VersionService, common_note
 
-__all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "build_analysis", "profile_tables", "scaled"]
-
-# Entries of the per-process LRU: the model and analysis of a version or two plus their derived
-# results (sweeps, stability, comparisons, rendered views); all small but the analyses.
-_MEMO_SIZE = 32
-_SWEEP_STABILITY_RESAMPLES = 10
-_MAX_NAME = 60
-
+__all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "build_analysis", "profile_tables", "scaled",
+           "ModelStore", "ModelUnavailable", "LiveModel", "ResultCache", "UploadLimits", "UPLOAD_SWEEP_MAX",
+           "common_note"]
 
 
-class Services(PredictServices, StabilityServices, DataServices):
-    """Cached access to the registry, the data and the analyses of the active model."""
+class Services:
+    """Cached access to the registry, the data and the analyses of the served (active) model."""
 
     def __init__(self, registry: Registry, cache, data_path: str | os.PathLike | None = None):
         self.registry = registry
         self.cache = cache
         self.data_path = data_path
-        self._memo: OrderedDict = OrderedDict()
-        self._memo_lock = threading.Lock()
+        self.store = ModelStore(registry)
+        self.results = ResultCache(cache)
+        self.auditor = Auditor(registry)
+        self.analyses = AnalysisService(registry, self.store, self.results, self.auditor, data_path)
+        self.predictions = PredictService(self.analyses, self.store, self.results)
+        self.stabilities = StabilityService(self.analyses, self.results)
+        self.uploads = UploadService(registry, self.results, self.auditor)
+        self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
 
     @classmethod
     def from_env(cls) -> "Services":
@@ -64,234 +71,179 @@ class Services(PredictServices, StabilityServices, DataServices):
         cache = FileSystemCache(str(cache_dir / "results"), threshold=200, default_timeout=0)
         return cls(Registry(), cache, None)
 
-    # ------------------------------------------------------------ model & data
+    # ------------------------------------------------------------ serving (ModelStore)
     def ensure_model(self) -> str:
         """Train a model on the configured data when the registry has none; return the active version."""
-        active = self.registry.active_version()
-        if active:
-            return active
-        self.registry.root.mkdir(parents=True, exist_ok=True)
-        # One trainer at a time across gunicorn workers; the others find its model when they get the lock.
-        with open(self.registry.root / ".train.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            active = self.registry.active_version()
-            if not active:
-                active, _, _ = train(self.configured_data(), registry=self.registry)
-        return active
+        return self.analyses.ensure_model()
 
     def configured_data(self) -> Path:
         """The data file given by configuration (flag, SEGMENTLENS_DATA, data/, sample)."""
-        return resolve_data_path(self.data_path)
-
-    def model(self, version: str | None = None) -> tuple[SegmentationModel, dict]:
-        """The model and its metadata (active by default); metadata is re-read so renames show at once.
-
-        When the active model's file fails its checksum (or is missing), the newest earlier version that
-        loads is served instead and :meth:`model_warning` says so; an explicit ``version`` never falls back.
-        """
-        if version is not None:
-            return self._checked_model(version), self.registry.metadata(version)
-        active = self.registry.active_version()
-        if active is None:
-            raise RegistryError(f"no active model in {self.registry.root}; train one with `python -m core train`")
-        try:
-            model = self._checked_model(active)
-        except RegistryError as exc:
-            return self._fallback_model(active, exc)
-        self._degraded = None
-        return model, self.registry.metadata(active)
-
-    def _checked_model(self, version: str) -> SegmentationModel:
-        """A version's model, loaded (checksum verified) again whenever its file changes on disk."""
-        try:  # the registry names model files <version>.joblib; a changed file must be verified again
-            st = (self.registry.root / f"{version}.joblib").stat()
-            state = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            state = None
-        key = ("model", version, state)
-        model = self._memo_get(key)
-        if model is None:
-            # A file that failed stays failed until it changes: do not hash it again on every request.
-            failed = self.__dict__.setdefault("_failed_files", {})
-            if (version, state) in failed and state is not None:
-                raise failed[(version, state)]
-            try:
-                model, _ = self.registry.load(version)
-            except RegistryError as exc:
-                failed.clear()
-                failed[(version, state)] = exc
-                raise
-            self._memo_put(key, model)
-        return model
-
-    def _fallback_model(self, bad: str, error: Exception) -> tuple[SegmentationModel, dict]:
-        """Serve the newest loadable version before ``bad`` (then any later one) and remember why."""
-        import sys
-
-        numbers = {v["version"]: int(v["version"][1:]) for v in self.registry.versions()
-                   if v["version"][1:].isdigit()}
-        bad_n = numbers.get(bad, 0)
-        earlier = sorted((v for v, n in numbers.items() if n < bad_n), key=numbers.get, reverse=True)
-        later = sorted((v for v, n in numbers.items() if n > bad_n), key=numbers.get)
-        for candidate in earlier + later:
-            try:
-                model = self._checked_model(candidate)
-            except RegistryError:
-                continue
-            message = (f"The active model {bad} cannot be used: {error}. Showing {candidate} instead, the newest "
-                       f"earlier version that loads. Activate a good version or retrain on Data & models.")
-            previous = self.__dict__.get("_degraded")
-            if not previous or previous.get("message") != message:
-                print(f"segmentlens: {message}", file=sys.stderr, flush=True)
-            self._degraded = {"bad": bad, "serving": candidate, "message": message}
-            return model, self.registry.metadata(candidate)
-        raise error
-
-    def model_warning(self) -> str | None:
-        """Why the dashboard shows another version than the active one (None when the active model loads)."""
-        self.model()
-        degraded = self.__dict__.get("_degraded")
-        return degraded["message"] if degraded else None
+        return self.analyses.configured_data()
 
     def data_path_for(self, meta: dict) -> Path:
-        """The file the model's analysis is shown on: its training file when still there, else the configured one."""
-        trained_on = meta.get("data_path")
-        if trained_on and Path(trained_on).exists():
-            return Path(trained_on)
-        return self.configured_data()
+        """The file a model's analysis is shown on: its training file when still there, else the configured one."""
+        return self.analyses.data_path_for(meta)
 
-    # ------------------------------------------------------------ memo helpers
-    def _memo_get(self, key):
-        with self._memo_lock:
-            if key in self._memo:
-                self._memo.move_to_end(key)
-                return self._memo[key]
-        return None
+    def model(self, version: str | None = None) -> tuple[SegmentationModel, dict]:
+        """The served model and its metadata (ModelUnavailable when none can be); an explicit version never falls back."""
+        return self.analyses.model(version)
 
-    def _memo_put(self, key, value) -> None:
-        with self._memo_lock:
-            self._memo[key] = value
-            self._memo.move_to_end(key)
-            while len(self._memo) > _MEMO_SIZE:
-                self._memo.popitem(last=False)
+    def status(self) -> dict:
+        """``{"status": "ok"|"degraded", "reason", "active", "serving", "warning"}`` (for /health and the banner)."""
+        return self.store.status()
+
+    def model_warning(self) -> str | None:
+        """What is wrong with serving the active model, for a banner (None while all is well); never raises."""
+        status = self.status()
+        return status["reason"] if status["status"] != "ok" else status.get("warning")
+
+    def live_model(self) -> LiveModel:
+        """The served model with its metadata and names, as scoring sees it (cheap: one stat() when unchanged)."""
+        return self.store.live()
+
+    # ------------------------------------------------------------ analyses (AnalysisService)
+    def analysis(self) -> Analysis:
+        """The full analysis of the served model on its data (cached by version + data file state)."""
+        return self.analyses.analysis()
 
     def view(self, name: str, build, *parts):
-        """A page's rendered content, kept per process for the active version, data and segment names.
-
-        Building figures costs tens of milliseconds; the same view for the same model, data,
-        names and ``parts`` (e.g. the selected segment) is the same, so it is built once.
-        """
-        a = self.analysis()
-        key = ("view", name, a.version, a.fingerprint, tuple(self.segment_names()), *parts)
-        value = self._memo_get(key)
-        if value is None:
-            value = build()
-            self._memo_put(key, value)
-        return value
-
-    def _cached(self, key: tuple, compute):
-        value = self._memo_get(key)
-        if value is not None:
-            return value
-        cache_key = "sl:" + ":".join(map(str, key))
-        value = self.cache.get(cache_key) if self.cache is not None else None
-        if value is None:
-            value = compute()
-            if self.cache is not None:
-                self.cache.set(cache_key, value)
-        self._memo_put(key, value)
-        return value
-
-    # ------------------------------------------------------------ analyses
-    def analysis(self) -> Analysis:
-        """The full analysis of the active model on its data (cached by version + data file state)."""
-        self.registry.active_version() or self.ensure_model()
-        model, meta = self.model()  # the active model, or the last good one when its file fails its checksum
-        version = meta["version"]
-        path = self.data_path_for(meta)
-        st = path.stat()
-        key = ("analysis", version, str(path), st.st_mtime_ns, st.st_size)
-        # A kept upload's file name is made by the server; show the name the user knows it by.
-        shown = meta.get("data_source") if meta.get("data_path") and str(path) == meta["data_path"] else None
-        return self._cached(key, lambda: build_analysis(model, meta, prepare(path, name=shown)))
+        """A page's rendered content, kept per process for the served version, data, names and ``parts``."""
+        return self.analyses.view(name, build, *parts)
 
     def segment_names(self) -> list[str]:
-        """Current names of the active model's segments (renames included)."""
-        _, meta = self.model()
-        k = int(meta.get("k", 0))
-        names = list(meta.get("segment_names") or [])
-        return names + [f"Segment {i}" for i in range(len(names), k)]
+        """Current names of the served model's segments (renames included)."""
+        return self.analyses.segment_names()
 
-    def rename_segment(self, segment: int, name: str) -> str:
-        """Rename a segment of the active model; returns the saved name or raises ValueError."""
-        name = " ".join(str(name or "").split())
-        if not name:
-            raise ValueError("enter a name")
-        if len(name) > _MAX_NAME:
-            raise ValueError(f"a name has at most {_MAX_NAME} characters")
-        _, meta = self.model()
-        names = self.segment_names()
-        if not 0 <= segment < len(names):
-            raise ValueError(f"no segment {segment}")
-        if any(n.lower() == name.lower() for i, n in enumerate(names) if i != segment):
-            raise ValueError(f"another segment is already called {name!r}")
-        names[segment] = name
-        self.registry.update_meta(meta["version"], segment_names=names)
-        return name
+    def rename_segment(self, segment: int, name: str, *, actor: str = "local") -> str:
+        """Rename a segment of the served model; returns the saved name or raises ValueError (audited)."""
+        return self.analyses.rename_segment(segment, name, actor=actor)
 
     def sweep(self, k_min: int, k_max: int, progress=None) -> SweepResult:
-        """Metrics per k on the active model's features and data (cached)."""
-        analysis = self.analysis()
-        key = ("sweep", analysis.version, analysis.fingerprint, k_min, k_max, _SWEEP_STABILITY_RESAMPLES)
-
-        def compute():
-            Z = scaled(analysis)
-            # Stability per k is one of the criteria of the recommended k (10 refits per k, ~2 s on 2K rows).
-            return sweep(Z, k_min, k_max, seed=int(analysis.meta.get("seed", 42)), current_k=analysis.k,
-                         stability_resamples=_SWEEP_STABILITY_RESAMPLES, progress=progress)
-        return self._cached(key, compute)
+        """Metrics per k on the served model's features and data (cached)."""
+        return self.analyses.sweep(k_min, k_max, progress=progress)
 
     def selection_csv(self, positions) -> str:
-        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence.
-
-        No other customer field leaves the app: the ID is the user's own handle on a customer.
-        """
-        a = self.analysis()
-        names = self.segment_names()
-        pos = np.unique(np.asarray(positions, dtype=np.int64))
-        rows = a.frame.iloc[pos[(pos >= 0) & (pos < len(a.frame))]]  # positions come from the browser
-        labels = rows["segment"].to_numpy()
-        out = pd.DataFrame({"ID": rows["ID"].to_numpy(), "segment": labels,
-                            "segment_name": [names[s] for s in labels],
-                            "confidence": rows["confidence"].round(4).to_numpy()})
-        return to_safe_csv(out)
+        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence."""
+        return self.analyses.selection_csv(positions)
 
     def membership_csv(self) -> str:
         """Spreadsheet-safe CSV: ID, segment, segment name, confidence for every customer."""
-        a = self.analysis()
-        names = self.segment_names()
-        out = pd.DataFrame({
-            "ID": a.frame["ID"].to_numpy(),
-            "segment": a.labels,
-            "segment_name": [names[s] for s in a.labels],
-            "confidence": a.frame["confidence"].round(4).to_numpy(),
-        })
-        return to_safe_csv(out)
-
-    # ------------------------------------------------------------ prediction (API and /predict)
+        return self.analyses.membership_csv()
 
     def compare_segments(self, a: int, b: int) -> pd.DataFrame:
         """Means, difference and Cohen's d of every profile column between segments a and b (cached)."""
-        analysis = self.analysis()
-        key = ("compare", analysis.version, analysis.fingerprint, int(a), int(b))
-        return self._cached(key, lambda: profiles.compare_segments(
-            analysis.frame, analysis.labels, int(a), int(b), profiles.PROFILE_COLUMNS))
+        return self.analyses.compare_segments(a, b)
 
     def profiles_csv(self) -> str:
         """Spreadsheet-safe CSV of every profile table: one row per measure, one column per segment."""
-        return to_safe_csv(profile_tables(self.analysis(), self.segment_names()))
+        return self.analyses.profiles_csv()
 
-    # ------------------------------------------------------------ stability (/stability)
+    # ------------------------------------------------------------ prediction (PredictService)
+    def predict_form(self) -> dict:
+        """Form spec of the what-if page."""
+        return self.predictions.predict_form()
+
+    def map_background(self, max_points: int = 2500) -> dict:
+        """A seeded, downsampled sample of the customers' 2D PCA coordinates with their segments."""
+        return self.predictions.map_background(max_points)
+
+    def segment_cards(self) -> list[dict]:
+        """Per segment: description, last-campaign response and recommended products."""
+        return self.predictions.segment_cards()
+
+    def what_if(self, texts: dict) -> dict:
+        """Score a hypothetical customer typed into the form: errors per field, or the full explanation."""
+        return self.predictions.what_if(texts)
+
+    def derive_features(self, texts: dict) -> tuple[dict, dict]:
+        """Features computed from raw fields typed into the form: ({feature: value}, {field: error})."""
+        return self.predictions.derive_features(texts)
+
+    def typical_member(self, segment: int) -> dict:
+        """Fields of the member closest to a segment's centre."""
+        return self.predictions.typical_member(segment)
+
+    def customer_fields(self, customer_id) -> dict:
+        """Fields of an existing customer by ID; ValueError naming the ID when there is none."""
+        return self.predictions.customer_fields(customer_id)
+
+    def scenarios_csv(self, scenarios: list[dict]) -> str:
+        """Spreadsheet-safe CSV of saved what-if scenarios."""
+        return self.predictions.scenarios_csv(scenarios)
+
+    def segments_summary(self) -> list[dict]:
+        """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
+        return self.predictions.segments_summary()
+
+    # ------------------------------------------------------------ stability (StabilityService)
+    def stability(self, resamples: int = 30, window: str = "quarter", progress=None) -> dict:
+        """Bootstrap and enrolment-time stability of the served model on its data (each part cached)."""
+        return self.stabilities.stability(resamples, window, progress=progress)
+
+    def drift_data_path(self) -> Path | None:
+        """The configured later extract to compare with (SEGMENTLENS_DRIFT_DATA), when set and present."""
+        return self.stabilities.drift_data_path()
+
+    def drift(self, source=None, name: str | None = None, progress=None) -> dict:
+        """Compare new data (upload bytes, a path, or the configured file) with the served model's data."""
+        return self.stabilities.drift(source, name=name, progress=progress)
+
+    # ------------------------------------------------------------ uploads and retrains (UploadService)
+    def upload_limit(self) -> int:
+        """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB)."""
+        return self.uploads.upload_limit()
+
+    def accept_upload(self, contents: str | None, filename: str | None, *, actor: str = "local") -> dict:
+        """Check an upload and keep it (bounded folder); returns its report or raises DataFileError (audited)."""
+        return self.uploads.accept_upload(contents, filename, actor=actor)
+
+    def upload_sweep(self, token, features) -> dict:
+        """Recommended k for the uploaded data on the chosen features (cached)."""
+        return self.uploads.upload_sweep(token, features)
+
+    def retrain_upload(self, token, name, k, features, progress=None, *, actor: str = "local") -> dict:
+        """Train a candidate on a kept upload (never activated); returns its version (audited)."""
+        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference, actor=actor)
+
+    def _reference(self):
+        """The served model, its names and customers, as core.training.Reference (None without one), and its meta."""
+        from core import training
+        from core.loading import DataFileError
+
+        try:
+            model, meta = self.model()
+        except RegistryError:
+            return None, {}
+        try:
+            frame = self.analysis().frame
+        except (DataFileError, OSError):  # its data is gone: names still carry over, only the comparison is lost
+            frame = None
+        return training.Reference(model, meta["version"], self.segment_names(), frame), meta
+
+    # ------------------------------------------------------------ versions (VersionService)
+    def versions_table(self) -> list[dict]:
+        """Every model version, newest first (needs no served model)."""
+        return self.versions.versions_table()
+
+    def activate_version(self, version: str, *, actor: str = "local") -> str:
+        """Make a version active (refused when its file fails verification); audited."""
+        return self.versions.activate_version(version, actor=actor)
+
+    def rollback_version(self, *, actor: str = "local") -> str:
+        """Re-activate the previously active version; returns it; audited."""
+        return self.versions.rollback_version(actor=actor)
+
+    def delete_version(self, version: str, *, actor: str = "local") -> str:
+        """Delete an inactive version and then its unused data copy; audited."""
+        return self.versions.delete_version(version, actor=actor)
+
+    def comparison(self, version: str) -> dict:
+        """A version compared with the served one, with ``common_note`` saying how customers were matched."""
+        return self.versions.comparison(version)
+
+    def report_html(self) -> str:
+        """The self-contained HTML report of the segments."""
+        return self.versions.report_html()
 
 
 def get_services() -> Services:
@@ -299,4 +251,3 @@ def get_services() -> Services:
     import flask
 
     return flask.current_app.extensions["segmentlens"]
-

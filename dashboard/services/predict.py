@@ -1,73 +1,53 @@
 """Services for scoring: the live model (API), the what-if form and its helpers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from core import profiles
 from core.exports import to_safe_csv
-from core.model import SegmentationModel
 
-from .analysis import Analysis, scaled
+from .analysis import Analysis, AnalysisService, scaled
+from .results import ResultCache
+from .store import LiveModel, ModelStore, padded_names
 
-__all__ = ["PredictServices", "LiveModel"]
-
-_LIVE_RECHECK_S = 1.0
+__all__ = ["PredictService", "LiveModel"]
 
 
-class PredictServices:
-    """Prediction methods of Services (API and /predict)."""
+class PredictService:
+    """Scoring for the API and /predict: the live model, the what-if form and its helpers."""
 
-    def live_model(self) -> "LiveModel":
-        """The active model with its metadata and names; re-read only when the registry manifest changes.
+    def __init__(self, analyses: AnalysisService, store: ModelStore, results: ResultCache):
+        self.analyses, self.store, self.results = analyses, store, results
 
-        The check is one stat() of the manifest (Registry.token), so every gunicorn worker follows an
-        activation on its next request; a full re-read at most every second covers a rewrite that
-        keeps the same size within one timestamp tick.
-        """
-        import time
-
-        token = self.registry.token()
-        now = time.monotonic()
-        live = self.__dict__.get("_live")
-        if live is not None and live.token == token and now - live.checked < _LIVE_RECHECK_S:
-            return live
-        model, meta = self.model()  # checksum-verified; falls back like the pages when the active file is bad
-        version = meta["version"]
-        k = int(model.k)
-        names = list(meta.get("segment_names") or [])[:k]
-        names += [f"Segment {i}" for i in range(len(names), k)]
-        live = LiveModel(version=version, model=model, meta=meta, names=names, token=token, checked=now)
-        self._live = live
-        return live
+    def live_model(self) -> LiveModel:
+        """The served model with its metadata and names (ModelStore.live: one stat() per call when unchanged)."""
+        return self.store.live()
 
     def _analysis_model(self):
         """The analysis with the model and names of the same version (the live ones when they match)."""
-        a = self.analysis()
+        a = self.analyses.analysis()
         live = self.live_model()
         if live.version == a.version:
             return a, live.model, live.names
-        model, meta = self.model(a.version)
-        names = list(meta.get("segment_names") or [])[:a.k]
-        return a, model, names + [f"Segment {i}" for i in range(len(names), a.k)]
+        model, meta = self.analyses.model(a.version)
+        return a, model, padded_names(meta, a.k)
 
     def predict_form(self) -> dict:
         """Form spec of the what-if page: per feature and raw field, label, data quartiles/min/max, accepted range."""
-        a = self.analysis()
-        return self._cached(("predict_form", a.version, a.fingerprint), lambda: predict_form_spec(a))
+        a = self.analyses.analysis()
+        return self.results.cached(("predict_form", a.version, a.fingerprint), lambda: predict_form_spec(a))
 
     def map_background(self, max_points: int = 2500) -> dict:
         """A seeded, downsampled sample of the customers' 2D PCA coordinates with their segments."""
-        a = self.analysis()
-        return self._cached(("predict_map", a.version, a.fingerprint, max_points),
-                            lambda: map_sample(a, max_points))
+        a = self.analyses.analysis()
+        return self.results.cached(("predict_map", a.version, a.fingerprint, max_points),
+                                   lambda: map_sample(a, max_points))
 
     def segment_cards(self) -> list[dict]:
         """Per segment: description, last-campaign response (with 95 % interval) and recommended products."""
-        a = self.analysis()
-        return self._cached(("predict_cards", a.version, a.fingerprint), lambda: segment_cards(a))
+        a = self.analyses.analysis()
+        return self.results.cached(("predict_cards", a.version, a.fingerprint), lambda: segment_cards(a))
 
     def what_if(self, texts: dict) -> dict:
         """Score a hypothetical customer typed into the form: errors per field, or the full explanation."""
@@ -130,7 +110,7 @@ class PredictServices:
 
     def customer_fields(self, customer_id) -> dict:
         """Fields of an existing customer by ID; ValueError naming the ID when there is none."""
-        a = self.analysis()
+        a = self.analyses.analysis()
         text = str(customer_id if customer_id is not None else "").strip()
         try:
             wanted = int(float(text.replace(",", "")))
@@ -148,20 +128,8 @@ class PredictServices:
     def segments_summary(self) -> list[dict]:
         """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
         a, _, names = self._analysis_model()
-        rows = self._cached(("api_segments", a.version, a.fingerprint), lambda: segments_table(a))
+        rows = self.results.cached(("api_segments", a.version, a.fingerprint), lambda: segments_table(a))
         return [dict(row, name=names[row["segment"]]) for row in rows]
-
-
-@dataclass(frozen=True)
-class LiveModel:
-    """The active model as scoring sees it: version, fitted model, metadata, current segment names."""
-
-    version: str
-    model: SegmentationModel
-    meta: dict
-    names: list
-    token: str
-    checked: float
 
 
 def _quantiles(values: np.ndarray) -> dict:

@@ -6,13 +6,17 @@ from pathlib import Path
 
 from core.pipeline import prepare
 
-from .analysis import scaled
+from .analysis import AnalysisService, scaled
+from .results import ResultCache
 
-__all__ = ["StabilityServices"]
+__all__ = ["StabilityService"]
 
 
-class StabilityServices:
-    """Stability and drift methods of Services."""
+class StabilityService:
+    """Stability of the served model's segments and drift of new data (the /stability page)."""
+
+    def __init__(self, analyses: AnalysisService, results: ResultCache):
+        self.analyses, self.results = analyses, results
 
     def stability(self, resamples: int = 30, window: str = "quarter", progress=None) -> dict:
         """Bootstrap and enrolment-time stability of the active model on its data (each part cached).
@@ -25,16 +29,16 @@ class StabilityServices:
         resamples = int(resamples)
         if not 1 <= resamples <= 1000:
             raise ValueError(f"resamples must be between 1 and 1000, got {resamples}")
-        a = self.analysis()
-        model, _ = self.model(a.version)
+        a = self.analyses.analysis()
+        model, _ = self.analyses.model(a.version)
         seed = int(a.meta.get("seed", 42))
         n_init = int(a.meta.get("n_init", 10))  # refits fitted like the model, or stability is understated
         report = progress or (lambda *_args: None)
-        boot = self._cached(
+        boot = self.results.cached(
             ("stability-boot", a.version, a.fingerprint, resamples, seed, n_init),
             lambda: bootstrap_stability(scaled(a), a.labels, resamples=resamples, seed=seed, n_init=n_init,
                                         progress=lambda d, t, m: report(int(80 * d / t), 100, m)))
-        temporal = self._cached(
+        temporal = self.results.cached(
             ("stability-time", a.version, a.fingerprint, window),
             lambda: temporal_stability(a.frame, model, window=window,
                                        progress=lambda d, t, m: report(80 + int(20 * d / t), 100, m)))
@@ -63,15 +67,15 @@ class StabilityServices:
             data, name = bytes(source), name or "upload"
         else:
             data, name = Path(source).read_bytes(), name or Path(source).name
-        a = self.analysis()
-        model, meta = self.model(a.version)
+        a = self.analyses.analysis()
+        model, meta = self.analyses.model(a.version)
         key = ("drift", a.version, a.fingerprint, fingerprint(data))
 
         def compute():
             new = prepare(data, name=name)
             report = compare_new_data(model, a.frame, new.frame, progress=progress)
             return {"report": report, "new_source": new.source, "new_rows": new.report.rows_used}
-        result = dict(self._cached(key, compute))
+        result = dict(self.results.cached(key, compute))
         note = None
         if meta.get("data_fingerprint") and meta["data_fingerprint"] != a.fingerprint:
             note = (f"The model's training file is no longer available; the comparison uses {a.source}, "

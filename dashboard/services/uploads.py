@@ -1,31 +1,79 @@
-"""Services for data and model management: uploads, retrains, versions, exports (the /data page)."""
+"""Uploads and retrains (the /data page): bounded upload storage, the k advice, candidates.
+
+Uploads wait under ``<cache>/uploads`` for a retrain. The folder is bounded: at most
+``SEGMENTLENS_MAX_UPLOADS`` files (20), ``SEGMENTLENS_MAX_UPLOAD_TOTAL_MB`` in all (500) and
+each kept ``SEGMENTLENS_UPLOAD_TTL_HOURS`` (24); the oldest go first to make room.
+"""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.pipeline import prepare
-from core.registry import RegistryError
+from core.registry import Registry
 from core.selection import sweep
 
+from .audit import Auditor
 from .cache import CACHE_DIR
+from .results import ResultCache
 
-__all__ = ["DataServices", "UPLOAD_SWEEP_MAX"]
+__all__ = ["UploadService", "UploadLimits", "UPLOAD_SWEEP_MAX"]
 
 _UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-_UPLOAD_MAX_AGE_S = 24 * 3600
 # Up to this many customers the upload's k sweep runs when the file is checked (about a second).
 UPLOAD_SWEEP_MAX = 5_000
+_DEFAULTS = {"SEGMENTLENS_MAX_UPLOADS": 20, "SEGMENTLENS_MAX_UPLOAD_TOTAL_MB": 500.0,
+             "SEGMENTLENS_UPLOAD_TTL_HOURS": 24.0}
 
 
-class DataServices:
-    """Upload, retrain and version methods of Services."""
+def _setting(name: str, kind=float):
+    """A positive number from the environment; a bad value is reported and the default used."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return _DEFAULTS[name]
+    try:
+        value = kind(float(text.strip()))
+        if not value > 0 or value != value:
+            raise ValueError
+    except (ValueError, OverflowError):
+        print(f"segmentlens: {name}={text!r} is not a positive number; using {_DEFAULTS[name]}",
+              file=sys.stderr, flush=True)
+        return _DEFAULTS[name]
+    return value
 
+
+class UploadLimits:
+    """How many uploads, how many bytes in all, and for how long they are kept (read from the environment)."""
+
+    def __init__(self, max_files: int, max_bytes: int, ttl_seconds: float):
+        self.max_files, self.max_bytes, self.ttl_seconds = int(max_files), int(max_bytes), float(ttl_seconds)
+
+    @classmethod
+    def from_env(cls) -> "UploadLimits":
+        """SEGMENTLENS_MAX_UPLOADS, SEGMENTLENS_MAX_UPLOAD_TOTAL_MB, SEGMENTLENS_UPLOAD_TTL_HOURS (or defaults)."""
+        return cls(_setting("SEGMENTLENS_MAX_UPLOADS", int),
+                   int(_setting("SEGMENTLENS_MAX_UPLOAD_TOTAL_MB") * 1024 * 1024),
+                   _setting("SEGMENTLENS_UPLOAD_TTL_HOURS") * 3600)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+class UploadService:
+    """Accepts uploads into a bounded folder and trains candidates on them (never activated)."""
+
+    def __init__(self, registry: Registry, results: ResultCache, auditor: Auditor):
+        self.registry, self.results, self.auditor = registry, results, auditor
+
+    # ------------------------------------------------------------ limits and storage
     def upload_limit(self) -> int:
         """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB; 50 MB by default or when it is not a number)."""
-        import sys
-
         from core.training import parse_upload_limit
 
         try:
@@ -34,26 +82,97 @@ class DataServices:
             print(f"segmentlens: {exc}; using the default", file=sys.stderr, flush=True)
             return parse_upload_limit(None)
 
-    def _upload_dir(self) -> Path:
+    def upload_dir(self) -> Path:
         """Where accepted uploads wait for a retrain (under the cache folder)."""
         return Path(os.environ.get("SEGMENTLENS_CACHE_DIR", CACHE_DIR)) / "uploads"
 
-    def _upload_path(self, token) -> Path:
+    def upload_path(self, token) -> Path:
         """The kept upload named by a token from the browser (checked: only server-made names resolve)."""
         if not isinstance(token, str) or not _UPLOAD_TOKEN.match(token):
             raise ValueError("this upload is unknown to the server; upload the file again")
-        path = self._upload_dir() / f"{token}.upload"
-        if not path.is_file():
-            raise ValueError("the uploaded file is no longer on the server (uploads are kept for a day); "
-                             "upload it again")
+        path = self.upload_dir() / f"{token}.upload"
+        if not path.is_file() or self._expired(path):
+            raise ValueError("the uploaded file is no longer on the server (uploads are kept for "
+                             f"{UploadLimits.from_env().ttl_seconds / 3600:g} hours and the oldest make room for "
+                             "new ones); upload it again")
         return path
 
-    def accept_upload(self, contents: str | None, filename: str | None) -> dict:
+    @staticmethod
+    def _expired(path: Path) -> bool:
+        try:
+            return path.stat().st_mtime < time.time() - UploadLimits.from_env().ttl_seconds
+        except OSError:
+            return True
+
+    def _store(self, data: bytes, token: str, shown: str) -> list[str]:
+        """Keep ``data`` as ``token``, making room by removing expired then oldest uploads; returns what was removed.
+
+        One process at a time (a lock file in the folder), so two workers never both think there is room.
+        """
+        from core.loading import DataFileError
+
+        limits = UploadLimits.from_env()
+        if len(data) > limits.max_bytes:
+            raise DataFileError(f"{shown} is {_mb(len(data))}, more than the {_mb(limits.max_bytes)} kept for all "
+                                "uploads together (SEGMENTLENS_MAX_UPLOAD_TOTAL_MB); upload a smaller file")
+        folder = self.upload_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        removed = []
+        with open(folder / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kept = []
+            cutoff = time.time() - limits.ttl_seconds
+            for path in folder.glob("*.upload"):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                if st.st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed.append(path.stem)
+                else:
+                    kept.append((st.st_mtime, path, st.st_size))
+            for stale in folder.glob(".*.tmp"):  # a crash mid-write
+                try:
+                    if stale.stat().st_mtime < time.time() - 3600:
+                        stale.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            kept.sort()
+            total = sum(size for _, _, size in kept)
+            while kept and (len(kept) + 1 > limits.max_files or total + len(data) > limits.max_bytes):
+                _, oldest, size = kept.pop(0)
+                oldest.unlink(missing_ok=True)
+                removed.append(oldest.stem)
+                total -= size
+            tmp = folder / f".{token}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, folder / f"{token}.upload")
+        return removed
+
+    # ------------------------------------------------------------ uploads
+    def accept_upload(self, contents: str | None, filename: str | None, *, actor: str = "local") -> dict:
         """Check an upload (type, size, content) and keep it under a server-made name; returns its report.
 
         Raises core.loading.DataFileError with a message for people when the file cannot be used; then
         nothing is kept. The report holds only aggregate facts and non-personal preview columns.
+        Accepted and refused uploads are both audited.
         """
+        from core.loading import DataFileError
+
+        label = (re.split(r"[\\/]", str(filename or "upload"))[-1] or "upload")[:120]
+        try:
+            report = self._accept(contents, filename)
+        except DataFileError as exc:
+            self.auditor.record(actor, "upload", label, "failed", str(exc))
+            raise
+        detail = f"{report['bytes']:,} bytes, {report['rows_used']:,} customers used, token {report['token']}"
+        if report["removed"]:
+            detail += f"; made room by removing {report['removed']} older upload(s)"
+        self.auditor.record(actor, "upload", report["name"], "ok", detail)
+        return report
+
+    def _accept(self, contents, filename) -> dict:
         import base64
         import binascii
         import json
@@ -73,18 +192,14 @@ class DataServices:
             raise DataFileError("the upload arrived incomplete; choose the file again") from None
         shown = training.check_upload(filename, len(data), limit)
         prepared = prepare(data, name=shown)  # the loader's checks: binary content, headers, dates, rows
-        folder = self._upload_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        _prune_uploads(folder)
         token = uuid.uuid4().hex
-        tmp = folder / f".{token}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / f"{token}.upload")
+        removed = self._store(data, token, shown)
         load = prepared.info.to_dict()
         load["unreadable"] = {column: len(rows) for column, rows in load["unreadable"].items()}
         return {"token": token, "name": shown, "bytes": len(data), "fingerprint": prepared.fingerprint,
                 "rows_used": int(len(prepared.frame)), "load": load, "cleaning": prepared.report.to_dict(),
-                "preview": json.loads(training.preview(prepared.frame).to_json(orient="records"))}
+                "preview": json.loads(training.preview(prepared.frame).to_json(orient="records")),
+                "removed": len(removed)}
 
     def upload_sweep(self, token, features) -> dict:
         """Recommended k for the uploaded data on the chosen features (k=2..10, cached by file and features).
@@ -96,7 +211,7 @@ class DataServices:
         from core.model import standardise
         from core.pipeline import fingerprint, parse_features
 
-        data = self._upload_path(token).read_bytes()
+        data = self.upload_path(token).read_bytes()
         chosen = parse_features(",".join(features or []))
         key = ("upload-sweep", fingerprint(data), ",".join(chosen))
 
@@ -107,142 +222,40 @@ class DataServices:
                 return {"skipped": n}
             Z, _, _ = standardise(frame[chosen].to_numpy(dtype=float))
             return training.sweep_summary(sweep(Z, 2, min(10, n - 1), seed=42))
-        return self._cached(key, compute)
+        return self.results.cached(key, compute)
 
-    def _reference(self):
-        """The active (served) model, its names and customers, as core.training.Reference (None without one)."""
-        from core import training
-        from core.loading import DataFileError
-
-        try:
-            model, meta = self.model()
-        except RegistryError:
-            return None, {}
-        try:
-            frame = self.analysis().frame
-        except (DataFileError, OSError):  # its data is gone: names still carry over, only the comparison is lost
-            frame = None
-        return training.Reference(model, meta["version"], self.segment_names(), frame), meta
-
-    def retrain_upload(self, token, name, k, features, progress=None) -> dict:
+    # ------------------------------------------------------------ retrain
+    def retrain_upload(self, token, name, k, features, progress=None, *, reference: Callable | None = None,
+                       actor: str = "local") -> dict:
         """Train a candidate on a kept upload (never activated); returns its version and the comparison.
 
+        ``reference()`` gives the served model as (core.training.Reference or None, its metadata).
         Raises ValueError / DataFileError / RegistryError (e.g. another training running) with a message.
+        Started, finished and failed runs are audited.
         """
         from core import training
         from core.pipeline import parse_features
 
-        data = self._upload_path(token).read_bytes()
-        chosen = parse_features(",".join(features or []))
-        try:
-            k = int(k)
-        except (TypeError, ValueError):
-            raise ValueError("k must be a whole number of segments, such as 6") from None
         # The name came back from the browser: it is only a label, cut to its base name and a sane length.
         shown = (re.split(r"[\\/]", str(name or "upload"))[-1] or "upload")[:120]
-        reference, active_meta = self._reference()
-        kept = self.registry.keep_data(data)  # the data the new version is shown on once activated
-        result = training.retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
-                                  features=chosen, seed=int(active_meta.get("seed", 42)),
-                                  n_init=int(active_meta.get("n_init", 10)), reference=reference, progress=progress)
-        return {"version": result.version, "k": result.model.k, "name": shown,
-                "rows_used": int(len(result.prepared.frame)), "reference_version": reference.version if reference
-                else None, "segment_names": list(result.meta["segment_names"])}
-
-    def versions_table(self) -> list[dict]:
-        """Every model version, newest first: provenance, size, k, features, quality, stability, active."""
-        served = self.__dict__.get("_degraded")
-        rows = []
-        for meta in reversed(self.registry.versions()):
-            stability = meta.get("stability") or {}
-            rows.append({
-                "version": meta["version"], "created": meta.get("created") or "—",
-                "source": meta.get("data_source") or "—", "fingerprint": meta.get("data_fingerprint") or "—",
-                "rows": meta.get("n_customers"), "k": meta.get("k"), "features": list(meta.get("features") or []),
-                "silhouette": (meta.get("metrics") or {}).get("silhouette"),
-                "stability": stability.get("mean_jaccard"), "active": bool(meta.get("active")),
-                "serving": bool(served and served.get("serving") == meta["version"]),
-                "broken": bool(served and served.get("bad") == meta["version"]),
-            })
-        return rows
-
-    def activate_version(self, version: str) -> str:
-        """Make a version active (the registry refuses one whose file fails its checksum)."""
-        self.registry.activate(version)
-        return version
-
-    def rollback_version(self) -> str:
-        """Re-activate the previously active version; returns it."""
-        return self.registry.rollback()
-
-    def delete_version(self, version: str) -> str:
-        """Delete an inactive version (the registry refuses the active one)."""
-        self.registry.delete(version)
-        return version
-
-    def comparison(self, version: str) -> dict:
-        """A version compared with the active one: as stored at training when the active model is unchanged,
-        else computed now on the version's kept training data (cached)."""
-        from core import training
-
-        candidate_meta = self.registry.metadata(version)
-        model, meta = self.model()
-        active = meta["version"]
-        if version == active:
-            return {"same": True, "reference_version": active}
-        stored = candidate_meta.get("comparison")
-        if stored and stored.get("reference_version") == active:
-            return stored
-        path = candidate_meta.get("data_path")
-        if not path or not Path(path).exists():
-            if stored:
-                return dict(stored, stale=True)
-            raise ValueError(f"the data {version} was trained on is not available, so it cannot be compared "
-                             f"with {active}")
-        a = self.analysis()
-        key = ("comparison", version, active, a.fingerprint, candidate_meta.get("data_fingerprint"))
-
-        def compute():
-            candidate = self._checked_model(version)
-            frame = prepare(path, name=candidate_meta.get("data_source")).frame
-            reference = training.Reference(model, active, self.segment_names(), a.frame)
-            k = int(candidate.k)
-            names = list(candidate_meta.get("segment_names") or [])[:k]
-            names += [f"Segment {i}" for i in range(len(names), k)]
-            generated = candidate_meta.get("generated_names")
-            return training.compare_candidate(candidate, frame, names, reference,
-                                              generated=generated if generated and len(generated) == k else None,
-                                              seed=int(meta.get("seed", 42)))
-        return self._cached(key, compute)
-
-    def report_html(self) -> str:
-        """The self-contained HTML report of the segments (personas, key charts, campaign economics)."""
-        from core.report import segment_report
-
-        from dashboard.theme import segment_colour
-
-        a = self.analysis()
-        names = self.segment_names()
-        segments = [{"segment": i, "name": names[i], "description": a.personas[i].description,
-                     "traits": list(a.personas[i].traits), "n": int(a.sizes.loc[i, "n"]),
-                     "share": float(a.sizes.loc[i, "share"]), "colour": segment_colour(i)} for i in range(a.k)]
-        summary = {"version": a.version, "k": a.k, "features": a.features, "data_source": a.source,
-                   "data_fingerprint": a.fingerprint, "n_customers": len(a.frame),
-                   "silhouette": (a.meta.get("metrics") or {}).get("silhouette"), "created": a.meta.get("created")}
-        return segment_report(title="SegmentLens · customer segments", summary=summary, segments=segments,
-                              economics=a.economics, campaigns=a.campaigns, product_mix=a.product_mix,
-                              zscores=a.zscores)
-
-
-def _prune_uploads(folder: Path) -> None:
-    """Remove uploads older than a day (they were never retrained, or were long ago)."""
-    import time
-
-    cutoff = time.time() - _UPLOAD_MAX_AGE_S
-    for path in folder.iterdir():
+        self.auditor.record(actor, "retrain", shown, "started", f"k={k}, features={','.join(features or []) or 'model'}")
         try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
-
+            data = self.upload_path(token).read_bytes()
+            chosen = parse_features(",".join(features or []))
+            try:
+                k = int(k)
+            except (TypeError, ValueError):
+                raise ValueError("k must be a whole number of segments, such as 6") from None
+            ref, active_meta = reference() if reference is not None else (None, {})
+            kept = self.registry.keep_data(data)  # the data the new version is shown on once activated
+            result = training.retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
+                                      features=chosen, seed=int(active_meta.get("seed", 42)),
+                                      n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress)
+        except Exception as exc:
+            outcome = "cancelled" if isinstance(exc, training.RetrainCancelled) else "failed"
+            self.auditor.record(actor, "retrain", shown, outcome, f"{type(exc).__name__}: {exc}")
+            raise
+        self.auditor.record(actor, "retrain", result.version, "ok", f"candidate of {shown}, k={result.model.k}")
+        return {"version": result.version, "k": result.model.k, "name": shown,
+                "rows_used": int(len(result.prepared.frame)), "reference_version": ref.version if ref else None,
+                "segment_names": list(result.meta["segment_names"])}

@@ -1,0 +1,224 @@
+"""HTTP hardening of the one Flask server: body limits, security headers, proxies, opaque job handles.
+
+Everything here is a property of the HTTP layer, not of a page: it is installed once by
+``factory.create_app`` and holds for the dashboard, its callbacks and the API alike.
+
+- Body limits are enforced before a body is read: a declared ``Content-Length`` over the
+  route's limit is refused with 413 at once, and a chunked body is cut off by werkzeug's
+  limited stream as soon as it passes the limit (Flask's per-request ``max_content_length``).
+- Security headers on every response, with a Content-Security-Policy that Dash and Plotly work
+  under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers).
+- ``X-Forwarded-For`` is trusted only from the proxies listed in ``SEGMENTLENS_TRUSTED_PROXIES``.
+- Dash's background-callback handles carry the job's process id; the browser gets an opaque
+  token instead (no PIDs in responses), mapped back on the way in.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+from urllib.parse import parse_qsl, urlencode
+
+import flask
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .api import API_PREFIX, parse_size
+
+__all__ = ["install_security", "body_limits", "DASH_UPDATE_PATH", "LISTEN_HOST_KEY"]
+
+DASH_UPDATE_PATH = "/_dash-update-component"
+LISTEN_HOST_KEY = "segmentlens.listen_host"
+_SMALL_BODY = 64 * 1024  # sign-in form and anything else that is not an upload or the API
+_JOB_RE = re.compile(r'"job"\s*:\s*"(\d+)\.([0-9a-f]{16,})"')
+_TOKEN_RE = re.compile(r"^j([0-9a-f]+)\.([0-9a-f]{16,})$")
+
+
+def body_limits() -> dict[str, int]:
+    """Largest request body per kind of route, in bytes, from the environment.
+
+    The Dash route carries uploads base64-encoded inside JSON (4/3 of the file plus the
+    callback's other inputs), so its limit follows ``SEGMENTLENS_MAX_UPLOAD_MB``.
+    """
+    upload_mb = float(os.environ.get("SEGMENTLENS_MAX_UPLOAD_MB") or 50)
+    return {
+        "dash": int(upload_mb * 1024 * 1024 * 4 / 3) + 1024 * 1024,
+        "api": parse_size(os.environ.get("SEGMENTLENS_MAX_BODY")),
+        "other": _SMALL_BODY,
+    }
+
+
+def _limit_for(path: str, limits: dict[str, int]) -> int:
+    if path == DASH_UPDATE_PATH:
+        return limits["dash"]
+    if path.startswith(API_PREFIX + "/"):
+        return limits["api"]
+    return limits["other"]
+
+
+def _csp(app) -> str:
+    # Dash writes a few inline <script> blocks (config, renderer start-up): allowed by hash only.
+    script_hashes = " ".join(f"'{h}'" for h in app.csp_hashes())
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' {script_hashes} 'unsafe-eval'",  # plotly.js compiles some WebGL shaders with Function()
+        "style-src 'self' 'unsafe-inline'",  # plotly.js and React set inline styles
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def _security_headers(app) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": _csp(app),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    }
+
+
+class _TrustedProxies:
+    """Apply ProxyFix only when the direct peer is one of the configured proxies."""
+
+    def __init__(self, app, proxies: list):
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=0, x_port=0, x_prefix=0)
+        self.proxies = proxies
+
+    def _trusted(self, addr: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.proxies)
+
+    def __call__(self, environ, start_response):
+        if self.proxies and self._trusted(environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def parse_proxies(text: str | None) -> list:
+    """``SEGMENTLENS_TRUSTED_PROXIES``: comma-separated addresses or networks (e.g. ``10.0.0.5, 10.1.0.0/16``)."""
+    out = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"SEGMENTLENS_TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
+    return out
+
+
+class _OpaqueJobs:
+    """Replace the process id in Dash's background-job handles with a keyed token, and back.
+
+    Dash hands the browser ``"<pid>.<signature>"``; the pid is XOR-ed with a mask derived from the
+    server's secret and the handle's own signature, so every worker can map it back and the
+    browser never learns a process id.
+    """
+
+    def __init__(self, app, secret: bytes):
+        self.app, self.secret = app, secret
+
+    def _mask(self, signature: str) -> int:
+        return int.from_bytes(hmac.new(self.secret, signature.encode(), hashlib.sha256).digest()[:4], "big")
+
+    def hide(self, pid: str, signature: str) -> str:
+        return f"j{int(pid) ^ self._mask(signature):x}.{signature}"
+
+    def reveal(self, token: str) -> str:
+        match = _TOKEN_RE.match(token)
+        if not match:
+            return token  # not ours: Dash's own signature check refuses it
+        return f"{int(match.group(1), 16) ^ self._mask(match.group(2))}.{match.group(2)}"
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != DASH_UPDATE_PATH:
+            return self.app(environ, start_response)
+        query = environ.get("QUERY_STRING", "")
+        if "job" in query.lower():
+            pairs = [(k, self.reveal(v) if k in ("job", "oldJob", "cancelJob") else v)
+                     for k, v in parse_qsl(query, keep_blank_values=True)]
+            environ["QUERY_STRING"] = urlencode(pairs)
+        return self.app(environ, start_response)
+
+    def rewrite_response(self, response: flask.Response) -> None:
+        if response.direct_passthrough or response.mimetype != "application/json":
+            return
+        body = response.get_data(as_text=True)
+        if '"job"' not in body:
+            return
+        response.set_data(_JOB_RE.sub(lambda m: f'"job":{json.dumps(self.hide(m.group(1), m.group(2)))}', body))
+
+
+class _ListenHost:
+    """Remember the address the server listens on (before any proxy rewriting) for the open-mode rule."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        environ[LISTEN_HOST_KEY] = environ.get("SERVER_NAME", "")
+        return self.app(environ, start_response)
+
+
+def install_security(app, secret: bytes) -> None:
+    """Install body limits, headers, proxy handling, opaque job handles and quiet 404s on ``app.server``."""
+    server: flask.Flask = app.server
+    limits = body_limits()
+    server.extensions["segmentlens_body_limits"] = limits
+    jobs = _OpaqueJobs(server.wsgi_app, secret)
+    server.wsgi_app = _ListenHost(_TrustedProxies(jobs, parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))))
+    headers: dict[str, str] = {}
+
+    @server.before_request
+    def limit_body():
+        limit = _limit_for(flask.request.path, limits)
+        flask.request.max_content_length = limit
+        length = flask.request.content_length
+        if length is not None and length > limit:
+            raise RequestEntityTooLarge(f"the request body has {length:,} bytes; this address takes at most {limit:,}")
+        if length is None and flask.request.method in ("POST", "PUT", "PATCH") \
+                and "chunked" in flask.request.headers.get("Transfer-Encoding", "").lower():
+            # Read (at most limit + 1 bytes) now, so a chunked body over the limit is refused here,
+            # before anything else parses it.
+            flask.request.get_data(cache=True)
+
+    @server.after_request
+    def add_headers(response: flask.Response):
+        if not headers:  # computed once the app's callbacks (and their inline scripts) are known
+            headers.update(_security_headers(app))
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if flask.request.path == DASH_UPDATE_PATH:
+            jobs.rewrite_response(response)
+        return response
+
+    @server.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        limit = _limit_for(flask.request.path, limits)
+        message = exc.description if "bytes" in str(exc.description) else \
+            f"the request body is larger than this address takes ({limit:,} bytes at most)"
+        if flask.request.path.startswith(API_PREFIX + "/") or flask.request.path == DASH_UPDATE_PATH:
+            return flask.jsonify(error="payload_too_large", message=message, status=413), 413
+        return flask.Response(f"413 Payload Too Large: {message}\n", 413, mimetype="text/plain")
+
+    @server.errorhandler(NotFound)
+    def not_found(exc):
+        if flask.request.path.startswith(API_PREFIX + "/"):
+            return flask.jsonify(error="not_found", message="no such endpoint", status=404), 404
+        return flask.Response("404 Not Found\n", 404, mimetype="text/plain")
