@@ -23,6 +23,12 @@ add_features
     of purchases.
 RULES
     Cleaning rule name -> (action, description), in the order they run.
+explore
+    Load and clean a file keeping the raw rows: which rule dropped or changed
+    which row (``rule_rows``), the rules' cut-offs, for an EDA.
+missing_values, outlier_summary, correlations, enrolments
+    Empty cells per column, Tukey's fences per column, Pearson correlations,
+    customers enrolled per month.
 DEFAULT_FEATURES, MODEL_FEATURES, FEATURE_LABELS
     The seven features of the original project, every feature a model may
     use, and their labels for people.
@@ -82,6 +88,8 @@ _EXPORTS = {
     "SegmentationModel": "model", "standardise": "model",
     "Registry": "registry", "RegistryError": "registry",
     "export_sklearn": "seed_export",
+    "explore": "eda", "rule_rows": "eda", "outlier_summary": "eda", "missing_values": "eda",
+    "correlations": "eda", "enrolments": "eda",
     "sweep": "selection", "silhouette_samples": "selection", "SweepResult": "selection",
     "bootstrap_stability": "stability", "stability_per_k": "stability",
     "personas": "profiles",

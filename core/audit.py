@@ -7,9 +7,11 @@ One JSON object per line::
 
 Names in use (callers choose; nothing is enforced):
 
-- action: ``sign_in``, ``sign_out``, ``upload``, ``retrain``, ``activate``, ``rollback``, ``delete``,
-  ``rename``, ``user_add``, ``user_remove``, ``user_set_role``, ``key_create``, ``key_revoke``;
-- outcome: ``ok``, ``failed`` (tried and could not be done), ``denied`` (role or credentials refused);
+- action: ``sign-in``, ``sign-out``, ``upload``, ``retrain``, ``activate``, ``rollback``, ``delete``,
+  ``rename``; from the command line ``user-add``, ``user-remove``, ``user-set-role``, ``key-create``,
+  ``key-revoke``;
+- outcome: ``ok``, ``started``, ``failed`` (tried and could not be done), ``denied`` / ``refused``
+  (the role, the credentials or a rate limit said no);
 - user: a user or key name, ``local`` in open mode, ``cli:<os user>`` from the command line.
 
 Lines are only ever appended (``O_APPEND``, one ``write`` per line under an fcntl lock,

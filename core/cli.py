@@ -81,17 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="metrics per k and the recommended k",
                        description="Fit k-means for each k and report inertia, silhouette, Calinski-Harabasz, Davies-Bouldin.")
     _add_data(p)
-    p.add_argument("--k-min", type=_positive("--k-min", 2), default=2)
-    p.add_argument("--k-max", type=_positive("--k-max", 2), default=10)
-    p.add_argument("--features", metavar="A,B,..")
-    p.add_argument("--seed", type=_positive("--seed", 0), default=42)
-    p.add_argument("--n-init", type=_positive("--n-init"), default=3, help="k-means starts per k (default 3)")
+    p.add_argument("--k-min", type=_positive("--k-min", 2), default=2,
+                   help="smallest number of segments tried (default: %(default)s)")
+    p.add_argument("--k-max", type=_positive("--k-max", 2), default=10,
+                   help="largest number of segments tried (default: %(default)s)")
+    p.add_argument("--features", metavar="A,B,..",
+                   help="comma-separated features (default: the seven of the original project)")
+    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default: %(default)s)")
+    p.add_argument("--n-init", type=_positive("--n-init"), default=3,
+                   help="k-means starts per k; the best is kept (default: %(default)s)")
     p.add_argument("--current-k", type=_positive("--current-k", 2), default=6,
-                   help="the k in use, compared in the reason (default 6)")
+                   help="the k in use, compared in the reason (default: %(default)s)")
     p.add_argument("--stability", type=_positive("--stability", 0), default=0, metavar="B",
-                   help="bootstrap refits per k for the stability criterion (default 0: not measured)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+                   help="bootstrap refits per k for the stability criterion (default: %(default)s, not measured)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: progress shown)")
 
     p = sub.add_parser("score", help="assign every customer of a file to a segment of the active model",
                        description="Write a CSV with ID, segment, segment_name, confidence, typicality.")
@@ -192,10 +196,10 @@ def _train(args) -> int:
         "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
     }
     lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}): k={model.k}, "
-             f"{meta['n_customers']} customers, silhouette {meta['metrics']['silhouette']:.3f}",
-             f"cleaning: {meta['cleaning']['rows_read']} rows read, {meta['cleaning']['rows_used']} used; dropped "
-             + ", ".join(f"{k} {v}" for k, v in meta["cleaning"]["dropped"].items() if v)]
-    lines += [f"  segment {s['segment']}: {s['name']} ({s['size']})" for s in payload["segments"]]
+             f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
+             f"cleaning: {meta['cleaning']['rows_read']:,} rows read, {meta['cleaning']['rows_used']:,} used; dropped "
+             + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v)]
+    lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
     _emit(args, payload, "\n".join(lines))
     return 0
 
@@ -212,7 +216,7 @@ def _sweep(args) -> int:
     prepared = prepare(resolve_data_path(args.data), progress=step)
     frame = prepared.frame
     if args.k_max >= len(frame):
-        raise UsageError(f"--k-max={args.k_max} needs more than {args.k_max} customers; the file has {len(frame)} usable rows")
+        raise UsageError(f"--k-max={args.k_max} needs more than {args.k_max} customers; the file has {len(frame):,} usable rows")
     Z, _, _ = standardise(frame[features].to_numpy(dtype=float))
     step("sweep")
     result = sweep(Z, args.k_min, args.k_max, n_init=args.n_init, seed=args.seed, current_k=args.current_k,
@@ -220,11 +224,12 @@ def _sweep(args) -> int:
     payload = result.to_dict()
     payload.update(features=features, data_source=prepared.source)
     rows = [f"{'k':>3} {'inertia':>12} {'silhouette':>10} {'CH':>10} {'DB':>7} {'ARI':>5}  sizes"]
-    rows += [f"{r.k:>3} {r.inertia:>12.1f} {r.silhouette:>10.3f} {r.calinski_harabasz:>10.1f} "
-             f"{r.davies_bouldin:>7.3f} {'-' if r.stability is None else f'{r.stability:.2f}':>5}  {r.sizes}"
+    rows += [f"{r.k:>3} {r.inertia:>12,.1f} {r.silhouette:>10.3f} {r.calinski_harabasz:>10,.1f} "
+             f"{r.davies_bouldin:>7.3f} {'-' if r.stability is None else f'{r.stability:.2f}':>5}  "
+             + " / ".join(f"{int(n):,}" for n in r.sizes)
              for r in result.results]
     rows.append(f"recommended k={result.recommended_k} ({result.silhouette_method} silhouette, "
-                f"{result.n_customers} customers): {result.reason}")
+                f"{result.n_customers:,} customers): {result.reason}")
     _emit(args, payload, "\n".join(rows))
     return 0
 
@@ -256,8 +261,8 @@ def _score(args) -> int:
         raise UsageError(f"folder {path.parent} does not exist")
     path.write_text(to_safe_csv(out), encoding="utf-8")
     dropped = prepared.report.rows_read - prepared.report.rows_used
-    print(f"scored {len(out)} customers with model {meta['version']} -> {path}"
-          + (f" ({dropped} rows not scored: see cleaning rules)" if dropped else ""), file=sys.stderr)
+    print(f"scored {len(out):,} customers with model {meta['version']} -> {path}"
+          + (f" ({dropped:,} rows not scored: see cleaning rules)" if dropped else ""), file=sys.stderr)
     return 0
 
 
@@ -278,7 +283,8 @@ def _models(args) -> int:
         else:
             for v in versions:
                 n = v.get("n_customers")
-                silhouette = (v.get("metrics") or {}).get("silhouette")
+                metrics = v.get("metrics")
+                silhouette = metrics.get("silhouette") if isinstance(metrics, dict) else None
                 print(f"{'*' if v['active'] else ' '} {v['version']}  {v.get('created', '')}  k={v.get('k')}  "
                       f"n={f'{n:,}' if isinstance(n, int) else n}  "
                       f"silhouette={f'{silhouette:.3f}' if isinstance(silhouette, (int, float)) else '-'}  "
@@ -329,7 +335,7 @@ def _synth(args) -> int:
     if out.parent and not out.parent.exists():
         raise UsageError(f"folder {out.parent} does not exist")
     write_sample(out, n=args.n, seed=args.seed)
-    print(f"wrote {args.n} synthetic customers (seed {args.seed}) to {out}", file=sys.stderr)
+    print(f"wrote {args.n:,} synthetic customers (seed {args.seed}) to {out}", file=sys.stderr)
     return 0
 
 
@@ -370,14 +376,16 @@ def _stability(args) -> int:
         "temporal_details": details,
     }
     means = boot.mean_jaccard
-    lines = [f"{prepared.source}: {len(frame)} customers, k={model.k}, {args.resamples} bootstrap resamples",
+    lines = [f"{prepared.source}: {len(frame):,} customers, k={model.k}, {args.resamples:,} bootstrap resamples",
              f"{'segment':<34} {'Jaccard':>7}  {'verdict':<14} dissolved"]
-    lines += [f"{i} {names[i][:32]:<32} {means[i]:>7.2f}  {boot.verdicts[i]:<14} {boot.dissolved[i]}/{boot.resamples}"
+    lines += [f"{i} {names[i][:32]:<32} {means[i]:>7.2f}  {boot.verdicts[i]:<14} {boot.dissolved[i]:,}/{boot.resamples:,}"
               for i in range(model.k)]
+    # Share columns are headed by segment number (names as in the table above): "seg 0" ... "seg k-1".
     lines += [boot.summary(names), "",
               f"over enrolment time: {temporal.summary()}",
-              f"{'period':<8} {'customers':>9} {'ARI':>5}  shares"]
-    lines += [f"{s.period:<8} {s.n_customers:>9} {s.ari:>5.2f}  " + " ".join(f"{v:.0%}" for v in s.shares)
+              f"{'':<8} {'':>9} {'':>5}  share of customers per segment",
+              f"{'period':<8} {'customers':>9} {'ARI':>5}  " + " ".join(f"{f'seg {i}':>6}" for i in range(model.k))]
+    lines += [f"{s.period:<8} {s.n_customers:>9,} {s.ari:>5.2f}  " + " ".join(f"{v:>6.0%}" for v in s.shares)
               for s in temporal.snapshots]
     lines.append(f"note: {temporal.note}")
     _emit(args, payload, "\n".join(lines))
@@ -420,8 +428,8 @@ def _drift(args) -> int:
     for row in payload["segments"]:
         row["name"] = names[row["segment"]] if row["segment"] < len(names) else f"Segment {row['segment']}"
     lines = [f"{report.recommendation.upper()}: {report.reason}",
-             f"model {version} trained on {reference.source} ({report.n_reference} customers); "
-             f"new data {new.source} ({report.n_new} customers)",
+             f"model {version} trained on {reference.source} ({report.n_reference:,} customers); "
+             f"new data {new.source} ({report.n_new:,} customers)",
              f"{'feature':<20} {'PSI':>6}  reading"]
     lines += [f"{r.feature:<20} {r.psi:>6.3f}  {r.band}" for r in report.features.itertuples()]
     lines.append(f"{'segment':<34} {'training':>8} {'new':>6}")

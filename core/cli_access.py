@@ -147,13 +147,13 @@ def _users(args) -> int:
         def add():
             store.add_user(args.name, args.role, password)
             return f"role {args.role}"
-        _change(args, "user_add", args.name, add)
+        _change(args, "user-add", args.name, add)
         print(f"user {args.name} added with role {args.role}")
     elif args.action == "remove":
-        _change(args, "user_remove", args.name, lambda: store.remove_user(args.name))
+        _change(args, "user-remove", args.name, lambda: store.remove_user(args.name))
         print(f"user {args.name} removed")
     else:
-        previous = _change(args, "user_set_role", args.name,
+        previous = _change(args, "user-set-role", args.name,
                            lambda: f"{store.set_role(args.name, args.role)} -> {args.role}")
         print(f"user {args.name}: {previous}")
     return 0
@@ -175,7 +175,7 @@ def _apikeys(args) -> int:
         def create():
             box["key"] = store.create_key(args.name, args.role)
             return f"role {args.role}, prefix {box['key'][:10]}"
-        _change(args, "key_create", args.name, create)
+        _change(args, "key-create", args.name, create)
         if args.json:
             print(json.dumps({"key": box["key"], "name": args.name, "role": args.role}, indent=2))
         else:
@@ -183,7 +183,7 @@ def _apikeys(args) -> int:
             print(f"API key {args.name!r} ({args.role}) created; it is shown only this once, so store it now",
                   file=sys.stderr)
     else:
-        _change(args, "key_revoke", args.name, lambda: store.revoke_key(args.name))
+        _change(args, "key-revoke", args.name, lambda: store.revoke_key(args.name))
         print(f"API key {args.name} revoked")
     return 0
 

@@ -19,7 +19,7 @@ from .loading import LoadInfo, load_customers, read_source
 from .pipeline import fingerprint
 
 __all__ = ["Exploration", "explore", "rule_rows", "cleaning_cutoffs", "missing_values", "outlier_summary",
-           "correlations", "enrolments", "numeric_columns", "NOT_ITEMISED"]
+           "correlations", "enrolments", "numeric_columns", "histogram", "summary", "NOT_ITEMISED"]
 
 # The rule name given to dropped rows beyond ``max_rows`` (large files): counted, not listed.
 NOT_ITEMISED = "not_itemised"
@@ -318,3 +318,80 @@ def enrolments(frame: pd.DataFrame, window: str = "month") -> pd.DataFrame:
     full = pd.period_range(periods.min(), periods.max(), freq=freq)
     counts = counts.reindex(full, fill_value=0)
     return pd.DataFrame({"period": full.to_timestamp(), "customers": counts.to_numpy(dtype=int)})
+
+
+def histogram(values, bins: int = 40) -> dict:
+    """Counts per bin of one column (whole-number columns with a short range get one bin per value).
+
+    Parameters
+    ----------
+    values : array-like
+        NaN is ignored.
+    bins : int, default 40
+
+    Returns
+    -------
+    dict
+        ``counts`` (list of int), ``edges`` (list of float, one more than
+        counts), ``n`` (values counted).
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return {"counts": [], "edges": [], "n": 0}
+    low, high = float(x.min()), float(x.max())
+    if np.all(x == np.round(x)) and high - low <= 60:
+        edges = np.arange(low - 0.5, high + 1.5)
+    else:
+        edges = np.histogram_bin_edges(x, bins=bins if high > low else 1)
+    counts, edges = np.histogram(x, bins=edges)
+    return {"counts": counts.astype(int).tolist(), "edges": edges.astype(float).tolist(), "n": int(x.size)}
+
+
+def summary(exploration: Exploration, *, columns=None, bins: int = 40) -> dict:
+    """Everything an EDA page shows, as aggregates only (no customer rows but the rule rows' IDs).
+
+    Parameters
+    ----------
+    exploration : Exploration
+    columns : list of str, optional
+        Columns of the correlation matrix (default: the model features present).
+    bins : int, default 40
+
+    Returns
+    -------
+    dict
+        ``source``, ``rows_read``, ``rows_used``, ``rules`` (the report's
+        list), ``histograms`` (column -> :func:`histogram` of the file's values
+        before cleaning; engineered features after cleaning, flagged by
+        ``cleaned``), ``cutoffs``, ``outliers`` (records of
+        :func:`outlier_summary` on the cleaned customers), ``missing`` (records
+        of :func:`missing_values` on the file), ``correlations`` (``columns``
+        and ``matrix``), ``enrolments`` (``period`` ISO dates, ``customers``)
+        and ``rule_rows`` (records of :func:`rule_rows`).
+    """
+    raw, frame = exploration.raw, exploration.frame
+    raw_columns = numeric_columns(raw)
+    engineered = [c for c in numeric_columns(frame) if c not in raw_columns]
+    histograms = {c: {**histogram(raw[c], bins), "cleaned": False} for c in raw_columns}
+    histograms.update({c: {**histogram(frame[c], bins), "cleaned": True} for c in engineered})
+    columns = [c for c in (columns or schema.MODEL_FEATURES) if c in frame]
+    corr = correlations(frame, columns) if len(frame) > 1 else pd.DataFrame()
+    enrol = enrolments(frame) if "Dt_Customer" in frame else pd.DataFrame({"period": [], "customers": []})
+    rows = exploration.rows.astype({"ID": object})
+    rows["ID"] = [None if pd.isna(v) else int(v) for v in exploration.rows["ID"]]
+    return {
+        "source": exploration.source,
+        "fingerprint": exploration.fingerprint,
+        "rows_read": exploration.report.rows_read,
+        "rows_used": exploration.report.rows_used,
+        "rules": exploration.report.to_dict()["rules"],
+        "histograms": histograms,
+        "cutoffs": exploration.cutoffs,
+        "outliers": outlier_summary(frame, raw_columns + engineered).to_dict("records") if len(frame) else [],
+        "missing": missing_values(raw).to_dict("records"),
+        "correlations": {"columns": list(corr.columns), "matrix": corr.round(4).to_numpy().tolist()},
+        "enrolments": {"period": [p.date().isoformat() for p in enrol["period"]],
+                       "customers": [int(v) for v in enrol["customers"]]},
+        "rule_rows": rows.to_dict("records"),
+    }

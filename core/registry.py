@@ -34,22 +34,22 @@ import re
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
+
+from .registry_format import FORMAT as _FORMAT
+from .registry_format import VERSION_RE as _VERSION_RE
+from .registry_format import entry_problem as _entry_problem
+from .registry_format import manifest_problem as _manifest_problem
+from .registry_format import model_from_bytes, model_to_bytes
 
 __all__ = ["Registry", "RegistryError", "DEFAULT_MODELS_DIR", "models_dir"]
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 _MANIFEST = "manifest.json"
 _BACKUP = "manifest.json.bak"
-_VERSION_RE = re.compile(r"^v\d{4,}$")
 _KEPT_DATA_RE = re.compile(r"^[0-9a-f]{16}\.txt$")
 _TEMP_RE = re.compile(r"^\..+\.tmp$")
 _MODEL_FILE_RE = re.compile(r"^v\d{4,}\.(npz|joblib)$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_FORMAT = 2  # 1: pickled .joblib files; 2: .npz arrays (format-1 entries are converted on first load)
-_ENTRY_REQUIRED = ("file", "sha256", "bytes", "created", "meta")
-_ENTRY_OPTIONAL = ("converted_from",)
 _SETTLE_NS = 200_000_000
 _STALE_SECONDS = 3600  # temp files and unreferenced kept data younger than this are left alone
 
@@ -96,67 +96,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
-def _manifest_problem(manifest) -> str | None:
-    """Why a parsed manifest cannot be used as a whole (None when its structure is sound)."""
-    if not isinstance(manifest, dict):
-        return "not a JSON object"
-    if not isinstance(manifest.get("versions"), dict):
-        return "no 'versions' object"
-    fmt = manifest.get("format", 1)
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
-        return f"'format' must be a whole number, got {fmt!r}"
-    if fmt > _FORMAT:
-        return f"written by a newer SegmentLens (format {fmt}; this one reads up to {_FORMAT})"
-    active = manifest.get("active")
-    if active is not None and not isinstance(active, str):
-        return f"'active' must be a version name or null, got {active!r}"
-    history = manifest.get("history", [])
-    if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
-        return "'history' must be a list of version names"
-    return None
-
-
-def _entry_problem(version, entry) -> str | None:
-    """Why one manifest entry cannot be used (None when it is well formed)."""
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
-        return "the version name is not of the form vNNNN"
-    if not isinstance(entry, dict):
-        return "the entry is not a JSON object"
-    missing = [key for key in _ENTRY_REQUIRED if key not in entry]
-    if missing:
-        return f"missing field(s) {', '.join(missing)}"
-    unknown = sorted(str(key) for key in entry if key not in _ENTRY_REQUIRED + _ENTRY_OPTIONAL)
-    if unknown:
-        return f"unknown field(s) {', '.join(unknown)}"
-    name = entry["file"]
-    if not isinstance(name, str) or not name:
-        return "'file' must be a file name"
-    if "/" in name or "\\" in name or ".." in name or "\0" in name:
-        return f"file name {name[:60]!r} contains a path separator or '..'"
-    if name not in (f"{version}.npz", f"{version}.joblib"):
-        return f"file name {name[:60]!r} is not {version}.npz"
-    if not isinstance(entry["sha256"], str) or not _SHA_RE.match(entry["sha256"]):
-        return "'sha256' must be 64 lowercase hex digits"
-    size = entry["bytes"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        return f"'bytes' must be a whole number, got {size!r}"
-    if entry["created"] is not None and not isinstance(entry["created"], str):
-        return "'created' must be a date text"
-    if not isinstance(entry["meta"], dict):
-        return "'meta' must be a JSON object"
-    if "converted_from" in entry and not isinstance(entry["converted_from"], dict):
-        return "'converted_from' must be a JSON object"
-    return None
-
-
-def _model_bytes(model) -> bytes:
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **model.to_arrays())
-    return buffer.getvalue()
-
-
 def _file_age(path: Path, now: float) -> float:
     return now - path.stat().st_mtime
 
@@ -178,8 +117,10 @@ class Registry:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = models_dir(root)
-        self._seen: tuple | None = None  # (file identity, parsed manifest, warnings) of the last read
+        self._seen: tuple | None = None  # (file identity, parsed manifest, warnings, recovered) of the last read
+        # Replaced whole, never mutated in place: gunicorn threads may share one Registry.
         self._warnings: list[str] = []
+        self._recovered = False
         self._told: set[str] = set()  # warnings already printed on stderr by this object
 
     # ------------------------------------------------------------------ internals
@@ -195,7 +136,7 @@ class Registry:
 
     def _warn(self, message: str) -> None:
         if message not in self._warnings:
-            self._warnings.append(message)
+            self._warnings = [*self._warnings, message]
         if message not in self._told:
             self._told.add(message)
             print(f"warning: {message}", file=sys.stderr, flush=True)
@@ -211,14 +152,15 @@ class Registry:
         try:
             manifest = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
-            reason = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            reason = (f"{exc.msg}: line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                      else "not UTF-8")
             return None, f"is not valid JSON ({reason})"
         problem = _manifest_problem(manifest)
         return (manifest, None) if problem is None else (None, f"is not a registry manifest ({problem})")
 
     def _read_manifest(self) -> dict:
         """Parse ``manifest.json``; a damaged one is replaced by the last good copy, with a warning."""
-        self._warnings = []
+        self._warnings, self._recovered = [], False
         path, backup = self.root / _MANIFEST, self.root / _BACKUP
         if not path.exists() and not backup.exists():
             return {"format": _FORMAT, "active": None, "history": [], "versions": {}}
@@ -227,12 +169,13 @@ class Registry:
             return manifest
         saved, backup_problem = self._parse(backup)
         if backup_problem is not None:
-            # The first words stay as they were: scripts and tests match on them.
-            raise RegistryError(f"{path} is not a readable registry manifest: it {problem}, and its backup "
+            # File names only, no absolute paths: these messages reach web pages and health checks.
+            raise RegistryError(f"{_MANIFEST} is not a readable registry manifest: it {problem}, and its backup "
                                 f"{_BACKUP} {backup_problem}")
         when = _dt.datetime.fromtimestamp(backup.stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
-        self._warn(f"{path} {problem}; using the last good copy {_BACKUP} (written {when}); "
+        self._warn(f"{_MANIFEST} {problem}; using the last good copy {_BACKUP} (written {when}); "
                    "the next change to the registry rewrites it")
+        self._recovered = True
         return saved
 
     def _manifest_for_reading(self) -> dict:
@@ -246,17 +189,17 @@ class Registry:
             st = (self.root / _MANIFEST).stat()
         except FileNotFoundError:
             self._seen = None
-            return self._read_manifest()
+            return self._read_manifest()  # sets warnings and recovered itself
         identity = (st.st_ino, st.st_mtime_ns, st.st_size)
         # File timestamps tick coarsely (a few ms) and inodes are reused, so two writes in quick
         # succession could look alike: a manifest changed in the last moment is always re-read.
         settled = time.time_ns() - st.st_mtime_ns > _SETTLE_NS
         if self._seen is None or self._seen[0] != identity or not settled:
             manifest = self._read_manifest()
-            self._seen = (identity, manifest, list(self._warnings))
-            if not self._warnings and not (self.root / _BACKUP).exists():
+            self._seen = (identity, manifest, list(self._warnings), self._recovered)
+            if not self._recovered and not (self.root / _BACKUP).exists():
                 self._seed_backup()
-        self._warnings = list(self._seen[2])
+        self._warnings, self._recovered = list(self._seen[2]), self._seen[3]
         return self._seen[1]
 
     def _seed_backup(self) -> None:
@@ -282,7 +225,7 @@ class Registry:
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         _atomic_write(self.root / _MANIFEST, data)
         _atomic_write(self.root / _BACKUP, data)
-        self._warnings = []
+        self._warnings, self._recovered = [], False
 
     def _entry(self, manifest: dict, version: str) -> dict:
         if not isinstance(version, str):
@@ -310,21 +253,10 @@ class Registry:
     @staticmethod
     def _model_from_bytes(version: str, entry: dict, data: bytes):
         """Arrays only (``allow_pickle=False``), checked against the k and features the manifest records."""
-        import numpy as np
-
-        from .model import SegmentationModel
-
         try:
-            if not data.startswith(b"PK\x03\x04"):
-                raise ValueError("not a zip of arrays")
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-            model = SegmentationModel.from_arrays(arrays)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            reason = str(exc).split("\n")[0][:160] or type(exc).__name__
-            if "allow_pickle" in reason:
-                reason = "it holds an object array, which only pickle could read"
-            raise RegistryError(f"model {version}: file {entry['file']} is not a valid model file ({reason})") from None
+            model = model_from_bytes(data)
+        except ValueError as exc:
+            raise RegistryError(f"model {version}: file {entry['file']} is not a valid model file ({exc})") from None
         meta = entry["meta"]
         if "k" in meta and meta["k"] != model.k:
             raise RegistryError(f"model {version}: file {entry['file']} has k={model.k} "
@@ -354,9 +286,10 @@ class Registry:
             if not isinstance(model, SegmentationModel):
                 raise RegistryError(f"model {version}: file {entry['file']} does not hold a segmentation model")
             try:
-                converted = _model_bytes(model)
-            except (ValueError, AttributeError, TypeError) as exc:
-                raise RegistryError(f"model {version}: file {entry['file']} cannot be converted ({exc})") from None
+                converted = model_to_bytes(model)
+            except Exception as exc:  # noqa: BLE001 - an old model missing what the array format needs
+                raise RegistryError(f"model {version}: file {entry['file']} cannot be converted "
+                                    f"({type(exc).__name__}: {str(exc)[:120]})") from None
             new_entry = {
                 "file": f"{version}.npz", "sha256": hashlib.sha256(converted).hexdigest(), "bytes": len(converted),
                 "created": entry["created"], "meta": entry["meta"],
@@ -413,7 +346,7 @@ class Registry:
         -------
         bool
         """
-        return any(_BACKUP in w and "last good copy" in w for w in self._warnings)
+        return self._recovered
 
     def token(self) -> str:
         """A string that changes whenever the manifest changes (for cache keys across processes).
@@ -470,10 +403,22 @@ class Registry:
                 out.append({"version": str(version), "active": version == manifest.get("active"), "created": None,
                             "problem": str(exc)})
                 continue
-            meta = copy.deepcopy(entry["meta"])
-            meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
-            out.append(meta)
+            out.append(self._meta(manifest, version, entry))
         return out
+
+    @staticmethod
+    def _meta(manifest: dict, version: str, entry: dict) -> dict:
+        meta = copy.deepcopy(entry["meta"])  # callers get copies: the parsed manifest is shared
+        meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
+        return meta
+
+    def _resolve(self, version: str | None) -> tuple[str, dict, dict]:
+        """``(version, entry, manifest)`` of a version (the active one by default), entry validated."""
+        manifest = self._manifest_for_reading()
+        version = version or manifest.get("active")
+        if version is None:
+            raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
+        return version, self._entry(manifest, version), manifest
 
     def metadata(self, version: str | None = None) -> dict:
         """Metadata of one version (the active one by default).
@@ -486,14 +431,8 @@ class Registry:
         -------
         dict
         """
-        manifest = self._manifest_for_reading()
-        version = version or manifest.get("active")
-        if version is None:
-            raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
-        entry = self._entry(manifest, version)
-        meta = copy.deepcopy(entry["meta"])
-        meta.update(version=version, active=version == manifest.get("active"), created=entry.get("created"))
-        return meta
+        version, entry, manifest = self._resolve(version)
+        return self._meta(manifest, version, entry)
 
     def file_path(self, version: str | None = None) -> Path:
         """Where a version's model file is (the active one by default); nothing is read or checked.
@@ -507,11 +446,7 @@ class Registry:
         pathlib.Path
             E.g. ``models/v0003.npz`` (``.joblib`` until a version from an earlier release is converted).
         """
-        manifest = self._manifest_for_reading()
-        version = version or manifest.get("active")
-        if version is None:
-            raise RegistryError(f"no active model in {self.root}; train one with `python -m core train`")
-        return self.root / self._entry(manifest, version)["file"]
+        return self.root / self._resolve(version)[1]["file"]
 
     def load(self, version: str | None = None):
         """Load a model after checking its file against the manifest's SHA-256.
@@ -534,9 +469,8 @@ class Registry:
             No such version, a malformed entry, a missing file, a checksum mismatch (tampered or
             truncated) or a file that is not a model of the recorded shape.
         """
-        meta = self.metadata(version)
-        version = meta["version"]
-        entry = self._entry(self._manifest_for_reading(), version)
+        version, entry, manifest = self._resolve(version)
+        meta = self._meta(manifest, version, entry)
         if entry["file"].endswith(".joblib"):
             return self._convert_legacy(version), meta
         return self._model_from_bytes(version, entry, self._read_checked(version, entry)), meta
@@ -610,7 +544,7 @@ class Registry:
             raise TypeError(f"the registry stores SegmentationModel objects, not {type(model).__name__}")
         if not isinstance(meta, dict):
             raise TypeError("meta must be a dict")
-        data = _model_bytes(model)
+        data = model_to_bytes(model)
         json.dumps(meta)  # fail before touching the disk if meta is not serialisable
         with self._locked():
             manifest = self._read_manifest()
@@ -649,27 +583,47 @@ class Registry:
             self._set_active(manifest, version)
             self._write_manifest(manifest)
 
+    @staticmethod
+    def _rollback_history(manifest: dict) -> list[str]:
+        history = [v for v in manifest.get("history", []) if v in manifest["versions"]]
+        while history and history[-1] == manifest.get("active"):
+            history.pop()
+        return history
+
+    def previous_version(self) -> str | None:
+        """The version :meth:`rollback` would activate (None when there is none).
+
+        Returns
+        -------
+        str or None
+        """
+        history = self._rollback_history(self._manifest_for_reading())
+        return history[-1] if history else None
+
     def rollback(self) -> str:
-        """Re-activate the previously active version.
+        """Re-activate the previously active version (after checking it loads, as :meth:`activate`).
 
         Returns
         -------
         str
             The version now active.
         """
-        with self._locked():
-            manifest = self._read_manifest()
-            history = [v for v in manifest.get("history", []) if v in manifest["versions"]]
-            while history and history[-1] == manifest.get("active"):
-                history.pop()
-            if not history:
+        for _ in range(3):  # another writer may change the history between the check and the write
+            target = self.previous_version()
+            if target is None:
                 raise RegistryError("nothing to roll back to: no earlier active version")
-            previous = history.pop()
-            self._entry(manifest, previous)
-            manifest["history"] = history
-            manifest["active"] = previous
-            self._write_manifest(manifest)
-        return previous
+            self.load(target)  # never point at a file that fails its checksum
+            with self._locked():
+                manifest = self._read_manifest()
+                history = self._rollback_history(manifest)
+                if not history or history[-1] != target:
+                    continue
+                history.pop()
+                manifest["history"] = history
+                manifest["active"] = target
+                self._write_manifest(manifest)
+                return target
+        raise RegistryError("the registry changed during the rollback several times; try again")
 
     def delete(self, version: str) -> dict:
         """Delete an inactive version, and its kept training data when no other version uses it.
@@ -760,32 +714,27 @@ class Registry:
                 if problem:
                     raise RegistryError(f"model {version}: its manifest entry is malformed: {problem}; "
                                         "gc deletes nothing until it is fixed or the version is deleted")
+            models = {entry["file"] for entry in manifest["versions"].values()}
+            data, kept = self.root / "data", self._referenced_data(manifest)
+            training = data.is_dir() and self._training_running()
+            if training:
+                skipped.append("kept training data: a training run is in progress")
+
+            def reason(path: Path) -> str | None:
+                if _TEMP_RE.match(path.name):
+                    return "temporary file left by an interrupted write"
+                if path.parent == self.root and _MODEL_FILE_RE.match(path.name) and path.name not in models:
+                    return "model file with no manifest entry"
+                if path.parent == data and _KEPT_DATA_RE.match(path.name) and path.name not in kept and not training:
+                    return "training data no version uses"
+                return None
+
             now = time.time()
-            referenced_models = {entry["file"] for entry in manifest["versions"].values()}
-            folders = [self.root, self.root / "data"]
-            for folder in folders:
-                if not folder.is_dir():
-                    continue
-                for path in sorted(folder.iterdir()):
-                    if not path.is_file() or path.is_symlink():
-                        continue
-                    with contextlib.suppress(FileNotFoundError):
-                        if _TEMP_RE.match(path.name) and _file_age(path, now) > _STALE_SECONDS:
-                            self._remove(path, "temporary file left by an interrupted write", removed)
-                        elif (folder == self.root and _MODEL_FILE_RE.match(path.name)
-                              and path.name not in referenced_models and _file_age(path, now) > _STALE_SECONDS):
-                            self._remove(path, "model file with no manifest entry", removed)
-            data = self.root / "data"
-            if data.is_dir():
-                if self._training_running():
-                    skipped.append("kept training data: a training run is in progress")
-                else:
-                    referenced = self._referenced_data(manifest)
-                    for path in sorted(data.iterdir()):
-                        with contextlib.suppress(FileNotFoundError):
-                            if (path.is_file() and not path.is_symlink() and _KEPT_DATA_RE.match(path.name)
-                                    and path.name not in referenced and _file_age(path, now) > _STALE_SECONDS):
-                                self._remove(path, "training data no version uses", removed)
+            for path in [*sorted(self.root.iterdir()), *(sorted(data.iterdir()) if data.is_dir() else [])]:
+                with contextlib.suppress(FileNotFoundError):
+                    why = reason(path) if path.is_file() and not path.is_symlink() else None
+                    if why and _file_age(path, now) > _STALE_SECONDS:
+                        self._remove(path, why, removed)
         return {"removed": removed, "files": len(removed), "bytes": sum(r["bytes"] for r in removed),
                 "skipped": skipped}
 

@@ -1,13 +1,23 @@
 """Prediction API: JSON endpoints under /api/v1/ on the dashboard's Flask server.
 
 Endpoints: ``POST /api/v1/predict``, ``GET /api/v1/health``, ``GET /api/v1/model``,
-``GET /api/v1/segments`` and ``GET /api/v1/openapi.json`` (the OpenAPI 3 document,
-built from the active model so its request schema names that model's features).
+``GET /api/v1/segments``, ``GET /api/v1/openapi.json`` (the OpenAPI 3 document,
+built from the active model so its request schema names that model's features), and
+for admins ``POST /api/v1/models/{version}/activate`` and ``POST /api/v1/models/rollback``.
 
-Every answer is JSON, errors included (400 malformed JSON, 404 unknown route,
-405 wrong method, 413 body too large, 415 not JSON, 422 invalid values, 429 rate
-limited with Retry-After, 503 no model). Validation lives in :mod:`core.scoring`,
-so the page and the API accept the same values.
+Access: once any API key exists (``python -m core apikeys create``), every endpoint but
+``health`` and ``openapi.json`` needs ``Authorization: Bearer KEY`` or a signed-in dashboard
+session (401 with ``WWW-Authenticate: Bearer`` otherwise). The admin endpoints always need an
+admin key or admin session (401 without credentials, 403 for a lower role); their calls,
+allowed or denied, are written to the audit log. A key check is a dict lookup
+(core.accounts.AccountStore caches the key file by its identity).
+
+Every answer is JSON, errors included (400 malformed JSON, 401/403 credentials, 404 unknown
+route or version, 405 wrong method, 409 a version that cannot be activated, 413 body too
+large, 415 not JSON, 422 invalid values, 429 rate limited with Retry-After, 503 no model can
+be served, with the reason). ``health`` answers 200 only while the active version is what is
+served, else 503 ``{"status": "degraded", "reason": ...}``. Validation lives in
+:mod:`core.scoring`, so the page and the API accept the same values.
 
 Configuration (environment): ``SEGMENTLENS_RATE_LIMIT`` (default ``120/minute`` per
 client address; ``off`` disables it), ``SEGMENTLENS_MAX_BODY`` (bytes, ``K``/``M``
@@ -26,6 +36,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -36,6 +47,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from core import scoring
+from core.accounts import AccountsError, AccountStore, allowed
 from core.registry import RegistryError
 
 __all__ = ["API_PREFIX", "DEFAULT_RATE_LIMIT", "DEFAULT_MAX_BODY", "RateLimiter", "parse_rate_limit",
@@ -47,8 +59,10 @@ DEFAULT_MAX_BODY = 1024 * 1024
 _EXTENSION = "segmentlens_api"
 # Path (after the prefix) -> methods; the catch-all route answers 405 for these and 404 for the rest.
 _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segments": ("GET",),
-           "openapi.json": ("GET",)}
+           "openapi.json": ("GET",), "models/rollback": ("POST",)}
+_ACTIVATE = re.compile(r"^models/[^/]+/activate$")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
+_PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
 _SMALL_BATCH = 16  # below this, score_one per customer beats building arrays
 _log = logging.getLogger("segmentlens.api")
 
@@ -142,6 +156,27 @@ class ApiSettings:
     rate_text: str
     max_body: int
     max_batch: int
+    accounts: AccountStore | None = None  # made on first use, on the registry folder of the app's services
+    workers: dict | None = None  # process id -> an opaque name of this worker (health never shows a PID)
+
+
+def _methods(path: str):
+    """Methods of an API path after ``/api/v1/`` (None for no such route)."""
+    if path in _ROUTES:
+        return _ROUTES[path]
+    return ("POST",) if _ACTIVATE.match(path) else None
+
+
+def _session_role(keys_exist: bool) -> str | None:
+    """The signed-in dashboard user's role (dashboard.auth); open mode counts only while no key exists."""
+    try:
+        from dashboard import auth
+
+        if keys_exist and auth.mode() == "open":
+            return None
+        return auth.current_role()
+    except Exception:  # no sign-in configured on this server (e.g. an API-only app)
+        return None
 
 
 # ---------------------------------------------------------------- responses
@@ -168,9 +203,9 @@ def _error(status: int, code: str, message: str, headers: dict | None = None, **
     return _json({"error": code, "message": message, "status": status, **extra}, status, headers)
 
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-          415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited", 500: "internal_error",
-          503: "no_model"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_input",
+          429: "rate_limited", 500: "internal_error", 503: "no_model"}
 
 
 def _parse_int(text: str):
@@ -208,17 +243,74 @@ def _create_blueprint() -> flask.Blueprint:
         path = flask.request.path[len(API_PREFIX) + 1:]
         if flask.request.method == "OPTIONS":
             # Flask's automatic answer would list the catch-all route's methods too.
-            methods = _ROUTES.get(path) if flask.request.path.startswith(API_PREFIX + "/") else None
+            methods = _methods(path) if flask.request.path.startswith(API_PREFIX + "/") else None
             if methods is None:
                 return _error(404, "not_found", f"no API route {flask.request.path}")
             allow = list(methods) + (["HEAD"] if "GET" in methods else []) + ["OPTIONS"]
             return flask.Response(status=204, headers={"Allow": ", ".join(allow)})
         if cfg.limiter is not None and path not in _UNLIMITED:
-            allowed, retry = cfg.limiter.hit(flask.request.remote_addr or "unknown")
-            if not allowed:
+            allowed_now, retry = cfg.limiter.hit(flask.request.remote_addr or "unknown")
+            if not allowed_now:
                 return _error(429, "rate_limited", f"too many requests (limit {cfg.rate_text} per client); "
                               f"retry in {retry} s", {"Retry-After": str(retry)}, retry_after=retry)
+        if path in _PUBLIC or not flask.request.path.startswith(API_PREFIX + "/"):
+            return None
+        return _authorise(cfg, path)
+
+    def _accounts(cfg: ApiSettings) -> AccountStore:
+        if cfg.accounts is None:
+            cfg.accounts = AccountStore(services().registry.root)
+        return cfg.accounts
+
+    def _authorise(cfg: ApiSettings, path: str):
+        """None when the caller may go on (flask.g.api_actor names them), else the 401/403 answer."""
+        admin_route = _methods(path) == ("POST",) and path.startswith("models/")
+        try:
+            accounts = _accounts(cfg)
+            keys_exist = accounts.has_keys()
+            header = flask.request.headers.get("Authorization")
+            if header is not None:
+                scheme, _, key = header.strip().partition(" ")
+                found = accounts.verify_key(key.strip()) if scheme.lower() == "bearer" else None
+                if found is None:
+                    return _denied(401, "the API key is not valid (send Authorization: Bearer KEY with a key from "
+                                        "`python -m core apikeys create`)", path, admin_route, "anonymous")
+                actor, role, by_session = f"apikey:{found['name']}", found["role"], False
+            else:
+                role = _session_role(keys_exist)
+                actor, by_session = _session_actor(), True
+        except AccountsError as exc:
+            _log.error("API keys cannot be read: %s", exc)
+            return _error(503, "no_model", "the server cannot read its API keys; an admin must repair apikeys.json")
+        flask.g.api_actor = actor
+        if role is None and (keys_exist or admin_route):
+            return _denied(401, "this endpoint needs an API key: send Authorization: Bearer KEY", path,
+                           admin_route, actor)
+        if admin_route:
+            if not allowed(role, "activate"):
+                return _denied(403, f"only admins can change the active model; this key or session is {role}",
+                               path, admin_route, actor)
+            # A session cookie rides along with cross-site forms; those cannot send JSON without CORS consent.
+            if by_session and not (flask.request.is_json or flask.request.headers.get("X-Requested-With")):
+                return _denied(403, "send Content-Type: application/json (or X-Requested-With) with a session",
+                               path, admin_route, actor)
         return None
+
+    def _session_actor() -> str:
+        try:
+            from dashboard.auth import actor
+
+            return actor()
+        except Exception:
+            return "anonymous"
+
+    def _denied(status: int, message: str, path: str, admin_route: bool, actor: str):
+        if admin_route:
+            action = "rollback" if path == "models/rollback" else "activate"
+            target = "-" if action == "rollback" else path.split("/")[1]
+            services().auditor.record(actor, action, target, "denied", f"API {status}: {message}")
+        headers = {"WWW-Authenticate": 'Bearer realm="segmentlens"'} if status == 401 else None
+        return _error(status, _CODES[status], message, headers)
 
     @bp.after_request
     def _stamp(response):
@@ -279,10 +371,43 @@ def _create_blueprint() -> flask.Blueprint:
         return flask.Response(_encode_predictions(live.version, live.names, ids, segs, confs, typs, dists),
                               mimetype="application/json")
 
+    def worker() -> str:
+        cfg = settings()
+        if cfg.workers is None:
+            cfg.workers = {}
+        return cfg.workers.setdefault(os.getpid(), secrets.token_hex(4))
+
     @bp.route(f"{API_PREFIX}/health", methods=["GET"])
     def health():
-        live = services().live_model()
-        return _json({"status": "ok", "model_version": live.version, "worker_pid": os.getpid()})
+        status = services().status()
+        body = {"status": status["status"], "model_version": status["serving"], "active": status["active"],
+                "serving": status["serving"], "reason": status["reason"], "worker": worker()}
+        if status.get("warning"):
+            body["warning"] = status["warning"]
+        return _json(body, 200 if status["status"] == "ok" else 503)
+
+    @bp.route(f"{API_PREFIX}/models/<version>/activate", methods=["POST"])
+    def activate(version: str):
+        svc = services()
+        known = {v["version"] for v in svc.registry.versions()}
+        if version not in known:
+            return _error(404, "not_found", f"no model version {version!r}; versions: {', '.join(sorted(known)) or 'none'}")
+        previous = svc.registry.active_version()
+        try:
+            svc.activate_version(version, actor=flask.g.get("api_actor", "anonymous"))
+        except RegistryError as exc:
+            return _error(409, "conflict", f"{version} cannot be activated: {exc}")
+        return _json({"active": version, "previous": previous})
+
+    @bp.route(f"{API_PREFIX}/models/rollback", methods=["POST"])
+    def rollback():
+        svc = services()
+        previous = svc.registry.active_version()
+        try:
+            active = svc.rollback_version(actor=flask.g.get("api_actor", "anonymous"))
+        except RegistryError as exc:
+            return _error(409, "conflict", f"cannot roll back: {exc}")
+        return _json({"active": active, "previous": previous})
 
     @bp.route(f"{API_PREFIX}/model", methods=["GET"])
     def model_info():
@@ -312,11 +437,11 @@ def _create_blueprint() -> flask.Blueprint:
     @bp.route("/api/<path:rest>", methods=_ALL)
     def unknown(rest: str):
         # Dash serves every other path (its pages); under /api only the routes above exist.
-        allowed = _ROUTES.get(rest[len("v1/"):]) if rest.startswith("v1/") else None
-        if allowed and flask.request.method not in allowed:
+        methods = _methods(rest[len("v1/"):]) if rest.startswith("v1/") else None
+        if methods and flask.request.method not in methods:
             return _error(405, "method_not_allowed",
-                          f"{flask.request.method} is not allowed on /api/{rest}; use {', '.join(allowed)}",
-                          {"Allow": ", ".join(allowed)})
+                          f"{flask.request.method} is not allowed on /api/{rest}; use {', '.join(methods)}",
+                          {"Allow": ", ".join(methods)})
         return _error(404, "not_found", f"no API route {flask.request.path}; see {API_PREFIX}/openapi.json")
 
     return bp
@@ -405,7 +530,13 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
     timing = {"X-Server-Time-ms": {"description": "Time spent in the server, milliseconds",
                                    "schema": {"type": "number"}}}
     r429 = _err("Too many requests from this client", limited)
-    r503 = _err("No active model in the registry")
+    r503 = _err("No model can be served: none is active, or the active version's file fails verification "
+                "(the message says why)")
+    r401 = _err("No valid credentials: send Authorization: Bearer KEY (needed once any API key exists)",
+                {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}})
+    r403 = _err("The key or session belongs to a role that may not do this (admins only)")
+    version_param = {"name": "version", "in": "path", "required": True, "description": "A model version, e.g. v0003",
+                     "schema": {"type": "string", "pattern": "^v[0-9]{4,}$"}}
 
     def ok(description: str, schema_ref: str) -> dict:
         return {"description": description, "headers": timing,
@@ -427,31 +558,62 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                     "413": _err(f"The body is larger than the limit ({max_body:,} bytes)"),
                     "415": _err("The body is not sent as application/json"),
                     "422": _err("Invalid or missing values; `errors` names every one"),
-                    "429": r429, "503": r503,
+                    "401": r401, "429": r429, "503": r503,
                 }}},
             f"{API_PREFIX}/health": {"get": {
-                "operationId": "health", "summary": "Liveness and the active model version (not rate limited)",
-                "responses": {"200": ok("Serving", "Health"), "503": r503}}},
+                "operationId": "health", "security": [],
+                "summary": "Whether the active model is what is served (not rate limited, no credentials)",
+                "responses": {"200": ok("The active version is served", "Health"),
+                              "503": ok("Degraded: nothing is served; `reason` says why", "Health")}}},
             f"{API_PREFIX}/model": {"get": {
                 "operationId": "model", "summary": "The active model: features, k, segment names, metrics",
-                "responses": {"200": ok("The active model", "Model"), "429": r429, "503": r503}}},
+                "responses": {"200": ok("The active model", "Model"), "401": r401, "429": r429, "503": r503}}},
             f"{API_PREFIX}/segments": {"get": {
                 "operationId": "segments", "summary": "Profile summary of every segment",
-                "responses": {"200": ok("One entry per segment", "Segments"), "429": r429, "503": r503}}},
+                "responses": {"200": ok("One entry per segment", "Segments"), "401": r401, "429": r429,
+                              "503": r503}}},
+            f"{API_PREFIX}/models/{{version}}/activate": {"post": {
+                "operationId": "activate", "summary": "Make a version the active model (admins; audited)",
+                "parameters": [version_param],
+                "responses": {"200": ok("Activated", "Activation"), "401": r401, "403": r403,
+                              "404": _err("No such version"),
+                              "409": _err("The version's file fails verification; the active model is unchanged"),
+                              "429": r429, "503": r503}}},
+            f"{API_PREFIX}/models/rollback": {"post": {
+                "operationId": "rollback", "summary": "Re-activate the previously active version (admins; audited)",
+                "responses": {"200": ok("Rolled back", "Activation"), "401": r401, "403": r403,
+                              "409": _err("Nothing to roll back to, or its file fails verification"),
+                              "429": r429, "503": r503}}},
             f"{API_PREFIX}/openapi.json": {"get": {
-                "operationId": "openapi", "summary": "This document",
+                "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {
                     "application/json": {"schema": {"type": "object"}}}}, "429": r429, "503": r503}}},
         },
-        "components": {"schemas": {
+        "security": [{"bearerAuth": []}],
+        "components": {"securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer",
+            "description": "An API key from `python -m core apikeys create --name NAME --role ROLE`; needed once any "
+                           "key exists (admin endpoints: an admin key or admin session, always)"}},
+                       "schemas": {
             "Customer": customer,
             "Prediction": prediction,
             "Predictions": {"type": "object", "required": ["model_version", "predictions"], "properties": {
                 "model_version": {"type": "string"},
                 "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}},
-            "Health": {"type": "object", "required": ["status", "model_version"], "properties": {
-                "status": {"type": "string", "enum": ["ok"]}, "model_version": {"type": "string"},
-                "worker_pid": {"type": "integer", "description": "Process that answered (one per gunicorn worker)"}}},
+            "Health": {"type": "object", "required": ["status", "model_version", "active", "serving", "reason"],
+                       "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"],
+                           "description": "ok only while the active version is what is served"},
+                "model_version": {"type": "string", "nullable": True, "description": "The version served (= serving)"},
+                "active": {"type": "string", "nullable": True, "description": "The version activated in the registry"},
+                "serving": {"type": "string", "nullable": True, "description": "The version served; null when degraded"},
+                "reason": {"type": "string", "nullable": True, "description": "Why nothing is served (degraded only)"},
+                "warning": {"type": "string", "description": "The active version is served from this server's "
+                                                             "verified in-memory copy: its file fails verification now"},
+                "worker": {"type": "string", "description": "An opaque name of the worker process that answered"}}},
+            "Activation": {"type": "object", "required": ["active"], "properties": {
+                "active": {"type": "string", "description": "The version active now"},
+                "previous": {"type": "string", "nullable": True, "description": "The version active before"}}},
             "Model": {"type": "object", "required": ["version", "k", "features", "segment_names", "metrics"],
                       "properties": {
                           "version": {"type": "string"}, "created": {"type": "string", "nullable": True},

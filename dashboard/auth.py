@@ -41,7 +41,7 @@ LOGOUT_PATH = "/logout"
 ADD_ADMIN_HINT = "python -m core users add NAME --role admin"
 #: A callback that writes any of these outputs changes state: the least action it needs.
 PROTECTED_OUTPUTS = {
-    ids.PROFILES_RENAME_FEEDBACK: "rename",
+    ids.PROFILES_NAMES: "rename",
     ids.DATA_UPLOAD_STORE: "upload",
     ids.DATA_RETRAIN_STORE: "retrain",
     ids.DATA_ACTION_STORE: "activate",  # activate, delete and roll back share one callback: all need admin

@@ -10,8 +10,26 @@ from dash import dcc, html
 from . import ids
 from .theme import segment_colour
 
-__all__ = ["navbar", "kpi_card", "graph_card", "persona_card", "empty_state", "segment_badge",
-           "segment_options", "page_header", "table", "may", "permission_note", "as_actor"]
+__all__ = ["GRAPH_CONFIG", "graph", "navbar", "kpi_card", "graph_card", "persona_card", "empty_state",
+           "segment_badge", "segment_options", "page_header", "table", "may", "permission_note", "as_actor"]
+
+
+# Every chart's mode bar: on hover only (it covered the first bar), no plotly logo, and nothing that sends
+# a chart to Plotly's cloud (customer data never leaves the app; plotlyServerURL stays unset). plotly.js 3
+# shows its "Share chart..." button (sendChartToCloud) unless showSendToCloud is False.
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "displayModeBar": "hover",
+    "responsive": True,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud", "editInChartStudio"],
+}
+
+
+def graph(graph_id: str, *, config: dict | None = None, **kwargs) -> dcc.Graph:
+    """A dcc.Graph with the app's GRAPH_CONFIG (``config`` adds to it, e.g. scrollZoom)."""
+    return dcc.Graph(id=graph_id, config={**GRAPH_CONFIG, **(config or {})}, **kwargs)
 
 
 def navbar() -> dbc.Navbar:
@@ -43,20 +61,24 @@ def kpi_card(label: str, value: str, hint: str | None = None, card_id: str | Non
     if hint:
         body.append(html.Div(hint, className="small text-muted"))
     kwargs = {"id": card_id} if card_id else {}
-    return dbc.Card(dbc.CardBody(body), className="h-100 shadow-sm", **kwargs)
+    return dbc.Card(dbc.CardBody(body), className="h-100 shadow-sm kpi-card", **kwargs)
 
 
 def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, config: dict | None = None,
-               figure=None) -> dbc.Card:
-    """A titled card holding one graph, with a loading indicator."""
-    graph = dcc.Graph(id=graph_id, style={"height": f"{height}px"},
-                      config={"displaylogo": False, "responsive": True, **(config or {})},
-                      **({"figure": figure} if figure is not None else {}))
+               figure=None, min_width: int | None = None) -> dbc.Card:
+    """A titled card holding one graph, with a loading indicator.
+
+    ``min_width`` (px): below it the chart scrolls sideways inside its card instead of squeezing (a phone).
+    """
+    style = {"height": f"{height}px", **({"minWidth": f"{min_width}px"} if min_width else {})}
+    chart = graph(graph_id, config=config, style=style, **({"figure": figure} if figure is not None else {}))
+    body = dcc.Loading(chart, type="circle", delay_show=250)
+    if min_width:
+        body = html.Div(body, className="graph-scroll")
     return dbc.Card([
         dbc.CardHeader(html.Span(title, className="fw-semibold")),
         # `is not None`: a childless component (a lone dcc.Dropdown) has len() 0, so it is falsy.
-        dbc.CardBody([extra, dcc.Loading(graph, type="circle", delay_show=250)] if extra is not None else
-                     dcc.Loading(graph, type="circle", delay_show=250)),
+        dbc.CardBody([extra, body] if extra is not None else body),
     ], className="mb-3 shadow-sm")
 
 
@@ -118,15 +140,14 @@ def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_nam
 def may(action: str) -> tuple[bool, str | None]:
     """Whether the caller may use a control for ``action`` (dashboard.auth.permission), and if not, why.
 
-    Before sign-in is wired into the app (no Flask-Login manager and no open-mode flag on the request),
-    every control stays enabled as it always was; the server enforces roles either way.
+    An app built without sign-in (dashboard.auth.install_auth not called, as in some unit tests) has no
+    roles to check: every control stays enabled, as before accounts existed.
     """
     import flask
 
     from .auth import permission
 
-    if flask.has_request_context() and "segmentlens_open_mode" not in flask.g \
-            and getattr(flask.current_app, "login_manager", None) is None:
+    if flask.has_request_context() and "segmentlens_auth" not in flask.current_app.extensions:
         return True, None
     return permission(action)
 

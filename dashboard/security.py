@@ -23,6 +23,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 import flask
+from dash.exceptions import DependencyException
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -61,7 +62,7 @@ def _limit_for(path: str, limits: dict[str, int]) -> int:
 
 def _csp(app) -> str:
     # Dash writes a few inline <script> blocks (config, renderer start-up): allowed by hash only.
-    script_hashes = " ".join(f"'{h}'" for h in app.csp_hashes())
+    script_hashes = " ".join(app.csp_hashes())  # already quoted: 'sha256-...'
     return "; ".join([
         "default-src 'self'",
         f"script-src 'self' {script_hashes} 'unsafe-eval'",  # plotly.js compiles some WebGL shaders with Function()
@@ -216,6 +217,11 @@ def install_security(app, secret: bytes) -> None:
         if flask.request.path.startswith(API_PREFIX + "/") or flask.request.path == DASH_UPDATE_PATH:
             return flask.jsonify(error="payload_too_large", message=message, status=413), 413
         return flask.Response(f"413 Payload Too Large: {message}\n", 413, mimetype="text/plain")
+
+    @server.errorhandler(DependencyException)
+    def unknown_component_suite(_exc):
+        # Dash raises this for a package it does not serve: a wrong URL, not a server fault.
+        return flask.Response("404 Not Found\n", 404, mimetype="text/plain")
 
     @server.errorhandler(NotFound)
     def not_found(exc):

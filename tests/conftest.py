@@ -112,15 +112,16 @@ def procfile_command(host: str = "0.0.0.0") -> str:
     return command.replace("0.0.0.0", host)
 
 
-def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE) -> LiveServer:
+def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE,
+                 host: str = "127.0.0.1", wait_path: str = "/") -> LiveServer:
     """Start the app in a subprocess with its own registry and cache under ``tmp``."""
     port = free_port()
     models, cache = tmp / "models", tmp / "cache"
     full_env = dict(os.environ, SEGMENTLENS_MODELS=str(models), SEGMENTLENS_CACHE_DIR=str(cache),
-                    SEGMENTLENS_DATA=str(data), HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1",
+                    SEGMENTLENS_DATA=str(data), HOST=host, PORT=str(port), PYTHONUNBUFFERED="1",
                     **(env or {}))
     if gunicorn:
-        cmd = ["bash", "-c", f"exec {procfile_command(host='127.0.0.1')}"]
+        cmd = ["bash", "-c", f"exec {procfile_command(host=host)}"]
     else:
         cmd = [sys.executable, "app.py"]
     log = open(tmp / "server.log", "w")
@@ -128,7 +129,7 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
                             start_new_session=True)
     server = LiveServer(f"http://127.0.0.1:{port}", proc, models, cache)
     try:
-        wait_http(server.url + "/", proc=proc)
+        wait_http(server.url + wait_path, proc=proc)
     except Exception:
         server.stop()
         raise RuntimeError((tmp / "server.log").read_text()[-3000:])

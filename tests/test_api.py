@@ -1,8 +1,9 @@
 """The /api/v1 endpoints against real gunicorn servers started with the Procfile's command.
 
 Two servers: one with a high rate limit (and a 4 MB body limit, so the schema's batch limit is
-reachable) for the endpoints, errors and the schemathesis run; one with 5 requests/minute for
-429 and for a model activation that must reach both workers. Limits that need no server
+reachable) and an admin API key, for the endpoints, errors and the schemathesis run (every call
+sends the key; tests/test_api_keys.py tests what happens without one); one with 5 requests/minute
+and no keys for 429 and for a model activation that must reach both workers. Limits that need no server
 (default body size, configuration parsing, the shared counter) run on a bare Flask app.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import flask
 import pytest
 
+from core.accounts import AccountStore
 from core.pipeline import train
 from core.registry import Registry
 from dashboard.api import RateLimiter, parse_rate_limit, parse_size, register_api
@@ -33,9 +35,12 @@ SPEND = {"MntWines": 300, "MntFruits": 40, "MntMeatProducts": 200, "MntFishProdu
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    """Gunicorn (Procfile) with a rate limit high enough for every test here."""
-    server = start_server(tmp_path_factory.mktemp("api"), gunicorn=True,
+    """Gunicorn (Procfile) with a rate limit high enough for every test here, and an admin API key."""
+    tmp = tmp_path_factory.mktemp("api")
+    key = AccountStore(tmp / "models").create_key("schema-admin", "admin")
+    server = start_server(tmp, gunicorn=True,
                           env={"SEGMENTLENS_RATE_LIMIT": "100000/minute", "SEGMENTLENS_MAX_BODY": "4M"})
+    server.key = key
     yield server
     server.stop()
 
@@ -56,6 +61,8 @@ def call(server, method: str, path: str, body=None, content_type: str | None = "
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
     hdrs = dict(headers or {})
+    if getattr(server, "key", None) and "Authorization" not in hdrs:
+        hdrs["Authorization"] = f"Bearer {server.key}"
     if content_type and body is not None:
         hdrs["Content-Type"] = content_type
     try:
@@ -136,7 +143,8 @@ def test_health_model_segments(api):
 def test_openapi_document_describes_every_endpoint_and_error(api):
     status, _, doc = call(api, "GET", "/api/v1/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {f"/api/v1/{p}" for p in ("predict", "health", "model", "segments", "openapi.json")}
+    assert set(doc["paths"]) == {f"/api/v1/{p}" for p in ("predict", "health", "model", "segments", "openapi.json",
+                                                          "models/{version}/activate", "models/rollback")}
     predict = doc["paths"]["/api/v1/predict"]["post"]
     assert {"200", "400", "413", "415", "422", "429"} <= set(predict["responses"])
     assert "Retry-After" in predict["responses"]["429"]["headers"]
@@ -229,14 +237,18 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(api, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text('[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "403", "404", "405", '
                       '"406", "409", "413", "415", "422", "428", "429"]\n')
+    # With the admin key: every operation, the admin ones included, is reachable (ignored_auth checks
+    # that requests without it are refused).
+    config.write_text(config.read_text() + '[checks.positive_data_acceptance]\nexpected-statuses = ["2xx", "401", '
+                      '"403", "404", "409"]\n')
     cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
            f"{api.url}/api/v1/openapi.json", "--checks", "all", "--max-examples", "30", "--seed", "20261123",
-           "--workers", "1"]
+           "--workers", "1", "--header", f"Authorization: Bearer {api.key}"]
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
     output = proc.stdout[-6000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, output
-    assert "4 selected" in output or "5 selected" in output, output
+    assert "6 selected" in output or "7 selected" in output, output
     assert time.monotonic() - started < 120
 
 
@@ -256,7 +268,7 @@ def test_rate_limit_is_shared_by_the_workers_and_answers_429_with_retry_after(li
 
 
 def _health_from_every_worker(server, want: int = 2, rounds: int = 3, timeout: float = 90.0) -> dict:
-    """Health answers keyed by worker pid, from concurrent fresh connections.
+    """Health answers keyed by worker (an opaque name per process), from concurrent fresh connections.
 
     Keeps asking until ``want`` workers have answered (a worker still booting on a busy
     machine answers late), then ``rounds`` more batches so every worker is asked several times.
@@ -268,7 +280,7 @@ def _health_from_every_worker(server, want: int = 2, rounds: int = 3, timeout: f
         while extra < rounds and time.monotonic() < deadline:
             for status, _, body in pool.map(lambda _: call(server, "GET", "/api/v1/health"), range(24)):
                 assert status == 200
-                seen.setdefault(body["worker_pid"], set()).add(body["model_version"])
+                seen.setdefault(body["worker"], set()).add(body["model_version"])
             if len(seen) >= want:
                 extra += 1
             else:

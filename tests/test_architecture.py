@@ -104,3 +104,20 @@ def test_every_callback_id_is_defined_in_ids_and_in_a_layout(app):
                 not_constant.append(cid)
     assert missing_in_layout == []
     assert not_constant == []
+
+
+def test_each_protected_output_is_written_by_one_callback_only(app):
+    """The server guards state changes by the output only the changing callback writes (dashboard.auth).
+
+    A second callback writing the same output (even with allow_duplicate) would be refused for
+    viewers too, or could slip a change past the guard: each protected output has exactly one writer.
+    """
+    from dashboard.auth import PROTECTED_OUTPUTS
+
+    writers = {output: [] for output in PROTECTED_OUTPUTS}
+    for key in app.callback_map:
+        for part in key.strip(".").split("..."):
+            cid = part.rsplit(".", 1)[0]
+            if cid in writers:
+                writers[cid].append(key)
+    assert {o: len(w) for o, w in writers.items()} == {o: 1 for o in PROTECTED_OUTPUTS}

@@ -14,6 +14,8 @@ import pytest
 
 from core.pipeline import train
 from core.registry import Registry
+from selenium.webdriver.common.keys import Keys
+
 from dashboard import ids
 from tests.conftest import SAMPLE, console_errors, start_server
 
@@ -121,6 +123,28 @@ def test_upload_report_and_refused_files(dash_br, data_server, files):
     _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled")
     dash_br.wait_for_contains_text(f"#{ids.DATA_RECOMMENDATION}", "Recommended for customers export.csv: k=")
     assert [r["version"] for r in Registry(data_server.models_dir).versions()] == ["v0001"]
+
+    # Retrain starts from the active model's k; one click takes the recommended one.
+    recommended = int(dash_br.find_element(f"#{ids.DATA_RECOMMENDATION}").text.split("k=")[1].split(".")[0])
+    k_box = dash_br.find_element(f"#{ids.DATA_K}")
+    assert k_box.get_attribute("value") == str(Registry(data_server.models_dir).metadata()["k"])
+    use = dash_br.find_element(f"#{ids.DATA_USE_RECOMMENDED_K}")
+    if recommended != int(k_box.get_attribute("value")):
+        _wait(lambda: use.get_attribute("disabled") is None, what="the recommended-k button")
+        assert f"({recommended})" in use.text
+        _click(dash_br, use)
+        _wait(lambda: k_box.get_attribute("value") == str(recommended), what="k set to the recommended one")
+        _wait(lambda: use.get_attribute("disabled") is not None, what="the button to be spent")
+
+    # The upload and its report survive leaving the page and coming back (same tab: session storage).
+    dash_br.wait_for_page(url=data_server.url + "/")
+    dash_br.wait_for_element(f"#{ids.OVERVIEW_PERSONAS}")
+    dash_br.wait_for_page(url=data_server.url + "/data")
+    dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", f"customers export.csv: {files['rows']:,} rows read")
+    retrain = dash_br.find_element(f"#{ids.DATA_RETRAIN_BTN}")
+    _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled after coming back")
+    dash_br.wait_for_contains_text(f"#{ids.DATA_RECOMMENDATION}", "Recommended for customers export.csv: k=")
+    assert len(_uploads(data_server)) == 1  # the same kept file, not a second copy
     assert console_errors(dash_br) == []
 
 
@@ -132,6 +156,10 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     dash_br.wait_for_contains_text(f"#{ids.DATA_UPLOAD_REPORT}", "rows read")
     retrain = dash_br.find_element(f"#{ids.DATA_RETRAIN_BTN}")
     _wait(lambda: retrain.get_attribute("disabled") is None, what="Retrain to be enabled")
+    k_box = dash_br.find_element(f"#{ids.DATA_K}")
+    if k_box.get_attribute("value") != str(registry.metadata()["k"]):  # the previous test took the recommended k
+        k_box.send_keys(Keys.CONTROL, "a")
+        k_box.send_keys(str(registry.metadata()["k"]))
     _click(dash_br, retrain)
 
     # The progress bar names the step while the job runs.
@@ -153,20 +181,33 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     ari = candidate["comparison"]["ari_common"]
     assert ari > 0.9 and f"{ari:.2f}" in comparison
     assert candidate["comparison"]["n_common"] == candidate["n_customers"]
+    # What "agreement on common customers" means is said under the numbers.
+    note = dash_br.find_element(f"#{ids.DATA_COMMON_NOTE}").text
+    assert f"{candidate['n_customers']:,}" in note or "adjusted Rand index" in note
     dash_br.wait_for_element(f"#{ids.DATA_DRIFT}")
     assert dash_br.find_element(f"#{ids.DATA_DRIFT}").text.startswith("Keep:")  # same data: no drift
     rows = dash_br.find_elements(f"#{ids.DATA_COMPARISON_TABLE} tbody tr")
     assert len(rows) == candidate["k"] and all("name kept" in r.text for r in rows)
     assert "no" in _row(dash_br, "v0002").text
 
-    # Activate from the comparison, roll back, delete.
-    _click(dash_br, dash_br.find_element(f"#{ids.DATA_COMPARISON} button.btn-primary"))
+    # Activate from the comparison (asked first: dismissing changes nothing), roll back, delete.
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_COMPARISON} button.btn-activate"))
+    alert = _wait(lambda: _alert(dash_br), what="the activate confirmation")
+    assert "Activate model version v0002?" in alert.text
+    alert.dismiss()
+    time.sleep(1)
+    assert registry.active_version() == "v0001" and not dash_br.find_element(f"#{ids.DATA_ACTION_MSG}").text
+    _click(dash_br, dash_br.find_element(f"#{ids.DATA_COMPARISON} button.btn-activate"))
+    _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
     dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0002 is now the active model")
     assert registry.active_version() == "v0002"
     _wait(lambda: "active" in _row(dash_br, "v0002").text, what="v0002 marked active")
     active_delete = _row(dash_br, "v0002").find_elements("css selector", "button.btn-outline-danger")[0]
     assert active_delete.get_attribute("disabled") is not None  # the active version cannot be deleted
     _click(dash_br, dash_br.find_element(f"#{ids.DATA_ROLLBACK_BTN}"))
+    alert = _wait(lambda: _alert(dash_br), what="the roll-back confirmation")
+    assert "Roll back to the previously active version?" in alert.text
+    alert.accept()
     dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Rolled back: v0001 is the active model again")
     assert registry.active_version() == "v0001"
     _wait(lambda: "active" in _row(dash_br, "v0001").text, what="v0001 marked active")
@@ -178,6 +219,7 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     assert [v["version"] for v in registry.versions()] == ["v0001"]
     _wait(lambda: not dash_br.find_elements(f"#{ids.DATA_VERSIONS} tr[data-version='v0002']"), what="row removed")
     _click(dash_br, dash_br.find_element(f"#{ids.DATA_ROLLBACK_BTN}"))
+    _wait(lambda: _alert(dash_br), what="the roll-back confirmation").accept()
     dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: nothing to roll back to")
     assert console_errors(dash_br) == []
 
@@ -285,12 +327,14 @@ def test_corrupted_active_model_is_refused_and_last_good_version_served(dash_br,
             assert json.load(resp)["model_version"] == "v0001"
 
         # Activating the bad file is refused with the registry's message; activating the good one clears it.
-        _click(dash_br, _row(dash_br, "v0001").find_element("css selector", "button.btn-outline-primary"))
+        _click(dash_br, _row(dash_br, "v0001").find_element("css selector", "button.btn-activate"))
+        _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
         dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0001 is now the active model")
         # A closed alert leaves the page.
         _wait(lambda: not dash_br.find_elements(f"#{ids.DATA_WARNING}"), what="warning cleared")
-        _click(dash_br, _row(dash_br, "v0002").find_element("css selector", "button.btn-outline-primary"))
-        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: model v0002: file v0002.joblib fails")
+        _click(dash_br, _row(dash_br, "v0002").find_element("css selector", "button.btn-activate"))
+        _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
+        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: model v0002")
         assert registry.active_version() == "v0001"
         assert console_errors(dash_br) == []
     finally:

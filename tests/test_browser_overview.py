@@ -1,8 +1,10 @@
 """Overview page in headless Chromium: loads clean, shows KPIs, charts, personas; navigation works."""
 import pytest
 
+from core.pipeline import prepare
+from core.registry import Registry
 from dashboard import ids
-from tests.conftest import console_errors
+from tests.conftest import SAMPLE, console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -28,4 +30,39 @@ def test_persona_link_opens_profiles_page(dash_br, live_server):
     link.click()
     dash_br.wait_for_element(f"#{ids.PROFILES_SEGMENT}", timeout=20)
     assert dash_br.driver.current_url.endswith("/profiles?segment=2")
+    assert console_errors(dash_br) == []
+
+
+def test_overview_numbers_for_managers(dash_br, live_server):
+    """Persona cards carry the segment's numbers, the share chart is named, the demo data says so,
+    and the KPIs speak of spend, not silhouettes."""
+    model, meta = Registry(live_server.models_dir).load()
+    names = meta["segment_names"]
+    frame = prepare(SAMPLE).frame
+    frame = frame.assign(segment=model.predict(frame))
+    by = frame.groupby("segment")
+    spend_share = by["Total_Spending"].sum() / frame["Total_Spending"].sum()
+    top = int(spend_share.idxmax())
+
+    dash_br.wait_for_page(url=live_server.url + "/")
+    dash_br.wait_for_element(f"#{ids.OVERVIEW_SPEND_SHARE} .main-svg", timeout=20)
+    assert "synthetic sample" in dash_br.find_element(f"#{ids.OVERVIEW_DEMO_NOTE}").text
+    kpis = dash_br.find_element(f"#{ids.OVERVIEW_KPIS}").text
+    assert "silhouette" not in kpis.lower()
+    top_kpi = dash_br.find_element(f"#{ids.OVERVIEW_TOP_SHARE}").text
+    assert f"{spend_share[top]:.0%}" in top_kpi and names[top] in top_kpi
+    assert f"{frame['Total_Spending'].sum() / len(frame):,.0f}" in kpis  # spend per customer
+
+    cards = dash_br.find_elements(f"#{ids.OVERVIEW_PERSONAS} .persona-card")
+    for seg, card in enumerate(cards):
+        text = card.text
+        assert names[seg] in text
+        assert f"{by['Total_Spending'].mean()[seg]:,.0f}" in text
+        assert f"{by['Income'].mean()[seg]:,.0f}" in text
+        assert f"{by['Response'].mean()[seg]:.0%}" in text
+        assert f"{spend_share[seg]:.0%}" in text
+
+    # The share chart names the segments under their bars (no "Segment 3" ticks).
+    ticks = " ".join(t.text for t in dash_br.find_elements(f"#{ids.OVERVIEW_SPEND_SHARE} .xtick text"))
+    assert names[0].split()[0] in ticks and "Segment 0" not in ticks
     assert console_errors(dash_br) == []

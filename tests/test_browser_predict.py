@@ -1,6 +1,7 @@
 """The what-if page in headless Chromium: fill the form, read the answer, see field errors, save scenarios."""
 import json
 
+import numpy as np
 import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
@@ -129,9 +130,84 @@ def test_save_scenarios_and_prefill_from_a_customer(dash_br, live_server):
     _type(year, "1990")
     _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")
     dash_br.wait_for_text_to_equal(f"#{ids.PREDICT_PREFILL_MESSAGE}",
-                                   "Computed Age, Total_Spending from the raw fields.", timeout=_WAIT)
+                                   "Computed “Age (years)” and “Total spend, 2 years” from the raw fields.",
+                                   timeout=_WAIT)
     assert _input(dash_br, "Age").get_attribute("value") == "36"
     _type(_input(dash_br, "MntWines", ids.PREDICT_RAW_FIELD), "lots")
     _click(dash_br, f"#{ids.PREDICT_RAW_APPLY}")
     dash_br.wait_for_contains_text(_selector("MntWines", ids.PREDICT_RAW_FEEDBACK), "enter a number", timeout=_WAIT)
     assert console_errors(dash_br) == []
+
+
+def _largest_segment_member(server):
+    """The sample's largest segment under the server's model and its member nearest the centre."""
+    from core.pipeline import prepare
+    from tests.conftest import SAMPLE
+
+    model, meta = Registry(server.models_dir).load()
+    frame = prepare(SAMPLE).frame
+    labels = model.predict(frame)
+    largest = int(np.bincount(labels, minlength=model.k).argmax())
+    d = model.distances(frame)
+    members = np.flatnonzero(labels == largest)
+    best = frame.iloc[members[d[members, largest].argmin()]]
+    return model, meta, frame, largest, best
+
+
+def test_opens_on_a_typical_member_of_the_largest_segment_and_use_goes_in_the_url(dash_br, live_server):
+    model, meta, frame, largest, best = _largest_segment_member(live_server)
+    dash_br.wait_for_page(url=live_server.url + "/predict")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SEGMENT_NAME}", meta["segment_names"][largest], timeout=_WAIT)
+    assert f"customer {int(best['ID'])}" in dash_br.find_element(f"#{ids.PREDICT_PREFILL_MESSAGE}").text
+    assert _input(dash_br, "Age").get_attribute("value") == str(int(best["Age"]))
+    # It is clearly inside the segment, not on a border.
+    seg, conf, _t, _d = model.score_one([float(best[f]) for f in model.features])
+    assert seg == largest and conf >= 0.3
+    # The placeholder is a customer of the loaded data: loading it works.
+    placeholder = dash_br.find_element(f"#{ids.PREDICT_PREFILL_CUSTOMER}").get_attribute("placeholder")
+    example = int(placeholder.split("e.g. ")[1])
+    assert example in set(frame["ID"].astype(int))
+
+    # "Load" puts the customer in the address; a reload opens on it.
+    row = frame[frame["ID"].astype(int) == example].iloc[0]
+    _type(dash_br.find_element(f"#{ids.PREDICT_PREFILL_CUSTOMER}"), str(example))
+    _click(dash_br, f"#{ids.PREDICT_PREFILL_CUSTOMER_BTN}")
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_PREFILL_MESSAGE}", f"Customer {example}", timeout=_WAIT)
+    until(lambda: dash_br.driver.current_url.endswith(f"/predict?customer={example}"), timeout=_WAIT)
+    dash_br.driver.refresh()
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_PREFILL_MESSAGE}", f"Customer {example}", timeout=_WAIT)
+    assert _input(dash_br, "Age").get_attribute("value") == str(int(row["Age"]))
+
+    # "Use" on a segment does the same with ?segment=.
+    other = (largest + 1) % model.k
+    dropdown = dash_br.find_element(f"#{ids.PREDICT_PREFILL_SEGMENT}")
+    dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", dropdown)
+    dropdown.click()
+    dash_br.wait_for_element(".dash-dropdown-options")
+    next(o for o in dash_br.find_elements(".dash-dropdown-options .dash-dropdown-option")
+         if o.text.startswith(f"{other} · ")).click()
+    _click(dash_br, f"#{ids.PREDICT_PREFILL_SEGMENT_BTN}")
+    until(lambda: dash_br.driver.current_url.endswith(f"/predict?segment={other}"), timeout=_WAIT)
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SEGMENT_NAME}", meta["segment_names"][other], timeout=_WAIT)
+    dash_br.driver.refresh()
+    dash_br.wait_for_contains_text(f"#{ids.PREDICT_SEGMENT_NAME}", meta["segment_names"][other], timeout=_WAIT)
+    assert console_errors(dash_br) == []
+
+
+def test_phone_width_shows_the_answer_above_the_form(dash_br, live_server):
+    dash_br.driver.set_window_size(400, 900)
+    try:
+        dash_br.wait_for_page(url=live_server.url + "/predict")
+        compact = dash_br.wait_for_element(f"#{ids.PREDICT_RESULT_COMPACT}", timeout=_WAIT)
+        dash_br.wait_for_element(f"#{ids.PREDICT_CONFIDENCE}", timeout=_WAIT)
+        until(lambda: "confidence" in compact.text, timeout=_WAIT)
+        assert dash_br.find_element(f"#{ids.PREDICT_CONFIDENCE}").text in compact.text
+        top = dash_br.driver.execute_script("return arguments[0].getBoundingClientRect().top + window.scrollY",
+                                            compact)
+        first_field = dash_br.driver.execute_script(
+            "return arguments[0].getBoundingClientRect().top + window.scrollY", _input(dash_br, "Age"))
+        assert top < first_field and top < 400  # on the first screen, above the form
+        width = dash_br.driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 400  # no sideways scroll
+    finally:
+        dash_br.driver.set_window_size(1400, 1000)

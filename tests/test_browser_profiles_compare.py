@@ -154,9 +154,50 @@ def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path):
         assert "is-invalid" in box.get_attribute("class")
         assert _names(server)[2] == "Wine lovers"
 
+        # A name with markup is saved as typed and shown as text, never as an element.
+        dash_br.clear_input(box)
+        box.send_keys("<b>Bold</b> buyers")
+        dash_br.find_element(f"#{ids.PROFILES_RENAME_BTN}").click()
+        dash_br.wait_for_contains_text(f"#{ids.PROFILES_RENAME_FEEDBACK}", "<b>Bold</b> buyers", timeout=_GRAPH_WAIT)
+        assert not dash_br.find_elements(f"#{ids.PROFILES_RENAME_FEEDBACK} b")
+        dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h3", "<b>Bold</b> buyers", timeout=_GRAPH_WAIT)
+        assert _names(server)[2] == "<b>Bold</b> buyers"
+        dash_br.clear_input(box)
+        box.send_keys("Wine lovers")
+        dash_br.find_element(f"#{ids.PROFILES_RENAME_BTN}").click()
+        dash_br.wait_for_contains_text(f"#{ids.PROFILES_RENAME_FEEDBACK}", "“Wine lovers”", timeout=_GRAPH_WAIT)
+
         # The overview shows the new name too.
         dash_br.wait_for_page(url=server.url + "/")
         dash_br.wait_for_contains_text(f"#{ids.OVERVIEW_PERSONAS}", "Wine lovers", timeout=_GRAPH_WAIT)
         assert console_errors(dash_br) == []
     finally:
         server.stop()
+
+
+def test_products_to_feature_are_the_selected_segments(dash_br, live_server):
+    from core.pipeline import prepare
+    from core.profiles import LIFT_THRESHOLD, product_lift
+    from tests.conftest import SAMPLE
+
+    model, meta = Registry(live_server.models_dir).load()
+    names = meta["segment_names"]
+    frame = prepare(SAMPLE).frame
+    lift = product_lift(frame, model.predict(frame)).reindex(range(model.k)).fillna(0.0)
+    featured = [s for s in range(model.k) if (lift.loc[s] >= LIFT_THRESHOLD).any()]
+    plain = [s for s in range(model.k) if s not in featured]
+    assert featured, "the sample has over-indexing segments"
+    seg = featured[0]
+    dash_br.wait_for_page(url=f"{live_server.url}/profiles?segment={seg}")
+    box = f"#{ids.PROFILES_RECOMMENDATIONS_SEGMENT}"
+    dash_br.wait_for_contains_text(box, f"Feature these to {names[seg]}", timeout=_GRAPH_WAIT)
+    text = dash_br.find_element(box).text
+    best = lift.loc[seg].idxmax()
+    assert f"{lift.loc[seg, best]:.1f}×" in text
+    others = [names[s] for s in featured if s != seg]
+    assert not any(f"{n} spends" in text for n in others)  # the other segments are folded away
+    if plain:
+        _pick(dash_br, ids.PROFILES_SEGMENT, plain[0])
+        dash_br.wait_for_contains_text(box, f"No product category stands out for {names[plain[0]]}",
+                                       timeout=_GRAPH_WAIT)
+    assert console_errors(dash_br) == []

@@ -1,6 +1,7 @@
 """`python -m core ...` as a user runs it: real processes, exit codes, JSON, messages."""
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ def models(tmp_path_factory):
 
 def test_help_on_every_command():
     for cmd in ([], ["train"], ["sweep"], ["score"], ["models"], ["models", "list"], ["models", "activate"],
-                ["models", "rollback"], ["synth"]):
+                ["models", "rollback"], ["models", "verify"], ["models", "gc"], ["synth"], ["stability"], ["drift"]):
         proc = run(*cmd, "--help", check=0)
         assert "usage: python -m core" in proc.stdout
 
@@ -79,6 +80,10 @@ def test_sweep_json_and_text(models):
     assert {"inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "sizes"} <= set(out["results"][0])
     text = run("sweep", "--data", str(SAMPLE), "--k-max", "4", "--quiet", check=0).stdout
     assert "recommended k=" in text
+    n = out["n_customers"]
+    assert n >= 1000 and f"{n:,} customers" in text  # thousands separators in human output
+    sizes = [line.split("  ")[-1] for line in text.splitlines()[1:4]]
+    assert all(re.fullmatch(r"[\d,]+( / [\d,]+)+", s) for s in sizes) and "," in "".join(sizes)
 
 
 def test_synth_writes_a_loadable_file(tmp_path):
@@ -115,3 +120,117 @@ def test_broken_file_message(tmp_path, models):
 def test_score_without_model(tmp_path):
     proc = run("score", "--out", str(tmp_path / "x.csv"), env_models=tmp_path / "empty", check=2)
     assert "train one first" in proc.stderr
+
+
+def test_sweep_help_shows_help_and_default_of_every_option():
+    from core.cli import build_parser
+
+    text = run("sweep", "--help", check=0).stdout
+    sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
+    for action in sweep._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help and "default" in action.help, action.option_strings
+    flat = " ".join(text.split())
+    for phrase in ("(default: 2)", "(default: 10)", "(default: 42)", "(default: 3)", "(default: 6)", "(default: 0,"):
+        assert phrase in flat
+
+
+def test_stability_table_has_segment_headers_and_separators():
+    proc = run("stability", "--data", str(SAMPLE), "--k", "3", "--resamples", "2", "--n-init", "1", "--quiet", check=0)
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("period"))
+    assert header.split() == ["period", "customers", "ARI", "seg", "0", "seg", "1", "seg", "2"]
+    rows = lines[lines.index(header) + 1:]
+    last = [line for line in rows if re.match(r"\d{4}(Q\d|-\d\d)", line)][-1].split()
+    assert re.fullmatch(r"\d,\d{3}", last[1]) and len(last) == 3 + 3 and all(v.endswith("%") for v in last[3:])
+    assert re.search(r"\d,\d{3} customers, k=3", lines[0])
+
+
+def test_score_writes_integer_ids_when_some_ids_were_unreadable(models, tmp_path):
+    lines = SAMPLE.read_text().splitlines()
+    lines[1] = "12a" + lines[1][lines[1].index("\t"):]
+    lines[2] = lines[2][lines[2].index("\t"):]  # empty ID
+    bad = tmp_path / "bad_ids.tsv"
+    bad.write_text("\n".join(lines[:300]) + "\n")
+    out = tmp_path / "scores.csv"
+    proc = run("score", "--data", str(bad), "--out", str(out), env_models=models, check=0)
+    rows = list(csv.DictReader(out.open()))
+    assert rows and all(re.fullmatch(r"\d+", r["ID"]) for r in rows)  # 5524, never 5524.0
+    assert len(rows) < 299 and "not scored" in proc.stderr
+
+
+def test_exports_write_ids_as_whole_numbers():
+    import numpy as np
+    import pandas as pd
+
+    from core.exports import to_safe_csv
+
+    frame = pd.DataFrame({"ID": [5524.0, np.nan, 12.0], "segment_name": ["=SUM(A1)", "b", "c"]})
+    assert to_safe_csv(frame).splitlines() == ["ID,segment_name", "5524,'=SUM(A1)", ",b", "12,c"]
+    with pytest.raises(ValueError, match=r"ID in row 2 of the export is not a whole number \('12a'\)"):
+        to_safe_csv(pd.DataFrame({"ID": ["7", "12a"]}))
+
+
+@pytest.fixture()
+def small_registry(tmp_path):
+    from core.model import SegmentationModel
+    from core.registry import Registry
+    from tests.helpers import planted_frame
+
+    reg = Registry(tmp_path / "reg")
+    model = SegmentationModel(k=3).fit(planted_frame(n_per=30)[0])
+    for _ in range(3):
+        reg.save(model, {"k": 3, "n_customers": 12345, "metrics": {"silhouette": 0.5}})
+    return reg
+
+
+def test_models_verify_lines_and_exit_status(small_registry):
+    root = small_registry.root
+    proc = run("models", "verify", env_models=root, check=0)
+    assert proc.stdout.splitlines() == ["ok     v0001: v0001.npz", "ok     v0002: v0002.npz",
+                                        "ok     v0003 (active): v0003.npz"]
+    path = small_registry.file_path("v0002")
+    path.write_bytes(path.read_bytes()[:-3])
+    proc = run("models", "verify", env_models=root, check=1)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and lines[1].startswith("FAILED v0002: model v0002: file v0002.npz fails its checksum")
+    assert "2 of 3 versions verified; 1 failed" in proc.stderr and "Traceback" not in proc.stderr
+    out = json.loads(run("models", "verify", "--json", env_models=root, check=1).stdout)
+    assert out["ok"] is False and [v["ok"] for v in out["versions"]] == [True, False, True]
+
+
+def test_models_list_on_a_bad_manifest(small_registry):
+    root = small_registry.root
+    listed = run("models", "list", env_models=root, check=0)
+    assert "n=12,345" in listed.stdout and listed.stderr == ""
+    good = (root / "manifest.json").read_text()
+    (root / "manifest.json").write_text(good[:40])
+    proc = run("models", "list", env_models=root, check=0)  # recovered from the last good copy
+    assert proc.stdout == listed.stdout
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("warning: manifest.json is not valid JSON")
+    (root / "manifest.json.bak").unlink()
+    proc = run("models", "list", env_models=root, check=2)
+    assert len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith("error: manifest.json is not a readable registry manifest")
+    manifest = json.loads(good)
+    manifest["versions"]["v0002"]["file"] = "../../etc/passwd"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    proc = run("models", "list", env_models=root, check=2)
+    assert proc.stderr.splitlines() == ["error: model v0002: its manifest entry is malformed: file name "
+                                        "'../../etc/passwd' contains a path separator or '..'"]
+    assert proc.stdout == ""
+
+
+def test_models_gc_reports_what_it_removed(small_registry):
+    import os
+    import time
+
+    root = small_registry.root
+    stale = small_registry.keep_data(b"x" * 1500)
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    proc = run("models", "gc", env_models=root, check=0)
+    assert proc.stdout.splitlines() == [f"removed data/{stale.name} (1,500 bytes): training data no version uses",
+                                        "removed 1 file (1,500 bytes)"]
+    out = json.loads(run("models", "gc", "--json", env_models=root, check=0).stdout)
+    assert out == {"removed": [], "files": 0, "bytes": 0, "skipped": []}

@@ -65,8 +65,8 @@ def test_users_round_trip_with_password_stdin(tmp_path):
     assert [u["name"] for u in AccountStore(tmp_path).users()] == ["alice"]
     log = AuditLog(tmp_path).entries()
     assert [(e["action"], e["target"], e["outcome"]) for e in log] == [
-        ("user_add", "alice", "ok"), ("user_add", "bob", "ok"), ("user_set_role", "bob", "ok"),
-        ("user_remove", "bob", "ok")]
+        ("user-add", "alice", "ok"), ("user-add", "bob", "ok"), ("user-set-role", "bob", "ok"),
+        ("user-remove", "bob", "ok")]
     assert {e["user"] for e in log} == {cli_user()}
     assert PASSWORD not in (tmp_path / "audit.log").read_text()
 
@@ -115,7 +115,7 @@ def test_a_refused_change_is_audited_as_failed(tmp_path):
     AccountStore(tmp_path).add_user("alice", "admin", PASSWORD)
     run("users", "remove", "zed", models=tmp_path, check=2)
     last = AuditLog(tmp_path).entries()[-1]
-    assert (last["action"], last["target"], last["outcome"]) == ("user_remove", "zed", "failed")
+    assert (last["action"], last["target"], last["outcome"]) == ("user-remove", "zed", "failed")
     assert "no user named 'zed'" in last["detail"] and last["user"] == cli_user()
 
 
@@ -155,7 +155,7 @@ def test_apikeys_round_trip_prints_the_key_once(tmp_path):
     run("apikeys", "revoke", "crm-sync", models=tmp_path, check=0)
     assert AccountStore(tmp_path).verify_key(key) is None
     assert [(e["action"], e["target"], e["outcome"]) for e in AuditLog(tmp_path).entries()] == [
-        ("key_create", "crm-sync", "ok"), ("key_create", "ops", "ok"), ("key_revoke", "crm-sync", "ok")]
+        ("key-create", "crm-sync", "ok"), ("key-create", "ops", "ok"), ("key-revoke", "crm-sync", "ok")]
 
 
 def test_audit_command_table_json_and_limit(tmp_path):
@@ -171,3 +171,45 @@ def test_audit_command_table_json_and_limit(tmp_path):
     assert table[0].split() == ["time", "user", "action", "target", "outcome", "detail"]
     assert [line.split()[1] for line in table[1:]] == ["alice", "bob", "carol"]
     assert "\x1b" not in "\n".join(table) and "\\x1b[31mred" in table[2]  # no terminal escapes from the log
+
+
+def _in_terminal(args: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal, typing each answer after each prompt; (exit status, screen)."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTLENS_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal, as in an operator's shell
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "core", *args], env)
+    screen, deadline, pending = b"", time.monotonic() + timeout, list(answers)
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+            prompts = screen.count(b"password for") + screen.count(b"again:")
+            if pending and prompts > len(answers) - len(pending):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
+
+
+def test_prompts_twice_in_a_terminal(tmp_path):
+    status, screen = _in_terminal(["users", "add", "erin", "--role", "analyst", "--models", str(tmp_path)],
+                                  [PASSWORD, PASSWORD])
+    assert status == 0, screen
+    assert "password for erin" in screen and "again" in screen and PASSWORD not in screen  # not echoed
+    assert AccountStore(tmp_path).authenticate("erin", PASSWORD) == {"name": "erin", "role": "analyst"}
+    status, screen = _in_terminal(["users", "add", "frank", "--role", "viewer", "--models", str(tmp_path)],
+                                  [PASSWORD, PASSWORD + "x"])
+    assert status == 2 and "the passwords do not match" in screen
+    assert AccountStore(tmp_path).get_user("frank") is None

@@ -167,7 +167,8 @@ def test_pca_map_2d_traces_axes_hover_and_arrows():
     texts = [a.text for a in fig.layout.annotations]
     # Two annotations per feature (arrow + label), one label per segment centre.
     assert len(texts) == 3 * 2 + 4
-    assert {"Income", "Recency", "Age"} <= set(texts)
+    # Feature labels (core.schema.FEATURE_LABELS), never raw column names; long ones on two lines.
+    assert {"Yearly household<br>income", "Days since last<br>purchase", "Age (years)"} <= set(texts)
     assert "<b>3</b> · Delta" in texts
     arrow = next(a for a in fig.layout.annotations if a.showarrow and a.text == "")
     assert arrow.ax == 0 and arrow.ay == 0 and arrow.axref == "x"
@@ -337,7 +338,11 @@ def test_metrics_figure_adds_stability_when_measured():
         r["stability"] = 1.0 - 0.05 * r["k"]
     sweep["votes"]["stability"] = 2
     fig = fd.metrics_figure(sweep, current_k=6)
-    assert len(fig.data) == 15  # five subplots: line, star, ring each
+    # Five criteria plus the smallest segment's share, so the 3x2 grid has no blank slot (issue 14):
+    # line, star, ring each.
+    assert len(fig.data) == 18
+    smallest = next(t for t in fig.data if t.name == "Smallest segment (share)")
+    assert list(smallest.y) == pytest.approx([50 / (100 * (k - 1) + 50) for k in range(2, 9)])
     stab_line = next(t for t in fig.data if t.name == "Stability (bootstrap ARI)")
     assert list(stab_line.y) == pytest.approx([1.0 - 0.05 * k for k in range(2, 9)])
     titles = [a.text for a in fig.layout.annotations]

@@ -113,7 +113,7 @@ def test_distribution_boxes_are_exact_quartiles_per_segment(analysis, names):
         assert trace.mean[0] == pytest.approx(grouped.mean()[seg])
         assert trace.marker.color == segment_colour(seg)
         assert trace.opacity == (1.0 if seg == 1 else pytest.approx(0.35))
-    assert fig.layout.xaxis.title.text == "Income"
+    assert fig.layout.xaxis.title.text == "Yearly household income"  # core.schema.FEATURE_LABELS
     # No raw values are shipped to the browser, whatever the number of customers.
     assert all(t.x is None and t.y is not None and len(t.y) == 1 for t in fig.data)
     assert "No column" in _annotation(fp.distribution_figure(analysis.frame, "Nope", names))
@@ -234,8 +234,41 @@ def test_comparison_table_columns_and_order():
                               index=pd.Index(["Age", "Income"], name="feature"))
     table = fc.comparison_table(comparison, 2, 5)
     assert list(table.columns) == ["Feature", "Mean in 2", "Mean in 5", "Difference", "Cohen's d", "Size"]
-    assert table["Feature"].tolist() == ["Income", "Age"]
-    assert table.iloc[0].tolist() == ["Income", "10.00", "5.00", "+5.00", "+1.20", "large"]
+    # Labels from core.schema.FEATURE_LABELS; money in whole units, counts as counts (issue 14).
+    assert table["Feature"].tolist() == ["Yearly household income", "Age (years)"]
+    assert table.iloc[0].tolist() == ["Yearly household income", "10", "5", "+5", "+1.20", "large"]
+    assert table.iloc[1].tolist() == ["Age (years)", "1.0", "1.5", "-50 per 100", "-0.30", "small"]
+
+
+def test_counts_show_as_counts_not_fractions():
+    assert fc.format_value("Kidhome", 0.04) == "4 per 100"
+    assert fc.format_value("NumWebPurchases", 5.04) == "5.0"
+    assert fc.format_value("Recency", 48.7) == "49"
+    assert fc.format_value("MntWines", 639.14) == "639"
+    assert fc.format_value("Income", 73860.13) == "73,860"
+    assert fc.format_value("Kidhome", -0.54, signed=True) == "-54 per 100"
+    assert fc.format_value("Total_Spending", 1060.9, signed=True) == "+1,061"
+    assert fc.format_value("Income", float("nan")) == "n/a"
+
+
+def test_comparison_summary_names_the_three_biggest_differences():
+    comparison = pd.DataFrame({"mean_a": [1256.8, 8.9, 0.04, 61.0, 5.0], "mean_b": [195.9, 3.9, 0.58, 60.0, 5.1],
+                               "diff": [1060.9, 5.0, -0.54, 1.0, -0.1], "cohens_d": [2.81, 2.53, -1.31, 0.05, -0.6],
+                               "magnitude": ["large", "large", "large", "negligible", "medium"]},
+                              index=pd.Index(["Total_Spending", "NumStorePurchases", "Kidhome", "Recency",
+                                              "NumWebPurchases"], name="feature"))
+    names = ["Zero", "Big spenders", "Two", "Three", "Budget"]
+    lines = fc.comparison_summary(comparison, 1, 4, names)
+    assert lines == [
+        "Total spend, 2 years: 1 · Big spenders is 6.4× as high as 4 · Budget (1,257 against 196; "
+        "Cohen's d 2.8, large).",
+        "Store purchases: 1 · Big spenders is 2.3× as high as 4 · Budget (8.9 against 3.9; Cohen's d 2.5, large).",
+        "Small children at home: 4 · Budget is 14.5× as high as 1 · Big spenders (58 per 100 against 4 per 100; "
+        "Cohen's d 1.3, large).",
+    ]
+    # Only medium or larger effects; none for a segment against itself.
+    assert len(fc.comparison_summary(comparison, 1, 4, names, top=10)) == 4
+    assert fc.comparison_summary(comparison, 2, 2, names) == []
 
 
 def test_overlay_distribution_shares_and_bins(analysis, names):
@@ -244,7 +277,7 @@ def test_overlay_distribution_shares_and_bins(analysis, names):
     for trace, seg in zip(fig.data, (0, 5)):
         assert trace.marker.color == segment_colour(seg)
         assert sum(trace.y) == pytest.approx(1.0)  # shares of each segment, so sizes do not matter
-    assert fig.layout.xaxis.title.text.startswith("Income")
+    assert fig.layout.xaxis.title.text.startswith("Yearly household income")
     assert fig.layout.yaxis.title.text == "Share of segment"
     kids = fc.overlay_distribution(analysis.frame, "Kidhome", 0, 5, names)
     assert list(kids.data[0].x) == [0.0, 1.0, 2.0]  # counts get one bar per whole number

@@ -75,7 +75,7 @@ def test_cancel_stops_before_the_step_and_saves_nothing(active, stop_before):
                 should_stop=lambda: STEPS[len(seen)] == stop_before, **FAST)
     assert seen == list(STEPS[:STEPS.index(stop_before)])
     assert [v["version"] for v in registry.versions()] == [reference.version]
-    assert not (registry.root / "v0002.joblib").exists()
+    assert not (registry.root / "v0002.npz").exists()
     # The lock was released: the next run goes through.
     assert retrain(SAMPLE, registry=registry, reference=reference, **FAST).version == "v0002"
 
@@ -327,7 +327,7 @@ def test_corrupted_active_model_falls_back_with_a_warning(services):
     assert services.model_warning() is None
     bad, _, _ = train(SAMPLE, registry=registry, k=4)
     assert services.model()[1]["version"] == bad and services.analysis().k == 4  # loaded while still good
-    path = registry.root / f"{bad}.joblib"
+    path = registry.file_path(bad)
     data = path.read_bytes()
     path.write_bytes(data[:-10] + bytes(10))  # tampered after it was loaded: same size, new content
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000))

@@ -7,13 +7,37 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core import schema
+
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, vline, vrect
 from .profiles import CATEGORY_LABELS, segment_label
 
-__all__ = ["segment_kpis", "effect_size_figure", "comparison_table", "overlay_distribution", "mix_pair_figure"]
+__all__ = ["segment_kpis", "effect_size_figure", "comparison_table", "comparison_summary", "format_value",
+           "overlay_distribution", "mix_pair_figure"]
 
 _MAX_BINS = 40
+# Money is shown in whole units; counts (children, purchases, days) as counts: "0.04 children" reads as
+# "4 per 100 customers".
+_MONEY = {"Income", "Total_Spending", *schema.SPEND_COLUMNS}
+_COUNTS = {c for c in schema.INTEGER_COLUMNS if c not in _MONEY} | {
+    "Age", "Total_Children", "Customer_since", "Total_Purchases", "Campaigns_Accepted"}
+
+
+def format_value(feature: str, value: float, *, signed: bool = False) -> str:
+    """A segment mean (or a difference of means) in the feature's own unit: money, count or plain number."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    sign = "+" if signed else ""
+    if feature in _MONEY:
+        return f"{value:{sign},.0f}"
+    if feature in _COUNTS:
+        if abs(value) >= 10:
+            return f"{value:{sign},.0f}"
+        if abs(value) >= 1 or value == 0:
+            return f"{value:{sign}.1f}"
+        return f"{value * 100:{sign}.0f} per 100"
+    return f"{value:{sign},.2f}"
 
 
 def _room_for_modebar(fig: go.Figure) -> go.Figure:
@@ -85,12 +109,38 @@ def comparison_table(comparison: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
         return pattern.format(v) if math.isfinite(v) else "n/a"
     return pd.DataFrame({
         "Feature": [feature_label(f) for f in data.index],
-        f"Mean in {a}": [num(v) for v in data["mean_a"]],
-        f"Mean in {b}": [num(v) for v in data["mean_b"]],
-        "Difference": [num(v, "{:+,.2f}") for v in data["diff"]],
+        f"Mean in {a}": [format_value(f, v) for f, v in data["mean_a"].items()],
+        f"Mean in {b}": [format_value(f, v) for f, v in data["mean_b"].items()],
+        "Difference": [format_value(f, v, signed=True) for f, v in data["diff"].items()],
         "Cohen's d": [num(v, "{:+.2f}") for v in data["cohens_d"]],
         "Size": data["magnitude"].tolist(),
     })
+
+
+def comparison_summary(comparison: pd.DataFrame, a: int, b: int, names: list[str], top: int = 3) -> list[str]:
+    """The biggest differences in plain words, largest |d| first (only medium or larger effects, |d| >= 0.5).
+
+    e.g. "Total spend, 2 years: 2 · Big spenders is 3.1× as high as 4 · Budget browsers (1,250 against 400;
+    Cohen's d 1.8, large)." Returns plain strings (shown as text, never markup).
+    """
+    if a == b or comparison is None or comparison.empty:
+        return []
+    data = comparison.dropna(subset=["cohens_d"])
+    data = data[data["cohens_d"].abs() >= 0.5]
+    data = data.reindex(data["cohens_d"].abs().sort_values(ascending=False).index)[:top]
+    out = []
+    for feature, row in data.iterrows():
+        d = float(row["cohens_d"])
+        hi, lo = (a, b) if d > 0 else (b, a)
+        mean_hi, mean_lo = (float(row["mean_a"]), float(row["mean_b"])) if d > 0 else \
+            (float(row["mean_b"]), float(row["mean_a"]))
+        label = feature_label(feature)
+        ratio = mean_hi / mean_lo if mean_lo > 0 else None
+        how = f"{ratio:.1f}× as high as" if ratio is not None and ratio >= 1.5 else "higher than"
+        out.append(f"{label}: {hi} · {names[hi]} is {how} {lo} · {names[lo]} "
+                   f"({format_value(feature, mean_hi)} against {format_value(feature, mean_lo)}; "
+                   f"Cohen's d {abs(d):.1f}, {row['magnitude']}).")
+    return out
 
 
 def _bins(values: np.ndarray) -> np.ndarray:

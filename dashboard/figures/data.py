@@ -1,19 +1,12 @@
 """Figures of the data & models page (/data): a candidate model's segment shares against the active model's."""
 from __future__ import annotations
 
-import html
 
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, plain
 
-try:  # UI-A's escaping helper; the same rule until it lands
-    from .common import plain
-except ImportError:  # pragma: no cover - depends on the order the helpers land in
-    def plain(text) -> str:
-        """A user-typed name as text for a Plotly label (Plotly renders a subset of HTML)."""
-        return html.escape(str(text), quote=False)
 
 __all__ = ["share_comparison_figure"]
 

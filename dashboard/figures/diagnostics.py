@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, vline
+from .common import base_layout, empty_figure, plain, vline
 
 __all__ = ["METRICS", "metrics_figure", "silhouette_figure", "metrics_table", "recommendation_text"]
 
@@ -20,6 +20,8 @@ METRICS = [
 ]
 # Drawn when the sweep measured it (bootstrap ARI per k).
 STABILITY_METRIC = ("stability", "Stability (bootstrap ARI)", "higher is better", "stability")
+# Completes an odd grid (no blank slot): a k whose smallest segment is tiny is rarely actionable.
+SMALLEST_METRIC = ("smallest_share", "Smallest segment (share)", "very small is a warning", None)
 _LINE = "#495057"
 _RECOMMENDED = "#E69F00"
 _CURRENT = "#D55E00"
@@ -36,26 +38,31 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
     rec = sweep.get("recommended_k")
     votes = sweep.get("votes") or {}
     metrics = METRICS + ([STABILITY_METRIC] if all(r.get("stability") is not None for r in results) else [])
+    if len(metrics) % 2 and all(r.get("sizes") for r in results):
+        metrics.append(SMALLEST_METRIC)
+    results = [dict(r, smallest_share=min(r["sizes"]) / max(sum(r["sizes"]), 1) if r.get("sizes") else None)
+               for r in results]
     cols = 2 if len(metrics) <= 4 else 3
     # Two short lines per title so that the titles fit side by side on a phone too.
     titles = [f"<b>{title}</b><br><span style='font-size:11px'>{hint}"
               + (f"; best k={votes[vote]}" if vote in votes else "") + "</span>"
               for _key, title, hint, vote in metrics]
     fig = make_subplots(rows=2, cols=cols, subplot_titles=titles, horizontal_spacing=0.12 if cols == 2 else 0.08,
-                        vertical_spacing=0.22)
+                        vertical_spacing=0.2)
     for i, (key, title, _hint, _vote) in enumerate(metrics):
         row, col = divmod(i, cols)
         row, col = row + 1, col + 1
         values = [r[key] for r in results]
+        fmt = ".1%" if key == "smallest_share" else ",.3f"
         fig.add_trace(go.Scatter(x=ks, y=values, mode="lines+markers", name=title, showlegend=False,
                                  line={"color": _LINE, "width": 2}, marker={"size": 6, "color": _LINE},
-                                 hovertemplate=f"k=%{{x}}<br>{title} %{{y:,.3f}}<extra></extra>"), row=row, col=col)
+                                 hovertemplate=f"k=%{{x}}<br>{title} %{{y:{fmt}}}<extra></extra>"), row=row, col=col)
         if rec in ks:
             fig.add_trace(go.Scatter(x=[rec], y=[values[ks.index(rec)]], mode="markers",
                                      name=f"Recommended k={rec}", legendgroup="recommended", showlegend=i == 0,
                                      marker={"symbol": "star", "size": 18, "color": _RECOMMENDED,
                                              "line": {"color": "#212529", "width": 1}},
-                                     hovertemplate=f"Recommended k={rec}<br>{title} %{{y:,.3f}}<extra></extra>"),
+                                     hovertemplate=f"Recommended k={rec}<br>{title} %{{y:{fmt}}}<extra></extra>"),
                           row=row, col=col)
         if current_k in ks:
             fig.add_trace(go.Scatter(x=[current_k], y=[values[ks.index(current_k)]], mode="markers",
@@ -63,10 +70,12 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
                                      marker={"symbol": "circle-open", "size": 20, "color": _CURRENT,
                                              "line": {"width": 3}},
                                      hovertemplate=(f"Current model k={current_k}<br>{title} "
-                                                    "%{y:,.3f}<extra></extra>")),
+                                                    f"%{{y:{fmt}}}<extra></extra>")),
                           row=row, col=col)
         fig.update_xaxes(range=[min(ks) - 0.5, max(ks) + 0.5], dtick=1, row=row, col=col,
                          title_text="k (number of segments)" if row == 2 else None)
+        if key == "smallest_share":
+            fig.update_yaxes(tickformat=".0%", row=row, col=col)
     base_layout(fig, height=height)
     fig.update_annotations(font={"size": 12})
     fig.update_layout(margin={"t": 64, "l": 56}, legend={"orientation": "h", "y": -0.14, "x": 0})
@@ -102,12 +111,12 @@ def silhouette_figure(values: np.ndarray, labels: np.ndarray, names: list[str], 
         ranks, xs = _thin(seg_values, max(2, int(round(max_points * len(seg_values) / n))))
         mean = float(seg_values.mean())
         fig.add_trace(go.Scatter(
-            x=xs, y=y0 + ranks, mode="lines", fill="tozerox", name=name,
+            x=xs, y=y0 + ranks, mode="lines", fill="tozerox", name=plain(name),
             line={"color": segment_colour(seg), "width": 0.8}, fillcolor=segment_colour(seg), opacity=0.85,
             hovertemplate=(f"<b>{seg} · %{{fullData.name}}</b><br>{len(seg_values):,} customers, "
                            f"mean {mean:.2f}<br>silhouette %{{x:.2f}}<extra></extra>")))
         tickvals.append(y0 + len(seg_values) / 2)
-        ticktext.append(f"{seg} · {name}")
+        ticktext.append(f"{seg} · {plain(name)}")
         y0 += len(seg_values) + gap
     overall = float(values.mean())
     fig.add_shape(vline(overall, {"color": "#212529", "dash": "dash", "width": 1.5}))

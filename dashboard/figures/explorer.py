@@ -8,13 +8,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.projection import downsample_per_segment
-from core.schema import FEATURE_LABELS
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure
+from .common import base_layout, empty_figure, feature_label, plain
 
 __all__ = ["MAX_POINTS", "HOVER_COLUMNS", "MapView", "range_bounds", "filter_positions", "map_view", "axis_title",
-           "pca_map_figure", "selected_positions", "selection_summary"]
+           "pca_map_figure", "place_labels", "selected_positions", "selection_summary"]
 
 # Points drawn at most: WebGL keeps 20K responsive in 2D; 3D (no GL point sprites) needs fewer.
 MAX_POINTS = {2: 20_000, 3: 8_000}
@@ -141,7 +140,7 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
             continue
         # ids carry each point's customer position into selectedData: dcc.Graph drops customdata sent as a
         # typed array from selections, and plain-list customdata costs ~1 s per 20K points to serialise.
-        common = dict(name=f"{seg} · {names[seg]}", customdata=custom[mask], ids=[str(p) for p in positions[mask]],
+        common = dict(name=f"{seg} · {plain(names[seg])}", customdata=custom[mask], ids=[str(p) for p in positions[mask]],
                       hovertemplate=_HOVER, legendgroup=str(seg))
         if dims == 3:
             traces.append(go.Scatter3d(x=xyz[mask, 0], y=xyz[mask, 1], z=xyz[mask, 2], mode="markers",
@@ -153,7 +152,7 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
                                        **common))
     k = len(names)
     cc = np.asarray(centroid_coords)[:k, :dims]
-    centre = dict(name="Segment centres", text=[f"{i} · {n}" for i, n in enumerate(names)],
+    centre = dict(name="Segment centres", text=[f"{i} · {plain(n)}" for i, n in enumerate(names)],
                   hovertemplate="<b>Centre of %{text}</b><extra></extra>", showlegend=True)
     if dims == 3:
         # Numbers only in 3D: full names pile up in the projected scene; the legend and hover carry them.
@@ -169,19 +168,14 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
                                  marker={"size": 16, "symbol": "x", "color": [segment_colour(i) for i in range(k)],
                                          "line": {"color": "#212529", "width": 1.5}}, **centre))
     fig = go.Figure(traces)
-    if dims == 2:
-        # Labels as boxed annotations: readable on top of the points, framed in the segment's colour.
-        # Each label sits out from the centre along its centroid's direction (pixels), away from the crowded origin.
-        for i, name in enumerate(names):
-            dx, dy = _unit(cc[i])
-            fig.add_annotation(x=cc[i, 0], y=cc[i, 1], xref="x", yref="y", text=f"<b>{i}</b> · {name}",
-                               showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=segment_colour(i),
-                               ax=int(round(40 * dx)), ay=int(round(-34 * dy)), font={"size": 11, "color": "#212529"},
-                               bgcolor="rgba(255,255,255,0.85)", bordercolor=segment_colour(i), borderwidth=1.5,
-                               borderpad=2)
     titles = [axis_title(i, variance_ratio) for i in range(dims)]
+    tips = None
     if loadings is not None:
-        _add_loadings(fig, np.asarray(loadings)[:, :dims], list(features or []), xyz, dims)
+        loadings = np.asarray(loadings)[:, :dims]
+        tips = loadings * _arrow_scale(xyz, loadings)
+        _add_loadings(fig, loadings, tips, list(features or []), dims)
+    if dims == 2:
+        _add_labels(fig, names, cc, xyz, tips, loadings, list(features or []), height)
     if dims == 3:
         fig.update_layout(scene={"xaxis": {"title": {"text": titles[0]}}, "yaxis": {"title": {"text": titles[1]}},
                                  "zaxis": {"title": {"text": titles[2]}}, "aspectmode": "manual",
@@ -198,11 +192,24 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
     return fig
 
 
-def _add_loadings(fig: go.Figure, loadings: np.ndarray, features: list[str], points: np.ndarray, dims: int) -> None:
-    """Arrows from the origin along each feature's direction, labelled by feature."""
-    scale = _arrow_scale(points, loadings)
-    tips = loadings * scale
-    labels = [features[i] if i < len(features) else f"x{i}" for i in range(len(tips))]
+def _arrow_label(features: list[str], i: int) -> str:
+    """A feature's readable name, on two lines when long (arrow labels crowd near the origin)."""
+    return _wrap(feature_label(features[i]) if i < len(features) else f"x{i}", 16)
+
+
+def _wrap(text: str, width: int) -> str:
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
+
+
+def _add_loadings(fig: go.Figure, loadings: np.ndarray, tips: np.ndarray, features: list[str], dims: int) -> None:
+    """Arrows from the origin along each feature's direction (2D labels are placed with the segment labels)."""
     if dims == 3:
         xs, ys, zs = [], [], []
         for tip in tips:
@@ -211,23 +218,125 @@ def _add_loadings(fig: go.Figure, loadings: np.ndarray, features: list[str], poi
             zs += [0, tip[2], None]
         fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line={"color": "#495057", "width": 4},
                                    name="Feature directions", hoverinfo="skip", legendgroup="loadings"))
+        labels = [feature_label(features[i]) if i < len(features) else f"x{i}" for i in range(len(tips))]
         fig.add_trace(go.Scatter3d(x=tips[:, 0] * 1.08, y=tips[:, 1] * 1.08, z=tips[:, 2] * 1.08, mode="text",
                                    text=labels, textfont={"size": 11, "color": "#343a40"}, showlegend=False,
-                                   hovertext=[FEATURE_LABELS.get(f, f) for f in labels], hoverinfo="text",
-                                   legendgroup="loadings"))
+                                   hovertext=labels, hoverinfo="text", legendgroup="loadings"))
         return
-    for label, tip, loading in zip(labels, tips, loadings):
+    for tip in tips:
         fig.add_annotation(x=tip[0], y=tip[1], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y", text="",
                            showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor="#495057")
+
+
+# The label layout assumes the map's usual plot area on a laptop (the card is ~800 px wide); the chart is
+# responsive, so this is an estimate: it separates labels that would overlap at that size.
+_PLOT_WIDTH = 780
+_CHAR_PX = {10: 6.0, 11: 6.6}
+
+
+def _text_box(text: str, size: int) -> tuple[float, float]:
+    """Width and height in pixels of an annotation's text (plotly <b>/<br> aware, padding included)."""
+    lines = str(text).replace("<b>", "").replace("</b>", "").split("<br>")
+    width = max(len(line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")) for line in lines)
+    return width * _CHAR_PX[size] + 10, len(lines) * (size + 4) + 6
+
+
+def _overlap(a, b) -> float:
+    """Overlap area of two boxes (x0, y0, x1, y1)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def place_labels(candidates: list[list[tuple]], fixed: list[tuple], bounds: tuple) -> list[int]:
+    """Greedy label placement: per label, the first candidate box that overlaps nothing placed so far.
+
+    ``candidates[i]`` lists label i's boxes (x0, y0, x1, y1) in order of preference; ``fixed`` are boxes no
+    label may cover (markers); boxes leaving ``bounds`` count as overlapping. When every candidate overlaps,
+    the one overlapping least wins. Returns the chosen candidate index per label.
+    """
+    placed = list(fixed)
+    chosen = []
+    bx0, by0, bx1, by1 = bounds
+    for boxes in candidates:
+        best, best_cost = 0, None
+        for j, box in enumerate(boxes):
+            outside = (max(bx0 - box[0], 0) + max(box[2] - bx1, 0)) * (box[3] - box[1]) + \
+                      (max(by0 - box[1], 0) + max(box[3] - by1, 0)) * (box[2] - box[0])
+            cost = outside + sum(_overlap(box, other) for other in placed)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = j, cost
+            if cost == 0:
+                break
+        chosen.append(best)
+        placed.append(boxes[best])
+    return chosen
+
+
+def _add_labels(fig: go.Figure, names: list[str], centres: np.ndarray, points: np.ndarray, tips, loadings,
+                features: list[str], height: int) -> None:
+    """Segment names by their centres and feature names at the arrow tips, placed so they do not overlap."""
+    coords = [np.asarray(points, dtype=float)[:, :2], np.asarray(centres, dtype=float)[:, :2]]
+    if tips is not None:
+        coords += [np.asarray(tips, dtype=float)[:, :2], np.zeros((1, 2))]
+    allxy = np.vstack(coords)
+    lo, hi = allxy.min(axis=0), allxy.max(axis=0)
+    pad = np.maximum((hi - lo) * 0.04, 1e-9)
+    lo, hi = lo - pad, hi + pad
+    width, plot_height = _PLOT_WIDTH, max(height - 150, 200)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return ((x - lo[0]) / (hi[0] - lo[0]) * width, (hi[1] - y) / (hi[1] - lo[1]) * plot_height)
+
+    fixed = [(cx - 9, cy - 9, cx + 9, cy + 9) for cx, cy in (px(*c) for c in centres[:, :2])]
+    specs, candidates = [], []
+    # Feature labels first: they must stay at their arrow's tip; segment labels can move further out.
+    for i, tip in enumerate(tips if tips is not None else []):
+        text = _arrow_label(features, i)
+        w, h = _text_box(text, 10)
         dx, dy = _unit(tip)
-        # Text grows outward from the arrow's tip so it never covers the arrow or the origin.
-        fig.add_annotation(x=tip[0], y=tip[1], xref="x", yref="y", text=label, showarrow=False,
-                           xanchor="left" if dx > 0.35 else "right" if dx < -0.35 else "center",
-                           yanchor="bottom" if dy > 0.35 else "top" if dy < -0.35 else "middle",
-                           xshift=int(round(4 * dx)), yshift=int(round(4 * dy)),
-                           font={"size": 10, "color": "#495057"}, bgcolor="rgba(255,255,255,0.6)",
-                           hovertext=f"{FEATURE_LABELS.get(label, label)}: loading {loading[0]:+.2f} on PC1, "
-                                     f"{loading[1]:+.2f} on PC2")
+        tx, ty = px(tip[0], tip[1])
+        xanchor = "left" if dx > 0.35 else "right" if dx < -0.35 else "center"
+        yanchor = "bottom" if dy > 0.35 else "top" if dy < -0.35 else "middle"
+        options = []
+        for step in (0, 1, -1, 2, -2, 3, -3):
+            # Slide along the arrow's perpendicular (screen pixels; plotly's yshift points up).
+            xs, ys = 4 * dx - 13 * step * dy, 4 * dy + 13 * step * dx
+            x0 = tx + xs if xanchor == "left" else tx + xs - w if xanchor == "right" else tx + xs - w / 2
+            top = ty - ys - h if yanchor == "bottom" else ty - ys if yanchor == "top" else ty - ys - h / 2
+            options.append(((x0, top, x0 + w, top + h), {"xshift": round(xs), "yshift": round(ys)}))
+        candidates.append([o[0] for o in options])
+        specs.append(("arrow", i, text, xanchor, yanchor, [o[1] for o in options]))
+    for i, name in enumerate(names):
+        text = f"<b>{i}</b> · {plain(name)}"
+        w, h = _text_box(text, 11)
+        cx, cy = px(centres[i, 0], centres[i, 1])
+        dx, dy = _unit(centres[i])
+        base = np.arctan2(-dy, dx)  # outward, in screen coordinates (y down)
+        options = []
+        for r in (44, 70, 100):
+            for turn in (0, 35, -35, 70, -70, 110, -110, 180):
+                a = base + np.radians(turn)
+                ax, ay = r * np.cos(a), r * np.sin(a)
+                options.append(((cx + ax - w / 2, cy + ay - h / 2, cx + ax + w / 2, cy + ay + h / 2),
+                                {"ax": round(ax), "ay": round(ay)}))
+        candidates.append([o[0] for o in options])
+        specs.append(("segment", i, text, None, None, [o[1] for o in options]))
+    chosen = place_labels(candidates, fixed, (0, 0, width, plot_height))
+    for (kind, i, text, xanchor, yanchor, params), pick in zip(specs, chosen):
+        if kind == "arrow":
+            load = loadings[i]
+            fig.add_annotation(x=tips[i][0], y=tips[i][1], xref="x", yref="y", text=text, showarrow=False,
+                               xanchor=xanchor, yanchor=yanchor, **params[pick],
+                               font={"size": 10, "color": "#495057"}, bgcolor="rgba(255,255,255,0.7)",
+                               hovertext=f"{feature_label(features[i]) if i < len(features) else text}: loading "
+                                         f"{load[0]:+.2f} on PC1, {load[1]:+.2f} on PC2")
+        else:
+            # Boxed in the segment's colour, joined to its centre by a thin line.
+            fig.add_annotation(x=centres[i, 0], y=centres[i, 1], xref="x", yref="y", text=text, showarrow=True,
+                               arrowhead=0, arrowwidth=1, arrowcolor=segment_colour(i), **params[pick],
+                               font={"size": 11, "color": "#212529"}, bgcolor="rgba(255,255,255,0.85)",
+                               bordercolor=segment_colour(i), borderwidth=1.5, borderpad=2)
 
 
 def selected_positions(selected: dict | None, n_rows: int) -> np.ndarray:

@@ -1,21 +1,14 @@
 """Overview figures: segment sizes, share of customers against share of spend, and the per-segment numbers."""
 from __future__ import annotations
 
-import html
 import math
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from ..theme import segment_colour, segment_colours
-from .common import base_layout
+from .common import base_layout, plain
 
-try:  # UI-A's escaping helper; the same rule until it lands
-    from .common import plain
-except ImportError:  # pragma: no cover - depends on the order the helpers land in
-    def plain(text) -> str:
-        """A user-typed name as text for a Plotly label (Plotly renders a subset of HTML)."""
-        return html.escape(str(text), quote=False)
 
 __all__ = ["sizes_figure", "spend_share_figure", "segment_numbers", "headline_numbers", "SYNTHETIC_SOURCE",
            "is_synthetic"]

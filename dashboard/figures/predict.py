@@ -1,7 +1,6 @@
 """What-if predictor figures: distance to every segment, the customer on the PCA map, flip-point rows."""
 from __future__ import annotations
 
-import html
 import math
 from functools import lru_cache
 
@@ -13,13 +12,8 @@ from core.schema import FEATURE_LABELS
 from core.scoring import format_value
 
 from ..theme import FONT_FAMILY, segment_colour
+from .common import plain
 
-try:  # UI-A's escaping helper; the same rule until it lands
-    from .common import plain
-except ImportError:  # pragma: no cover - depends on the order the helpers land in
-    def plain(text) -> str:
-        """A user-typed name as text for a Plotly label (Plotly renders a subset of HTML)."""
-        return html.escape(str(text), quote=False)
 
 __all__ = ["distance_figure", "map_figure", "flip_rows", "scenario_table", "wrap_label"]
 
@@ -68,7 +62,8 @@ def distance_figure(distances, names: list[str], segment: int) -> go.Figure:
         "text": [f"{d:.2f}" for d in distances], "textposition": "auto",
         "hovertemplate": "%{y}<br>distance %{x:.3f}<extra></extra>",
     }
-    return _figure([bar], 300, {"l": 8, "r": 16, "t": 16, "b": 48}, showlegend=False,
+    # Top margin: room for the mode bar above the first bar.
+    return _figure([bar], 300, {"l": 8, "r": 16, "t": 30, "b": 44}, showlegend=False,
                    yaxis={"autorange": "reversed", "automargin": True},
                    xaxis={"title": {"text": "Distance (SD units)", "standoff": 4}, "rangemode": "tozero",
                           "automargin": True})
@@ -84,14 +79,12 @@ def map_figure(background: dict, names: list[str], point, segment: int) -> go.Fi
         data.append({"type": "scatter", "mode": "markers", "name": f"{seg} · {shown}",
                      "x": [xs[i] for i in rows], "y": [ys[i] for i in rows],
                      "marker": {"color": segment_colour(seg), "size": 5, "opacity": 0.35},
-                     # A hovertemplate is itself a template: braces in a name must not be read as fields.
-                     "hovertemplate": shown.replace("{", "&#123;") + "<extra></extra>"})
+                     "hovertemplate": shown + "<extra></extra>"})  # plain() escapes "%{" too
     data.append({"type": "scatter", "mode": "markers", "name": "This customer",
                  "x": [float(point[0])], "y": [float(point[1])],
                  "marker": {"symbol": "star", "size": 20, "color": segment_colour(segment),
                             "line": {"color": "#212529", "width": 2}},
-                 "hovertemplate": "This customer: " + plain(names[segment]).replace("{", "&#123;")
-                 + "<extra></extra>"})
+                 "hovertemplate": "This customer: " + plain(names[segment]) + "<extra></extra>"})
     ratio = background.get("explained") or [math.nan, math.nan]
     return _figure(data, 360, {"l": 48, "r": 16, "t": 16, "b": 40},
                    legend={"orientation": "h", "y": -0.25},

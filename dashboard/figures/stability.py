@@ -211,7 +211,7 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
         # Periods above their columns: below, they would meet the legend.
         fig.add_annotation(x=0.01 + 0.98 * col / max(len(periods) - 1, 1), y=1.0, xref="paper", yref="paper",
                            yanchor="bottom", text=period, showarrow=False, font={"size": 11, "color": "#495057"})
-    fig = base_layout(fig, height=420)
+    fig = base_layout(fig, height=440)
     fig.update_layout(margin={"b": 16, "t": 28}, showlegend=True, plot_bgcolor="rgba(0,0,0,0)")
     return fig
 

@@ -6,10 +6,10 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from core.profiles import PROFILE_COLUMNS
 from dashboard import ids
 from dashboard.components import empty_state, graph_card, page_header, segment_options, table
+from dashboard.figures.common import feature_label
 from dashboard.figures.compare import (
-    comparison_table, effect_size_figure, mix_pair_figure, overlay_distribution, segment_kpis,
+    comparison_summary, comparison_table, effect_size_figure, mix_pair_figure, overlay_distribution, segment_kpis,
 )
-from dashboard.figures.profiles import feature_label
 from dashboard.services import get_services
 from dashboard.theme import segment_colour
 
@@ -46,15 +46,26 @@ def _kpis(a, names: list[str], seg: int, letter: str) -> list:
     ]
 
 
+def _summary(comparison, a_seg: int, b_seg: int, names: list[str]):
+    """The three biggest differences in plain words (text, never markup: names are user-typed)."""
+    lines = comparison_summary(comparison, a_seg, b_seg, names)
+    if a_seg == b_seg:
+        return html.P("Pick two different segments to see how they differ.", className="mb-0")
+    if not lines:
+        return html.P("These two segments differ little: no feature differs by a medium effect "
+                      "(Cohen's d 0.5) or more.", className="mb-0")
+    return [html.Strong("Biggest differences"), html.Ul([html.Li(line) for line in lines], className="mb-0 mt-1")]
+
+
 def _views(services, a_seg: int, b_seg: int) -> tuple:
-    """KPIs, effect sizes, the table and the mixes for segments A and B."""
+    """KPIs, summary, effect sizes, the table and the mixes for segments A and B."""
     a = services.analysis()
     names = services.segment_names()
     comparison = services.compare_segments(a_seg, b_seg)
     diff_table = (empty_state("Pick two different segments to see how they differ.") if a_seg == b_seg
                   else table(comparison_table(comparison, a_seg, b_seg), index=False, class_name="small"))
     return (
-        _kpis(a, names, a_seg, "A"), _kpis(a, names, b_seg, "B"),
+        _kpis(a, names, a_seg, "A"), _kpis(a, names, b_seg, "B"), _summary(comparison, a_seg, b_seg, names),
         effect_size_figure(comparison, a_seg, b_seg, names), diff_table,
         mix_pair_figure(a.product_mix, a_seg, b_seg, names, what="spend"),
         mix_pair_figure(a.channel_mix, a_seg, b_seg, names, what="purchases"),
@@ -72,7 +83,7 @@ def layout(a=None, b=None, **_query):
                                              "Train a model with two or more segments.")])
     names = services.segment_names()
     a_seg, b_seg = parse_pair(a, b, analysis.k)
-    kpi_a, kpi_b, diff, diff_table, product, channel = services.view(
+    kpi_a, kpi_b, summary, diff, diff_table, product, channel = services.view(
         "compare", lambda: _views(services, a_seg, b_seg), a_seg, b_seg)
     features = [c for c in PROFILE_COLUMNS if c in analysis.frame]
     # Open on the feature that separates the two segments most: the first thing worth looking at.
@@ -100,6 +111,8 @@ def layout(a=None, b=None, **_query):
             dbc.Col(dbc.Card(dbc.CardBody(kpi_b, id=ids.COMPARE_KPI_B), className="h-100 shadow-sm"),
                     xs=12, md=6, className="mb-3"),
         ], id=ids.COMPARE_KPIS),
+        dbc.Alert(html.Div(summary, id=ids.COMPARE_SUMMARY, **{"aria-live": "polite"}), color="light",
+                  className="border shadow-sm small"),
         dbc.Row([
             dbc.Col(graph_card("Differences by feature (effect size)", ids.COMPARE_DIFF,
                                height=diff.layout.height or 320, figure=diff), xs=12, lg=6),
@@ -128,12 +141,12 @@ def layout(a=None, b=None, **_query):
 
 @callback(
     Output(ids.COMPARE_KPI_A, "children"), Output(ids.COMPARE_KPI_B, "children"),
-    Output(ids.COMPARE_DIFF, "figure"), Output(ids.COMPARE_TABLE, "children"),
+    Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_DIFF, "figure"), Output(ids.COMPARE_TABLE, "children"),
     Output(ids.COMPARE_PRODUCT_MIX, "figure"), Output(ids.COMPARE_CHANNEL_MIX, "figure"),
     Input(ids.COMPARE_A, "value"), Input(ids.COMPARE_B, "value"), prevent_initial_call=True,
 )
 def show_pair(a, b):
-    """Redraw KPIs, effect sizes and mixes for the chosen pair."""
+    """Redraw KPIs, summary, effect sizes and mixes for the chosen pair."""
     services = get_services()
     return _views(services, *parse_pair(a, b, services.analysis().k))
 

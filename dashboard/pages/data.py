@@ -15,9 +15,12 @@ from core.registry import RegistryError
 from core.schema import FEATURE_LABELS, MODEL_FEATURES
 from core.training import STEP_LABELS, STEPS
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, kpi_card, page_header, segment_badge, table
+from dashboard.components import (
+    as_actor, empty_state, graph_card, kpi_card, may, page_header, permission_note, segment_badge, table,
+)
 from dashboard.figures.data import share_comparison_figure
 from dashboard.figures.stability import psi_figure
+from dashboard.auth import actor
 from dashboard.services import Services, get_services
 
 dash.register_page(__name__, path="/data", name="Data & models", order=7, title="SegmentLens · Data & models")
@@ -25,6 +28,18 @@ dash.register_page(__name__, path="/data", name="Data & models", order=7, title=
 K_MIN, K_MAX = 2, 15
 _DELIMITERS = {"\t": "tab", ",": "comma", ";": "semicolon"}
 _RECOMMENDATION_STYLE = {"keep": "success", "watch": "warning", "retrain": "danger"}
+# Shown until the services say how the customers of the two files were matched (comparison["common_note"]).
+_COMMON_NOTE = ("Agreement on common customers: of the customers present in both files, how often the two models "
+                "put the same pairs of customers together (adjusted Rand index: 1 = the same grouping, 0 = no better "
+                "than chance).")
+# Pattern-matching id, so the header's status callback can listen to it on every page (ALL matches nothing
+# outside /data) and show a newly activated version at once.
+MODEL_CHANGED = {"type": ids.MODEL_CHANGED, "scope": "data"}
+
+
+def _guarded(control, reason: str | None):
+    """A control wrapped so its disabled reason shows on hover (a disabled button itself gets no events)."""
+    return html.Span(control, title=reason, className="d-inline-block") if reason else control
 
 
 # ---------------------------------------------------------------- views (pure: data in, components out)
@@ -110,10 +125,17 @@ def retrain_message(result: dict | None):
                      color="success", className="mb-0")
 
 
-def versions_view(rows: list[dict]) -> html.Div:
-    """The versions table with Activate / Compare / Delete per row (the active row cannot be deleted)."""
+def versions_view(rows: list[dict], allowed: dict | None = None) -> html.Div:
+    """The versions table with Activate / Compare / Delete per row (the active row cannot be deleted).
+
+    ``allowed`` maps "activate" and "delete" to (may, reason); a control the caller may not use is disabled
+    with the reason on hover.
+    """
     if not rows:
         return empty_state("No model version yet.")
+    allowed = allowed or {}
+    can_activate, why_activate = allowed.get("activate", (True, None))
+    can_delete, why_delete = allowed.get("delete", (True, None))
     head = html.Thead(html.Tr([html.Th(h) for h in ("Version", "Created", "Data (fingerprint)", "Rows", "k",
                                                     "Features", "Silhouette", "Stability", "Active", "")]))
     body = []
@@ -127,27 +149,33 @@ def versions_view(rows: list[dict]) -> html.Div:
         if r["broken"]:
             badges.append(dbc.Badge("fails checksum", color="danger", className="ms-1"))
         features = r["features"]
-        short = ", ".join(features[:3]) + (f" +{len(features) - 3}" if len(features) > 3 else "")
+        labels = [FEATURE_LABELS.get(f, f) for f in features]
+        short = ", ".join(labels[:2]) + (f" +{len(labels) - 2}" if len(labels) > 2 else "")
         if r["active"]:
-            delete = html.Span(dbc.Button("Delete", size="sm", color="danger", outline=True, disabled=True),
+            delete = html.Span(dbc.Button("Delete", size="sm", color="danger", outline=True, disabled=True,
+                                          className="btn-delete"),
                                title="The active version cannot be deleted: activate another one first.")
+        elif not can_delete:
+            delete = _guarded(dbc.Button("Delete", size="sm", color="danger", outline=True, disabled=True,
+                                         className="btn-delete"), why_delete)
         else:
             delete = dcc.ConfirmDialogProvider(
-                dbc.Button("Delete", size="sm", color="danger", outline=True),
+                dbc.Button("Delete", size="sm", color="danger", outline=True, className="btn-delete"),
                 id={"type": ids.DATA_DELETE, "version": v},
                 message=f"Delete model version {v}? This cannot be undone.")
+        activate = activate_button(v, "table", size="sm", disabled=r["active"], allowed=(can_activate, why_activate),
+                                   label="Activate", class_name="me-1")
         actions = html.Div([
-            dbc.Button("Activate", id={"type": ids.DATA_ACTIVATE, "version": v, "where": "table"}, size="sm",
-                       color="primary", outline=True, disabled=r["active"], className="me-1"),
+            activate,
             dbc.Button("Compare", id={"type": ids.DATA_COMPARE, "version": v}, size="sm", color="secondary",
-                       outline=True, disabled=r["active"], className="me-1"),
+                       disabled=r["active"], className="me-1 btn-compare"),
             delete,
         ], className="d-flex flex-nowrap")
         body.append(html.Tr([
             html.Td([html.Span(v, className="fw-semibold"), *badges]), html.Td(_when(r["created"])),
             html.Td([html.Div(r["source"]), html.Div(r["fingerprint"], className="small text-muted font-monospace")]),
             html.Td(f"{r['rows']:,}" if isinstance(r["rows"], int) else "—"), html.Td(r["k"] or "—"),
-            html.Td(short, title=", ".join(features)),
+            html.Td(short, title=", ".join(labels)),
             html.Td(f"{r['silhouette']:.3f}" if isinstance(r["silhouette"], (int, float)) else "—"),
             html.Td(f"{r['stability']:.2f}" if isinstance(r["stability"], (int, float)) else "—",
                     title="mean bootstrap Jaccard over segments (0.75+ stable)"),
@@ -156,11 +184,25 @@ def versions_view(rows: list[dict]) -> html.Div:
     return dbc.Table([head, html.Tbody(body)], hover=True, size="sm", responsive=True, className="mb-0 align-middle")
 
 
+def activate_button(version: str, where: str, *, size: str | None = None, disabled: bool = False,
+                    allowed: tuple = (True, None), label: str | None = None, class_name: str = ""):
+    """Activate ``version``, after a confirmation that says what changes (every page and the API switch)."""
+    can, why = allowed
+    button = dbc.Button(label or f"Activate {version}", size=size, color="primary",
+                        disabled=disabled or not can, className=f"btn-activate {class_name}".strip())
+    if disabled or not can:
+        return _guarded(button, None if disabled else why)
+    return dcc.ConfirmDialogProvider(
+        button, id={"type": ids.DATA_ACTIVATE, "version": version, "where": where},
+        message=f"Activate model version {version}? Every page and the API will use it at once "
+                "(you can roll back afterwards).")
+
+
 def _pp(value) -> str:
     return "—" if value is None else f"{value * 100:+.1f} pp"
 
 
-def comparison_view(version: str, comp: dict) -> html.Div:
+def comparison_view(version: str, comp: dict, allowed: tuple = (True, None)) -> html.Div:
     """A candidate against the active model: matching, agreement, share changes, names, drift."""
     if comp.get("same"):
         return dbc.Alert(f"{version} is the active model: nothing to compare it with.", color="info", className="mb-0")
@@ -170,7 +212,8 @@ def comparison_view(version: str, comp: dict) -> html.Div:
     ari = comp["ari_common"]
     kpis = dbc.Row([
         dbc.Col(kpi_card("Agreement on common customers", "n/a" if ari is None else f"{ari:.2f}",
-                         f"adjusted Rand index, {comp['n_common']:,} customers in both files"), md=4),
+                         f"adjusted Rand index, {comp['n_common']:,} customers in both files",
+                         card_id=ids.DATA_AGREEMENT_KPI), md=4),
         dbc.Col(kpi_card("Agreement on the new customers", f"{comp['ari_rescored']:.2f}",
                          "active model vs candidate on the new file"), md=4),
         dbc.Col(kpi_card("Drift of the new data", (comp["drift"] or {}).get("recommendation", "n/a").upper(),
@@ -217,7 +260,9 @@ def comparison_view(version: str, comp: dict) -> html.Div:
                 f" (k={comp['k']['candidate']}, {comp['n_candidate']:,} customers) "
                 f"against the active {active} (k={comp['k']['reference']}, {comp['n_reference']:,} customers). "
                 f"Segments matched by {how}; matched segments keep the active names and colours."], className="mb-2"),
-        kpis, *notes,
+        kpis,
+        html.P(comp.get("common_note") or _COMMON_NOTE, className="small text-muted", id=ids.DATA_COMMON_NOTE),
+        *notes,
         dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True, className="mb-3",
                   id=ids.DATA_COMPARISON_TABLE),
         dbc.Row([
@@ -225,8 +270,8 @@ def comparison_view(version: str, comp: dict) -> html.Div:
                                figure=share_comparison_figure(comp["segments"], active, version)), lg=6),
             dbc.Col(drift_part, lg=6),
         ]),
-        dbc.Button(f"Activate {version}", id={"type": ids.DATA_ACTIVATE, "version": version, "where": "compare"},
-                   color="primary"),
+        activate_button(version, "compare", allowed=allowed),
+        permission_note(allowed[1]),
     ])
 
 
@@ -241,12 +286,21 @@ def layout(**_query):
         warning, meta = str(exc), {}
     limit_mb = services.upload_limit() / 1024 / 1024
     sweep = meta.get("sweep")
+    can = {action: may(action) for action in ("upload", "retrain", "activate", "rollback", "delete")}
+    can_upload, why_upload = can["upload"]
+    can_rollback, why_rollback = can["rollback"]
+    current_k = int(meta.get("k") or 6)
+    recommended = sweep.get("recommended_k") if sweep else None
     upload = dbc.Card([
         dbc.CardHeader(html.Span("1 · Upload a customer file", className="fw-semibold")),
         dbc.CardBody([
-            dcc.Upload(id=ids.DATA_UPLOAD, multiple=False, max_size=int(2 * services.upload_limit()),
-                       children=html.Div(["Drop a customer file here or ", html.A("choose one", href="#")]),
-                       className="border border-2 rounded p-3 text-center bg-light", style={"borderStyle": "dashed"}),
+            _guarded(dcc.Upload(
+                id=ids.DATA_UPLOAD, multiple=False, max_size=int(2 * services.upload_limit()), disabled=not can_upload,
+                children=html.Div(["Drop a customer file here or ", html.A("choose one", href="#")] if can_upload
+                                  else ["Uploading is not available to you"]),
+                className="border border-2 rounded p-3 text-center bg-light", style={"borderStyle": "dashed"}),
+                why_upload),
+            permission_note(why_upload, ids.DATA_PERMISSION_NOTE),
             html.Div(f"Tab-, comma- or semicolon-separated text (.csv, .tsv or .txt), up to {limit_mb:g} MB, with the "
                      "columns of the customer file. It is checked and cleaned first; nothing changes until you retrain "
                      "and then activate.", className="small text-muted mt-1 mb-3"),
@@ -265,16 +319,21 @@ def layout(**_query):
                                                for f in MODEL_FEATURES])],
                         md=6),
                 dbc.Col([dbc.Label("Segments (k)", html_for=ids.DATA_K, className="small mb-1"),
-                         dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1,
-                                   value=int(meta.get("k") or 6))], md=2),
+                         dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1, value=current_k),
+                         html.Div(f"the active model has k={current_k}", className="small text-muted")], md=2),
                 dbc.Col(html.Div([
-                    dbc.Button("Retrain", id=ids.DATA_RETRAIN_BTN, color="primary", disabled=True, className="me-2"),
-                    dbc.Button("Cancel", id=ids.DATA_CANCEL_BTN, color="secondary", outline=True, disabled=True),
+                    _guarded(dbc.Button("Retrain", id=ids.DATA_RETRAIN_BTN, color="primary", disabled=True,
+                                        className="me-2"), can["retrain"][1]),
+                    dbc.Button("Cancel", id=ids.DATA_CANCEL_BTN, color="secondary", disabled=True),
                 ], className="d-flex align-items-end h-100"), md=4),
             ], className="g-3 mb-2"),
+            permission_note(can["retrain"][1] if can_upload else None),
             html.Div(recommendation_view(None, "") if not sweep else html.Span(
                 f"The active model's data recommends k={sweep['recommended_k']}. Upload a file to see what its data "
                 "supports."), id=ids.DATA_RECOMMENDATION, className="small mb-2", **{"aria-live": "polite"}),
+            dbc.Button(f"Use the recommended k ({recommended})" if recommended else "Use the recommended k",
+                       id=ids.DATA_USE_RECOMMENDED_K, color="secondary", size="sm", className="mb-2",
+                       disabled=not recommended or recommended == current_k),
             html.Div(dbc.Progress(id=ids.DATA_PROGRESS, value=0, max=len(STEPS), striped=True, animated=True,
                                   style={"height": "1.4rem"}), id=ids.DATA_PROGRESS_BOX, style={"display": "none"},
                      className="mb-2"),
@@ -288,24 +347,30 @@ def layout(**_query):
             "Which segment matches which, agreement on common customers, share changes, names, and the drift of the "
             "new data."), id=ids.DATA_COMPARISON), type="circle", delay_show=300)),
     ], className="shadow-sm mb-3")
+    rollback = dbc.Button("Roll back to the previous version", id=ids.DATA_ROLLBACK_BTN, size="sm",
+                          color="secondary", disabled=not can_rollback)
+    rollback = dcc.ConfirmDialogProvider(
+        rollback, id=ids.DATA_ROLLBACK_CONFIRM,
+        message="Roll back to the previously active version? Every page and the API will use it at once.") \
+        if can_rollback else _guarded(rollback, why_rollback)
+    admin_note = next((why for action, (ok, why) in can.items() if action in ("activate", "delete") and not ok), None)
     versions = dbc.Card([
         dbc.CardHeader(dbc.Row([
             dbc.Col(html.Span("Model versions", className="fw-semibold")),
-            dbc.Col(dbc.Button("Roll back to the previous version", id=ids.DATA_ROLLBACK_BTN, size="sm",
-                               color="secondary", outline=True), width="auto"),
+            dbc.Col(rollback, width="auto"),
         ], className="align-items-center")),
-        dbc.CardBody([html.Div(id=ids.DATA_ACTION_MSG, **{"aria-live": "polite"}),
-                      html.Div(versions_view(services.versions_table()), id=ids.DATA_VERSIONS)]),
+        dbc.CardBody([permission_note(admin_note), html.Div(id=ids.DATA_ACTION_MSG, **{"aria-live": "polite"}),
+                      html.Div(versions_view(services.versions_table(), can), id=ids.DATA_VERSIONS)]),
     ], className="shadow-sm mb-3")
     exports = dbc.Card([
         dbc.CardHeader(html.Span("Exports (the model the dashboard shows)", className="fw-semibold")),
         dbc.CardBody([
-            dbc.Button("Segment membership (CSV)", id=ids.DATA_EXPORT_MEMBERSHIP_BTN, color="primary", outline=True,
+            dbc.Button("Segment membership (CSV)", id=ids.DATA_EXPORT_MEMBERSHIP_BTN, color="primary",
                        className="me-2 mb-2"),
-            dbc.Button("Profile tables (CSV)", id=ids.DATA_EXPORT_PROFILES_BTN, color="primary", outline=True,
+            dbc.Button("Profile tables (CSV)", id=ids.DATA_EXPORT_PROFILES_BTN, color="primary",
                        className="me-2 mb-2"),
             dbc.Button("Segment report (HTML, opens offline)", id=ids.DATA_EXPORT_REPORT_BTN, color="primary",
-                       outline=True, className="mb-2"),
+                       className="mb-2"),
             html.Div("Membership: customer ID, segment, segment name and confidence for every customer. CSV cells "
                      "are escaped so that spreadsheets never run them as formulas.", className="small text-muted"),
             dcc.Download(id=ids.DATA_DOWNLOAD),
@@ -315,47 +380,83 @@ def layout(**_query):
         page_header("Data & models", "Bring new customer data, retrain, compare the candidate with the active model, "
                                      "and choose which version the dashboard uses."),
         dbc.Alert(warning, id=ids.DATA_WARNING, color="warning", is_open=bool(warning)),
-        dcc.Store(id=ids.DATA_UPLOAD_STORE), dcc.Store(id=ids.DATA_RETRAIN_STORE),
+        # The upload (server-made token, name, report) lives in the tab's session: it survives navigation.
+        dcc.Store(id=ids.DATA_UPLOAD_STORE, storage_type="session"), dcc.Store(id=ids.DATA_RETRAIN_STORE),
         dcc.Store(id=ids.DATA_COMPARE_STORE), dcc.Store(id=ids.DATA_ACTION_STORE, data=0),
+        dcc.Store(id=MODEL_CHANGED, data=meta.get("version")),
+        dcc.Store(id=ids.DATA_RECOMMENDED_K, data=recommended),
+        # Who starts a retrain, for the audit log: the background job runs outside this request.
+        dcc.Store(id=ids.DATA_ACTOR, data=actor()),
         upload, retrain, compare, versions, exports,
     ])
 
 
 # ---------------------------------------------------------------- callbacks
-@callback(Output(ids.DATA_UPLOAD_REPORT, "children"), Output(ids.DATA_UPLOAD_STORE, "data"),
-          Output(ids.DATA_RETRAIN_BTN, "disabled"),
+@callback(Output(ids.DATA_UPLOAD_STORE, "data"),
           Input(ids.DATA_UPLOAD, "contents"), State(ids.DATA_UPLOAD, "filename"), prevent_initial_call=True)
 def check_upload(contents, filename):
     """Validate and clean the upload; keep it (server-made name) only when it can be used."""
     services = get_services()
     try:
-        report = services.accept_upload(contents, filename)
+        report = as_actor(services.accept_upload, contents, filename)
     except (DataFileError, ValueError) as exc:
         try:
             active = services.model()[1]["version"]
         except RegistryError:
             active = None
-        return upload_error_view(str(exc), active), None, True
-    return upload_view(report), {"token": report["token"], "name": report["name"]}, False
+        return {"error": str(exc), "active": active}
+    return {"token": report["token"], "name": report["name"], "report": report}
 
 
-@callback(Output(ids.DATA_RECOMMENDATION, "children"), Input(ids.DATA_UPLOAD_STORE, "data"),
-          Input(ids.DATA_FEATURES, "value"), prevent_initial_call=True)
-def recommend(upload, features):
-    """The k the uploaded data supports on the chosen features."""
+@callback(Output(ids.DATA_UPLOAD_REPORT, "children"), Output(ids.DATA_RETRAIN_BTN, "disabled"),
+          Input(ids.DATA_UPLOAD_STORE, "data"))
+def show_upload(upload):
+    """The upload's report (again, on coming back to the page); Retrain is enabled for a usable one."""
     if not upload:
         raise PreventUpdate
+    if upload.get("error"):
+        return upload_error_view(upload["error"], upload.get("active")), True
+    if not upload.get("report"):
+        raise PreventUpdate
+    return upload_view(upload["report"]), not may("retrain")[0]
+
+
+@callback(Output(ids.DATA_RECOMMENDATION, "children"), Output(ids.DATA_RECOMMENDED_K, "data"),
+          Input(ids.DATA_UPLOAD_STORE, "data"), Input(ids.DATA_FEATURES, "value"))
+def recommend(upload, features):
+    """The k the uploaded data supports on the chosen features."""
+    if not upload or not upload.get("token"):
+        raise PreventUpdate
     if not features:
-        return html.Span("Choose at least one feature.", className="text-danger")
+        return html.Span("Choose at least one feature.", className="text-danger"), None
     try:
-        return recommendation_view(get_services().upload_sweep(upload["token"], features), upload["name"])
+        summary = get_services().upload_sweep(upload["token"], features)
     except ValueError as exc:
-        return html.Span(str(exc), className="text-danger")
+        return html.Span(str(exc), className="text-danger"), None
+    return recommendation_view(summary, upload["name"]), (summary or {}).get("recommended_k")
+
+
+@callback(Output(ids.DATA_USE_RECOMMENDED_K, "children"), Output(ids.DATA_USE_RECOMMENDED_K, "disabled"),
+          Input(ids.DATA_RECOMMENDED_K, "data"), Input(ids.DATA_K, "value"))
+def offer_recommended_k(recommended, k):
+    """One click to the recommended k, offered while k differs from it."""
+    if not recommended:
+        return "Use the recommended k", True
+    return f"Use the recommended k ({recommended})", str(k) == str(recommended)
+
+
+@callback(Output(ids.DATA_K, "value"), Input(ids.DATA_USE_RECOMMENDED_K, "n_clicks"),
+          State(ids.DATA_RECOMMENDED_K, "data"), prevent_initial_call=True)
+def use_recommended_k(_n, recommended):
+    """Set k to the recommended one."""
+    if not recommended:
+        raise PreventUpdate
+    return int(recommended)
 
 
 @callback(Output(ids.DATA_RETRAIN_STORE, "data"),
           Input(ids.DATA_RETRAIN_BTN, "n_clicks"), State(ids.DATA_UPLOAD_STORE, "data"),
-          State(ids.DATA_FEATURES, "value"), State(ids.DATA_K, "value"),
+          State(ids.DATA_FEATURES, "value"), State(ids.DATA_K, "value"), State(ids.DATA_ACTOR, "data"),
           background=True, prevent_initial_call=True, interval=400,
           running=[(Output(ids.DATA_RETRAIN_BTN, "disabled"), True, False),
                    (Output(ids.DATA_CANCEL_BTN, "disabled"), False, True),
@@ -365,9 +466,9 @@ def recommend(upload, features):
                     Output(ids.DATA_PROGRESS, "label")],
           progress_default=[0, len(STEPS), ""],
           cancel=[Input(ids.DATA_CANCEL_BTN, "n_clicks")])
-def retrain(set_progress, _n, upload, features, k):
+def retrain(set_progress, _n, upload, features, k, who):
     """Train a candidate in another process (no Flask request here: Services come from the environment)."""
-    if not upload:
+    if not upload or not upload.get("token"):
         return {"error": "upload a customer file first"}
     steps, started = [], time.monotonic()
 
@@ -376,7 +477,9 @@ def retrain(set_progress, _n, upload, features, k):
             steps.append(step)
         set_progress((done, total, f"{min(done + 1, total)}/{total} · {step}: {STEP_LABELS.get(step, step)}"))
     try:
-        result = Services.from_env().retrain_upload(upload["token"], upload["name"], k, features, progress=report)
+        services = Services.from_env()
+        result = as_actor(services.retrain_upload, upload["token"], upload["name"], k, features, progress=report,
+                          actor=str(who or "anonymous"))
     except (DataFileError, ValueError, RegistryError) as exc:
         return {"error": str(exc)}
     except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
@@ -422,32 +525,36 @@ def show_comparison(version, _actions):
     if not version:
         raise PreventUpdate
     try:
-        return comparison_view(version, get_services().comparison(version))
+        return comparison_view(version, get_services().comparison(version), may("activate"))
     except (RegistryError, ValueError, DataFileError) as exc:
         return dbc.Alert(f"{version} cannot be compared: {exc}", color="warning", className="mb-0")
 
 
-@callback(Output(ids.DATA_ACTION_MSG, "children"), Output(ids.DATA_ACTION_STORE, "data"),
-          Input({"type": ids.DATA_ACTIVATE, "version": ALL, "where": ALL}, "n_clicks"),
+@callback(Output(ids.DATA_ACTION_MSG, "children"), Output(ids.DATA_ACTION_STORE, "data"), Output(MODEL_CHANGED, "data"),
+          Input({"type": ids.DATA_ACTIVATE, "version": ALL, "where": ALL}, "submit_n_clicks"),
           Input({"type": ids.DATA_DELETE, "version": ALL}, "submit_n_clicks"),
-          Input(ids.DATA_ROLLBACK_BTN, "n_clicks"), State(ids.DATA_ACTION_STORE, "data"), prevent_initial_call=True)
+          Input(ids.DATA_ROLLBACK_CONFIRM, "submit_n_clicks"), State(ids.DATA_ACTION_STORE, "data"),
+          prevent_initial_call=True)
 def act(_activate, _delete, _rollback, count):
-    """Activate, delete or roll back, with a clear success or error message."""
+    """Activate, delete or roll back (each confirmed first), with a clear success or error message."""
     trigger = ctx.triggered_id
     if trigger is None or not ctx.triggered or not ctx.triggered[0]["value"]:
         raise PreventUpdate  # buttons appearing in a re-drawn table, not a click
     services = get_services()
     try:
-        if trigger == ids.DATA_ROLLBACK_BTN:
-            message = f"Rolled back: {services.rollback_version()} is the active model again."
+        if trigger == ids.DATA_ROLLBACK_CONFIRM:
+            version = as_actor(services.rollback_version)
+            message = f"Rolled back: {version} is the active model again."
         elif trigger["type"] == ids.DATA_ACTIVATE:
-            message = f"{services.activate_version(trigger['version'])} is now the active model; every page shows it."
+            version = as_actor(services.activate_version, trigger["version"])
+            message = f"{version} is now the active model; every page shows it."
         else:
-            message = f"{services.delete_version(trigger['version'])} was deleted."
+            message = f"{as_actor(services.delete_version, trigger['version'])} was deleted."
+            version = dash.no_update
     except RegistryError as exc:
         return dbc.Alert([html.Strong("Not done: "), str(exc)], color="danger", dismissable=True,
-                         className="py-2"), dash.no_update
-    return dbc.Alert(message, color="success", dismissable=True, className="py-2"), (count or 0) + 1
+                         className="py-2"), dash.no_update, dash.no_update
+    return dbc.Alert(message, color="success", dismissable=True, className="py-2"), (count or 0) + 1, version
 
 
 @callback(Output(ids.DATA_VERSIONS, "children"), Output(ids.DATA_WARNING, "children"),
@@ -461,7 +568,8 @@ def refresh_versions(_actions, _retrained, _cancel):
         warning = services.model_warning()
     except RegistryError as exc:
         warning = str(exc)
-    return versions_view(services.versions_table()), warning, bool(warning)
+    allowed = {action: may(action) for action in ("activate", "delete")}
+    return versions_view(services.versions_table(), allowed), warning, bool(warning)
 
 
 @callback(Output(ids.DATA_DOWNLOAD, "data"), Input(ids.DATA_EXPORT_MEMBERSHIP_BTN, "n_clicks"),

@@ -19,6 +19,7 @@ DEFAULT_RANGE = (2, 10)
 # Up to this many customers the default sweep is computed while the page is built (about a second,
 # then cached); beyond it the background job computes it with a progress bar instead of blocking the page.
 LAYOUT_SWEEP_MAX = 5_000
+METRICS_HEIGHT = 560
 
 
 def _silhouette_note(a) -> str:
@@ -68,16 +69,20 @@ def layout(**_query):
         dcc.Interval(id=ids.DIAG_AUTORUN, interval=300, max_intervals=1, disabled=sweep is not None),
         controls,
         dbc.Alert(view["advice"], id=ids.DIAG_RECOMMENDATION, color="light", className="border shadow-sm"),
+        # The criteria get the page's full width (six panels, three a row); on a phone they keep a readable
+        # width and scroll sideways inside the card.
+        graph_card("Criteria against k", ids.DIAG_METRICS, height=METRICS_HEIGHT, figure=view["figure"],
+                   min_width=620),
         dbc.Row([
-            dbc.Col(graph_card("Criteria against k", ids.DIAG_METRICS, height=520, figure=view["figure"]), xl=7),
-            dbc.Col(graph_card(f"Silhouette plot of the current model (k={a.k})", ids.DIAG_SILHOUETTE, height=520,
+            dbc.Col(graph_card(f"Silhouette plot of the current model (k={a.k})", ids.DIAG_SILHOUETTE, height=480,
                                extra=html.P("One sliver per customer, sorted within its segment: long bars fit their "
                                             "segment well, bars left of 0 sit closer to another segment.",
                                             className="small text-muted mb-0"),
-                               figure=silhouette), xl=5),
+                               figure=silhouette), xl=6),
+            dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Metrics per k", className="fw-semibold")),
+                              dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
+                    xl=6),
         ]),
-        dbc.Card([dbc.CardHeader(html.Span("Metrics per k", className="fw-semibold")),
-                  dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
     ])
 
 
@@ -133,11 +138,12 @@ def _sweep_view(sweep, current_k: int) -> dict:
     """Metrics figure, advice, table and status line of a stored sweep (or of its error / absence)."""
     if sweep and sweep.get("error"):
         message = f"Could not compare k={sweep['k_min']} to {sweep['k_max']}: {sweep['error']}."
-        return {"figure": metrics_figure(None), "advice": html.P(message, className="mb-0 text-danger"),
+        return {"figure": metrics_figure(None, height=METRICS_HEIGHT),
+                "advice": html.P(message, className="mb-0 text-danger"),
                 "table": None, "status": message}
     if not sweep:
         wait = "Computing the sweep of k=2 to 10 for this data; the progress bar shows how far it is."
-        return {"figure": metrics_figure(None, empty_message="Computing the sweep…"),
+        return {"figure": metrics_figure(None, empty_message="Computing the sweep…", height=METRICS_HEIGHT),
                 "advice": html.P(wait, className="mb-0"), "table": None,
                 "status": wait}
     paragraphs = recommendation_text(sweep, current_k)
@@ -145,5 +151,5 @@ def _sweep_view(sweep, current_k: int) -> dict:
                                                                     for p in paragraphs[1:]]
     ks = [r["k"] for r in sweep["results"]]
     status = f"Showing k={min(ks)} to {max(ks)} on {sweep['n_customers']:,} customers."
-    return {"figure": metrics_figure(sweep, current_k), "advice": body,
+    return {"figure": metrics_figure(sweep, current_k, height=METRICS_HEIGHT), "advice": body,
             "table": table(metrics_table(sweep, current_k), index=False), "status": status}

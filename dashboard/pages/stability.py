@@ -8,9 +8,9 @@ from dash import Input, Output, State, callback, dcc, html
 
 from core.drift import PSI_MAJOR, PSI_MODERATE
 from core.loading import DataFileError
+from core.schema import FEATURE_LABELS
 from dashboard import ids
 from dashboard.components import empty_state, graph_card, page_header, segment_badge
-from dashboard.figures.profiles import FEATURE_LABELS
 from dashboard.figures.stability import (
     ari_distribution_figure, ari_time_figure, cohort_figure, drift_heatmap, jaccard_figure, psi_figure,
     sankey_figure, share_shift_figure, shares_figure,
@@ -90,10 +90,11 @@ def results_view(result: dict, names: list[str]) -> html.Div:
                                figure=shares_figure(snaps, names)), lg=6),
         ]),
         dbc.Row([
+            # Heatmap and Sankey keep a readable width on a phone and scroll sideways inside their cards.
             dbc.Col(graph_card("Centroid drift from the model (scaled units)", ids.STABILITY_DRIFT_HEATMAP,
-                               height=320, figure=drift_heatmap(snaps, names)), lg=5),
-            dbc.Col(graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=420,
-                               figure=sankey_figure(temporal["flows"], snaps, names)), lg=7),
+                               height=320, figure=drift_heatmap(snaps, names), min_width=520), lg=5),
+            dbc.Col(graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=440,
+                               figure=sankey_figure(temporal["flows"], snaps, names), min_width=560), lg=7),
         ]),
         graph_card("The model's segment mix per enrolment cohort", ids.STABILITY_COHORTS, height=320,
                    figure=cohort_figure(temporal["cohorts"], names)),

@@ -107,7 +107,7 @@ class UploadService:
     def _store(self, data: bytes, token: str, shown: str) -> list[str]:
         """Keep ``data`` as ``token``, making room by removing expired then oldest uploads; returns what was removed.
 
-        One process at a time (a lock file in the folder), so two workers never both think there is room.
+        One process at a time (a lock file beside the folder), so two workers never both think there is room.
         """
         from core.loading import DataFileError
 
@@ -118,7 +118,7 @@ class UploadService:
         folder = self.upload_dir()
         folder.mkdir(parents=True, exist_ok=True)
         removed = []
-        with open(folder / ".lock", "a+") as lock:
+        with open(folder.parent / ".uploads.lock", "a+") as lock:  # beside the folder: it holds only uploads
             fcntl.flock(lock, fcntl.LOCK_EX)
             kept = []
             cutoff = time.time() - limits.ttl_seconds

@@ -101,23 +101,22 @@ class VersionService:
         return history[-1] if history else None
 
     def delete_version(self, version: str, *, actor: str = "local") -> str:
-        """Delete an inactive version (the registry refuses the active one), then its unused data copy."""
+        """Delete an inactive version (the registry refuses the active one), then what no version needs (gc)."""
         try:
-            self.registry.delete(version)
+            result = self.registry.delete(version)
         except RegistryError as exc:
             self.auditor.record(actor, "delete", version, "failed", str(exc))
             raise
-        detail = ""
+        removed = [r.get("path") for r in (result or {}).get("removed", [])] if isinstance(result, dict) else []
         gc = getattr(self.registry, "gc", None)
         if gc is not None:
             try:
-                removed = gc()
-                if removed:
-                    detail = f"removed unused data: {removed}"
-            except Exception as exc:  # the version is deleted; a failed clean-up is said, not raised
-                print(f"segmentlens: registry gc after deleting {version} failed ({exc})", file=sys.stderr, flush=True)
-                detail = f"data clean-up failed: {exc}"
-        self.auditor.record(actor, "delete", version, "ok", detail)
+                cleaned = gc() or {}
+                removed += [r.get("path") for r in cleaned.get("removed", [])] if isinstance(cleaned, dict) else []
+            except Exception as exc:  # the version is deleted; a clean-up that could not run is said, not raised
+                print(f"segmentlens: registry gc after deleting {version}: {exc}", file=sys.stderr, flush=True)
+        self.auditor.record(actor, "delete", version, "ok", f"removed {', '.join(map(str, removed))}" if removed
+                            else "")
         return version
 
     def _active(self) -> str | None:

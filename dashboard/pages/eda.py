@@ -1,0 +1,117 @@
+"""Explore data (/eda): distributions with cleaning cut-offs, missing values, correlations, enrolment, cleaned rows."""
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, callback, dcc, html
+
+from core.eda import explore, summary
+from core.loading import DataFileError
+from dashboard import components, ids
+from dashboard.components import empty_state, graph_card, page_header, table
+from dashboard.figures.eda import (
+    column_options,
+    correlation_figure,
+    distribution_figure,
+    enrolment_figure,
+    missing_figure,
+    outlier_text,
+    rule_label,
+    rule_rows_table,
+)
+from dashboard.services import get_services
+
+dash.register_page(__name__, path="/eda", name="Explore data", order=6.5, title="SegmentLens · Explore data")
+
+DEFAULT_COLUMN = "Income"
+PAGE_SIZE = 10
+GRAPH_CONFIG = getattr(components, "GRAPH_CONFIG", None) or {
+    "displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["sendDataToCloud"]}
+
+
+def _summary() -> dict:
+    """Aggregates of the active model's data file, built once per model version and data."""
+    services = get_services()
+    a = services.analysis()
+    path = services.data_path_for(a.meta)
+    return services.view("eda-summary", lambda: summary(explore(path, name=a.source)))
+
+
+def layout(**_query):
+    """The explore-data page."""
+    header = page_header("Explore data", "The customer file behind the active model: every column's distribution "
+                                         "with the cleaning rules' cut-offs, empty cells, correlations, enrolment "
+                                         "over time, and what cleaning did to which row.")
+    try:
+        s = _summary()
+    except DataFileError as exc:
+        return html.Div([header, empty_state("The model's data file cannot be read.", str(exc))])
+    options = column_options(s["histograms"])
+    column = DEFAULT_COLUMN if DEFAULT_COLUMN in s["histograms"] else (options[0]["value"] if options else None)
+    rules = [{"rule": rule_label(r["name"]), "action": r["action"], "rows": r["count"], "why": r["description"]}
+             for r in s["rules"] if r["count"]]
+    dropped = s["rows_read"] - s["rows_used"]
+    facts = html.P([html.Strong("Data: "), s["source"],
+                    f" · {s['rows_read']:,} rows read, {s['rows_used']:,} used after cleaning "
+                    f"({dropped:,} dropped). Distributions show the file as it was read, before cleaning; "
+                    "dashed lines mark where a cleaning rule cuts."], className="small", id=ids.EDA_SUMMARY)
+    picker = dcc.Dropdown(id=ids.EDA_COLUMN, options=options, value=column, clearable=False, className="mb-2")
+    missing = missing_figure(s["missing"], s["rows_read"])
+    rows = rule_rows_table(s["rule_rows"])
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    rows_table = html.Div([
+        html.Div(_rows_page(rows, 1), id=ids.EDA_RULE_ROWS),
+        dbc.Pagination(id=ids.EDA_ROWS_PAGE, max_value=pages, active_page=1, fully_expanded=False,
+                       previous_next=True, size="sm", className="mt-2 mb-0 flex-wrap",
+                       style=None if pages > 1 else {"display": "none"}),
+    ])
+    return html.Div([
+        header,
+        facts,
+        dbc.Row([
+            dbc.Col(graph_card("Distribution of a column", ids.EDA_DISTRIBUTION, height=340, config=GRAPH_CONFIG,
+                               extra=html.Div([picker, html.P(id=ids.EDA_OUTLIERS, className="small text-muted mb-1")]),
+                               figure=distribution_figure(column, s["histograms"].get(column),
+                                                          s["cutoffs"].get(column))), lg=7),
+            dbc.Col(graph_card("Empty cells per column", ids.EDA_MISSING, height=missing.layout.height,
+                               config=GRAPH_CONFIG, figure=missing), lg=5),
+        ]),
+        graph_card("Correlations between the model's features (after cleaning)", ids.EDA_CORRELATION, height=560,
+                   config=GRAPH_CONFIG, figure=correlation_figure(s["correlations"])),
+        graph_card("Customers enrolled per month", ids.EDA_ENROLMENT, height=300, config=GRAPH_CONFIG,
+                   figure=enrolment_figure(s["enrolments"])),
+        dbc.Card([
+            dbc.CardHeader(html.Span("What cleaning did, row by row", className="fw-semibold")),
+            dbc.CardBody([
+                table(pd.DataFrame(rules), index=False) if rules else empty_state("No row needed cleaning."),
+                html.P("Each customer a rule dropped or changed, by customer ID and line of the file "
+                       "(no other field is shown).", className="small text-muted mt-3 mb-2"),
+                rows_table if rows else empty_state("No row was dropped or changed."),
+            ], id=ids.EDA_RULES),
+        ], className="mb-3 shadow-sm"),
+    ])
+
+
+@callback(Output(ids.EDA_DISTRIBUTION, "figure"), Output(ids.EDA_OUTLIERS, "children"),
+          Input(ids.EDA_COLUMN, "value"))
+def show_column(column):
+    """Distribution of the chosen column with its cut-offs, and its outliers in one sentence."""
+    s = _summary()
+    if column not in s["histograms"]:
+        column = DEFAULT_COLUMN
+    return (distribution_figure(column, s["histograms"].get(column), s["cutoffs"].get(column)),
+            outlier_text(column, s["outliers"]))
+
+
+def _rows_page(rows: list[dict], page: int) -> dbc.Table:
+    """One page of the rule rows as a compact table."""
+    start = (max(int(page or 1), 1) - 1) * PAGE_SIZE
+    part = pd.DataFrame(rows[start:start + PAGE_SIZE], columns=["rule", "action", "id", "line"])
+    return table(part.set_axis(["Rule", "What happened", "Customer ID", "File line"], axis=1), index=False,
+                 float_format="{:,.0f}")
+
+
+@callback(Output(ids.EDA_RULE_ROWS, "children"), Input(ids.EDA_ROWS_PAGE, "active_page"),
+          prevent_initial_call=True)
+def show_rows(page):
+    """Another page of the rows cleaning dropped or changed."""
+    return _rows_page(rule_rows_table(_summary()["rule_rows"]), page)

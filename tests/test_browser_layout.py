@@ -1,0 +1,78 @@
+"""Every page at desktop (1400 px) and phone (400 px) width: no sideways scroll, no share/cloud button,
+no raw column names in chart text (issue 14). One browser visits every page in turn."""
+import re
+import time
+
+import pytest
+from dash.testing.wait import until
+
+pytestmark = pytest.mark.browser
+
+# Page -> charts it draws on load (waited for before anything is measured).
+PAGES = {"/": 2, "/profiles": 5, "/compare": 4, "/explorer": 1, "/diagnostics": 2, "/stability": 7, "/predict": 1,
+         "/data": 0}
+WIDTHS = [1400, 400]
+RAW = ["NumWebPurchases", "NumStorePurchases", "NumCatalogPurchases", "NumDealsPurchases", "NumWebVisitsMonth",
+       "Total_Spending", "Total_Children", "Total_Purchases", "Customer_since", "Campaigns_Accepted", "MntWines",
+       "MntFruits", "MntMeatProducts", "MntFishProducts", "MntSweetProducts", "MntGoldProds", "Z_CostContact",
+       "Z_Revenue", "Kidhome", "Teenhome", "Year_Birth", "Dt_Customer", "Marital_Status", "AcceptedCmp"]
+# plotly.js 3's "Share chart..." (sendChartToCloud) and plotly.js 2's "Edit in Chart Studio" (sendDataToCloud).
+CLOUD = ('[data-title^="Share chart"], [aria-label^="Share chart"], [data-title*="Chart Studio"], '
+         '[data-title*="Cloud"], [data-attr="sendDataToCloud"], [data-val="sendDataToCloud"], .modebar-btn--logo, '
+         'a[href*="chart-studio"], a[href*="plot.ly"]')
+
+_CHARTS_DRAWN = """
+const content = document.querySelector('#_pages_content');
+const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+const loading = document.querySelectorAll('[data-dash-is-loading="true"]');
+return content !== null && content.innerText.trim().length > 0 && loading.length === 0
+    && plots.filter(p => p.querySelector('.main-svg') !== null).length >= arguments[0];
+"""
+_WIDEST = """
+const limit = window.innerWidth;
+const wide = Array.from(document.querySelectorAll('body *')).filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.right > limit + 1 && r.width > 0 && getComputedStyle(e).position !== 'fixed';
+}).filter(e => !e.closest('.graph-scroll, .table-responsive, .overflow-auto'));
+return wide.slice(0, 3).map(e => (e.id ? '#' + e.id : e.tagName.toLowerCase() + '.' +
+    String(e.className && e.className.baseVal !== undefined ? e.className.baseVal : e.className)
+        .split(' ').join('.')) + ' (' + Math.round(e.getBoundingClientRect().right) + ' px)');
+"""
+
+
+def _problems(br, url: str, charts: int) -> list[str]:
+    """What is wrong with one page at one width (empty when it is right)."""
+    br.driver.get(url)
+    try:
+        until(lambda: br.driver.execute_script(_CHARTS_DRAWN, charts), timeout=40)
+    except Exception:  # a page that never finished drawing is itself a problem worth naming
+        return ["charts not drawn within 40 s"]
+    time.sleep(0.8)  # responsive charts settle to the final width
+    out = []
+    scroll, inner = br.driver.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth];")
+    if scroll > inner:
+        out.append(f"scrolls sideways ({scroll} > {inner} px); widest: {br.driver.execute_script(_WIDEST)}")
+    cloud = br.driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.outerHTML.slice(0, 80));", CLOUD)
+    if cloud:
+        out.append(f"share/cloud/logo button in the DOM: {cloud[:2]}")
+    text = br.driver.execute_script(
+        "return Array.from(document.querySelectorAll('.main-svg')).map(e => e.textContent).join(' ');")
+    raw = sorted({name for name in RAW if re.search(rf"{name}", text)})
+    if raw:
+        out.append(f"raw column names in chart text: {raw}")
+    return out
+
+
+def test_every_page_fits_both_widths_without_cloud_button_or_raw_names(dash_br, live_server):
+    problems = []
+    for width in WIDTHS:
+        dash_br.driver.set_window_size(width, 1000)
+        inner = dash_br.driver.execute_script("return window.innerWidth;")
+        if inner != width:  # the window frame takes some pixels: size the viewport itself
+            dash_br.driver.set_window_size(2 * width - inner, 1000)
+        assert dash_br.driver.execute_script("return window.innerWidth;") == width
+        for page, charts in PAGES.items():
+            problems += [f"{page} at {width} px: {p}" for p in _problems(dash_br, live_server.url + page, charts)]
+    assert problems == [], "\n".join(problems)
