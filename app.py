@@ -10,4 +10,8 @@ app = create_app()
 server = app.server
 
 if __name__ == "__main__":
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8050")), debug=False)
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8050"))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    print(f"SegmentLens: serving the dashboard at http://{shown}:{port}/ (API under /api/v1/); Ctrl+C stops it.",
+          flush=True)
+    app.run(host=host, port=port, debug=False)

@@ -18,7 +18,8 @@ Nothing read back executes code: a model file is a zip of plain arrays whose
 scalar parameters travel as a JSON text inside it (so the checksum covers them
 too). Versions written by earlier releases as pickles (``vNNNN.joblib``) are
 unpickled exactly once, after their SHA-256 matches the manifest, rewritten as
-``.npz`` and deleted.
+``.npz`` and deleted. What a sound manifest, entry and model file are is decided in
+:mod:`core.registry_format`.
 """
 from __future__ import annotations
 

@@ -168,8 +168,10 @@ def _guard():
     if path != DASH_UPDATE_PATH or flask.request.method != "POST":
         return None
     body = flask.request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return _json_error(400, "bad_request", "a callback request is a JSON object")
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return _json_error(400, "bad_request", "a callback request is a JSON object naming its output")
+    if body["output"] not in _state().callbacks():
+        return _json_error(400, "bad_request", "no such callback")  # Dash itself would answer 500
     needed = sorted({PROTECTED_OUTPUTS[o] for o in _callback_outputs(body) if o in PROTECTED_OUTPUTS},
                     key=lambda a: ACTIONS.get(a) == "admin", reverse=True)
     if not needed:
@@ -275,8 +277,8 @@ def csrf_token() -> str:
 
 
 class _AuthState:
-    def __init__(self, store: AccountStore, audit: AuditLog, login_limiter, action_limiter):
-        self.store, self.audit = store, audit
+    def __init__(self, store: AccountStore, audit: AuditLog, login_limiter, action_limiter, callbacks):
+        self.store, self.audit, self.callbacks = store, audit, callbacks
         self.login_limiter, self.action_limiter = login_limiter, action_limiter
 
 
@@ -288,8 +290,12 @@ def _limiter(path: Path, text: str | None, default: str, variable: str) -> RateL
     return RateLimiter(path, *rate) if rate else None
 
 
-def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes) -> None:
-    """Sessions, the sign-in page, and the guard on every request of ``server``."""
+def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes, callbacks) -> None:
+    """Sessions, the sign-in page, and the guard on every request of ``server``.
+
+    ``callbacks`` returns the Dash app's callback map (filled on the first request), so that a
+    request for a callback that does not exist is refused with 400.
+    """
     import os
 
     store = AccountStore(registry_root)
@@ -312,7 +318,7 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
         _limiter(cache_dir / "login_rate_limit.sqlite3", os.environ.get("SEGMENTLENS_LOGIN_RATE_LIMIT"),
                  "10/minute", "SEGMENTLENS_LOGIN_RATE_LIMIT"),
         _limiter(cache_dir / "action_rate_limit.sqlite3", os.environ.get("SEGMENTLENS_ACTION_RATE_LIMIT"),
-                 "60/minute", "SEGMENTLENS_ACTION_RATE_LIMIT"))
+                 "60/minute", "SEGMENTLENS_ACTION_RATE_LIMIT"), callbacks)
     server.add_url_rule(LOGIN_PATH, "segmentlens_login", _login, methods=["GET", "POST"])
     server.add_url_rule(LOGOUT_PATH, "segmentlens_logout", _logout, methods=["POST"])
     server.before_request(_guard)

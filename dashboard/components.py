@@ -11,7 +11,8 @@ from . import ids
 from .theme import segment_colour
 
 __all__ = ["GRAPH_CONFIG", "graph", "navbar", "kpi_card", "graph_card", "persona_card", "empty_state",
-           "segment_badge", "segment_options", "page_header", "table", "may", "permission_note", "as_actor"]
+           "segment_badge", "segment_options", "page_header", "table", "may", "permission_note", "as_actor",
+           "model_unavailable"]
 
 
 # Every chart's mode bar: on hover only (it covered the first bar), no plotly logo, and nothing that sends
@@ -177,3 +178,9 @@ def as_actor(method, *args, actor: str | None = None, **kwargs):
             actor = current_actor()
         kwargs["actor"] = actor
     return method(*args, **kwargs)
+
+
+def model_unavailable(error: Exception) -> html.Div:
+    """A page's place-holder while no model can be served (the banner above says why for every page)."""
+    return empty_state(f"Nothing to show: {error}",
+                       "An admin can activate another version, or roll back, on Data & models (/data).")

@@ -11,7 +11,7 @@ from dash import Input, Output, dcc, html
 from flask_caching import Cache
 
 from core.accounts import AccountStore, bootstrap_admin, secret_key
-from core.registry import Registry
+from core.registry import Registry, RegistryError
 
 from . import ids
 from .api import register_api
@@ -70,8 +70,13 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     secret = secret_key(registry.root)  # SEGMENTLENS_SECRET_KEY, else one generated once beside the registry
     bootstrap_admin(AccountStore(registry.root))  # SEGMENTLENS_ADMIN_PASSWORD on a first start
     register_api(server, cache_dir)  # /api/v1 (SEGMENTLENS_RATE_LIMIT, SEGMENTLENS_MAX_BODY, SEGMENTLENS_MAX_BATCH)
-    if train_if_missing:
-        services.ensure_model()
+    if train_if_missing and registry.active_version() is None:
+        import sys
+
+        print(f"SegmentLens: no model yet; training the first one on {services.configured_data().name} "
+              "(about a second on the sample) ...", file=sys.stderr, flush=True)
+        version = services.ensure_model()
+        print(f"SegmentLens: model {version} trained and active.", file=sys.stderr, flush=True)
 
     stylesheet = f"{_BOOTSTRAP_URL}/css/bootswatch/{BOOTSWATCH_THEME}/bootstrap.min.css"
     server.extensions["segmentlens_stylesheet"] = stylesheet  # the sign-in page uses the same theme
@@ -91,10 +96,16 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
         dbc.Container([html.Div(id=ids.APP_BANNER), dash.page_container], fluid=True, id=ids.PAGE_CONTAINER,
                       className="pb-4"),
     ])
+    _guard_page_layouts()
+
+    @server.errorhandler(RegistryError)
+    def model_unavailable(exc):
+        # A callback that needs the model while none can be served: a clear 503, not a 500 and a traceback.
+        return flask.jsonify(error="model_unavailable", message=str(exc), status=503), 503
     _register_shell_callbacks(app)
     # Order matters: body limits run before the sign-in guard, which reads callback bodies.
     install_security(app, secret)
-    install_auth(server, registry.root, cache_dir, secret)
+    install_auth(server, registry.root, cache_dir, secret, lambda: app.callback_map)
     return app
 
 
@@ -158,3 +169,31 @@ def _banner_view(services):
                                   "Add an admin with ", html.Code(ADD_ADMIN_HINT), " and restart."],
                                  color="info", className="mb-3"))
     return banners
+
+
+def _guard_page_layouts() -> None:
+    """Wrap every page's layout so a model that cannot be served gives a message, never a 500.
+
+    Dash calls every page's layout on a worker's first request to build the validation layout;
+    one layout raising there would fail that request and leave page routing half set up.
+    """
+    import functools
+
+    from core.registry import RegistryError
+
+    for page in dash.page_registry.values():
+        layout = page["layout"]
+        if not callable(layout) or getattr(layout, "_segmentlens_guarded", False):
+            continue
+
+        @functools.wraps(layout)
+        def guarded(*args, _layout=layout, **kwargs):
+            try:
+                return _layout(*args, **kwargs)
+            except RegistryError as exc:  # ModelUnavailable included: the banner says the rest
+                return dbc.Alert(["This page needs the active model, which cannot be served: ", str(exc),
+                                  " An admin can activate another version on ", dcc.Link("Data & models", href="/data"),
+                                  "."], color="warning", className="mt-3")
+
+        guarded._segmentlens_guarded = True
+        page["layout"] = guarded

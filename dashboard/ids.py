@@ -201,3 +201,4 @@ DATA_ROLLBACK_CONFIRM = "data-rollback-confirm"
 # Compare: the biggest differences in plain words.
 COMPARE_SUMMARY = "compare-summary"
 EDA_ROWS_PAGE = "eda-rule-rows-page"
+PROFILES_FACTS = "profiles-segment-facts"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import ipaddress
 import json
 import os
@@ -166,6 +167,48 @@ class _OpaqueJobs:
         response.set_data(_JOB_RE.sub(lambda m: f'"job":{json.dumps(self.hide(m.group(1), m.group(2)))}', body))
 
 
+class _BodyLimit:
+    """Refuse bodies over the route's limit before the application reads a byte of them.
+
+    A declared ``Content-Length`` over the limit is answered with 413 at once. A chunked body
+    (no length) is read here up to the limit: one byte more and it is refused; otherwise the
+    application gets it as an ordinary body with a length. Doing this at the WSGI layer means no
+    code that touches the request early (Dash's page router, extensions) can bypass the limit.
+    """
+
+    def __init__(self, app, limits: dict[str, int], headers):
+        self.app, self.limits, self.headers = app, limits, headers
+
+    def _refuse(self, environ, start_response, path: str, limit: int, length: int | None):
+        said = f"the request body has {length:,} bytes" if length is not None else "the request body is too large"
+        message = f"{said}; this address takes at most {limit:,}"
+        if path.startswith(API_PREFIX + "/") or path == DASH_UPDATE_PATH:
+            body = json.dumps({"error": "payload_too_large", "message": message, "status": 413}).encode()
+            mimetype = "application/json"
+        else:
+            body, mimetype = f"413 Payload Too Large: {message}\n".encode(), "text/plain"
+        response = flask.Response(body, 413, mimetype=mimetype, headers={**self.headers(), "Connection": "close"})
+        return response(environ, start_response)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        limit = _limit_for(path, self.limits)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if length > limit:
+            return self._refuse(environ, start_response, path, limit, length)
+        if length < 0 and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            data = environ["wsgi.input"].read(limit + 1)
+            if len(data) > limit:
+                return self._refuse(environ, start_response, path, limit, None)
+            environ["wsgi.input"] = io.BytesIO(data)
+            environ["CONTENT_LENGTH"] = str(len(data))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return self.app(environ, start_response)
+
+
 class _ListenHost:
     """Remember the address the server listens on (before any proxy rewriting) for the open-mode rule."""
 
@@ -182,28 +225,28 @@ def install_security(app, secret: bytes) -> None:
     server: flask.Flask = app.server
     limits = body_limits()
     server.extensions["segmentlens_body_limits"] = limits
-    jobs = _OpaqueJobs(server.wsgi_app, secret)
-    server.wsgi_app = _ListenHost(_TrustedProxies(jobs, parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))))
     headers: dict[str, str] = {}
+
+    def security_headers(fresh: bool = False) -> dict[str, str]:
+        # Dash adds inline scripts (clientside callbacks, the page router's) while it sets itself up on
+        # the first requests: a page's policy is computed afresh (hashing a few scripts takes
+        # microseconds), and other responses reuse the last one.
+        if fresh or not headers:
+            headers.update(_security_headers(app))
+        return headers
+
+    jobs = _OpaqueJobs(server.wsgi_app, secret)
+    server.wsgi_app = _ListenHost(_TrustedProxies(_BodyLimit(jobs, limits, security_headers),
+                                                  parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))))
 
     @server.before_request
     def limit_body():
-        limit = _limit_for(flask.request.path, limits)
-        flask.request.max_content_length = limit
-        length = flask.request.content_length
-        if length is not None and length > limit:
-            raise RequestEntityTooLarge(f"the request body has {length:,} bytes; this address takes at most {limit:,}")
-        if length is None and flask.request.method in ("POST", "PUT", "PATCH") \
-                and "chunked" in flask.request.headers.get("Transfer-Encoding", "").lower():
-            # Read (at most limit + 1 bytes) now, so a chunked body over the limit is refused here,
-            # before anything else parses it.
-            flask.request.get_data(cache=True)
+        # The WSGI layer already refused what is over the limit; this keeps Flask's own reads bounded too.
+        flask.request.max_content_length = _limit_for(flask.request.path, limits)
 
     @server.after_request
     def add_headers(response: flask.Response):
-        if not headers:  # computed once the app's callbacks (and their inline scripts) are known
-            headers.update(_security_headers(app))
-        for name, value in headers.items():
+        for name, value in security_headers(fresh=response.mimetype == "text/html").items():
             response.headers.setdefault(name, value)
         if flask.request.path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)

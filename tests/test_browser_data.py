@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -302,39 +303,56 @@ def test_exports_are_complete_and_formula_safe(dash_br, data_server):
         registry.update_meta(version, segment_names=meta["segment_names"])
 
 
-def test_corrupted_active_model_is_refused_and_last_good_version_served(dash_br, tmp_path):
+def test_corrupted_active_model_is_never_replaced_by_another_version(dash_br, tmp_path):
+    """A damaged active file that this server never loaded: nothing is served (no other version either), every
+    page says so, /data still works, and activating a sound version repairs it (after a confirmation)."""
     server = start_server(tmp_path)
     try:
         registry = Registry(server.models_dir)
         bad, _, _ = train(SAMPLE, registry=registry, k=4)  # a second version, activated
-        path = server.models_dir / f"{bad}.joblib"
+        path = next(server.models_dir.glob(f"{bad}.*"))  # the model file (.npz; .joblib before conversion)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])  # truncated: fails its checksum
         assert registry.active_version() == bad == "v0002"
 
         dash_br.wait_for_page(url=server.url + "/")
-        badge = dash_br.wait_for_element(f"#{ids.NAV_MODEL_WARNING} span")
-        assert "showing v0001" in badge.text
-        assert "v0002" in badge.get_attribute("title") and "fails its checksum" in badge.get_attribute("title")
-        dash_br.wait_for_element(f"#{ids.OVERVIEW_PERSONAS}")
-        assert len(dash_br.find_elements(f"#{ids.OVERVIEW_PERSONAS} .persona-card")) == 6  # v0001's k
+        dash_br.wait_for_element(f"#{ids.NAV_MODEL_WARNING}")
+        banner = dash_br.wait_for_element(f"#{ids.APP_BANNER_MODEL}").text
+        assert "The active model cannot be served" in banner
+        assert "Nothing to show" in dash_br.find_element(f"#{ids.PAGE_CONTAINER}").text
+        assert not dash_br.find_elements(f"#{ids.OVERVIEW_PERSONAS}")  # v0001's personas are not passed off as v0002's
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "/api/v1/health", timeout=10)
+        assert err.value.code == 503 and json.load(err.value)["status"] == "degraded"
 
         dash_br.wait_for_page(url=server.url + "/data")
-        warning = dash_br.wait_for_element(f"#{ids.DATA_WARNING}").text
-        assert "The active model v0002 cannot be used" in warning and "Showing v0001 instead" in warning
-        assert "fails checksum" in _row(dash_br, "v0002").text and "shown" in _row(dash_br, "v0001").text
-        with urllib.request.urlopen(server.url + "/api/v1/health", timeout=10) as resp:
-            assert json.load(resp)["model_version"] == "v0001"
+        dash_br.wait_for_element(f"#{ids.DATA_WARNING}")
+        assert "fails checksum" in _row(dash_br, "v0002").text
 
-        # Activating the bad file is refused with the registry's message; activating the good one clears it.
+        # Activating a sound version repairs it.
         _click(dash_br, _row(dash_br, "v0001").find_element("css selector", "button.btn-activate"))
         _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
         dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0001 is now the active model")
-        # A closed alert leaves the page.
+        assert registry.active_version() == "v0001"
         _wait(lambda: not dash_br.find_elements(f"#{ids.DATA_WARNING}"), what="warning cleared")
-        _click(dash_br, _row(dash_br, "v0002").find_element("css selector", "button.btn-activate"))
+        with urllib.request.urlopen(server.url + "/api/v1/health", timeout=10) as resp:
+            assert json.load(resp)["status"] == "ok"
+        assert console_errors(dash_br) == []
+    finally:
+        server.stop()
+
+
+def test_activating_a_damaged_version_is_refused(dash_br, tmp_path):
+    server = start_server(tmp_path)
+    try:
+        registry = Registry(server.models_dir)
+        bad, _, _ = train(SAMPLE, registry=registry, k=4, activate=False)  # a candidate, not active
+        path = next(server.models_dir.glob(f"{bad}.*"))
+        path.write_bytes(path.read_bytes()[:100])
+        dash_br.wait_for_page(url=server.url + "/data")
+        _click(dash_br, _row(dash_br, bad).find_element("css selector", "button.btn-activate"))
         _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
-        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "Not done: model v0002")
+        dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", f"Not done: model {bad}")
         assert registry.active_version() == "v0001"
         assert console_errors(dash_br) == []
     finally:

@@ -80,7 +80,7 @@ def test_eda_page_fits_a_phone_without_sideways_scroll(dash_br, live_server):
         dash_br.wait_for_page(url=live_server.url + "/eda")
         for graph in (ids.EDA_DISTRIBUTION, ids.EDA_CORRELATION, ids.EDA_ENROLMENT):
             dash_br.wait_for_element(f"#{graph} .main-svg", timeout=_WAIT)
-        dash_br.wait_for_element(f"#{ids.EDA_RULE_ROWS} td.dash-cell", timeout=_WAIT)
+        dash_br.wait_for_element(f"#{ids.EDA_RULE_ROWS} tbody td", timeout=_WAIT)
         time.sleep(0.8)  # responsive charts settle to the final width
         scroll, width = dash_br.driver.execute_script(
             "return [document.documentElement.scrollWidth, window.innerWidth];")

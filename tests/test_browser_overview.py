@@ -27,6 +27,8 @@ def test_overview_renders_kpis_charts_and_personas(dash_br, live_server):
 def test_persona_link_opens_profiles_page(dash_br, live_server):
     dash_br.wait_for_page(url=live_server.url + "/")
     link = dash_br.wait_for_element(f"#{ids.OVERVIEW_PERSONAS} a[href='/profiles?segment=2']", timeout=20)
+    # The cards are taller now that they carry numbers: bring the link into view first.
+    dash_br.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", link)
     link.click()
     dash_br.wait_for_element(f"#{ids.PROFILES_SEGMENT}", timeout=20)
     assert dash_br.driver.current_url.endswith("/profiles?segment=2")

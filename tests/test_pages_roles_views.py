@@ -242,3 +242,16 @@ def test_profiles_rename_disabled_for_a_viewer(app, pages, monkeypatch):
     assert _find(layout, ids.PROFILES_RENAME_INPUT).disabled is True
     assert _find(layout, ids.PROFILES_RENAME_BTN).disabled is True
     assert _find(layout, ids.PROFILES_RENAME_PERMISSION).children == REASON
+
+
+def test_segment_facts_show_counts_as_counts(pages):
+    import pandas as pd
+
+    profiles = pages["profiles"]
+    frame = pd.DataFrame({"segment": [0, 0, 0, 1], "Age": [40, 51, 60, 30], "Income": [50_000.4, 61_000.6, 70_000, 1],
+                          "Total_Purchases": [3, 4, 8, 1], "Total_Children": [0, 0, 1, 2],
+                          "Campaigns_Accepted": [0, 0, 0, 1], "Recency": [10, 12, 13, 1]})
+    facts = dict(profiles.segment_facts(frame, 0))
+    assert facts == {"Typical age": "51", "Typical income": "61,001", "Purchases, 2 years": "4",
+                     "Days since last purchase": "12", "Have children at home": "33%", "Accepted a campaign": "0%"}
+    assert profiles.segment_facts(frame, 5) == []

@@ -64,8 +64,7 @@ def test_typical_member_is_the_member_closest_to_the_centre(services, trained):
         assert services.typical_member(seg)["ID"] == best
 
 
-def test_customer_fields_and_raw_derivation(services, trained):
-    model = trained[2]
+def test_customer_fields_and_raw_derivation(services):
     a = services.analysis()
     row = a.frame.iloc[10]
     fields = services.customer_fields(str(int(row["ID"])))

@@ -322,32 +322,6 @@ def test_services_retrain_compare_activate_and_report(services, sample_frame):
     assert set(rows.loc[rows["segment"] == 0, "segment_name"]) == {"'=Top"}
 
 
-def test_corrupted_active_model_falls_back_with_a_warning(services):
-    registry = services.registry
-    assert services.model_warning() is None
-    bad, _, _ = train(SAMPLE, registry=registry, k=4)
-    assert services.model()[1]["version"] == bad and services.analysis().k == 4  # loaded while still good
-    path = registry.file_path(bad)
-    data = path.read_bytes()
-    path.write_bytes(data[:-10] + bytes(10))  # tampered after it was loaded: same size, new content
-    os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000))
-    model, meta = services.model()
-    assert meta["version"] == "v0001" and model.k == 6
-    warning = services.model_warning()
-    assert f"The active model {bad} cannot be used" in warning and "fails its checksum" in warning
-    assert "Showing v0001 instead" in warning
-    assert services.analysis().version == "v0001" and services.live_model().version == "v0001"
-    assert len(services.segment_names()) == 6
-    rows = {r["version"]: r for r in services.versions_table()}
-    assert rows[bad]["broken"] and rows[bad]["active"] and rows["v0001"]["serving"]
-    with pytest.raises(RegistryError, match="fails its checksum"):
-        services.activate_version(bad)
-    with pytest.raises(RegistryError, match="fails its checksum"):
-        services.model(bad)  # an explicit version never falls back
-    path.write_bytes(data)  # repaired
-    assert services.model()[1]["version"] == bad and services.model_warning() is None
-
-
 def test_a_bad_upload_limit_setting_falls_back_to_the_default(services, monkeypatch):
     monkeypatch.setenv("SEGMENTLENS_MAX_UPLOAD_MB", "lots")
     assert services.upload_limit() == 50 * 1024 * 1024

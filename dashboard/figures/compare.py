@@ -97,7 +97,8 @@ def effect_size_figure(comparison: pd.DataFrame, a: int, b: int, names: list[str
     for x in (-0.8, -0.5, 0.5, 0.8):
         fig.add_shape(vline(x, {"color": "#adb5bd", "width": 1, "dash": "dot"}, layer="below"))
     fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed", automargin=True)
-    fig.update_xaxes(title_text=f"Cohen's d: ({a} − {b}) / pooled SD", zeroline=True, zerolinecolor="#6c757d")
+    # Two short lines: one long line was cut at the card's edge on a phone.
+    fig.update_xaxes(title_text=f"Cohen's d<br>({a} − {b}) / pooled SD", zeroline=True, zerolinecolor="#6c757d")
     return _room_for_modebar(base_layout(fig, height=max(320, 110 + 22 * len(labels))))
 
 
@@ -181,7 +182,7 @@ def overlay_distribution(frame: pd.DataFrame, feature: str, a: int, b: int, name
         ))
         fig.add_shape(vline(float(values.mean()), {"color": colour, "width": 2, "dash": "dash"}))
     fig.update_layout(barmode="overlay", bargap=0)
-    fig.update_xaxes(title_text=f"{feature_label(feature)} (dashed line: segment mean)")
+    fig.update_xaxes(title_text=f"{feature_label(feature)}<br>(dashed line: segment mean)")
     fig.update_yaxes(title_text="Share of segment", tickformat=".0%")
     return _room_for_modebar(base_layout(fig, height=340))
 

@@ -90,7 +90,7 @@ def ari_distribution_figure(ari: list) -> go.Figure:
     fig.add_shape(vline(med, {"color": "#212529", "width": 2}))
     # Inside the plot, left of the line: above it the mode bar would cover the label.
     fig.add_annotation(x=med, y=0.98, yref="paper", text=f"median {med:.2f} ", showarrow=False, yanchor="top",
-                       xanchor="right", font={"size": 11})
+                       xanchor="right", font={"size": 11}, bgcolor="rgba(255,255,255,0.85)")
     fig.update_xaxes(range=[min(0.0, min(values)), 1.0], title_text="Adjusted Rand index, model vs refit")
     fig.update_yaxes(title_text="Resamples")
     fig.update_layout(showlegend=False, bargap=0.05)

@@ -6,8 +6,9 @@ from dash import Input, Output, callback, dcc, html
 
 from core.eda import explore, summary
 from core.loading import DataFileError
-from dashboard import components, ids
-from dashboard.components import empty_state, graph_card, page_header, table
+from core.registry import RegistryError
+from dashboard import ids
+from dashboard.components import empty_state, graph_card, model_unavailable, page_header, table
 from dashboard.figures.eda import (
     column_options,
     correlation_figure,
@@ -24,8 +25,6 @@ dash.register_page(__name__, path="/eda", name="Explore data", order=6.5, title=
 
 DEFAULT_COLUMN = "Income"
 PAGE_SIZE = 10
-GRAPH_CONFIG = getattr(components, "GRAPH_CONFIG", None) or {
-    "displaylogo": False, "displayModeBar": "hover", "modeBarButtonsToRemove": ["sendDataToCloud"]}
 
 
 def _summary() -> dict:
@@ -45,6 +44,8 @@ def layout(**_query):
         s = _summary()
     except DataFileError as exc:
         return html.Div([header, empty_state("The model's data file cannot be read.", str(exc))])
+    except RegistryError as exc:  # no model can be served (services.ModelUnavailable is one)
+        return html.Div([header, model_unavailable(exc)])
     options = column_options(s["histograms"])
     column = DEFAULT_COLUMN if DEFAULT_COLUMN in s["histograms"] else (options[0]["value"] if options else None)
     rules = [{"rule": rule_label(r["name"]), "action": r["action"], "rows": r["count"], "why": r["description"]}
@@ -68,16 +69,15 @@ def layout(**_query):
         header,
         facts,
         dbc.Row([
-            dbc.Col(graph_card("Distribution of a column", ids.EDA_DISTRIBUTION, height=340, config=GRAPH_CONFIG,
+            dbc.Col(graph_card("Distribution of a column", ids.EDA_DISTRIBUTION, height=340,
                                extra=html.Div([picker, html.P(id=ids.EDA_OUTLIERS, className="small text-muted mb-1")]),
                                figure=distribution_figure(column, s["histograms"].get(column),
                                                           s["cutoffs"].get(column))), lg=7),
-            dbc.Col(graph_card("Empty cells per column", ids.EDA_MISSING, height=missing.layout.height,
-                               config=GRAPH_CONFIG, figure=missing), lg=5),
+            dbc.Col(graph_card("Empty cells per column", ids.EDA_MISSING, height=missing.layout.height, figure=missing), lg=5),
         ]),
         graph_card("Correlations between the model's features (after cleaning)", ids.EDA_CORRELATION, height=560,
-                   config=GRAPH_CONFIG, figure=correlation_figure(s["correlations"])),
-        graph_card("Customers enrolled per month", ids.EDA_ENROLMENT, height=300, config=GRAPH_CONFIG,
+                   figure=correlation_figure(s["correlations"])),
+        graph_card("Customers enrolled per month", ids.EDA_ENROLMENT, height=300,
                    figure=enrolment_figure(s["enrolments"])),
         dbc.Card([
             dbc.CardHeader(html.Span("What cleaning did, row by row", className="fw-semibold")),

@@ -5,8 +5,11 @@ import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
 from core.schema import FEATURE_LABELS
+from core.registry import RegistryError
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, kpi_card, page_header, persona_card, table
+from dashboard.components import (
+    empty_state, graph_card, kpi_card, model_unavailable, page_header, persona_card, table,
+)
 from dashboard.figures.overview import (
     headline_numbers, is_synthetic, segment_numbers, sizes_figure, spend_share_figure,
 )
@@ -37,6 +40,13 @@ def _demo_note(a) -> dbc.Alert | None:
 
 def layout(**_query):
     """The overview page."""
+    try:
+        return _layout(**_query)
+    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+        return model_unavailable(exc)
+
+
+def _layout(**_query):
     a = get_services().analysis()
     names = get_services().segment_names()
     frame = a.frame
@@ -80,7 +90,7 @@ def layout(**_query):
         table(pd.DataFrame(rules), index=False) if rules else empty_state("No row needed cleaning."),
         html.Div([
             dbc.Button("Download segment membership (CSV)", id=ids.OVERVIEW_DOWNLOAD_BTN, color="primary",
-                       outline=True, size="sm", className="mt-3"),
+                       size="sm", className="mt-3"),
             dcc.Download(id=ids.OVERVIEW_DOWNLOAD),
         ]),
     ]), className="shadow-sm mb-3", id=ids.OVERVIEW_SOURCE)

@@ -5,8 +5,11 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 
 from core.schema import FEATURE_LABELS
 from core.scoring import format_value
+from core.registry import RegistryError
 from dashboard import ids
-from dashboard.components import graph_card, page_header, segment_badge, segment_options, table
+from dashboard.components import (
+    graph_card, model_unavailable, page_header, segment_badge, segment_options, table,
+)
 from dashboard.figures.common import empty_figure
 from dashboard.figures.predict import distance_figure, flip_rows, map_figure, scenario_table
 from dashboard.services import get_services
@@ -85,6 +88,13 @@ def _card(title: str, body_id: str) -> dbc.Card:
 
 def layout(segment=None, customer=None, **_query):
     """The what-if page (``?segment=2`` starts from that segment's typical member, ``?customer=ID`` from a customer)."""
+    try:
+        return _layout(segment=segment, customer=customer, **_query)
+    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+        return model_unavailable(exc)
+
+
+def _layout(segment=None, customer=None, **_query):
     services = get_services()
     form = services.predict_form()
     names = services.segment_names()

@@ -4,9 +4,11 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
+from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
-    as_actor, empty_state, graph_card, may, page_header, permission_note, segment_options, table,
+    as_actor, empty_state, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
+    table,
 )
 from dashboard.figures.profiles import (
     CATEGORY_LABELS, campaigns_figure, distribution_figure, economics_assumptions, economics_table, feature_label,
@@ -29,6 +31,35 @@ def parse_segment(value, k: int, default: int = 0) -> int:
     return segment if 0 <= segment < k else default
 
 
+# (column, label, kind): "count" a whole number, "money" no decimals, "share" the share of the segment above 0.
+_FACTS = [
+    ("Age", "Typical age", "count"), ("Income", "Typical income", "money"),
+    ("Total_Spending", "Typical spend, 2 years", "money"), ("Total_Purchases", "Purchases, 2 years", "count"),
+    ("NumWebVisitsMonth", "Web visits a month", "count"), ("Recency", "Days since last purchase", "count"),
+    ("Total_Children", "Have children at home", "share"), ("Campaigns_Accepted", "Accepted a campaign", "share"),
+]
+
+
+def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
+    """The selected segment's typical member in numbers people read: counts as whole numbers (medians),
+    money without decimals, and yes/no-like counts as the share of the segment that has any."""
+    members = frame[frame["segment"] == seg]
+    out = []
+    if not len(members):
+        return out
+    for column, label, kind in _FACTS:
+        if column not in members:
+            continue
+        values = members[column].dropna()
+        if not len(values):
+            continue
+        if kind == "share":
+            out.append((label, f"{float((values > 0).mean()):.0%}"))
+        else:
+            out.append((label, f"{round(float(values.median())):,}"))
+    return out
+
+
 def _summary(a, names: list[str], seg: int) -> dbc.Card:
     """The selected segment's card: name on its colour, size, description, traits, compare link."""
     persona = a.personas[seg]
@@ -45,6 +76,10 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
             html.P(persona.description, className="mb-2"),
             html.Div([html.Span(t, className="badge bg-light text-dark border me-1 mb-1") for t in persona.traits]
                      or html.Span("Close to the average customer.", className="small text-muted")),
+            html.Dl(sum(([html.Dt(label, className="col-7 col-sm-4 fw-normal text-muted"),
+                          html.Dd(value, className="col-5 col-sm-2 mb-0 fw-semibold")]
+                         for label, value in segment_facts(a.frame, seg)), []),
+                    className="row small mt-2 mb-0", id=ids.PROFILES_FACTS),
             html.Div(link, className="mt-2"),
         ]),
     ], className="h-100 shadow-sm persona-card")
@@ -140,6 +175,13 @@ def _views(a, names: list[str], seg: int) -> tuple:
 
 def layout(segment=None, **_query):
     """The profiles page; ``?segment=i`` selects a segment."""
+    try:
+        return _layout(segment=segment, **_query)
+    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+        return model_unavailable(exc)
+
+
+def _layout(segment=None, **_query):
     services = get_services()
     a = services.analysis()
     names = services.segment_names()

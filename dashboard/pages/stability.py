@@ -41,13 +41,14 @@ def _verdicts(boot: dict, names: list[str]) -> html.Div:
         i = int(key)
         verdict = boot["verdict"][key]
         rows.append(dbc.ListGroupItem(dbc.Row([
-            dbc.Col(segment_badge(i, f"{i} · {names[i]}", href=f"/profiles?segment={i}"), md=5),
+            # On a phone: the name on one line, verdict and numbers side by side on the next.
+            dbc.Col(segment_badge(i, f"{i} · {names[i]}", href=f"/profiles?segment={i}"), xs=12, md=5),
             dbc.Col(dbc.Badge(verdict, color=_VERDICT_STYLE.get(verdict, "secondary"), className="text-uppercase"),
-                    md=3),
+                    xs="auto", md=3),
             dbc.Col(html.Span(f"Jaccard {value:.2f}" if value is not None else "Jaccard n/a", className="small"),
-                    md=2),
+                    xs="auto", md=2),
             dbc.Col(html.Span(f"dissolved in {boot['dissolved'][key]} of {boot['resamples']}",
-                              className="small text-muted"), md=2),
+                              className="small text-muted"), xs="auto", md=2),
         ], className="align-items-center g-2")))
     return dbc.ListGroup(rows, flush=True, id=ids.STABILITY_VERDICTS)
 
@@ -70,7 +71,7 @@ def results_view(result: dict, names: list[str]) -> html.Div:
         ], className="mb-3 shadow-sm"),
         dbc.Row([
             dbc.Col(graph_card("Mean Jaccard per segment (whiskers: 5-95% of resamples)", ids.STABILITY_JACCARD,
-                               height=340, figure=jaccard_figure(boot["jaccard"], names, boot["jaccard_quantiles"],
+                               height=340, min_width=560, figure=jaccard_figure(boot["jaccard"], names, boot["jaccard_quantiles"],
                                                                  boot["verdict"])), lg=7),
             dbc.Col(graph_card("Adjusted Rand index, model vs each refit", ids.STABILITY_ARI, height=340,
                                figure=ari_distribution_figure(boot["ari"])), lg=5),
@@ -87,17 +88,18 @@ def results_view(result: dict, names: list[str]) -> html.Div:
             dbc.Col(graph_card("Agreement with the model (adjusted Rand index)", ids.STABILITY_ARI_TIME, height=320,
                                figure=ari_time_figure(snaps)), lg=6),
             dbc.Col(graph_card("Segment shares per snapshot", ids.STABILITY_SHARES, height=320,
-                               figure=shares_figure(snaps, names)), lg=6),
+                               figure=shares_figure(snaps, names), min_width=520), lg=6),
         ]),
+        # Heatmap and Sankey keep a readable width on a phone and scroll sideways inside their cards; the
+        # Sankey takes the full width so its eight columns of nodes and flows have room.
         dbc.Row([
-            # Heatmap and Sankey keep a readable width on a phone and scroll sideways inside their cards.
             dbc.Col(graph_card("Centroid drift from the model (scaled units)", ids.STABILITY_DRIFT_HEATMAP,
-                               height=320, figure=drift_heatmap(snaps, names), min_width=520), lg=5),
-            dbc.Col(graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=440,
-                               figure=sankey_figure(temporal["flows"], snaps, names), min_width=560), lg=7),
+                               height=320, figure=drift_heatmap(snaps, names), min_width=520), lg=6),
+            dbc.Col(graph_card("The model's segment mix per enrolment cohort", ids.STABILITY_COHORTS, height=320,
+                               figure=cohort_figure(temporal["cohorts"], names), min_width=520), lg=6),
         ]),
-        graph_card("The model's segment mix per enrolment cohort", ids.STABILITY_COHORTS, height=320,
-                   figure=cohort_figure(temporal["cohorts"], names)),
+        graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=440,
+                   figure=sankey_figure(temporal["flows"], snaps, names), min_width=560),
     ])
 
 

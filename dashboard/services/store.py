@@ -118,6 +118,7 @@ class ModelStore:
                     self._failed = {key: e for key, e in self._failed.items() if key[0] != version}
                 return model
             with self._lock:  # a file that failed stays failed until it changes: do not hash it on every call
+                self._failed = {key: e for key, e in self._failed.items() if key[0] != version}
                 self._failed[(version, state)] = failed
         if keep_copy and held is not None:
             return held[1]
