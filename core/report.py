@@ -16,17 +16,18 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from .schema import FEATURE_LABELS
+
 __all__ = ["segment_report", "bar_chart_svg", "stacked_bar_svg", "PRODUCT_COLOURS"]
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _FALLBACK = "#7f7f7f"
 # Product categories are not segments: a neutral palette that cannot be mistaken for segment colours.
 PRODUCT_COLOURS = ["#4e79a7", "#f28e2b", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f", "#bab0ac"]
-# Columns of the "differs from the average" table, with headers short enough for a printed page.
-_ZSCORE_COLUMNS = {"Income": "Income", "Age": "Age", "Total_Spending": "Spend", "Total_Children": "Children",
-                   "Recency": "Days since purchase", "NumWebPurchases": "Web buys", "NumStorePurchases": "Store buys",
-                   "NumCatalogPurchases": "Catalogue buys", "NumDealsPurchases": "Deal buys",
-                   "NumWebVisitsMonth": "Web visits", "Campaigns_Accepted": "Campaigns accepted"}
+# Columns of the "differs from the average" table, headed with the one set of feature labels.
+_ZSCORE_COLUMNS = {c: FEATURE_LABELS.get(c, c) for c in (
+    "Income", "Age", "Total_Spending", "Total_Children", "Recency", "NumWebPurchases", "NumStorePurchases",
+    "NumCatalogPurchases", "NumDealsPurchases", "NumWebVisitsMonth", "Campaigns_Accepted")}
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#222;margin:2rem auto;
 max-width:1100px;padding:0 1rem;line-height:1.4}

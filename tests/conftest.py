@@ -132,7 +132,7 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
         wait_http(server.url + wait_path, proc=proc)
     except Exception:
         server.stop()
-        raise RuntimeError((tmp / "server.log").read_text()[-3000:])
+        raise RuntimeError((tmp / "server.log").read_text()[-3000:]) from None
     return server
 
 
