@@ -14,3 +14,24 @@ keepalive = 5             # idle keep-alive connections are closed after 5 s
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+
+# Prometheus (/metrics, dashboard/monitoring.py): each worker writes its counters to files in
+# PROMETHEUS_MULTIPROC_DIR and a scrape sums them, whichever worker answers. Set here, before any
+# worker imports prometheus_client; emptied when the server starts (Prometheus counters restart at 0).
+import os as _os
+import shutil as _shutil
+from pathlib import Path as _Path
+
+_PROM_DIR = _os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(
+    _Path(_os.environ.get("SEGMENTLENS_CACHE_DIR") or _Path(__file__).resolve().parent / ".cache") / "prometheus"))
+
+
+def on_starting(server):
+    _shutil.rmtree(_PROM_DIR, ignore_errors=True)
+    _Path(_PROM_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

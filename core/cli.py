@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE")
     _add_stability_parsers(sub)
     _add_access_parsers(sub)
+    _add_campaign_parsers(sub)
     return parser
 
 
@@ -475,6 +476,10 @@ _COMMANDS.update({"stability": _stability, "drift": _drift})
 from .cli_access import COMMANDS as _ACCESS_COMMANDS, add_parsers as _add_access_parsers  # noqa: E402
 
 _COMMANDS.update(_ACCESS_COMMANDS)
+
+from .cli_campaign import COMMANDS as _CAMPAIGN_COMMANDS, add_parsers as _add_campaign_parsers  # noqa: E402
+
+_COMMANDS.update(_CAMPAIGN_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Endpoints: ``POST /api/v1/predict``, ``GET /api/v1/health``, ``GET /api/v1/model``,
 ``GET /api/v1/segments``, ``GET /api/v1/openapi.json`` (the OpenAPI 3 document,
 built from the active model so its request schema names that model's features), and
-for admins ``POST /api/v1/models/{version}/activate`` and ``POST /api/v1/models/rollback``.
+for admins ``POST /api/v1/models/{version}/activate`` and ``POST /api/v1/models/rollback``, and for
+analysts ``POST /api/v1/audiences`` (a campaign plan and its audience, dashboard.services.campaigns).
 
 Access: once any API key exists (``python -m core apikeys create``), every endpoint but
 ``health`` and ``openapi.json`` needs ``Authorization: Bearer KEY`` or a signed-in dashboard
@@ -50,6 +51,8 @@ from core import scoring
 from core.accounts import AccountsError, AccountStore, allowed
 from core.registry import RegistryError
 
+from .monitoring import METRICS_PATH, install_monitoring, metrics_response, record_prediction
+
 __all__ = ["API_PREFIX", "DEFAULT_RATE_LIMIT", "DEFAULT_MAX_BODY", "RateLimiter", "parse_rate_limit",
            "parse_size", "register_api", "openapi_document"]
 
@@ -59,7 +62,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 _EXTENSION = "segmentlens_api"
 # Path (after the prefix) -> methods; the catch-all route answers 405 for these and 404 for the rest.
 _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segments": ("GET",),
-           "openapi.json": ("GET",), "models/rollback": ("POST",)}
+           "openapi.json": ("GET",), "models/rollback": ("POST",), "monitoring": ("GET",),
+           "audiences": ("POST",)}
 _ACTIVATE = re.compile(r"^models/[^/]+/activate$")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
 _PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
@@ -294,6 +298,17 @@ def _create_blueprint() -> flask.Blueprint:
             if by_session and not (flask.request.is_json or flask.request.headers.get("X-Requested-With")):
                 return _denied(403, "send Content-Type: application/json (or X-Requested-With) with a session",
                                path, admin_route, actor)
+        if path == "audiences":  # campaign work (issue 12): analysts and admins, key or session
+            denied = None
+            if role is None:
+                denied = (401, "this endpoint needs an analyst's API key or session: send Authorization: Bearer KEY")
+            elif not allowed(role, "campaign"):
+                denied = (403, f"only analysts and admins can create audiences; this key or session is {role}")
+            elif by_session and not (flask.request.is_json or flask.request.headers.get("X-Requested-With")):
+                denied = (403, "send Content-Type: application/json (or X-Requested-With) with a session")
+            if denied:
+                services().auditor.record(actor, "campaign", "audiences", "denied", f"API {denied[0]}: {denied[1]}")
+                return _denied(*denied, path, admin_route, actor)
         return None
 
     def _session_actor() -> str:
@@ -368,6 +383,7 @@ def _create_blueprint() -> flask.Blueprint:
             scores = model.score(X)
             segs, confs, typs = (scores[c].tolist() for c in ("segment", "confidence", "typicality"))
             dists = model.distances(X).tolist()
+        record_prediction(live.version, rows, segs, confs, typs, "api")  # aggregated counters only (monitoring)
         return flask.Response(_encode_predictions(live.version, live.names, ids, segs, confs, typs, dists),
                               mimetype="application/json")
 
@@ -409,6 +425,26 @@ def _create_blueprint() -> flask.Blueprint:
             return _error(409, "conflict", f"cannot roll back: {exc}")
         return _json({"active": active, "previous": previous})
 
+    @bp.route(f"{API_PREFIX}/audiences", methods=["POST"])
+    def audiences():
+        cfg, request = settings(), flask.request
+        if not request.is_json:
+            return _error(415, "unsupported_media_type", "send the economics as JSON with Content-Type: application/json")
+        if request.content_length is not None and request.content_length > cfg.max_body:
+            return _error(413, "payload_too_large", f"the body is larger than {cfg.max_body:,} bytes")
+        try:
+            body = _loads(request.get_data(cache=False))
+        except (ValueError, RecursionError):
+            return _error(400, "bad_request", "the body is not valid JSON")
+        from core.campaign import CampaignError
+
+        try:
+            record = services().campaigns.plan_from_json(body, actor=flask.g.get("api_actor", "anonymous"))
+        except CampaignError as exc:
+            field, _, message = str(exc).partition(": ")
+            return _error(422, "invalid_input", str(exc), errors=[{"field": field, "message": message or str(exc)}])
+        return _json(record, 201)
+
     @bp.route(f"{API_PREFIX}/model", methods=["GET"])
     def model_info():
         live = services().live_model()
@@ -430,6 +466,28 @@ def _create_blueprint() -> flask.Blueprint:
         live = services().live_model()
         return _json(openapi_document(live.model.features, version=live.version,
                                       max_batch=settings().max_batch, max_body=settings().max_body))
+
+    @bp.route(f"{API_PREFIX}/monitoring", methods=["GET"])
+    def monitoring():
+        from .monitoring import current_monitor
+
+        text = flask.request.args.get("hours")
+        hours = None
+        if text not in (None, ""):
+            try:
+                hours = float(text)
+            except ValueError:
+                hours = -1.0
+            if not (0 < hours <= 24 * 366):
+                return _error(422, "invalid_input", f"hours must be a number of hours from 0 to 8784 (got {text[:20]!r})",
+                              errors=[{"field": "hours", "message": "a number of hours, 0 < hours <= 8784"}])
+        return _json(current_monitor().report(services(), hours))
+
+    @bp.route(METRICS_PATH, methods=["GET"])
+    def metrics():
+        # Same rule as the API: open while no API key exists, then a key (or signed-in session) is needed.
+        refused = _authorise(settings(), "metrics")
+        return refused if refused is not None else metrics_response()
 
     _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
@@ -476,6 +534,7 @@ def register_api(server: flask.Flask, cache_dir: str | os.PathLike) -> None:
     max_batch = int(os.environ.get("SEGMENTLENS_MAX_BATCH") or scoring.MAX_BATCH)
     server.extensions[_EXTENSION] = ApiSettings(limiter, rate_text.strip(), parse_size(
         os.environ.get("SEGMENTLENS_MAX_BODY")), max_batch)
+    install_monitoring(server, cache_dir)  # prediction counters + /metrics (SEGMENTLENS_MONITORING)
     server.register_blueprint(_create_blueprint())
 
 
@@ -491,6 +550,70 @@ def _error_schema() -> dict:
                 "index": {"type": "integer", "description": "Position of the customer in a batch"},
                 "field": {"type": "string"}, "message": {"type": "string"}}}},
     }}
+
+
+def _monitoring_schema() -> dict:
+    number = {"type": "number", "nullable": True}
+    alert = {"type": "object", "required": ["kind", "value", "threshold", "message"], "properties": {
+        "kind": {"type": "string", "enum": ["feature_drift", "segment_mix", "low_confidence"]},
+        "feature": {"type": "string"}, "segment": {"type": "integer"}, "segment_name": {"type": "string"},
+        "value": {"type": "number"}, "threshold": {"type": "number"}, "message": {"type": "string"}}}
+    return {"type": "object", "required": ["model_version", "predictions", "segments", "features", "alerts",
+                                           "recommendation"], "properties": {
+        "model_version": {"type": "string"}, "enabled": {"type": "boolean"},
+        "predictions": {"type": "integer", "minimum": 0, "description": "Predictions counted in the window"},
+        "bucket_seconds": {"type": "number"},
+        "traffic": {"type": "array", "description": "Per time bucket", "items": {"type": "object", "properties": {
+            "start": {"type": "integer", "description": "Unix time"}, "predictions": {"type": "integer"},
+            "low_confidence_share": number}}},
+        "segments": {"type": "array", "items": {"type": "object", "properties": {
+            "segment": {"type": "integer"}, "name": {"type": "string"}, "predictions": {"type": "integer"},
+            "training_share": number, "incoming_share": number}}},
+        "segment_psi": number,
+        "features": {"type": "array", "description": "PSI of incoming vs training customers, largest first",
+                     "items": {"type": "object", "properties": {
+                         "feature": {"type": "string"}, "psi": number, "band": {"type": "string", "nullable": True},
+                         "predictions": {"type": "integer"},
+                         "training_shares": {"type": "array", "items": {"type": "number"}},
+                         "incoming_shares": {"type": "array", "items": {"type": "number"}}}}},
+        "low_confidence_share": number, "training_low_confidence_share": number,
+        "alerts": {"type": "array", "items": alert},
+        "recommendation": {"type": "string", "enum": ["keep", "watch", "retrain"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "thresholds": {"type": "object", "additionalProperties": {"type": "number"}},
+        "window": {"type": "object", "properties": {"hours": number, "reset_at": number,
+                                                     "reset_by": {"type": "string", "nullable": True}}},
+        "note": {"type": "string"}}}
+
+
+def _audience_request_schema() -> dict:
+    positive = {"type": "number", "exclusiveMinimum": True, "minimum": 0}
+    return {"type": "object", "required": ["cost", "revenue"], "additionalProperties": False, "properties": {
+        "cost": {**positive, "description": "Cost per contact"},
+        "revenue": {**positive, "description": "Revenue (or margin) per responder"},
+        "budget": {**positive, "nullable": True, "description": "Most money to spend on contacts"},
+        "max_contacts": {"type": "integer", "minimum": 1, "nullable": True},
+        "holdout": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "Holdout share (default 0.1)"},
+        "seed": {"type": "integer", "minimum": 0, "description": "Folds and holdout draw (default 42)"},
+        "top_n": {"type": "integer", "minimum": 1, "nullable": True,
+                  "description": "Contact the N best customers (default: the most profitable number)"},
+        "segments": {"type": "array", "nullable": True, "items": {"type": "integer", "minimum": 0},
+                     "description": "Contact these segments instead"}}}
+
+
+def _audience_schema() -> dict:
+    number = {"type": "number", "nullable": True}
+    return {"type": "object", "required": ["id", "model_version", "auc", "economics", "expected_profit",
+                                           "n_targeted", "n_holdout", "segments", "audience"], "properties": {
+        "id": {"type": "string"}, "created": {"type": "string"}, "model_version": {"type": "string"},
+        "auc": {**number, "description": "Cross-validated AUC of the propensity model"},
+        "economics": {"type": "object"}, "expected_profit": {
+            **number, "description": "Sum of propensity x revenue - cost over the target group"},
+        "n_targeted": {"type": "integer"}, "n_holdout": {"type": "integer"},
+        "segments": {"type": "array", "items": {"type": "object"}},
+        "audience": {"type": "array", "items": {"type": "object", "properties": {
+            "ID": {"type": "integer"}, "segment": {"type": "integer"},
+            "group": {"type": "string", "enum": ["target", "holdout"]}, "propensity": {"type": "number"}}}}}}
 
 
 def _err(description: str, headers: dict | None = None) -> dict:
@@ -584,6 +707,28 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                 "responses": {"200": ok("Rolled back", "Activation"), "401": r401, "403": r403,
                               "409": _err("Nothing to roll back to, or its file fails verification"),
                               "429": r429, "503": r503}}},
+            f"{API_PREFIX}/monitoring": {"get": {
+                "operationId": "monitoring",
+                "summary": "Live predictions of the served model: traffic, segment mix and feature PSI vs training, "
+                           "low-confidence share, alerts",
+                "parameters": [{"name": "hours", "in": "query", "required": False,
+                                "description": "Only the last N hours (default: since the window was last reset)",
+                                "schema": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 8784}}],
+                "responses": {"200": ok("Aggregated counters; no customer is stored", "Monitoring"),
+                              "401": r401, "422": _err("hours is not a number of hours"), "429": r429,
+                              "503": r503}}},
+            f"{API_PREFIX}/audiences": {"post": {
+                "operationId": "createAudience",
+                "summary": "Plan a campaign like the last one and save its audience with a holdout (analysts; audited)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/AudienceRequest"}}}},
+                "responses": {"201": ok("The saved plan with its audience", "Audience"),
+                              "400": _err("The body is not valid JSON"), "401": r401,
+                              "403": _err("The key or session belongs to a viewer (analysts and admins only)"),
+                              "413": _err(f"The body is larger than the limit ({max_body:,} bytes)"),
+                              "415": _err("The body is not sent as application/json"),
+                              "422": _err("Invalid economics; `errors` names the field"), "429": r429,
+                              "503": r503}}},
             f"{API_PREFIX}/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {
@@ -634,5 +779,8 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                     "means": {"type": "object", "additionalProperties": {"type": "number", "nullable": True}},
                     "response_rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}}}}}},
             "Error": _error_schema(),
+            "Monitoring": _monitoring_schema(),
+            "AudienceRequest": _audience_request_schema(),
+            "Audience": _audience_schema(),
         }},
     }

@@ -45,6 +45,10 @@ PROTECTED_OUTPUTS = {
     ids.DATA_UPLOAD_STORE: "upload",
     ids.DATA_RETRAIN_STORE: "retrain",
     ids.DATA_ACTION_STORE: "activate",  # activate, delete and roll back share one callback: all need admin
+    ids.MONITORING_RESET_STORE: "reset_monitoring",
+    ids.CAMPAIGNS_SAVED: "campaign",
+    ids.CAMPAIGNS_RESULTS_STORE: "campaign",
+    ids.CAMPAIGNS_DOWNLOAD: "campaign",  # an audience is customer IDs: campaign work, not an aggregate export
 }
 # Paths anyone may fetch: the sign-in page itself and static files (no customer data in them).
 _PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/", "/_favicon.ico", "/favicon.ico")
@@ -158,8 +162,8 @@ def _json_error(status: int, code: str, message: str, **headers):
 def _guard():
     """before_request: sessions for pages and callbacks, roles for state-changing callbacks."""
     path = flask.request.path
-    if path in (LOGIN_PATH, LOGOUT_PATH) or path.startswith(_PUBLIC_PREFIXES) or path.startswith(API_PREFIX + "/"):
-        return None  # the API checks keys or sessions itself
+    if path in (LOGIN_PATH, LOGOUT_PATH, "/metrics") or path.startswith(_PUBLIC_PREFIXES) or path.startswith(API_PREFIX + "/"):
+        return None  # the API (and /metrics, dashboard/monitoring.py) checks keys or sessions itself
     current = mode()
     if current == "signed-in" and _user() is None:
         if path.startswith("/_dash-"):

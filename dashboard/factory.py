@@ -38,7 +38,10 @@ def _bootstrap_blueprint() -> flask.Blueprint:
 def _background_manager(cache_dir: Path):
     import diskcache
 
-    return dash.DiskcacheManager(diskcache.Cache(str(cache_dir / "background")))
+    from .monitoring import TimedDiskcacheManager
+
+    # Dash's DiskcacheManager, timing each job into segmentlens_job_duration_seconds (/metrics).
+    return TimedDiskcacheManager(diskcache.Cache(str(cache_dir / "background")), cache_dir)
 
 
 def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | os.PathLike | None = None,
@@ -106,7 +109,21 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     # Order matters: body limits run before the sign-in guard, which reads callback bodies.
     install_security(app, secret)
     install_auth(server, registry.root, cache_dir, secret, lambda: app.callback_map)
+    _first_request(app)
     return app
+
+
+def _first_request(app: dash.Dash) -> None:
+    """Make Dash's first request here, before the server takes visitors.
+
+    On its first request Dash registers the page routes and builds the validation layout by calling
+    every page's layout (seconds of work). A visitor arriving while that runs would get a page whose
+    callbacks are checked against the shell alone (hundreds of "ID not found" errors), and the first
+    visitor would pay for the work: both are avoided by doing it once, now.
+    """
+    response = app.server.test_client().get("/", headers={"User-Agent": "segmentlens-startup"})
+    if response.status_code not in (200, 302):  # 302: sign-in required; a failing layout is a bug tests catch
+        raise RuntimeError(f"the dashboard failed its first request ({response.status_code})")
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:

@@ -68,8 +68,10 @@ def test_profiles_segment_pick_updates_card_and_url(dash_br, live_server):
     # The compare link carries the selection.
     link = dash_br.find_element(f"#{ids.PROFILES_COMPARE_LINK}")
     assert "/compare?a=4&b=" in link.get_attribute("href")
-    _pick(dash_br, ids.PROFILES_FEATURE, "Income")
-    dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_DISTRIBUTION} .xtitle", "Income", timeout=_GRAPH_WAIT)
+    # Feature labels come from one source (core.schema.FEATURE_LABELS): "Income" reads "Yearly household income".
+    _pick(dash_br, ids.PROFILES_FEATURE, "Yearly household income")
+    dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_DISTRIBUTION} .xtitle", "Yearly household income",
+                                   timeout=_GRAPH_WAIT)
     assert console_errors(dash_br) == []
 
 

@@ -381,7 +381,7 @@ def test_figures():
     assert list(sankey.data[0].link.value) == [40, 10, 100] and len(sankey.data[0].node.color) == 6
     psi_fig = psi_figure([{"feature": "Income", "psi": 0.3, "band": "significant shift"},
                           {"feature": "Age", "psi": 0.01, "band": "no significant shift"}], {"Income": "Income"})
-    assert list(psi_fig.data[0].y) == ["Age", "Income"]
+    assert list(psi_fig.data[0].y) == ["Age (years)", "Income"]  # unnamed features take the one set of labels
     shift = share_shift_figure([{"segment": 0, "reference_share": 0.6, "new_share": 0.4},
                                 {"segment": 1, "reference_share": 0.4, "new_share": 0.6}], names)
     assert len(shift.data) == 2 and list(shift.data[1].y) == [0.4, 0.6]

@@ -10,7 +10,8 @@ module global. It is a thin facade over:
   worker, keyed by model version and data fingerprint, behind a small per-process LRU;
 - feature services that receive those parts: :class:`~.analysis.AnalysisService`,
   :class:`~.predict.PredictService`, :class:`~.stability.StabilityService`,
-  :class:`~.uploads.UploadService` and :class:`~.versions.VersionService`;
+  :class:`~.uploads.UploadService`, :class:`~.versions.VersionService` and
+  :class:`~.campaigns.CampaignService` (used directly as ``services.campaigns``);
 - :class:`~.audit.Auditor`: every state change appended to the audit log beside the registry.
 
 The pages and the API call the facade's methods; their signatures are the public contract.
@@ -29,6 +30,7 @@ from core.selection import SweepResult
 from .analysis import Analysis, AnalysisService, build_analysis, profile_tables, scaled
 from .audit import Auditor
 from .cache import CACHE_DIR
+from .campaigns import CampaignService
 from .predict import PredictService
 from .results import ResultCache
 from .stability import StabilityService
@@ -56,6 +58,7 @@ class Services:
         self.stabilities = StabilityService(self.analyses, self.results)
         self.uploads = UploadService(registry, self.results, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
+        self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor)
 
     @classmethod
     def from_env(cls) -> "Services":

@@ -63,6 +63,9 @@ class PredictService:
         if errors:
             return {"errors": errors}
         seg, conf, typ, dists = model.score_one(values)
+        from ..monitoring import record_prediction
+
+        record_prediction(a.version, [values], [seg], [conf], [typ], "what_if")  # aggregated counters only
         form = self.predict_form()
         ranges = {f["name"]: (f["min"], f["max"]) for f in form["features"]}
         whole = {f["name"] for f in form["features"] if f["integer"]}

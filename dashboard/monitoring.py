@@ -1,0 +1,410 @@
+"""Live-prediction monitoring on the server: the shared counter store and Prometheus metrics.
+
+Every prediction (API and what-if) adds a few counter increments (core.monitoring.prediction_counts)
+to a SQLite file under the cache folder (``monitoring.sqlite3``), one transaction of UPSERTs per
+request, so every gunicorn worker counts into the same place and the counters survive a worker
+restart. No customer is stored: a value only ever becomes the index of its bin on the training
+data's edges. The reference (bins and training shares) is computed once per model version and kept
+in the same file.
+
+Prometheus (``GET /metrics``): counters and histograms from ``prometheus-client``. Under gunicorn,
+gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's values are summed at scrape
+time; with ``python app.py`` the single process keeps them in memory. The active model version and
+background-job durations are read from the registry and the SQLite file at scrape time.
+
+``SEGMENTLENS_MONITORING=off`` turns the counting off (the benchmark compares both);
+``SEGMENTLENS_MONITORING_BUCKET`` sets the time bucket in seconds (default 300);
+``SEGMENTLENS_MONITORING_RETENTION_DAYS`` how long buckets are kept (default 30).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import flask
+
+from core import monitoring as core_monitoring
+
+__all__ = ["MonitoringStore", "Monitor", "install_monitoring", "current_monitor", "record_prediction",
+           "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS"]
+
+METRICS_PATH = "/metrics"
+JOB_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_EXTENSION = "segmentlens_monitoring"
+_log = logging.getLogger("segmentlens.monitoring")
+_UPSERT = ("INSERT INTO counts(version, bucket, metric, bin, n) VALUES (?, ?, ?, ?, ?) "
+           "ON CONFLICT(version, bucket, metric, bin) DO UPDATE SET n = n + excluded.n")
+
+
+class MonitoringStore:
+    """Aggregated prediction counters in one SQLite file shared by every worker process.
+
+    One connection per process behind a lock: a statement takes tens of microseconds and never
+    yields to another greenlet, so sharing it costs nothing and avoids a connection per greenlet.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = None
+        self._writes = 0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():  # never share a connection across a fork
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            for attempt in range(50):  # workers racing to switch to WAL get "locked" at once: retry
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(
+                        "CREATE TABLE IF NOT EXISTS counts (version TEXT NOT NULL, bucket INTEGER NOT NULL, "
+                        "metric TEXT NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL, "
+                        "PRIMARY KEY (version, bucket, metric, bin)) WITHOUT ROWID;"
+                        "CREATE TABLE IF NOT EXISTS reference (version TEXT PRIMARY KEY, profile TEXT NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS jobs (job TEXT NOT NULL, bin INTEGER NOT NULL, "
+                        "n INTEGER NOT NULL, PRIMARY KEY (job, bin));"
+                        "CREATE TABLE IF NOT EXISTS job_sums (job TEXT PRIMARY KEY, seconds REAL NOT NULL, "
+                        "n INTEGER NOT NULL);")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.02)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def add(self, version: str, bucket: int, counts: dict) -> None:
+        """Add ``{(metric, bin): n}`` to one bucket of a version (one transaction)."""
+        rows = [(version, bucket, m, b, n) for (m, b), n in counts.items()]
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_UPSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def rows(self, version: str, since_bucket: int = 0) -> list[tuple]:
+        """Counters of a version from a bucket on: per bucket for traffic and confidence, else totals (bucket -1)."""
+        with self._lock:
+            return self._connection().execute(
+                "SELECT bucket, metric, bin, SUM(n) FROM counts WHERE version = ?1 AND bucket >= ?2 "
+                "AND metric IN ('n', 'conf') GROUP BY bucket, metric, bin UNION ALL "
+                "SELECT -1, metric, bin, SUM(n) FROM counts WHERE version = ?1 AND bucket >= ?2 "
+                "AND metric NOT IN ('n', 'conf') GROUP BY metric, bin", (version, since_bucket)).fetchall()
+
+    def prune(self, before_bucket: int) -> None:
+        """Forget buckets older than ``before_bucket``."""
+        with self._lock:
+            self._connection().execute("DELETE FROM counts WHERE bucket < ?", (before_bucket,))
+
+    def reference(self, version: str) -> dict | None:
+        """The stored reference profile of a version (JSON), or None."""
+        with self._lock:
+            row = self._connection().execute("SELECT profile FROM reference WHERE version = ?", (version,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_reference(self, version: str, profile: dict) -> None:
+        """Keep a version's reference profile (the first writer wins; every worker computes the same)."""
+        with self._lock:
+            self._connection().execute("INSERT OR IGNORE INTO reference(version, profile) VALUES (?, ?)",
+                                       (version, json.dumps(profile)))
+
+    def reset(self, now: float, actor: str) -> None:
+        """Start a new window: forget every prediction counter, note when and who."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM counts")
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('window', ?)",
+                         (json.dumps({"start": now, "by": actor}),))
+            conn.execute("COMMIT")
+
+    def window(self) -> dict | None:
+        """``{"start": unix time, "by": name}`` of the last reset, or None."""
+        with self._lock:
+            row = self._connection().execute("SELECT value FROM meta WHERE key = 'window'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_job(self, job: str, seconds: float) -> None:
+        """Count one background job's duration in its histogram bin."""
+        b = sum(1 for edge in JOB_BUCKETS if seconds > edge)
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO jobs(job, bin, n) VALUES (?, ?, 1) ON CONFLICT(job, bin) DO UPDATE SET n = n + 1",
+                         (job, b))
+            conn.execute("INSERT INTO job_sums(job, seconds, n) VALUES (?, ?, 1) ON CONFLICT(job) DO UPDATE SET "
+                         "seconds = seconds + excluded.seconds, n = n + 1", (job, seconds))
+            conn.execute("COMMIT")
+
+    def jobs(self) -> dict:
+        """``{job: {"bins": {bin: n}, "seconds": sum, "n": count}}``."""
+        with self._lock:
+            conn = self._connection()
+            out = {job: {"bins": {}, "seconds": s, "n": n}
+                   for job, s, n in conn.execute("SELECT job, seconds, n FROM job_sums")}
+            for job, b, n in conn.execute("SELECT job, bin, n FROM jobs"):
+                out.setdefault(job, {"bins": {}, "seconds": 0.0, "n": 0})["bins"][b] = n
+        return out
+
+
+class _Metrics:
+    """The prometheus-client metrics of one app (per-app registry; multiprocess files under gunicorn)."""
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.predictions = Counter("segmentlens_predictions", "Predictions served, by segment and model version",
+                                   ["segment", "model_version", "source"], registry=self.registry)
+        self.latency = Histogram("segmentlens_request_duration_seconds", "Request latency by endpoint and status",
+                                 ["endpoint", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.rate_limited = Counter("segmentlens_rate_limited", "Requests refused by a rate limit (429)",
+                                    ["endpoint"], registry=self.registry)
+
+
+class Monitor:
+    """Counting predictions and reporting on them for one app (``server.extensions``)."""
+
+    def __init__(self, cache_dir: str | os.PathLike, *, enabled: bool = True, bucket_seconds: int = 300,
+                 retention_days: float = 30):
+        self.store = MonitoringStore(Path(cache_dir) / "monitoring.sqlite3")
+        self.enabled, self.bucket_seconds, self.retention_days = enabled, int(bucket_seconds), retention_days
+        self.metrics = _Metrics()
+        self._profiles: dict = {}  # version -> reference profile (or None when the data is unavailable)
+        self._lock = threading.Lock()
+        self._adds = 0
+
+    @classmethod
+    def from_env(cls, cache_dir) -> "Monitor":
+        """A monitor configured by SEGMENTLENS_MONITORING, _BUCKET and _RETENTION_DAYS."""
+        enabled = (os.environ.get("SEGMENTLENS_MONITORING") or "on").strip().lower() not in ("off", "0", "false", "no")
+        bucket = int(os.environ.get("SEGMENTLENS_MONITORING_BUCKET") or 300)
+        retention = float(os.environ.get("SEGMENTLENS_MONITORING_RETENTION_DAYS") or 30)
+        return cls(cache_dir, enabled=enabled, bucket_seconds=max(bucket, 1), retention_days=retention)
+
+    # ------------------------------------------------------------ reference per model version
+    def profile(self, version: str, services) -> dict | None:
+        """The training reference of a version: this process's copy, the shared file's, or computed once."""
+        if version in self._profiles:
+            return self._profiles[version]
+        with self._lock:
+            if version in self._profiles:
+                return self._profiles[version]
+            profile = None
+            try:
+                profile = self.store.reference(version) or self._compute(version, services)
+            except Exception as exc:  # no training data to compare with: still count, without feature bins
+                _log.warning("monitoring: no training reference for %s (%s); feature drift not counted", version, exc)
+            self._profiles[version] = profile
+            return profile
+
+    def _compute(self, version: str, services) -> dict | None:
+        # Load, clean and derive the model's training file only (about a second on 50K rows), not the
+        # whole analysis: this runs on the first prediction of a version anywhere (then it is shared).
+        from core.pipeline import prepare
+
+        model, meta = services.model(version)
+        frame = prepare(services.data_path_for(meta)).frame
+        X = frame[model.features].to_numpy(dtype=float)
+        scores = model.score(X)
+        profile = core_monitoring.reference_profile(
+            X, model.features, scores["segment"].to_numpy(), scores["confidence"].to_numpy(),
+            scores["typicality"].to_numpy(), model.k)
+        self.store.save_reference(version, profile)
+        return profile
+
+    # ------------------------------------------------------------ counting
+    def record(self, services, version: str, rows, segments, confidence, typicality, source: str = "api") -> None:
+        """Count some predictions of ``version`` (never raises: monitoring must not fail a prediction)."""
+        if not self.enabled or not len(segments):
+            return
+        try:
+            counts = core_monitoring.prediction_counts(self.profile(version, services), rows, segments,
+                                                       confidence, typicality)
+            now = time.time()
+            bucket = int(now // self.bucket_seconds)
+            self.store.add(version, bucket, counts)
+            counter = self.metrics.predictions
+            for (metric, b), n in counts.items():
+                if metric == "seg":
+                    counter.labels(str(b), version, source).inc(n)
+            self._adds += 1
+            if self._adds % 5000 == 0:
+                self.store.prune(int((now - self.retention_days * 86400) // self.bucket_seconds))
+        except Exception as exc:
+            _log.warning("monitoring: a prediction was not counted (%s)", exc)
+
+    def reset_window(self, services, actor: str) -> None:
+        """Forget every counted prediction and start a new window (admins; audited)."""
+        self.store.reset(time.time(), actor)
+        services.auditor.record(actor, "reset_monitoring", "monitoring", "ok", "prediction counters cleared")
+
+    def report(self, services, hours: float | None = None) -> dict:
+        """The monitoring report of the served model (core.monitoring.summarise) with its window."""
+        live = services.live_model()
+        since = 0
+        if hours is not None:
+            since = int((time.time() - hours * 3600) // self.bucket_seconds)
+        profile = self.profile(live.version, services)
+        out = core_monitoring.summarise(profile, self.store.rows(live.version, since),
+                                        bucket_seconds=self.bucket_seconds, names=live.names)
+        window = self.store.window()
+        out.update(model_version=live.version, enabled=self.enabled,
+                   window={"hours": hours, "reset_at": window["start"] if window else None,
+                           "reset_by": window["by"] if window else None})
+        if profile is None:
+            out["note"] = "the model's training data is not available, so incoming customers cannot be compared"
+        return out
+
+
+# ---------------------------------------------------------------- Flask integration
+def current_monitor() -> Monitor | None:
+    """The app's monitor inside a request or app context, else None."""
+    if not flask.has_app_context():
+        return None
+    return flask.current_app.extensions.get(_EXTENSION)
+
+
+def record_prediction(version: str, rows, segments, confidence, typicality, source: str) -> None:
+    """Count predictions made inside a request of the app (a no-op elsewhere, e.g. in a background job)."""
+    monitor = current_monitor()
+    if monitor is not None:
+        monitor.record(flask.current_app.extensions["segmentlens"], version, rows, segments, confidence,
+                       typicality, source)
+
+
+def _endpoint(request) -> str:
+    """A bounded label for the latency histogram: the API route, or the kind of dashboard request."""
+    path = request.path
+    if path.startswith("/api/"):
+        return request.url_rule.rule if request.url_rule is not None and "<path:" not in request.url_rule.rule \
+            else "/api/unknown"
+    if path == METRICS_PATH:
+        return path
+    if path == "/_dash-update-component":
+        return "dash-callback"
+    if path.startswith(("/assets/", "/_dash-component-suites/", "/vendor/", "/_dash-", "/_favicon")):
+        return "static"
+    return "page"
+
+
+def install_monitoring(server: flask.Flask, cache_dir: str | os.PathLike) -> Monitor:
+    """Put a :class:`Monitor` on ``server`` and time every request into the latency histogram."""
+    multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc:
+        Path(multiproc).mkdir(parents=True, exist_ok=True)
+    monitor = Monitor.from_env(cache_dir)
+    server.extensions[_EXTENSION] = monitor
+
+    @server.before_request
+    def _monitor_start():
+        flask.g.monitor_t0 = time.perf_counter()
+
+    @server.after_request
+    def _monitor_stop(response):
+        t0 = flask.g.get("monitor_t0")
+        if t0 is not None:
+            endpoint = _endpoint(flask.request)
+            monitor.metrics.latency.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - t0)
+            if response.status_code == 429:
+                monitor.metrics.rate_limited.labels(endpoint).inc()
+        return response
+
+    return monitor
+
+
+class _ScrapeTime:
+    """Collector of what is read at scrape time: the active model version and background-job durations."""
+
+    def __init__(self, services, monitor: Monitor):
+        self.services, self.monitor = services, monitor
+
+    def collect(self):
+        from prometheus_client.core import HistogramMetricFamily, InfoMetricFamily
+
+        info = InfoMetricFamily("segmentlens_model", "The active model version and the version served")
+        status = self.services.status()
+        info.add_metric([], {"version": str(status.get("active") or ""), "serving": str(status.get("serving") or ""),
+                             "status": str(status.get("status") or "")})
+        yield info
+        jobs = HistogramMetricFamily("segmentlens_job_duration_seconds", "Background job durations (retrain, "
+                                     "sweeps, stability, drift), all processes", labels=["job"])
+        for job, data in sorted(self.monitor.store.jobs().items()):
+            running, buckets = 0, []
+            for i, edge in enumerate(JOB_BUCKETS):
+                running += data["bins"].get(i, 0)
+                buckets.append((repr(float(edge)), running))
+            buckets.append(("+Inf", data["n"]))
+            jobs.add_metric([job], buckets, data["seconds"])
+        yield jobs
+
+
+def metrics_response() -> flask.Response:
+    """The Prometheus text exposition of this app, summed over every worker under gunicorn."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    monitor = current_monitor()
+    services = flask.current_app.extensions["segmentlens"]
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = monitor.metrics.registry
+    body = generate_latest(registry)
+    extra = CollectorRegistry()
+    extra.register(_ScrapeTime(services, monitor))
+    body += generate_latest(extra)
+    return flask.Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], headers={"Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------- background jobs
+def _job_name(context) -> str:
+    try:
+        outputs = context.get("outputs_list")
+        first = outputs[0] if isinstance(outputs, list) and outputs else outputs
+        if isinstance(first, list):
+            first = first[0]
+        ident = first["id"]
+        return ident if isinstance(ident, str) else str(ident.get("type", "pattern"))
+    except Exception:
+        return "background"
+
+
+def _timed_job(job_fn, store_path: str, name: str, *args):
+    t0 = time.perf_counter()
+    try:
+        return job_fn(*args)
+    finally:
+        try:
+            MonitoringStore(store_path).record_job(name, time.perf_counter() - t0)
+        except Exception as exc:  # a metric must never fail the job
+            _log.warning("monitoring: job duration not recorded (%s)", exc)
+
+
+def TimedDiskcacheManager(cache, cache_dir: str | os.PathLike):  # noqa: N802 - a class factory
+    """Dash's DiskcacheManager that records each background job's duration in the monitoring store."""
+    import dash
+
+    store_path = str(Path(cache_dir) / "monitoring.sqlite3")
+
+    class _Manager(dash.DiskcacheManager):
+        def call_job_fn(self, key, job_fn, args, context):
+            return super().call_job_fn(key, functools.partial(_timed_job, job_fn, store_path, _job_name(context)),
+                                       args, context)
+
+    return _Manager(cache)
