@@ -17,11 +17,12 @@ from . import schema
 __all__ = [
     "CampaignError", "Economics", "Propensity", "Plan", "PROPENSITY_EXCLUDED", "propensity_features",
     "fit_propensity", "segment_response", "build_plan", "assign_holdout", "measure_results",
-    "read_outcomes", "read_audience", "AUDIENCE_COLUMNS", "MAX_HOLDOUT", "Z",
+    "read_outcomes", "read_audience", "calibration", "AUDIENCE_COLUMNS", "MAX_HOLDOUT", "MAX_SEED", "Z",
 ]
 
 Z = 1.96  # two-sided 95 %
 MAX_HOLDOUT = 0.5
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state limit
 AUDIENCE_COLUMNS = ["ID", "segment", "group", "propensity"]
 # Never features: the label itself, sums that contain it, the file's constants, identifiers and dates.
 PROPENSITY_EXCLUDED = {"Response", "Campaigns_Accepted", "Z_CostContact", "Z_Revenue", "ID", "Dt_Customer",
@@ -107,8 +108,8 @@ class Economics:
         if not 0 <= h <= MAX_HOLDOUT:
             raise CampaignError(f"holdout: must be between 0 and {MAX_HOLDOUT}, got {h:g}")
         s = num("seed", 42 if seed is None else seed, integer=True)
-        if s < 0:
-            raise CampaignError(f"seed: must be at least 0, got {s}")
+        if not 0 <= s <= MAX_SEED:
+            raise CampaignError(f"seed: must be between 0 and {MAX_SEED}, got {s}")
         return cls(c, r, b, m, h, s)
 
     def to_dict(self) -> dict:
@@ -388,7 +389,7 @@ def build_plan(ids, labels, propensity, econ: Economics, *, k: int | None = None
     if top_n is not None and segments is not None:
         raise CampaignError("choose either top_n or segments, not both")
     if top_n is not None:
-        if int(top_n) < 1:
+        if not np.isfinite(top_n) or int(top_n) < 1:
             raise CampaignError(f"top_n: must be at least 1, got {top_n}")
         chosen, mode = order[:int(top_n)], "top_n"
     elif segments is not None:
@@ -408,9 +409,9 @@ def build_plan(ids, labels, propensity, econ: Economics, *, k: int | None = None
         cap = econ.max_contacts
         notes.append(f"capped at {cap:,} contacts (maximum contacts)")
     if econ.budget is not None:
-        affordable = int(np.floor(econ.budget / econ.cost + 1e-9))
+        affordable = np.floor(econ.budget / econ.cost + 1e-9)  # may be inf for extreme values: compare as float
         if affordable < cap:
-            cap = affordable
+            cap = int(affordable)
             notes.append(f"capped at {cap:,} contacts (budget {econ.budget:,.2f} / cost {econ.cost:,.2f})")
     chosen = chosen[:cap]
     hold = assign_holdout(lab[chosen], econ.holdout, econ.seed)

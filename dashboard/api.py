@@ -464,8 +464,12 @@ def _create_blueprint() -> flask.Blueprint:
     @bp.route(f"{API_PREFIX}/openapi.json", methods=["GET"])
     def openapi():
         live = services().live_model()
-        return _json(openapi_document(live.model.features, version=live.version,
-                                      max_batch=settings().max_batch, max_body=settings().max_body))
+        doc = openapi_document(live.model.features, version=live.version,
+                               max_batch=settings().max_batch, max_body=settings().max_body)
+        # The active model's segments are the only ones an audience can name.
+        doc["components"]["schemas"]["AudienceRequest"]["properties"]["segments"]["items"]["maximum"] = \
+            int(live.model.k) - 1
+        return _json(doc)
 
     @bp.route(f"{API_PREFIX}/monitoring", methods=["GET"])
     def monitoring():
@@ -594,11 +598,13 @@ def _audience_request_schema() -> dict:
         "budget": {**positive, "nullable": True, "description": "Most money to spend on contacts"},
         "max_contacts": {"type": "integer", "minimum": 1, "nullable": True},
         "holdout": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "Holdout share (default 0.1)"},
-        "seed": {"type": "integer", "minimum": 0, "description": "Folds and holdout draw (default 42)"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295,
+                 "description": "Folds and holdout draw (default 42)"},
         "top_n": {"type": "integer", "minimum": 1, "nullable": True,
                   "description": "Contact the N best customers (default: the most profitable number)"},
-        "segments": {"type": "array", "nullable": True, "items": {"type": "integer", "minimum": 0},
-                     "description": "Contact these segments instead"}}}
+        "segments": {"type": "array", "nullable": True, "minItems": 1, "items": {"type": "integer", "minimum": 0},
+                     "description": "Contact these segments instead (numbers of the active model's segments)"}},
+        "not": {"required": ["top_n", "segments"]}}
 
 
 def _audience_schema() -> dict:

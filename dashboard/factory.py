@@ -7,7 +7,7 @@ from pathlib import Path
 import dash
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, dcc, html
+from dash import ALL, Input, Output, dcc, html
 from flask_caching import Cache
 
 from core.accounts import AccountStore, bootstrap_admin, secret_key
@@ -127,9 +127,11 @@ def _first_request(app: dash.Dash) -> None:
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:
+    # The model-changed stores sit on pages that change the active model (/data): the header follows
+    # an activation or roll-back at once, not only on the next navigation.
     @app.callback(Output(ids.NAV_STATUS, "children"), Output(ids.APP_BANNER, "children"),
-                  Input(ids.URL, "pathname"))
-    def show_status(_pathname):
+                  Input(ids.URL, "pathname"), Input({"type": ids.MODEL_CHANGED, "scope": ALL}, "data"))
+    def show_status(_pathname, _changed):
         from .services import get_services
 
         return _status_view(get_services()), _banner_view(get_services())

@@ -59,6 +59,7 @@ class MonitoringStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():  # never share a connection across a fork
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             for attempt in range(50):  # workers racing to switch to WAL get "locked" at once: retry
                 try:

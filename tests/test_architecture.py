@@ -121,3 +121,25 @@ def test_each_protected_output_is_written_by_one_callback_only(app):
             if cid in writers:
                 writers[cid].append(key)
     assert {o: len(w) for o, w in writers.items()} == {o: 1 for o in PROTECTED_OUTPUTS}
+
+
+def test_page_layouts_have_the_same_ids_whatever_the_role(app):
+    """Dash checks callbacks against layouts built once, for whoever came first: a control a role may not
+    use is rendered disabled, never left out, so every role's page has every id."""
+    import dash
+    import flask
+
+    def ids_for(mode: str) -> dict:
+        out = {}
+        with app.server.test_request_context("/"):
+            flask.g.segmentlens_mode = mode  # "open": a local admin; "read-only": nobody may change anything
+            for page in dash.page_registry.values():
+                out[page["path"]] = _ids_in(page["layout"]())
+        return out
+
+    used = set()  # ids callbacks read or write: the ones the browser checks against the layout
+    for key, spec in app.callback_map.items():
+        used |= {part.rsplit(".", 1)[0] for part in key.strip(".").split("...") if part}
+        used |= {dep["id"] for dep in list(spec.get("inputs", [])) + list(spec.get("state", []))}
+    admin, nobody = ids_for("open"), ids_for("read-only")
+    assert {p: sorted((admin[p] ^ nobody[p]) & used) for p in admin if (admin[p] ^ nobody[p]) & used} == {}

@@ -202,6 +202,8 @@ def test_retrain_compare_activate_rollback_delete(dash_br, data_server, files):
     _wait(lambda: _alert(dash_br), what="the activate confirmation").accept()
     dash_br.wait_for_contains_text(f"#{ids.DATA_ACTION_MSG}", "v0002 is now the active model")
     assert registry.active_version() == "v0002"
+    # The header's model badge follows the activation without a navigation.
+    dash_br.wait_for_contains_text(f"#{ids.NAV_MODEL}", "Model v0002", timeout=20)
     _wait(lambda: "active" in _row(dash_br, "v0002").text, what="v0002 marked active")
     active_delete = _row(dash_br, "v0002").find_elements("css selector", "button.btn-outline-danger")[0]
     assert active_delete.get_attribute("disabled") is not None  # the active version cannot be deleted

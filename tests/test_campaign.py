@@ -236,6 +236,7 @@ def test_bad_outcomes_name_the_rows(frame, message):
     ({"cost": "x", "revenue": 11}, "cost: 'x' is not a number"),
     ({"cost": 3, "revenue": 11, "max_contacts": 2.5}, "max_contacts: must be a whole number"),
     ({"cost": float("nan"), "revenue": 11}, "cost: nan is not a finite number"),
+    ({"cost": 3, "revenue": 11, "seed": 2**40}, "seed: must be between 0 and 4294967295"),
 ])
 def test_bad_economics_name_the_field(kwargs, message):
     with pytest.raises(CampaignError) as err:

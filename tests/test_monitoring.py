@@ -169,3 +169,32 @@ def test_app_counts_api_and_what_if_and_reports(tmp_path, monkeypatch):
     assert client.get("/api/v1/monitoring?hours=abc").status_code == 422
     assert client.get("/api/v1/monitoring?hours=1").get_json()["predictions"] == 24
     assert "/api/v1/monitoring" in client.get("/api/v1/openapi.json").get_json()["paths"]
+    # Once an API key exists, /metrics and /api/v1/monitoring need one (any role), like the rest of the API.
+    from core.accounts import AccountStore
+
+    key = AccountStore(tmp_path / "models").create_key("scraper", "viewer")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/api/v1/monitoring").status_code == 401
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.get("/metrics", headers=auth).status_code == 200
+    assert client.get("/api/v1/monitoring", headers=auth).get_json()["predictions"] == 24
+
+
+def _sleepy_job(key, progress_key, args, context):
+    import time as _time
+
+    _time.sleep(0.05)
+
+
+def test_background_jobs_are_timed_into_the_store(tmp_path):
+    import os
+
+    import diskcache
+
+    from dashboard.monitoring import TimedDiskcacheManager
+
+    manager = TimedDiskcacheManager(diskcache.Cache(str(tmp_path / "background")), tmp_path)
+    pid = manager.call_job_fn("k1", _sleepy_job, [], {"outputs_list": {"id": "data-retrain-store", "property": "data"}})
+    os.waitpid(pid, 0)
+    jobs = MonitoringStore(tmp_path / "monitoring.sqlite3").jobs()
+    assert jobs["data-retrain-store"]["n"] == 1 and 0.04 < jobs["data-retrain-store"]["seconds"] < 5

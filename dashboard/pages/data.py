@@ -349,10 +349,13 @@ def layout(**_query):
     ], className="shadow-sm mb-3")
     rollback = dbc.Button("Roll back to the previous version", id=ids.DATA_ROLLBACK_BTN, size="sm",
                           color="secondary", disabled=not can_rollback)
+    # The provider is there whatever the role (its id is in every layout Dash checks callbacks against);
+    # a disabled button inside it cannot be pressed, and the server refuses the action anyway.
     rollback = dcc.ConfirmDialogProvider(
         rollback, id=ids.DATA_ROLLBACK_CONFIRM,
-        message="Roll back to the previously active version? Every page and the API will use it at once.") \
-        if can_rollback else _guarded(rollback, why_rollback)
+        message="Roll back to the previously active version? Every page and the API will use it at once.")
+    if not can_rollback:
+        rollback = _guarded(rollback, why_rollback)
     admin_note = next((why for action, (ok, why) in can.items() if action in ("activate", "delete") and not ok), None)
     versions = dbc.Card([
         dbc.CardHeader(dbc.Row([

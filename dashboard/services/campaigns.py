@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 import pandas as pd
@@ -105,15 +106,21 @@ class CampaignService:
             raise CampaignError(f"{unknown[0]}: unknown field; expected {', '.join(_API_FIELDS)}, segments")
         for name in _API_FIELDS:
             value = body.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise CampaignError(f"{name}: must be a number")
+            if value is None:
+                if name in body and name in ("holdout", "seed"):
+                    raise CampaignError(f"{name}: must be a number (leave it out for the default)")
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise CampaignError(f"{name}: must be a finite number")
+            if name in ("max_contacts", "seed", "top_n") and not isinstance(value, int):
+                raise CampaignError(f"{name}: must be a whole number, got {value}")
+        if "top_n" in body and "segments" in body:
+            raise CampaignError("segments: give either top_n or segments, not both")
         segments = body.get("segments")
-        if segments is not None and (not isinstance(segments, list) or
+        if segments is not None and (not isinstance(segments, list) or not segments or
                                      any(isinstance(v, bool) or not isinstance(v, int) for v in segments)):
-            raise CampaignError("segments: must be a list of segment numbers")
+            raise CampaignError("segments: must be a non-empty list of segment numbers")
         top_n = body.get("top_n")
-        if top_n is not None and top_n != int(top_n):
-            raise CampaignError(f"top_n: must be a whole number, got {top_n}")
         econ = Economics.checked(body.get("cost"), body.get("revenue"), body.get("budget"), body.get("max_contacts"),
                                  body.get("holdout"), body.get("seed"))
         record = self.save_plan(econ, top_n=None if top_n is None else int(top_n), segments=segments, actor=actor)
