@@ -477,7 +477,7 @@ def _create_blueprint() -> flask.Blueprint:
 
         text = flask.request.args.get("hours")
         hours = None
-        if text not in (None, ""):
+        if text is not None:  # given but empty is not a number either
             try:
                 hours = float(text)
             except ValueError:

@@ -7,7 +7,7 @@ from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
-    as_actor, empty_state, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
+    as_actor, empty_state, graph, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
     table,
 )
 from dashboard.figures.profiles import (
@@ -145,8 +145,8 @@ def _economics(a, names: list[str]):
 
 def _heatmap_card(figure) -> dbc.Card:
     """The z-score heatmap, scrolling sideways on a phone instead of squeezing 21 columns."""
-    graph = dcc.Graph(id=ids.PROFILES_HEATMAP, figure=figure, config={"displaylogo": False, "responsive": True},
-                      style={"height": f"{figure.layout.height}px", "minWidth": "880px"})
+    chart = graph(ids.PROFILES_HEATMAP, figure=figure,
+                  style={"height": f"{figure.layout.height}px", "minWidth": "880px"})
     return dbc.Card([
         dbc.CardHeader(html.Span("How each segment differs from the average customer (z-scores)",
                                  className="fw-semibold")),
@@ -154,7 +154,7 @@ def _heatmap_card(figure) -> dbc.Card:
             html.P("Red: above the average customer; blue: below; in standard deviations. "
                    "The selected segment is outlined.", className="small text-muted mb-1"),
             html.P("Swipe sideways to see every feature.", className="small text-muted mb-1 d-lg-none"),
-            html.Div(dcc.Loading(graph, type="circle", delay_show=250), className="overflow-auto"),
+            html.Div(dcc.Loading(chart, type="circle", delay_show=250), className="overflow-auto"),
         ]),
     ], className="mb-3 shadow-sm")
 
