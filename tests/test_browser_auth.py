@@ -1,6 +1,8 @@
 """Sign-in, sign-out and role-aware controls in headless Chromium; user-typed names never become markup."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.accounts import AccountStore
@@ -66,7 +68,11 @@ def test_a_name_with_markup_renders_as_text_on_every_page(dash_br, server):
     dash_br.wait_for_text_to_equal(f"#{ids.NAV_USER}", "adam · admin", timeout=30)
     for path in ("/", "/profiles?segment=0", "/compare?a=0&b=1", "/explorer", "/stability", "/predict", "/data"):
         dash_br.driver.get(server.url + path)
-        dash_br.wait_for_element(".main-svg", timeout=40)
+        if path in ("/stability", "/data"):  # no chart before a click: wait for the page's cards
+            dash_br.wait_for_element(f"#{ids.PAGE_CONTAINER} .card", timeout=40)
+            time.sleep(2)
+        else:
+            dash_br.wait_for_element(".main-svg", timeout=40)
         dash_br.driver.implicitly_wait(0)
         assert dash_br.driver.execute_script(
             "return document.querySelectorAll('#evil-link, a[href^=\"https://evil\"], img[src=x]').length") == 0, path
