@@ -7,7 +7,7 @@ from core.schema import FEATURE_LABELS
 
 from ..theme import FONT_FAMILY
 
-__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "feature_label"]
+__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "wrap_label", "feature_label"]
 
 
 def plain(text) -> str:
@@ -19,6 +19,19 @@ def plain(text) -> str:
     """
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("%{", "&#37;{"))
+
+
+def wrap_label(text, width: int = 18) -> str:
+    """``text`` as plain text (see :func:`plain`) broken onto lines of about ``width`` characters (Plotly's <br>)."""
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "<br>".join(plain(part) for part in lines)
 
 
 def feature_label(column) -> str:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from core.projection import downsample_per_segment
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, feature_label, plain
+from .common import base_layout, empty_figure, feature_label, plain, wrap_label
 
 __all__ = ["MAX_POINTS", "HOVER_COLUMNS", "MapView", "range_bounds", "filter_positions", "map_view", "axis_title",
            "pca_map_figure", "place_labels", "selected_positions", "selection_summary"]
@@ -194,18 +194,7 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
 
 def _arrow_label(features: list[str], i: int) -> str:
     """A feature's readable name, on two lines when long (arrow labels crowd near the origin)."""
-    return _wrap(feature_label(features[i]) if i < len(features) else f"x{i}", 16)
-
-
-def _wrap(text: str, width: int) -> str:
-    lines, line = [], ""
-    for word in str(text).split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "<br>".join(lines + [line])
+    return wrap_label(feature_label(features[i]) if i < len(features) else f"x{i}", 16)
 
 
 def _add_loadings(fig: go.Figure, loadings: np.ndarray, tips: np.ndarray, features: list[str], dims: int) -> None:

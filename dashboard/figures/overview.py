@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..theme import segment_colour, segment_colours
-from .common import base_layout, plain
+from .common import base_layout, plain, wrap_label
 
 
 __all__ = ["sizes_figure", "spend_share_figure", "segment_numbers", "headline_numbers", "SYNTHETIC_SOURCE",
@@ -20,19 +20,6 @@ SYNTHETIC_SOURCE = "synthetic_customers.tsv"
 def is_synthetic(meta: dict, source: str | None = None) -> bool:
     """Whether the model was trained on (and the pages show) the synthetic demo sample."""
     return SYNTHETIC_SOURCE in {str(meta.get("data_source") or ""), str(source or "")}
-
-
-def _wrap(text: str, width: int = 16) -> str:
-    """An escaped label broken onto lines of about ``width`` characters."""
-    lines, line = [], ""
-    for word in str(text).split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
-    return "<br>".join(plain(part) for part in lines)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -76,7 +63,7 @@ def headline_numbers(numbers: pd.DataFrame) -> dict:
 def sizes_figure(sizes, names: list[str]) -> go.Figure:
     """Horizontal bars: customers per segment, labelled with share."""
     colours = segment_colours(len(names))
-    labels = [_wrap(f"{i} · {n}", 28) for i, n in enumerate(names)]
+    labels = [wrap_label(f"{i} · {n}", 28) for i, n in enumerate(names)]
     fig = go.Figure(go.Bar(
         y=labels, x=sizes["n"].tolist(), orientation="h",
         marker_color=colours, text=[f"{s:.0%}" for s in sizes["share"]], textposition="auto",
@@ -91,7 +78,7 @@ def spend_share_figure(frame, names: list[str]) -> go.Figure:
     """Per segment (named, in its colour): share of customers (pale) next to share of total spend (solid)."""
     k = len(names)
     numbers = segment_numbers(frame, k)
-    ticks = [_wrap(n, 14) for n in names]
+    ticks = [wrap_label(n, 14) for n in names]
     colours = [segment_colour(i) for i in range(k)]
     hover_names = [plain(f"{i} · {n}") for i, n in enumerate(names)]
     fig = go.Figure([

@@ -12,23 +12,10 @@ from core.schema import FEATURE_LABELS
 from core.scoring import format_value
 
 from ..theme import FONT_FAMILY, segment_colour
-from .common import plain
+from .common import plain, wrap_label
 
 
 __all__ = ["distance_figure", "map_figure", "flip_rows", "scenario_table", "wrap_label"]
-
-
-def wrap_label(text: str, width: int = 18) -> str:
-    """A user-typed label, escaped, broken onto lines of about ``width`` characters (Plotly's <br>)."""
-    lines, line = [], ""
-    for word in str(text).split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
-    return "<br>".join(plain(part) for part in lines)
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from core.schema import FEATURE_LABELS
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, feature_label, plain
+from .common import base_layout, empty_figure, feature_label, plain, wrap_label
 
 __all__ = [
     "FEATURE_LABELS", "CATEGORY_LABELS", "feature_label", "segment_label", "campaign_label", "text_colour",
@@ -52,23 +52,9 @@ def text_colour(hex_colour: str, opacity: float = 1.0) -> str:
     return _LIGHT_TEXT if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.067 else _DARK_TEXT
 
 
-def _wrap(text: str, width: int = 18) -> str:
-    """Break a long label onto lines of about ``width`` characters (plotly's <br>)."""
-    lines, line = [], ""
-    for word in str(text).split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
-    return "<br>".join(lines)
-
-
 def segment_label(segment: int, name: str, width: int | None = None) -> str:
     """'i · name' (the name as plain text), wrapped to ``width`` characters when given."""
-    text = f"{segment} · {plain(name)}"
-    return _wrap(text, width) if width else text
+    return wrap_label(f"{segment} · {name}", width) if width else f"{segment} · {plain(name)}"
 
 
 def campaign_label(column: str) -> str:
