@@ -44,6 +44,7 @@ PROTECTED_OUTPUTS = {
     ids.PROFILES_NAMES: "rename",
     ids.DATA_UPLOAD_STORE: "upload",
     ids.DATA_RETRAIN_STORE: "retrain",
+    ids.DATA_SEED_DOWNLOAD: "export_model",  # pickles of the model: analysts and admins
     ids.DATA_ACTION_STORE: "activate",  # activate, delete and roll back share one callback: all need admin
     ids.MONITORING_RESET_STORE: "reset_monitoring",
     ids.CAMPAIGNS_SAVED: "campaign",

@@ -246,3 +246,6 @@ MONITORING_RESET = "monitoring-reset-btn"
 MONITORING_RESET_NOTE = "monitoring-reset-note"
 MONITORING_RESET_STORE = "monitoring-reset-store"
 MONITORING_CONTENT = "monitoring-content"
+# Data page: the seed-format scikit-learn export (analysts).
+DATA_SEED_EXPORT_BTN = "data-seed-export-btn"
+DATA_SEED_DOWNLOAD = "data-seed-download"

@@ -194,3 +194,25 @@ def test_admin_password_from_the_environment_creates_the_first_admin(tmp_path):
     finally:
         srv.stop()
     assert [u["role"] for u in AccountStore(tmp_path / "models").users()] == ["admin"]
+
+
+def test_seed_export_download_needs_an_analyst_and_holds_the_three_files(server):
+    import base64
+    import io
+    import zipfile
+
+    def body_for(session):
+        return callback_body(server, session, ids.DATA_SEED_DOWNLOAD,
+                             {ids.DATA_SEED_EXPORT_BTN: (ids.DATA_SEED_EXPORT_BTN, 1)})
+
+    viewer = sign_in(server, "vera")
+    assert viewer.post(server.url + "/_dash-update-component", json=body_for(viewer), timeout=60).status_code == 403
+    analyst = sign_in(server, "anna")
+    resp = analyst.post(server.url + "/_dash-update-component", json=body_for(analyst), timeout=60)
+    assert resp.status_code == 200, resp.text[:300]
+    download = resp.json()["response"][ids.DATA_SEED_DOWNLOAD]["data"]
+    assert download["filename"] == "segmentlens_v0001_sklearn.zip" and download["base64"]
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(download["content"])))
+    assert sorted(archive.namelist()) == ["features.json", "kmeans_model.pkl", "scaler.pkl"]
+    features = json.loads(archive.read("features.json"))
+    assert features["features"] == Registry(server.models_dir).metadata("v0001")["features"]

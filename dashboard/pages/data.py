@@ -13,6 +13,7 @@ from core.drift import PSI_MAJOR, PSI_MODERATE
 from core.loading import DataFileError
 from core.registry import RegistryError
 from core.schema import FEATURE_LABELS, MODEL_FEATURES
+from core.seed_export import PICKLE_WARNING
 from core.training import STEP_LABELS, STEPS
 from dashboard import ids
 from dashboard.components import (
@@ -365,6 +366,7 @@ def layout(**_query):
         dbc.CardBody([permission_note(admin_note), html.Div(id=ids.DATA_ACTION_MSG, **{"aria-live": "polite"}),
                       html.Div(versions_view(services.versions_table(), can), id=ids.DATA_VERSIONS)]),
     ], className="shadow-sm mb-3")
+    can_export, why_export = may("export_model")
     exports = dbc.Card([
         dbc.CardHeader(html.Span("Exports (the model the dashboard shows)", className="fw-semibold")),
         dbc.CardBody([
@@ -377,6 +379,14 @@ def layout(**_query):
             html.Div("Membership: customer ID, segment, segment name and confidence for every customer. CSV cells "
                      "are escaped so that spreadsheets never run them as formulas.", className="small text-muted"),
             dcc.Download(id=ids.DATA_DOWNLOAD),
+            html.Hr(),
+            _guarded(dbc.Button("scikit-learn model files (seed format, ZIP)", id=ids.DATA_SEED_EXPORT_BTN,
+                                color="primary", className="mb-2", disabled=not can_export), why_export),
+            html.Div(["kmeans_model.pkl and scaler.pkl as the original project's notebook wrote them, with "
+                      "features.json naming the column order. ", html.Strong(PICKLE_WARNING)],
+                     className="small text-muted"),
+            permission_note(why_export),
+            dcc.Download(id=ids.DATA_SEED_DOWNLOAD),
         ]),
     ], className="shadow-sm mb-3")
     return html.Div([
@@ -590,3 +600,11 @@ def export(_m, _p, _r):
     if trigger == ids.DATA_EXPORT_REPORT_BTN:
         return dict(content=services.report_html(), filename=f"segment_report_{version}.html", type="text/html")
     raise PreventUpdate
+
+
+@callback(Output(ids.DATA_SEED_DOWNLOAD, "data"), Input(ids.DATA_SEED_EXPORT_BTN, "n_clicks"),
+          prevent_initial_call=True)
+def export_seed(_n):
+    """The served model as the seed project's scikit-learn pickles (analysts: the server checks the role)."""
+    filename, content = get_services().seed_export_zip()
+    return dcc.send_bytes(content, filename)

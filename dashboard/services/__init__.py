@@ -133,6 +133,10 @@ class Services:
         """Spreadsheet-safe CSV: ID, segment, segment name, confidence for every customer."""
         return self.analyses.membership_csv()
 
+    def seed_export_zip(self) -> tuple[str, bytes]:
+        """The served model as the seed's kmeans_model.pkl + scaler.pkl + features.json, zipped."""
+        return self.analyses.seed_export_zip()
+
     def compare_segments(self, a: int, b: int) -> pd.DataFrame:
         """Means, difference and Cohen's d of every profile column between segments a and b (cached)."""
         return self.analyses.compare_segments(a, b)

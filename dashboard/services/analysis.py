@@ -268,6 +268,26 @@ class AnalysisService:
         })
         return to_safe_csv(out)
 
+    def seed_export_zip(self) -> tuple[str, bytes]:
+        """The served model as the seed project's scikit-learn files, zipped: (file name, bytes).
+
+        ``kmeans_model.pkl`` and ``scaler.pkl`` (joblib pickles for other programs: the registry never
+        loads them) plus ``features.json`` naming the column order; see core.seed_export.
+        """
+        import io
+        import tempfile
+        import zipfile
+        from pathlib import Path
+
+        from core.seed_export import export_sklearn
+
+        model, meta = self.model()
+        buffer = io.BytesIO()
+        with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in export_sklearn(model, folder, meta=meta):
+                archive.write(path, Path(path).name)
+        return f"segmentlens_{meta['version']}_sklearn.zip", buffer.getvalue()
+
     def compare_segments(self, a: int, b: int) -> pd.DataFrame:
         """Means, difference and Cohen's d of every profile column between segments a and b (cached)."""
         analysis = self.analysis()
