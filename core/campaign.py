@@ -389,8 +389,12 @@ def build_plan(ids, labels, propensity, econ: Economics, *, k: int | None = None
     if top_n is not None and segments is not None:
         raise CampaignError("choose either top_n or segments, not both")
     if top_n is not None:
-        if not np.isfinite(top_n) or int(top_n) < 1:
-            raise CampaignError(f"top_n: must be at least 1, got {top_n}")
+        try:
+            whole = int(top_n)
+        except (TypeError, ValueError, OverflowError):
+            raise CampaignError(f"top_n: must be a whole number, got {top_n!r}") from None
+        if whole != top_n or not 1 <= whole <= len(p):
+            raise CampaignError(f"top_n: must be a whole number from 1 to {len(p):,} (the customers), got {top_n}")
         chosen, mode = order[:int(top_n)], "top_n"
     elif segments is not None:
         wanted = sorted({int(s) for s in segments})

@@ -47,9 +47,12 @@ def _find(layout, wanted_id):
 
 
 def _json(layout) -> str:
+    """The layout as JSON text with characters as typed (orjson and json escape non-ASCII differently)."""
+    import json
+
     from dash._utils import to_json
 
-    return to_json(layout)
+    return json.dumps(json.loads(to_json(layout)), ensure_ascii=False, separators=(",", ":"))
 
 
 def _deny(monkeypatch, module, denied: set[str]):
@@ -65,7 +68,8 @@ def test_data_page_viewer_sees_controls_disabled_with_the_reason(app, pages, mon
         layout = data.layout()
     assert _find(layout, ids.DATA_UPLOAD).disabled is True
     assert _find(layout, ids.DATA_ROLLBACK_BTN).disabled is True
-    assert _find(layout, ids.DATA_ROLLBACK_CONFIRM) is None  # no confirmation to open: nothing can be done
+    # The confirmation wrapper stays (every role's layout has every callback id) around a disabled button.
+    assert _find(layout, ids.DATA_ROLLBACK_CONFIRM).children.disabled is True
     text = _json(layout)
     assert REASON in text  # the reason is shown as text, not only in a tooltip
     assert f'"title":"{REASON}"' in text
