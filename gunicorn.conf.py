@@ -5,6 +5,8 @@ stall (slow networks, or a slowloris attack) cost a few kilobytes each instead o
 handful of threads: with 64 such connections open, /api/v1/health still answers in milliseconds
 (benchmarks/bench_http.py; tests/test_http_hardening.py). The dashboard's long work runs in
 background-callback processes, not in the request greenlets, so cooperative scheduling loses little.
+Measured with tests/test_http_hardening.py's slow-client test: the same two workers as gthread (4
+threads each) let 64 stalled clients take every thread, and /api/v1/health probes timed out (5 s each).
 """
 worker_class = "gevent"
 worker_connections = 1000

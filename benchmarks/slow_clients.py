@@ -16,14 +16,22 @@ from urllib.parse import urlsplit
 __all__ = ["hold_slow_clients", "health_latencies"]
 
 
-def hold_slow_clients(url: str, clients: int) -> list[socket.socket]:
-    """Open ``clients`` connections, each sending a POST's headers and one byte of a 1,000-byte body."""
+_PARTIAL = {
+    # The headers and one byte of a 1,000-byte body.
+    "body": b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{",
+    # Headers that never end (slowloris).
+    "headers": b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1",
+}
+
+
+def hold_slow_clients(url: str, clients: int, partial: str = "body") -> list[socket.socket]:
+    """Open ``clients`` connections, each sending half a request (``partial``: "body" or "headers") and stalling."""
     parts = urlsplit(url)
     socks = []
     for _ in range(clients):
         s = socket.create_connection((parts.hostname, parts.port), timeout=5)
-        s.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{")
+        s.sendall(_PARTIAL[partial])
         socks.append(s)
     return socks
 
@@ -47,8 +55,9 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument("--partial", choices=sorted(_PARTIAL), default="body")
     args = parser.parse_args()
-    socks = hold_slow_clients(args.url, args.clients)
+    socks = hold_slow_clients(args.url, args.clients, args.partial)
     time.sleep(0.5)
     try:
         ms = sorted(health_latencies(args.url, args.probes))
@@ -56,7 +65,7 @@ def main() -> None:
         for s in socks:
             s.close()
     p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
-    print(f"{args.clients} slow clients: /api/v1/health p50 {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, "
+    print(f"{args.clients} slow clients ({args.partial}): /api/v1/health p50 {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, "
           f"max {ms[-1]:.1f} ms over {len(ms)} probes")
 
 
