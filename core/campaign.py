@@ -393,9 +393,11 @@ def build_plan(ids, labels, propensity, econ: Economics, *, k: int | None = None
             whole = int(top_n)
         except (TypeError, ValueError, OverflowError):
             raise CampaignError(f"top_n: must be a whole number, got {top_n!r}") from None
-        if whole != top_n or not 1 <= whole <= len(p):
-            raise CampaignError(f"top_n: must be a whole number from 1 to {len(p):,} (the customers), got {top_n}")
-        chosen, mode = order[:int(top_n)], "top_n"
+        if whole != top_n or whole < 1:
+            raise CampaignError(f"top_n: must be a whole number of at least 1, got {top_n}")
+        if whole > len(p):
+            notes.append(f"top_n ({whole:,}) is more than the {len(p):,} customers: all of them are in the plan")
+        chosen, mode = order[:min(whole, len(p))], "top_n"
     elif segments is not None:
         wanted = sorted({int(s) for s in segments})
         unknown = [s for s in wanted if not 0 <= s < k]

@@ -136,6 +136,12 @@ def test_break_even_when_the_curve_turns_negative():
 def test_top_n_segments_and_caps():
     econ = Economics.checked(cost=1, revenue=4, holdout=0)
     assert c.build_plan(IDS, SEG, P, econ, top_n=5).audience["ID"].tolist() == [10, 11, 12, 13, 14]
+    # More than there are customers (an API client may send any integer): everyone, said in a note.
+    everyone = c.build_plan(IDS, SEG, P, econ, top_n=338240578281950019584)
+    assert len(everyone.audience) == 6 and "more than the 6 customers" in everyone.notes[0]
+    for bad in (0, 2.5, "x"):
+        with pytest.raises(CampaignError, match="^top_n: must be a whole number"):
+            c.build_plan(IDS, SEG, P, econ, top_n=bad)
     by_seg = c.build_plan(IDS, SEG, P, econ, segments=[1])
     assert by_seg.audience["ID"].tolist() == [11, 13, 15] and by_seg.mode == "segments"
     assert by_seg.totals["expected_profit"] == pytest.approx(0.75 * 4 - 3)
