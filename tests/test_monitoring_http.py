@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 
 from core.pipeline import prepare
 from core.schema import MODEL_FEATURES
@@ -104,10 +105,24 @@ def served(tmp_path_factory):
         finally:
             client.close()
 
+    # Which worker accepts a connection is up to the kernel (one gevent worker may take them all), so
+    # each phase pauses the other worker: the singles are scored by one, the batches by the other,
+    # and /metrics must sum two workers' files. A pause of seconds is far below gunicorn's timeout.
+    workers = _workers(server.proc.pid)
+    assert len(workers) == 2, workers
+    statuses = []
     with ThreadPoolExecutor(N_SINGLE_THREADS + N_BATCHES) as pool:
-        jobs = [pool.submit(send_singles, singles[i::N_SINGLE_THREADS]) for i in range(N_SINGLE_THREADS)]
-        jobs += [pool.submit(send_batch, batches[i * BATCH:(i + 1) * BATCH]) for i in range(N_BATCHES)]
-        statuses = [s for job in jobs for s in job.result()]
+        for paused, submit in (
+            (workers[1], lambda: [pool.submit(send_singles, singles[i::N_SINGLE_THREADS])
+                                  for i in range(N_SINGLE_THREADS)]),
+            (workers[0], lambda: [pool.submit(send_batch, batches[i * BATCH:(i + 1) * BATCH])
+                                  for i in range(N_BATCHES)]),
+        ):
+            os.kill(paused, signal.SIGSTOP)
+            try:
+                statuses += [s for job in submit() for s in job.result()]
+            finally:
+                os.kill(paused, signal.SIGCONT)
     assert statuses == [200] * (len(singles) + N_BATCHES)
     server.customers = customers
     yield server
@@ -117,7 +132,10 @@ def served(tmp_path_factory):
 def test_every_prediction_counted_in_metrics_and_monitoring(served):
     # Both workers scored some of them: each wrote prediction counters to its own file.
     counter_files = list((served.cache_dir / "prometheus").glob("counter_*.db"))
-    assert len(counter_files) >= 2, counter_files
+    assert len(counter_files) == 2, counter_files
+    scored = [sum(value for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+                  if json.loads(key)[1] == "segmentlens_predictions_total") for path in counter_files]
+    assert sorted(scored) == sorted([len(served.customers) - N_BATCHES * BATCH, N_BATCHES * BATCH]), scored
     for _ in range(6):  # several scrapes, answered by either worker: each sees all N
         status, headers, data = _get(served, "/metrics")
         assert status == 200 and headers["Content-Type"].startswith("text/plain")
