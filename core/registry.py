@@ -6,6 +6,10 @@ Layout of the registry folder (``models/`` by default, ``SEGMENTLENS_MODELS``)::
     manifest.json.bak      the last good manifest, rewritten (atomically) with every manifest write
     v0003.npz              the model as numeric arrays (SegmentationModel.to_arrays), read with
                            allow_pickle=False after checking the file's SHA-256 against the manifest
+    v0003.<kind>.<sha12>.json|npz
+                           the version's artifacts (kinds in core.registry_format.ARTIFACTS:
+                           column mapping, aggregates, a stratified sample, precomputed views),
+                           each checked against the SHA-256 its manifest entry records
     data/<sha256[:16]>.txt training files kept for versions trained on uploads
     .lock                  an advisory lock serialising writers (processes and threads)
 
@@ -37,7 +41,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .registry_format import ARTIFACTS
 from .registry_format import FORMAT as _FORMAT
+from .registry_format import artifact_file as _artifact_file
+from .registry_format import is_artifact_file as _is_artifact_file
 from .registry_format import VERSION_RE as _VERSION_RE
 from .registry_format import entry_problem as _entry_problem
 from .registry_format import manifest_problem as _manifest_problem
@@ -516,6 +523,8 @@ class Registry:
             try:
                 self.load(name)
                 row["file"] = self.file_path(name).name
+                for kind in (self.metadata_entry(name).get("artifacts") or {}):
+                    self.artifact(name, kind)
                 row.update(ok=True, status="ok")
             except RegistryError as exc:
                 row["status"] = str(exc)
@@ -523,7 +532,7 @@ class Registry:
         return out
 
     # ------------------------------------------------------------------ writing
-    def save(self, model, meta: dict, *, activate: bool = True) -> str:
+    def save(self, model, meta: dict, *, activate: bool = True, artifacts: dict | None = None) -> str:
         """Write a new version: model file first, then the manifest that names it.
 
         Parameters
@@ -533,6 +542,9 @@ class Registry:
         meta : dict
             JSON-serialisable metadata (fingerprint, features, k, seed, metrics, ...).
         activate : bool, default True
+        artifacts : dict of str to bytes, optional
+            What the version stores beside its model (kinds in ``ARTIFACTS``), written before the
+            manifest names them.
 
         Returns
         -------
@@ -547,6 +559,9 @@ class Registry:
             raise TypeError("meta must be a dict")
         data = model_to_bytes(model)
         json.dumps(meta)  # fail before touching the disk if meta is not serialisable
+        artifacts = dict(artifacts or {})
+        for kind, blob in artifacts.items():
+            self._check_artifact(kind, blob)
         with self._locked():
             manifest = self._read_manifest()
             numbers = [int(v[1:]) for v in manifest["versions"] if isinstance(v, str) and _VERSION_RE.match(v)]
@@ -559,6 +574,9 @@ class Registry:
                 "file": filename, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "meta": meta,
             }
+            if artifacts:
+                manifest["versions"][version]["artifacts"] = {
+                    kind: self._write_artifact(version, kind, blob) for kind, blob in artifacts.items()}
             if activate or manifest.get("active") is None:
                 self._set_active(manifest, version)
             self._write_manifest(manifest)
@@ -656,6 +674,9 @@ class Registry:
             self._write_manifest(manifest)
             for suffix in (".npz", ".joblib"):
                 self._remove(self.root / f"{version}{suffix}", f"model file of {version}", removed)
+            for path in sorted(self.root.glob(f"{version}.*.*")):
+                if _is_artifact_file(path.name) and path.name.split(".")[0] == version:
+                    self._remove(path, f"artifact of {version}", removed)
             kept = self._kept_data_name(entry.get("meta") if isinstance(entry, dict) else None)
             if kept and kept not in self._referenced_data(manifest) and not self._training_running():
                 self._remove(self.root / "data" / kept, f"training data of {version}, used by no other version",
@@ -716,6 +737,8 @@ class Registry:
                     raise RegistryError(f"model {version}: its manifest entry is malformed: {problem}; "
                                         "gc deletes nothing until it is fixed or the version is deleted")
             models = {entry["file"] for entry in manifest["versions"].values()}
+            models |= {record["file"] for entry in manifest["versions"].values()
+                       for record in (entry.get("artifacts") or {}).values()}
             data, kept = self.root / "data", self._referenced_data(manifest)
             training = data.is_dir() and self._training_running()
             if training:
@@ -726,6 +749,8 @@ class Registry:
                     return "temporary file left by an interrupted write"
                 if path.parent == self.root and _MODEL_FILE_RE.match(path.name) and path.name not in models:
                     return "model file with no manifest entry"
+                if path.parent == self.root and _is_artifact_file(path.name) and path.name not in models:
+                    return "artifact no version names"
                 if path.parent == data and _KEPT_DATA_RE.match(path.name) and path.name not in kept and not training:
                     return "training data no version uses"
                 return None
@@ -738,6 +763,102 @@ class Registry:
                         self._remove(path, why, removed)
         return {"removed": removed, "files": len(removed), "bytes": sum(r["bytes"] for r in removed),
                 "skipped": skipped}
+
+    # ------------------------------------------------------------------ artifacts
+    @staticmethod
+    def _check_artifact(kind: str, blob) -> None:
+        if kind not in ARTIFACTS:
+            raise RegistryError(f"unknown artifact {kind!r} (known: {', '.join(ARTIFACTS)})")
+        if not isinstance(blob, (bytes, bytearray)):
+            raise TypeError(f"artifact {kind} must be bytes, not {type(blob).__name__}")
+
+    def _write_artifact(self, version: str, kind: str, blob: bytes) -> dict:
+        """Write one artifact file (atomically) and return its manifest record; caller holds the lock."""
+        sha = hashlib.sha256(blob).hexdigest()
+        name = _artifact_file(version, kind, sha)
+        _atomic_write(self.root / name, bytes(blob))
+        return {"file": name, "sha256": sha, "bytes": len(blob)}
+
+    def metadata_entry(self, version: str | None = None) -> dict:
+        """A version's manifest entry as stored (a copy): file, checksum, metadata, artifacts."""
+        return copy.deepcopy(self._resolve(version)[1])
+
+    def put_artifact(self, version: str, kind: str, blob: bytes) -> dict:
+        """Store (or replace) one artifact of an existing version, e.g. views computed after training.
+
+        The new file is written first under a name that carries its checksum, then the manifest
+        names it, then the file it replaces is removed: readers see the old artifact or the new
+        one, never a partial file.
+
+        Parameters
+        ----------
+        version : str
+        kind : str
+            One of ``ARTIFACTS``.
+        blob : bytes
+
+        Returns
+        -------
+        dict
+            The manifest record: ``file``, ``sha256``, ``bytes``.
+        """
+        self._check_artifact(kind, blob)
+        with self._locked():
+            manifest = self._read_manifest()
+            entry = self._entry(manifest, version)
+            record = self._write_artifact(version, kind, blob)
+            old = (entry.get("artifacts") or {}).get(kind)
+            entry.setdefault("artifacts", {})[kind] = record
+            self._write_manifest(manifest)
+            if old and old["file"] != record["file"]:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / old["file"]).unlink()
+        return record
+
+    def artifact(self, version: str | None, kind: str) -> bytes | None:
+        """The bytes of a version's artifact after they match the manifest's SHA-256.
+
+        Parameters
+        ----------
+        version : str or None
+            None for the active version.
+        kind : str
+            One of ``ARTIFACTS``.
+
+        Returns
+        -------
+        bytes or None
+            None when the version has no artifact of that kind (e.g. versions trained before
+            artifacts existed: callers compute what they need instead).
+
+        Raises
+        ------
+        RegistryError
+            Unknown version or kind, an unreadable file, or a checksum mismatch.
+        """
+        if kind not in ARTIFACTS:
+            raise RegistryError(f"unknown artifact {kind!r} (known: {', '.join(ARTIFACTS)})")
+        version, entry, _ = self._resolve(version)
+        record = (entry.get("artifacts") or {}).get(kind)
+        if record is None:
+            return None
+        try:
+            data = (self.root / record["file"]).read_bytes()
+        except OSError as exc:
+            raise RegistryError(f"model {version}: artifact {record['file']} cannot be read ({exc.strerror})") from exc
+        if hashlib.sha256(data).hexdigest() != record["sha256"]:
+            raise RegistryError(f"model {version}: artifact {record['file']} fails its checksum (changed or truncated)")
+        return data
+
+    def artifact_json(self, version: str | None, kind: str):
+        """A JSON artifact parsed (None when absent); RegistryError when it is not valid JSON."""
+        data = self.artifact(version, kind)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise RegistryError(f"model {version or 'active'}: artifact {kind} is not valid JSON ({exc})") from None
 
     def update_meta(self, version: str, **changes) -> dict:
         """Change metadata of a version (e.g. ``segment_names``); the model file is untouched.

@@ -12,13 +12,53 @@ import io
 import re
 import zipfile
 
-__all__ = ["FORMAT", "VERSION_RE", "manifest_problem", "entry_problem", "model_to_bytes", "model_from_bytes"]
+__all__ = ["FORMAT", "VERSION_RE", "ARTIFACTS", "artifact_file", "artifact_problem", "is_artifact_file", "manifest_problem",
+           "entry_problem", "model_to_bytes", "model_from_bytes"]
 
 FORMAT = 2  # 1: pickled .joblib files; 2: .npz arrays (format-1 entries are converted on first load)
 VERSION_RE = re.compile(r"^v\d{4,}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_REQUIRED = ("file", "sha256", "bytes", "created", "meta")
-_ENTRY_OPTIONAL = ("converted_from",)
+_ENTRY_OPTIONAL = ("converted_from", "artifacts")
+
+# What a version may store beside its model file, and in which format (never pickle). One entry
+# per kind: adding a kind of artifact is one line here.
+#   mapping     JSON  the input kind and column mapping the version was trained with, its features
+#   aggregates  JSON  per-segment aggregates over every customer (sizes, sums, means, quantiles)
+#   sample      NPZ   a seeded stratified sample of prepared customers (numeric and text arrays only)
+#   views       JSON  precomputed dashboard views for the version (analysis, profiles, map, sweep, ...)
+ARTIFACTS = {"mapping": "json", "aggregates": "json", "sample": "npz", "views": "json"}
+_ARTIFACT_FILE_RE = re.compile(r"^(v\d{4,})\.([a-z][a-z0-9_]{0,31})\.([0-9a-f]{12})\.(json|npz)$")
+
+
+def artifact_file(version: str, name: str, sha256: str) -> str:
+    """The file name of a version's artifact, e.g. ``v0003.views.1a2b3c4d5e6f.json``.
+
+    The name carries the start of the content's SHA-256, so replacing an artifact writes a new
+    file before the manifest points at it (a reader never sees a file that fails its checksum).
+    """
+    return f"{version}.{name}.{sha256[:12]}.{ARTIFACTS[name]}"
+
+
+def artifact_problem(version: str, name, record) -> str | None:
+    """Why one ``artifacts`` record of a manifest entry cannot be used (None when sound)."""
+    if name not in ARTIFACTS:
+        return f"unknown artifact {str(name)[:40]!r} (known: {', '.join(ARTIFACTS)})"
+    if not isinstance(record, dict) or set(record) != {"file", "sha256", "bytes"}:
+        return f"artifact {name}: expected an object with file, sha256 and bytes"
+    if not isinstance(record["sha256"], str) or not _SHA_RE.match(record["sha256"]):
+        return f"artifact {name}: 'sha256' must be 64 lowercase hex digits"
+    if not isinstance(record["file"], str) or record["file"] != artifact_file(version, name, record["sha256"]):
+        return f"artifact {name}: file name {str(record['file'])[:60]!r} does not match its version and checksum"
+    size = record["bytes"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"artifact {name}: 'bytes' must be a whole number"
+    return None
+
+
+def is_artifact_file(name: str) -> bool:
+    """Whether a file name has the shape of an artifact file (for garbage collection)."""
+    return bool(_ARTIFACT_FILE_RE.match(name))
 
 
 def manifest_problem(manifest) -> str | None:
@@ -95,6 +135,13 @@ def entry_problem(version, entry) -> str | None:
         return "'meta' must be a JSON object"
     if "converted_from" in entry and not isinstance(entry["converted_from"], dict):
         return "'converted_from' must be a JSON object"
+    if "artifacts" in entry:
+        if not isinstance(entry["artifacts"], dict):
+            return "'artifacts' must be a JSON object"
+        for name, record in entry["artifacts"].items():
+            problem = artifact_problem(version, name, record)
+            if problem:
+                return problem
     return None
 
 
