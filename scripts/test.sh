@@ -13,10 +13,19 @@ if sys.version_info < (3, 11):
     sys.exit(f"SegmentLens needs Python 3.11 or newer; {sys.executable} is {sys.version.split()[0]}")
 PY
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  # Browser tests drive Debian's Chromium through its matching chromedriver.
+# The Spark engine is an optional extra for users; the tests exercise it, so they install it.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+APT=()
+# Browser tests drive Debian's Chromium through its matching chromedriver.
+command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || APT+=(chromium chromium-driver)
+# Spark runs on a JVM (17 or newer).
+command -v java >/dev/null 2>&1 || APT+=(default-jre-headless)
+# axe-core (the accessibility test's engine) comes from the npm registry, pinned in package-lock.json.
+command -v npm >/dev/null 2>&1 || APT+=(npm)
+if [ ${#APT[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${APT[@]}"
 fi
+[ -f node_modules/axe-core/axe.min.js ] || npm ci --no-audit --no-fund --silent
 exec "$PYTHON" -m pytest "$@"
