@@ -1,15 +1,27 @@
-"""Dashboard callback latency and first render, measured through a running server.
+"""First visit, repeat visit and cold/warm time to the last chart, measured in headless Chromium.
 
-    python benchmarks/bench_dashboard.py [--data PATH] [--synthetic N] [--repeats 20] [--gunicorn]
+    python benchmarks/bench_dashboard.py [--sizes sample,1000000] [--pages /,/stability,...] [--callbacks]
 
-How it measures:
-1. Starts the app in a subprocess (``python app.py``, or the Procfile's gunicorn) on a free loopback
-   port, with its own registry and cache, on the given data (default: the real file).
-2. Opens every page in headless Chromium (Debian's chromium + chromedriver) and records, from the
-   browser's network log, every ``/_dash-update-component`` request the page makes (its real payload),
-   plus the time until the page's graphs have drawn ("first render").
-3. Replays each captured callback request ``--repeats`` times over HTTP (keep-alive, warm cache) and
-   prints p50 / p95 per callback, named by its outputs.
+For each data size (``sample`` = the committed synthetic sample, a number = that many synthetic
+customers from ``core.synth``), in one run:
+
+1. Trains two versions with the CLI (``python -m core train``; the second ``--no-activate``, another
+   seed) into a fresh registry: the training job stores the pages' views (core/views.py) from
+   5,000 customers on. Training time is reported.
+2. Starts ``python app.py`` on a free loopback port with its own registry and an empty cache.
+3. **Transfer**: opens ``/`` in a fresh browser profile (empty HTTP cache) and sums the bytes on the
+   wire of every response (CDP ``Network.loadingFinished.encodedDataLength``: headers + compressed
+   body); then opens ``/`` again in the same browser (repeat visit: cached assets, revalidated page).
+4. **Cold**: activates the second version (``python -m core models activate``): nothing for it is in
+   the server's result cache. The same browser (scripts cached, as for someone who used the
+   dashboard before the retrain) opens each page (in the order given) twice: the time
+   from navigation to the last chart drawn (every ``dcc.Graph`` has its SVG, no loading spinner)
+   of the first visit is the cold time, of the second the warm time ("n/a": not drawn within
+   ``--timeout``, e.g. /diagnostics on big data, whose default sweep runs as a background job).
+5. ``--callbacks`` also replays each page's callback requests ``--repeats`` times (p50/p95 ms).
+
+Medians: each number is one measurement except the callback replay; the machine is shared, so
+compare within a run. Needs Debian's chromium + chromedriver (as the browser tests).
 """
 from __future__ import annotations
 
@@ -19,6 +31,7 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +40,11 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-REAL = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
-PAGES = ["/", "/profiles", "/compare", "/explorer", "/diagnostics", "/stability", "/predict", "/data"]
+PAGES = ["/", "/stability", "/profiles", "/compare", "/explorer", "/predict", "/data", "/diagnostics"]
 
 
 def browser():
+    """A headless Chromium with a fresh profile (empty HTTP cache) and the network log on."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
 
@@ -45,41 +58,51 @@ def browser():
     return webdriver.Chrome(options=opts)
 
 
-def capture(driver, url: str, timeout: float = 30.0):
-    """Load a page; return (first render seconds, captured callback request bodies)."""
+def _network(driver) -> list[dict]:
+    return [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
+
+
+def visit(driver, url: str, timeout: float = 180.0) -> dict:
+    """Open a page; return seconds to the last chart drawn, bytes on the wire, resources and callback bodies."""
     driver.get_log("performance")  # drop earlier entries
     start = time.perf_counter()
     driver.get(url)
-    deadline = start + timeout
-    rendered = None
+    deadline, drawn, settled = start + timeout, None, None
     while time.perf_counter() < deadline:
         state = driver.execute_script(
-            "const g=[...document.querySelectorAll('.js-plotly-plot')];"
-            "const pending=document.querySelectorAll('._dash-loading, ._dash-loading-callback').length;"
-            "return {graphs:g.length, drawn:g.filter(x=>x.querySelector('.main-svg')).length, pending:pending};")
-        if state["graphs"] and state["drawn"] == state["graphs"] and not state["pending"]:
-            rendered = time.perf_counter() - start
-            break
-        if not state["graphs"] and not state["pending"] and time.perf_counter() - start > 1.5:
-            rendered = time.perf_counter() - start  # a page without graphs
+            "const g=[...document.querySelectorAll('.dash-graph')];"
+            "const pending=document.querySelectorAll('._dash-loading, ._dash-loading-callback, .dash-graph--pending,"
+            " .dash-graph-spinner').length;"
+            "const page=document.getElementById('_pages_content');"
+            "return {graphs:g.length, drawn:g.filter(x=>x.querySelector('.main-svg')).length, pending:pending,"
+            "content: page ? page.children.length : 0};")
+        ready = state["content"] and not state["pending"] and state["drawn"] == state["graphs"]
+        if ready and settled is None:
+            settled = time.perf_counter()
+        if not ready:
+            settled = None
+        # Done when every chart is drawn and nothing is loading, and it stays so for 0.3 s.
+        if settled is not None and time.perf_counter() - settled >= 0.3:
+            drawn = settled - start
             break
         time.sleep(0.02)
-    time.sleep(0.5)
-    bodies = []
-    for entry in driver.get_log("performance"):
-        msg = json.loads(entry["message"])["message"]
-        if msg.get("method") != "Network.requestWillBeSent":
-            continue
-        req = msg["params"]["request"]
-        if urlparse(req["url"]).path != "/_dash-update-component":
-            continue
-        body = req.get("postData")
-        if body is None and req.get("postDataEntries"):
-            # Newer Chromium sends the body base64-encoded in postDataEntries.
-            body = b"".join(base64.b64decode(e.get("bytes", "")) for e in req["postDataEntries"]).decode()
-        if body:
-            bodies.append(body)
-    return rendered, bodies
+    time.sleep(0.5)  # let late responses finish so their bytes are counted
+    sizes, urls, bodies = {}, {}, []
+    for msg in _network(driver):
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+            req = params["request"]
+            if urlparse(req["url"]).path == "/_dash-update-component":
+                body = req.get("postData")
+                if body is None and req.get("postDataEntries"):
+                    body = b"".join(base64.b64decode(e.get("bytes", "")) for e in req["postDataEntries"]).decode()
+                if body:
+                    bodies.append(body)
+        elif method == "Network.loadingFinished":
+            sizes[params["requestId"]] = sizes.get(params["requestId"], 0) + int(params.get("encodedDataLength", 0))
+    resources = sorted(((n, urls.get(r, "?")) for r, n in sizes.items()), reverse=True)
+    return {"seconds": drawn, "bytes": sum(sizes.values()), "resources": resources, "bodies": bodies}
 
 
 def replay(base: str, body: str, repeats: int):
@@ -88,14 +111,14 @@ def replay(base: str, body: str, repeats: int):
     times, status = [], None
     for _ in range(repeats):
         t = time.perf_counter()
-        conn.request("POST", "/_dash-update-component", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", "/_dash-update-component", body=body,
+                     headers={"Content-Type": "application/json", "Accept-Encoding": "br, gzip"})
         resp = conn.getresponse()
         payload = resp.read()
         times.append(time.perf_counter() - t)
         status = resp.status
         if status == 202 or b'"cacheKey"' in payload[:400]:
-            # A background callback: its answer is a job ticket; replaying would start more jobs.
-            return times, "job"
+            return times, "job"  # a background callback: replaying would start more jobs
     conn.close()
     return times, status
 
@@ -105,52 +128,126 @@ def p95(values):
     return values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REAL))
-    parser.add_argument("--synthetic", type=int, help="use N synthetic customers instead of --data")
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--gunicorn", action="store_true", help="serve with the Procfile's gunicorn")
-    args = parser.parse_args()
+def cli(*args, models: Path) -> float:
+    """Run ``python -m core ...`` against ``models``; return its wall time."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "core", *args, "--models", str(models)], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return time.perf_counter() - t
 
-    from tests.conftest import start_server
+
+def serve(tmp: Path, data: Path):
+    """``python app.py`` on its own registry (tmp/models) and cache, waiting up to 10 minutes for it."""
+    from tests.conftest import LiveServer, free_port, wait_http
+
+    port = free_port()
+    env = dict(os.environ, SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
+               SEGMENTLENS_DATA=str(data), HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, tmp / "models", tmp / "cache")
+    t = time.perf_counter()
+    try:
+        wait_http(server.url + "/api/v1/health", timeout=600, proc=proc)
+    except Exception:
+        server.stop()
+        raise RuntimeError((tmp / "server.log").read_text()[-3000:]) from None
+    return server, time.perf_counter() - t
+
+
+def _ms(seconds) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.0f} KB"
+
+
+def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float) -> dict:
+    from tests.conftest import SAMPLE
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-"))
-    data = Path(args.data)
-    if args.synthetic:
+    if size == "sample":
+        data = SAMPLE
+    else:
         from core.synth import write_sample
-        data = tmp / f"synthetic_{args.synthetic}.tsv"
-        write_sample(data, n=args.synthetic, seed=11)
-    if not data.exists():
-        sys.exit(f"no data at {data}")
-    print(f"data: {data.name}; server: {'gunicorn (Procfile)' if args.gunicorn else 'python app.py'}; "
-          f"repeats per callback: {args.repeats}")
-    server = start_server(tmp, gunicorn=args.gunicorn, data=data)
+
+        data = tmp / f"synthetic_{int(size)}.tsv"
+        write_sample(data, n=int(size), seed=11)
+    models = tmp / "models"
+    train1 = cli("train", "--data", str(data), "--quiet", models=models)
+    train2 = cli("train", "--data", str(data), "--seed", "7", "--no-activate", "--quiet", models=models)
+    server, started = serve(tmp, data)
+    out = {"size": size, "train_s": (train1, train2), "start_s": started}
     driver = browser()
     try:
-        # Warm the shared cache once (the first analysis of a new model/data is computed, then cached).
-        capture(driver, server.url + "/", timeout=120)
-        rows = []
-        for page in PAGES:
-            rendered, bodies = capture(driver, server.url + page, timeout=60)
-            # A second load is the warm-cache first render a user sees.
-            rendered, bodies = capture(driver, server.url + page, timeout=60)
-            print(f"{page:<13} first render (warm) {'n/a' if rendered is None else f'{rendered * 1000:.0f} ms'}; "
-                  f"{len(bodies)} callback requests")
-            for body in bodies:
-                name = json.loads(body).get("output", "?")
-                times, status = replay(server.url, body, args.repeats)
-                rows.append((page, name[:70], status, statistics.median(times) * 1000, p95(times) * 1000))
-        print(f"\n{'page':<13} {'callback outputs':<70} {'status':>6} {'p50 ms':>8} {'p95 ms':>8}")
-        for page, name, status, p50, p95_ in rows:
-            print(f"{page:<13} {name:<70} {status:>6} {p50:>8.1f} {p95_:>8.1f}")
-        rows = [r for r in rows if r[2] != "job"]  # background jobs report progress, not latency
-        worst = max(rows, key=lambda r: r[4]) if rows else None
-        if worst:
-            print(f"\nworst p95: {worst[4]:.1f} ms ({worst[0]} {worst[1]})")
+        first = visit(driver, server.url + "/")
+        repeat = visit(driver, server.url + "/")
+        out.update(first=first, repeat=repeat)
+        # The same browser (scripts cached, as for someone who used the dashboard before the retrain):
+        # the cold time is the server's, not the download of the scripts.
+        out["activate_s"] = cli("models", "activate", "v0002", models=models)
+        rows, cold, warm = [], {}, {}
+        for page in pages:  # /diagnostics last by default: on big data it starts a background sweep
+            cold[page] = visit(driver, server.url + page, timeout)
+            warm[page] = visit(driver, server.url + page, timeout)
+        if callbacks:
+            for page in pages:
+                for body in warm[page]["bodies"]:
+                    name = json.loads(body).get("output", "?")
+                    times, status = replay(server.url, body, repeats)
+                    rows.append((page, name[:60], status, statistics.median(times) * 1000, p95(times) * 1000))
+        out.update(cold=cold, warm=warm, callbacks=rows)
     finally:
         driver.quit()
         server.stop()
+    return out
+
+
+def report(result: dict, pages: list[str]) -> None:
+    size = result["size"]
+    print(f"\n== {size} customers ==" if size != "sample" else "\n== sample (2,240 customers) ==")
+    t1, t2 = result["train_s"]
+    print(f"training (CLI, views included from 5,000 customers): {t1:.1f} s and {t2:.1f} s; "
+          f"server ready in {result['start_s']:.1f} s; activation {result['activate_s']:.1f} s")
+    first, repeat = result["first"], result["repeat"]
+    print(f"first visit to /: {_kb(first['bytes'])} transferred ({len(first['resources'])} responses), "
+          f"last chart {_ms(first['seconds'])}")
+    print(f"repeat visit to /: {_kb(repeat['bytes'])} transferred, last chart {_ms(repeat['seconds'])}")
+    print("  largest responses of the first visit: " + "; ".join(
+        f"{urlparse(u).path.rsplit('/', 1)[-1][:40]} {_kb(n)}" for n, u in first["resources"][:5]))
+    print(f"{'page':<13} {'cold (after activation)':>24} {'warm':>10} {'warm transfer':>14}"
+          "   (time to the last chart drawn)")
+    for page in pages:
+        print(f"{page:<13} {_ms(result['cold'][page]['seconds']):>24} {_ms(result['warm'][page]['seconds']):>10} "
+              f"{_kb(result['warm'][page]['bytes']):>14}")
+    if result["callbacks"]:
+        print(f"{'page':<13} {'callback outputs':<60} {'status':>6} {'p50 ms':>8} {'p95 ms':>8}")
+        for page, name, status, p50, p95_ in result["callbacks"]:
+            print(f"{page:<13} {name:<60} {status!s:>6} {p50:>8.1f} {p95_:>8.1f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="sample,1000000", help="comma-separated: sample and/or N customers")
+    parser.add_argument("--pages", default=",".join(PAGES))
+    parser.add_argument("--callbacks", action="store_true", help="also replay each page's callbacks (p50/p95)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a page's last chart")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+    pages = [p for p in args.pages.split(",") if p]
+    results = []
+    for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        result = run(size, pages, args.callbacks, args.repeats, args.timeout)
+        report(result, pages)
+        results.append(result)
+    if args.json:
+        for r in results:
+            for visit_ in [r["first"], r["repeat"], *r["cold"].values(), *r["warm"].values()]:
+                visit_.pop("bodies", None)
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

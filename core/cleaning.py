@@ -22,7 +22,9 @@ import pandas as pd
 
 from . import schema
 
-__all__ = ["RuleResult", "CleaningReport", "clean", "RULES"]
+__all__ = ["RuleResult", "CleaningReport", "clean", "RULES", "unreadable_mask", "duplicate_ids", "income_fence",
+           "content_hashes", "early_rules", "extreme_incomes", "odd_marital", "fix_marital", "rule_result",
+           "merge_results"]
 
 # name -> (action, description). The order is the order the rules run in.
 RULES: dict[str, tuple[str, str]] = {
@@ -144,9 +146,201 @@ def _examples(frame: pd.DataFrame, mask: np.ndarray) -> list:
     return out
 
 
+def unreadable_mask(frame: pd.DataFrame, unreadable: dict[str, list[int]] | None) -> np.ndarray:
+    """Rows holding a required (or present) cell the loader could not read.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    unreadable : dict, optional
+        Column -> frame positions (0-based, within ``frame``).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    n = len(frame)
+    bad = np.zeros(n, dtype=bool)
+    for column, positions in (unreadable or {}).items():
+        if column in schema.REQUIRED_COLUMNS or column in frame:
+            bad[[p for p in positions if 0 <= p < n]] = True
+    return bad
+
+
+def duplicate_ids(ids: np.ndarray) -> np.ndarray:
+    """Rows whose ID appeared on an earlier row (the first is kept); missing IDs are never duplicates.
+
+    Parameters
+    ----------
+    ids : ndarray of float
+        IDs in file order, NaN where unreadable.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return _repeats(np.asarray(ids, dtype=np.float64))
+
+
+def _repeats(values: np.ndarray) -> np.ndarray:
+    """True where a value equals one on an earlier row (NaN never repeats): ``duplicated(keep="first")``.
+
+    A stable sort instead of a hash table, so ten million values cost two arrays, not a dict.
+    """
+    out = np.zeros(len(values), dtype=bool)
+    valid = np.flatnonzero(~np.isnan(values)) if values.dtype.kind == "f" else np.arange(len(values))
+    if len(valid) < 2:
+        return out
+    order = valid[np.argsort(values[valid], kind="stable")]
+    ordered = values[order]
+    out[order[1:][ordered[1:] == ordered[:-1]]] = True
+    return out
+
+
+def income_fence(kept_income: np.ndarray) -> float | None:
+    """Tukey's far-out fence (Q3 + 3 x IQR) of the incomes of rows kept so far; None below 20 rows.
+
+    Parameters
+    ----------
+    kept_income : ndarray
+        Incomes of every row the earlier rules kept (the whole file, not one chunk).
+
+    Returns
+    -------
+    float or None
+    """
+    if kept_income.size < 20:  # a fence from a handful of rows would be noise
+        return None
+    q1, q3 = np.percentile(kept_income, [25, 75])
+    return float(q3 + _EXTREME_IQR * (q3 - q1))
+
+
+def content_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """64-bit hash of every row's values except the ID: equal rows give equal hashes.
+
+    The chunked reader finds repeated records across the whole file with these (a
+    collision between two different rows is about n^2 / 2^65, 3e-6 at 10M rows).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    ndarray of uint64
+    """
+    content = [c for c in frame.columns if c != "ID"]
+    return pd.util.hash_pandas_object(frame[content], index=False).to_numpy(dtype=np.uint64)
+
+
+def early_rules(df: pd.DataFrame, bad: np.ndarray, dup_id: np.ndarray, *,
+                reference_year: int = 2026) -> tuple[list[RuleResult], np.ndarray]:
+    """The rules that need only the row itself (and the whole-file duplicate-ID mask).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Loaded rows (index = position in the file).
+    bad : ndarray of bool
+        :func:`unreadable_mask`.
+    dup_id : ndarray of bool
+        :func:`duplicate_ids` of the whole file, for these rows.
+    reference_year : int, default 2026
+
+    Returns
+    -------
+    results : list of RuleResult
+        unreadable_values, duplicate_id, missing_required, missing_income,
+        implausible_birth_year, out_of_range.
+    alive : ndarray of bool
+        Rows none of them dropped.
+    """
+    n = len(df)
+    alive = np.ones(n, dtype=bool)
+    results: list[RuleResult] = []
+
+    def record(name: str, mask: np.ndarray) -> None:
+        mask = mask & alive
+        results.append(RuleResult(name, RULES[name][0], int(mask.sum()), RULES[name][1], _examples(df, mask)))
+        alive[mask] = False
+
+    record("unreadable_values", bad)
+    record("duplicate_id", dup_id)
+    required = [c for c in schema.REQUIRED_COLUMNS if c != "Income" and c in df]
+    record("missing_required", df[required].isna().any(axis=1).to_numpy())
+    record("missing_income", df["Income"].isna().to_numpy())
+
+    age = reference_year - df["Year_Birth"].to_numpy(dtype=float)
+    record("implausible_birth_year", (age < _MIN_AGE) | (age > _MAX_AGE))
+
+    out = np.zeros(n, dtype=bool)
+    for column in schema.INTEGER_COLUMNS:
+        if column in ("ID", "Year_Birth") or column not in df:
+            continue
+        low, high = schema.BOUNDS.get(column, (None, None))
+        values = df[column].to_numpy(dtype=float)
+        if low is not None:
+            out |= values < low
+        if high is not None:
+            out |= values > high
+    out |= df["Income"].to_numpy(dtype=float) < 0
+    record("out_of_range", out)
+    return results, alive
+
+
+def extreme_incomes(df: pd.DataFrame, fence: float | None) -> np.ndarray:
+    """Rows whose income is above the fence (none when there is no fence)."""
+    if fence is None:
+        return np.zeros(len(df), dtype=bool)
+    return df["Income"].to_numpy(dtype=float) > fence
+
+
+def odd_marital(df: pd.DataFrame) -> np.ndarray:
+    """Rows whose marital status the ``odd_marital_status`` rule changes."""
+    return df["Marital_Status"].isin(list(_MARITAL_FIX)).to_numpy()
+
+
+def fix_marital(df: pd.DataFrame, mask: np.ndarray) -> None:
+    """Apply the ``odd_marital_status`` change to the rows in ``mask``, in place."""
+    marital = df["Marital_Status"]
+    df.loc[mask, "Marital_Status"] = marital[mask].map(_MARITAL_FIX)
+
+
+def rule_result(name: str, count: int, examples: list) -> RuleResult:
+    """A :class:`RuleResult` for rule ``name`` (action and description from :data:`RULES`)."""
+    action, description = RULES[name]
+    return RuleResult(name, action, int(count), description, list(examples)[:_EXAMPLES])
+
+
+def merge_results(parts: list[list[RuleResult]]) -> list[RuleResult]:
+    """Add up the same rules' results over chunks (counts summed, the first five examples kept).
+
+    Parameters
+    ----------
+    parts : list of list of RuleResult
+        One list per chunk, each in the same rule order.
+
+    Returns
+    -------
+    list of RuleResult
+    """
+    merged: dict[str, RuleResult] = {}
+    for part in parts:
+        for r in part:
+            m = merged.setdefault(r.name, RuleResult(r.name, r.action, 0, r.description, []))
+            m.count += r.count
+            m.examples = (m.examples + list(r.examples))[:_EXAMPLES]
+    return list(merged.values())
+
+
 def clean(frame: pd.DataFrame, *, unreadable: dict[str, list[int]] | None = None,
           reference_year: int = 2026) -> tuple[pd.DataFrame, CleaningReport]:
     """Apply every cleaning rule and report what each did.
+
+    Three rules need the whole file: ``duplicate_id`` (an earlier row anywhere),
+    ``extreme_income`` (a quantile fence) and ``duplicate_record``. The chunked reader
+    (:mod:`core.sources`) computes those in a first pass over the file and applies
+    the same functions chunk by chunk.
 
     Parameters
     ----------
@@ -167,61 +361,23 @@ def clean(frame: pd.DataFrame, *, unreadable: dict[str, list[int]] | None = None
     """
     df = frame.copy()
     n = len(df)
-    alive = np.ones(n, dtype=bool)
-    results: list[RuleResult] = []
-
-    def record(name: str, mask: np.ndarray) -> None:
-        action, description = RULES[name]
-        mask = mask & alive if action == "dropped" else mask
-        results.append(RuleResult(name, action, int(mask.sum()), description, _examples(df, mask)))
-        if action == "dropped":
-            alive[mask] = False
-
-    bad = np.zeros(n, dtype=bool)
-    for column, positions in (unreadable or {}).items():
-        if column in schema.REQUIRED_COLUMNS or column in df:
-            bad[[p for p in positions if 0 <= p < n]] = True
-    record("unreadable_values", bad)
-
-    record("duplicate_id", df["ID"].duplicated(keep="first").to_numpy() & df["ID"].notna().to_numpy())
-
-    required = [c for c in schema.REQUIRED_COLUMNS if c != "Income" and c in df]
-    record("missing_required", df[required].isna().any(axis=1).to_numpy())
-    record("missing_income", df["Income"].isna().to_numpy())
-
-    age = reference_year - df["Year_Birth"].to_numpy(dtype=float)
-    record("implausible_birth_year", (age < _MIN_AGE) | (age > _MAX_AGE))
-
-    out = np.zeros(n, dtype=bool)
-    for column in schema.INTEGER_COLUMNS:
-        if column in ("ID", "Year_Birth") or column not in df:
-            continue
-        low, high = schema.BOUNDS.get(column, (None, None))
-        values = df[column].to_numpy(dtype=float)
-        if low is not None:
-            out |= values < low
-        if high is not None:
-            out |= values > high
-    out |= df["Income"].to_numpy(dtype=float) < 0
-    record("out_of_range", out)
+    bad = unreadable_mask(df, unreadable)
+    ids = df["ID"].to_numpy(dtype=np.float64)
+    results, alive = early_rules(df, bad, duplicate_ids(ids), reference_year=reference_year)
 
     income = df["Income"].to_numpy(dtype=float)
-    kept_income = income[alive]
-    extreme = np.zeros(n, dtype=bool)
-    if kept_income.size >= 20:  # a fence from a handful of rows would be noise
-        q1, q3 = np.percentile(kept_income, [25, 75])
-        extreme = income > q3 + _EXTREME_IQR * (q3 - q1)
-    record("extreme_income", extreme)
+    extreme = extreme_incomes(df, income_fence(income[alive])) & alive
+    results.append(rule_result("extreme_income", extreme.sum(), _examples(df, extreme)))
+    alive &= ~extreme
 
-    marital = df["Marital_Status"]
-    odd = marital.isin(list(_MARITAL_FIX)).to_numpy() & alive
-    record("odd_marital_status", odd)
-    df.loc[odd, "Marital_Status"] = marital[odd].map(_MARITAL_FIX)
+    odd = odd_marital(df) & alive
+    results.append(rule_result("odd_marital_status", odd.sum(), _examples(df, odd)))
+    fix_marital(df, odd)
 
     content = [c for c in df.columns if c != "ID"]
     dup = np.zeros(n, dtype=bool)
     dup[alive] = df.loc[alive, content].duplicated(keep="first").to_numpy()
-    record("duplicate_record", dup)
+    results.append(rule_result("duplicate_record", dup.sum(), _examples(df, dup)))
 
     cleaned = df.loc[alive]
     return cleaned, CleaningReport(rows_read=n, rows_used=int(alive.sum()), rules=results)

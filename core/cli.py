@@ -40,6 +40,18 @@ def _add_data(p: argparse.ArgumentParser) -> None:
                    help="customer file (default: $SEGMENTLENS_DATA, else data/marketing_campaign.csv, else the sample)")
 
 
+def _add_engine(p: argparse.ArgumentParser, sample: bool = True) -> None:
+    """--engine, --chunk-rows (and --sample-size): beyond memory and beyond one machine."""
+    p.add_argument("--engine", choices=["numpy", "spark"], default="numpy",
+                   help="numpy (one machine; streams files larger than memory) or spark (pyspark, "
+                        "$SEGMENTLENS_SPARK_MASTER); default numpy")
+    p.add_argument("--chunk-rows", type=_positive("--chunk-rows", 1000), metavar="N",
+                   help="read the file in chunks of N rows (default: only files over 1.5M customers are streamed)")
+    if sample:
+        p.add_argument("--sample-size", type=_positive("--sample-size", 100), default=None, metavar="N",
+                       help="rows of the stratified sample kept with the version (default 50000)")
+
+
 def _add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
 
@@ -75,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
     p.add_argument("--n-init", type=_positive("--n-init"), default=10, help="k-means starts (default 10)")
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
+    p.add_argument("--adopt-suggested", action="store_true",
+                   help="segments whose persona changed take the suggested name (default: keep their names)")
+    _add_engine(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -101,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a CSV with ID, segment, segment_name, confidence, typicality.")
     _add_data(p)
     _add_models(p)
-    p.add_argument("--out", required=True, metavar="FILE", help="CSV file to write")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="CSV file to write (with --engine spark: a folder of Parquet files)")
     p.add_argument("--version", help="model version (default: the active one)")
     p.add_argument("--quiet", action="store_true")
+    _add_engine(p, sample=False)
 
     p = sub.add_parser("models", help="list, activate, roll back, verify or clean up model versions",
                        description="Manage model versions in the registry.")
@@ -136,10 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate synthetic customers in the real file's format (tab-separated, 29 columns).")
     p.add_argument("--n", type=_positive("--n"), default=2240, help="customers (default 2240)")
     p.add_argument("--seed", type=_positive("--seed", 0), default=7, help="random seed (default 7)")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="file to write; FILE.parquet writes Parquet (any size, in blocks), else tab-separated text")
     _add_stability_parsers(sub)
     _add_access_parsers(sub)
     _add_campaign_parsers(sub)
+    _add_data_parsers(sub)
+    _add_rules_parsers(sub)
     return parser
 
 
@@ -180,13 +200,17 @@ def _add_stability_parsers(sub) -> None:
 
 
 def _train(args) -> int:
-    from .pipeline import parse_features, train
+    from .pipeline import parse_features
     from .registry import Registry
+    from .training import train_with_identity
 
     features = parse_features(args.features)
     step = _progress(args.quiet)
-    version, model, meta = train(args.data, k=args.k, features=features, seed=args.seed, n_init=args.n_init,
-                                 registry=Registry(args.models), activate=not args.no_activate, progress=step)
+    # Segments keep the active model's numbers, colours and names, as the dashboard's retrain does.
+    version, model, meta = train_with_identity(
+        args.data, k=args.k, features=features, seed=args.seed, n_init=args.n_init, registry=Registry(args.models),
+        activate=not args.no_activate, adopt_suggested=args.adopt_suggested, progress=step,
+        engine=args.engine, chunk_rows=args.chunk_rows, sample_size=args.sample_size)
     payload = {
         "model_version": version, "active": not args.no_activate, "k": model.k,
         "n_customers": meta["n_customers"], "silhouette": meta["metrics"]["silhouette"],
@@ -195,12 +219,15 @@ def _train(args) -> int:
                      enumerate(zip(meta["segment_names"], meta["segment_sizes"]))],
         "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
         "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
+        "identity": meta.get("identity"), "suggested_names": meta.get("suggested_names", []),
     }
     lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}): k={model.k}, "
              f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
              f"cleaning: {meta['cleaning']['rows_read']:,} rows read, {meta['cleaning']['rows_used']:,} used; dropped "
              + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v)]
     lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
+    lines += [f"  persona of segment {s['segment']} changed: {s['name']!r} now looks like {s['suggested']!r} "
+              "(train again with --adopt-suggested, or rename it on /profiles)" for s in payload["suggested_names"]]
     _emit(args, payload, "\n".join(lines))
     return 0
 
@@ -224,9 +251,18 @@ def _sweep(args) -> int:
                    stability_resamples=args.stability, progress=lambda done, total, msg: step(f"sweep {done}/{total} ({msg})"))
     payload = result.to_dict()
     payload.update(features=features, data_source=prepared.source)
-    rows = [f"{'k':>3} {'inertia':>12} {'silhouette':>10} {'CH':>10} {'DB':>7} {'ARI':>5}  sizes"]
-    rows += [f"{r.k:>3} {r.inertia:>12,.1f} {r.silhouette:>10.3f} {r.calinski_harabasz:>10,.1f} "
-             f"{r.davies_bouldin:>7.3f} {'-' if r.stability is None else f'{r.stability:.2f}':>5}  "
+    from .criteria import CRITERIA
+
+    # One column per criterion of the registry (core.criteria), as wide as its header or its values.
+    short = {"calinski_harabasz": "CH", "davies_bouldin": "DB", "stability": "ARI", "prediction_strength": "PS"}
+
+    def cell(c, v) -> str:
+        return "-" if v is None else f"{v:,.{c.digits if c.name != 'inertia' else 1}f}"
+    cols = [(c, short.get(c.name, c.name), max(len(short.get(c.name, c.name)),
+                                                *(len(cell(c, r.value(c.name))) for r in result.results)))
+            for c in CRITERIA]
+    rows = [f"{'k':>3} " + " ".join(f"{h:>{w}}" for _c, h, w in cols) + "  sizes"]
+    rows += [f"{r.k:>3} " + " ".join(f"{cell(c, r.value(c.name)):>{w}}" for c, _h, w in cols) + "  "
              + " / ".join(f"{int(n):,}" for n in r.sizes)
              for r in result.results]
     rows.append(f"recommended k={result.recommended_k} ({result.silhouette_method} silhouette, "
@@ -245,6 +281,8 @@ def _score(args) -> int:
     if registry.active_version() is None and not args.version:
         raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
     model, meta = registry.load(args.version)
+    if _score_streamed(args, model, meta, step):
+        return 0
     prepared = prepare(resolve_data_path(args.data), progress=step)
     missing = [f for f in model.features if f not in prepared.frame]
     if missing:
@@ -265,6 +303,43 @@ def _score(args) -> int:
     print(f"scored {len(out):,} customers with model {meta['version']} -> {path}"
           + (f" ({dropped:,} rows not scored: see cleaning rules)" if dropped else ""), file=sys.stderr)
     return 0
+
+
+def _score_streamed(args, model, meta, step) -> bool:
+    """Score a large file (or with --chunk-rows) chunk by chunk; False when it is scored in one piece."""
+    from .exports import to_safe_csv
+    from .pipeline import resolve_data_path, score_chunks, streaming_source
+
+    if getattr(args, "engine", "numpy") != "numpy":  # the Spark engine scores in Spark, into Parquet
+        from .engines import get_engine
+
+        print(get_engine(args.engine).score_file(resolve_data_path(args.data), model, meta, args.out, progress=step),
+              file=sys.stderr)
+        return True
+    src = streaming_source(resolve_data_path(args.data), chunk_rows=args.chunk_rows)
+    if src is None:
+        return False
+    path = Path(args.out)
+    if not path.parent.exists():
+        raise UsageError(f"folder {path.parent} does not exist")
+    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    step("score")
+    rows = 0
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            for i, out in enumerate(score_chunks(model, names, src, chunk_rows=args.chunk_rows)):
+                text = to_safe_csv(out)
+                handle.write(text if i == 0 else text.split("\n", 1)[1])
+                rows += len(out)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    report = src.scan().report
+    dropped = report.rows_read - report.rows_used
+    print(f"scored {rows:,} customers with model {meta['version']} -> {path} (in chunks)"
+          + (f" ({dropped:,} rows not scored: see cleaning rules)" if dropped else ""), file=sys.stderr)
+    return True
 
 
 def _models(args) -> int:
@@ -330,12 +405,15 @@ def _models_gc(args, registry) -> int:
 
 
 def _synth(args) -> int:
-    from .synth import write_sample
+    from .synth import write_parquet, write_sample
 
     out = Path(args.out)
     if out.parent and not out.parent.exists():
         raise UsageError(f"folder {out.parent} does not exist")
-    write_sample(out, n=args.n, seed=args.seed)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        write_parquet(out, n=args.n, seed=args.seed)
+    else:
+        write_sample(out, n=args.n, seed=args.seed)
     print(f"wrote {args.n:,} synthetic customers (seed {args.seed}) to {out}", file=sys.stderr)
     return 0
 
@@ -377,7 +455,8 @@ def _stability(args) -> int:
         "temporal_details": details,
     }
     means = boot.mean_jaccard
-    lines = [f"{prepared.source}: {len(frame):,} customers, k={model.k}, {args.resamples:,} bootstrap resamples",
+    lines = [f"{prepared.source}: {len(frame):,} customers, k={model.k}, {args.resamples:,} bootstrap resamples "
+             f"({boot.to_dict()['scheme_description']}; a verdict when the 95% interval of the mean lies in one band)",
              f"{'segment':<34} {'Jaccard':>7}  {'verdict':<14} dissolved"]
     lines += [f"{i} {names[i][:32]:<32} {means[i]:>7.2f}  {boot.verdicts[i]:<14} {boot.dissolved[i]:,}/{boot.resamples:,}"
               for i in range(model.k)]
@@ -481,6 +560,14 @@ from .cli_campaign import COMMANDS as _CAMPAIGN_COMMANDS, add_parsers as _add_ca
 
 _COMMANDS.update(_CAMPAIGN_COMMANDS)
 
+from .cli_data import COMMANDS as _DATA_COMMANDS, add_parsers as _add_data_parsers  # noqa: E402
+
+_COMMANDS.update(_DATA_COMMANDS)
+
+from .cli_rules import COMMANDS as _RULES_COMMANDS, add_parsers as _add_rules_parsers  # noqa: E402
+
+_COMMANDS.update(_RULES_COMMANDS)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
@@ -495,13 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status: 0 success, 2 bad input.
     """
+    from .engines import EngineError, EngineUnavailable
     from .loading import DataFileError
     from .registry import RegistryError
 
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, DataFileError, RegistryError, ValueError, KeyError) as exc:
+    except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -335,6 +335,10 @@ def _choose_delimiter(line: str) -> tuple[str, list[str]]:
         if best is None or score > best[0]:
             best = (score, delim, headers)
     assert best is not None
+    words = line.replace("\ufeff", "").split()
+    if len(best[2]) == 1 and len(words) > 1:
+        # Whitespace-separated (columns aligned with spaces): pandas reads it with sep=r"\s+".
+        return r"\s+", words
     return best[1], best[2]
 
 
@@ -461,9 +465,12 @@ def _number_values(uniques: pd.Series, is_flag: bool) -> tuple[np.ndarray, np.nd
     return values, empty, currency
 
 
-def _numeric_column(raw: pd.Series, column: str, name: str
+def _numeric_column(raw: pd.Series, column: str, name: str, check: bool = True
                     ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Convert one numeric column; raise when it is mostly unreadable.
+
+    ``check=False`` skips that test: the chunked reader (core.sources) makes it once over
+    the whole file instead of once per chunk.
 
     Returns
     -------
@@ -498,7 +505,7 @@ def _numeric_column(raw: pd.Series, column: str, name: str
         nonempty = np.ones(n_rows, dtype=bool)
     n_bad = int(bad.sum())
     n_nonempty = int(nonempty.sum())
-    if n_bad and n_bad * 2 > n_nonempty:
+    if check and n_bad and n_bad * 2 > n_nonempty:
         first = int(np.flatnonzero(bad)[0])
         cell = raw.iloc[first]
         cell = "" if pd.isna(cell) else str(cell)
@@ -532,6 +539,7 @@ def _date_formats() -> tuple[tuple[str, str], ...]:
     for month in ("%b", "%B"):
         out.append((f"{month} %d, %Y", "month-first"))
         out.append((f"{month} %d %Y", "month-first"))
+    out.append(("%Y%m%d", "year-first"))  # 19970101, as shop systems export; tried last
     return tuple(out)
 
 
@@ -685,6 +693,8 @@ def _check_first_row(lines: list[str], header_index: int, delimiter: str, n_fiel
     pandas reports later rows like that, but for the first one it silently
     drops the surplus (or takes the first column as an index), so check it here.
     """
+    if len(delimiter) != 1:  # whitespace-separated: pandas' own field count check applies
+        return
     reader = csv.reader(io.StringIO("\n".join(lines[header_index:])), delimiter=delimiter,
                         quotechar='"')
     try:

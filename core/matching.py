@@ -1,14 +1,17 @@
 """Segment identity across refits: Hungarian matching on centroids.
 
 A refit on new data numbers its segments afresh. Matching each new segment to
-the old segment with the nearest centroid (one-to-one, minimum total distance)
-lets names and colours follow the segment rather than the label number.
+the old segment with the nearest centroid (one-to-one, minimum total Euclidean
+distance) lets names and colours follow the segment rather than the label
+number. This is the one matching function of the project: the dashboard's
+retrain, ``python -m core train``, enrolment-time snapshots
+(:mod:`core.stability`) and the k-transition tree all use it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["match_centroids", "numbers_from_match", "renumber", "align_to_reference", "carry_names"]
+__all__ = ["match_centroids", "match_members", "numbers_from_match", "renumber", "align_to_reference", "carry_names"]
 
 
 def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -20,6 +23,11 @@ def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     candidate : ndarray of shape (k_new, d)
         Both in the same units (e.g. the reference model's scaled space).
 
+    Raises
+    ------
+    ValueError
+        The two sets have a different number of features.
+
     Returns
     -------
     ndarray of shape (k_new,)
@@ -29,11 +37,40 @@ def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """
     from scipy.optimize import linear_sum_assignment  # deferred: scipy import is ~0.3 s
 
-    reference = np.asarray(reference, float)
-    candidate = np.asarray(candidate, float)
+    reference = np.atleast_2d(np.asarray(reference, float))
+    candidate = np.atleast_2d(np.asarray(candidate, float))
+    if candidate.shape[1] != reference.shape[1]:
+        raise ValueError(f"cannot match centroids with {candidate.shape[1]} features to centroids with "
+                         f"{reference.shape[1]}")
     cost = np.sqrt(((candidate[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2))
     rows, cols = linear_sum_assignment(cost)
     match = np.full(len(candidate), -1, dtype=int)
+    match[rows] = cols
+    return match
+
+
+def match_members(reference_labels, candidate_labels, k_ref: int, k_new: int) -> np.ndarray:
+    """Match candidate segments to reference segments by the customers they share (Hungarian, most shared).
+
+    Used when two models have different features, so their centroids cannot be compared.
+
+    Parameters
+    ----------
+    reference_labels, candidate_labels : array-like of int, shape (n,)
+        Both models' segment of the same customers.
+    k_ref, k_new : int
+
+    Returns
+    -------
+    ndarray of shape (k_new,)
+        As :func:`match_centroids`: reference segment of each candidate segment, -1 when left over.
+    """
+    from scipy.optimize import linear_sum_assignment  # deferred: scipy import is ~0.3 s
+
+    table = np.zeros((k_new, k_ref))
+    np.add.at(table, (np.asarray(candidate_labels, int), np.asarray(reference_labels, int)), 1.0)
+    rows, cols = linear_sum_assignment(-table)
+    match = np.full(k_new, -1, dtype=int)
     match[rows] = cols
     return match
 

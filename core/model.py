@@ -15,7 +15,7 @@ distributed engine can later stand behind the same two calls.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -287,6 +287,59 @@ class SegmentationModel:
         self.labels_ = None
         self.inertia_, self.n_iter_, self.n_samples_ = result.inertia, result.n_iter, count
 
+    @classmethod
+    def from_fit(cls, fit, Z: np.ndarray | None = None, labels: np.ndarray | None = None, *, seed: int = DEFAULT_SEED,
+                 n_init: int = 10, max_iter: int = 300) -> "SegmentationModel":
+        """Build a fitted model from an engine's :class:`core.engines.FitResult`.
+
+        Segments are numbered as :meth:`fit` numbers them (descending centroid of the first
+        feature), whatever order the engine returned its centroids in.
+
+        Parameters
+        ----------
+        fit : FitResult
+        Z : ndarray of shape (n, d), optional
+            Scaled customers whose distances are the typicality reference: every training
+            customer (``labels_`` is then set) or a sample of them. Without it, see
+            :meth:`set_typicality_reference`.
+        labels : ndarray of shape (n,), optional
+            Their nearest centroid, as indices into ``fit.centroids`` (computed when omitted).
+        seed, n_init, max_iter : int
+            Recorded as the model's parameters.
+
+        Returns
+        -------
+        SegmentationModel
+        """
+        model = cls(k=fit.k, features=fit.features, seed=seed, n_init=n_init, max_iter=max_iter)
+        model.mean_ = np.asarray(fit.mean, dtype=np.float64)
+        model.scale_ = np.asarray(fit.scale, dtype=np.float64)
+        centers = np.asarray(fit.centroids, dtype=np.float64)
+        if Z is not None and labels is None:
+            labels, _ = _assign(Z, np.einsum("ij,ij->i", Z, Z), centers)
+        if Z is None:
+            Z, labels = np.empty((0, len(model.features))), np.empty(0, dtype=int)
+        model._set_centroids(centers, Z, np.asarray(labels, dtype=int))
+        model.labels_ = model._order[labels] if len(labels) == fit.rows and len(labels) else None
+        model.inertia_, model.n_iter_, model.n_samples_ = float(fit.inertia), int(fit.n_iter), int(fit.rows)
+        return model
+
+    def set_typicality_reference(self, Z: np.ndarray, segments: np.ndarray) -> None:
+        """Use these customers' distances to their centroid as the typicality reference (e.g. a sample).
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n, d)
+            Scaled customers.
+        segments : ndarray of shape (n,)
+            Their segments (this model's numbering).
+        """
+        self._check()
+        segments = np.asarray(segments, dtype=int)
+        dist = np.sqrt(((Z - self.centroids_[segments]) ** 2).sum(axis=1))
+        self.member_distances_ = [np.sort(dist[segments == s]) for s in range(self.k)]
+        self.__dict__.pop("_fast", None)
+
     def _set_centroids(self, centers, Z, labels) -> None:
         # Number segments by descending centroid of the first feature, so label numbers do not
         # depend on which random start happened to find a cluster first.
@@ -362,8 +415,8 @@ class SegmentationModel:
             Columns ``segment`` (int), ``confidence`` (0-1: 1 - d1/d2, where d1
             and d2 are the distances to the nearest and second-nearest
             centroids; 0 means exactly between two segments) and
-            ``typicality`` (0-1: share of the segment's training members
-            farther from the centroid). Index follows ``data``.
+            ``typicality`` (0-1: share of the segment's other training members
+            strictly farther from the centroid; the customer itself is not counted). Index follows ``data``.
         """
         self._check()
         n = len(data)
@@ -392,12 +445,8 @@ class SegmentationModel:
             conf = np.ones(len(dist))
         typ = np.empty(len(dist))
         for s in range(self.k):
-            members = self.member_distances_[s]
             mask = seg == s
-            if members.size:
-                typ[mask] = 1.0 - np.searchsorted(members, d1[mask], side="left") / members.size
-            else:
-                typ[mask] = 0.0
+            typ[mask] = typicality(self.member_distances_[s], d1[mask])
         return seg, np.clip(conf, 0.0, 1.0), typ
 
     def score_one(self, values) -> tuple[int, float, float, list[float]]:
@@ -433,7 +482,10 @@ class SegmentationModel:
         else:
             conf = 1.0
         ref = members[seg]
-        typ = 1.0 - bisect_left(ref, d1) / len(ref) if ref else 0.0
+        m, left, right = len(ref), bisect_left(ref, d1), bisect_right(ref, d1)
+        # Share of the segment's OTHER members strictly farther (a member at exactly d1 is the customer itself).
+        others = m - 1 if right > left else m
+        typ = (m - right) / others if others > 0 else 1.0
         return seg, conf, typ, dists
 
     def score_chunks(self, chunks: Iterable) -> Iterator[pd.DataFrame]:
@@ -636,6 +688,35 @@ class SegmentationModel:
         state = self.__dict__.copy()
         state.pop("_fast", None)  # rebuilt on first use; keeps saved files lean
         return state
+
+
+def typicality(member_distances: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Share of a segment's other members strictly farther from its centre than each distance in ``d``.
+
+    A member at exactly the customer's distance is taken to be the customer (not counted, and not in
+    the denominator); a twin record at the same distance is not "farther" either.
+
+    Parameters
+    ----------
+    member_distances : ndarray
+        Sorted distances of the segment's training members to its centroid.
+    d : ndarray
+        Distances of the customers scored.
+
+    Returns
+    -------
+    ndarray
+        0..1; 1 for a segment with no other member.
+    """
+    m = len(member_distances)
+    d = np.asarray(d, dtype=float)
+    if m == 0:
+        return np.zeros(len(d))
+    left = np.searchsorted(member_distances, d, side="left")
+    right = np.searchsorted(member_distances, d, side="right")
+    others = np.where(right > left, m - 1, m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(others > 0, (m - right) / np.maximum(others, 1), 1.0)
 
 
 def _safe_scale(std: np.ndarray) -> np.ndarray:

@@ -68,7 +68,8 @@ def summary_stats(frame: pd.DataFrame, labels, columns=None) -> pd.DataFrame:
     """
     if columns is None:
         columns = [c for c in frame.select_dtypes("number").columns if c != "ID"]
-    grouped = frame[list(columns)].groupby(np.asarray(labels))
+    # A customer table of another layout lacks some profile columns: describe what it has.
+    grouped = frame[_present(frame, columns)].groupby(np.asarray(labels))
     out = grouped.agg(["mean", "median"])
     out.index.name = "segment"
     return out
@@ -98,7 +99,13 @@ def zscores(frame: pd.DataFrame, labels, columns=None) -> pd.DataFrame:
 
 
 def _mix(frame: pd.DataFrame, labels, columns: list[str], names: list[str]) -> pd.DataFrame:
-    """Each segment's total of ``columns`` split into shares (rows sum to 1; 0 where the total is 0)."""
+    """Each segment's total of ``columns`` split into shares (rows sum to 1; 0 where the total is 0).
+
+    Columns the frame lacks are left out (a table with none of them gives no columns): data of
+    another layout (a transaction log's customers, a CRM export) may have no product or channel split.
+    """
+    keep = [i for i, c in enumerate(columns) if c in frame]
+    columns, names = [columns[i] for i in keep], [names[i] for i in keep]
     totals = frame[columns].groupby(np.asarray(labels)).sum()
     mix = totals.div(totals.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
     mix.columns = names
@@ -244,7 +251,7 @@ def product_lift(frame: pd.DataFrame, labels) -> pd.DataFrame:
         everyone; >= ``LIFT_THRESHOLD`` over-indexes (a product to recommend).
     """
     mix = product_mix(frame, labels)
-    total = frame[schema.SPEND_COLUMNS].sum()
+    total = frame[_present(frame, schema.SPEND_COLUMNS)].sum()
     overall = (total / max(float(total.sum()), 1e-12)).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         lift = mix / np.where(overall > 0, overall, np.nan)

@@ -134,6 +134,26 @@ FEATURE_LABELS = {
     "segment": "Segment",
     "segment_name": "Segment name",
     "confidence": "Confidence",
+    # Customers derived from a transaction log (core.transactions) and their RFM scores.
+    "Frequency": "Orders",
+    "Monetary": "Total spend",
+    "Tenure": "Days since first purchase",
+    "Avg_order_value": "Average order value",
+    "Interpurchase_days": "Days between orders",
+    "Returns_or_free": "Returns or free items",
+    "Quantity": "Items bought",
+    "First_purchase": "First purchase",
+    "Last_purchase": "Last purchase",
+    "R_score": "Recency score (5 = most recent)",
+    "F_score": "Frequency score (5 = most orders)",
+    "M_score": "Monetary score (5 = highest spend)",
+    "RFM_score": "RFM score",
+    "RFM_group": "RFM group",
+    "Frequency_log": "Orders (log scale)",
+    "Monetary_log": "Total spend (log scale)",
+    "Avg_order_value_log": "Average order value (log scale)",
+    "Income_log": "Yearly household income (log scale)",
+    "Total_Spending_log": "Total spend (log scale)",
 }
 
 

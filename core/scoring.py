@@ -378,7 +378,7 @@ def describe(segment: int, confidence: float, typicality: float, distances, name
     confidence : float
         1 - d1/d2 (0 = exactly between two segments).
     typicality : float
-        Share of the segment's members farther from its centre.
+        Share of the segment's other members strictly farther from its centre (the customer itself excluded).
     distances : sequence of float
     names : sequence of str
 
@@ -405,11 +405,12 @@ def describe(segment: int, confidence: float, typicality: float, distances, name
         conf_text = f"much closer to {name} than to any other segment (confidence {confidence:.2f})"
     closer = 1.0 - typicality
     if typicality >= 0.5:
-        typ_text = f"a typical member: closer to the segment's centre than {typicality:.0%} of its members"
+        typ_text = (f"a typical member: closer to the segment's centre than {typicality:.0%} of its other members "
+                    "(the customer itself not counted)")
     elif typicality >= 0.1:
-        typ_text = f"a less typical member: farther from the centre than {closer:.0%} of its members"
+        typ_text = f"a less typical member: not closer to the centre than {closer:.0%} of its other members"
     else:
-        typ_text = f"an unusual member: farther from the centre than {closer:.0%} of its members"
+        typ_text = f"an unusual member: not closer to the centre than {closer:.0%} of its other members"
     return {"headline": headline, "confidence_text": conf_text, "typicality_text": typ_text,
             "runner_up": runner}
 

@@ -1,4 +1,4 @@
-"""Choosing k: inertia, silhouette, Calinski-Harabasz and Davies-Bouldin per k.
+"""Choosing k: every criterion of :mod:`core.criteria` per k, and the recommended k.
 
 Silhouette is exact up to ``exact_max`` customers. The pairwise distances are
 computed once per sweep and shared by every k (the expensive part of an exact
@@ -9,15 +9,16 @@ scikit-learn's ``silhouette_score(sample_size=...)`` does, and the result says s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .model import DEFAULT_SEED, kmeans
+from .criteria import CRITERIA, STABLE_ARI, FitContext, describe, vote
+from .model import DEFAULT_SEED
 
 __all__ = [
     "KResult", "SweepResult", "sweep", "silhouette_samples", "calinski_harabasz",
-    "davies_bouldin", "elbow_k", "recommend_k",
+    "davies_bouldin", "prediction_strength", "elbow_k", "recommend_k", "fit_kmeans", "STABLE_ARI",
 ]
 
 EXACT_SILHOUETTE_MAX = 8_000
@@ -26,6 +27,8 @@ SILHOUETTE_SAMPLE = 8_000
 # 50,000-row sample are as informative as the full data's, at a fraction of 9 k-means fits' cost.
 SWEEP_FIT_MAX = 50_000
 SWEEP_STABILITY_MAX = 5_000
+# Random half-splits per k of the prediction strength (each used in both directions).
+PREDICTION_STRENGTH_REPEATS = 2
 # Rows of the distance matrix held at once: 2,048 x 100,000 float64 is ~1.6 GB, so blocks
 # shrink as n grows to keep a block near 200 MB.
 _BLOCK_BYTES = 200_000_000
@@ -50,6 +53,10 @@ class KResult:
         Segment sizes.
     stability : float or None
         Mean adjusted Rand index between the fit and bootstrap refits (None when not measured).
+    prediction_strength : float or None
+        Tibshirani & Walther's prediction strength (None when not measured).
+    extra : dict
+        Values of criteria registered in :mod:`core.criteria` without a field here.
     """
 
     k: int
@@ -59,6 +66,61 @@ class KResult:
     davies_bouldin: float
     sizes: list
     stability: float | None = None
+    prediction_strength: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def value(self, name: str):
+        """The value of criterion ``name`` (None when not measured).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        float or None
+        """
+        return getattr(self, name) if name in _KRESULT_FIELDS else self.extra.get(name)
+
+    def set_value(self, name: str, value) -> None:
+        """Store the value of criterion ``name``.
+
+        Parameters
+        ----------
+        name : str
+        value : float or None
+        """
+        if name in _KRESULT_FIELDS:
+            setattr(self, name, value)
+        else:
+            self.extra[name] = value
+
+    def to_dict(self) -> dict:
+        """Return a flat JSON-serialisable form (criteria as keys).
+
+        Returns
+        -------
+        dict
+        """
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        return out
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "KResult":
+        """The inverse of :meth:`to_dict`: keys without a field go to ``extra``.
+
+        Parameters
+        ----------
+        row : dict
+
+        Returns
+        -------
+        KResult
+        """
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{key: v for key, v in row.items() if key in known},
+                   extra={key: v for key, v in row.items() if key not in known})
 
 
 @dataclass
@@ -95,9 +157,12 @@ class SweepResult:
         Returns
         -------
         dict
+            The fields, ``results`` flat (one key per criterion) and ``criteria``
+            (the registry: name, label, better direction, hint, vote).
         """
         out = asdict(self)
-        out["results"] = [asdict(r) for r in self.results]
+        out["results"] = [r.to_dict() for r in self.results]
+        out["criteria"] = describe()
         return out
 
     def for_k(self, k: int) -> KResult | None:
@@ -174,50 +239,151 @@ def silhouette_samples(Z: np.ndarray, labels: np.ndarray, *, exact_max: int = EX
     return s, rows
 
 
-def calinski_harabasz(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, inertia: float) -> float:
-    """Calinski-Harabasz index (between / within dispersion, scaled by degrees of freedom).
+def _label_means(Z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each label's members and the label counts (labels 0..k-1; empty labels dropped)."""
+    labels = np.asarray(labels)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sums = np.zeros((len(counts), Z.shape[1]))
+    np.add.at(sums, inverse, Z)
+    return sums / counts[:, None], inverse, counts
+
+
+def calinski_harabasz(Z: np.ndarray, labels: np.ndarray, centers=None, inertia=None) -> float:
+    """Calinski-Harabasz index from the label means, as scikit-learn computes it.
 
     Parameters
     ----------
-    Z, labels, centers : arrays of one fit
-    inertia : float
+    Z : ndarray of shape (n, d)
+    labels : ndarray of shape (n,)
+    centers, inertia : optional
+        Ignored (kept for callers of the earlier signature): the index uses the
+        means of the labelled customers, not the centres of the last Lloyd step,
+        which differ slightly when k-means stopped on its tolerance.
 
     Returns
     -------
     float
     """
-    n, k = len(Z), len(centers)
-    if k < 2 or inertia <= 0:
-        return float("nan") if k < 2 else float("inf")
-    counts = np.bincount(labels, minlength=k)
-    between = float((counts * ((centers - Z.mean(axis=0)) ** 2).sum(axis=1)).sum())
-    return between / (k - 1) / (inertia / (n - k))
-
-
-def davies_bouldin(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
-    """Davies-Bouldin index (mean worst-case similarity of each segment to another).
-
-    Parameters
-    ----------
-    Z, labels, centers : arrays of one fit
-
-    Returns
-    -------
-    float
-    """
-    k = len(centers)
+    Z = np.asarray(Z, dtype=np.float64)
+    means, inverse, counts = _label_means(Z, labels)
+    n, k = len(Z), len(counts)
     if k < 2:
         return float("nan")
-    dist = np.sqrt(((Z - centers[labels]) ** 2).sum(axis=1))
-    counts = np.bincount(labels, minlength=k)
-    scatter = np.bincount(labels, weights=dist, minlength=k) / np.maximum(counts, 1)
-    sep = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (scatter[:, None] + scatter[None, :]) / sep
-    np.fill_diagonal(ratio, -np.inf)
-    ratio[~np.isfinite(ratio)] = 0.0
-    np.fill_diagonal(ratio, 0.0)
+    within = float(((Z - means[inverse]) ** 2).sum())
+    between = float((counts * ((means - Z.mean(axis=0)) ** 2).sum(axis=1)).sum())
+    if within == 0:
+        return 1.0  # scikit-learn's value for zero within-dispersion
+    return between * (n - k) / (within * (k - 1))
+
+
+def davies_bouldin(Z: np.ndarray, labels: np.ndarray, centers=None) -> float:
+    """Davies-Bouldin index from the label means, as scikit-learn computes it.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, d)
+    labels : ndarray of shape (n,)
+    centers : optional
+        Ignored (kept for callers of the earlier signature); see :func:`calinski_harabasz`.
+
+    Returns
+    -------
+    float
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    means, inverse, counts = _label_means(Z, labels)
+    k = len(counts)
+    if k < 2:
+        return float("nan")
+    dist = np.sqrt(((Z - means[inverse]) ** 2).sum(axis=1))
+    scatter = np.bincount(inverse, weights=dist, minlength=k) / counts
+    sep = np.sqrt(((means[:, None, :] - means[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(scatter, 0) or np.allclose(sep, 0):
+        return 0.0
+    sep[sep == 0] = np.inf  # the diagonal (and coinciding means) contribute 0, as in scikit-learn
+    ratio = (scatter[:, None] + scatter[None, :]) / sep
     return float(ratio.max(axis=1).mean())
+
+
+def fit_kmeans(Z: np.ndarray, k: int, *, n_init: int, seed: int):
+    """One k-means fit for the choice of k: the one place this module (and its criteria) fit k-means.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, d)
+    k, n_init, seed : int
+
+    Returns
+    -------
+    KMeansResult
+        ``centers``, ``labels``, ``inertia``.
+    """
+    from .engines import get_engine  # the engine interface: another engine is one module
+
+    return get_engine("numpy").cluster(Z, k, n_init=n_init, seed=seed)
+
+
+def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d2 = (Z ** 2).sum(axis=1)[:, None] - 2.0 * Z @ centers.T + (centers ** 2).sum(axis=1)[None, :]
+    return d2.argmin(axis=1)
+
+
+def _strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Smallest share, over test clusters of two or more, of their pairs that ``predicted`` also co-assigns."""
+    table = np.zeros((int(test_labels.max()) + 1, int(predicted.max()) + 1))
+    np.add.at(table, (test_labels, predicted), 1.0)
+    sizes = table.sum(axis=1)
+    keep = sizes >= 2
+    if not keep.any():
+        return float("nan")
+    same = (table * (table - 1)).sum(axis=1)
+    return float((same[keep] / (sizes[keep] * (sizes[keep] - 1))).min())
+
+
+def prediction_strength(Z: np.ndarray, k: int, *, repeats: int = PREDICTION_STRENGTH_REPEATS, n_init: int = 3,
+                        seed: int = DEFAULT_SEED) -> float:
+    """Prediction strength of k clusters (Tibshirani & Walther 2005).
+
+    The customers are split at random into two halves and each half is
+    clustered. Taking one half as test and the other as training, for each test
+    cluster the share of its pairs of customers that the training centroids
+    also put in one cluster is computed; the strength is the smallest share over
+    the test clusters (clusters of one customer have no pairs and are skipped).
+    Both directions of every split are averaged, over ``repeats`` splits.
+    Their rule: choose the largest k whose strength is at least 0.8.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, d)
+        Scaled customers.
+    k : int
+    repeats : int, default 2
+        Random half-splits.
+    n_init : int, default 3
+        k-means starts per half.
+    seed : int
+
+    Returns
+    -------
+    float
+        0..1; 1 for k=1.
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    n = len(Z)
+    if k <= 1:
+        return 1.0
+    if 2 * k > n:
+        raise ValueError(f"prediction strength of k={k} needs at least {2 * k} customers, got {n}")
+    rng = np.random.default_rng([seed, k])
+    values = []
+    for r in range(max(1, repeats)):
+        order = rng.permutation(n)
+        halves = [Z[np.sort(order[: n // 2])], Z[np.sort(order[n // 2:])]]
+        fits = [fit_kmeans(h, k, n_init=n_init, seed=seed + 2 * r + i) for i, h in enumerate(halves)]
+        for test, train in ((0, 1), (1, 0)):
+            values.append(_strength(fits[test].labels, _nearest(halves[test], fits[train].centers)))
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def elbow_k(ks: list[int], inertias: list[float], total_ss: float | None = None) -> int:
@@ -250,19 +416,19 @@ def elbow_k(ks: list[int], inertias: list[float], total_ss: float | None = None)
     return int(x[max(candidates, key=lambda i: gap[i])])
 
 
-STABLE_ARI = 0.75  # Hennig's "stable" threshold, applied to the bootstrap ARI of a whole partition
+_KRESULT_FIELDS = {f.name for f in fields(KResult)} - {"extra", "k", "sizes"}
 
 
 def recommend_k(results: list[KResult], total_ss: float | None = None,
                 current_k: int | None = None) -> tuple[int, str, dict]:
-    """Recommend a k from the criteria, with the reasons in plain words.
+    """Recommend a k from the criteria of :data:`core.criteria.CRITERIA`, with the reasons in plain words.
 
-    Each criterion votes for its best k (silhouette: highest; elbow of inertia;
-    Calinski-Harabasz: highest; Davies-Bouldin: lowest; and, when measured,
-    stability: highest bootstrap ARI). The k with most votes wins; ties go to
-    the higher silhouette, the most widely trusted of them. When stability was
-    measured, a k whose refits do not reproduce it (ARI below 0.75) is only
-    recommended if no k is stable.
+    Each measured criterion votes for its best k (silhouette: highest; elbow of
+    inertia; Calinski-Harabasz: highest; Davies-Bouldin: lowest; prediction
+    strength: the largest k at or above 0.8; and, when measured, stability:
+    highest bootstrap ARI). The k with most votes wins; ties go to the higher
+    silhouette, the most widely trusted of them. A criterion with a floor
+    (stability: ARI 0.75) makes a k below it recommendable only if no k reaches it.
 
     Parameters
     ----------
@@ -281,29 +447,38 @@ def recommend_k(results: list[KResult], total_ss: float | None = None,
     ks = [r.k for r in results]
     by_k = {r.k: r for r in results}
     sil = {k: by_k[k].silhouette for k in ks}
-    votes = {
-        "silhouette": max(ks, key=lambda k: sil[k]),
-        "elbow": elbow_k(ks, [r.inertia for r in results], total_ss),
-        "calinski_harabasz": max(ks, key=lambda k: by_k[k].calinski_harabasz),
-        "davies_bouldin": min(ks, key=lambda k: by_k[k].davies_bouldin),
-    }
-    stab = {k: by_k[k].stability for k in ks if by_k[k].stability is not None}
-    if stab:
-        votes["stability"] = max(stab, key=lambda k: (stab[k], -k))
+    votes, measured = {}, {}
+    for c in CRITERIA:
+        values = {k: by_k[k].value(c.name) for k in ks}
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            continue
+        measured[c.name] = values
+        chosen = vote(c, values, total_ss)
+        if chosen is not None:
+            votes[c.vote] = chosen
     tally: dict[int, int] = {}
     for k in votes.values():
         tally[k] = tally.get(k, 0) + 1
-    eligible = [k for k in tally if stab.get(k, 1.0) >= STABLE_ARI] or list(tally)
-    best = max(eligible, key=lambda k: (tally[k], sil[k]))
-    names = {"silhouette": "highest silhouette", "elbow": "elbow of the inertia curve",
-             "calinski_harabasz": "highest Calinski-Harabasz", "davies_bouldin": "lowest Davies-Bouldin",
-             "stability": "most stable under resampling"}
+    eligible = list(tally) or list(ks)
+    for c in CRITERIA:
+        if c.eligible_min is not None and c.name in measured:
+            floor = [k for k in eligible if measured[c.name].get(k, 1.0) >= c.eligible_min]
+            eligible = floor or eligible
+    best = max(eligible, key=lambda k: (tally.get(k, 0), sil[k]))
+    names = {c.vote: c.reason for c in CRITERIA}
+    stab = measured.get("stability", {})
+    ps = measured.get("prediction_strength", {})
     agree = [names[c] for c, k in votes.items() if k == best]
     differ = [f"{names[c]} at k={k}" for c, k in votes.items() if k != best]
     reason = f"k={best}: {', '.join(agree) or 'the most stable of the preferred values'} (silhouette {sil[best]:.3f}"
+    if best in ps:
+        reason += f", prediction strength {ps[best]:.2f}"
     reason += f", bootstrap ARI {stab[best]:.2f})" if best in stab else ")"
     if differ:
         reason += f"; {'; '.join(differ)}"
+    if ps and "prediction_strength" not in votes:
+        reason += f"; no k reaches prediction strength {CRITERIA_BY_VOTE['prediction_strength'].threshold}"
     reason += "."
     if current_k is not None and current_k != best and current_k in sil:
         reason += f" The current k={current_k} has silhouette {sil[current_k]:.3f}"
@@ -314,10 +489,13 @@ def recommend_k(results: list[KResult], total_ss: float | None = None,
     return best, reason, votes
 
 
+CRITERIA_BY_VOTE = {c.vote: c for c in CRITERIA}
+
+
 def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, seed: int = DEFAULT_SEED,
           exact_max: int = EXACT_SILHOUETTE_MAX, sample_size: int = SILHOUETTE_SAMPLE,
           fit_max: int = SWEEP_FIT_MAX, current_k: int | None = None, stability_resamples: int = 0,
-          stability_n_init: int = 5,
+          stability_n_init: int = 5, prediction_strength_repeats: int = PREDICTION_STRENGTH_REPEATS,
           progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
     """Fit k-means for every k in [k_min, k_max] and measure each fit.
 
@@ -340,8 +518,10 @@ def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, se
         Bootstrap refits per k for the stability criterion (0: not measured).
     stability_n_init : int, default 5
         Starts per bootstrap refit.
+    prediction_strength_repeats : int, default 2
+        Half-splits per k of the prediction strength (0: not measured).
     progress : callable, optional
-        Called as ``progress(done, total, message)`` after each step.
+        Called as ``progress(done, total, message)`` after each k (every criterion of it measured).
 
     Returns
     -------
@@ -371,34 +551,26 @@ def sweep(Z: np.ndarray, k_min: int = 2, k_max: int = 10, *, n_init: int = 3, se
         d2 = zs_sq[start:start + block, None] - 2.0 * (Zs[start:start + block] @ Zs.T) + zs_sq[None, :]
         np.maximum(d2, 0.0, out=d2)
         dist_blocks.append(np.sqrt(d2).astype(np.float32))
-    total = (k_max - k_min + 1) * (2 if stability_resamples else 1)
+    # Refit-based criteria (prediction strength, stability) scale with n; the partition's properties do
+    # not, so they are measured on <= 5,000 rows.
+    Zst = Z if n <= SWEEP_STABILITY_MAX else Z[np.sort(rng.choice(n, SWEEP_STABILITY_MAX, replace=False))]
+    shared = {"dist_blocks": dist_blocks, "silhouette_rows": rows, "refit_sample": Zst}
+    options = {"stability_resamples": stability_resamples, "stability_n_init": stability_n_init,
+               "prediction_strength_repeats": prediction_strength_repeats}
+    total = k_max - k_min + 1
     results = []
     for i, k in enumerate(range(k_min, k_max + 1)):
-        fit = kmeans(Z, k, n_init=n_init, seed=seed)
-        lab = fit.labels[rows] if sampled else fit.labels
-        onehot = np.zeros((len(Zs), k), dtype=np.float32)
-        onehot[np.arange(len(Zs)), lab] = 1.0
-        sums = np.concatenate([b @ onehot for b in dist_blocks]).astype(np.float64)
-        sil, _ = silhouette_samples(Zs, lab, exact_max=len(Zs), _dist_sums=sums)
-        results.append(KResult(
-            k=k, inertia=fit.inertia, silhouette=float(sil.mean()),
-            calinski_harabasz=calinski_harabasz(Z, fit.labels, fit.centers, fit.inertia),
-            davies_bouldin=davies_bouldin(Z, fit.labels, fit.centers),
-            sizes=np.bincount(fit.labels, minlength=k).tolist(),
-        ))
+        fit = fit_kmeans(Z, k, n_init=n_init, seed=seed)
+        ctx = FitContext(Z=Z, k=k, labels=fit.labels, centers=fit.centers, inertia=fit.inertia, seed=seed,
+                         n_init=n_init, options=options, shared=shared)
+        values = {c.name: c.compute(ctx) for c in CRITERIA}
+        result = KResult(k=k, inertia=0.0, silhouette=0.0, calinski_harabasz=0.0, davies_bouldin=0.0,
+                         sizes=np.bincount(fit.labels, minlength=k).tolist())
+        for name, value in values.items():
+            result.set_value(name, None if value is None else float(value))
+        results.append(result)
         if progress:
             progress(i + 1, total, f"k={k}")
-    if stability_resamples:
-        from .stability import stability_per_k  # deferred: only this option needs it
-
-        done = len(results)
-        # Refits scale with n; the stability of a partition does not, so measure it on <= 5,000 rows.
-        Zst = Z if n <= SWEEP_STABILITY_MAX else Z[np.sort(rng.choice(n, SWEEP_STABILITY_MAX, replace=False))]
-        stab = stability_per_k(
-            Zst, [r.k for r in results], resamples=stability_resamples, seed=seed, n_init=stability_n_init,
-            progress=(lambda d, t, m: progress(done + d, total, f"stability {m}")) if progress else None)
-        for r in results:
-            r.stability = stab[r.k]
     total_ss = float(((Z - Z.mean(axis=0)) ** 2).sum())
     best, reason, votes = recommend_k(results, total_ss, current_k)
     method = f"sampled (n={sample_size:,})" if sampled else "exact"

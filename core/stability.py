@@ -1,11 +1,17 @@
 """Is a segment real? Bootstrap stability, stability over enrolment time, stability per k.
 
 Bootstrap (Hennig's ``clusterboot``)
-    Draw ``B`` bootstrap resamples of the customers, refit k-means on each, and
-    match every segment of the model to its most similar refit cluster by the
-    Jaccard similarity of their members among the resampled customers (each
-    customer counted once). The mean Jaccard over resamples says how reliably a
-    segment is found again; Hennig's reading (Hennig 2007, 2008):
+    Draw ``B`` bootstrap resamples of the customers (``n`` draws with
+    replacement). The default scheme is clusterboot's default
+    (``multipleboot=FALSE``): each drawn customer is clustered once, so k-means
+    is refitted on the *distinct* drawn customers, about 63 % of them. Every
+    segment of the model is then matched to its most similar refit cluster by
+    the Jaccard similarity of their members among those customers. The scheme
+    ``"multipleboot"`` refits on the draw with its duplicates (clusterboot's
+    ``multipleboot=TRUE``); duplicates pull centroids towards repeated
+    customers and lower the Jaccard of small segments, so Hennig's thresholds
+    below refer to the default. The mean Jaccard over resamples says how
+    reliably a segment is found again; Hennig's reading (Hennig 2007, 2008):
 
     ========================  ==============
     mean Jaccard              verdict
@@ -16,6 +22,12 @@ Bootstrap (Hennig's ``clusterboot``)
     0.75 - 0.85               stable
     >= 0.85                   highly stable
     ========================  ==============
+
+    The mean of ``B`` resamples is itself uncertain (another seed gives
+    another mean), so each mean carries a 95 % interval (normal approximation,
+    mean +- 1.96 standard errors over the resamples); a segment gets a band's
+    verdict only when the whole interval lies in that band, else it is
+    "borderline between" the bands at its two ends.
 
     The adjusted Rand index between the model's labels and each refit (on that
     resample's customers) measures the partition as a whole; its whole
@@ -62,11 +74,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .model import DEFAULT_SEED, SegmentationModel, kmeans
+from .matching import match_centroids
+from .model import DEFAULT_SEED, SegmentationModel
 
 __all__ = [
     "JACCARD_BANDS", "MONIC_MATCH", "MONIC_SPLIT", "COHORT_NOTE", "WINDOWS",
-    "contingency", "adjusted_rand", "jaccard_matrix", "verdict", "match_centroids",
+    "SCHEMES", "DEFAULT_SCHEME", "contingency", "adjusted_rand", "jaccard_matrix", "verdict", "verdict_interval",
+    "match_centroids",
     "BootstrapResult", "bootstrap_stability", "stability_per_k",
     "Snapshot", "TemporalResult", "temporal_stability", "monic_transitions", "cohort_mix",
 ]
@@ -75,6 +89,14 @@ __all__ = [
 JACCARD_BANDS = ((0.85, "highly stable"), (0.75, "stable"), (0.6, "doubtful"), (0.5, "unstable"))
 DISSOLVED = 0.5
 MONIC_MATCH = 0.5
+# Bootstrap schemes, named as fpc::clusterboot's argument names them.
+SCHEMES = {
+    "clusterboot": "clusterboot default: each drawn customer clustered once (multipleboot=FALSE)",
+    "multipleboot": "refit on the draw with its duplicates (clusterboot's multipleboot=TRUE)",
+}
+DEFAULT_SCHEME = "clusterboot"
+# Two-sided 95 % normal quantile of the interval around each segment's mean Jaccard.
+_Z95 = 1.959964
 MONIC_SPLIT = 0.25
 WINDOWS = {"quarter": "Q", "month": "M"}
 # A k-means fit on fewer customers than this per segment says little about the segments.
@@ -181,33 +203,24 @@ def verdict(mean_jaccard: float) -> str:
     return next((text for bound, text in JACCARD_BANDS if mean_jaccard >= bound), "unstable")
 
 
-def match_centroids(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Match candidate clusters to reference segments (Hungarian, squared Euclidean cost).
+def verdict_interval(low: float, high: float) -> str:
+    """Hennig's verdict for an interval of mean Jaccard: a band only when the interval lies in it.
 
     Parameters
     ----------
-    reference : ndarray of shape (k, d)
-        Reference centroids.
-    candidate : ndarray of shape (m, d)
-        Centroids to match, in the same units; ``m <= k``.
+    low, high : float
+        Ends of the interval around a segment's mean Jaccard.
 
     Returns
     -------
-    ndarray of int, shape (m,)
-        ``result[j]`` is the reference segment of candidate cluster ``j``; the
-        total squared distance of the pairs is the smallest possible.
+    str
+        The band's verdict (as :func:`verdict`) when both ends fall in one band,
+        else ``"borderline between X and Y"`` with the bands of the two ends.
     """
-    from scipy.optimize import linear_sum_assignment  # imported here: ~0.5 s, needed only here
-
-    reference = np.asarray(reference, dtype=np.float64)
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if candidate.shape[0] > reference.shape[0] or candidate.shape[1] != reference.shape[1]:
-        raise ValueError(f"cannot match {candidate.shape} centroids to {reference.shape}")
-    cost = ((candidate[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2)
-    rows, cols = linear_sum_assignment(cost)
-    out = np.empty(candidate.shape[0], dtype=int)
-    out[rows] = cols
-    return out
+    a, b = verdict(low), verdict(high)
+    if a == b or "not measured" in (a, b):
+        return a if a != "not measured" else b
+    return f"borderline between {a} and {b}"
 
 
 # ---------------------------------------------------------------------------- bootstrap
@@ -228,6 +241,8 @@ class BootstrapResult:
     ari : ndarray of shape (resamples,)
         Adjusted Rand index between the model and each refit.
     n_customers : int
+    scheme : str
+        ``"clusterboot"`` (default: each drawn customer clustered once) or ``"multipleboot"``; see :data:`SCHEMES`.
     """
 
     k: int
@@ -237,6 +252,7 @@ class BootstrapResult:
     jaccard: np.ndarray
     ari: np.ndarray
     n_customers: int
+    scheme: str = DEFAULT_SCHEME
 
     @property
     def mean_jaccard(self) -> np.ndarray:
@@ -247,9 +263,20 @@ class BootstrapResult:
             return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
     @property
+    def jaccard_interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """95 % interval of each segment's mean Jaccard (mean +- 1.96 standard errors, clipped to 0..1)."""
+        with np.errstate(invalid="ignore"):
+            counts = np.isfinite(self.jaccard).sum(axis=0)
+            sd = np.array([np.nanstd(col, ddof=1) if c > 1 else 0.0 for col, c in zip(self.jaccard.T, counts)])
+            half = _Z95 * sd / np.sqrt(np.maximum(counts, 1))
+        means = self.mean_jaccard
+        return np.clip(means - half, 0.0, 1.0), np.clip(means + half, 0.0, 1.0)
+
+    @property
     def verdicts(self) -> list[str]:
-        """Hennig's verdict per segment."""
-        return [verdict(float(v)) for v in self.mean_jaccard]
+        """Hennig's verdict per segment: a band when the interval of its mean lies in it, else "borderline"."""
+        low, high = self.jaccard_interval
+        return [verdict_interval(float(a), float(b)) for a, b in zip(low, high)]
 
     @property
     def dissolved(self) -> np.ndarray:
@@ -275,13 +302,13 @@ class BootstrapResult:
         """
         names = names or [f"Segment {i}" for i in range(self.k)]
         means = self.mean_jaccard
-        solid = [i for i, v in enumerate(means) if v >= 0.75]
-        weak = [i for i, v in enumerate(means) if not v >= 0.75]
-        parts = [f"{len(solid)} of {self.k} segments are stable (mean Jaccard >= 0.75 over "
+        verdicts = self.verdicts
+        solid = [i for i, v in enumerate(verdicts) if v in ("stable", "highly stable")]
+        weak = [i for i in range(self.k) if i not in solid]
+        parts = [f"{len(solid)} of {self.k} segments are stable (mean Jaccard >= 0.75, with its interval, over "
                  f"{self.resamples} resamples)"]
         if weak:
-            parts.append("; " + ", ".join(f"{names[i]} is {verdict(float(means[i]))} ({means[i]:.2f})"
-                                          for i in weak))
+            parts.append("; " + ", ".join(f"{names[i]} is {verdicts[i]} ({means[i]:.2f})" for i in weak))
         ari = self.ari
         med = float(np.median(ari)) if len(ari) else float("nan")
         low = float(np.quantile(ari, 0.05)) if len(ari) else float("nan")
@@ -306,11 +333,13 @@ class BootstrapResult:
             quantiles and the dissolved / recovered counts.
         """
         means = self.mean_jaccard
+        low, high = self.jaccard_interval
         ari = self.ari.astype(float)
         return {
             "k": self.k, "resamples": self.resamples, "seed": self.seed, "n_init": self.n_init,
-            "n_customers": self.n_customers,
+            "n_customers": self.n_customers, "scheme": self.scheme, "scheme_description": SCHEMES[self.scheme],
             "jaccard": {str(i): _round(v) for i, v in enumerate(means)},
+            "jaccard_interval": {str(i): [_round(a), _round(b)] for i, (a, b) in enumerate(zip(low, high))},
             "verdict": {str(i): t for i, t in enumerate(self.verdicts)},
             "jaccard_quantiles": {str(i): {q: _round(np.nanquantile(self.jaccard[:, i], p))
                                            if np.isfinite(self.jaccard[:, i]).any() else None
@@ -336,14 +365,24 @@ def _resample_rows(seed: int, b: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, b]).integers(0, n, n)
 
 
+def _refit(Z: np.ndarray, k: int, n_init: int, seed: int) -> np.ndarray:
+    """Labels of a k-means refit: the one place this module fits k-means (an engine can replace it)."""
+    from .engines import get_engine
+
+    return get_engine("numpy").cluster(Z, k, n_init=n_init, seed=seed).labels
+
+
 def _one_resample(Z: np.ndarray, labels: np.ndarray, k_ref: int, k: int, seed: int, b: int,
-                  n_init: int) -> tuple[np.ndarray, float]:
+                  n_init: int, scheme: str = DEFAULT_SCHEME) -> tuple[np.ndarray, float]:
     rows = _resample_rows(seed, b, len(Z))
-    fit = kmeans(Z[rows], k, n_init=n_init, seed=seed + 1 + b)
-    # Each customer once: identical points always share a cluster, so the first copy speaks for all.
     unique, first = np.unique(rows, return_index=True)
+    if scheme == "clusterboot":
+        # clusterboot's default: the distinct drawn customers, each clustered once.
+        new = _refit(Z[unique], k, n_init, seed + 1 + b)
+    else:
+        # Refit on the draw with duplicates; identical points share a cluster, so the first copy speaks for all.
+        new = _refit(Z[rows], k, n_init, seed + 1 + b)[first]
     ref = labels[unique]
-    new = fit.labels[first]
     table = np.zeros((k_ref, k), dtype=np.int64)
     np.add.at(table, (ref, new), 1)
     jac = jaccard_matrix(table).max(axis=1)
@@ -375,7 +414,8 @@ def _run(tasks: list, n_jobs: int, progress: Progress | None, label: str) -> lis
 
 def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resamples: int = 100,
                         seed: int = DEFAULT_SEED, n_init: int = 10, n_jobs: int = 1,
-                        max_rows: int = MAX_ROWS, progress: Progress | None = None) -> BootstrapResult:
+                        max_rows: int = MAX_ROWS, scheme: str = DEFAULT_SCHEME,
+                        progress: Progress | None = None) -> BootstrapResult:
     """Hennig's bootstrap stability of a segmentation: per-segment Jaccard and ARI per refit.
 
     Parameters
@@ -401,6 +441,10 @@ def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resample
         Above this many customers the resamples are drawn from a seeded uniform
         subsample of this size: B full refits of 100K customers would take minutes,
         and segment stability is a property of the segments, not of n.
+    scheme : {"clusterboot", "multipleboot"}, default "clusterboot"
+        ``"clusterboot"``: refit on the distinct drawn customers, each once (fpc's default,
+        ``multipleboot=FALSE``, the scheme Hennig's thresholds refer to); ``"multipleboot"``:
+        refit on the draw with its duplicates.
     progress : callable, optional
         ``progress(done, total, message)`` after each refit.
 
@@ -408,6 +452,8 @@ def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resample
     -------
     BootstrapResult
     """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
     n = len(Z)
@@ -422,12 +468,12 @@ def bootstrap_stability(Z: np.ndarray, labels, k: int | None = None, *, resample
     k = int(k or k_ref)
     if not 2 <= k < n:
         raise ValueError(f"k must be between 2 and {n - 1} for {n} customers, got {k}")
-    tasks = [lambda b=b: _one_resample(Z, labels, k_ref, k, seed, b, n_init) for b in range(resamples)]
+    tasks = [lambda b=b: _one_resample(Z, labels, k_ref, k, seed, b, n_init, scheme) for b in range(resamples)]
     results = _run(tasks, n_jobs, progress, "bootstrap refit")
     jaccard = np.vstack([r[0] for r in results])
     ari = np.array([r[1] for r in results])
     return BootstrapResult(k=k_ref, resamples=resamples, seed=seed, n_init=n_init, jaccard=jaccard, ari=ari,
-                           n_customers=n)
+                           n_customers=n, scheme=scheme)
 
 
 def stability_per_k(Z: np.ndarray, k_values, resamples: int = 20, seed: int = DEFAULT_SEED, *,
@@ -462,8 +508,8 @@ def stability_per_k(Z: np.ndarray, k_values, resamples: int = 20, seed: int = DE
     ks = [int(k) for k in k_values]
     out = {}
     for i, k in enumerate(ks):
-        ref = kmeans(Z, k, n_init=reference_n_init, seed=seed)
-        result = bootstrap_stability(Z, ref.labels, k, resamples=resamples, seed=seed, n_init=n_init, n_jobs=n_jobs)
+        ref = _refit(Z, k, reference_n_init, seed)
+        result = bootstrap_stability(Z, ref, k, resamples=resamples, seed=seed, n_init=n_init, n_jobs=n_jobs)
         out[k] = float(result.ari.mean())
         if progress:
             progress(i + 1, len(ks), f"k={k}")

@@ -43,16 +43,18 @@ import numpy as np
 import pandas as pd
 
 from .loading import DataFileError
-from .matching import carry_names, match_centroids, numbers_from_match, renumber
+from .matching import carry_names, match_centroids, match_members, numbers_from_match, renumber
 from .model import DEFAULT_SEED, SegmentationModel
 from .pipeline import Prepared, fit_model, model_metadata, prepare
 from .registry import Registry
 from .stability import adjusted_rand, bootstrap_stability
+from .views import views_after_save
 
 __all__ = [
     "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS", "STABILITY_MAX_ROWS",
     "RetrainCancelled", "Reference", "RetrainResult", "parse_upload_limit", "check_upload", "preview",
-    "identity", "compare_candidate", "COMMON_KEYS", "stability_summary", "sweep_summary", "retrain",
+    "identity", "suggested_names", "adopt_suggested_names", "train_with_identity", "compare_candidate", "COMMON_KEYS", "stability_summary",
+    "sweep_summary", "retrain",
 ]
 
 STEPS = ("load", "clean", "features", "fit", "sweep", "profiles", "stability", "compare", "save")
@@ -228,15 +230,8 @@ def preview(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- identity
 def _overlap_match(reference_labels: np.ndarray, candidate_labels: np.ndarray, k_ref: int, k_new: int) -> np.ndarray:
-    """Match candidate segments to reference segments by shared customers (Hungarian, most shared)."""
-    from scipy.optimize import linear_sum_assignment  # deferred like core.matching
-
-    table = np.zeros((k_new, k_ref))
-    np.add.at(table, (np.asarray(candidate_labels, int), np.asarray(reference_labels, int)), 1.0)
-    rows, cols = linear_sum_assignment(-table)
-    match = np.full(k_new, -1, dtype=int)
-    match[rows] = cols
-    return match
+    """Match candidate segments to reference segments by shared customers (core.matching.match_members)."""
+    return match_members(reference_labels, candidate_labels, k_ref, k_new)
 
 
 def identity(model: SegmentationModel, frame: pd.DataFrame, reference: Reference | None) -> tuple[dict, str]:
@@ -270,6 +265,176 @@ def identity(model: SegmentationModel, frame: pd.DataFrame, reference: Reference
     return {int(match[j]): int(new_number[j]) for j in range(model.k) if match[j] >= 0}, method
 
 
+def suggested_names(names: list, generated: list, reference_generated: list | None, new_of_ref: dict) -> list[dict]:
+    """Segments whose persona changed with a refit: the name they carry and the name the new data suggests.
+
+    Parameters
+    ----------
+    names : list of str
+        The candidate's names (carried from the reference where matched).
+    generated : list of str
+        Persona names the new data gives the candidate's segments.
+    reference_generated : list of str or None
+        Persona names the reference's own data gave its segments (None: compare with ``names``).
+    new_of_ref : dict
+        Reference segment -> candidate segment, as :func:`identity` returns.
+
+    Returns
+    -------
+    list of dict
+        ``{"segment", "name", "suggested"}`` for each matched segment whose persona changed.
+    """
+    out = []
+    for ref, new in sorted(new_of_ref.items(), key=lambda kv: kv[1]):
+        was = reference_generated[ref] if reference_generated and ref < len(reference_generated) else names[new]
+        if str(generated[new]) != str(was) and str(generated[new]) != str(names[new]):
+            out.append({"segment": int(new), "name": str(names[new]), "suggested": str(generated[new])})
+    return out
+
+
+def adopt_suggested_names(meta: dict, segments=None) -> dict:
+    """Metadata changes giving a version's segments whose persona changed the name its data suggests.
+
+    Parameters
+    ----------
+    meta : dict
+        The version's metadata (``segment_names`` and ``suggested_names`` and/or ``comparison``).
+    segments : iterable of int, optional
+        Only these segments (default: every segment with a suggestion).
+
+    Returns
+    -------
+    dict
+        ``segment_names`` (unique), ``suggested_names`` (now empty) and, when the version has one,
+        ``comparison`` with the adopted names; for :meth:`core.registry.Registry.update_meta`.
+
+    Raises
+    ------
+    ValueError
+        No segment has a suggested name that differs from its current one.
+    """
+    names = [str(n) for n in meta.get("segment_names") or []]
+    suggestions = {int(s["segment"]): str(s["suggested"]) for s in meta.get("suggested_names") or []}
+    comparison = meta.get("comparison")
+    if comparison:
+        suggestions.update({int(r["segment"]): str(r["generated_name"]) for r in comparison.get("segments", [])
+                            if r.get("persona_changed")})
+    only = None if segments is None else {int(s) for s in segments}
+    suggestions = {s: n for s, n in suggestions.items()
+                   if s < len(names) and names[s] != n and (only is None or s in only)}
+    if not suggestions:
+        raise ValueError("no segment of this version has a suggested name different from its current one")
+    wanted = [suggestions.get(i, n) for i, n in enumerate(names)]
+    names = carry_names(wanted, {i: i for i in range(len(wanted))}, wanted)
+    changes = {"segment_names": names, "suggested_names": []}
+    if comparison:
+        rows = [dict(r, name=names[r["segment"]], renamed=r.get("matched") is None or names[r["segment"]] != r.get(
+            "matched_name")) for r in comparison.get("segments", [])]
+        changes["comparison"] = dict(comparison, segments=rows)
+    return changes
+
+
+def train_with_identity(source=None, *, registry: Registry, k: int = 6, features=None, seed: int = DEFAULT_SEED,
+                        n_init: int = 10, activate: bool = True, adopt_suggested: bool = False,
+                        progress: Callable[[str], None] | None = None, engine: str = "numpy",
+                        chunk_rows: int | None = None, sample_size: int | None = None, stream: bool | None = None,
+                        **fit_options) -> tuple[str, SegmentationModel, dict]:
+    """Train and register a model that keeps the active model's segment identity (as the dashboard's retrain).
+
+    Segments are matched to the active model's (:func:`identity`), keep its numbers (so its
+    colours) and its names, user renames included; segments whose persona changed are listed
+    in ``meta["suggested_names"]`` (and take the suggested name with ``adopt_suggested``).
+
+    Parameters
+    ----------
+    source : path-like or bytes, optional
+    registry : Registry
+    k, features, seed, n_init
+        As :func:`core.pipeline.fit_model`.
+    activate : bool, default True
+    adopt_suggested : bool, default False
+        Give segments whose persona changed the suggested name instead of the carried one.
+    progress : callable, optional
+        Called with each step name.
+    engine : {"numpy", "spark"}, default "numpy"
+    chunk_rows : int, optional
+        Stream the file in chunks of this many rows (:func:`core.pipeline.streaming_source`
+        also streams large files on its own).
+    sample_size : int, optional
+        Rows of the stratified ``sample`` artifact (default 50,000).
+    stream : bool, optional
+        Force or forbid streaming.
+    **fit_options
+        Passed on to :func:`core.pipeline.fit_model`.
+
+    Returns
+    -------
+    version : str
+    model : SegmentationModel
+    meta : dict
+    """
+    from pathlib import Path
+
+    from .pipeline import (fit_streamed, memory_artifacts, resolve_data_path, streamed_metadata, streaming_source,
+                           summarise_streamed, version_artifacts)
+
+    step = progress or (lambda _msg: None)
+    data_path = None
+    if source is None or not isinstance(source, (bytes, bytearray)):
+        source = resolve_data_path(source)
+        data_path = str(Path(source).resolve())
+    src = streaming_source(source, engine=engine, chunk_rows=chunk_rows, stream=stream)
+    if src is not None:  # beyond memory: nothing below holds the whole table
+        streamed = fit_streamed(src, k=k, features=features, seed=seed, n_init=n_init, engine=engine,
+                                chunk_rows=chunk_rows, progress=step)
+        model, prepared = streamed.model, streamed.prepared
+    else:
+        streamed = None
+        prepared = prepare(source, progress=step)
+        step("fit")
+        model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init, **fit_options)
+    reference = None
+    active = registry.active_version()
+    if active is not None:
+        ref_model, ref_meta = registry.load(active)
+        ref_names = list(ref_meta.get("segment_names") or [])
+        ref_names += [f"Segment {i}" for i in range(len(ref_names), ref_model.k)]
+        reference = Reference(model=ref_model, version=active, names=ref_names)
+    if streamed is not None:
+        from .aggregates import reorder_segments
+
+        # The stratified sample stands for the table from here on (identity, personas, views).
+        aggregates, sample, segments = summarise_streamed(streamed, sample_size=sample_size, progress=step)
+        before, model.labels_ = model.centroids_.copy(), segments
+        new_of_ref, method = identity(model, sample, reference)
+        model.labels_ = None
+        aggregates = reorder_segments(aggregates, before, model.centroids_)
+        artifacts = version_artifacts(aggregates, sample, model.predict(sample), of_rows=prepared.report.rows_used,
+                                      seed=seed, size=sample_size)
+        meta = streamed_metadata(streamed, aggregates, data_path=data_path)
+    else:
+        new_of_ref, method = identity(model, prepared.frame, reference)
+        step("profiles")
+        meta = model_metadata(model, prepared, data_path=data_path)
+        artifacts = memory_artifacts(model, prepared, sample_size=sample_size)
+    generated = list(meta["segment_names"])
+    suggestions = []
+    if reference is not None:
+        meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
+        suggestions = suggested_names(meta["segment_names"], generated, ref_meta.get("generated_names"), new_of_ref)
+        if adopt_suggested and suggestions:
+            adopted = {s["segment"]: s["suggested"] for s in suggestions}
+            meta["segment_names"] = carry_names([adopted.get(i, n) for i, n in enumerate(meta["segment_names"])],
+                                                {i: i for i in range(model.k)}, generated)
+    meta.update(generated_names=generated, suggested_names=[] if adopt_suggested else suggestions, identity={
+        "reference_version": reference.version if reference else None, "method": method,
+        "matched": {str(r): int(c) for r, c in sorted(new_of_ref.items())}})
+    step("save")
+    version = registry.save(model, meta, activate=activate, artifacts=artifacts)
+    views_after_save(registry, version, model, prepared, data_path=data_path, meta=meta)  # pages precomputed
+    return version, model, meta
+
+
 # ---------------------------------------------------------------------------- summaries
 def sweep_summary(result) -> dict:
     """The parts of a :class:`core.selection.SweepResult` worth keeping with a model version.
@@ -281,12 +446,17 @@ def sweep_summary(result) -> dict:
     Returns
     -------
     dict
-        ``recommended_k``, ``reason``, ``votes``, ``k_min``, ``k_max`` and ``silhouette`` per k.
+        ``recommended_k``, ``reason``, ``votes``, ``k_min``, ``k_max``, ``silhouette`` per k and
+        ``criteria``: every measured criterion of :data:`core.criteria.CRITERIA` per k.
     """
+    from .criteria import CRITERIA
+
     ks = [r.k for r in result.results]
+    criteria = {c.name: {str(r.k): round(float(r.value(c.name)), 6) for r in result.results}
+                for c in CRITERIA if all(r.value(c.name) is not None for r in result.results)}
     return {"recommended_k": int(result.recommended_k), "reason": result.reason,
             "votes": {c: int(k) for c, k in result.votes.items()}, "k_min": min(ks), "k_max": max(ks),
-            "silhouette": {str(r.k): round(float(r.silhouette), 6) for r in result.results}}
+            "silhouette": {str(r.k): round(float(r.silhouette), 6) for r in result.results}, "criteria": criteria}
 
 
 def stability_summary(result) -> dict:
@@ -307,7 +477,7 @@ def stability_summary(result) -> dict:
     return {"resamples": int(result.resamples),
             "mean_jaccard": round(float(finite.mean()), 4) if len(finite) else None,
             "per_segment": [round(float(v), 4) if np.isfinite(v) else None for v in means],
-            "verdicts": list(result.verdicts),
+            "verdicts": list(result.verdicts), "scheme": getattr(result, "scheme", "clusterboot"),
             "ari_median": round(float(np.median(result.ari)), 4) if len(result.ari) else None}
 
 
@@ -445,7 +615,7 @@ def retrain(source, *, registry: Registry, name: str | None = None, data_path: s
             features=None, seed: int = DEFAULT_SEED, n_init: int = 10, reference: Reference | None = None,
             sweep_max: int = 10, stability_resamples: int = 20, drift_resamples: int = 10,
             progress: Progress | None = None, should_stop: ShouldStop | None = None,
-            lock_wait: float = 0.0) -> RetrainResult:
+            lock_wait: float = 0.0, mapping=None, kind: str | None = None) -> RetrainResult:
     """Train a candidate model on new data and save it as a new, inactive version.
 
     Parameters
@@ -476,6 +646,12 @@ def retrain(source, *, registry: Registry, name: str | None = None, data_path: s
         Asked before every step; True cancels the run (:class:`RetrainCancelled`), nothing is saved.
     lock_wait : float, default 0
         Seconds to wait for another training on the same registry.
+    mapping : core.mapping.Mapping, optional
+        How the file's columns become customers (a customer table or transaction log); the version
+        keeps it as its ``mapping`` artifact. With neither ``mapping`` nor ``kind`` the file is read as
+        the canonical customer file, as before.
+    kind : str, optional
+        ``"customers"`` or ``"transactions"`` (the mapping is then suggested from the file).
 
     Returns
     -------
@@ -501,7 +677,17 @@ def retrain(source, *, registry: Registry, name: str | None = None, data_path: s
         report(STEPS.index(step), total, step)
 
     with registry.training_lock(wait=lock_wait):
-        prepared = prepare(source, name=name, progress=enter)
+        used = None
+        if mapping is not None or kind not in (None, "canonical"):
+            from .mapping import feature_ranges, input_summary, parse_features, prepare_input
+
+            prepared, used = prepare_input(source, name=name, kind=kind, mapping=mapping, progress=enter)
+            features = used.features = parse_features(features, prepared, used)
+            used.ranges = feature_ranges(prepared.frame, features)
+            if reference is not None and not all(f in prepared.frame for f in reference.model.features):
+                reference = None  # other data altogether: no segment identity to carry, nothing to compare
+        else:
+            prepared = prepare(source, name=name, progress=enter)
         enter("fit")
         model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init)
         new_of_ref, method = identity(model, prepared.frame, reference)
@@ -515,6 +701,8 @@ def retrain(source, *, registry: Registry, name: str | None = None, data_path: s
             sweep_info = sweep_summary(sweep(Z, 2, max(2, min(sweep_max, n - 1)), seed=seed, current_k=model.k))
         enter("profiles")
         meta = model_metadata(model, prepared, data_path=data_path)
+        if used is not None:  # the input's kind and, for transaction logs, RFM groups and names
+            meta.update(input_summary(prepared, model.labels_, used))
         generated = list(meta["segment_names"])
         if reference is not None:
             meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
@@ -536,6 +724,9 @@ def retrain(source, *, registry: Registry, name: str | None = None, data_path: s
                                            generated=generated, drift_resamples=drift_resamples, seed=seed)
             meta["comparison"] = comparison
         enter("save")
-        version = registry.save(model, meta, activate=False)
+        version = registry.save(model, meta, activate=False,
+                                artifacts={"mapping": used.to_json()} if used is not None else None)
+        if used is None:  # the pages' views, precomputed (core/views.py): no visitor waits for them
+            views_after_save(registry, version, model, prepared, data_path=data_path, meta=meta)
     report(total, total, "done")
     return RetrainResult(version=version, model=model, meta=meta, comparison=comparison, prepared=prepared)

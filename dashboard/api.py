@@ -368,8 +368,14 @@ def _create_blueprint() -> flask.Blueprint:
             return _error(400, "bad_request", f"the body is not valid JSON ({reason})")
         live = services().live_model()
         model = live.model
+        fields = mapped_fields(services(), live)
         try:
-            rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
+            if fields is None:
+                rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
+            else:  # a model of a customer table or transaction log: its own features (issue 18)
+                from core.mapping import mapped_request
+
+                rows, ids, _batch = mapped_request(body, model.features, fields, cfg.max_batch)
         except scoring.ValidationFailed as exc:
             return _error(422, "invalid_input", f"{len(exc.errors)} invalid or missing field(s): {exc}",
                           errors=exc.errors)
@@ -459,13 +465,23 @@ def _create_blueprint() -> flask.Blueprint:
     @bp.route(f"{API_PREFIX}/segments", methods=["GET"])
     def segments():
         live = services().live_model()
-        return _json({"model_version": live.version, "segments": services().segments_summary()})
+        rows = services().segments_summary()
+        # Each segment's threshold rule (core.rules: IMM tree), with its fidelity; the whole set's below.
+        rules = services().analyses.rules()
+        by_segment = {r.segment: r.to_dict() for r in rules.segments}
+        rows = [dict(row, rule={key: by_segment[row["segment"]][key] for key in
+                                ("rule", "sql", "pandas", "fidelity", "precision")})
+                if row["segment"] in by_segment else row for row in rows]
+        return _json({"model_version": live.version, "segments": rows,
+                      "rules": {key: v for key, v in rules.to_dict().items() if key in
+                                ("method", "fidelity", "price", "n_customers")}})
 
     @bp.route(f"{API_PREFIX}/openapi.json", methods=["GET"])
     def openapi():
         live = services().live_model()
         doc = openapi_document(live.model.features, version=live.version,
-                               max_batch=settings().max_batch, max_body=settings().max_body)
+                               max_batch=settings().max_batch, max_body=settings().max_body,
+                               fields=mapped_fields(services(), live))
         # The active model's segments are the only ones an audience can name.
         doc["components"]["schemas"]["AudienceRequest"]["properties"]["segments"]["items"]["maximum"] = \
             int(live.model.k) - 1
@@ -630,14 +646,37 @@ def _err(description: str, headers: dict | None = None) -> dict:
     return out
 
 
+def mapped_fields(svc, live) -> dict | None:
+    """Accepted fields of a model trained through a column mapping (None for the canonical fields; cached)."""
+    if all(f in scoring.FIELD_BOUNDS for f in live.model.features):
+        return None
+    from core.mapping import accepted_fields
+
+    def read():
+        try:
+            return accepted_fields(svc.registry.artifact_json(live.version, "mapping"), live.model.features) or {}
+        except RegistryError:
+            return {}
+    return svc.results.local(("mapping-fields", live.version), read)
+
+
 def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BATCH,
-                     max_body: int = DEFAULT_MAX_BODY) -> dict:
-    """The OpenAPI 3.0 document of the API for a model with these features."""
-    customer = scoring.customer_schema(features)
+                     max_body: int = DEFAULT_MAX_BODY, fields: dict | None = None) -> dict:
+    """The OpenAPI 3.0 document of the API for a model with these features (``fields``: a mapped model's)."""
+    if fields is not None:
+        from core.mapping import mapped_schema
+
+        customer = mapped_schema(features, fields)
+    else:
+        customer = scoring.customer_schema(features)
     customer["description"] = ("One customer: each of the model's features, or the raw columns it derives from "
                                f"(Year_Birth -> Age = {scoring.REFERENCE_YEAR} - Year_Birth; Kidhome + Teenhome "
                                "-> Total_Children; the six Mnt* -> Total_Spending). An explicit feature wins. "
                                "Other fields are ignored; every known numeric field given must be valid.")
+    if fields is not None:
+        customer["description"] = ("One customer: each of the model's features (a feature clustered on a log "
+                                   "scale, NAME_log, may be given in the data's own units as NAME). Other fields are "
+                                   "ignored; every known numeric field given must be valid.")
     single = {"allOf": [{"$ref": "#/components/schemas/Customer"}, {"not": {"required": ["customers"]}}]}
     batch = {"type": "object", "required": ["customers"], "properties": {"customers": {
         "type": "array", "maxItems": max_batch, "items": {"$ref": "#/components/schemas/Customer"}}}}
@@ -783,7 +822,15 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                     "description": {"type": "string"}, "size": {"type": "integer", "minimum": 0},
                     "share": {"type": "number", "minimum": 0, "maximum": 1},
                     "means": {"type": "object", "additionalProperties": {"type": "number", "nullable": True}},
-                    "response_rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}}}}}},
+                    "response_rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+                    "rule": {"type": "object", "description": "Threshold rule of the segment (IMM tree)",
+                             "properties": {"rule": {"type": "string"}, "sql": {"type": "string"},
+                                            "pandas": {"type": "string"},
+                                            "fidelity": {"type": "number", "nullable": True},
+                                            "precision": {"type": "number", "nullable": True}}}}}},
+                "rules": {"type": "object", "properties": {
+                    "method": {"type": "string"}, "fidelity": {"type": "number", "nullable": True},
+                    "price": {"type": "number", "nullable": True}, "n_customers": {"type": "integer"}}}}},
             "Error": _error_schema(),
             "Monitoring": _monitoring_schema(),
             "AudienceRequest": _audience_request_schema(),

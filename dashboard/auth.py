@@ -46,6 +46,7 @@ PROTECTED_OUTPUTS = {
     ids.DATA_RETRAIN_STORE: "retrain",
     ids.DATA_SEED_DOWNLOAD: "export_model",  # pickles of the model: analysts and admins
     ids.DATA_ACTION_STORE: "activate",  # activate, delete and roll back share one callback: all need admin
+    ids.DATA_ADOPT_STORE: "rename",  # adopting a suggested segment name is a rename
     ids.MONITORING_RESET_STORE: "reset_monitoring",
     ids.CAMPAIGNS_SAVED: "campaign",
     ids.CAMPAIGNS_RESULTS_STORE: "campaign",

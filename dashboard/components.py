@@ -1,6 +1,7 @@
 """Small layout factories: navbar, KPI card, graph card, persona card, empty state."""
 from __future__ import annotations
 
+import functools
 import numbers
 
 import dash
@@ -8,11 +9,12 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from . import ids
-from .theme import segment_colour
+from .figures.describe import describe
+from .theme import segment_colour, segment_text_colour
 
-__all__ = ["GRAPH_CONFIG", "graph", "navbar", "kpi_card", "graph_card", "persona_card", "empty_state",
-           "segment_badge", "segment_options", "page_header", "table", "may", "permission_note", "as_actor",
-           "model_unavailable"]
+__all__ = ["GRAPH_CONFIG", "graph", "chart_text", "described", "describes_figures", "scroll_box", "navbar",
+           "kpi_card", "graph_card", "persona_card", "empty_state", "segment_badge", "segment_options", "page_header",
+           "table", "may", "permission_note", "as_actor", "model_unavailable"]
 
 
 # Every chart's mode bar: on hover only (it covered the first bar), no plotly logo, and nothing that sends
@@ -33,6 +35,70 @@ def graph(graph_id: str, *, config: dict | None = None, **kwargs) -> dcc.Graph:
     return dcc.Graph(id=graph_id, config={**GRAPH_CONFIG, **(config or {})}, **kwargs)
 
 
+def chart_text(graph_id: str, figure=None, title: str | None = None) -> list:
+    """A chart's text alternative: its summary sentence and, behind "View as table", its data (issue 16).
+
+    Filled from ``figure`` when the layout has one; a callback that draws the chart later refreshes both with
+    :func:`described`. The ids are pattern-matching ({"type": CHART_SUMMARY / CHART_TABLE, "graph": graph_id}).
+    """
+    summary, rows = _chart_words(figure)
+    # Not a live region: a form that redraws charts on every keystroke would talk over the answer itself.
+    return [html.P(summary, id={"type": ids.CHART_SUMMARY, "graph": graph_id}, className="chart-summary small"),
+            html.Details([html.Summary("View as table"),
+                          scroll_box(html.Div(rows, id={"type": ids.CHART_TABLE, "graph": graph_id}),
+                                     f"{title or 'Chart'}: data")], className="chart-table")]
+
+
+def _chart_words(figure) -> tuple[str, list]:
+    """(summary, table components) of a figure; a place-holder sentence while it is not drawn yet."""
+    if figure is None:
+        return "The chart is being drawn.", []
+    text = describe(figure)
+    head = html.Thead(html.Tr([html.Th(c, scope="col") for c in text.columns]))
+    body = html.Tbody([html.Tr([html.Th(row[0], scope="row", className="fw-normal")] + [html.Td(v) for v in row[1:]])
+                       for row in text.rows])
+    out = [dbc.Table([head, body], bordered=False, hover=False, size="sm", className="mb-0")] \
+        if text.columns and text.rows else []
+    if text.note:
+        out.append(html.P(text.note, className="small text-muted mb-0"))
+    return text.summary, out
+
+
+def described(figure, graph_id: str):
+    """``figure``, with the chart's summary and table updated beside it (call it in a callback that returns a
+    figure for ``graph_id``; outside a callback it only returns the figure)."""
+    summary, rows = _chart_words(figure)
+    try:
+        dash.set_props({"type": ids.CHART_SUMMARY, "graph": graph_id}, {"children": summary})
+        dash.set_props({"type": ids.CHART_TABLE, "graph": graph_id}, {"children": rows})
+    except (LookupError, AttributeError):  # not inside a callback (a layout, a unit test)
+        pass
+    return figure
+
+
+def describes_figures(func):
+    """Decorator for a page callback (placed under ``@callback``): every figure it returns for a graph gets that
+    chart's summary and table refreshed beside it (:func:`described`), whatever its outputs' order."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        result = func(*args, **kwargs)
+        outputs = dash.callback_context.outputs_list
+        pairs = [(outputs, result)] if isinstance(outputs, dict) else zip(
+            outputs, result if isinstance(result, list | tuple) else [result])
+        for output, value in pairs:
+            if (isinstance(output, dict) and output.get("property") == "figure" and isinstance(output.get("id"), str)
+                    and (hasattr(value, "to_plotly_json") or (isinstance(value, dict) and "data" in value))):
+                described(value, output["id"])
+        return result
+    return wrapper
+
+
+def scroll_box(child, label: str = "Table") -> html.Div:
+    """A box that scrolls sideways when its content is wider than the screen; focusable, so a keyboard can
+    scroll it too (WCAG 2.1.1), and named for a screen reader."""
+    return html.Div(child, className="table-responsive", tabIndex="0", role="region", **{"aria-label": label})
+
+
 def navbar() -> dbc.Navbar:
     """Top navigation built from Dash's page registry, with the data/model status on the right."""
     pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order", 99))
@@ -51,7 +117,7 @@ def navbar() -> dbc.Navbar:
 
 def page_header(title: str, subtitle: str | None = None) -> html.Div:
     """Page title with an optional one-line explanation."""
-    return html.Div([html.H2(title, className="h4 mb-1"),
+    return html.Div([html.H1(title, className="h4 mb-1"),
                      html.P(subtitle, className="text-muted mb-3") if subtitle else None])
 
 
@@ -76,8 +142,10 @@ def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, conf
     body = dcc.Loading(chart, type="circle", delay_show=250)
     if min_width:
         body = html.Div(body, className="graph-scroll")
+    # The chart as a figure named by its title, with its summary and data as text under it (issue 16).
+    body = html.Figure([body, *chart_text(graph_id, figure, title)], className="chart-figure", **{"aria-label": title})
     return dbc.Card([
-        dbc.CardHeader(html.Span(title, className="fw-semibold")),
+        dbc.CardHeader(html.H2(title, className="card-heading")),
         # `is not None`: a childless component (a lone dcc.Dropdown) has len() 0, so it is falsy.
         dbc.CardBody([extra, body] if extra is not None else body),
     ], className="mb-3 shadow-sm")
@@ -86,7 +154,7 @@ def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, conf
 def segment_badge(segment: int, name: str, href: str | None = None) -> html.Span:
     """A segment's name on its colour; links to its profile when ``href`` is given."""
     badge = html.Span(name, className="badge segment-badge",
-                      style={"backgroundColor": segment_colour(segment)})
+                      style={"backgroundColor": segment_colour(segment), "color": segment_text_colour(segment)})
     return dcc.Link(badge, href=href) if href else badge
 
 
@@ -120,8 +188,8 @@ def segment_options(names: list[str]) -> list[dict]:
     return [{"label": f"{i} · {n}", "value": i} for i, n in enumerate(names)]
 
 
-def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_name: str = "") -> dbc.Table:
-    """A compact Bootstrap table from a small DataFrame."""
+def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_name: str = "") -> html.Div:
+    """A compact Bootstrap table from a small DataFrame, in a box that scrolls sideways when it is too wide."""
     df = frame.reset_index() if index else frame
 
     def fmt(v):
@@ -132,10 +200,10 @@ def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_nam
         if isinstance(v, numbers.Real):
             return float_format.format(v)
         return str(v)
-    head = html.Thead(html.Tr([html.Th(str(c)) for c in df.columns]))
+    head = html.Thead(html.Tr([html.Th(str(c), scope="col") for c in df.columns]))
     body = html.Tbody([html.Tr([html.Td(fmt(v)) for v in row]) for row in df.itertuples(index=False)])
-    return dbc.Table([head, body], bordered=False, hover=True, size="sm", responsive=True,
-                     className=f"mb-0 {class_name}")
+    return scroll_box(dbc.Table([head, body], bordered=False, hover=True, size="sm", className=f"mb-0 {class_name}"),
+                      "Table: " + ", ".join(str(c) for c in list(df.columns)[:3]))
 
 
 def may(action: str) -> tuple[bool, str | None]:

@@ -17,7 +17,7 @@ from . import ids
 from .api import register_api
 from .auth import LOGOUT_PATH, header_identity, install_auth
 from .components import navbar
-from .security import install_security
+from .security import install_security, slim_validation_layout
 from .services import CACHE_DIR, Services
 from .theme import BOOTSWATCH_THEME
 
@@ -93,12 +93,17 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
         background_callback_manager=_background_manager(cache_dir),
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
+    # Landmarks (issue 16): a skip link first in the tab order, the navbar in <header>, the page in one <main>.
     app.layout = lambda: html.Div([
         dcc.Location(id=ids.URL),
-        navbar(),
-        dbc.Container([html.Div(id=ids.APP_BANNER), dash.page_container], fluid=True, id=ids.PAGE_CONTAINER,
-                      className="pb-4"),
+        html.A("Skip to content", href=f"#{ids.MAIN_CONTENT}", id=ids.SKIP_LINK,
+               className="visually-hidden-focusable skip-link"),
+        html.Header(navbar()),
+        html.Main(dbc.Container([html.Div(id=ids.APP_BANNER), dash.page_container], fluid=True,
+                                id=ids.PAGE_CONTAINER, className="pb-4"), id=ids.MAIN_CONTENT, tabIndex="-1"),
     ])
+    # The page's language declared on Dash's template (screen readers pick their voice from it).
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     _guard_page_layouts()
 
     @server.errorhandler(RegistryError)
@@ -121,9 +126,14 @@ def _first_request(app: dash.Dash) -> None:
     callbacks are checked against the shell alone (hundreds of "ID not found" errors), and the first
     visitor would pay for the work: both are avoided by doing it once, now.
     """
+    # The active version's precomputed views (core/views.py) make the pages' layouts cheap; a version
+    # without them gets them now, at start, not on a visitor's request.
+    app.server.extensions["segmentlens"].analyses.ensure_views()
     response = app.server.test_client().get("/", headers={"User-Agent": "segmentlens-startup"})
     if response.status_code not in (200, 302):  # 302: sign-in required; a failing layout is a bug tests catch
         raise RuntimeError(f"the dashboard failed its first request ({response.status_code})")
+    # Every page's HTML carries the validation layout: its ids are what the browser checks, not ~0.5 MB of figures.
+    app.validation_layout = slim_validation_layout(app.validation_layout)
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:

@@ -249,3 +249,21 @@ MONITORING_CONTENT = "monitoring-content"
 # Data page: the seed-format scikit-learn export (analysts).
 DATA_SEED_EXPORT_BTN = "data-seed-export-btn"
 DATA_SEED_DOWNLOAD = "data-seed-download"
+# Accessibility (issue 16): the main landmark (the skip link's target) and every chart's text alternative.
+MAIN_CONTENT = "main-content"
+SKIP_LINK = "app-skip-link"
+CHART_SUMMARY = "chart-summary"  # pattern-matching type: {"type": CHART_SUMMARY, "graph": <graph id>}
+CHART_TABLE = "chart-table"  # pattern-matching type: {"type": CHART_TABLE, "graph": <graph id>}
+# Bring your own data (issue 18): the column mapping step on /data and the RFM groups beside the segments.
+DATA_MAP_ROLE = "data-map-role"  # pattern-matching type: {"type": DATA_MAP_ROLE, "column": <file column>}
+DATA_MAP_KIND = "data-map-kind"
+DATA_MAP_APPLY = "data-map-apply-btn"
+DATA_MAP_MSG = "data-map-message"
+DATA_RFM_TABLE = "data-rfm-crosstab"
+# Explainable and trustworthy segments (issue 11): rules per segment, the k-transition tree, suggested names.
+PROFILES_RULES = "profiles-rules"
+DIAG_KTREE = "diagnostics-ktree-graph"
+DIAG_KTREE_PROFILE = "diagnostics-ktree-profile"
+DATA_ADOPT_NAMES_BTN = "data-adopt-names-btn"  # pattern-matching type: {"type": ..., "version": <version>}
+DATA_MAP_BOX = "data-map-controls"
+DATA_ADOPT_STORE = "data-adopt-store"  # counts adopted suggested names (written by the adopt callback only)

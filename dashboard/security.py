@@ -11,9 +11,15 @@ Everything here is a property of the HTTP layer, not of a page: it is installed 
 - ``X-Forwarded-For`` is trusted only from the proxies listed in ``SEGMENTLENS_TRUSTED_PROXIES``.
 - Dash's background-callback handles carry the job's process id; the browser gets an opaque
   token instead (no PIDs in responses), mapped back on the way in.
+- Compression and caching (:func:`install_delivery`): brotli or gzip as the browser asks (identity
+  when it does not), static assets compressed once per process, fingerprinted assets cached for a
+  year (``immutable``), pages revalidated on every visit. Compression runs after every other
+  response hook, so the security headers (CSP hashes come from Dash's inline scripts, not from the
+  body) and the job-handle rewrite see the plain body.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import io
@@ -21,22 +27,33 @@ import ipaddress
 import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from urllib.parse import parse_qsl, urlencode
 
 import flask
 from dash.exceptions import DependencyException
+from dash.fingerprint import check_fingerprint
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import API_PREFIX, parse_size
 
-__all__ = ["install_security", "body_limits", "DASH_UPDATE_PATH", "LISTEN_HOST_KEY"]
+__all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "DASH_UPDATE_PATH",
+           "LISTEN_HOST_KEY", "IMMUTABLE"]
 
 DASH_UPDATE_PATH = "/_dash-update-component"
 LISTEN_HOST_KEY = "segmentlens.listen_host"
 _SMALL_BODY = 64 * 1024  # sign-in form and anything else that is not an upload or the API
 _JOB_RE = re.compile(r'"job"\s*:\s*"(\d+)\.([0-9a-f]{16,})"')
 _TOKEN_RE = re.compile(r"^j([0-9a-f]+)\.([0-9a-f]{16,})$")
+IMMUTABLE = "public, max-age=31536000, immutable"
+_SUITES = "/_dash-component-suites/"
+_STATIC_PREFIXES = (_SUITES, "/assets/", "/vendor/")
+# Dynamic responses are compressed on every request (fast levels); static assets once per process.
+_DYNAMIC_BR, _DYNAMIC_GZIP = 4, 6
+_STATIC_BR, _STATIC_GZIP = 6, 9
+_STATIC_CACHE_BYTES = 64 * 1024 * 1024
 
 
 def body_limits() -> dict[str, int]:
@@ -235,6 +252,7 @@ def install_security(app, secret: bytes) -> None:
             headers.update(_security_headers(app))
         return headers
 
+    install_delivery(server)  # compression and cache lifetimes, run after every other response hook
     jobs = _OpaqueJobs(server.wsgi_app, secret)
     server.wsgi_app = _ListenHost(_TrustedProxies(_BodyLimit(jobs, limits, security_headers),
                                                   parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))))
@@ -271,3 +289,150 @@ def install_security(app, secret: bytes) -> None:
         if flask.request.path.startswith(API_PREFIX + "/"):
             return flask.jsonify(error="not_found", message="no such endpoint", status=404), 404
         return flask.Response("404 Not Found\n", 404, mimetype="text/plain")
+
+
+# ---------------------------------------------------------------------------- compression and caching
+def _cache_control(path: str, args, response: flask.Response) -> str | None:
+    """The Cache-Control a response should carry (None: leave it as it is)."""
+    if response.status_code not in (200, 304):
+        return None
+    if path.startswith(_SUITES) and check_fingerprint(path[len(_SUITES):])[1]:
+        return IMMUTABLE  # Dash names the file after its package version and modification time
+    if path.startswith("/assets/") and args.get("m"):
+        return IMMUTABLE  # Dash adds ?m=<modification time> to every asset it links
+    if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
+        return "no-cache"  # every page load revalidates: a new model or release shows at once
+    return None
+
+
+class _Compressor:
+    """Brotli/gzip for every compressible response; static assets compressed once per process.
+
+    Dynamic responses (pages, callback and API JSON) go through Flask-Compress at fast levels.
+    A static asset is the same bytes for every visitor, so its compressed copy is kept in a
+    small per-process LRU keyed by content digest and algorithm (higher levels, paid once).
+    """
+
+    def __init__(self, server: flask.Flask):
+        from flask_compress import Compress
+        from flask_compress.flask_compress import _choose_algorithm  # pinned Flask-Compress==1.25
+
+        server.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"],
+                             COMPRESS_ALGORITHM_STREAMING=["br", "deflate"], COMPRESS_BR_LEVEL=_DYNAMIC_BR,
+                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=500)
+        self.compress = Compress(server)
+        self.mimetypes = set(server.config["COMPRESS_MIMETYPES"])
+        self.choose = _choose_algorithm
+        self._store: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def _static(self, data: bytes, algorithm: str) -> bytes:
+        key = (algorithm, hashlib.blake2b(data, digest_size=16).digest())
+        with self._lock:
+            blob = self._store.get(key)
+            if blob is not None:
+                self._store.move_to_end(key)
+                return blob
+        if algorithm == "br":
+            import brotli
+
+            blob = brotli.compress(data, quality=_STATIC_BR)
+        else:
+            import gzip
+
+            blob = gzip.compress(data, _STATIC_GZIP, mtime=0)
+        with self._lock:
+            if key not in self._store:
+                self._store[key] = blob
+                self._bytes += len(blob)
+            while self._bytes > _STATIC_CACHE_BYTES and len(self._store) > 1:
+                _, old = self._store.popitem(last=False)
+                self._bytes -= len(old)
+        return blob
+
+    def __call__(self, response: flask.Response) -> flask.Response:
+        request = flask.request
+        policy = _cache_control(request.path, request.args, response)
+        if policy:
+            response.headers["Cache-Control"] = policy
+        if response.mimetype == "text/html" and "no-store" in response.headers.get("Cache-Control", ""):
+            # The sign-in page carries a CSRF token next to text from the URL (``next``): compressing
+            # both together would let a network observer guess the token from sizes (BREACH).
+            return response
+        if not request.path.startswith(_STATIC_PREFIXES) or response.status_code != 200 \
+                or response.mimetype not in self.mimetypes or "Content-Encoding" in response.headers:
+            return self.compress.after_request(response)
+        vary = response.headers.get("Vary")
+        if not vary:
+            response.headers["Vary"] = "Accept-Encoding"
+        elif "accept-encoding" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Accept-Encoding"
+        algorithm = self.choose(("br", "gzip"), request.headers.get("Accept-Encoding", ""))
+        if algorithm is None:
+            return response
+        response.direct_passthrough = False  # send_file hands a file wrapper: read it
+        data = response.get_data()
+        if len(data) < 500:
+            return response
+        response.set_data(self._static(data, algorithm))
+        response.headers["Content-Encoding"] = algorithm
+        etag, weak = response.get_etag()
+        if etag and not weak:
+            response.set_etag(f"{etag}:{algorithm}")
+        # The browser revalidates an unfingerprinted asset (plotly.min.js) with the ETag it was given:
+        # answer 304 here, since the handler compared it with the uncompressed one.
+        return response.make_conditional(request)
+
+
+def install_delivery(server: flask.Flask) -> None:
+    """Compress responses (brotli or gzip, as the browser asks) and set cache lifetimes.
+
+    The hook is placed to run after every other ``after_request`` hook, the blueprints' included,
+    so whatever reads or rewrites a body does so before it is compressed.
+    """
+    compressor = _Compressor(server)
+    server.extensions["segmentlens_compressor"] = compressor
+    # Flask runs app-level hooks last-registered first, after the blueprints': index 0 runs last of all.
+    server.after_request_funcs.setdefault(None, []).insert(0, compressor)
+
+
+def slim_validation_layout(layout):
+    """The components of Dash's validation layout with their ids only, for the page's config.
+
+    With ``suppress_callback_exceptions`` off, Dash writes every page's whole layout into each
+    page's HTML (figures included, about 0.5 MB) so that the browser can check callbacks against
+    ids of other pages. The check needs each id and its component type, nothing else.
+    """
+    from dash import html
+    from dash.development.base_component import Component
+
+    stubs = []
+    for component in _walk(layout):
+        if getattr(component, "id", None) is None:
+            continue
+        stub = copy.copy(component)
+        for name in list(stub.__dict__):
+            if name != "id" and (name in getattr(stub, "_prop_names", ()) or name.startswith(("data-", "aria-"))):
+                delattr(stub, name)
+        stubs.append(stub)
+    return html.Div(stubs) if isinstance(layout, Component) else layout
+
+
+def _walk(node):
+    """Every Dash component under ``node`` (itself included), depth first."""
+    from dash.development.base_component import Component
+
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, Component):
+            yield item
+            for name in getattr(item, "_children_props", []) + ["children"]:
+                child = getattr(item, name.split(".")[0].replace("[]", "").replace("{}", ""), None)
+                if child is not None:
+                    stack.append(child)

@@ -234,3 +234,75 @@ def test_models_gc_reports_what_it_removed(small_registry):
                                         "removed 1 file (1,500 bytes)"]
     out = json.loads(run("models", "gc", "--json", env_models=root, check=0).stdout)
     assert out == {"removed": [], "files": 0, "bytes": 0, "skipped": []}
+
+
+def test_train_twice_keeps_renames_numbers_and_offers_suggested_names(tmp_path, capsys):
+    import numpy as np
+
+    from core.cli import main
+    from core.registry import Registry
+
+    root = tmp_path / "m"
+    assert main(["train", "--data", str(SAMPLE), "--models", str(root), "--quiet"]) == 0
+    registry = Registry(root)
+    first, meta1 = registry.load("v0001")
+    # The active model numbers its segments in its own order (as after earlier refits and renames).
+    from core.matching import renumber
+    perm = np.array([3, 5, 0, 1, 4, 2])
+    renumber(first, perm)
+    names = [None] * 6
+    for old, new in enumerate(perm):
+        names[new] = meta1["segment_names"][old]
+    names[2] = "Our VIPs"
+    meta1 = {key: v for key, v in meta1.items() if key not in ("version", "created", "active")}
+    meta1.update(segment_names=names, generated_names=names)
+    reference_version = registry.save(first, meta1, activate=True)
+    capsys.readouterr()
+    # Another seed and fewer starts: k-means numbers its segments afresh; train matches them to the active model.
+    assert main(["train", "--data", str(SAMPLE), "--models", str(root), "--seed", "7", "--n-init", "3",
+                 "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    second, meta2 = Registry(root).load(out["model_version"])
+    assert meta2["segment_names"][2] == "Our VIPs" and meta2["segment_names"] == names
+    assert out["identity"]["method"] == "centroids" and out["identity"]["reference_version"] == reference_version
+    # Segment i of the refit is the segment i of the first model: nearest centroids pair up by number.
+    gap = np.linalg.norm(second.centroids_[:, None, :] - first.centroids_[None, :, :], axis=2)
+    assert gap.argmin(axis=1).tolist() == list(range(6))
+    assert isinstance(out["suggested_names"], list)
+    for s in out["suggested_names"]:
+        assert s["suggested"] == meta2["generated_names"][s["segment"]] and s["name"] == names[s["segment"]]
+
+
+def test_parquet_synth_train_and_chunked_score(tmp_path):
+    """`synth --out X.parquet`, `train --data X.parquet --chunk-rows`, `score --chunk-rows`: as the one-piece path."""
+    data, root = tmp_path / "c.parquet", tmp_path / "models"
+    run("synth", "--n", "2500", "--seed", "3", "--out", str(data), check=0)
+    from core.sources import is_parquet
+    assert is_parquet(data)
+    proc = run("train", "--data", str(data), "--models", str(root), "--chunk-rows", "1000", "--sample-size", "800",
+               "--n-init", "2", "--json", "--quiet", check=0)
+    out = json.loads(proc.stdout)
+    from core.registry import Registry
+    registry = Registry(root)
+    meta = registry.metadata_entry(out["model_version"])["meta"]
+    assert meta["engine"]["mode"] == "streaming" and meta["data_source"] == "c.parquet"
+    assert {"aggregates", "sample"} <= set(registry.metadata_entry(out["model_version"])["artifacts"])
+    chunked, whole = tmp_path / "chunked.csv", tmp_path / "whole.csv"
+    run("score", "--data", str(data), "--models", str(root), "--out", str(chunked), "--chunk-rows", "1000", check=0)
+    run("score", "--data", str(data), "--models", str(root), "--out", str(whole), check=0)
+    assert chunked.read_text() == whole.read_text() and len(chunked.read_text().splitlines()) == out["n_customers"] + 1
+
+
+def test_bad_parquet_exits_2_and_registers_nothing(tmp_path):
+    good, root = tmp_path / "good.parquet", tmp_path / "models"
+    run("synth", "--n", "300", "--out", str(good), check=0)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(good.read_bytes()[:400])
+    import pyarrow.parquet as pq
+    pq.write_table(pq.read_table(good).drop_columns(["Recency"]), tmp_path / "no_recency.parquet")
+    for name, message in (("broken.parquet", "broken.parquet"), ("no_recency.parquet", "Recency")):
+        for args in (["train", "--chunk-rows", "1000"], ["train"]):
+            proc = run(*args, "--data", str(tmp_path / name), "--models", str(root), check=2)
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert not (root / "manifest.json").exists() and not list(root.glob("v*")) if root.exists() else True

@@ -166,7 +166,7 @@ def test_graph_config_has_no_cloud_button_and_hover_mode_bar():
     assert {"sendChartToCloud", "sendDataToCloud"} <= set(GRAPH_CONFIG["modeBarButtonsToRemove"])
     assert "plotlyServerURL" not in GRAPH_CONFIG
     card = graph_card("t", "some-graph", config={"scrollZoom": True}, min_width=500)
-    graph = card.children[1].children.children.children  # CardBody > scroll div > Loading > Graph
+    graph = card.children[1].children.children[0].children.children  # CardBody > Figure > scroll div > Loading > Graph
     assert graph.config == {**GRAPH_CONFIG, "scrollZoom": True}
     assert graph.style["minWidth"] == "500px"
 

@@ -688,3 +688,18 @@ def test_real_file_from_bytes_and_file_object(real: LoadResult) -> None:
     pd.testing.assert_frame_equal(load_customers(data, name="marketing_campaign.csv").frame, real.frame)
     with REAL_FILE.open("rb") as fh:
         pd.testing.assert_frame_equal(load_customers(fh).frame, real.frame)
+
+
+# ----------------------------------------------------------------- whitespace-separated, yyyymmdd (issue 18)
+
+
+def test_whitespace_separated_file_with_yyyymmdd_dates():
+    frame = canonical_frame()
+    frame["Dt_Customer"] = [d.strftime("%Y%m%d") for d in DATES]
+    frame["Education"] = frame["Education"].str.replace(" ", "_")
+    text = frame.to_string(index=False)  # columns aligned with spaces, as fixed-width exports are
+    result = load_customers(text.encode(), name="aligned.txt")
+    assert result.info.delimiter == r"\s+"
+    assert result.info.date_format == "%Y%m%d"
+    assert [pd.Timestamp(d).date() for d in result.frame["Dt_Customer"]] == DATES
+    assert result.frame["ID"].tolist() == frame["ID"].tolist()

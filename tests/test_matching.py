@@ -1,5 +1,6 @@
 """Segment identity across refits (Hungarian matching)."""
 import numpy as np
+import pytest
 
 from core.matching import align_to_reference, carry_names, match_centroids
 from core.model import SegmentationModel
@@ -48,3 +49,26 @@ def test_align_with_fewer_segments_keeps_labels_in_range():
     assert set(fewer.labels_.tolist()) == {0, 1}
     assert set(fewer.predict(frame).tolist()) == {0, 1}
     assert (fewer.predict(frame) == fewer.labels_).all()
+
+
+def test_suggested_names_and_adopting_them():
+    from core.training import adopt_suggested_names, suggested_names
+
+    names = ["VIPs", "Budget browsers", "Lapsing buyers"]
+    generated = ["Big spenders", "Budget browsers", "Web shoppers"]
+    # Segment 0 was renamed by a person and its persona did not change; segment 2's persona changed.
+    out = suggested_names(names, generated, ["Big spenders", "Budget browsers", "Lapsing buyers"],
+                          {0: 0, 1: 1, 2: 2})
+    assert out == [{"segment": 2, "name": "Lapsing buyers", "suggested": "Web shoppers"}]
+    meta = {"segment_names": names, "suggested_names": out,
+            "comparison": {"segments": [{"segment": i, "name": n, "generated_name": g, "matched": i,
+                                         "matched_name": n, "persona_changed": g != n, "renamed": False}
+                                        for i, (n, g) in enumerate(zip(names, generated))]}}
+    only_two = adopt_suggested_names(meta, [2])
+    assert only_two["segment_names"] == ["VIPs", "Budget browsers", "Web shoppers"]
+    assert only_two["comparison"]["segments"][2]["name"] == "Web shoppers"
+    assert only_two["comparison"]["segments"][2]["renamed"] and only_two["suggested_names"] == []
+    everything = adopt_suggested_names(meta)
+    assert everything["segment_names"] == ["Big spenders", "Budget browsers", "Web shoppers"]
+    with pytest.raises(ValueError, match="no segment"):
+        adopt_suggested_names(dict(meta, **only_two), [2])

@@ -139,3 +139,29 @@ def test_scenario_table_side_by_side():
     assert list(table.columns) == ["1. Base", "2. Older"]
     assert table.loc["Segment"].tolist() == ["A", "B"] and table.loc["Age (years)"].tolist() == ["40", "70"]
     assert table.loc["Confidence"].tolist() == ["0.50", "0.12"]
+
+
+def test_predict_form_for_a_mapped_model_uses_its_features_and_observed_ranges():
+    """A model of a transaction log: form fields are its features, ranges from the data, log ones typed raw."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.services.predict import parse_field, predict_form_spec
+
+    monetary = np.array([0.0, 10.0, 50.0, 400.0])
+    frame = pd.DataFrame({"Recency": [0.0, 5.0, 100.0, 300.0], "Frequency": [1, 2, 3, 9], "Monetary": monetary,
+                          "Monetary_log": np.log1p(monetary)})
+    spec = predict_form_spec(SimpleNamespace(frame=frame, features=["Recency", "Frequency", "Monetary_log"],
+                                             meta={"input": "transactions"}))
+    by_name = {f["name"]: f for f in spec["features"]}
+    assert list(by_name) == ["Recency", "Frequency", "Monetary_log"]
+    assert (by_name["Recency"]["low"], by_name["Recency"]["high"]) == (0.0, 600.0)
+    assert by_name["Frequency"]["integer"] and by_name["Frequency"]["max"] == 9
+    assert by_name["Monetary_log"]["label"] == "Total spend (log scale)"
+    assert spec["raw"] == [{"feature": "Monetary_log", "fields": [pytest.approx(spec["raw"][0]["fields"][0])]}]
+    assert spec["raw"][0]["fields"][0]["name"] == "Monetary"
+    assert parse_field("Recency", "601", (0.0, 600.0))[1] == "must be between 0 and 600"
+    assert parse_field("Recency", "1,5", (0.0, 600.0)) == (15.0, None)
+    assert parse_field("Recency", "abc", (0.0, 600.0))[1].startswith("enter a number")

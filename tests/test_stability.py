@@ -94,8 +94,13 @@ def test_hungarian_matching_recovers_a_permutation():
     perm = rng.permutation(7)
     candidate = reference[perm] + rng.normal(0, 0.05, (7, 4))
     assert match_centroids(reference, candidate).tolist() == perm.tolist()
-    with pytest.raises(ValueError):
-        match_centroids(reference[:3], candidate)
+    # One matching function for the whole project (core.matching): extra candidates are left
+    # unmatched (-1) rather than refused; a different number of features is refused.
+    import core.matching
+    assert match_centroids is core.matching.match_centroids
+    assert sorted(match_centroids(reference[:3], candidate).tolist()) == [-1, -1, -1, -1, 0, 1, 2]
+    with pytest.raises(ValueError, match="features"):
+        match_centroids(reference[:, :2], candidate)
 
 
 # ---------------------------------------------------------------------------- bootstrap
@@ -362,6 +367,11 @@ def test_figures():
     assert list(bar.x) == [0.9, 0.55, 0.7] and list(bar.marker.color) == [segment_colour(i) for i in range(3)]
     thresholds = sorted(s.x0 for s in fig.layout.shapes if s.type == "line")
     assert thresholds == [0.5, 0.6, 0.75, 0.85]
+    # With the 95% interval of each mean (the verdict needs all of it in one band): a black bar per segment.
+    with_ci = jaccard_figure({"0": 0.9, "1": 0.55}, names[:2], None, None, {"0": [0.86, 0.93], "1": [0.5, 0.62]})
+    ci = with_ci.data[1]
+    assert list(ci.x) == [0.9, 0.55] and list(ci.error_x.array) == pytest.approx([0.03, 0.07])
+    assert list(ci.error_x.arrayminus) == pytest.approx([0.04, 0.05])
     assert fig.layout.xaxis.title.text.startswith("Mean Jaccard")
     hist = ari_distribution_figure([0.5, 0.6, 0.7])
     assert list(hist.data[0].x) == [0.5, 0.6, 0.7] and "median 0.60" in hist.layout.annotations[0].text
@@ -413,3 +423,67 @@ def test_large_data_is_measured_on_a_sample():
     result = bootstrap_stability(Z, labels, resamples=5, max_rows=300)
     assert result.n_customers == 300
     assert (result.mean_jaccard > 0.9).all()
+
+
+# ---------------------------------------------------------------------------- clusterboot's default scheme
+def _clusterboot_direct(Z, labels, k, B, seed):
+    """fpc::clusterboot's default algorithm as Hennig describes it (multipleboot=FALSE), written out plainly.
+
+    For each of B bootstrap draws of n customers with replacement, the customers drawn (each once)
+    are clustered anew; each original cluster, restricted to the drawn customers, gets the largest
+    Jaccard similarity with any new cluster. Result: the mean over draws per original cluster.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(Z)
+    values = np.zeros((B, k))
+    for b in range(B):
+        drawn = np.unique(rng.integers(0, n, n))
+        new = kmeans(Z[drawn], k, n_init=10, seed=int(rng.integers(1 << 30))).labels
+        for j in range(k):
+            original = set(drawn[labels[drawn] == j].tolist())
+            values[b, j] = max(len(original & set(drawn[new == m].tolist()))
+                               / len(original | set(drawn[new == m].tolist())) for m in range(k))
+    return values
+
+
+def test_default_scheme_equals_clusterboot_within_sampling_noise():
+    rng = np.random.default_rng(5)
+    centres = np.array([[0, 0], [2.5, 0], [0, 2.5], [4, 4]])
+    Z = np.vstack([c + rng.normal(0, 1.1, (50, 2)) for c in centres])  # overlapping: Jaccard below 1
+    labels = kmeans(Z, 4, seed=0).labels
+    B = 60
+    direct = _clusterboot_direct(Z, labels, 4, B, seed=123)
+    ours = bootstrap_stability(Z, labels, resamples=B, seed=7)
+    assert ours.scheme == "clusterboot"
+    se = np.sqrt(direct.var(axis=0, ddof=1) / B + np.nanvar(ours.jaccard, axis=0, ddof=1) / B)
+    diff = np.abs(ours.mean_jaccard - direct.mean(axis=0))
+    assert (diff <= np.maximum(4 * se, 0.02)).all(), (ours.mean_jaccard, direct.mean(axis=0))
+    assert (ours.mean_jaccard < 0.99).any()  # the check is not vacuous
+
+
+def test_scheme_is_named_and_multipleboot_is_kept_as_an_option():
+    Z, _, _ = planted(200, k=3)
+    labels = kmeans(Z, 3, seed=0).labels
+    out = bootstrap_stability(Z, labels, resamples=3).to_dict()
+    assert out["scheme"] == "clusterboot" and "multipleboot=FALSE" in out["scheme_description"]
+    assert set(out["jaccard_interval"]) == {"0", "1", "2"}
+    multi = bootstrap_stability(Z, labels, resamples=3, scheme="multipleboot")
+    assert multi.scheme == "multipleboot" and multi.to_dict()["scheme_description"].endswith("multipleboot=TRUE)")
+    with pytest.raises(ValueError, match="scheme"):
+        bootstrap_stability(Z, labels, resamples=2, scheme="nope")
+
+
+def test_verdict_only_when_the_interval_lies_in_one_band():
+    from core.stability import BootstrapResult, verdict_interval
+
+    assert verdict_interval(0.86, 0.95) == "highly stable"
+    assert verdict_interval(0.70, 0.80) == "borderline between doubtful and stable"
+    assert verdict_interval(0.45, 0.55) == "borderline between dissolved and unstable"
+    # Two segments with mean 0.8: one measured tightly (stable), one spread across bands (borderline).
+    jac = np.column_stack([np.full(20, 0.8) + np.linspace(-0.01, 0.01, 20),
+                           np.tile([0.6, 1.0], 10)])
+    result = BootstrapResult(k=2, resamples=20, seed=0, n_init=1, jaccard=jac, ari=np.ones(20), n_customers=10)
+    low, high = result.jaccard_interval
+    assert low[0] > 0.75 and high[0] < 0.85 and low[1] < 0.75 < 0.85 < high[1]
+    assert result.verdicts == ["stable", "borderline between doubtful and highly stable"]
+    assert "1 of 2 segments are stable" in result.summary()

@@ -297,7 +297,9 @@ def test_imports_only_numpy_and_pandas():
             modules |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
-    assert modules <= {"__future__", "csv", "os", "tempfile", "dataclasses", "pathlib", "numpy", "pandas", "core"}
+    # pyarrow: `synth --out FILE.parquet` (issue 10), imported inside write_parquet only.
+    assert modules <= {"__future__", "csv", "os", "tempfile", "dataclasses", "pathlib", "numpy", "pandas", "core",
+                       "pyarrow"}
 
 
 def test_large_n_keeps_ids_unique():
@@ -352,3 +354,23 @@ def test_no_real_row_is_copied(real, sample):
     columns = [c for c in schema.CANONICAL_COLUMNS if c != "ID"]
     shared = sample[columns].merge(real[columns].drop_duplicates(), how="inner", on=columns)
     assert shared.empty
+
+
+def test_write_parquet_holds_the_generated_customers_and_unique_ids_across_blocks(tmp_path):
+    import pyarrow.parquet as pq
+
+    from core.synth import generate_customers, write_parquet
+
+    small = tmp_path / "small.parquet"
+    assert write_parquet(small, n=400, seed=2) == 400
+    table = pq.read_table(small)
+    assert table.schema.names == list(generate_customers(1).columns) and str(table.schema.field("Dt_Customer").type) == "date32[day]"
+    back = table.to_pandas()
+    expected = generate_customers(400, seed=2)
+    np.testing.assert_array_equal(back["ID"].to_numpy(), expected["ID"].to_numpy())
+    np.testing.assert_array_equal(back["Income"].to_numpy(), expected["Income"].to_numpy())
+    assert (pd.to_datetime(back["Dt_Customer"]).dt.strftime("%d-%m-%Y") == expected["Dt_Customer"]).all()
+    big = tmp_path / "blocks.parquet"
+    write_parquet(big, n=2500, seed=2, block=1000)  # three generated blocks
+    ids = pq.read_table(big, columns=["ID"]).column("ID").to_numpy()
+    assert len(ids) == 2500 and len(np.unique(ids)) == 2500 and pq.ParquetFile(big).metadata.num_row_groups == 3

@@ -6,20 +6,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.criteria import BY_NAME, CRITERIA
+
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, plain, vline
 
 __all__ = ["METRICS", "metrics_figure", "silhouette_figure", "metrics_table", "recommendation_text"]
 
-# (key in KResult, title, how to read it, the vote it feeds in SweepResult.votes)
-METRICS = [
-    ("inertia", "Inertia", "look for the bend", "elbow"),
-    ("silhouette", "Silhouette", "higher is better", "silhouette"),
-    ("calinski_harabasz", "Calinski-Harabasz", "higher is better", "calinski_harabasz"),
-    ("davies_bouldin", "Davies-Bouldin", "lower is better", "davies_bouldin"),
-]
-# Drawn when the sweep measured it (bootstrap ARI per k).
-STABILITY_METRIC = ("stability", "Stability (bootstrap ARI)", "higher is better", "stability")
+# (key in KResult, title, how to read it, the vote it feeds in SweepResult.votes), from the one registry
+# of criteria (core.criteria): a new criterion there is a new panel and a new table column here.
+METRICS = [(c.name, c.label, c.hint, c.vote) for c in CRITERIA if not c.optional]
+OPTIONAL_METRICS = [(c.name, c.label, c.hint, c.vote) for c in CRITERIA if c.optional]
 # Completes an odd grid (no blank slot): a k whose smallest segment is tiny is rarely actionable.
 SMALLEST_METRIC = ("smallest_share", "Smallest segment (share)", "very small is a warning", None)
 _LINE = "#495057"
@@ -37,7 +34,8 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
     ks = [r["k"] for r in results]
     rec = sweep.get("recommended_k")
     votes = sweep.get("votes") or {}
-    metrics = METRICS + ([STABILITY_METRIC] if all(r.get("stability") is not None for r in results) else [])
+    # Criteria measured only on request are drawn when every k has them.
+    metrics = METRICS + [m for m in OPTIONAL_METRICS if all(r.get(m[0]) is not None for r in results)]
     if len(metrics) % 2 and all(r.get("sizes") for r in results):
         metrics.append(SMALLEST_METRIC)
     results = [dict(r, smallest_share=min(r["sizes"]) / max(sum(r["sizes"]), 1) if r.get("sizes") else None)
@@ -54,6 +52,7 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
         row, col = row + 1, col + 1
         values = [r[key] for r in results]
         fmt = ".1%" if key == "smallest_share" else ",.3f"
+        threshold = BY_NAME[key].threshold if key in BY_NAME else None
         fig.add_trace(go.Scatter(x=ks, y=values, mode="lines+markers", name=title, showlegend=False,
                                  line={"color": _LINE, "width": 2}, marker={"size": 6, "color": _LINE},
                                  hovertemplate=f"k=%{{x}}<br>{title} %{{y:{fmt}}}<extra></extra>"), row=row, col=col)
@@ -72,6 +71,8 @@ def metrics_figure(sweep: dict | None, current_k: int | None = None, *, height: 
                                      hovertemplate=(f"Current model k={current_k}<br>{title} "
                                                     f"%{{y:{fmt}}}<extra></extra>")),
                           row=row, col=col)
+        if threshold is not None:  # e.g. prediction strength's 0.8: the largest k above the line wins
+            fig.add_hline(y=threshold, line={"color": "#adb5bd", "dash": "dot", "width": 1}, row=row, col=col)
         fig.update_xaxes(range=[min(ks) - 0.5, max(ks) + 0.5], dtick=1, row=row, col=col,
                          title_text="k (number of segments)" if row == 2 else None)
         if key == "smallest_share":
@@ -139,21 +140,18 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def metrics_table(sweep: dict | None, current_k: int | None = None) -> pd.DataFrame:
-    """One row per k: the metrics (formatted), bootstrap stability, the smallest segment's share and marks."""
+    """One row per k: every criterion of the registry (formatted), the smallest segment's share and marks."""
     results = (sweep or {}).get("results") or []
     rec = (sweep or {}).get("recommended_k")
     rows = []
     for r in results:
         sizes = r.get("sizes") or [0]
         marks = [m for m, on in (("recommended", r["k"] == rec), ("current model", r["k"] == current_k)) if on]
-        rows.append({"k": str(r["k"]), "Inertia": _fmt(r["inertia"], 0), "Silhouette": _fmt(r["silhouette"], 3),
-                     "Calinski-Harabasz": _fmt(r["calinski_harabasz"], 1),
-                     "Davies-Bouldin": _fmt(r["davies_bouldin"], 3),
-                     "Stability (ARI)": _fmt(r.get("stability"), 2),
-                     "Smallest segment": f"{min(sizes) / max(sum(sizes), 1):.1%}",
-                     "": " · ".join(marks)})
-    return pd.DataFrame(rows, columns=["k", "Inertia", "Silhouette", "Calinski-Harabasz", "Davies-Bouldin",
-                                       "Stability (ARI)", "Smallest segment", ""])
+        row = {"k": str(r["k"])}
+        row.update({c.label: _fmt(r.get(c.name), c.digits) for c in CRITERIA})
+        row.update({"Smallest segment": f"{min(sizes) / max(sum(sizes), 1):.1%}", "": " · ".join(marks)})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["k", *(c.label for c in CRITERIA), "Smallest segment", ""])
 
 
 def recommendation_text(sweep: dict | None, current_k: int | None = None) -> list[str]:

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from ..theme import segment_colour, segment_colours
 from .common import base_layout, plain, wrap_label
+from .describe import with_summary
 
 
 __all__ = ["sizes_figure", "spend_share_figure", "segment_numbers", "headline_numbers", "SYNTHETIC_SOURCE",
@@ -71,13 +72,20 @@ def sizes_figure(sizes, names: list[str]) -> go.Figure:
     ))
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(title_text="Customers")
-    return base_layout(fig, height=320)
+    # In words for people who cannot see the bars (issue 16): the largest and smallest segments.
+    n = sizes["n"].astype(int).tolist()
+    big, small = max(range(len(n)), key=n.__getitem__), min(range(len(n)), key=n.__getitem__)
+    summary = (f"Segment {big} · {names[big]} is the largest, {sizes['share'].iloc[big]:.0%} of customers "
+               f"({n[big]:,}); segment {small} · {names[small]} the smallest, {sizes['share'].iloc[small]:.0%} "
+               f"({n[small]:,}).") if n else "No customers."
+    return with_summary(base_layout(fig, height=320), summary)
 
 
-def spend_share_figure(frame, names: list[str]) -> go.Figure:
-    """Per segment (named, in its colour): share of customers (pale) next to share of total spend (solid)."""
+def spend_share_figure(frame, names: list[str], numbers: pd.DataFrame | None = None) -> go.Figure:
+    """Per segment (named, in its colour): share of customers (pale) next to share of total spend (solid);
+    ``numbers`` (:func:`segment_numbers`, e.g. precomputed) spares reading the customers."""
     k = len(names)
-    numbers = segment_numbers(frame, k)
+    numbers = segment_numbers(frame, k) if numbers is None else numbers
     ticks = [wrap_label(n, 14) for n in names]
     colours = [segment_colour(i) for i in range(k)]
     hover_names = [plain(f"{i} · {n}") for i, n in enumerate(names)]

@@ -42,8 +42,9 @@ def _vlines(fig: go.Figure, lines, colour: str = "#6c757d") -> None:
 
 
 def jaccard_figure(jaccard: dict, names: list[str], quantiles: dict | None = None,
-                   verdicts: dict | None = None) -> go.Figure:
-    """Mean bootstrap Jaccard per segment (bars on the segment's colour, 5-95% whiskers) with Hennig's thresholds."""
+                   verdicts: dict | None = None, intervals: dict | None = None) -> go.Figure:
+    """Mean bootstrap Jaccard per segment (bars on the segment's colour, 5-95% whiskers) with Hennig's thresholds;
+    with ``intervals``, the 95 % interval of each mean as a black bar over it (the verdict needs all of it in a band)."""
     segs = sorted(int(s) for s in jaccard)
     if not segs:
         return empty_figure("No bootstrap result yet.")
@@ -62,6 +63,18 @@ def jaccard_figure(jaccard: dict, names: list[str], quantiles: dict | None = Non
         marker_color=[segment_colour(s) for s in segs], text=text, textposition="inside", error_x=error,
         hovertext=hover, hoverinfo="text", name="mean Jaccard",
     ))
+    if intervals:
+        ends = [intervals.get(str(s)) or [None, None] for s in segs]
+        ok = [v is not None and e[0] is not None and e[1] is not None for v, e in zip(values, ends)]
+        fig.add_trace(go.Scatter(
+            x=[v for v, good in zip(values, ok) if good], y=[_label(s, names) for s, good in zip(segs, ok) if good],
+            mode="markers", marker={"symbol": "line-ns", "size": 14, "color": "#212529", "line": {"width": 2}},
+            error_x={"type": "data", "symmetric": False, "color": "#212529", "thickness": 3, "width": 0,
+                     "array": [e[1] - v for v, e, good in zip(values, ends, ok) if good],
+                     "arrayminus": [v - e[0] for v, e, good in zip(values, ends, ok) if good]},
+            name="95% interval of the mean", hoverinfo="text",
+            hovertext=[f"{_label(s, names)}<br>mean {v:.2f}, 95% interval {e[0]:.2f}-{e[1]:.2f}"
+                       for s, v, e, good in zip(segs, values, ends, ok) if good]))
     for i, (x0, x1, text, colour) in enumerate(JACCARD_BANDS):
         fig.add_shape(vrect(x0, x1, colour, opacity=0.6))
         # Alternate heights: the 0.5-0.6 band is too narrow for its label beside its neighbours'.

@@ -9,6 +9,7 @@ from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     as_actor, empty_state, graph_card, kpi_card, may, model_unavailable, page_header, permission_note, table,
+    describes_figures,
 )
 from dashboard.figures.campaigns import (
     calibration_figure, profit_curve_figure, results_table, segment_plan_table,
@@ -257,6 +258,7 @@ def _layout():
 @callback(Output(ids.CAMPAIGNS_FEEDBACK, "children"), Output(ids.CAMPAIGNS_KPIS, "children"),
           Output(ids.CAMPAIGNS_CURVE, "figure"), Output(ids.CAMPAIGNS_TABLE, "children"),
           *_FORM, prevent_initial_call=True)
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def preview(*form):
     """Re-plan as the economics change (nothing is saved)."""
     try:

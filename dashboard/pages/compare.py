@@ -5,7 +5,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from core.profiles import PROFILE_COLUMNS
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, page_header, segment_options, table
+from dashboard.components import describes_figures, empty_state, graph_card, page_header, segment_options, table
 from dashboard.figures.common import feature_label
 from dashboard.figures.compare import (
     comparison_summary, comparison_table, effect_size_figure, mix_pair_figure, overlay_distribution, segment_kpis,
@@ -145,6 +145,7 @@ def layout(a=None, b=None, **_query):
     Output(ids.COMPARE_PRODUCT_MIX, "figure"), Output(ids.COMPARE_CHANNEL_MIX, "figure"),
     Input(ids.COMPARE_A, "value"), Input(ids.COMPARE_B, "value"), prevent_initial_call=True,
 )
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def show_pair(a, b):
     """Redraw KPIs, summary, effect sizes and mixes for the chosen pair."""
     services = get_services()
@@ -153,6 +154,7 @@ def show_pair(a, b):
 
 @callback(Output(ids.COMPARE_DISTRIBUTION, "figure"), Input(ids.COMPARE_FEATURE, "value"),
           Input(ids.COMPARE_A, "value"), Input(ids.COMPARE_B, "value"), prevent_initial_call=True)
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def show_distribution(feature, a, b):
     """Overlaid histograms of the chosen feature for A and B."""
     services = get_services()

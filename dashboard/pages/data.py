@@ -17,7 +17,7 @@ from core.seed_export import PICKLE_WARNING
 from core.training import STEP_LABELS, STEPS
 from dashboard import ids
 from dashboard.components import (
-    as_actor, empty_state, graph_card, kpi_card, may, page_header, permission_note, segment_badge, table,
+    as_actor, empty_state, graph_card, kpi_card, may, page_header, permission_note, scroll_box, segment_badge, table,
 )
 from dashboard.figures.data import share_comparison_figure
 from dashboard.figures.stability import psi_figure
@@ -89,7 +89,68 @@ def upload_view(report: dict) -> html.Div:
                      html.H4("Preview (first rows, non-personal columns)", className="h6 mt-3"),
                      table(preview, index=False, float_format="{:,.0f}")], lg=7),
         ], className="g-3"),
+        mapping_view(report) if report.get("mapping") else None,
     ])
+
+
+_KIND_WORDS = {"customers": "a customer table (one row per customer)",
+               "transactions": "a transaction log (several rows per customer, each with a date and an amount)"}
+
+
+def mapping_view(report: dict) -> html.Div:
+    """The suggested column mapping of a non-canonical file, to confirm or change before retraining."""
+    mapping, roles = report["mapping"], report["roles"]
+    options = [{"label": f"{role.replace('_', ' ')}: {what}", "value": role} for role, what in roles.items()]
+    rows = [html.Tr([html.Td(html.Code(str(column))),
+                     html.Td(dcc.Dropdown(id={"type": ids.DATA_MAP_ROLE, "column": str(column)}, options=options,
+                                          value=role, clearable=False, style={"minWidth": "22rem"}))])
+            for column, role in mapping["columns"].items()]
+    summary = report.get("summary") or {}
+    facts = []
+    if summary.get("transactions") is not None:
+        facts.append(f"{summary['transactions']:,} transactions of {summary['customers']:,} customers, "
+                     f"{summary['first_date']} to {summary['latest_date']}; {summary['nonpositive']:,} rows with an "
+                     "amount of zero or less are kept (returns, free items).")
+    if report.get("transforms"):
+        facts.append("Skewed money columns are clustered on a log scale: " + ", ".join(report["transforms"]) + ".")
+    return html.Div([
+        html.H4("Column mapping: confirm or change", className="h6 mt-3"),
+        html.P(["Read as ", html.Strong(_KIND_WORDS.get(mapping["input"], mapping["input"])),
+                ". Each column's role was suggested from its name and values. Retrain uses the mapping shown; "
+                "change a role and press Apply to check the file again with it."], className="small mb-1"),
+        dbc.Table([html.Thead(html.Tr([html.Th("Column in the file"), html.Th("Role")])), html.Tbody(rows)],
+                  size="sm", className="mb-2"),
+        html.Ul([html.Li(note, className="small") for note in mapping.get("notes") or []] +
+                [html.Li(fact, className="small") for fact in facts], className="mb-2"),
+    ])
+
+
+def mapping_controls() -> html.Div:
+    """Kind of file, Apply and the mapping's message: shown under the report of a mapped upload."""
+    return html.Div([
+        dbc.Row([
+            dbc.Col([dbc.Label("Kind of file", html_for=ids.DATA_MAP_KIND, className="small mb-1"),
+                     dcc.Dropdown(id=ids.DATA_MAP_KIND, clearable=False, value="customers",
+                                  options=[{"label": "customer table", "value": "customers"},
+                                           {"label": "transaction log", "value": "transactions"}])], md=4),
+            dbc.Col(dbc.Button("Apply mapping", id=ids.DATA_MAP_APPLY, color="secondary", size="sm"),
+                    className="d-flex align-items-end", md=3),
+        ], className="g-2 mb-2"),
+        html.Div(id=ids.DATA_MAP_MSG, **{"aria-live": "polite"}),
+    ], id=ids.DATA_MAP_BOX, style={"display": "none"})
+
+
+def rfm_view(rfm: dict | None, names: list) -> html.Div | None:
+    """How the k-means segments relate to the standard RFM groups: customers per segment and group."""
+    if not rfm or not rfm.get("crosstab"):
+        return None
+    table_ = rfm["crosstab"]
+    frame = pd.DataFrame([[f"{s} · {names[int(s)] if int(s) < len(names) else ''}", *values]
+                          for s, values in table_["rows"].items()], columns=["Segment", *table_["columns"]])
+    return html.Div([html.H4("Segments and RFM groups (customers in each)", className="h6 mt-2"),
+                     html.P("RFM groups come from quintile scores of recency, frequency and spend; the segments from "
+                            "k-means on the chosen features.", className="small text-muted mb-1"),
+                     html.Div(table(frame, index=False), id=ids.DATA_RFM_TABLE)])
 
 
 def upload_error_view(message: str, active: str | None) -> dbc.Alert:
@@ -119,10 +180,16 @@ def retrain_message(result: dict | None):
                           html.Div("No new version was saved; the active model is unchanged.", className="small")],
                          color="danger", className="mb-0")
     steps = " → ".join(result.get("steps") or [])
+    extra = []
+    if result.get("transforms"):
+        extra.append(html.Div("Clustered on a log scale (skewed money columns): " + ", ".join(result["transforms"]),
+                              className="small"))
+    extra.append(rfm_view(result.get("rfm"), result.get("segment_names") or []))
     return dbc.Alert([html.Strong(f"Saved candidate {result['version']}"),
                       f" (k={result['k']}, {result['rows_used']:,} customers of {result['name']}). It is not active: "
                       "compare it with the active model below, then activate it if it serves you better.",
-                      html.Div(f"Steps: {steps} ({result.get('seconds', 0):.1f} s)", className="small text-muted")],
+                      html.Div(f"Steps: {steps} ({result.get('seconds', 0):.1f} s)", className="small text-muted"),
+                      *[e for e in extra if e is not None]],
                      color="success", className="mb-0")
 
 
@@ -182,7 +249,8 @@ def versions_view(rows: list[dict], allowed: dict | None = None) -> html.Div:
                     title="mean bootstrap Jaccard over segments (0.75+ stable)"),
             html.Td("yes" if r["active"] else "no"), html.Td(actions),
         ], className="fw-semibold" if r["active"] else None, **{"data-version": v}))
-    return dbc.Table([head, html.Tbody(body)], hover=True, size="sm", responsive=True, className="mb-0 align-middle")
+    return scroll_box(dbc.Table([head, html.Tbody(body)], hover=True, size="sm", className="mb-0 align-middle"),
+                      "Model versions")
 
 
 def activate_button(version: str, where: str, *, size: str | None = None, disabled: bool = False,
@@ -201,6 +269,18 @@ def activate_button(version: str, where: str, *, size: str | None = None, disabl
 
 def _pp(value) -> str:
     return "—" if value is None else f"{value * 100:+.1f} pp"
+
+
+def _suggested(version: str, r: dict, allowed: tuple):
+    """The persona the new data suggests for a segment, with a button to adopt it as the segment's name."""
+    if not r["persona_changed"]:
+        return "same"
+    if r["generated_name"] == r["name"]:
+        return [r["generated_name"], " (adopted)"]
+    ok, why = allowed
+    return [r["generated_name"], " ", dbc.Button(
+        "Adopt the suggested name", id={"type": ids.DATA_ADOPT_NAMES_BTN, "version": version, "segment": r["segment"]},
+        size="sm", color="link", className="p-0 align-baseline", disabled=not ok, title=why or None)]
 
 
 def comparison_view(version: str, comp: dict, allowed: tuple = (True, None)) -> html.Div:
@@ -234,7 +314,7 @@ def comparison_view(version: str, comp: dict, allowed: tuple = (True, None)) -> 
             html.Td("—" if r["reference_share"] is None else f"{r['reference_share']:.1%}"),
             html.Td(f"{r['share']:.1%}"), html.Td(_pp(r["share_change"])),
             html.Td("—" if r["overlap"] is None else f"{r['overlap']:.0%}"),
-            html.Td(naming), html.Td(r["generated_name"] if r["persona_changed"] else "same", className="small"),
+            html.Td(naming), html.Td(_suggested(version, r, allowed), className="small"),
         ]))
     head = html.Thead(html.Tr([html.Th(h) for h in (
         "Candidate segment", f"Matches active ({active})", "Active share", "Candidate share", "Change",
@@ -264,8 +344,8 @@ def comparison_view(version: str, comp: dict, allowed: tuple = (True, None)) -> 
         kpis,
         html.P(comp.get("common_note") or _COMMON_NOTE, className="small text-muted", id=ids.DATA_COMMON_NOTE),
         *notes,
-        dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, responsive=True, className="mb-3",
-                  id=ids.DATA_COMPARISON_TABLE),
+        scroll_box(dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="mb-3",
+                             id=ids.DATA_COMPARISON_TABLE), "Segments, candidate against active model"),
         dbc.Row([
             dbc.Col(graph_card("Share of customers per segment", ids.DATA_SHARE_GRAPH, height=340,
                                figure=share_comparison_figure(comp["segments"], active, version)), lg=6),
@@ -308,6 +388,7 @@ def layout(**_query):
             dcc.Loading(html.Div(empty_state("No file uploaded yet.", "The check shows rows read and used, what each "
                                              "cleaning rule did, the columns and date format detected, and a preview."),
                                  id=ids.DATA_UPLOAD_REPORT), type="circle", delay_show=300),
+            mapping_controls(),
         ]),
     ], className="shadow-sm mb-3")
     retrain = dbc.Card([
@@ -396,6 +477,7 @@ def layout(**_query):
         # The upload (server-made token, name, report) lives in the tab's session: it survives navigation.
         dcc.Store(id=ids.DATA_UPLOAD_STORE, storage_type="session"), dcc.Store(id=ids.DATA_RETRAIN_STORE),
         dcc.Store(id=ids.DATA_COMPARE_STORE), dcc.Store(id=ids.DATA_ACTION_STORE, data=0),
+        dcc.Store(id=ids.DATA_ADOPT_STORE, data=0),
         dcc.Store(id=MODEL_CHANGED, data=meta.get("version")),
         dcc.Store(id=ids.DATA_RECOMMENDED_K, data=recommended),
         # Who starts a retrain, for the audit log: the background job runs outside this request.
@@ -405,11 +487,26 @@ def layout(**_query):
 
 
 # ---------------------------------------------------------------- callbacks
-@callback(Output(ids.DATA_UPLOAD_STORE, "data"),
-          Input(ids.DATA_UPLOAD, "contents"), State(ids.DATA_UPLOAD, "filename"), prevent_initial_call=True)
-def check_upload(contents, filename):
-    """Validate and clean the upload; keep it (server-made name) only when it can be used."""
+@callback(Output(ids.DATA_UPLOAD_STORE, "data"), Output(ids.DATA_MAP_MSG, "children"),
+          Input(ids.DATA_UPLOAD, "contents"), Input(ids.DATA_MAP_APPLY, "n_clicks"), State(ids.DATA_UPLOAD, "filename"),
+          State({"type": ids.DATA_MAP_ROLE, "column": ALL}, "value"),
+          State({"type": ids.DATA_MAP_ROLE, "column": ALL}, "id"), State(ids.DATA_MAP_KIND, "value"),
+          State(ids.DATA_UPLOAD_STORE, "data"), prevent_initial_call=True)
+def check_upload(contents, _apply, filename, roles, role_ids, kind, upload):
+    """Validate and clean the upload, keeping it (server-made name) only when it can be used; or check it again
+    with the column mapping as the user set it (a new kind of file starts from that kind's suggestion)."""
     services = get_services()
+    if ctx.triggered_id == ids.DATA_MAP_APPLY:
+        if not upload or not upload.get("token"):
+            raise PreventUpdate
+        mapping = {"input": kind}
+        if kind == ((upload.get("report") or {}).get("mapping") or {}).get("input"):
+            mapping["columns"] = {i["column"]: r for i, r in zip(role_ids, roles)}
+        try:
+            report = as_actor(services.remap_upload, upload["token"], upload["name"], mapping)
+        except (DataFileError, ValueError) as exc:
+            return dash.no_update, dbc.Alert(str(exc), color="danger", className="small py-2 mb-0")
+        return dict(upload, report=report), None
     try:
         report = as_actor(services.accept_upload, contents, filename)
     except (DataFileError, ValueError) as exc:
@@ -417,8 +514,8 @@ def check_upload(contents, filename):
             active = services.model()[1]["version"]
         except RegistryError:
             active = None
-        return {"error": str(exc), "active": active}
-    return {"token": report["token"], "name": report["name"], "report": report}
+        return {"error": str(exc), "active": active}, None
+    return {"token": report["token"], "name": report["name"], "report": report}, None
 
 
 @callback(Output(ids.DATA_UPLOAD_REPORT, "children"), Output(ids.DATA_RETRAIN_BTN, "disabled"),
@@ -434,6 +531,21 @@ def show_upload(upload):
     return upload_view(upload["report"]), not may("retrain")[0]
 
 
+@callback(Output(ids.DATA_FEATURES, "options"), Output(ids.DATA_FEATURES, "value"),
+          Output(ids.DATA_MAP_BOX, "style"), Output(ids.DATA_MAP_KIND, "value"),
+          Input(ids.DATA_UPLOAD_STORE, "data"))
+def mapped_features(upload):
+    """A mapped upload's features (what its data has, the suggested ones chosen) and its mapping controls."""
+    report = (upload or {}).get("report") or {}
+    if not report.get("mapping"):
+        if (upload or {}).get("report"):  # a canonical file: its features are the canonical ones
+            options = [{"label": FEATURE_LABELS.get(f, f), "value": f} for f in MODEL_FEATURES]
+            return options, dash.no_update, {"display": "none"}, dash.no_update
+        return dash.no_update, dash.no_update, {"display": "none"}, dash.no_update
+    options = [{"label": FEATURE_LABELS.get(f, f.replace("_", " ")), "value": f} for f in report["feature_choices"]]
+    return options, list(report["features"]), {"display": "block"}, report["mapping"]["input"]
+
+
 @callback(Output(ids.DATA_RECOMMENDATION, "children"), Output(ids.DATA_RECOMMENDED_K, "data"),
           Input(ids.DATA_UPLOAD_STORE, "data"), Input(ids.DATA_FEATURES, "value"))
 def recommend(upload, features):
@@ -443,7 +555,8 @@ def recommend(upload, features):
     if not features:
         return html.Span("Choose at least one feature.", className="text-danger"), None
     try:
-        summary = get_services().upload_sweep(upload["token"], features)
+        summary = get_services().upload_sweep(upload["token"], features,
+                                              ((upload.get("report") or {}).get("mapping")))
     except ValueError as exc:
         return html.Span(str(exc), className="text-danger"), None
     return recommendation_view(summary, upload["name"]), (summary or {}).get("recommended_k")
@@ -492,7 +605,7 @@ def retrain(set_progress, _n, upload, features, k, who):
     try:
         services = Services.from_env()
         result = as_actor(services.retrain_upload, upload["token"], upload["name"], k, features, progress=report,
-                          actor=str(who or "anonymous"))
+                          actor=str(who or "anonymous"), mapping=(upload.get("report") or {}).get("mapping"))
     except (DataFileError, ValueError, RegistryError) as exc:
         return {"error": str(exc)}
     except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
@@ -532,8 +645,8 @@ def choose_comparison(retrained, _clicks):
 
 
 @callback(Output(ids.DATA_COMPARISON, "children"), Input(ids.DATA_COMPARE_STORE, "data"),
-          Input(ids.DATA_ACTION_STORE, "data"), prevent_initial_call=True)
-def show_comparison(version, _actions):
+          Input(ids.DATA_ACTION_STORE, "data"), Input(ids.DATA_ADOPT_STORE, "data"), prevent_initial_call=True)
+def show_comparison(version, _actions, _adopted):
     """The chosen version against the active model."""
     if not version:
         raise PreventUpdate
@@ -570,11 +683,37 @@ def act(_activate, _delete, _rollback, count):
     return dbc.Alert(message, color="success", dismissable=True, className="py-2"), (count or 0) + 1, version
 
 
+@callback(Output(ids.DATA_ACTION_MSG, "children", allow_duplicate=True),
+          Output(ids.DATA_ADOPT_STORE, "data"),
+          Input({"type": ids.DATA_ADOPT_NAMES_BTN, "version": ALL, "segment": ALL}, "n_clicks"),
+          State(ids.DATA_ADOPT_STORE, "data"), prevent_initial_call=True)
+def adopt_suggested_name(_clicks, count):
+    """Give a candidate's segment the persona name its data suggests (a rename: analysts and admins)."""
+    from core.training import adopt_suggested_names
+
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0]["value"]:
+        raise PreventUpdate
+    services = get_services()
+    version, segment = str(trigger["version"]), int(trigger["segment"])
+    try:
+        changes = adopt_suggested_names(services.registry.metadata(version), [segment])
+        services.registry.update_meta(version, **changes)
+    except (RegistryError, ValueError) as exc:
+        services.auditor.record(actor(), "rename", f"{version} segment {segment}", "failed", str(exc))
+        return dbc.Alert([html.Strong("Not done: "), str(exc)], color="danger", dismissable=True,
+                         className="py-2"), dash.no_update
+    name = changes["segment_names"][segment]
+    services.auditor.record(actor(), "rename", f"{version} segment {segment}", "ok", name)
+    return dbc.Alert(f"Segment {segment} of {version} is now called “{name}”.", color="success", dismissable=True,
+                     className="py-2"), (count or 0) + 1
+
+
 @callback(Output(ids.DATA_VERSIONS, "children"), Output(ids.DATA_WARNING, "children"),
           Output(ids.DATA_WARNING, "is_open"),
           Input(ids.DATA_ACTION_STORE, "data"), Input(ids.DATA_RETRAIN_STORE, "data"),
-          Input(ids.DATA_CANCEL_BTN, "n_clicks"), prevent_initial_call=True)
-def refresh_versions(_actions, _retrained, _cancel):
+          Input(ids.DATA_CANCEL_BTN, "n_clicks"), Input(ids.DATA_ADOPT_STORE, "data"), prevent_initial_call=True)
+def refresh_versions(_actions, _retrained, _cancel, _adopted):
     """Re-draw the versions table (and the fallback warning) after any change."""
     services = get_services()
     try:

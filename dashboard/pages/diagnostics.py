@@ -5,11 +5,13 @@ import traceback
 
 import dash
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import ids
-from dashboard.components import graph_card, page_header, table
+from dashboard.components import describes_figures, graph_card, page_header, table
 from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure
+from dashboard.figures.ktree import ktree_figure, node_profile_rows
 from dashboard.services import Services, get_services
 
 dash.register_page(__name__, path="/diagnostics", name="Diagnostics", order=4, title="SegmentLens · Diagnostics")
@@ -61,9 +63,10 @@ def layout(**_query):
                  className="small text-muted mt-1", **{"aria-live": "polite"}),
     ]), className="shadow-sm mb-3")
     return html.Div([
-        page_header("Choosing k", "How many segments does the data support? Five criteria per k (four quality scores and "
-                                  "bootstrap stability), the recommended k, "
-                                  "and how well each customer fits its segment in the current model."),
+        page_header("Choosing k", "How many segments does the data support? Six criteria per k (four quality scores, "
+                                  "prediction strength and bootstrap stability), the recommended k, "
+                                  "how well each customer fits its segment in the current model, and how segments "
+                                  "split as k grows."),
         dcc.Store(id=ids.DIAG_STORE, data=sweep),
         # Ticks once, only when the default sweep was too big to compute while building the page.
         dcc.Interval(id=ids.DIAG_AUTORUN, interval=300, max_intervals=1, disabled=sweep is not None),
@@ -83,7 +86,42 @@ def layout(**_query):
                               dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
                     xl=6),
         ]),
+        _ktree_row(services, a.k),
     ])
+
+
+def _ktree_row(services, current_k: int):
+    """The k-transition tree (k=2..8) beside the profile of the clicked cluster."""
+    tree = services.analyses.ktree()
+    heading, rows = node_profile_rows(tree, None)
+    note = (f"Each row is one k; each circle a cluster (size: customers, number: cluster, colour as the segment "
+            f"of that number), each line the customers moving from a cluster at k to one at k+1 (width: how "
+            f"many). A cluster that splits is labelled with the feature that separates its two largest children "
+            f"most. The current model is the row k={current_k} (dark outline).")
+    if tree.get("sampled"):
+        note += f" Computed on a random sample of {tree['n_customers']:,} customers."
+    return dbc.Row([
+        dbc.Col(graph_card("How segments split as k grows (k-transition tree)", ids.DIAG_KTREE, height=560,
+                           extra=html.P(note, className="small text-muted mb-0"),
+                           figure=ktree_figure(tree, current_k=current_k)), xl=8),
+        dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Cluster profile", className="fw-semibold")),
+                          dbc.CardBody(html.Div(_profile_body(heading, rows), id=ids.DIAG_KTREE_PROFILE,
+                                                **{"aria-live": "polite"}))],
+                         className="shadow-sm mb-3"), xl=4),
+    ])
+
+
+def _profile_body(heading: str, rows: list[dict]):
+    return [html.P(heading, className="small mb-2")] + ([table(pd.DataFrame(rows), index=False)] if rows else [])
+
+
+@callback(Output(ids.DIAG_KTREE_PROFILE, "children"), Input(ids.DIAG_KTREE, "clickData"), prevent_initial_call=True)
+def show_ktree_node(click):
+    """The profile of the cluster clicked in the k-transition tree."""
+    points = (click or {}).get("points") or [{}]
+    node = points[0].get("customdata")
+    heading, rows = node_profile_rows(get_services().analyses.ktree(), node if isinstance(node, str) else None)
+    return _profile_body(heading, rows)
 
 
 @callback(Output(ids.DIAG_STORE, "data"),
@@ -128,6 +166,7 @@ def cancelled(_n):
 @callback(Output(ids.DIAG_METRICS, "figure"), Output(ids.DIAG_RECOMMENDATION, "children"),
           Output(ids.DIAG_TABLE, "children"), Output(ids.DIAG_STATUS, "children"),
           Input(ids.DIAG_STORE, "data"), prevent_initial_call=True)
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def draw_sweep(sweep):
     """Figures, advice and table from the stored sweep."""
     view = _sweep_view(sweep, get_services().analysis().k)

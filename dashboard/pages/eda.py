@@ -8,7 +8,7 @@ from core.eda import explore, summary
 from core.loading import DataFileError
 from core.registry import RegistryError
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, model_unavailable, page_header, table
+from dashboard.components import describes_figures, empty_state, graph_card, model_unavailable, page_header, table
 from dashboard.figures.eda import (
     column_options,
     correlation_figure,
@@ -93,6 +93,7 @@ def layout(**_query):
 
 @callback(Output(ids.EDA_DISTRIBUTION, "figure"), Output(ids.EDA_OUTLIERS, "children"),
           Input(ids.EDA_COLUMN, "value"))
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def show_column(column):
     """Distribution of the chosen column with its cut-offs, and its outliers in one sentence."""
     s = _summary()

@@ -4,7 +4,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import ids
-from dashboard.components import graph_card, page_header
+from dashboard.components import describes_figures, graph_card, page_header
 from dashboard.figures.explorer import (
     map_view, pca_map_figure, range_bounds, selected_positions, selection_summary,
 )
@@ -98,6 +98,7 @@ def layout(**_query):
           Input(ids.EXPLORER_DIMENSIONS, "value"), Input(ids.EXPLORER_LOADINGS, "value"),
           Input(ids.EXPLORER_EDUCATION, "value"), Input(ids.EXPLORER_MARITAL, "value"),
           Input(ids.EXPLORER_AGE, "value"), Input(ids.EXPLORER_INCOME, "value"))
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def update_map(dims, loadings, education, marital, age, income):
     """Filter, downsample per segment and draw; a new view clears the old selection."""
     services = get_services()

@@ -98,7 +98,7 @@ def layout(**_query):
             dbc.Col([dbc.Button("Reset window", id=ids.MONITORING_RESET, color="outline-danger", size="sm",
                                 disabled=not allowed, title=reason or "Forget every counted prediction and start anew"),
                      permission_note(reason)], xs=12, md="auto"),
-            dbc.Col(html.Div(id=ids.MONITORING_RESET_NOTE, className="small"), xs=12, md=True),
+            dbc.Col(html.Div(id=ids.MONITORING_RESET_NOTE, className="small", role="status"), xs=12, md=True),
         ], className="g-2 mb-3 align-items-center"),
         dcc.Store(id=ids.MONITORING_RESET_STORE),
         dcc.Interval(id=ids.MONITORING_REFRESH, interval=REFRESH_MS),

@@ -11,7 +11,7 @@ from dashboard.components import (
     empty_state, graph_card, kpi_card, model_unavailable, page_header, persona_card, table,
 )
 from dashboard.figures.overview import (
-    headline_numbers, is_synthetic, segment_numbers, sizes_figure, spend_share_figure,
+    headline_numbers, is_synthetic, sizes_figure, spend_share_figure,
 )
 from dashboard.services import get_services
 
@@ -49,20 +49,20 @@ def layout(**_query):
 def _layout(**_query):
     a = get_services().analysis()
     names = get_services().segment_names()
-    frame = a.frame
-    numbers = segment_numbers(frame, a.k)
+    # From the version's precomputed views (dashboard.services): the customers themselves are not read here.
+    numbers = a.numbers
     head = headline_numbers(numbers)
-    response = frame["Response"].mean() if "Response" in frame else float("nan")
+    response = a.response_mean
     top = head["top_segment"]
     kpis = dbc.Row([
-        dbc.Col(kpi_card("Customers", f"{len(frame):,}", f"in {a.k} segments · {a.cleaning['rows_read']:,} rows read"),
+        dbc.Col(kpi_card("Customers", f"{a.n_customers:,}", f"in {a.k} segments · {a.cleaning['rows_read']:,} rows read"),
                 xs=6, md=True),
         dbc.Col(kpi_card("Top segment's share of spend", f"{head['top_spend_share']:.0%}",
                          f"{names[top]}: {head['top_customer_share']:.0%} of customers",
                          card_id=ids.OVERVIEW_TOP_SHARE), xs=6, md=True),
         dbc.Col(kpi_card("Spend per customer", _money(head["spend_per_customer"]),
                          f"last 2 years · {_money(head['total_spend'])} in all"), xs=6, md=True),
-        dbc.Col(kpi_card("Average income", f"{frame['Income'].mean():,.0f}", "per household, yearly"), xs=6, md=True),
+        dbc.Col(kpi_card("Average income", f"{a.income_mean:,.0f}", "per household, yearly"), xs=6, md=True),
         dbc.Col(kpi_card("Campaign response", "n/a" if response != response else f"{response:.1%}",
                          "accepted the last campaign"), xs=12, md=True),
     ], className="g-3 mb-3", id=ids.OVERVIEW_KPIS)
@@ -102,7 +102,7 @@ def _layout(**_query):
             dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=340,
                                figure=sizes_figure(a.sizes, names)), lg=6),
             dbc.Col(graph_card("Share of customers vs share of spend", ids.OVERVIEW_SPEND_SHARE, height=340,
-                               figure=spend_share_figure(a.frame, names)), lg=6),
+                               figure=spend_share_figure(None, names, numbers=numbers)), lg=6),
         ]),
         html.H3("Personas", className="h5 mt-2"),
         cards,

@@ -1,4 +1,6 @@
 """Predict (/predict): score a hypothetical customer, explain the answer, compare saved scenarios."""
+import json
+
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
@@ -8,7 +10,7 @@ from core.scoring import format_value
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
-    graph_card, model_unavailable, page_header, segment_badge, segment_options, table,
+    graph_card, model_unavailable, page_header, segment_badge, segment_options, table, describes_figures,
 )
 from dashboard.figures.common import empty_figure
 from dashboard.figures.predict import distance_figure, flip_rows, map_figure, scenario_table
@@ -38,7 +40,9 @@ def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300)
     hint = (f"typical (25–75 %): {show(spec['q25'])}–{show(spec['q75'])}"
             f" · seen {show(spec['min'])}–{show(spec['max'])}")
     return html.Div([
-        dbc.Label(spec["label"], className="small mb-0"),
+        # Dash writes a dict id into the page as compact JSON with sorted keys: the label points at that.
+        dbc.Label(spec["label"], className="small mb-0", html_for=json.dumps(
+            {"field": spec["name"], "type": input_type}, sort_keys=True, separators=(",", ":"))),
         dbc.Input(id={"type": input_type, "field": spec["name"]}, type="text", inputMode="decimal",
                   value=_text(value), debounce=debounce, size="sm", autoComplete="off",
                   placeholder=f"{format_value(spec['low'])}–{format_value(spec['high'])}"),
@@ -127,7 +131,7 @@ def _layout(segment=None, customer=None, **_query):
                       value=str(customer) if customer else "", autoComplete="off"),
             dbc.Button("Load", id=ids.PREDICT_PREFILL_CUSTOMER_BTN, color="primary", size="sm"),
         ], size="sm", className="mb-1"),
-        html.Div(message, id=ids.PREDICT_PREFILL_MESSAGE, className="small text-muted mb-2"),
+        html.Div(message, id=ids.PREDICT_PREFILL_MESSAGE, className="small text-muted mb-2", role="status"),
     ])
     raw = dbc.Accordion([dbc.AccordionItem([
         html.P("Type the raw fields; the features are computed from them as in the data "
@@ -137,7 +141,7 @@ def _layout(segment=None, customer=None, **_query):
     ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2",
         id=ids.PREDICT_RAW_SECTION) \
         if form["raw"] else None
-    form_card = dbc.Card(dbc.CardBody([html.H3("Hypothetical customer", className="h6"), prefill, html.Hr(),
+    form_card = dbc.Card(dbc.CardBody([html.H2("Hypothetical customer", className="h6"), prefill, html.Hr(),
                                        *fields, raw]), className="shadow-sm mb-3")
     scenarios = dbc.Card([
         dbc.CardHeader(html.Span("Scenarios side by side", className="fw-semibold")),
@@ -149,7 +153,7 @@ def _layout(segment=None, customer=None, **_query):
                 dbc.Button("Clear", id=ids.PREDICT_CLEAR, color="secondary", size="sm"),
                 dbc.Button("Download CSV", id=ids.PREDICT_DOWNLOAD_BTN, color="secondary", size="sm"),
             ], size="sm", className="mb-2"),
-            html.Div(id=ids.PREDICT_SAVE_MESSAGE, className="small text-muted mb-2"),
+            html.Div(id=ids.PREDICT_SAVE_MESSAGE, className="small text-muted mb-2", role="status"),
             html.Div(id=ids.PREDICT_SCENARIO_TABLE),
             dcc.Download(id=ids.PREDICT_DOWNLOAD),
         ]),
@@ -165,7 +169,8 @@ def _layout(segment=None, customer=None, **_query):
                               **{"aria-live": "polite"}),
                      form_card], lg=4, xl=3),
             dbc.Col([
-                dbc.Card(dbc.CardBody(id=ids.PREDICT_RESULT), className="shadow-sm mb-3"),
+                html.Div(dbc.Card(dbc.CardBody(id=ids.PREDICT_RESULT), className="shadow-sm mb-3"),
+                         **{"aria-live": "polite"}),
                 dbc.Row([
                     dbc.Col(graph_card("Distance to every segment", ids.PREDICT_DISTANCES, height=300), xl=5),
                     dbc.Col(graph_card("Among existing customers (PCA map)", ids.PREDICT_MAP, height=360), xl=7),
@@ -239,6 +244,7 @@ def _campaign(card: dict, name: str) -> list:
     Output(ids.PREDICT_RESULT_COMPACT, "children"),
     Input(_FIELD, "value"),
 )
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def predict(values):
     """Score the form's customer; invalid fields get a message and there is no answer."""
     features = [item["id"]["field"] for item in ctx.inputs_list[0]]

@@ -7,7 +7,7 @@ from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
-    as_actor, empty_state, graph, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
+    as_actor, chart_text, describes_figures, empty_state, graph, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
     table,
 )
 from dashboard.figures.profiles import (
@@ -80,9 +80,28 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
                           html.Dd(value, className="col-5 col-sm-2 mb-0 fw-semibold")]
                          for label, value in segment_facts(a.frame, seg)), []),
                     className="row small mt-2 mb-0", id=ids.PROFILES_FACTS),
+            html.Div(_rule(get_services().analyses.rules(), seg), id=ids.PROFILES_RULES, className="mt-2"),
             html.Div(link, className="mt-2"),
         ]),
     ], className="h-100 shadow-sm persona-card")
+
+
+def _rule(rules, seg: int) -> list:
+    """The segment's threshold rule (core.rules), how faithful it is, and the rule as SQL and pandas."""
+    rule = rules.segments[seg]
+
+    def pct(v) -> str:
+        return "n/a" if v != v else f"{v:.0%}"
+    return [
+        html.Div([html.Span("Rule of thumb: ", className="fw-semibold"), rule.text], className="small"),
+        html.Div(f"It picks out {pct(rule.fidelity)} of this segment's customers, and {pct(rule.precision)} of the "
+                 f"customers it picks are in the segment. All {rules.k} rules together give {pct(rules.fidelity)} of "
+                 f"customers their segment; price of explainability {rules.price:.2f} (the rules' segments are "
+                 f"{max(rules.price - 1, 0):.0%} less compact than the model's).", className="small text-muted"),
+        html.Details([html.Summary("As SQL or a pandas query", className="small"),
+                      html.Pre(f"WHERE {rule.sql}", className="small mb-1"), html.Pre(rule.pandas, className="small")],
+                     className="mt-1"),
+    ]
 
 
 def segment_products(lift, mix, seg: int, threshold: float) -> list[dict]:
@@ -148,13 +167,14 @@ def _heatmap_card(figure) -> dbc.Card:
     chart = graph(ids.PROFILES_HEATMAP, figure=figure,
                   style={"height": f"{figure.layout.height}px", "minWidth": "880px"})
     return dbc.Card([
-        dbc.CardHeader(html.Span("How each segment differs from the average customer (z-scores)",
-                                 className="fw-semibold")),
+        dbc.CardHeader(html.H2("How each segment differs from the average customer (z-scores)",
+                               className="card-heading")),
         dbc.CardBody([
             html.P("Red: above the average customer; blue: below; in standard deviations. "
                    "The selected segment is outlined.", className="small text-muted mb-1"),
             html.P("Swipe sideways to see every feature.", className="small text-muted mb-1 d-lg-none"),
             html.Div(dcc.Loading(chart, type="circle", delay_show=250), className="overflow-auto"),
+            *chart_text(ids.PROFILES_HEATMAP, figure, "How each segment differs from the average customer"),
         ]),
     ], className="mb-3 shadow-sm")
 
@@ -257,6 +277,7 @@ def _layout(segment=None, **_query):
     Input(ids.PROFILES_SEGMENT, "value"), Input(ids.PROFILES_NAMES, "data"),
     prevent_initial_call=True,
 )
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def show_segment(segment, _names):
     """Redraw everything that highlights the selected segment or shows names."""
     services = get_services()
@@ -266,6 +287,7 @@ def show_segment(segment, _names):
 
 @callback(Output(ids.PROFILES_DISTRIBUTION, "figure"), Input(ids.PROFILES_FEATURE, "value"),
           Input(ids.PROFILES_SEGMENT, "value"), Input(ids.PROFILES_NAMES, "data"), prevent_initial_call=True)
+@describes_figures  # the chart summaries and "view as table" follow the figures (issue 16)
 def show_distribution(feature, segment, _names):
     """Boxes of the chosen feature per segment."""
     services = get_services()

@@ -43,10 +43,13 @@ def _verdicts(boot: dict, names: list[str]) -> html.Div:
         rows.append(dbc.ListGroupItem(dbc.Row([
             # On a phone: the name on one line, verdict and numbers side by side on the next.
             dbc.Col(segment_badge(i, f"{i} · {names[i]}", href=f"/profiles?segment={i}"), xs=12, md=5),
-            dbc.Col(dbc.Badge(verdict, color=_VERDICT_STYLE.get(verdict, "secondary"), className="text-uppercase"),
+            dbc.Col(dbc.Badge(verdict, color=_VERDICT_STYLE.get(verdict, "info" if verdict.startswith("borderline")
+                                                                  else "secondary"), className="text-uppercase"),
                     xs="auto", md=3),
-            dbc.Col(html.Span(f"Jaccard {value:.2f}" if value is not None else "Jaccard n/a", className="small"),
-                    xs="auto", md=2),
+            dbc.Col(html.Span((f"Jaccard {value:.2f}" + (" ({:.2f}-{:.2f})".format(*boot["jaccard_interval"][key])
+                                                         if None not in boot.get("jaccard_interval", {}).get(key, [None])
+                                                         else "")) if value is not None else "Jaccard n/a",
+                              className="small"), xs="auto", md=2),
             dbc.Col(html.Span(f"dissolved in {boot['dissolved'][key]} of {boot['resamples']}",
                               className="small text-muted"), xs="auto", md=2),
         ], className="align-items-center g-2")))
@@ -67,12 +70,17 @@ def results_view(result: dict, names: list[str]) -> html.Div:
             dbc.CardHeader(html.Span(f"Verdict per segment ({boot['resamples']} bootstrap resamples, each refitted "
                                      f"with {boot['n_init']} k-means starts like the model; Hennig's thresholds)",
                                      className="fw-semibold")),
+            dbc.CardBody(html.P(f"Scheme: {boot.get('scheme_description', boot.get('scheme', ''))}. Each segment's "
+                                "mean Jaccard has a 95% interval (in brackets); a segment gets a verdict only when "
+                                "the whole interval lies in one band, otherwise it is borderline between two.",
+                                className="small text-muted mb-0"), className="py-2"),
             _verdicts(boot, names),
         ], className="mb-3 shadow-sm"),
         dbc.Row([
             dbc.Col(graph_card("Mean Jaccard per segment (whiskers: 5-95% of resamples)", ids.STABILITY_JACCARD,
                                height=340, min_width=560, figure=jaccard_figure(boot["jaccard"], names, boot["jaccard_quantiles"],
-                                                                 boot["verdict"])), lg=7),
+                                                                 boot["verdict"], boot.get("jaccard_interval"))),
+                    lg=7),
             dbc.Col(graph_card("Adjusted Rand index, model vs each refit", ids.STABILITY_ARI, height=340,
                                figure=ari_distribution_figure(boot["ari"])), lg=5),
         ]),

@@ -204,13 +204,19 @@ class Services:
         """Check an upload and keep it (bounded folder); returns its report or raises DataFileError (audited)."""
         return self.uploads.accept_upload(contents, filename, actor=actor)
 
-    def upload_sweep(self, token, features) -> dict:
+    def upload_sweep(self, token, features, mapping: dict | None = None) -> dict:
         """Recommended k for the uploaded data on the chosen features (cached)."""
-        return self.uploads.upload_sweep(token, features)
+        return self.uploads.upload_sweep(token, features, mapping=mapping)
 
-    def retrain_upload(self, token, name, k, features, progress=None, *, actor: str = "local") -> dict:
+    def remap_upload(self, token, name, mapping: dict) -> dict:
+        """The upload's report again, read through a column mapping the user confirmed or changed."""
+        return self.uploads.remap_upload(token, name, mapping)
+
+    def retrain_upload(self, token, name, k, features, progress=None, *, actor: str = "local",
+                       mapping: dict | None = None) -> dict:
         """Train a candidate on a kept upload (never activated); returns its version (audited)."""
-        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference, actor=actor)
+        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference, actor=actor,
+                                           mapping=mapping)
 
     def _reference(self):
         """The served model, its names and customers, as core.training.Reference (None without one), and its meta."""

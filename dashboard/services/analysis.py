@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
-from dataclasses import dataclass, field
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,50 +14,113 @@ import pandas as pd
 from core import profiles
 from core.exports import to_safe_csv
 from core.model import SegmentationModel
-from core.pipeline import Prepared, prepare, resolve_data_path, train
-from core.projection import Projection, pca
-from core.registry import Registry
-from core.selection import SweepResult, silhouette_samples, sweep
+from core.pipeline import Prepared, resolve_data_path, train
+from core.registry import Registry, RegistryError
+from core.selection import SweepResult, sweep
+from core.views import (
+    analysis_parts, frame_from_json, matches_data, personas_from_json, projection_from_json, score_frame,
+    segment_numbers, sweep_from_json,
+)
 
 from .audit import Auditor
 from .results import ResultCache
 from .store import ModelStore, padded_names
+from .uploads import prepare_model_data
 
-__all__ = ["Analysis", "AnalysisService", "build_analysis", "scaled", "profile_tables"]
+__all__ = ["Analysis", "AnalysisService", "build_analysis", "analysis_from_views", "scaled", "profile_tables"]
 
 _SWEEP_STABILITY_RESAMPLES = 10
 _MAX_NAME = 60
 
 
-@dataclass
 class Analysis:
-    """Everything the pages show about the active model on its data."""
+    """Everything the pages show about the active model on its data.
 
-    version: str
-    fingerprint: str
-    source: str
-    k: int
-    features: list
-    frame: pd.DataFrame
-    meta: dict
-    sizes: pd.DataFrame
-    zscores: pd.DataFrame
-    stats: pd.DataFrame
-    product_mix: pd.DataFrame
-    channel_mix: pd.DataFrame
-    campaigns: pd.DataFrame
-    economics: pd.DataFrame
-    lift: pd.DataFrame
-    projection: Projection
-    coords: np.ndarray
-    centroid_coords: np.ndarray
-    silhouette: np.ndarray
-    silhouette_rows: np.ndarray
-    scaler_mean: np.ndarray
-    scaler_scale: np.ndarray
-    personas: list
-    load_info: dict = field(default_factory=dict)
-    cleaning: dict = field(default_factory=dict)
+    The customers (``frame``) and their PCA coordinates (``coords``) may be loaded lazily: an
+    analysis built from a version's stored views has every summary at once and reads the
+    customers only when a page needs them (``loader`` returns ``(frame, coords)``).
+    """
+
+    _FIELDS = ("version", "fingerprint", "source", "k", "features", "meta", "sizes", "zscores", "stats",
+               "product_mix", "channel_mix", "campaigns", "economics", "lift", "projection", "centroid_coords",
+               "silhouette", "silhouette_rows", "scaler_mean", "scaler_scale", "personas")
+
+    def __init__(self, *, frame: pd.DataFrame | None = None, coords: np.ndarray | None = None, loader=None,
+                 load_info: dict | None = None, cleaning: dict | None = None, numbers: pd.DataFrame | None = None,
+                 income_mean: float | None = None, response_mean: float | None = None,
+                 n_customers: int | None = None, from_views: bool = False, **fields):
+        missing = [name for name in self._FIELDS if name not in fields]
+        if missing or set(fields) - set(self._FIELDS):
+            raise TypeError(f"Analysis fields missing {missing} or unknown {sorted(set(fields) - set(self._FIELDS))}")
+        if frame is None and loader is None:
+            raise TypeError("Analysis needs its customers (frame) or a loader for them")
+        self.__dict__.update(fields)
+        self.load_info, self.cleaning = dict(load_info or {}), dict(cleaning or {})
+        self.from_views = from_views
+        self._frame, self._coords, self._loader = frame, coords, loader
+        self._numbers, self._income_mean, self._response_mean = numbers, income_mean, response_mean
+        self._n_customers = n_customers
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        # Pickled into the shared result cache only when complete (built from the customers).
+        state = {key: value for key, value in self.__dict__.items() if key not in ("_lock", "_loader")}
+        state["_frame"], state["_coords"] = self.frame, self.coords
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._loader, self._lock = None, threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._frame is None:
+                self._frame, self._coords = self._loader()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The scored customers (read on first use when the analysis came from stored views)."""
+        if self._frame is None:
+            self._load()
+        return self._frame
+
+    @property
+    def coords(self) -> np.ndarray:
+        """Every customer's PCA coordinates (3 components)."""
+        if self._coords is None:
+            self._load()
+        return self._coords
+
+    @property
+    def frame_loaded(self) -> bool:
+        """Whether the customers are in memory (False until a page needed them, for views-built analyses)."""
+        return self._frame is not None
+
+    @property
+    def n_customers(self) -> int:
+        """Number of customers."""
+        return int(self._n_customers) if self._n_customers is not None else len(self.frame)
+
+    @property
+    def numbers(self) -> pd.DataFrame:
+        """Per segment: customers, share, average spend and income, response rate, share of spend."""
+        if self._numbers is None:
+            self._numbers = segment_numbers(self.frame, self.k)
+        return self._numbers
+
+    @property
+    def income_mean(self) -> float:
+        """Average income of all customers."""
+        if self._income_mean is None:
+            self._income_mean = float(self.frame["Income"].mean())
+        return self._income_mean
+
+    @property
+    def response_mean(self) -> float:
+        """Share of all customers who accepted the last campaign (NaN without a Response column)."""
+        if self._response_mean is None:
+            self._response_mean = float(self.frame["Response"].mean()) if "Response" in self.frame else math.nan
+        return self._response_mean
 
     @property
     def labels(self) -> np.ndarray:
@@ -95,6 +160,12 @@ def profile_tables(analysis: Analysis, names: list[str]) -> pd.DataFrame:
     return out
 
 
+def _customers(model: SegmentationModel, frame: pd.DataFrame, projection) -> tuple[pd.DataFrame, np.ndarray]:
+    """The scored customers of a views-built analysis and their coordinates on its stored PCA."""
+    frame = score_frame(model, frame) if "segment" not in frame else frame
+    return frame, projection.transform(model.transform(frame))
+
+
 def scaled(analysis: Analysis) -> np.ndarray:
     """The analysis' customers in the model's scaled feature space."""
     X = analysis.frame[analysis.features].to_numpy(dtype=float)
@@ -103,31 +174,34 @@ def scaled(analysis: Analysis) -> np.ndarray:
 
 def build_analysis(model: SegmentationModel, meta: dict, prepared: Prepared) -> Analysis:
     """Score the data with the model and compute every profile, the PCA and the silhouettes."""
-    frame = prepared.frame
-    scores = model.score(frame)
-    frame = frame.assign(segment=scores["segment"].to_numpy(), confidence=scores["confidence"].to_numpy(),
-                         typicality=scores["typicality"].to_numpy())
-    labels = frame["segment"].to_numpy()
-    k = model.k
-    Z = model.transform(frame)
-    projection = pca(Z, 3, features=model.features, seed=model.seed)
-    sil, rows = silhouette_samples(Z, labels, seed=model.seed)
+    frame = score_frame(model, prepared.frame)
+    parts = analysis_parts(model, frame)
     return Analysis(
-        version=meta["version"], fingerprint=prepared.fingerprint, source=prepared.source, k=k,
+        version=meta["version"], fingerprint=prepared.fingerprint, source=prepared.source, k=model.k,
         features=list(model.features), frame=frame, meta=meta,
-        sizes=profiles.sizes(labels, k), zscores=profiles.zscores(frame, labels).reindex(range(k)).fillna(0.0),
-        stats=profiles.summary_stats(frame, labels, profiles.PROFILE_COLUMNS),
-        product_mix=profiles.product_mix(frame, labels).reindex(range(k)).fillna(0.0),
-        channel_mix=profiles.channel_mix(frame, labels).reindex(range(k)).fillna(0.0),
-        campaigns=profiles.campaign_rates(frame, labels), economics=profiles.economics(frame, labels).reindex(range(k)),
-        lift=profiles.product_lift(frame, labels).reindex(range(k)).fillna(0.0),
-        projection=projection, coords=projection.transform(Z),
-        centroid_coords=projection.transform(model.centroids_),
-        silhouette=sil, silhouette_rows=rows, scaler_mean=model.mean_.copy(), scaler_scale=model.scale_.copy(),
-        personas=profiles.personas(frame, labels, k),
-        load_info=prepared.info.to_dict(), cleaning=prepared.report.to_dict(),
+        scaler_mean=model.mean_.copy(), scaler_scale=model.scale_.copy(),
+        load_info=prepared.info.to_dict(), cleaning=prepared.report.to_dict(), **parts,
     )
 
+
+def analysis_from_views(views: dict, meta: dict, loader) -> Analysis:
+    """The analysis of a version from its stored views; the customers are read by ``loader`` when a page needs them."""
+    a = views["views"]["analysis"]
+    overview = views["views"]["overview"]
+    return Analysis(
+        version=meta["version"], fingerprint=a["data"]["fingerprint"], source=a["data"]["source"], k=int(a["k"]),
+        features=list(a["features"]), meta=meta, loader=loader, from_views=True,
+        **{name: frame_from_json(a[name]) for name in
+           ("sizes", "zscores", "stats", "product_mix", "channel_mix", "campaigns", "economics", "lift")},
+        projection=projection_from_json(a["projection"]),
+        centroid_coords=np.asarray(a["centroid_coords"], dtype=float),
+        silhouette=np.asarray(a["silhouette"], dtype=float), silhouette_rows=np.asarray(a["silhouette_rows"], dtype=np.int64),
+        scaler_mean=np.asarray(a["scaler_mean"], dtype=float), scaler_scale=np.asarray(a["scaler_scale"], dtype=float),
+        personas=personas_from_json(a["personas"]), load_info=a["load_info"], cleaning=a["cleaning"],
+        numbers=frame_from_json(overview["numbers"]), n_customers=int(a["n_customers"]),
+        income_mean=math.nan if overview["income_mean"] is None else float(overview["income_mean"]),
+        response_mean=math.nan if overview["response_mean"] is None else float(overview["response_mean"]),
+    )
 
 
 class AnalysisService:
@@ -172,7 +246,11 @@ class AnalysisService:
 
     # ------------------------------------------------------------ analyses
     def analysis(self) -> Analysis:
-        """The full analysis of the served model on its data (cached by version + data file state)."""
+        """The analysis of the served model on its data (cached by version + data file state).
+
+        Served from the version's stored views when they were computed on the data shown (no
+        computation: the customers are read only when a page needs them); else computed.
+        """
         self.registry.active_version() or self.ensure_model()
         model, meta = self.model()  # raises ModelUnavailable when the active model cannot be served
         version = meta["version"]
@@ -181,7 +259,72 @@ class AnalysisService:
         key = ("analysis", version, str(path), st.st_mtime_ns, st.st_size)
         # A kept upload's file name is made by the server; show the name the user knows it by.
         shown = meta.get("data_source") if meta.get("data_path") and str(path) == meta["data_path"] else None
-        return self.results.cached(key, lambda: build_analysis(model, meta, prepare(path, name=shown)))
+        found = self.results.get(key)
+        if found is not None:
+            return found
+        views = self.stored_views(version)
+        if matches_data(views, path):
+            projection = projection_from_json(views["views"]["analysis"]["projection"])
+
+            def load():
+                return self.results.cached(("customers", *key[1:]), lambda: _customers(
+                    model, prepare_model_data(self.registry, version, path, shown).frame, projection))
+            return self.results.local(key, lambda: analysis_from_views(views, meta, load))
+        return self.results.cached(key, lambda: build_analysis(model, meta,
+                                                               prepare_model_data(self.registry, version, path, shown)))
+
+    def stored_views(self, version: str) -> dict | None:
+        """A version's ``views`` artifact, parsed once per process (None when it has none or it cannot be read)."""
+        try:
+            record = (self.registry.metadata_entry(version).get("artifacts") or {}).get("views")
+        except RegistryError:
+            return None
+        if not record:
+            return None
+
+        def read():
+            try:
+                return self.registry.artifact_json(version, "views") or {}
+            except RegistryError as exc:  # a damaged artifact: pages compute instead, the warm-up rewrites it
+                print(f"SegmentLens: views of {version} not used: {exc}", file=sys.stderr, flush=True)
+                return {}
+        return self.results.local(("views", version, record["sha256"]), read) or None
+
+    def ensure_views(self) -> str | None:
+        """Compute and store the active version's views when it lacks them (or they describe other data).
+
+        Run once when the server starts (a warm-up, never on a visitor's request); one process
+        computes while the other workers wait for its result. Returns the version warmed, or None.
+        """
+        from core.views import store_views
+
+        version = self.registry.active_version()
+        if not version:
+            return None
+        try:
+            model, meta = self.model()
+        except RegistryError:
+            return None  # nothing can be served: the banner says why
+        path = self.data_path_for(meta)
+        if matches_data(self.stored_views(version), path):
+            return None
+        shown = meta.get("data_source") if meta.get("data_path") and str(path) == meta["data_path"] else None
+        try:
+            with open(self.registry.root / ".views.lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                if matches_data(self.stored_views(version), path):
+                    return None
+                prepared = prepare_model_data(self.registry, version, path, shown)
+                frame = score_frame(model, prepared.frame)
+                views = store_views(self.registry, version, model, prepared, data_path=path, meta=meta, frame=frame)
+        except (RegistryError, OSError, ValueError, KeyError, TypeError) as exc:  # pages compute as before
+            print(f"SegmentLens: views of {version} not computed: {exc}", file=sys.stderr, flush=True)
+            return None
+        st = path.stat()
+        # The customers were just read: the first page that needs them does not read them again.
+        self.results.put(("customers", version, str(path), st.st_mtime_ns, st.st_size),
+                         _customers(model, frame, projection_from_json(views["views"]["analysis"]["projection"])))
+        return version
 
     def view(self, name: str, build, *parts):
         """A page's rendered content, kept per process for the served version, data and segment names.
@@ -233,6 +376,10 @@ class AnalysisService:
         """Metrics per k on the served model's features and data (cached)."""
         analysis = self.analysis()
         key = ("sweep", analysis.version, analysis.fingerprint, k_min, k_max, _SWEEP_STABILITY_RESAMPLES)
+        stored = (self.stored_views(analysis.version) or {}).get("views", {}).get("sweep") if analysis.from_views else None
+        if stored and (stored["k_min"], stored["k_max"], stored["stability_resamples"]) == (
+                k_min, k_max, _SWEEP_STABILITY_RESAMPLES):
+            return self.results.local(key, lambda: sweep_from_json(stored["result"]))
 
         def compute():
             Z = scaled(analysis)
@@ -240,6 +387,26 @@ class AnalysisService:
             return sweep(Z, k_min, k_max, seed=int(analysis.meta.get("seed", 42)), current_k=analysis.k,
                          stability_resamples=_SWEEP_STABILITY_RESAMPLES, progress=progress)
         return self.results.cached(key, compute)
+
+    def rules(self):
+        """Rules per segment (core.rules: IMM threshold tree) of the served model on its customers (cached)."""
+        from core.rules import explain_model
+
+        a = self.analysis()
+        model, _ = self.model(a.version)
+        return self.results.local(("rules", a.version, a.fingerprint),
+                                  lambda: explain_model(model, a.frame, a.labels))
+
+    def ktree(self) -> dict:
+        """The k-transition tree (core.ktree, k=2..8) of the served model's customers (cached, JSON-like)."""
+        from core.ktree import k_transition_tree
+
+        a = self.analysis()
+        model, meta = self.model(a.version)
+        top = min(8, len(a.frame) - 1)
+        return self.results.cached(("ktree", a.version, a.fingerprint, top), lambda: k_transition_tree(
+            scaled(a), list(a.features), X=a.frame[a.features].to_numpy(dtype=float), k_values=range(2, top + 1),
+            seed=int(meta.get("seed", 42)), reference_labels=a.labels))
 
     def selection_csv(self, positions) -> str:
         """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence.

@@ -55,8 +55,9 @@ class PredictService:
 
         a, model, names = self._analysis_model()
         errors, values = {}, []
+        bounds = {f["name"]: (f["low"], f["high"]) for f in self.predict_form()["features"]}
         for feature in model.features:
-            value, message = scoring.parse_text(feature, texts.get(feature))
+            value, message = parse_field(feature, texts.get(feature), bounds.get(feature))
             if message:
                 errors[feature] = message
             values.append(value)
@@ -86,19 +87,26 @@ class PredictService:
         """Features computed from raw fields typed into the form: ({feature: value}, {field: error})."""
         from core import scoring
 
+        from core.mapping import LOG_SUFFIX
+
         form = self.predict_form()
         derived, errors = {}, {}
         for group in form["raw"]:
             parts = {}
             for field_spec in group["fields"]:
                 name = field_spec["name"]
-                value, message = scoring.parse_text(name, texts.get(name))
+                value, message = parse_field(name, texts.get(name), (field_spec["low"], field_spec["high"]))
                 if message:
                     errors[name] = message
                 else:
                     parts[name] = value
             if len(parts) == len(group["fields"]):
-                derived[group["feature"]] = scoring.derive(group["feature"], parts)
+                feature = group["feature"]
+                if feature in scoring.DERIVATIONS:
+                    derived[feature] = scoring.derive(feature, parts)
+                elif feature.endswith(LOG_SUFFIX):  # clustered on a log scale: typed in the data's own units
+                    value = float(next(iter(parts.values())))
+                    derived[feature] = round(float(np.sign(value) * np.log1p(abs(value))), 6)
         return derived, errors
 
     def typical_member(self, segment: int) -> dict:
@@ -141,13 +149,48 @@ def _quantiles(values: np.ndarray) -> dict:
     return dict(zip(("min", "q25", "median", "q75", "max"), (float(v) for v in q)))
 
 
-def _field_spec(frame: pd.DataFrame, name: str) -> dict:
-    from core import schema, scoring
+def accepted_range(name: str, values: np.ndarray, mapped: bool = False) -> tuple[float, float]:
+    """The range a field accepts: the schema's for the canonical fields, else one around the observed values.
+
+    A feature of a mapped file (RFM, a custom column) has no schema bounds: values from 0 (or the
+    observed minimum less one observed span, when the data has negatives) up to the observed maximum
+    plus one span are accepted, so a what-if can go beyond the data but not to absurd numbers.
+    """
+    from core import scoring
+    from core.mapping import accepted_range as around
+
+    if name in scoring.FIELD_BOUNDS and not mapped:
+        return scoring.field_bounds(name)
+    if not len(values):
+        return 0.0, 1e9
+    return around(float(values.min()), float(values.max()))  # the API accepts the same (core.mapping)
+
+
+def parse_field(name: str, text, bounds: tuple | None) -> tuple[float | None, str | None]:
+    """Parse what was typed into a field: core.scoring's rules for canonical fields, else the same within ``bounds``."""
+    from core import scoring
+
+    if bounds is None or (name in scoring.FIELD_BOUNDS and tuple(bounds) == tuple(scoring.field_bounds(name))):
+        return scoring.parse_text(name, text)
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None, "enter a value"
+    try:
+        value = float(str(text).strip().replace(" ", "").replace(",", "").replace("_", ""))
+    except ValueError:
+        return None, f"enter a number (got {str(text).strip()[:20]!r})"
+    low, high = bounds
+    if not np.isfinite(value) or value < low or value > high:
+        return None, f"must be between {scoring.format_value(low)} and {scoring.format_value(high)}"
+    return value, None
+
+
+def _field_spec(frame: pd.DataFrame, name: str, mapped: bool = False) -> dict:
+    from core import schema
 
     values = frame[name].to_numpy(dtype=float) if name in frame else np.empty(0)
     values = values[np.isfinite(values)]
     integer = bool(len(values)) and bool(np.all(values == np.round(values)))
-    low, high = scoring.field_bounds(name)
+    low, high = accepted_range(name, values, mapped)
     spec = {"name": name, "label": schema.FEATURE_LABELS.get(name, name.replace("_", " ")),
             "integer": integer, "low": low, "high": high, **_quantiles(values)}
     if name == "Year_Birth":
@@ -159,10 +202,17 @@ def predict_form_spec(analysis: Analysis) -> dict:
     """The what-if form: each feature's data statistics and accepted range, and the raw fields behind it."""
     from core import scoring
 
+    from core.mapping import LOG_SUFFIX
+
     frame = analysis.frame
-    features = [_field_spec(frame, f) for f in analysis.features]
+    # A model trained through a column mapping accepts its data's observed ranges (as its API does).
+    mapped = (getattr(analysis, "meta", None) or {}).get("input", "canonical") != "canonical"
+    features = [_field_spec(frame, f, mapped) for f in analysis.features]
     raw = [{"feature": f, "fields": [_field_spec(frame, p) for p in scoring.DERIVATIONS[f]]}
            for f in analysis.features if f in scoring.DERIVATIONS and all(p in frame for p in scoring.DERIVATIONS[f])]
+    # A feature clustered on a log scale is typed in the data's own units (Monetary, not log Monetary).
+    raw += [{"feature": f, "fields": [_field_spec(frame, f[:-len(LOG_SUFFIX)], mapped)]} for f in analysis.features
+            if f.endswith(LOG_SUFFIX) and f[:-len(LOG_SUFFIX)] in frame and f not in scoring.DERIVATIONS]
     return {"features": features, "raw": raw}
 
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from core.pipeline import prepare
+from core.views import bootstrap_from_json, temporal_from_json
 
 from .analysis import AnalysisService, scaled
 from .results import ResultCache
@@ -34,6 +35,10 @@ class StabilityService:
         seed = int(a.meta.get("seed", 42))
         n_init = int(a.meta.get("n_init", 10))  # refits fitted like the model, or stability is understated
         report = progress or (lambda *_args: None)
+        stored = self._stored(a, resamples, window, seed, n_init)
+        if stored is not None:
+            report(100, 100, "done")
+            return {**stored, "version": a.version, "source": a.source}
         boot = self.results.cached(
             ("stability-boot", a.version, a.fingerprint, resamples, seed, n_init),
             lambda: bootstrap_stability(scaled(a), a.labels, resamples=resamples, seed=seed, n_init=n_init,
@@ -44,6 +49,18 @@ class StabilityService:
                                        progress=lambda d, t, m: report(80 + int(20 * d / t), 100, m)))
         report(100, 100, "done")
         return {"bootstrap": boot, "temporal": temporal, "version": a.version, "source": a.source}
+
+    def _stored(self, a, resamples: int, window: str, seed: int, n_init: int) -> dict | None:
+        """The stored views' stability when they hold these settings for the data shown (else None)."""
+        if not a.from_views:
+            return None
+        stored = (self.analyses.stored_views(a.version) or {}).get("views", {}).get("stability")
+        if not stored or (stored["resamples"], stored["window"], stored["seed"], stored["n_init"]) != (
+                resamples, window, seed, n_init):
+            return None
+        return self.results.local(("stability-views", a.version, a.fingerprint, resamples, window, seed, n_init),
+                                  lambda: {"bootstrap": bootstrap_from_json(stored["bootstrap"]),
+                                           "temporal": temporal_from_json(stored["temporal"])})
 
     def drift_data_path(self) -> Path | None:
         """The configured later extract to compare with (SEGMENTLENS_DRIFT_DATA), when set and present."""

@@ -175,7 +175,6 @@ class UploadService:
     def _accept(self, contents, filename) -> dict:
         import base64
         import binascii
-        import json
         import uuid
 
         from core import training
@@ -191,17 +190,21 @@ class UploadService:
         except (binascii.Error, ValueError):
             raise DataFileError("the upload arrived incomplete; choose the file again") from None
         shown = training.check_upload(filename, len(data), limit)
-        prepared = prepare(data, name=shown)  # the loader's checks: binary content, headers, dates, rows
+        report = upload_report(data, shown)  # the loader's checks: binary content, headers, dates, rows, mapping
         token = uuid.uuid4().hex
         removed = self._store(data, token, shown)
-        load = prepared.info.to_dict()
-        load["unreadable"] = {column: len(rows) for column, rows in load["unreadable"].items()}
-        return {"token": token, "name": shown, "bytes": len(data), "fingerprint": prepared.fingerprint,
-                "rows_used": int(len(prepared.frame)), "load": load, "cleaning": prepared.report.to_dict(),
-                "preview": json.loads(training.preview(prepared.frame).to_json(orient="records")),
-                "removed": len(removed)}
+        return dict(report, token=token, removed=len(removed))
 
-    def upload_sweep(self, token, features) -> dict:
+    def remap_upload(self, token, name, mapping: dict) -> dict:
+        """The report of a kept upload read through the mapping the user confirmed or changed.
+
+        Raises ValueError / DataFileError naming the column and what was expected when it cannot be used.
+        """
+        shown = (re.split(r"[\\/]", str(name or "upload"))[-1] or "upload")[:120]
+        data = self.upload_path(token).read_bytes()
+        return dict(upload_report(data, shown, mapping), token=token, removed=0)
+
+    def upload_sweep(self, token, features, mapping: dict | None = None) -> dict:
         """Recommended k for the uploaded data on the chosen features (k=2..10, cached by file and features).
 
         Returns core.training.sweep_summary, or {"skipped": n} beyond UPLOAD_SWEEP_MAX customers (the
@@ -212,11 +215,25 @@ class UploadService:
         from core.pipeline import fingerprint, parse_features
 
         data = self.upload_path(token).read_bytes()
-        chosen = parse_features(",".join(features or []))
-        key = ("upload-sweep", fingerprint(data), ",".join(chosen))
+        if mapping and mapping.get("input") not in (None, "canonical"):
+            import json
+
+            from core.mapping import Mapping, parse_features as mapped_features, prepare_input
+
+            used = Mapping.from_dict(mapping)
+            used.features = None
+            prepared, used = prepare_input(data, name="upload", mapping=used)
+            chosen = mapped_features(list(features or []), prepared, used)
+            key = ("upload-sweep", fingerprint(data), json.dumps(mapping.get("columns"), sort_keys=True),
+                   ",".join(chosen))
+            frames = {"frame": prepared.frame}
+        else:
+            chosen = parse_features(",".join(features or []))
+            key = ("upload-sweep", fingerprint(data), ",".join(chosen))
+            frames = {}
 
         def compute():
-            frame = prepare(data, name="upload").frame
+            frame = frames["frame"] if frames else prepare(data, name="upload").frame
             n = len(frame)
             if n > UPLOAD_SWEEP_MAX or n < 4:
                 return {"skipped": n}
@@ -226,7 +243,7 @@ class UploadService:
 
     # ------------------------------------------------------------ retrain
     def retrain_upload(self, token, name, k, features, progress=None, *, reference: Callable | None = None,
-                       actor: str = "local") -> dict:
+                       actor: str = "local", mapping: dict | None = None) -> dict:
         """Train a candidate on a kept upload (never activated); returns its version and the comparison.
 
         ``reference()`` gives the served model as (core.training.Reference or None, its metadata).
@@ -241,7 +258,15 @@ class UploadService:
         self.auditor.record(actor, "retrain", shown, "started", f"k={k}, features={','.join(features or []) or 'model'}")
         try:
             data = self.upload_path(token).read_bytes()
-            chosen = parse_features(",".join(features or []))
+            used = None
+            if mapping and mapping.get("input") not in (None, "canonical"):
+                from core.mapping import Mapping
+
+                used = Mapping.from_dict(mapping)
+                used.features, used.ranges = None, {}
+                chosen = list(features or []) or None  # checked against the mapped customers by retrain
+            else:
+                chosen = parse_features(",".join(features or []))
             try:
                 k = int(k)
             except (TypeError, ValueError):
@@ -250,7 +275,8 @@ class UploadService:
             kept = self.registry.keep_data(data)  # the data the new version is shown on once activated
             result = training.retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
                                       features=chosen, seed=int(active_meta.get("seed", 42)),
-                                      n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress)
+                                      n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress,
+                                      mapping=used)
         except Exception as exc:
             outcome = "cancelled" if isinstance(exc, training.RetrainCancelled) else "failed"
             self.auditor.record(actor, "retrain", shown, outcome, f"{type(exc).__name__}: {exc}")
@@ -258,4 +284,71 @@ class UploadService:
         self.auditor.record(actor, "retrain", result.version, "ok", f"candidate of {shown}, k={result.model.k}")
         return {"version": result.version, "k": result.model.k, "name": shown,
                 "rows_used": int(len(result.prepared.frame)), "reference_version": ref.version if ref else None,
-                "segment_names": list(result.meta["segment_names"])}
+                "segment_names": list(result.meta["segment_names"]), "input": result.meta.get("input", "canonical"),
+                "features": list(result.model.features), "transforms": result.meta.get("transforms") or {},
+                "rfm": result.meta.get("rfm")}
+
+
+# Columns of a mapped upload's preview: how customers buy, never who they are.
+_MAPPED_PREVIEW = ("ID", "Recency", "Frequency", "Monetary", "Tenure", "RFM_group", "Total_Spending",
+                   "Total_Purchases", "NumWebVisitsMonth", "Customer_since")
+
+
+def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
+    """What the /data page shows about a file: detection, cleaning, preview and (non-canonical files) the mapping.
+
+    ``mapping`` (the JSON form of core.mapping.Mapping) overrides the suggested one. Raises DataFileError or
+    ValueError with a message naming the column and what was expected.
+    """
+    import json
+
+    from core import training
+    from core.mapping import Mapping, prepare_input, roles_for
+
+    given = Mapping.from_dict(mapping, where="mapping") if mapping and mapping.get("columns") else None
+    if given is not None:
+        given.features, given.ranges, given.transforms = None, {}, {}
+    kind = (mapping or {}).get("input")
+    prepared, used = prepare_input(data, name=shown, mapping=given,
+                                   kind=kind if given is None and kind in ("customers", "transactions") else None)
+    load = prepared.info.to_dict()
+    load["unreadable"] = {column: len(rows) for column, rows in load["unreadable"].items()}
+    out = {"name": shown, "bytes": len(data), "fingerprint": prepared.fingerprint,
+           "rows_used": int(len(prepared.frame)), "load": load, "cleaning": prepared.report.to_dict(),
+           "input": used.kind}
+    if used.kind == "canonical":
+        out["preview"] = json.loads(training.preview(prepared.frame).to_json(orient="records"))
+        return out
+    frame = prepared.frame
+    preview = frame[[c for c in _MAPPED_PREVIEW if c in frame]].head(5)
+    numeric = [c for c in frame.columns if c != "ID" and str(frame[c].dtype) not in ("object", "str", "string")
+               and frame[c].notna().all() and frame[c].dtype.kind in "iuf"]
+    out.update(
+        preview=json.loads(preview.to_json(orient="records")),
+        mapping={"input": used.kind, "columns": dict(used.columns), "notes": list(used.notes)},
+        roles=roles_for(used.kind), features=list(used.features or []), feature_choices=numeric,
+        transforms=dict(used.transforms), summary=dict(frame.attrs.get("summary") or {}))
+    return out
+
+
+def prepare_model_data(registry: Registry, version: str, path, name: str | None = None):
+    """A version's customers read the way it was trained: through its ``mapping`` artifact when it has one.
+
+    A version trained on a customer table or a transaction log keeps how the file's columns became
+    its features (and which are clustered on a log scale); without that artifact, or for the canonical
+    file, this is core.pipeline.prepare.
+    """
+    from core.mapping import Mapping, prepare_input
+    from core.registry import RegistryError
+
+    try:
+        saved = registry.artifact_json(version, "mapping")
+    except (RegistryError, KeyError, ValueError):
+        saved = None
+    if not saved or saved.get("input") in (None, "canonical"):
+        return prepare(path, name=name)
+    mapping = Mapping.from_dict(saved, where=f"{version} mapping")
+    features, ranges = mapping.features, mapping.ranges
+    prepared, used = prepare_input(path, name=name, mapping=mapping)
+    used.features, used.ranges = features, ranges
+    return prepared

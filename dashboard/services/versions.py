@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.pipeline import prepare
 from core.registry import Registry, RegistryError
 
 from .analysis import AnalysisService
@@ -150,13 +149,19 @@ class VersionService:
                 return dict(stored, stale=True)
             raise ValueError(f"the data {version} was trained on is not available, so it cannot be compared "
                              f"with {active}")
+        if candidate_meta.get("input", "canonical") != meta.get("input", "canonical"):
+            # Different kinds of data (a transaction log against customer records): no feature or customer in common.
+            raise ValueError(f"{version} was trained on {candidate_meta.get('input', 'canonical')} data and {active} "
+                             f"on {meta.get('input', 'canonical')} data; they have no features in common to compare")
         a = self.analyses.analysis()
         key = ("comparison", version, active, a.fingerprint, candidate_meta.get("data_fingerprint"),
                training.COMMON_KEYS)
 
         def compute():
             candidate = self.store.load(version)
-            frame = prepare(path, name=candidate_meta.get("data_source")).frame
+            from .uploads import prepare_model_data
+
+            frame = prepare_model_data(self.registry, version, path, candidate_meta.get("data_source")).frame
             reference = training.Reference(model, active, self.analyses.segment_names(), a.frame)
             k = int(candidate.k)
             generated = candidate_meta.get("generated_names")

@@ -1,0 +1,104 @@
+"""The engine interface: what every k-means engine (numpy, Spark, later GMM or GPU) provides.
+
+An engine fits on a data source (:mod:`core.sources`) and returns a :class:`FitResult`
+(scaler parameters, centroids, sizes, inertia); it assigns labels chunk by chunk. A
+registered version is the same whichever engine fitted it: the model is built from the
+FitResult (:meth:`core.model.SegmentationModel.from_fit`) and scored with numpy.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["FitResult", "Engine", "EngineUnavailable", "EngineError"]
+
+
+class EngineUnavailable(RuntimeError):
+    """Raised when an engine's optional dependency (e.g. pyspark) is not installed or reachable.
+
+    The message is one line for people and says how to install or fix it.
+    """
+
+
+class EngineError(RuntimeError):
+    """Raised by an engine for a failure a person can act on (bad source, unreachable master).
+
+    The message is one line; the CLI prints it and exits 2.
+    """
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What an engine's fit returns.
+
+    Parameters
+    ----------
+    features : list of str
+        Feature columns, in the order of the columns of ``mean``, ``scale`` and ``centroids``.
+    mean, scale : ndarray of shape (d,)
+        StandardScaler parameters: mean and population standard deviation (1.0 where it is 0).
+    centroids : ndarray of shape (k, d)
+        Centroids in scaled units. Engines return them in their own order;
+        :meth:`core.model.SegmentationModel.from_fit` renumbers them.
+    sizes : ndarray of shape (k,)
+        Customers nearest to each centroid (same order as ``centroids``).
+    inertia : float
+        Sum of squared scaled distances of every customer to its centroid.
+    n_iter : int
+        Lloyd iterations (of the kept start).
+    rows : int
+        Customers fitted on.
+    seconds : float
+        Wall time of the fit.
+    info : dict
+        Engine name, master, streaming/in-memory, chunk size, ... for version metadata (JSON-able).
+    """
+
+    features: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    centroids: np.ndarray
+    sizes: np.ndarray
+    inertia: float
+    n_iter: int
+    rows: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        """Number of centroids."""
+        return int(self.centroids.shape[0])
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A k-means engine.
+
+    ``source`` is a :class:`core.sources.DataSource` (a delimited or Parquet file read in
+    chunks), a prepared pandas DataFrame, or (numpy engine only) an ndarray of feature values.
+    """
+
+    name: str
+
+    def fit(self, source: Any, *, features, k: int, seed: int, n_init: int, max_iter: int) -> FitResult:
+        """Fit the scaler and k-means on every customer of ``source``."""
+        ...
+
+    def assign(self, source: Any, fit: FitResult, *, chunk_rows: int = 100_000) -> Iterator[np.ndarray]:
+        """Yield the nearest centroid (index into ``fit.centroids``) of each customer, chunk by chunk,
+        in the source's row order."""
+        ...
+
+
+# Optional capabilities, looked up with hasattr (an engine without them gets the numpy defaults):
+#
+# summarise(source, model, *, sample_size, seed) -> (aggregates: dict, sample: DataFrame, segments: ndarray)
+#     The version's ``aggregates`` artifact (core.aggregates format) and stratified sample, computed by the
+#     engine itself (Spark); ``model`` is the SegmentationModel built from the fit (its numbering). Without
+#     it, core.pipeline.summarise_streamed makes one pass over ``source.iter_chunks()``.
+# cluster(Z, k, *, seed, n_init, max_iter) -> core.model.KMeansResult
+#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability).
