@@ -188,10 +188,14 @@ def _repeats(values: np.ndarray) -> np.ndarray:
     A stable sort instead of a hash table, so ten million values cost two arrays, not a dict.
     """
     out = np.zeros(len(values), dtype=bool)
-    valid = np.flatnonzero(~np.isnan(values)) if values.dtype.kind == "f" else np.arange(len(values))
-    if len(valid) < 2:
+    missing = np.isnan(values) if values.dtype.kind == "f" else None
+    if missing is not None and missing.any():
+        valid = np.flatnonzero(~missing)
+        order = valid[np.argsort(values[valid], kind="stable")]
+    else:  # no missing value: no index array beside the sort (16 bytes a row fewer at 10M rows)
+        order = np.argsort(values, kind="stable")
+    if len(order) < 2:
         return out
-    order = valid[np.argsort(values[valid], kind="stable")]
     ordered = values[order]
     out[order[1:][ordered[1:] == ordered[:-1]]] = True
     return out

@@ -364,14 +364,14 @@ class DataSource:
             date_codes.append(np.where(codes >= 0, lookup[np.maximum(codes, 0)] if len(lookup) else -1, -1)
                               .astype(np.int32))
         ids = np.concatenate(id_parts) if id_parts else np.empty(0)
+        del id_parts
         n = len(ids)
         if n == 0:
             raise DataFileError(f"{self.name} has a header but no customer rows")
         _raise_mostly_unreadable(id_stats, self.name)
         id_int = not id_stats.get("ID", {}).get("bad", 0)
         dup_id = cleaning.duplicate_ids(ids)
-        del id_parts
-        date_map, date_info = self._date_decision(date_uniques, np.concatenate(date_codes))
+        date_map, date_info = self._date_decision(date_uniques, date_codes)
         del date_codes
 
         # Pass 1: the per-row rules, and what the whole-file rules need.
@@ -401,8 +401,9 @@ class DataSource:
             kept = frame.loc[alive]
             odd = cleaning.odd_marital(kept)
             cleaning.fix_marital(kept, odd)
-            incomes.append(kept["Income"].to_numpy(dtype=float))
-            dates.append(kept[date_col].to_numpy(dtype="datetime64[ns]"))
+            # Copies: a view would keep the chunk's whole block of columns alive (250 bytes a row).
+            incomes.append(np.array(kept["Income"].to_numpy(dtype=float), copy=True))
+            dates.append(np.array(kept[date_col].to_numpy(dtype="datetime64[ns]"), copy=True))
             hashes.append(cleaning.content_hashes(kept))
             odd_parts.append(odd)
             if features and len(kept):
@@ -414,14 +415,21 @@ class DataSource:
         num_stats.pop("ID", None)
         _raise_mostly_unreadable(num_stats, self.name)
 
+        # One whole-file array at a time, each list freed as it is joined (memory peaks at 10M rows).
         incomes = np.concatenate(incomes)
         fence = cleaning.income_fence(incomes)
         extreme = (incomes > fence) if fence is not None else np.zeros(len(incomes), dtype=bool)
         del incomes
+        dates = np.concatenate(dates)
+        kept_dates = dates[~extreme] if extreme.any() else dates
+        reference_date = pd.Timestamp(kept_dates.max()) if len(kept_dates) else None
+        del kept_dates
+        del dates
         positions = np.flatnonzero(alive1)
-        hashes = np.concatenate(hashes)[~extreme]
+        hashes = np.concatenate(hashes)
+        if extreme.any():
+            hashes = hashes[~extreme]
         odd1 = np.concatenate(odd_parts)
-        dates = np.concatenate(dates)[~extreme]
         keep_positions = positions[~extreme]
         keep = np.zeros(n, dtype=bool)
         keep[keep_positions] = True
@@ -438,7 +446,6 @@ class DataSource:
         results.append(cleaning.rule_result("odd_marital_status", int(odd.sum()), examples(np.flatnonzero(odd))))
         results.append(cleaning.rule_result("duplicate_record", len(dup_record), examples(dup_record)))
         report = CleaningReport(rows_read=n, rows_used=int(keep.sum()), rules=results)
-        reference_date = pd.Timestamp(dates.max()) if len(dates) else None
         info = LoadInfo(
             source=self.name, column_mapping=dict(layout["mapping"]), extra_columns=list(layout["extras"]),
             missing_optional=[c for c in CANONICAL_COLUMNS if c in OPTIONAL_COLUMNS and c not in names],
@@ -489,12 +496,24 @@ class DataSource:
             if len(X):
                 yield X
 
-    def _date_decision(self, uniques: dict, codes: np.ndarray) -> tuple[dict, dict]:
+    def _date_decision(self, uniques: dict, code_parts: list) -> tuple[dict, dict]:
         """Choose the date format from every value of the file, as the loader does; map value -> date."""
         texts = list(uniques)
+        shown = [_date_text(t) for t in texts]
+        if texts:
+            # Usually one format reads every distinct value: then the loader chooses it from the distinct
+            # values alone (in order of first appearance, as from the whole column) and no per-row array is built.
+            try:
+                values, bad, order, fmt, note = loading._date_column(pd.Series(shown, dtype=object), self.name)
+            except DataFileError:
+                bad = np.ones(1, dtype=bool)
+            if not bad.any():
+                return ({t: (values[i], False) for i, t in enumerate(texts)},
+                        {"date_order": order, "date_format": fmt, "date_note": note})
+        codes = np.concatenate(code_parts) if code_parts else np.empty(0, dtype=np.int32)
         # One text per row (pointers to the few distinct texts): the loader's own chooser then sees
         # every value of the file with its row count and first line, as in the one-shot path.
-        cells = np.asarray([_date_text(t) for t in texts] + [np.nan], dtype=object)[codes]
+        cells = np.asarray(shown + [np.nan], dtype=object)[codes]
         values, bad, order, fmt, note = loading._date_column(pd.Series(cells, dtype=object), self.name)
         del cells
         if not texts:

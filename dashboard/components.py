@@ -200,7 +200,9 @@ def table(frame, *, index: bool = True, float_format: str = "{:,.2f}", class_nam
         if isinstance(v, numbers.Real):
             return float_format.format(v)
         return str(v)
-    head = html.Thead(html.Tr([html.Th(str(c), scope="col") for c in df.columns]))
+    # A column without a heading (an unnamed index) still gets one for screen readers.
+    head = html.Thead(html.Tr([html.Th(str(c) if str(c).strip() else html.Span("Row", className="visually-hidden"),
+                                       scope="col") for c in df.columns]))
     body = html.Tbody([html.Tr([html.Td(fmt(v)) for v in row]) for row in df.itertuples(index=False)])
     return scroll_box(dbc.Table([head, body], bordered=False, hover=True, size="sm", className=f"mb-0 {class_name}"),
                       "Table: " + ", ".join(str(c) for c in list(df.columns)[:3]))

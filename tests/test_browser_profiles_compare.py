@@ -63,7 +63,7 @@ def test_profiles_segment_pick_updates_card_and_url(dash_br, live_server):
     dash_br.wait_for_contains_text(f"#{ids.PROFILES_SUMMARY}", names[4], timeout=_GRAPH_WAIT)
     assert "Segment 4 ·" in dash_br.find_element(f"#{ids.PROFILES_SUMMARY}").text
     assert dash_br.find_element(f"#{ids.PROFILES_RENAME_INPUT}").get_attribute("value") == names[4]
-    dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h3", names[4], timeout=_GRAPH_WAIT)
+    dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h2", names[4], timeout=_GRAPH_WAIT)
     assert dash_br.driver.current_url.endswith("/profiles?segment=4")
     # The compare link carries the selection.
     link = dash_br.find_element(f"#{ids.PROFILES_COMPARE_LINK}")
@@ -141,7 +141,7 @@ def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path):
         box.send_keys("Wine lovers")
         dash_br.find_element(f"#{ids.PROFILES_RENAME_BTN}").click()
         dash_br.wait_for_contains_text(f"#{ids.PROFILES_RENAME_FEEDBACK}", "Saved", timeout=_GRAPH_WAIT)
-        dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h3", "Wine lovers", timeout=_GRAPH_WAIT)
+        dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h2", "Wine lovers", timeout=_GRAPH_WAIT)
         assert _dropdown_text(dash_br, ids.PROFILES_SEGMENT) == "2 · Wine lovers"
         dash_br.wait_for_element(f"#{ids.PROFILES_HEATMAP} .heatmaplayer", timeout=_GRAPH_WAIT)
         ticks = " ".join(t.text for t in dash_br.find_elements(f"#{ids.PROFILES_HEATMAP} .ytick text"))
@@ -162,7 +162,7 @@ def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path):
         dash_br.find_element(f"#{ids.PROFILES_RENAME_BTN}").click()
         dash_br.wait_for_contains_text(f"#{ids.PROFILES_RENAME_FEEDBACK}", "<b>Bold</b> buyers", timeout=_GRAPH_WAIT)
         assert not dash_br.find_elements(f"#{ids.PROFILES_RENAME_FEEDBACK} b")
-        dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h3", "<b>Bold</b> buyers", timeout=_GRAPH_WAIT)
+        dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_SUMMARY} h2", "<b>Bold</b> buyers", timeout=_GRAPH_WAIT)
         assert _names(server)[2] == "<b>Bold</b> buyers"
         dash_br.clear_input(box)
         box.send_keys("Wine lovers")

@@ -152,12 +152,12 @@ def test_upload_store_renders_report_again(app, pages, monkeypatch):
     data = pages["data"]
     monkeypatch.setattr(data, "may", lambda action: (True, None))
     with app.server.test_request_context("/data"):
-        stored = data.check_upload("data:text/tab-separated-values;base64," + _b64(SAMPLE), "mine.tsv")
+        stored = data.accepted_upload("data:text/tab-separated-values;base64," + _b64(SAMPLE), "mine.tsv")
         assert set(stored) == {"token", "name", "report"} and stored["name"] == "mine.tsv"
         view, disabled = data.show_upload(json.loads(json.dumps(stored)))  # as the browser gives it back
         assert disabled is False and '"mine.tsv"' in _json(view) and ": 2,240 rows read" in _json(view)
-        refused = data.check_upload("data:text/csv;base64," + _b64_bytes(b"\x89PNG\r\n" + bytes(range(256))),
-                                    "photo.csv")
+        refused = data.accepted_upload("data:text/csv;base64," + _b64_bytes(b"\x89PNG\r\n" + bytes(range(256))),
+                                       "photo.csv")
         assert set(refused) == {"error", "active"} and "photo.csv" in refused["error"]
         error_view, disabled = data.show_upload(refused)
         assert disabled is True and "the active model stays" in _json(error_view)

@@ -19,16 +19,23 @@ in MLlib's space and converts: ``scale = std * sqrt((n - 1) / n)`` (1 where it i
 ``centroids *= sqrt(n / (n - 1))``, ``inertia *= n / (n - 1)``. The FitResult is then in the
 numpy engine's units (the tests compare).
 
+Starts: MLlib's KMeans (k-means|| seeding) runs ``min(n_init, 3)`` starts, each a full distributed
+fit; above 100,000 customers they run on a seeded uniform sample and the best start is refined on
+every row by Lloyd passes in Spark SQL (MLlib's DataFrame KMeans cannot start from given centres),
+the scheme the numpy engine uses too.
+
 Rules: reading, parsing, cleaning and feature engineering are :mod:`core.spark_rules`, the
 same rules as :mod:`core.cleaning` and :mod:`core.features` (tests compare on the sample).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -132,7 +139,9 @@ def _log_config() -> str:
     text = (f"rootLogger.level = {level}\nrootLogger.appenderRef.stderr.ref = console\n"
             "appender.console.type = Console\nappender.console.name = console\n"
             "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
-            "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n")
+            "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n"
+            # Spark prints "Setting default log level" unless the shell's logger has the root's level.
+            f"logger.repl.name = org.apache.spark.repl.Main\nlogger.repl.level = {level}\n")
     path = Path(tempfile.gettempdir()) / f"segmentlens-spark-log4j2-{level}.properties"
     if not path.exists() or path.read_text() != text:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".segmentlens-log4j2.")
@@ -196,10 +205,33 @@ def spark_session(master: str | None = None, *, app_name: str = "SegmentLens", c
         for key, value in settings.items():
             builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()
+        with _quiet_stderr(os.environ.get(_LOG_LEVEL_ENV, "off").lower() == "off"):
+            return builder.getOrCreate()
     except Exception as exc:  # the JVM or the connection failed: one line for people
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineError(f"Spark could not start on {master} ({first[:200]})") from None
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool):
+    """Start the JVM with its standard error on /dev/null (it inherits the descriptor for good).
+
+    The JVM writes start-up notes ("Using incubator modules", log set-up) straight to the
+    process's stderr; a command's errors must stay one line.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _spark_error(exc: Exception) -> str:
@@ -278,6 +310,8 @@ class SparkEngine:
                 for column in frame.columns:
                     if frame[column].dtype.kind in "iub":
                         frame[column] = frame[column].astype("float64")
+                    elif frame[column].dtype.kind == "O":  # text: None where missing, for Arrow
+                        frame[column] = frame[column].where(frame[column].notna(), None).astype(object)
                 frame["_row"] = np.asarray(frame.index, dtype=np.int64)
                 sdf = self.spark.createDataFrame(frame).cache()
                 report = CleaningReport(len(frame), len(frame), [])
@@ -307,8 +341,10 @@ class SparkEngine:
         seed : int, default 42
             Start ``i`` uses seed ``seed + i``.
         n_init : int, default 1
-            k-means|| starts; the one with the lowest cost is kept. Each start is a full
-            distributed fit, so the CLI uses fewer than the numpy engine (k-means|| seeds well).
+            k-means|| starts, at most ``max_starts`` (3): each is a full MLlib fit, and k-means||
+            seeds well. The one with the lowest cost is kept. Above ``sample_rows`` (100,000)
+            customers the starts run on a seeded uniform sample and the best is refined on every
+            row by Lloyd passes in Spark SQL (one aggregation per pass), as the numpy engine does.
         max_iter : int, default 300
         tol : float, default 1e-4
             MLlib's threshold on how far every centre moves in one iteration.
@@ -353,8 +389,12 @@ class SparkEngine:
                 scaled = scaled.sample(withReplacement=False, fraction=min(1.0, self.sample_rows / n), seed=int(seed))
             scaled = scaled.cache()
             best = None
+            # Starts on a sample only choose the basin (the refinement converges on every row): they
+            # may stop earlier, which saves most of their distributed iterations.
+            start_iter, start_tol = (min(int(max_iter), 50), max(float(tol), 1e-3)) if sampled else \
+                (int(max_iter), float(tol))
             for start in range(starts):
-                model = KMeans(featuresCol="_z", k=k, seed=int(seed) + start, maxIter=int(max_iter), tol=float(tol),
+                model = KMeans(featuresCol="_z", k=k, seed=int(seed) + start, maxIter=start_iter, tol=start_tol,
                                initMode="k-means||", initSteps=2).fit(scaled)
                 cost = float(model.summary.trainingCost)
                 if best is None or cost < best[0]:

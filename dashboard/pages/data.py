@@ -507,6 +507,12 @@ def check_upload(contents, _apply, filename, roles, role_ids, kind, upload):
         except (DataFileError, ValueError) as exc:
             return dash.no_update, dbc.Alert(str(exc), color="danger", className="small py-2 mb-0")
         return dict(upload, report=report), None
+    return accepted_upload(contents, filename), None
+
+
+def accepted_upload(contents, filename) -> dict:
+    """What the upload store keeps for a new file: its token, name and report, or the error and the active version."""
+    services = get_services()
     try:
         report = as_actor(services.accept_upload, contents, filename)
     except (DataFileError, ValueError) as exc:
@@ -514,8 +520,8 @@ def check_upload(contents, _apply, filename, roles, role_ids, kind, upload):
             active = services.model()[1]["version"]
         except RegistryError:
             active = None
-        return {"error": str(exc), "active": active}, None
-    return {"token": report["token"], "name": report["name"], "report": report}, None
+        return {"error": str(exc), "active": active}
+    return {"token": report["token"], "name": report["name"], "report": report}
 
 
 @callback(Output(ids.DATA_UPLOAD_REPORT, "children"), Output(ids.DATA_RETRAIN_BTN, "disabled"),

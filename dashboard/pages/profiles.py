@@ -70,7 +70,7 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
     return dbc.Card([
         html.Div(className="persona-stripe", style={"backgroundColor": segment_colour(seg)}),
         dbc.CardBody([
-            html.H3(names[seg], className="h5 mb-1"),
+            html.H2(names[seg], className="h5 mb-1"),  # h2 under the page's h1: no heading level skipped
             html.Div(f"Segment {seg} · {int(a.sizes.loc[seg, 'n']):,} customers · "
                      f"{float(a.sizes.loc[seg, 'share']):.0%} of all", className="small text-muted mb-2"),
             html.P(persona.description, className="mb-2"),
