@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="1,5,10", help="millions of customers (default 1,5,10)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", default=None, help="where the Parquet files go (default: a temp folder, kept)")
-    parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--in-memory-max", type=float, default=1.0,
                         help="also time the in-memory path up to this many millions (default 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -83,6 +83,12 @@ def score_frame(model: SegmentationModel, frame: pd.DataFrame) -> pd.DataFrame:
                         typicality=scores["typicality"].to_numpy())
 
 
+def spend_column(frame: pd.DataFrame) -> str | None:
+    """The column that holds what a customer spent: ``Total_Spending`` (customer files), else
+    ``Monetary`` (customers derived from a transaction log); None when there is neither."""
+    return next((c for c in ("Total_Spending", "Monetary") if c in frame), None)
+
+
 def segment_numbers(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """Per segment: customers, share, average spend and income, response rate and share of spend.
 
@@ -99,14 +105,20 @@ def segment_numbers(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """
     groups = frame.groupby("segment")
     counts = groups.size().reindex(range(k), fill_value=0)
-    spend = groups["Total_Spending"].sum().reindex(range(k), fill_value=0.0)
+
+    def mean_of(column: str) -> pd.Series:
+        # Data of another layout (a transaction log's customers, a CRM table) may lack the column.
+        return groups[column].mean().reindex(range(k)) if column in frame else pd.Series(math.nan, index=range(k))
+
+    money = spend_column(frame)
+    spend = (groups[money].sum().reindex(range(k), fill_value=0.0) if money
+             else pd.Series(0.0, index=range(k)))
     out = pd.DataFrame({
         "customers": counts.astype(int),
         "share": counts / max(int(counts.sum()), 1),
-        "avg_spend": groups["Total_Spending"].mean().reindex(range(k)),
-        "avg_income": groups["Income"].mean().reindex(range(k)),
-        "response_rate": (groups["Response"].mean().reindex(range(k)) if "Response" in frame
-                          else pd.Series(math.nan, index=range(k))),
+        "avg_spend": mean_of(money) if money else pd.Series(math.nan, index=range(k)),
+        "avg_income": mean_of("Income"),
+        "response_rate": mean_of("Response"),
         "spend_share": spend / spend.sum() if spend.sum() > 0 else spend * 0.0,
     })
     out.index.name = "segment"
@@ -244,7 +256,7 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
         "personas": [asdict(p) for p in parts["personas"]],
     }
     overview = {"numbers": frame_to_json(segment_numbers(frame, model.k)),
-                "income_mean": _float(frame["Income"].mean()),
+                "income_mean": _float(frame["Income"].mean()) if "Income" in frame else None,
                 "response_mean": _float(frame["Response"].mean()) if "Response" in frame else None}
     views = {"analysis": analysis, "overview": overview}
     step("stability")

@@ -223,6 +223,16 @@ def _guard_page_layouts() -> None:
                 return dbc.Alert(["This page needs the active model, which cannot be served: ", str(exc),
                                   " An admin can activate another version on ", dcc.Link("Data & models", href="/data"),
                                   "."], color="warning", className="mt-3")
+            except KeyError as exc:
+                # A model trained on another layout of data (a transaction log's RFM customers, a CRM
+                # table) lacks columns some sections of this page were built for.
+                column = exc.args[0] if exc.args else "?"
+                flask.current_app.logger.warning("page %s: column %r missing from the model's data",
+                                                 getattr(_layout, "__module__", "?"), column)
+                return dbc.Alert([f"This page is built for customer files with a “{column}” column, which the "
+                                  "active model's data does not have. The other pages show this model; see ",
+                                  dcc.Link("Data & models", href="/data"), " for what was mapped."],
+                                 color="info", className="mt-3")
 
         guarded._segmentlens_guarded = True
         page["layout"] = guarded

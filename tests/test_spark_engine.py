@@ -187,16 +187,23 @@ def test_cli_score_spark_writes_parquet_like_the_numpy_scores(trained, tmp_path)
     assert scores["segment_name"].tolist() == [meta["segment_names"][s] for s in expected["segment"]]
 
 
-def test_bad_input_one_line_exit_2_nothing_registered(spark, tmp_path, capsys, monkeypatch):
+def test_bad_input_one_line_exit_2_nothing_registered(engine, tmp_path, capsys, monkeypatch):
+    from core.loading import DataFileError
+
     good = pd.read_csv(SAMPLE_PATH, sep="\t")
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1" + b"\x00not really parquet\x00" * 50 + b"PAR1")
     no_income = tmp_path / "no_income.parquet"
     good.drop(columns=["Income"]).to_parquet(no_income, index=False)
+    # What Spark itself says (the CLI may refuse such a file even before Spark starts).
+    with pytest.raises(DataFileError, match="corrupt.parquet"):
+        engine.prepare(corrupt)
+    with pytest.raises(DataFileError, match=r"no_income.parquet: missing required column\(s\) Income"):
+        engine.prepare(no_income)
     cases = [
-        ("local[2]", corrupt, "corrupt.parquet"),
-        ("local[2]", no_income, "missing required column(s) Income"),
         ("spark://127.0.0.1:1", SAMPLE_PATH, "spark://127.0.0.1:1 is not reachable"),
+        ("local[2]", corrupt, "corrupt.parquet"),
+        ("local[2]", no_income, "no_income.parquet"),
     ]
     models = tmp_path / "models"
     for master, data, expected in cases:

@@ -30,7 +30,7 @@ from .base import EngineError, FitResult
 
 __all__ = ["NumpyEngine", "one_blas_thread"]
 
-_DEFAULT_CHUNK = 200_000
+_DEFAULT_CHUNK = 100_000
 
 
 @contextmanager
@@ -51,7 +51,7 @@ class NumpyEngine:
 
     Parameters
     ----------
-    chunk_rows : int, default 200000
+    chunk_rows : int, default 100000
         Rows per chunk when streaming a source.
     sample_rows : int, default 100000
         Rows the k-means++ starts run on (as :func:`core.model.kmeans`).

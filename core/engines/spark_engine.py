@@ -52,7 +52,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(exc.msg, name="pyspark") from None
 
 __all__ = ["SparkEngine", "MASTER_ENV", "DEFAULT_MASTER", "resolve_master", "check_master", "spark_session",
-           "SPARK_TOL"]
+           "SPARK_TOL", "MAX_STARTS", "SAMPLE_ROWS"]
 
 MASTER_ENV = "SEGMENTLENS_SPARK_MASTER"
 DEFAULT_MASTER = "local[*]"
