@@ -116,12 +116,21 @@ def _train(args) -> int:
 
     mapping = _mapping_arg(args)
     kind = args.input or (mapping.kind if mapping else None)
+    from .sources import is_parquet
+
+    if kind is None and args.data and is_parquet(args.data):
+        kind = "canonical"  # Parquet customer tables are read by the engines' own readers
     if kind is None and args.data:
         sniffed = sniff(args.data, Path(args.data).name) if Path(args.data).is_file() else None
         kind = detect_kind(list(read_head(args.data, sniffed).columns), read_head(args.data, sniffed)) \
             if sniffed else "canonical"
     if kind in (None, "canonical") and mapping is None:
         return train_canonical(args)  # the original command, unchanged
+    if getattr(args, "engine", "numpy") != "numpy":
+        from .cli import UsageError
+
+        raise UsageError(f"--engine {args.engine} trains canonical customer tables; derive the customers of a "
+                         f"{kind} file first (`python -m core customers --data FILE --out CUSTOMERS.csv`)")
     step = _progress(args.quiet)
     version, model, meta = train_input(args.data, kind=kind, mapping=mapping, k=args.k, features=args.features,
                                        seed=args.seed, n_init=args.n_init, registry=Registry(args.models),

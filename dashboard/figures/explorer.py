@@ -13,7 +13,7 @@ from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, plain, wrap_label
 
 __all__ = ["MAX_POINTS", "HOVER_COLUMNS", "MapView", "range_bounds", "filter_positions", "map_view", "axis_title",
-           "pca_map_figure", "place_labels", "selected_positions", "selection_summary"]
+           "hover_spec", "pca_map_figure", "place_labels", "selected_positions", "selection_summary"]
 
 # Points drawn at most: WebGL keeps 20K responsive in 2D; 3D (no GL point sprites) needs fewer.
 MAX_POINTS = {2: 20_000, 3: 8_000}
@@ -64,16 +64,21 @@ def range_bounds(values, step: float) -> tuple[float, float]:
 
 
 def filter_positions(frame: pd.DataFrame, *, education=None, marital=None, age=None, income=None,
-                     age_bounds=None, income_bounds=None) -> np.ndarray:
-    """Row positions of customers passing the filters (empty selections and full ranges filter nothing)."""
+                     age_bounds=None, income_bounds=None, range_columns=("Age", "Income")) -> np.ndarray:
+    """Row positions of customers passing the filters (empty selections and full ranges filter nothing).
+
+    ``range_columns`` names the columns the two range filters (``age``, ``income``) apply to: data of
+    another layout (a transaction log's customers) filters on its own columns; absent columns filter nothing.
+    """
     keep = np.ones(len(frame), dtype=bool)
-    if education:
+    if education and "Education" in frame:
         keep &= frame["Education"].isin(list(education)).to_numpy()
-    if marital:
+    if marital and "Marital_Status" in frame:
         keep &= frame["Marital_Status"].isin(list(marital)).to_numpy()
-    for column, rng, bounds in (("Age", age, age_bounds), ("Income", income, income_bounds)):
+    for column, rng, bounds in zip(range_columns, (age, income), (age_bounds, income_bounds)):
         # A range at the slider's bounds means "any": it must not drop values the slider rounds away.
-        if rng is None or (bounds is not None and rng[0] <= bounds[0] and rng[1] >= bounds[1]):
+        if column is None or column not in frame or rng is None or (
+                bounds is not None and rng[0] <= bounds[0] and rng[1] >= bounds[1]):
             continue
         values = frame[column].to_numpy(dtype=float)
         keep &= (values >= rng[0]) & (values <= rng[1])
@@ -97,10 +102,32 @@ def axis_title(i: int, ratio) -> str:
     return f"PC{i + 1} ({float(ratio[i]):.0%} of variance)"
 
 
-def _hover_data(frame: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+def hover_spec(frame: pd.DataFrame, features=None) -> tuple[list[str], str]:
+    """The hover's customdata columns (after the position) and its template.
+
+    The canonical file's customers get the full card (age, income, spend, purchases, recency); data of
+    another layout (a transaction log's RFM customers, a mapped table) shows its ID, the model's features
+    as they were measured (``Monetary`` for ``Monetary_log``) and the confidence.
+    """
+    if all(c in frame for c in HOVER_COLUMNS):
+        return HOVER_COLUMNS, _HOVER
+    raw = []
+    for f in list(features or []):
+        base = f[:-4] if f.endswith("_log") and f[:-4] in frame else f
+        if base in frame and base not in raw and base not in ("ID", "confidence"):
+            raw.append(base)
+    columns = ["ID"] + raw[:6] + ["confidence"]
+    lines = ["<b>%{fullData.name}</b>", "Customer %{customdata[1]:.0f}"]
+    lines += [f"{c.replace('_', ' ')} %{{customdata[{i + 2}]:,.4~g}}" for i, c in enumerate(raw[:6])]
+    lines.append(f"Confidence %{{customdata[{len(columns)}]:.0%}}<extra></extra>")
+    return columns, "<br>".join(lines)
+
+
+def _hover_data(frame: pd.DataFrame, positions: np.ndarray, columns=HOVER_COLUMNS) -> np.ndarray:
     rows = frame.iloc[positions]
     cols = [np.asarray(positions, dtype=float)]
-    cols += [rows[c].to_numpy(dtype=float) if c in rows else np.full(len(rows), np.nan) for c in HOVER_COLUMNS]
+    cols += [pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float) if c in rows
+             else np.full(len(rows), np.nan) for c in columns]
     # float32 travels as a compact base64 typed array; exact for positions and IDs below 16.7 million.
     return np.column_stack(cols).astype(np.float32)
 
@@ -132,7 +159,8 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
     labels = np.asarray(labels)
     shown = labels[positions]
     xyz = np.asarray(coords[positions, :dims], dtype=np.float32)
-    custom = _hover_data(frame, positions)
+    hover_columns, hover = hover_spec(frame, features)
+    custom = _hover_data(frame, positions, hover_columns)
     traces = []
     for seg in range(len(names)):
         mask = shown == seg
@@ -141,7 +169,7 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
         # ids carry each point's customer position into selectedData: dcc.Graph drops customdata sent as a
         # typed array from selections, and plain-list customdata costs ~1 s per 20K points to serialise.
         common = dict(name=f"{seg} · {plain(names[seg])}", customdata=custom[mask], ids=[str(p) for p in positions[mask]],
-                      hovertemplate=_HOVER, legendgroup=str(seg))
+                      hovertemplate=hover, legendgroup=str(seg))
         if dims == 3:
             traces.append(go.Scatter3d(x=xyz[mask, 0], y=xyz[mask, 1], z=xyz[mask, 2], mode="markers",
                                        marker={"size": 2.5, "color": segment_colour(seg), "opacity": 0.7},
@@ -349,14 +377,15 @@ def selected_positions(selected: dict | None, n_rows: int) -> np.ndarray:
     return pos[(pos >= 0) & (pos < n_rows)]
 
 
-def selection_summary(frame: pd.DataFrame, labels: np.ndarray, positions: np.ndarray, names: list[str]) -> dict:
-    """Count, customers and share per segment, and mean income, spend and age of the selected customers."""
+def selection_summary(frame: pd.DataFrame, labels: np.ndarray, positions: np.ndarray, names: list[str],
+                      columns=("Income", "Total_Spending", "Age")) -> dict:
+    """Count, customers and share per segment, and the mean of ``columns`` (those present) of the selected customers."""
     positions = np.asarray(positions, dtype=np.int64)
     rows = frame.iloc[positions]
     counts = np.bincount(np.asarray(labels)[positions], minlength=len(names))[:len(names)]
     n = int(len(positions))
     per_segment = pd.DataFrame({"segment": range(len(names)), "name": names, "customers": counts,
                                 "share": counts / n if n else np.zeros(len(names))})
-    means = {c: float(rows[c].mean()) if n else float("nan") for c in ("Income", "Total_Spending", "Age")}
+    means = {c: float(rows[c].mean()) if n else float("nan") for c in columns if c in frame}
     return {"count": n, "per_segment": per_segment[per_segment["customers"] > 0].reset_index(drop=True),
             "means": means}
