@@ -47,7 +47,7 @@ from .stability import BootstrapResult, Snapshot, TemporalResult, bootstrap_stab
 
 __all__ = [
     "SCHEMA", "DEFAULT_RESAMPLES", "DEFAULT_WINDOW", "SWEEP_RANGE", "SWEEP_STABILITY_RESAMPLES", "SWEEP_MAX_ROWS",
-    "TRAINING_MIN_ROWS", "score_frame", "analysis_parts", "segment_numbers", "data_state", "compute_views", "views_bytes",
+    "TRAINING_MIN_ROWS", "score_frame", "with_enrolment", "analysis_parts", "segment_numbers", "data_state", "compute_views", "views_bytes",
     "store_views", "views_after_save", "frame_to_json", "frame_from_json", "projection_from_json", "personas_from_json",
     "bootstrap_from_json", "temporal_from_json", "sweep_from_json", "matches_data",
 ]
@@ -87,6 +87,24 @@ def spend_column(frame: pd.DataFrame) -> str | None:
     """The column that holds what a customer spent: ``Total_Spending`` (customer files), else
     ``Monetary`` (customers derived from a transaction log); None when there is neither."""
     return next((c for c in ("Total_Spending", "Monetary") if c in frame), None)
+
+
+def with_enrolment(frame: pd.DataFrame) -> pd.DataFrame:
+    """The customers with an enrolment date: a transaction log's customers enrol at their first purchase.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Customers; ``Dt_Customer`` is added from ``First_purchase`` when only that exists.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` itself when it has ``Dt_Customer`` or no ``First_purchase``.
+    """
+    if "Dt_Customer" in frame or "First_purchase" not in frame:
+        return frame
+    return frame.assign(Dt_Customer=pd.to_datetime(frame["First_purchase"], errors="coerce"))
 
 
 def segment_numbers(frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -264,12 +282,12 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
     if model.k < len(frame):
         boot = bootstrap_stability(Z, labels, resamples=resamples, seed=seed, n_init=n_init)
         try:
-            temporal = temporal_stability(frame, model, window=window)
-        except (KeyError, ValueError):  # e.g. no enrolment date: the page says so when asked
+            temporal = temporal_stability(with_enrolment(frame), model, window=window)
+        except (KeyError, ValueError):  # e.g. no enrolment date: the page says so, the bootstrap still shows
             temporal = None
-        if temporal is not None:
-            views["stability"] = {"resamples": resamples, "window": window, "seed": seed, "n_init": n_init,
-                                  "bootstrap": _bootstrap_json(boot), "temporal": _temporal_json(temporal)}
+        views["stability"] = {"resamples": resamples, "window": window, "seed": seed, "n_init": n_init,
+                              "bootstrap": _bootstrap_json(boot),
+                              "temporal": _temporal_json(temporal) if temporal is not None else None}
     lo, hi = SWEEP_RANGE[0], min(SWEEP_RANGE[1], len(frame) - 1)
     if len(frame) <= SWEEP_MAX_ROWS and hi >= lo:
         step("sweep")

@@ -267,3 +267,6 @@ DIAG_KTREE_PROFILE = "diagnostics-ktree-profile"
 DATA_ADOPT_NAMES_BTN = "data-adopt-names-btn"  # pattern-matching type: {"type": ..., "version": <version>}
 DATA_MAP_BOX = "data-map-controls"
 DATA_ADOPT_STORE = "data-adopt-store"  # counts adopted suggested names (written by the adopt callback only)
+COMPARE_ABSENT_NOTE = "compare-absent-note"
+STABILITY_NO_ENROLMENT = "stability-no-enrolment"
+CAMPAIGNS_ABSENT_NOTE = "campaigns-absent-note"

@@ -62,13 +62,18 @@ def segment_kpis(sizes: pd.DataFrame, stats: pd.DataFrame, economics: pd.DataFra
     share = float(sizes.loc[segment, "share"]) if segment in sizes.index else float("nan")
     rate = float(economics.loc[segment, "response_rate"]) \
         if segment in economics.index and "response_rate" in economics else float("nan")
-    return [
+    # Data of another layout (a transaction log's customers) may have no income or no campaign response:
+    # those figures are left out rather than shown as "n/a" for every segment.
+    spend = next((c for c in ("Total_Spending", "Monetary") if (c, "mean") in stats.columns), "Total_Spending")
+    has_response = "response_rate" in economics and economics["response_rate"].notna().any()
+    pairs = [
         ("Customers", f"{n:,}"),
         ("Share", fmt(share, "{:.1%}")),
-        ("Mean income", fmt(stat("Income"), "{:,.0f}")),
-        ("Mean spend", fmt(stat("Total_Spending"), "{:,.0f}")),
-        ("Response rate", fmt(rate, "{:.1%}")),
+        ("Mean income", fmt(stat("Income"), "{:,.0f}")) if ("Income", "mean") in stats.columns else None,
+        ("Mean spend", fmt(stat(spend), "{:,.0f}")),
+        ("Response rate", fmt(rate, "{:.1%}")) if has_response else None,
     ]
+    return [p for p in pairs if p is not None]
 
 
 def effect_size_figure(comparison: pd.DataFrame, a: int, b: int, names: list[str]) -> go.Figure:

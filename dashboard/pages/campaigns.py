@@ -11,6 +11,7 @@ from dashboard.components import (
     as_actor, empty_state, graph_card, kpi_card, may, model_unavailable, page_header, permission_note, table,
     describes_figures,
 )
+from dashboard.figures.common import empty_figure
 from dashboard.figures.campaigns import (
     calibration_figure, profit_curve_figure, results_table, segment_plan_table,
 )
@@ -162,18 +163,23 @@ def layout(**_query):
     except RegistryError as exc:
         return model_unavailable(exc)
     except CampaignError as exc:
-        return html.Div([page_header("Campaigns"), empty_state(f"No campaign plan can be made: {exc}.",
-                                                               "The data needs the last campaign's Response (0/1).")])
+        # Data without the last campaign's response (a transaction log's customers, a mapped table): one
+        # line says so; the planner stays in the layout, hidden, so its callbacks' ids are all present.
+        try:
+            return _layout(absent=str(exc))
+        except (CampaignError, KeyError, ValueError):
+            return html.Div([page_header("Campaigns"), empty_state(f"No campaign plan can be made: {exc}.",
+                                                                   "The data needs the last campaign's Response (0/1).")])
 
 
-def _layout():
+def _layout(absent: str | None = None):
     services = get_services()
     camp = services.campaigns
-    fitted = camp.propensity()
-    cost, revenue = camp.defaults()
+    fitted = camp.propensity() if absent is None else None
+    cost, revenue = camp.defaults() if absent is None else (1.0, 10.0)
     names = services.segment_names()
     form = (cost, revenue, None, None, 0.1, 42, "best", None, [])
-    kpis, curve, seg_table = _views(services, form)
+    kpis, curve, seg_table = _views(services, form) if absent is None else (None, empty_figure(""), None)
     can, why_not = may("campaign")
     plans = camp.plans()
     options, plans_table = _plans_view(plans, names)
@@ -206,27 +212,44 @@ def _layout():
         f"Propensity: a logistic regression of the last campaign's response on each customer's features, segment "
         f"and earlier campaigns, scored out-of-fold ({fitted.folds} folds). Cross-validated AUC {fitted.auc:.3f} "
         f"(folds {min(fitted.fold_aucs):.2f}–{max(fitted.fold_aucs):.2f}). It predicts a campaign like the last "
-        "one: a different offer, channel or season may answer differently.",
+        "one: a different offer, channel or season may answer differently." if fitted is not None else None,
         id=ids.CAMPAIGNS_MODEL_NOTE, className="small text-muted mb-2")
+    header = page_header("Campaigns", "Whom to contact in a campaign like the last one, how many, with a holdout to "
+                                      "measure whether it worked.")
+    no_response = "Response" not in services.analysis().frame.columns if absent is not None else False
+    note = (html.P("No campaign responses in this data: the campaign planner is not shown." if no_response
+                   else f"The campaign planner is not shown: {absent}.", className="text-muted",
+                   id=ids.CAMPAIGNS_ABSENT_NOTE) if absent is not None else None)
     return html.Div([
         dcc.Store(id=ids.CAMPAIGNS_SAVED), dcc.Store(id=ids.CAMPAIGNS_RESULTS_STORE),
         dcc.Download(id=ids.CAMPAIGNS_DOWNLOAD),
-        page_header("Campaigns", "Whom to contact in a campaign like the last one, how many, with a holdout to "
-                    "measure whether it worked."),
+        header,
+        note,
+        html.Div(_planner(services, controls, model_note, kpis, curve, seg_table, fitted, options, plans_table,
+                          can, why_not), style={"display": "none"} if absent is not None else None),
+    ])
+
+
+def _planner(services, controls, model_note, kpis, curve, seg_table, fitted, options, plans_table, can,
+             why_not) -> list:
+    """The planner: economics, plan, calibration, recommendations, saved plans and their results."""
+    calibration = calibration_figure(fitted.calibration) if fitted is not None else empty_figure("")
+    return [
         dbc.Row([
             dbc.Col(controls, xs=12, lg=4),
             dbc.Col([model_note, html.Div(kpis, id=ids.CAMPAIGNS_KPIS),
                      graph_card("Expected profit as customers are added, best first", ids.CAMPAIGNS_CURVE,
                                 height=340, figure=curve),
                      graph_card("Calibration: predicted vs observed response by decile", ids.CAMPAIGNS_CALIBRATION,
-                                height=300, figure=calibration_figure(fitted.calibration))], xs=12, lg=8),
+                                height=300, figure=calibration)], xs=12, lg=8),
         ]),
         dbc.Row([
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Plan per segment (95% intervals)", className="fw-semibold")),
                               dbc.CardBody(seg_table, id=ids.CAMPAIGNS_TABLE)], className="shadow-sm mb-3"),
                     xs=12, lg=8),
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Products to feature", className="fw-semibold")),
-                              dbc.CardBody(_recommendations(services), id=ids.CAMPAIGNS_RECOMMENDATIONS)],
+                              dbc.CardBody(_recommendations(services) if fitted is not None else None,
+                                           id=ids.CAMPAIGNS_RECOMMENDATIONS)],
                              className="shadow-sm mb-3"), xs=12, lg=4),
         ]),
         dbc.Row([
@@ -248,11 +271,12 @@ def _layout():
                                   html.Div("CSV with ID, responded (0 or 1) and optionally revenue, one row per "
                                            "audience member.", className="small text-muted"),
                                   html.Div(id=ids.CAMPAIGNS_RESULTS_FEEDBACK, className="small mt-1", role="status"),
-                                  html.Div(_results_view(services, options[0]["value"] if options else None),
+                                  html.Div(_results_view(services, options[0]["value"] if options else None)
+                                           if fitted is not None else None,
                                            id=ids.CAMPAIGNS_RESULTS, className="mt-2"),
                               ])], className="shadow-sm mb-3"), xs=12),
         ]),
-    ])
+    ]
 
 
 @callback(Output(ids.CAMPAIGNS_FEEDBACK, "children"), Output(ids.CAMPAIGNS_KPIS, "children"),

@@ -88,7 +88,8 @@ def layout(a=None, b=None, **_query):
     features = [c for c in PROFILE_COLUMNS if c in analysis.frame]
     # Open on the feature that separates the two segments most: the first thing worth looking at.
     ranked = services.compare_segments(a_seg, b_seg)["cohens_d"].abs().dropna()
-    feature = ranked.idxmax() if len(ranked) and a_seg != b_seg else "Total_Spending"
+    feature = ranked.idxmax() if len(ranked) and a_seg != b_seg else (
+        "Total_Spending" if "Total_Spending" in features or not features else features[0])
     options = segment_options(names)
     controls = dbc.Row([
         dbc.Col([dbc.Label("Segment A", html_for=ids.COMPARE_A, className="fw-semibold"),
@@ -131,12 +132,34 @@ def layout(a=None, b=None, **_query):
                                figure=services.view("compare-distribution", lambda: overlay_distribution(
                                    analysis.frame, feature, a_seg, b_seg, names), feature, a_seg, b_seg)),
                     xs=12, lg=4),
-            dbc.Col(graph_card("Product mix: share of spend", ids.COMPARE_PRODUCT_MIX, height=320, figure=product),
-                    xs=12, md=6, lg=4),
-            dbc.Col(graph_card("Channel mix: share of purchases", ids.COMPARE_CHANNEL_MIX, height=320,
-                               figure=channel), xs=12, md=6, lg=4),
+            _mix_col(graph_card("Product mix: share of spend", ids.COMPARE_PRODUCT_MIX, height=320, figure=product),
+                     analysis.product_mix),
+            _mix_col(graph_card("Channel mix: share of purchases", ids.COMPARE_CHANNEL_MIX, height=320,
+                                figure=channel), analysis.channel_mix),
         ]),
+        _absent_mixes(analysis),
     ])
+
+
+def _has_mix(mix) -> bool:
+    """True when the data has the columns behind a product or channel mix."""
+    return mix is not None and getattr(mix, "size", 0) > 0 and bool(mix.notna().to_numpy().any())
+
+
+def _mix_col(card, mix) -> dbc.Col:
+    """A mix chart's column, hidden (its ids kept for the callback) when the data has no such columns."""
+    return dbc.Col(card, xs=12, md=6, lg=4, style=None if _has_mix(mix) else {"display": "none"})
+
+
+def _absent_mixes(analysis):
+    """One line naming the mixes this data cannot show (product categories, purchase channels)."""
+    absent = [what for what, mix in (("product categories", analysis.product_mix),
+                                     ("purchase channels", analysis.channel_mix)) if not _has_mix(mix)]
+    if not absent:
+        return None
+    return html.P(f"No {' or '.join(absent)} in this data: "
+                  f"{'that mix is' if len(absent) == 1 else 'those mixes are'} not shown.",
+                  className="small text-muted", id=ids.COMPARE_ABSENT_NOTE)
 
 
 @callback(

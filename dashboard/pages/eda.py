@@ -28,11 +28,46 @@ PAGE_SIZE = 10
 
 
 def _summary() -> dict:
-    """Aggregates of the active model's data file, built once per model version and data."""
+    """Aggregates of the active model's data file, built once per model version and data.
+
+    A version trained through a column mapping (a transaction log, another customer table) is explored
+    on its customers as it derived them (one row per customer: RFM, tenure, ...); the first purchase
+    stands for the enrolment date.
+    """
     services = get_services()
     a = services.analysis()
     path = services.data_path_for(a.meta)
-    return services.view("eda-summary", lambda: summary(explore(path, name=a.source)))
+    if not _mapped(services, a.version):
+        return services.view("eda-summary", lambda: summary(explore(path, name=a.source)))
+    return services.view("eda-summary", lambda: _mapped_summary(services, a, path))
+
+
+def _mapped(services, version: str) -> bool:
+    """True when the version was trained through a column mapping (not on the canonical file)."""
+    try:
+        saved = services.registry.artifact_json(version, "mapping")
+    except (RegistryError, KeyError, ValueError):
+        return False
+    return bool(saved) and saved.get("input") not in (None, "canonical")
+
+
+def _mapped_summary(services, a, path) -> dict:
+    """:func:`core.eda.summary` of the customers a mapped version derives from its file."""
+    from core.eda import Exploration
+    from dashboard.services.uploads import prepare_model_data
+
+    prepared = prepare_model_data(services.registry, a.version, path, a.source)
+    frame = prepared.frame
+    if "Dt_Customer" not in frame and "First_purchase" in frame:
+        frame = frame.assign(Dt_Customer=pd.to_datetime(frame["First_purchase"], errors="coerce"))
+    numeric = frame.drop(columns=[c for c in ("First_purchase", "Last_purchase") if c in frame])
+    rows = pd.DataFrame({"rule": pd.Series(dtype=str), "action": pd.Series(dtype=str),
+                         "ID": pd.Series(dtype=object), "line": pd.Series(dtype=int)})
+    exploration = Exploration(numeric, frame, prepared.report, prepared.info, rows, {}, prepared.fingerprint,
+                              prepared.source)
+    out = summary(exploration, columns=[c for c in a.features if c in frame])
+    out["mapped"] = True
+    return out
 
 
 def layout(**_query):
@@ -47,14 +82,19 @@ def layout(**_query):
     except RegistryError as exc:  # no model can be served (services.ModelUnavailable is one)
         return html.Div([header, model_unavailable(exc)])
     options = column_options(s["histograms"])
-    column = DEFAULT_COLUMN if DEFAULT_COLUMN in s["histograms"] else (options[0]["value"] if options else None)
+    default = next((c for c in (DEFAULT_COLUMN, "Monetary") if c in s["histograms"]), None)
+    column = default or (options[0]["value"] if options else None)
     rules = [{"rule": rule_label(r["name"]), "action": r["action"], "rows": r["count"], "why": r["description"]}
              for r in s["rules"] if r["count"]]
     dropped = s["rows_read"] - s["rows_used"]
     facts = html.P([html.Strong("Data: "), s["source"],
                     f" · {s['rows_read']:,} rows read, {s['rows_used']:,} used after cleaning "
                     f"({dropped:,} dropped). Distributions show the file as it was read, before cleaning; "
-                    "dashed lines mark where a cleaning rule cuts."], className="small", id=ids.EDA_SUMMARY)
+                    "dashed lines mark where a cleaning rule cuts."] if not s.get("mapped") else
+                   [html.Strong("Data: "), s["source"],
+                    f" · {s['rows_read']:,} rows read, {s['rows_used']:,} customers derived from them. "
+                    "Distributions and correlations are of the customers as the model sees them "
+                    "(one row each); enrolment is the first purchase."], className="small", id=ids.EDA_SUMMARY)
     picker = dcc.Dropdown(id=ids.EDA_COLUMN, options=options, value=column, clearable=False, className="mb-2")
     missing = missing_figure(s["missing"], s["rows_read"])
     rows = rule_rows_table(s["rule_rows"])
@@ -85,7 +125,9 @@ def layout(**_query):
                 table(pd.DataFrame(rules), index=False) if rules else empty_state("No row needed cleaning."),
                 html.P("Each customer a rule dropped or changed, by customer ID and line of the file "
                        "(no other field is shown).", className="small text-muted mt-3 mb-2"),
-                rows_table if rows else empty_state("No row was dropped or changed."),
+                # The table's ids stay in the layout (its paging callback) when no row was touched.
+                rows_table if rows else html.Div([empty_state("No row was dropped or changed."),
+                                                  html.Div(rows_table, style={"display": "none"})]),
             ], id=ids.EDA_RULES),
         ], className="mb-3 shadow-sm"),
     ])
@@ -98,7 +140,7 @@ def show_column(column):
     """Distribution of the chosen column with its cut-offs, and its outliers in one sentence."""
     s = _summary()
     if column not in s["histograms"]:
-        column = DEFAULT_COLUMN
+        column = next((c for c in (DEFAULT_COLUMN, "Monetary") if c in s["histograms"]), column)
     return (distribution_figure(column, s["histograms"].get(column), s["cutoffs"].get(column)),
             outlier_text(column, s["outliers"]))
 

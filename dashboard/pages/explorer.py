@@ -1,6 +1,8 @@
 """PCA map (/explorer): customers on the principal axes by segment, filters, box/lasso selection and its CSV."""
 import dash
 import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import ids
@@ -15,12 +17,39 @@ dash.register_page(__name__, path="/explorer", name="Explorer", order=3, title="
 
 _AGE_STEP, _INCOME_STEP = 1, 1000
 _MAP_HEIGHT = 600
+# Range filters of data without Age/Income (a transaction log's customers): its own columns, in this order.
+_OTHER_RANGES = ("Recency", "Monetary", "Frequency", "Tenure")
+_LABELS = {"Age": "Age", "Income": "Yearly income", "Recency": "Days since last purchase",
+           "Monetary": "Total spend", "Frequency": "Orders", "Tenure": "Days since first purchase"}
 
 
-def _bounds(frame) -> dict:
-    """Slider bounds of the filters, from the data."""
-    return {"age_bounds": range_bounds(frame["Age"], _AGE_STEP),
-            "income_bounds": range_bounds(frame["Income"], _INCOME_STEP)}
+def _range_columns(frame, features=()) -> tuple:
+    """The two columns the range filters apply to: Age and Income on customer files, else the data's own."""
+    if "Age" in frame and "Income" in frame:
+        return ("Age", "Income")
+    numeric = [c for c in (*_OTHER_RANGES, *(f[:-4] if f.endswith("_log") else f for f in features))
+               if c in frame and c != "ID" and pd.api.types.is_numeric_dtype(frame[c])]
+    picked = list(dict.fromkeys(numeric))[:2]
+    return tuple(picked + [None] * (2 - len(picked)))
+
+
+def _step(frame, column) -> float:
+    """Slider step: a year of age, 1,000 of income, else about a hundredth of the range (a power of ten)."""
+    if column == "Age":
+        return _AGE_STEP
+    if column == "Income":
+        return _INCOME_STEP
+    v = pd.to_numeric(frame[column], errors="coerce").dropna() if column in frame else pd.Series(dtype=float)
+    span = float(v.max() - v.min()) if len(v) else 0.0
+    return float(10 ** max(0, int(np.floor(np.log10(span / 100))))) if span > 100 else 1.0
+
+
+def _bounds(frame, features=()) -> dict:
+    """Slider bounds of the filters and the columns they filter, from the data."""
+    age_col, income_col = _range_columns(frame, features)
+    return {"age_bounds": range_bounds(frame[age_col], _step(frame, age_col)) if age_col else (0.0, 1.0),
+            "income_bounds": range_bounds(frame[income_col], _step(frame, income_col)) if income_col else (0.0, 1.0),
+            "range_columns": (age_col, income_col)}
 
 
 def _money(v: float) -> str:
@@ -36,26 +65,36 @@ def _range_slider(slider_id: str, lo: float, hi: float, step: float, fmt) -> dcc
                            allowCross=False, tooltip={"placement": "bottom", "always_visible": False})
 
 
-def _filters(frame) -> dbc.Card:
-    """Education, marital status, age and income filters."""
-    b = _bounds(frame)
-    education = sorted(frame["Education"].dropna().astype(str).unique())
-    marital = sorted(frame["Marital_Status"].dropna().astype(str).unique())
+def _filters(frame, features=()) -> dbc.Card:
+    """Education, marital status, age and income filters (or the data's own columns when it has other ones)."""
+    b = _bounds(frame, features)
+    age_col, income_col = b["range_columns"]
     label = "form-label small fw-semibold mb-1"
-    return dbc.Card(dbc.CardBody(dbc.Row([
-        dbc.Col([html.Label("Education", htmlFor=ids.EXPLORER_EDUCATION, className=label),
-                 dcc.Dropdown(id=ids.EXPLORER_EDUCATION, options=education, multi=True, value=[],
-                              placeholder="All education levels")], md=6, xl=3, className="mb-2"),
-        dbc.Col([html.Label("Marital status", htmlFor=ids.EXPLORER_MARITAL, className=label),
-                 dcc.Dropdown(id=ids.EXPLORER_MARITAL, options=marital, multi=True, value=[],
-                              placeholder="All marital statuses")], md=6, xl=3, className="mb-2"),
-        dbc.Col([html.Label("Age", htmlFor=ids.EXPLORER_AGE, className=label),
-                 _range_slider(ids.EXPLORER_AGE, *b["age_bounds"], _AGE_STEP, lambda v: f"{v:.0f}")],
-                md=6, xl=3, className="mb-2"),
-        dbc.Col([html.Label("Yearly income", htmlFor=ids.EXPLORER_INCOME, className=label),
-                 _range_slider(ids.EXPLORER_INCOME, *b["income_bounds"], _INCOME_STEP, _money)],
-                md=6, xl=3, className="mb-2"),
-    ], className="g-3")), className="shadow-sm mb-3")
+    hidden = {"display": "none"}
+
+    def choice(column, control_id, text, placeholder):
+        options = sorted(frame[column].dropna().astype(str).unique()) if column in frame else []
+        return dbc.Col([html.Label(text, htmlFor=control_id, className=label),
+                        dcc.Dropdown(id=control_id, options=options, multi=True, value=[], placeholder=placeholder)],
+                       md=6, xl=3, className="mb-2", style=None if column in frame else hidden)
+
+    def ranged(column, control_id, bounds, fmt):
+        if column is None:  # the id stays for the callbacks; nothing to filter on
+            return dbc.Col(_range_slider(control_id, *bounds, 1, fmt), style=hidden)
+        return dbc.Col([html.Label(_LABELS.get(column, column.replace("_", " ")), htmlFor=control_id, className=label),
+                        _range_slider(control_id, *bounds, _step(frame, column), fmt)], md=6, xl=3, className="mb-2")
+
+    money = _money if income_col in ("Income", "Monetary") else (lambda v: f"{v:,.0f}")
+    columns = [choice("Education", ids.EXPLORER_EDUCATION, "Education", "All education levels"),
+               choice("Marital_Status", ids.EXPLORER_MARITAL, "Marital status", "All marital statuses"),
+               ranged(age_col, ids.EXPLORER_AGE, b["age_bounds"], lambda v: f"{v:,.0f}"),
+               ranged(income_col, ids.EXPLORER_INCOME, b["income_bounds"], money)]
+    missing = [name for name, col in (("education", "Education"), ("marital status", "Marital_Status"))
+               if col not in frame]
+    note = ([html.P(f"No {' or '.join(missing)} in this data: "
+                    f"{'that filter is' if len(missing) == 1 else 'those filters are'} not shown.",
+                    className="small text-muted mb-0")] if missing else [])
+    return dbc.Card(dbc.CardBody([dbc.Row(columns, className="g-3"), *note]), className="shadow-sm mb-3")
 
 
 def layout(**_query):
@@ -84,7 +123,7 @@ def layout(**_query):
         page_header("Explorer", f"Every customer on the model's two or three main axes (PCA of the {len(a.features)} "
                                 "features), coloured by segment. Crosses mark segment centres; arrows show which "
                                 "way each feature grows."),
-        _filters(a.frame),
+        _filters(a.frame, a.features),
         dbc.Row([
             dbc.Col(graph_card("Customer map", ids.EXPLORER_MAP, height=_MAP_HEIGHT, extra=html.Div([controls, count]),
                                config={"scrollZoom": True}), lg=8, xl=9),
@@ -107,7 +146,7 @@ def update_map(dims, loadings, education, marital, age, income):
 
     def build():
         view = map_view(a.frame, a.labels, dims=dims, seed=int(a.meta.get("seed", 0)), education=education,
-                        marital=marital, age=age, income=income, **_bounds(a.frame))
+                        marital=marital, age=age, income=income, **_bounds(a.frame, a.features))
         revision = f"{a.version}:{dims}:{education}:{marital}:{age}:{income}"
         fig = pca_map_figure(a.coords, a.labels, a.frame, view.positions, services.segment_names(),
                              a.centroid_coords, a.projection.explained_variance_ratio,
@@ -124,7 +163,8 @@ def update_map(dims, loadings, education, marital, age, income):
           Input(ids.EXPLORER_RESET, "n_clicks"), prevent_initial_call=True)
 def reset_filters(_n):
     """Every filter back to 'all customers'."""
-    b = _bounds(get_services().analysis().frame)
+    a = get_services().analysis()
+    b = _bounds(a.frame, a.features)
     return [], [], [int(v) for v in b["age_bounds"]], [int(v) for v in b["income_bounds"]]
 
 
@@ -138,15 +178,20 @@ def summarise_selection(selected, dims):
         hint = ("Switch to 2D to select customers with a box or lasso." if dims == 3 else
                 "Draw a lasso or box around customers on the map (toolbar, top right) to summarise them here.")
         return html.P(hint, className="small text-muted mb-0"), True
-    s = selection_summary(a.frame, a.labels, positions, get_services().segment_names())
-    overall = a.frame[["Income", "Total_Spending", "Age"]].mean()
+    wanted = [("Income", "Mean income", "{:,.0f}"), ("Total_Spending", "Mean spend (2 years)", "{:,.0f}"),
+              ("Age", "Mean age", "{:.0f}")]
+    if not any(c in a.frame for c, _, _ in wanted):  # a transaction log's customers: their RFM
+        wanted = [("Monetary", "Mean total spend", "{:,.0f}"), ("Frequency", "Mean orders", "{:,.1f}"),
+                  ("Recency", "Mean days since last purchase", "{:,.0f}")]
+    wanted = [w for w in wanted if w[0] in a.frame]
+    s = selection_summary(a.frame, a.labels, positions, get_services().segment_names(),
+                          columns=tuple(c for c, _, _ in wanted))
+    overall = a.frame[[c for c, _, _ in wanted]].mean()
     rows = [html.Tr([html.Td(html.Span("●", style={"color": segment_colour(r.segment)})),
                      html.Td(r.name, className="small"), html.Td(f"{r.customers:,}", className="text-end"),
                      html.Td(f"{r.share:.0%}", className="text-end")])
             for r in s["per_segment"].itertuples()]
-    means = [("Mean income", s["means"]["Income"], overall["Income"], "{:,.0f}"),
-             ("Mean spend (2 years)", s["means"]["Total_Spending"], overall["Total_Spending"], "{:,.0f}"),
-             ("Mean age", s["means"]["Age"], overall["Age"], "{:.0f}")]
+    means = [(label, s["means"][c], overall[c], fmt) for c, label, fmt in wanted]
     return html.Div([
         html.Div([html.Span(f"{s['count']:,}", className="fs-4 fw-semibold kpi-value me-1"),
                   html.Span("customers selected", className="text-muted")]),

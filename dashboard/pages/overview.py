@@ -26,6 +26,16 @@ def _rate(value: float) -> str:
     return "n/a" if value != value else f"{value:.0%}"
 
 
+def _period(meta: dict) -> str:
+    """What the spend covers: two years in the customer file, the log's dates for a transaction log."""
+    if meta.get("input") in (None, "canonical"):
+        return "2 years"
+    dates = meta.get("transactions") if isinstance(meta.get("transactions"), dict) else {}
+    if dates.get("first_date") and dates.get("latest_date"):
+        return f"{dates['first_date']} to {dates['latest_date']}"
+    return "in the data"
+
+
 def _demo_note(a) -> dbc.Alert | None:
     """Says so when the pages show the embedded synthetic sample, not the user's customers."""
     if not is_synthetic(a.meta, a.source):
@@ -54,6 +64,12 @@ def _layout(**_query):
     head = headline_numbers(numbers)
     response = a.response_mean
     top = head["top_segment"]
+    # Data of another layout (a transaction log's customers, a mapped table) may have no income or no
+    # campaign response: those figures are left out, with a one-line note, never shown as "nan".
+    canonical = a.meta.get("input") in (None, "canonical")
+    income = a.income_mean
+    has_income, has_response = income == income, response == response
+    period = _period(a.meta)
     kpis = dbc.Row([
         dbc.Col(kpi_card("Customers", f"{a.n_customers:,}", f"in {a.k} segments · {a.cleaning['rows_read']:,} rows read"),
                 xs=6, md=True),
@@ -61,19 +77,29 @@ def _layout(**_query):
                          f"{names[top]}: {head['top_customer_share']:.0%} of customers",
                          card_id=ids.OVERVIEW_TOP_SHARE), xs=6, md=True),
         dbc.Col(kpi_card("Spend per customer", _money(head["spend_per_customer"]),
-                         f"last 2 years · {_money(head['total_spend'])} in all"), xs=6, md=True),
-        dbc.Col(kpi_card("Average income", f"{a.income_mean:,.0f}", "per household, yearly"), xs=6, md=True),
+                         f"{'last 2 years' if period == '2 years' else period} · {_money(head['total_spend'])} in all"), xs=6, md=True),
+        dbc.Col(kpi_card("Average income", f"{income:,.0f}", "per household, yearly"), xs=6, md=True)
+        if has_income or canonical else None,
         dbc.Col(kpi_card("Campaign response", "n/a" if response != response else f"{response:.1%}",
-                         "accepted the last campaign"), xs=12, md=True),
+                         "accepted the last campaign"), xs=12, md=True) if has_response or canonical else None,
     ], className="g-3 mb-3", id=ids.OVERVIEW_KPIS)
+    absent = [] if canonical else [what for what, has in (("income", has_income), ("campaign response", has_response))
+                                   if not has]
+    absent_note = (html.P(f"No {' or '.join(absent)} in this data: "
+                          f"{'that figure is' if len(absent) == 1 else 'those figures are'} not shown.",
+                          className="small text-muted mb-3") if absent else None)
+
+    def figures(i: int) -> list:
+        shown = [(f"Average spend ({period})", _money(numbers.loc[i, "avg_spend"])),
+                 ("Average income", _money(numbers.loc[i, "avg_income"])) if has_income or canonical else None,
+                 ("Answered the last campaign", _rate(numbers.loc[i, "response_rate"]))
+                 if has_response or canonical else None,
+                 ("Share of all spend", _rate(numbers.loc[i, "spend_share"]))]
+        return [x for x in shown if x is not None]
+
     cards = dbc.Row([
         dbc.Col(persona_card(i, names[i], a.personas[i].description, int(a.sizes.loc[i, "n"]),
-                             float(a.sizes.loc[i, "share"]), a.personas[i].traits, numbers=[
-                                 ("Average spend (2 years)", _money(numbers.loc[i, "avg_spend"])),
-                                 ("Average income", _money(numbers.loc[i, "avg_income"])),
-                                 ("Answered the last campaign", _rate(numbers.loc[i, "response_rate"])),
-                                 ("Share of all spend", _rate(numbers.loc[i, "spend_share"])),
-                             ]),
+                             float(a.sizes.loc[i, "share"]), a.personas[i].traits, numbers=figures(i)),
                 xs=12, md=6, xl=4, className="mb-3")
         for i in range(a.k)
     ], id=ids.OVERVIEW_PERSONAS)
@@ -98,6 +124,7 @@ def _layout(**_query):
         page_header("Overview", "Who your customers are, in segments, at a glance."),
         _demo_note(a),
         kpis,
+        absent_note,
         dbc.Row([
             dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=340,
                                figure=sizes_figure(a.sizes, names)), lg=6),

@@ -60,11 +60,23 @@ def results_view(result: dict, names: list[str]) -> html.Div:
     """Every bootstrap and enrolment-time result of Services.stability as page content."""
     boot_result, temporal_result = result["bootstrap"], result["temporal"]
     boot = boot_result.to_dict()
+    if temporal_result is None:  # data without enrolment dates (a mapped customer table): bootstrap only
+        return html.Div(_bootstrap_view(boot_result, boot, names, "") + [
+            html.H3("Over enrolment time", className="h5 mt-2"),
+            html.P("No enrolment date in this data: stability over enrolment time is not shown.",
+                   className="small text-muted", id=ids.STABILITY_NO_ENROLMENT)])
     temporal = temporal_result.to_dict()
     snaps = temporal["snapshots"]
     skipped = temporal["skipped"]
-    return html.Div([
-        dbc.Alert([html.Strong("In short: "), boot_result.summary(names), " ", temporal_result.summary()],
+    return html.Div(_bootstrap_view(boot_result, boot, names, temporal_result.summary())
+                    + [html.H3("Over enrolment time", className="h5 mt-2")]
+                    + _temporal_part(temporal, snaps, skipped, names))
+
+
+def _bootstrap_view(boot_result, boot: dict, names: list[str], temporal_summary: str) -> list:
+    """The summary and the bootstrap's verdicts and charts."""
+    return [
+        dbc.Alert([html.Strong("In short: "), boot_result.summary(names), " ", temporal_summary],
                   color="light", className="border", id=ids.STABILITY_SUMMARY),
         dbc.Card([
             dbc.CardHeader(html.Span(f"Verdict per segment ({boot['resamples']} bootstrap resamples, each refitted "
@@ -84,7 +96,12 @@ def results_view(result: dict, names: list[str]) -> html.Div:
             dbc.Col(graph_card("Adjusted Rand index, model vs each refit", ids.STABILITY_ARI, height=340,
                                figure=ari_distribution_figure(boot["ari"])), lg=5),
         ]),
-        html.H3("Over enrolment time", className="h5 mt-2"),
+    ]
+
+
+def _temporal_part(temporal: dict, snaps, skipped, names: list[str]) -> list:
+    """The enrolment-time snapshots' note and charts."""
+    return [
         dbc.Alert([temporal["note"], " Each snapshot holds every customer enrolled up to the end of the "
                    f"{temporal['window']}, fitted with the model's features, k and seed, its segments matched to "
                    "the model's by their centres."]
@@ -108,7 +125,7 @@ def results_view(result: dict, names: list[str]) -> html.Div:
         ]),
         graph_card("Customers between consecutive snapshots", ids.STABILITY_SANKEY, height=440,
                    figure=sankey_figure(temporal["flows"], snaps, names), min_width=560),
-    ])
+    ]
 
 
 def _drift_view(result: dict, names: list[str]) -> html.Div:

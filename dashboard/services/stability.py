@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from core.pipeline import prepare
-from core.views import bootstrap_from_json, temporal_from_json
+from core.views import bootstrap_from_json, temporal_from_json, with_enrolment
 
 from .analysis import AnalysisService, scaled
 from .results import ResultCache
@@ -43,10 +43,14 @@ class StabilityService:
             ("stability-boot", a.version, a.fingerprint, resamples, seed, n_init),
             lambda: bootstrap_stability(scaled(a), a.labels, resamples=resamples, seed=seed, n_init=n_init,
                                         progress=lambda d, t, m: report(int(80 * d / t), 100, m)))
-        temporal = self.results.cached(
-            ("stability-time", a.version, a.fingerprint, window),
-            lambda: temporal_stability(a.frame, model, window=window,
-                                       progress=lambda d, t, m: report(80 + int(20 * d / t), 100, m)))
+        def over_time():
+            frame = with_enrolment(a.frame)  # a transaction log's customers enrol at their first purchase
+            if "Dt_Customer" not in frame:
+                return None  # no enrolment date: the page says so; the bootstrap still shows
+            return temporal_stability(frame, model, window=window,
+                                      progress=lambda d, t, m: report(80 + int(20 * d / t), 100, m))
+
+        temporal = self.results.cached(("stability-time", a.version, a.fingerprint, window), over_time)
         report(100, 100, "done")
         return {"bootstrap": boot, "temporal": temporal, "version": a.version, "source": a.source}
 
@@ -60,7 +64,8 @@ class StabilityService:
             return None
         return self.results.local(("stability-views", a.version, a.fingerprint, resamples, window, seed, n_init),
                                   lambda: {"bootstrap": bootstrap_from_json(stored["bootstrap"]),
-                                           "temporal": temporal_from_json(stored["temporal"])})
+                                           "temporal": temporal_from_json(stored["temporal"])
+                                           if stored.get("temporal") else None})
 
     def drift_data_path(self) -> Path | None:
         """The configured later extract to compare with (SEGMENTLENS_DRIFT_DATA), when set and present."""
