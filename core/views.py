@@ -277,6 +277,10 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
                 "income_mean": _float(frame["Income"].mean()) if "Income" in frame else None,
                 "response_mean": _float(frame["Response"].mean()) if "Response" in frame else None}
     views = {"analysis": analysis, "overview": overview}
+    step("rules")
+    from .rules import explain_model  # a threshold rule per segment (persona cards, Profiles)
+
+    views["rules"] = _clean(explain_model(model, frame, labels).to_dict())
     step("stability")
     Z = model.transform(frame)
     if model.k < len(frame):

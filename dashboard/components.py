@@ -159,7 +159,7 @@ def segment_badge(segment: int, name: str, href: str | None = None) -> html.Span
 
 
 def persona_card(segment: int, name: str, description: str, size: int, share: float, traits: list,
-                 numbers: list[tuple[str, str]] | None = None) -> dbc.Card:
+                 numbers: list[tuple[str, str]] | None = None, rule: str | None = None) -> dbc.Card:
     """One segment at a glance: name on its colour, size, key numbers (label, value), description, top traits."""
     facts = html.Dl(sum(([html.Dt(label, className="col-7 fw-normal text-muted"),
                           html.Dd(value, className="col-5 mb-0 text-end fw-semibold")] for label, value in numbers),
@@ -172,6 +172,8 @@ def persona_card(segment: int, name: str, description: str, size: int, share: fl
             html.Div(f"Segment {segment} · {size:,} customers · {share:.0%}", className="small text-muted mb-2"),
             facts,
             html.P(description, className="small mb-2"),
+            html.P([html.Span("Rule: ", className="fw-semibold"), rule], className="small mb-2 persona-rule")
+            if rule else None,
             html.Div([html.Span(t, className="badge bg-light text-dark border me-1 mb-1") for t in traits]),
         ]),
     ], className="h-100 shadow-sm persona-card")

@@ -53,7 +53,7 @@ def test_training_stores_views_equal_to_computing_them(trained):
     registry, version, model, SAMPLE = trained
     stored = registry.artifact_json(version, "views")
     assert stored["schema"] == views_mod.SCHEMA and stored["version"] == version
-    assert set(stored["views"]) == {"analysis", "overview", "stability", "sweep"}
+    assert set(stored["views"]) == {"analysis", "overview", "rules", "stability", "sweep"}
     assert stored["views"]["analysis"]["data"]["path"] == str(SAMPLE.resolve())
     assert views_mod.matches_data(stored, SAMPLE)
     meta = registry.metadata(version)
@@ -69,6 +69,9 @@ def test_training_stores_views_equal_to_computing_them(trained):
     pd.testing.assert_frame_equal(lazy.numbers, full.numbers, check_exact=True)
     assert (lazy.n_customers, lazy.income_mean) == (len(full.frame), full.frame["Income"].mean())
     assert not lazy.frame_loaded  # nothing above read the customers
+    from core.rules import explain_model
+
+    assert stored["views"]["rules"]["segments"] == explain_model(model, full.frame, full.labels).to_dict()["segments"]
     # Stability and the sweep round-trip exactly (the page shows to_dict() and summary()).
     from core.stability import bootstrap_stability, temporal_stability
 

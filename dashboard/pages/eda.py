@@ -66,7 +66,8 @@ def _mapped_summary(services, a, path) -> dict:
     exploration = Exploration(numeric, frame, prepared.report, prepared.info, rows, {}, prepared.fingerprint,
                               prepared.source)
     out = summary(exploration, columns=[c for c in a.features if c in frame])
-    out["mapped"] = True
+    # One row per derived customer: the empty-cell shares are of customers; the file's rows are told apart.
+    out.update(mapped=True, file_rows=out["rows_read"], rows_read=len(frame), rows_used=len(frame))
     return out
 
 
@@ -92,7 +93,8 @@ def layout(**_query):
                     f"({dropped:,} dropped). Distributions show the file as it was read, before cleaning; "
                     "dashed lines mark where a cleaning rule cuts."] if not s.get("mapped") else
                    [html.Strong("Data: "), s["source"],
-                    f" · {s['rows_read']:,} rows read, {s['rows_used']:,} customers derived from them. "
+                    f" · {s.get('file_rows', s['rows_read']):,} rows read, {s['rows_used']:,} customers derived "
+                    "from them. "
                     "Distributions and correlations are of the customers as the model sees them "
                     "(one row each); enrolment is the first purchase."], className="small", id=ids.EDA_SUMMARY)
     picker = dcc.Dropdown(id=ids.EDA_COLUMN, options=options, value=column, clearable=False, className="mb-2")

@@ -59,6 +59,10 @@ def layout(**_query):
 def _layout(**_query):
     a = get_services().analysis()
     names = get_services().segment_names()
+    try:
+        segment_rules = get_services().analyses.rule_texts()
+    except (KeyError, ValueError):  # a rule is a help, never a reason for the page to fail
+        segment_rules = [None] * a.k
     # From the version's precomputed views (dashboard.services): the customers themselves are not read here.
     numbers = a.numbers
     head = headline_numbers(numbers)
@@ -99,7 +103,8 @@ def _layout(**_query):
 
     cards = dbc.Row([
         dbc.Col(persona_card(i, names[i], a.personas[i].description, int(a.sizes.loc[i, "n"]),
-                             float(a.sizes.loc[i, "share"]), a.personas[i].traits, numbers=figures(i)),
+                             float(a.sizes.loc[i, "share"]), a.personas[i].traits, numbers=figures(i),
+                             rule=segment_rules[i]),
                 xs=12, md=6, xl=4, className="mb-3")
         for i in range(a.k)
     ], id=ids.OVERVIEW_PERSONAS)

@@ -140,7 +140,8 @@ def _layout(segment=None, customer=None, **_query):
         dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary"),
     ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2",
         id=ids.PREDICT_RAW_SECTION) \
-        if form["raw"] else None
+        if form["raw"] else html.Div(  # no raw fields behind these features: the callback's input id stays
+            dbc.Button(id=ids.PREDICT_RAW_APPLY, disabled=True), style={"display": "none"})
     form_card = dbc.Card(dbc.CardBody([html.H2("Hypothetical customer", className="h6"), prefill, html.Hr(),
                                        *fields, raw]), className="shadow-sm mb-3")
     scenarios = dbc.Card([

@@ -397,6 +397,15 @@ class AnalysisService:
         return self.results.local(("rules", a.version, a.fingerprint),
                                   lambda: explain_model(model, a.frame, a.labels))
 
+    def rule_texts(self) -> list[str]:
+        """Each segment's rule in words (from the version's stored views when they hold them)."""
+        a = self.analysis()
+        views = self.stored_views(a.version) or {}
+        stored = (views.get("views") or {}).get("rules")
+        if stored and len(stored.get("segments", [])) == a.k:
+            return [str(r["rule"]) for r in sorted(stored["segments"], key=lambda r: r["segment"])]
+        return [r.text for r in sorted(self.rules().segments, key=lambda r: r.segment)]
+
     def ktree(self) -> dict:
         """The k-transition tree (core.ktree, k=2..8) of the served model's customers (cached, JSON-like)."""
         from core.ktree import k_transition_tree
