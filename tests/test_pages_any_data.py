@@ -90,6 +90,7 @@ def test_every_page_layout_renders_on_the_data_it_has(app_on):
         assert "Days since last purchase" in layouts["/explorer"] and "Total spend" in layouts["/explorer"]
         assert "2023-01-" in layouts["/"] and "last 2 years" not in layouts["/"]
         assert "customers derived from them" in layouts["/eda"]
+        assert "Typical total spend" in layouts["/profiles"] and "Typical spend, 2 years" not in layouts["/profiles"]
         assert "Stability cannot be measured" not in layouts["/stability"]  # first purchase = enrolment
     else:
         assert "No enrolment date in this data" in layouts["/stability"]
@@ -105,3 +106,20 @@ def test_every_callback_id_is_in_the_layouts(app_on):
             if isinstance(item.get("id"), str) and "{" not in item["id"] and f"'{item['id']}'" not in text:
                 missing.add(item["id"])
     assert missing == set()
+
+
+def test_explorer_filters_and_summarises_rfm_customers(app_on):
+    import sys
+
+    kind, app = app_on
+    if kind != "transactions":
+        pytest.skip("RFM columns only")
+    explorer = sys.modules["pages.explorer"]
+    with app.server.test_request_context("/"):
+        summary, disabled = explorer.summarise_selection({"points": [{"customdata": [i]} for i in range(20)]}, 2)
+        _fig, caption, _ = explorer.update_map.__wrapped__(2, ["show"], [], [], [0, 100], None)
+        everyone = explorer.update_map.__wrapped__(2, [], [], [], None, None)[1]
+    assert "20" in str(summary) and "Mean total spend" in str(summary) and "Mean income" not in str(summary)
+    assert disabled is False
+    # The first range filter is recency: customers who bought in the last 100 days, fewer than all 300.
+    assert "matching the filters" in caption and "Showing 300 of 300 customers" in everyone

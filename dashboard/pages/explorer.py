@@ -180,7 +180,7 @@ def summarise_selection(selected, dims):
         return html.P(hint, className="small text-muted mb-0"), True
     wanted = [("Income", "Mean income", "{:,.0f}"), ("Total_Spending", "Mean spend (2 years)", "{:,.0f}"),
               ("Age", "Mean age", "{:.0f}")]
-    if not any(c in a.frame for c, _, _ in wanted):  # a transaction log's customers: their RFM
+    if "Monetary" in a.frame or not any(c in a.frame for c, _, _ in wanted):  # a transaction log's customers: RFM
         wanted = [("Monetary", "Mean total spend", "{:,.0f}"), ("Frequency", "Mean orders", "{:,.1f}"),
                   ("Recency", "Mean days since last purchase", "{:,.0f}")]
     wanted = [w for w in wanted if w[0] in a.frame]

@@ -57,6 +57,9 @@ def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
             out.append((label, f"{float((values > 0).mean()):.0%}"))
         else:
             out.append((label, f"{round(float(values.median())):,}"))
+    if "Monetary" in members:  # a transaction log's customers: spend and orders over the log's dates
+        words = {"Typical spend, 2 years": "Typical total spend", "Purchases, 2 years": "Orders"}
+        out = [(words.get(label, label), value) for label, value in out]
     return out
 
 
