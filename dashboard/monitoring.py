@@ -215,10 +215,10 @@ class Monitor:
     def _compute(self, version: str, services) -> dict | None:
         # Load, clean and derive the model's training file only (about a second on 50K rows), not the
         # whole analysis: this runs on the first prediction of a version anywhere (then it is shared).
-        from core.pipeline import prepare
+        from dashboard.services.uploads import prepare_model_data  # through the version's column mapping
 
         model, meta = services.model(version)
-        frame = prepare(services.data_path_for(meta)).frame
+        frame = prepare_model_data(services.registry, version, services.data_path_for(meta)).frame
         X = frame[model.features].to_numpy(dtype=float)
         scores = model.score(X)
         profile = core_monitoring.reference_profile(
