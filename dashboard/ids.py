@@ -270,3 +270,4 @@ DATA_ADOPT_STORE = "data-adopt-store"  # counts adopted suggested names (written
 COMPARE_ABSENT_NOTE = "compare-absent-note"
 STABILITY_NO_ENROLMENT = "stability-no-enrolment"
 CAMPAIGNS_ABSENT_NOTE = "campaigns-absent-note"
+PROFILES_RFM = "profiles-rfm"  # segments against RFM groups (transaction-log models)

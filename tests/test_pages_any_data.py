@@ -92,7 +92,10 @@ def test_every_page_layout_renders_on_the_data_it_has(app_on):
         assert "customers derived from them" in layouts["/eda"]
         assert "Typical total spend" in layouts["/profiles"] and "Typical spend, 2 years" not in layouts["/profiles"]
         assert "Stability cannot be measured" not in layouts["/stability"]  # first purchase = enrolment
+        # The standard RFM groups beside the k-means segments, with how many of each segment fall in each.
+        assert "Segments and RFM groups" in layouts["/profiles"] and "Mostly" in layouts["/profiles"]
     else:
+        assert "Segments and RFM groups" not in layouts["/profiles"]
         assert "No enrolment date in this data" in layouts["/stability"]
 
 

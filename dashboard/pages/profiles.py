@@ -1,6 +1,7 @@
 """Segment profiles (/profiles): z-scores, distributions, product/channel mix, campaigns, economics, rename."""
 import dash
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
@@ -204,6 +205,30 @@ def layout(segment=None, **_query):
         return model_unavailable(exc)
 
 
+def _rfm_card(rfm, names: list[str]):
+    """Segments against the standard RFM groups (models trained on a transaction log; None otherwise)."""
+    crosstab = (rfm or {}).get("crosstab") if isinstance(rfm, dict) else None
+    if not crosstab or not crosstab.get("rows"):
+        return None
+    groups = [str(g) for g in crosstab["columns"]]
+    rows = []
+    for segment, counts in sorted(crosstab["rows"].items(), key=lambda item: int(item[0])):
+        seg = int(segment)
+        total = max(sum(counts), 1)
+        top = groups[max(range(len(counts)), key=lambda j: counts[j])]
+        rows.append({"Segment": f"{seg} · {names[seg] if seg < len(names) else f'Segment {seg}'}",
+                     **{g: f"{c:,} ({c / total:.0%})" for g, c in zip(groups, counts)}, "Mostly": top})
+    return dbc.Card([
+        dbc.CardHeader(html.H2("Segments and RFM groups", className="card-heading")),
+        dbc.CardBody([
+            html.P("Each customer's recency, frequency and monetary value scored in quintiles (1–5) and named "
+                   "by the standard RFM groups; each row is a k-means segment, each cell how many of its "
+                   "customers (share of the segment) fall in a group.", className="small text-muted"),
+            table(pd.DataFrame(rows), index=False),
+        ]),
+    ], className="mb-3 shadow-sm", id=ids.PROFILES_RFM)
+
+
 def _layout(segment=None, **_query):
     services = get_services()
     a = services.analysis()
@@ -246,6 +271,7 @@ def _layout(segment=None, **_query):
                     className="mb-3"),
         ]),
         _heatmap_card(heatmap),
+        _rfm_card(a.meta.get("rfm"), names),
         dbc.Row([
             dbc.Col(graph_card("Distribution by segment", ids.PROFILES_DISTRIBUTION, height=distribution.layout.height,
                                extra=html.Div([feature_dropdown, html.Div(
