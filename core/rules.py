@@ -64,13 +64,22 @@ class Condition:
     high: float | None = None
 
     def text(self) -> str:
-        """The condition for people, in feature units with thousands separators."""
-        label = FEATURE_LABELS.get(self.feature, self.feature)
-        if self.low is not None and self.high is not None:
-            return f"{format_number(self.low)} < {label} ≤ {format_number(self.high)}"
-        if self.low is not None:
-            return f"{label} > {format_number(self.low)}"
-        return f"{label} ≤ {format_number(self.high)}"
+        """The condition for people, in feature units with thousands separators.
+
+        A feature clustered on a log scale (``<column>_log``, a signed ``log1p``; see
+        :mod:`core.mapping`) is stated in the column's own units: the transform is monotonic, so
+        the condition selects the same customers.
+        """
+        feature, low, high = self.feature, self.low, self.high
+        if feature.endswith("_log"):
+            feature = feature[:-4]
+            low, high = (None if b is None else float(np.sign(b) * np.expm1(abs(b))) for b in (low, high))
+        label = FEATURE_LABELS.get(feature, feature)
+        if low is not None and high is not None:
+            return f"{format_number(low)} < {label} ≤ {format_number(high)}"
+        if low is not None:
+            return f"{label} > {format_number(low)}"
+        return f"{label} ≤ {format_number(high)}"
 
     def sql(self) -> str:
         """The condition as SQL (double-quoted column name)."""

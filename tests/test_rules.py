@@ -115,3 +115,14 @@ def test_api_segments_carry_each_segments_rule(live_server):
     for row in body["segments"]:
         assert {"rule", "sql", "pandas", "fidelity", "precision"} == set(row["rule"])
         assert row["rule"]["rule"] and row["rule"]["sql"] and row["rule"]["pandas"].startswith("`")
+
+
+def test_log_scale_features_are_stated_in_their_own_units():
+    import numpy as np
+
+    from core.rules import Condition
+
+    # Frequency_log is a signed log1p of Frequency: the same customers as Frequency <= expm1(2).
+    assert Condition("Frequency_log", None, 2.0).text() == f"Orders ≤ {np.expm1(2.0):.2f}"
+    assert Condition("Monetary_log", 3.5, None).text().endswith(f"> {np.expm1(3.5):.2f}")
+    assert Condition("Frequency_log", None, 2.0).sql() == '"Frequency_log" <= 2'  # the clustered column
