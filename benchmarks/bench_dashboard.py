@@ -3,12 +3,14 @@
     python benchmarks/bench_dashboard.py [--sizes sample,1000000] [--pages /,/stability,...] [--callbacks]
 
 For each data size (``sample`` = the committed synthetic sample, a number = that many synthetic
-customers from ``core.synth``), in one run:
+customers from ``core.synth``, as Parquet), in one run:
 
 1. Trains two versions with the CLI (``python -m core train``; the second ``--no-activate``, another
    seed) into a fresh registry: the training job stores the pages' views (core/views.py) from
    5,000 customers on. Training time is reported.
-2. Starts ``python app.py`` on a free loopback port with its own registry and an empty cache.
+2. Starts ``python app.py`` on a free loopback port with its own registry and an empty cache. Above
+   50,000 customers (a version's sample) the data file is moved away first: the pages must stand on
+   the version's sample and aggregates alone. After every page, the server's resident memory is read.
 3. **Transfer**: opens ``/`` in a fresh browser profile (empty HTTP cache) and sums the bytes on the
    wire of every response (CDP ``Network.loadingFinished.encodedDataLength``: headers + compressed
    body); then opens ``/`` again in the same browser (repeat visit: cached assets, revalidated page).
@@ -171,15 +173,21 @@ def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: flo
     if size == "sample":
         data = SAMPLE
     else:
-        from core.synth import write_sample
+        from core.synth import write_parquet
 
-        data = tmp / f"synthetic_{int(size)}.tsv"
-        write_sample(data, n=int(size), seed=11)
+        data = tmp / f"synthetic_{int(size)}.parquet"
+        write_parquet(data, n=int(size), seed=11)
     models = tmp / "models"
     train1 = cli("train", "--data", str(data), "--quiet", models=models)
     train2 = cli("train", "--data", str(data), "--seed", "7", "--no-activate", "--quiet", models=models)
+    # Larger than a version's 50,000-customer sample: the pages stand on the sample and the aggregates,
+    # so the file is moved away while the server runs (a page that read it would fail).
+    hidden = None
+    if size != "sample" and int(size) > 50_000:
+        hidden = data.with_name(data.name + ".away")
+        data.rename(hidden)
     server, started = serve(tmp, data)
-    out = {"size": size, "train_s": (train1, train2), "start_s": started}
+    out = {"size": size, "train_s": (train1, train2), "start_s": started, "file_away": hidden is not None}
     driver = browser()
     try:
         first = visit(driver, server.url + "/")
@@ -198,11 +206,30 @@ def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: flo
                     name = json.loads(body).get("output", "?")
                     times, status = replay(server.url, body, repeats)
                     rows.append((page, name[:60], status, statistics.median(times) * 1000, p95(times) * 1000))
-        out.update(cold=cold, warm=warm, callbacks=rows)
+        out.update(cold=cold, warm=warm, callbacks=rows, rss=server_memory(server.proc.pid))
     finally:
         driver.quit()
         server.stop()
+        if hidden is not None:
+            hidden.rename(data)
     return out
+
+
+def server_memory(pid: int) -> dict:
+    """Resident memory of the server and its child processes now, and the main process' peak (VmHWM), in MB."""
+    import psutil
+
+    main = psutil.Process(pid)
+    procs = [main, *main.children(recursive=True)]
+    now = sum(p.memory_info().rss for p in procs if p.is_running()) / 2 ** 20
+    peak = None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return {"rss_mb": now, "main_peak_mb": peak, "processes": len(procs)}
 
 
 def report(result: dict, pages: list[str]) -> None:
@@ -212,6 +239,11 @@ def report(result: dict, pages: list[str]) -> None:
     print(f"training (CLI, views included from 5,000 customers): {t1:.1f} s and {t2:.1f} s; "
           f"server ready in {result['start_s']:.1f} s; activation {result['activate_s']:.1f} s")
     first, repeat = result["first"], result["repeat"]
+    mem = result.get("rss") or {}
+    if mem:
+        print(f"server memory after every page: {mem['rss_mb']:,.0f} MB resident in {mem['processes']} process(es); "
+              f"main process peak {mem['main_peak_mb']:,.0f} MB"
+              + ("; the data file was moved away while serving" if result.get("file_away") else ""))
     print(f"first visit to /: {_kb(first['bytes'])} transferred ({len(first['resources'])} responses), "
           f"last chart {_ms(first['seconds'])}")
     print(f"repeat visit to /: {_kb(repeat['bytes'])} transferred, last chart {_ms(repeat['seconds'])}")

@@ -49,7 +49,7 @@ __all__ = [
     "SCHEMA", "DEFAULT_RESAMPLES", "DEFAULT_WINDOW", "SWEEP_RANGE", "SWEEP_STABILITY_RESAMPLES", "SWEEP_MAX_ROWS",
     "TRAINING_MIN_ROWS", "score_frame", "with_enrolment", "analysis_parts", "segment_numbers", "data_state", "compute_views", "views_bytes",
     "store_views", "views_after_save", "frame_to_json", "frame_from_json", "projection_from_json", "personas_from_json",
-    "bootstrap_from_json", "temporal_from_json", "sweep_from_json", "matches_data",
+    "bootstrap_from_json", "temporal_from_json", "sweep_from_json", "matches_data", "matches_basis",
 ]
 
 SCHEMA = 1
@@ -201,6 +201,24 @@ def data_state(path) -> dict | None:
     return {"path": str(Path(path).resolve()), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
+def matches_basis(views: dict | None, basis) -> bool:
+    """Whether stored views were computed on a version's sample (:class:`core.sample_basis.SampleBasis`).
+
+    Parameters
+    ----------
+    views : dict or None
+        The parsed ``views`` artifact.
+    basis : core.sample_basis.SampleBasis
+
+    Returns
+    -------
+    bool
+    """
+    if not views or views.get("schema") != SCHEMA:
+        return False
+    return ((views.get("views") or {}).get("analysis") or {}).get("basis") == basis.to_dict()
+
+
 def matches_data(views: dict | None, path) -> bool:
     """Whether stored views were computed on the data file at ``path`` as it is now.
 
@@ -223,7 +241,7 @@ def matches_data(views: dict | None, path) -> bool:
 
 def compute_views(model: SegmentationModel, prepared, *, version: str, data_path=None, meta: dict | None = None,
                   resamples: int = DEFAULT_RESAMPLES, window: str = DEFAULT_WINDOW, frame: pd.DataFrame | None = None,
-                  progress=None) -> dict:
+                  progress=None, basis=None) -> dict:
     """Compute every view of a version on its data.
 
     Parameters
@@ -242,6 +260,10 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
         ``prepared.frame`` already scored (:func:`score_frame`), to avoid scoring twice.
     progress : callable, optional
         Called with the name of each part.
+    basis : core.sample_basis.SampleBasis, optional
+        When ``prepared`` is a version's sample standing for a larger table: the customer count,
+        segment sizes and the overview's numbers come from its aggregates (every customer), the
+        rest from the sample; ``views["analysis"]["basis"]`` records it.
 
     Returns
     -------
@@ -276,6 +298,15 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
     overview = {"numbers": frame_to_json(segment_numbers(frame, model.k)),
                 "income_mean": _float(frame["Income"].mean()) if "Income" in frame else None,
                 "response_mean": _float(frame["Response"].mean()) if "Response" in frame else None}
+    if basis is not None:  # counts and averages over every customer, not the sample's
+        from .sample_basis import numbers_from_aggregates, overall_mean, sizes_from_aggregates
+
+        agg = basis.aggregates
+        analysis.update(basis=basis.to_dict(), n_customers=int(basis.of_rows),
+                        sizes=frame_to_json(sizes_from_aggregates(agg, model.k)))
+        overview = {"numbers": frame_to_json(numbers_from_aggregates(agg, model.k)),
+                    "income_mean": _float(overall_mean(agg, "Income")) if "Income" in frame else None,
+                    "response_mean": _float(overall_mean(agg, "Response")) if "Response" in frame else None}
     views = {"analysis": analysis, "overview": overview}
     step("rules")
     from .rules import explain_model  # a threshold rule per segment (persona cards, Profiles)
@@ -317,7 +348,7 @@ def views_bytes(views: dict) -> bytes:
 
 
 def store_views(registry, version: str, model: SegmentationModel, prepared, *, data_path=None, meta=None,
-                frame: pd.DataFrame | None = None) -> dict:
+                frame: pd.DataFrame | None = None, basis=None) -> dict:
     """Compute a version's views and store them as its ``views`` artifact.
 
     Parameters
@@ -332,6 +363,8 @@ def store_views(registry, version: str, model: SegmentationModel, prepared, *, d
         The version's metadata (default: read from the registry).
     frame : pandas.DataFrame, optional
         ``prepared.frame`` already scored.
+    basis : core.sample_basis.SampleBasis, optional
+        See :func:`compute_views`.
 
     Returns
     -------
@@ -339,7 +372,8 @@ def store_views(registry, version: str, model: SegmentationModel, prepared, *, d
         The views stored.
     """
     meta = meta if meta is not None else registry.metadata(version)
-    views = compute_views(model, prepared, version=version, data_path=data_path, meta=meta, frame=frame)
+    views = compute_views(model, prepared, version=version, data_path=data_path, meta=meta, frame=frame,
+                          basis=basis)
     registry.put_artifact(version, "views", views_bytes(views))
     return views
 
@@ -364,11 +398,18 @@ def views_after_save(registry, version: str, model: SegmentationModel, prepared,
     bool
         Whether the views were stored (False below :data:`TRAINING_MIN_ROWS` customers).
     """
-    if len(prepared.frame) < TRAINING_MIN_ROWS:
+    from .registry import RegistryError
+    from .sample_basis import sampled_customers
+
+    if len(prepared.frame) < TRAINING_MIN_ROWS and prepared.report.rows_used < TRAINING_MIN_ROWS:
         return False
     try:
-        store_views(registry, version, model, prepared, data_path=data_path, meta=meta)
-    except (KeyError, ValueError, TypeError) as exc:  # data the pages cannot profile (e.g. other columns)
+        # A table larger than the version's sample is shown from the sample (and its aggregates).
+        basis = sampled_customers(registry, version, meta)
+        if basis is not None:
+            prepared, data_path = basis.prepared, None
+        store_views(registry, version, model, prepared, data_path=data_path, meta=meta, basis=basis)
+    except (KeyError, ValueError, TypeError, RegistryError) as exc:  # data the pages cannot profile (e.g. other columns)
         import sys
 
         print(f"views of {version} not computed: {exc}", file=sys.stderr)

@@ -115,10 +115,26 @@ def navbar() -> dbc.Navbar:
     )
 
 
-def page_header(title: str, subtitle: str | None = None) -> html.Div:
-    """Page title with an optional one-line explanation."""
+def page_header(title: str, subtitle: str | None = None, basis: dict | None = None) -> html.Div:
+    """Page title with an optional one-line explanation, and what it is computed on when that is a sample.
+
+    ``basis`` is ``Analysis.basis`` (core.sample_basis): set when the version's table is larger than
+    the sample the pages are built from; the page then says so under its title.
+    """
     return html.Div([html.H1(title, className="h4 mb-1"),
-                     html.P(subtitle, className="text-muted mb-3") if subtitle else None])
+                     html.P(subtitle, className="text-muted mb-3") if subtitle else None,
+                     sample_note(basis)])
+
+
+def sample_note(basis: dict | None):
+    """One line saying the page stands on a stratified sample of the customers (None for every customer)."""
+    if not basis:
+        return None
+    return html.P([html.Strong("Sample: "),
+                   f"charts of customers, medians, rules and stability use a stratified sample of "
+                   f"{int(basis['rows']):,} of the {int(basis['of_rows']):,} customers (in proportion to each "
+                   f"segment, seed {int(basis['seed'])}); customer counts, shares and averages per segment cover "
+                   "every customer."], className="small mb-3 sample-note", id=ids.SAMPLE_NOTE)
 
 
 def kpi_card(label: str, value: str, hint: str | None = None, card_id: str | None = None) -> dbc.Card:

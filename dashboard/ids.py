@@ -271,3 +271,4 @@ COMPARE_ABSENT_NOTE = "compare-absent-note"
 STABILITY_NO_ENROLMENT = "stability-no-enrolment"
 CAMPAIGNS_ABSENT_NOTE = "campaigns-absent-note"
 PROFILES_RFM = "profiles-rfm"  # segments against RFM groups (transaction-log models)
+SAMPLE_NOTE = "sample-note"  # under a page title when the pages stand on a version's sample

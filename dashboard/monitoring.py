@@ -215,10 +215,9 @@ class Monitor:
     def _compute(self, version: str, services) -> dict | None:
         # Load, clean and derive the model's training file only (about a second on 50K rows), not the
         # whole analysis: this runs on the first prediction of a version anywhere (then it is shared).
-        from dashboard.services.uploads import prepare_model_data  # through the version's column mapping
-
         model, meta = services.model(version)
-        frame = prepare_model_data(services.registry, version, services.data_path_for(meta)).frame
+        # Through the version's column mapping; a version larger than its sample is profiled on the sample.
+        frame = services.analyses.customers_of(version, meta).frame
         X = frame[model.features].to_numpy(dtype=float)
         scores = model.score(X)
         profile = core_monitoring.reference_profile(

@@ -215,7 +215,7 @@ def _layout(absent: str | None = None):
         "one: a different offer, channel or season may answer differently." if fitted is not None else None,
         id=ids.CAMPAIGNS_MODEL_NOTE, className="small text-muted mb-2")
     header = page_header("Campaigns", "Whom to contact in a campaign like the last one, how many, with a holdout to "
-                                      "measure whether it worked.")
+                                      "measure whether it worked.", basis=services.analysis().basis)
     no_response = "Response" not in services.analysis().frame.columns if absent is not None else False
     note = (html.P("No campaign responses in this data: the campaign planner is not shown." if no_response
                    else f"The campaign planner is not shown: {absent}.", className="text-muted",

@@ -77,7 +77,7 @@ def layout(a=None, b=None, **_query):
     services = get_services()
     analysis = services.analysis()
     header = page_header("Compare", "Two segments side by side: how they differ, feature by feature, "
-                                     "with effect sizes.")
+                                     "with effect sizes.", basis=analysis.basis)
     if analysis.k < 2:
         return html.Div([header, empty_state("This model has a single segment: there is nothing to compare.",
                                              "Train a model with two or more segments.")])

@@ -739,7 +739,9 @@ def export(_m, _p, _r):
     version = services.model()[1]["version"]
     trigger = ctx.triggered_id
     if trigger == ids.DATA_EXPORT_MEMBERSHIP_BTN:
-        return dict(content=services.membership_csv(), filename=f"segment_membership_{version}.csv", type="text/csv")
+        part = "_sample" if services.analysis().sampled else ""  # a table larger than the version's sample
+        return dict(content=services.membership_csv(), filename=f"segment_membership_{version}{part}.csv",
+                    type="text/csv")
     if trigger == ids.DATA_EXPORT_PROFILES_BTN:
         return dict(content=services.profiles_csv(), filename=f"segment_profiles_{version}.csv", type="text/csv")
     if trigger == ids.DATA_EXPORT_REPORT_BTN:

@@ -26,7 +26,7 @@ METRICS_HEIGHT = 560
 
 def _silhouette_note(a) -> str:
     """The silhouette plot's axis title: on how many customers it was computed."""
-    n, shown = len(a.frame), len(a.silhouette_rows)
+    n, shown = a.n_customers, len(a.silhouette_rows)
     how = f"all {n:,} customers" if shown >= n else f"sample of {shown:,} of {n:,}"
     return f"Silhouette ({how})"
 
@@ -66,7 +66,7 @@ def layout(**_query):
         page_header("Choosing k", "How many segments does the data support? Six criteria per k (four quality scores, "
                                   "prediction strength and bootstrap stability), the recommended k, "
                                   "how well each customer fits its segment in the current model, and how segments "
-                                  "split as k grows."),
+                                  "split as k grows.", basis=a.basis),
         dcc.Store(id=ids.DIAG_STORE, data=sweep),
         # Ticks once, only when the default sweep was too big to compute while building the page.
         dcc.Interval(id=ids.DIAG_AUTORUN, interval=300, max_intervals=1, disabled=sweep is not None),

@@ -36,6 +36,8 @@ def _summary() -> dict:
     """
     services = get_services()
     a = services.analysis()
+    if a.sampled:  # a table larger than its version's sample: explored on the sample, never read whole
+        return services.view("eda-summary", lambda: _mapped_summary(services, a, None))
     path = services.data_path_for(a.meta)
     if not _mapped(services, a.version):
         return services.view("eda-summary", lambda: summary(explore(path, name=a.source)))
@@ -52,11 +54,12 @@ def _mapped(services, version: str) -> bool:
 
 
 def _mapped_summary(services, a, path) -> dict:
-    """:func:`core.eda.summary` of the customers a mapped version derives from its file."""
+    """:func:`core.eda.summary` of the customers a mapped version derives from its file (its sample: ``path`` None)."""
     from core.eda import Exploration
     from dashboard.services.uploads import prepare_model_data
 
-    prepared = prepare_model_data(services.registry, a.version, path, a.source)
+    prepared = (prepare_model_data(services.registry, a.version, path, a.source) if path is not None
+                else services.analyses.customers_of(a.version, a.meta))
     frame = prepared.frame
     if "Dt_Customer" not in frame and "First_purchase" in frame:
         frame = frame.assign(Dt_Customer=pd.to_datetime(frame["First_purchase"], errors="coerce"))
@@ -67,7 +70,8 @@ def _mapped_summary(services, a, path) -> dict:
                               prepared.source)
     out = summary(exploration, columns=[c for c in a.features if c in frame])
     # One row per derived customer: the empty-cell shares are of customers; the file's rows are told apart.
-    out.update(mapped=True, file_rows=out["rows_read"], rows_read=len(frame), rows_used=len(frame))
+    out.update(mapped=True, file_rows=out["rows_read"], rows_read=len(frame), rows_used=len(frame),
+               sample=a.basis if path is None else None)
     return out
 
 
@@ -96,7 +100,12 @@ def layout(**_query):
                     f" · {s.get('file_rows', s['rows_read']):,} rows read, {s['rows_used']:,} customers derived "
                     "from them. "
                     "Distributions and correlations are of the customers as the model sees them "
-                    "(one row each); enrolment is the first purchase."], className="small", id=ids.EDA_SUMMARY)
+                    "(one row each); enrolment is the first purchase."] if not s.get("sample") else
+                   [html.Strong("Data: "), s["source"],
+                    f" · a stratified sample of {s['sample']['rows']:,} of the {s['sample']['of_rows']:,} customers "
+                    "kept with the model (the file itself is not read here). Distributions and correlations are of "
+                    "the sampled customers after cleaning; the cleaning rules' counts are the whole file's."],
+                   className="small", id=ids.EDA_SUMMARY)
     picker = dcc.Dropdown(id=ids.EDA_COLUMN, options=options, value=column, clearable=False, className="mb-2")
     missing = missing_figure(s["missing"], s["rows_read"])
     rows = rule_rows_table(s["rule_rows"])

@@ -122,7 +122,7 @@ def layout(**_query):
     return html.Div([
         page_header("Explorer", f"Every customer on the model's two or three main axes (PCA of the {len(a.features)} "
                                 "features), coloured by segment. Crosses mark segment centres; arrows show which "
-                                "way each feature grows."),
+                                "way each feature grows.", basis=a.basis),
         _filters(a.frame, a.features),
         dbc.Row([
             dbc.Col(graph_card("Customer map", ids.EXPLORER_MAP, height=_MAP_HEIGHT, extra=html.Div([controls, count]),

@@ -120,13 +120,17 @@ def _layout(**_query):
                  className="mb-2"),
         table(pd.DataFrame(rules), index=False) if rules else empty_state("No row needed cleaning."),
         html.Div([
-            dbc.Button("Download segment membership (CSV)", id=ids.OVERVIEW_DOWNLOAD_BTN, color="primary",
+            dbc.Button("Download the sample's segment membership (CSV)" if a.sampled else
+                       "Download segment membership (CSV)", id=ids.OVERVIEW_DOWNLOAD_BTN, color="primary",
                        size="sm", className="mt-3"),
             dcc.Download(id=ids.OVERVIEW_DOWNLOAD),
+            html.P(["Every customer's segment (", f"{a.n_customers:,}", " rows) is written by ",
+                    html.Code("python -m core score --out scores.csv"), ", which streams the file."],
+                   className="small text-muted mt-2 mb-0") if a.sampled else None,
         ]),
     ]), className="shadow-sm mb-3", id=ids.OVERVIEW_SOURCE)
     return html.Div([
-        page_header("Overview", "Who your customers are, in segments, at a glance."),
+        page_header("Overview", "Who your customers are, in segments, at a glance.", basis=a.basis),
         _demo_note(a),
         kpis,
         absent_note,
@@ -147,4 +151,6 @@ def _layout(**_query):
           prevent_initial_call=True)
 def download(_n):
     """Segment membership of every customer as spreadsheet-safe CSV."""
-    return dict(content=get_services().membership_csv(), filename="segment_membership.csv", type="text/csv")
+    services = get_services()
+    name = "segment_membership_sample.csv" if services.analysis().sampled else "segment_membership.csv"
+    return dict(content=services.membership_csv(), filename=name, type="text/csv")

@@ -160,7 +160,8 @@ def _layout(segment=None, customer=None, **_query):
         ]),
     ], className="shadow-sm mb-3")
     return html.Div([
-        page_header("Predict", "Which segment would this customer join, how clearly, and what would change it?"),
+        page_header("Predict", "Which segment would this customer join, how clearly, and what would change it?",
+                    basis=a.basis),
         dcc.Store(id=ids.PREDICT_CURRENT),
         dcc.Store(id=ids.PREDICT_SCENARIOS, storage_type="session", data=[]),
         dcc.Store(id=ids.PREDICT_URL_QUERY), dcc.Store(id=ids.PREDICT_URL_SYNC),

@@ -264,7 +264,7 @@ def _layout(segment=None, **_query):
         dcc.Store(id=ids.PROFILES_NAMES, data=names),
         dcc.Store(id=ids.PROFILES_URL_SYNC),
         page_header("Profiles", "Segment profiles: what sets each segment apart, what it buys and how it answers "
-                    "campaigns."),
+                    "campaigns.", basis=a.basis),
         dbc.Row([
             dbc.Col(controls, xs=12, md=5, lg=4, className="mb-3"),
             dbc.Col(html.Div(summary, id=ids.PROFILES_SUMMARY, className="h-100"), xs=12, md=7, lg=8,

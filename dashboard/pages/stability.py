@@ -198,7 +198,7 @@ def layout(**_query):
     ], className="mb-3 shadow-sm")
     return html.Div([
         page_header("Stability", "Is each segment real? Measured by refitting on resampled customers, on "
-                                 "customers enrolled up to each date, and on new data."),
+                                 "customers enrolled up to each date, and on new data.", basis=services.analysis().basis),
         controls,
         dcc.Loading(html.Div(initial, id=ids.STABILITY_RESULTS), type="circle", delay_show=400),
         html.H3("New data", className="h5 mt-2"),

@@ -18,8 +18,8 @@ from core.pipeline import Prepared, resolve_data_path, train
 from core.registry import Registry, RegistryError
 from core.selection import SweepResult, sweep
 from core.views import (
-    analysis_parts, frame_from_json, matches_data, personas_from_json, projection_from_json, score_frame,
-    segment_numbers, sweep_from_json,
+    analysis_parts, frame_from_json, matches_basis, matches_data, personas_from_json, projection_from_json,
+    score_frame, segment_numbers, sweep_from_json,
 )
 
 from .audit import Auditor
@@ -48,7 +48,7 @@ class Analysis:
     def __init__(self, *, frame: pd.DataFrame | None = None, coords: np.ndarray | None = None, loader=None,
                  load_info: dict | None = None, cleaning: dict | None = None, numbers: pd.DataFrame | None = None,
                  income_mean: float | None = None, response_mean: float | None = None,
-                 n_customers: int | None = None, from_views: bool = False, **fields):
+                 n_customers: int | None = None, from_views: bool = False, basis: dict | None = None, **fields):
         missing = [name for name in self._FIELDS if name not in fields]
         if missing or set(fields) - set(self._FIELDS):
             raise TypeError(f"Analysis fields missing {missing} or unknown {sorted(set(fields) - set(self._FIELDS))}")
@@ -57,6 +57,8 @@ class Analysis:
         self.__dict__.update(fields)
         self.load_info, self.cleaning = dict(load_info or {}), dict(cleaning or {})
         self.from_views = from_views
+        # Set when ``frame`` is a stratified sample of a larger table (core.sample_basis): rows, of_rows, seed.
+        self.basis = dict(basis) if basis else None
         self._frame, self._coords, self._loader = frame, coords, loader
         self._numbers, self._income_mean, self._response_mean = numbers, income_mean, response_mean
         self._n_customers = n_customers
@@ -90,6 +92,11 @@ class Analysis:
         if self._coords is None:
             self._load()
         return self._coords
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``frame`` is a sample of the version's customers (the counts still cover every customer)."""
+        return self.basis is not None
 
     @property
     def frame_loaded(self) -> bool:
@@ -172,15 +179,27 @@ def scaled(analysis: Analysis) -> np.ndarray:
     return (X - analysis.scaler_mean) / analysis.scaler_scale
 
 
-def build_analysis(model: SegmentationModel, meta: dict, prepared: Prepared) -> Analysis:
-    """Score the data with the model and compute every profile, the PCA and the silhouettes."""
+def build_analysis(model: SegmentationModel, meta: dict, prepared: Prepared, basis=None) -> Analysis:
+    """Score the data with the model and compute every profile, the PCA and the silhouettes.
+
+    With ``basis`` (core.sample_basis.SampleBasis: ``prepared`` is the version's sample of a larger
+    table) the customer count, sizes and per-segment numbers cover every customer (its aggregates).
+    """
     frame = score_frame(model, prepared.frame)
     parts = analysis_parts(model, frame)
+    counts = {}
+    if basis is not None:
+        from core.sample_basis import numbers_from_aggregates, overall_mean, sizes_from_aggregates
+
+        agg = basis.aggregates
+        parts["sizes"] = sizes_from_aggregates(agg, model.k)
+        counts = dict(basis=basis.to_dict(), n_customers=basis.of_rows, numbers=numbers_from_aggregates(agg, model.k),
+                      income_mean=overall_mean(agg, "Income"), response_mean=overall_mean(agg, "Response"))
     return Analysis(
         version=meta["version"], fingerprint=prepared.fingerprint, source=prepared.source, k=model.k,
         features=list(model.features), frame=frame, meta=meta,
         scaler_mean=model.mean_.copy(), scaler_scale=model.scale_.copy(),
-        load_info=prepared.info.to_dict(), cleaning=prepared.report.to_dict(), **parts,
+        load_info=prepared.info.to_dict(), cleaning=prepared.report.to_dict(), **parts, **counts,
     )
 
 
@@ -198,7 +217,7 @@ def analysis_from_views(views: dict, meta: dict, loader) -> Analysis:
         silhouette=np.asarray(a["silhouette"], dtype=float), silhouette_rows=np.asarray(a["silhouette_rows"], dtype=np.int64),
         scaler_mean=np.asarray(a["scaler_mean"], dtype=float), scaler_scale=np.asarray(a["scaler_scale"], dtype=float),
         personas=personas_from_json(a["personas"]), load_info=a["load_info"], cleaning=a["cleaning"],
-        numbers=frame_from_json(overview["numbers"]), n_customers=int(a["n_customers"]),
+        numbers=frame_from_json(overview["numbers"]), n_customers=int(a["n_customers"]), basis=a.get("basis"),
         income_mean=math.nan if overview["income_mean"] is None else float(overview["income_mean"]),
         response_mean=math.nan if overview["response_mean"] is None else float(overview["response_mean"]),
     )
@@ -254,6 +273,9 @@ class AnalysisService:
         self.registry.active_version() or self.ensure_model()
         model, meta = self.model()  # raises ModelUnavailable when the active model cannot be served
         version = meta["version"]
+        basis = self.sample_basis(version, meta)
+        if basis is not None:
+            return self._sampled_analysis(model, meta, basis)
         path = self.data_path_for(meta)
         st = path.stat()
         key = ("analysis", version, str(path), st.st_mtime_ns, st.st_size)
@@ -272,6 +294,42 @@ class AnalysisService:
             return self.results.local(key, lambda: analysis_from_views(views, meta, load))
         return self.results.cached(key, lambda: build_analysis(model, meta,
                                                                prepare_model_data(self.registry, version, path, shown)))
+
+    def sample_basis(self, version: str, meta: dict | None = None):
+        """The version's sample when its table is larger than it (core.sample_basis), else None.
+
+        Read and verified once per process; an unreadable sample means the data file is read instead.
+        """
+        from core.sample_basis import sampled_customers
+
+        try:
+            record = (self.registry.metadata_entry(version).get("artifacts") or {}).get("sample")
+        except RegistryError:
+            return None
+        if not record:
+            return None
+
+        def read():
+            try:
+                return sampled_customers(self.registry, version, meta) or False
+            except (RegistryError, KeyError, ValueError, OSError) as exc:
+                print(f"SegmentLens: sample of {version} not used: {exc}", file=sys.stderr, flush=True)
+                return False
+        return self.results.local(("sample-basis", version, record["sha256"]), read) or None
+
+    def _sampled_analysis(self, model, meta: dict, basis) -> Analysis:
+        """The analysis of a version larger than its sample: from its views, else computed on the sample."""
+        version = meta["version"]
+        key = ("analysis", version, "sample", basis.rows, basis.of_rows, basis.seed)
+        found = self.results.get(key)
+        if found is not None:
+            return found
+        views = self.stored_views(version)
+        if matches_basis(views, basis):
+            projection = projection_from_json(views["views"]["analysis"]["projection"])
+            return self.results.local(key, lambda: analysis_from_views(
+                views, meta, lambda: _customers(model, basis.prepared.frame, projection)))
+        return self.results.local(key, lambda: build_analysis(model, meta, basis.prepared, basis))
 
     def stored_views(self, version: str) -> dict | None:
         """A version's ``views`` artifact, parsed once per process (None when it has none or it cannot be read)."""
@@ -305,6 +363,9 @@ class AnalysisService:
             model, meta = self.model()
         except RegistryError:
             return None  # nothing can be served: the banner says why
+        basis = self.sample_basis(version, meta)
+        if basis is not None:
+            return self._ensure_sampled_views(model, meta, basis)
         path = self.data_path_for(meta)
         if matches_data(self.stored_views(version), path):
             return None
@@ -325,6 +386,34 @@ class AnalysisService:
         self.results.put(("customers", version, str(path), st.st_mtime_ns, st.st_size),
                          _customers(model, frame, projection_from_json(views["views"]["analysis"]["projection"])))
         return version
+
+    def _ensure_sampled_views(self, model, meta: dict, basis) -> str | None:
+        """ensure_views for a version larger than its sample: computed from the sample, never the file."""
+        from core.views import store_views
+
+        version = meta["version"]
+        if matches_basis(self.stored_views(version), basis):
+            return None
+        try:
+            with open(self.registry.root / ".views.lock", "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                if matches_basis(self.stored_views(version), basis):
+                    return None
+                store_views(self.registry, version, model, basis.prepared, meta=meta, basis=basis)
+        except (RegistryError, OSError, ValueError, KeyError, TypeError) as exc:  # pages compute as before
+            print(f"SegmentLens: views of {version} not computed: {exc}", file=sys.stderr, flush=True)
+            return None
+        return version
+
+    def customers_of(self, version: str, meta: dict | None = None) -> Prepared:
+        """A version's customers as the pages use them: its sample beyond the sample's size, else its data file."""
+        meta = meta if meta is not None else self.registry.metadata(version)
+        basis = self.sample_basis(version, meta)
+        if basis is not None:
+            return basis.prepared
+        path = self.data_path_for(meta)
+        shown = meta.get("data_source") if meta.get("data_path") and str(path) == meta["data_path"] else None
+        return prepare_model_data(self.registry, version, path, shown)
 
     def view(self, name: str, build, *parts):
         """A page's rendered content, kept per process for the served version, data and segment names.

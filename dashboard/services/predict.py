@@ -129,6 +129,9 @@ class PredictService:
             raise ValueError(f"a customer ID is a whole number (got {text[:20]!r})") from None
         hits = np.flatnonzero(a.frame["ID"].to_numpy() == wanted)
         if not len(hits):
+            if a.sampled:
+                raise ValueError(f"customer {wanted} is not among the {a.basis['rows']:,} customers sampled from "
+                                 f"{a.source}; score any customer with the API (POST /api/v1/predict)")
             raise ValueError(f"no customer with ID {wanted} in {a.source}")
         return _row_fields(a, hits[0])
 

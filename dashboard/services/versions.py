@@ -144,7 +144,8 @@ class VersionService:
         if stored and stored.get("reference_version") == active:
             return stored
         path = candidate_meta.get("data_path")
-        if not path or not Path(path).exists():
+        sampled = self.analyses.sample_basis(version, candidate_meta) is not None  # compared on its sample
+        if not sampled and (not path or not Path(path).exists()):
             if stored:
                 return dict(stored, stale=True)
             raise ValueError(f"the data {version} was trained on is not available, so it cannot be compared "
@@ -159,9 +160,7 @@ class VersionService:
 
         def compute():
             candidate = self.store.load(version)
-            from .uploads import prepare_model_data
-
-            frame = prepare_model_data(self.registry, version, path, candidate_meta.get("data_source")).frame
+            frame = self.analyses.customers_of(version, candidate_meta).frame  # its sample beyond the sample's size
             reference = training.Reference(model, active, self.analyses.segment_names(), a.frame)
             k = int(candidate.k)
             generated = candidate_meta.get("generated_names")
@@ -182,7 +181,7 @@ class VersionService:
                      "traits": list(a.personas[i].traits), "n": int(a.sizes.loc[i, "n"]),
                      "share": float(a.sizes.loc[i, "share"]), "colour": segment_colour(i)} for i in range(a.k)]
         summary = {"version": a.version, "k": a.k, "features": a.features, "data_source": a.source,
-                   "data_fingerprint": a.fingerprint, "n_customers": len(a.frame),
+                   "data_fingerprint": a.fingerprint, "n_customers": a.n_customers,
                    "silhouette": (a.meta.get("metrics") or {}).get("silhouette"), "created": a.meta.get("created")}
         return segment_report(title="SegmentLens · customer segments", summary=summary, segments=segments,
                               economics=a.economics, campaigns=a.campaigns, product_mix=a.product_mix,
