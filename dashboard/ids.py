@@ -272,3 +272,4 @@ STABILITY_NO_ENROLMENT = "stability-no-enrolment"
 CAMPAIGNS_ABSENT_NOTE = "campaigns-absent-note"
 PROFILES_RFM = "profiles-rfm"  # segments against RFM groups (transaction-log models)
 SAMPLE_NOTE = "sample-note"  # under a page title when the pages stand on a version's sample
+STABILITY_STATUS = "stability-status"  # spoken status of a bootstrap measurement (role=status)

@@ -200,6 +200,8 @@ def layout(**_query):
         page_header("Stability", "Is each segment real? Measured by refitting on resampled customers, on "
                                  "customers enrolled up to each date, and on new data.", basis=services.analysis().basis),
         controls,
+        # Spoken by screen readers when a measurement starts and ends (the results replace themselves silently).
+        html.Div(id=ids.STABILITY_STATUS, role="status", className="small text-muted mb-2"),
         dcc.Loading(html.Div(initial, id=ids.STABILITY_RESULTS), type="circle", delay_show=400),
         html.H3("New data", className="h5 mt-2"),
         drift,
@@ -209,7 +211,8 @@ def layout(**_query):
 @callback(Output(ids.STABILITY_RESULTS, "children"), Input(ids.STABILITY_RUN, "n_clicks"),
           State(ids.STABILITY_RESAMPLES, "value"), State(ids.STABILITY_WINDOW, "value"),
           background=True, prevent_initial_call=True,
-          running=[(Output(ids.STABILITY_RUN, "disabled"), True, False)],
+          running=[(Output(ids.STABILITY_RUN, "disabled"), True, False),
+                   (Output(ids.STABILITY_STATUS, "children"), "Measuring stability…", "Stability measured: results below.")],
           progress=[Output(ids.STABILITY_PROGRESS, "value"), Output(ids.STABILITY_PROGRESS, "label")],
           progress_default=[0, ""])
 def measure(set_progress, _n, resamples, window):
