@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -112,7 +112,9 @@ def sampled_customers(registry, version: str, meta: dict | None = None) -> Sampl
     meta = meta if meta is not None else registry.metadata(version)
     with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
         frame, labels, params = sample_from_arrays(arrays)
-    load = dict(meta.get("load") or {"source": meta.get("data_source") or version})
+    known = {f.name for f in fields(LoadInfo)}  # metadata written by another engine may say more
+    load = {key: value for key, value in (meta.get("load") or {}).items() if key in known}
+    load.setdefault("source", meta.get("data_source") or version)
     prepared = Prepared(frame=frame, info=LoadInfo(**load), report=CleaningReport.from_dict(meta["cleaning"]),
                         fingerprint=str(meta.get("data_fingerprint") or ""),
                         source=str(meta.get("data_source") or load.get("source") or version))

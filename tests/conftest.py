@@ -90,18 +90,24 @@ class LiveServer:
         self.url, self.proc, self.models_dir, self.cache_dir = url, proc, models_dir, cache_dir
 
     def stop(self) -> None:
-        """Terminate the server and everything it started (workers, background-callback jobs)."""
+        """Terminate the server and everything it started (workers, background-callback jobs).
+
+        SIGTERM, then SIGKILL after 2 s: `python app.py` exits at once, while gunicorn's graceful stop waits
+        seconds for idle keep-alive connections to close, which no test looks at.
+        """
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
         try:
-            self.proc.wait(15)
+            self.proc.wait(2)
         except subprocess.TimeoutExpired:
             pass
         # Background-callback jobs are children of the server that may outlive it: end the group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
 
 
 def procfile_command(host: str = "0.0.0.0") -> str:
@@ -113,10 +119,16 @@ def procfile_command(host: str = "0.0.0.0") -> str:
 
 
 def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, data: Path = SAMPLE,
-                 host: str = "127.0.0.1", wait_path: str = "/") -> LiveServer:
-    """Start the app in a subprocess with its own registry and cache under ``tmp``."""
+                 host: str = "127.0.0.1", wait_path: str = "/", models_from: Path | None = None) -> LiveServer:
+    """Start the app in a subprocess with its own registry and cache under ``tmp``.
+
+    ``models_from``: a registry copied into ``tmp/models`` first (the ``warm_models`` fixture), so that the
+    server starts as a restart does instead of training its first model and computing its views.
+    """
     port = free_port()
     models, cache = tmp / "models", tmp / "cache"
+    if models_from is not None:
+        shutil.copytree(models_from, models, dirs_exist_ok=True)
     full_env = dict(os.environ, SEGMENTLENS_MODELS=str(models), SEGMENTLENS_CACHE_DIR=str(cache),
                     SEGMENTLENS_DATA=str(data), HOST=host, PORT=str(port), PYTHONUNBUFFERED="1",
                     **(env or {}))
@@ -137,9 +149,28 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def warm_models(tmp_path_factory) -> Path:
+    """A registry as a server's first start on the sample leaves it: v0001 trained, active, its views stored.
+
+    Made once by the app's own start (create_app, in a subprocess); pass it as ``start_server(models_from=)``
+    so each server copies it instead of training and computing views again. Its secret key is not kept
+    (each server makes its own). Tests of the first start itself start on an empty folder.
+    """
+    tmp = tmp_path_factory.mktemp("warm")
+    env = dict(os.environ, SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
+               SEGMENTLENS_DATA=str(SAMPLE))
+    for name in ("SEGMENTLENS_ADMIN_PASSWORD", "SEGMENTLENS_SECRET_KEY"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, "-c", "from dashboard.factory import create_app; create_app()"], cwd=ROOT,
+                   env=env, check=True, capture_output=True, timeout=300)
+    (tmp / "models" / "secret_key").unlink(missing_ok=True)
+    return tmp / "models"
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, warm_models):
     """The dashboard served by `python app.py` on the sample, shared by the browser tests."""
-    server = start_server(tmp_path_factory.mktemp("live"))
+    server = start_server(tmp_path_factory.mktemp("live"), models_from=warm_models)
     yield server
     server.stop()
 

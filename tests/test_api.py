@@ -35,11 +35,11 @@ SPEND = {"MntWines": 300, "MntFruits": 40, "MntMeatProducts": 200, "MntFishProdu
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tmp_path_factory, warm_models):
     """Gunicorn (Procfile) with a rate limit high enough for every test here, and an admin API key."""
     tmp = tmp_path_factory.mktemp("api")
     key = AccountStore(tmp / "models").create_key("schema-admin", "admin")
-    server = start_server(tmp, gunicorn=True,
+    server = start_server(tmp, gunicorn=True, models_from=warm_models,
                           env={"SEGMENTLENS_RATE_LIMIT": "100000/minute", "SEGMENTLENS_MAX_BODY": "4M"})
     server.key = key
     yield server
@@ -47,9 +47,10 @@ def api(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory):
+def limited(tmp_path_factory, warm_models):
     """Gunicorn (Procfile) allowing 5 requests per minute per client."""
-    server = start_server(tmp_path_factory.mktemp("limited"), gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "5/minute"})
+    server = start_server(tmp_path_factory.mktemp("limited"), gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "5/minute"},
+                          models_from=warm_models)
     yield server
     server.stop()
 

@@ -25,12 +25,12 @@ ROLES = ("viewer", "analyst", "admin")
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
+def keyed(tmp_path_factory, warm_models):
     """Gunicorn with a viewer, an analyst and an admin key; the registry holds v0001 (active) and v0002."""
     tmp = tmp_path_factory.mktemp("keys")
     store = AccountStore(tmp / "models")
     keys = {role: store.create_key(f"{role}-key", role) for role in ROLES}
-    server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"})
+    server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"}, models_from=warm_models)
     train(SAMPLE, registry=Registry(server.models_dir), k=4, activate=False)
     server.keys = keys
     yield server

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import requests
@@ -18,10 +19,10 @@ PASSWORDS = {"vera": "viewer-pass-1", "anna": "analyst-pass-1", "adam": "admin-p
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("auth")
+    shutil.copytree(warm_models, tmp / "models")      # v0001, active: train(SAMPLE) as a first start makes it
     registry = Registry(tmp / "models")
-    train(SAMPLE, registry=registry)                  # v0001, active
     train(SAMPLE, registry=registry, k=3, activate=False)  # v0002, a candidate
     store = AccountStore(tmp / "models")
     for name, role in (("vera", "viewer"), ("anna", "analyst"), ("adam", "admin")):
@@ -160,9 +161,10 @@ def test_sign_out_ends_the_session(server):
     assert admin.get(server.url + "/", allow_redirects=False, timeout=30).status_code == 302
 
 
-def test_sign_in_attempts_are_rate_limited(tmp_path):
+def test_sign_in_attempts_are_rate_limited(tmp_path, warm_models):
     AccountStore(tmp_path / "models").add_user("adam", "admin", PASSWORDS["adam"])
-    srv = start_server(tmp_path, gunicorn=True, env={"SEGMENTLENS_LOGIN_RATE_LIMIT": "3/minute"}, wait_path="/login")
+    srv = start_server(tmp_path, gunicorn=True, env={"SEGMENTLENS_LOGIN_RATE_LIMIT": "3/minute"}, wait_path="/login",
+                       models_from=warm_models)
     try:
         statuses = [sign_in(srv, "adam", "wrong-password").last_status for _ in range(5)]
     finally:
@@ -170,8 +172,8 @@ def test_sign_in_attempts_are_rate_limited(tmp_path):
     assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429]
 
 
-def test_no_accounts_on_a_network_address_is_read_only(tmp_path):
-    srv = start_server(tmp_path, gunicorn=True, host="0.0.0.0")
+def test_no_accounts_on_a_network_address_is_read_only(tmp_path, warm_models):
+    srv = start_server(tmp_path, gunicorn=True, host="0.0.0.0", models_from=warm_models)
     try:
         session = requests.Session()
         assert session.get(srv.url + "/data", timeout=30).status_code == 200  # pages stay viewable
@@ -184,9 +186,9 @@ def test_no_accounts_on_a_network_address_is_read_only(tmp_path):
     assert "read-only" in resp.json()["message"] and "users add" in resp.json()["message"]
 
 
-def test_admin_password_from_the_environment_creates_the_first_admin(tmp_path):
+def test_admin_password_from_the_environment_creates_the_first_admin(tmp_path, warm_models):
     srv = start_server(tmp_path, gunicorn=True, env={"SEGMENTLENS_ADMIN_PASSWORD": "first-admin-pw"},
-                       wait_path="/login")
+                       wait_path="/login", models_from=warm_models)
     try:
         admin = sign_in(srv, "admin", "first-admin-pw")
         assert admin.last_status == 302

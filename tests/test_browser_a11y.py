@@ -1,6 +1,10 @@
 """WCAG 2.1 AA with axe-core (issue 16): every page at desktop (1400 px) and phone (400 px) width, in its default
 state and after the main interactions, has no critical or serious violation. axe-core is read from the npm
-package installed in node_modules and injected into the page (nothing is fetched from the network)."""
+package installed in node_modules and injected into the page (nothing is fetched from the network).
+
+The same visit also runs the layout checks of tests/test_browser_layout.py (issue 14: no sideways scroll, no
+share/cloud button, no raw column names) on each page at each width, before axe opens the "view as table"
+sections: one browser loads every page once for both."""
 from __future__ import annotations
 
 import time
@@ -11,7 +15,7 @@ from dash.testing.wait import until
 
 from dashboard import ids
 from tests.conftest import ROOT, SAMPLE
-from tests.test_browser_layout import _CHARTS_DRAWN, PAGES
+from tests.test_browser_layout import _CHARTS_DRAWN, PAGES, layout_problems
 from tests.test_browser_predict import _selector
 
 pytestmark = pytest.mark.browser
@@ -49,10 +53,10 @@ def _report(where: str, violations: list[dict], impacts=BLOCKING) -> list[str]:
             for v in violations if v["impact"] in impacts]
 
 
-def _load(br, url: str, charts: int = 0) -> None:
+def _load(br, url: str, charts: int = 0, settle: float = 0.5) -> None:
     br.driver.get(url)
     until(lambda: br.driver.execute_script(_CHARTS_DRAWN, charts), timeout=40)
-    time.sleep(0.5)
+    time.sleep(settle)
 
 
 def _width(br, width: int) -> None:
@@ -94,8 +98,9 @@ def _structure(br) -> list[str]:
     return out
 
 
-def test_every_page_has_no_serious_axe_violation_at_both_widths_and_after_interactions(dash_br, live_server):
+def test_every_page_fits_both_widths_and_has_no_serious_axe_violation_also_after_interactions(dash_br, live_server):
     problems, counts, rules = [], {}, {}
+    layout = []  # tests/test_browser_layout.py's checks, on the same page loads
 
     def check(where: str) -> None:
         violations = _axe(dash_br)
@@ -108,8 +113,11 @@ def test_every_page_has_no_serious_axe_violation_at_both_widths_and_after_intera
     try:
         for width in WIDTHS:
             _width(dash_br, width)
+            assert dash_br.driver.execute_script("return window.innerWidth;") == width
             for page, charts in PAGES.items():
-                _load(dash_br, live_server.url + page, charts)
+                # 0.8 s: responsive charts settle to the final width before the layout is measured.
+                _load(dash_br, live_server.url + page, charts, settle=0.8)
+                layout.extend(f"{page} at {width} px: {p}" for p in layout_problems(dash_br))
                 check(f"{page} at {width} px")
 
         _width(dash_br, 1400)
@@ -146,8 +154,13 @@ def test_every_page_has_no_serious_axe_violation_at_both_widths_and_after_intera
         _width(dash_br, 1400)
     print("axe-core violations by impact (nodes):", counts)
     print("\n".join(f"  {n:4d} {impact} {rule}" for (impact, rule), n in sorted(rules.items(), key=lambda r: -r[1])))
+    failures = []
+    if layout:
+        failures.append(f"{len(layout)} layout problems:\n" + "\n".join(layout))
     if problems:
-        pytest.fail(f"{len(problems)} accessibility problems:\n" + "\n".join(problems), pytrace=False)
+        failures.append(f"{len(problems)} accessibility problems:\n" + "\n".join(problems))
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
 
 
 def test_axe_core_is_the_installed_npm_package():

@@ -1,6 +1,7 @@
 """Sign-in, sign-out and role-aware controls in headless Chromium; user-typed names never become markup."""
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -16,10 +17,12 @@ EVIL = '<a href="https://evil.example/" id="evil-link">Evil</a><img src=x onerro
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("browser-auth")
+    shutil.copytree(warm_models, tmp / "models")  # v0001 as train(SAMPLE) makes it, its views already stored
     registry = Registry(tmp / "models")
-    version, _, meta = train(SAMPLE, registry=registry)
+    version = registry.active_version()
+    meta = registry.metadata(version)
     names = list(meta.get("segment_names") or [f"Segment {i}" for i in range(meta["k"])])
     names[0] = EVIL  # stored as typed
     registry.update_meta(version, segment_names=names)

@@ -1,6 +1,7 @@
 """The campaign planner (/campaigns) in headless Chromium: plan, react, save, upload outcomes, roles, phone width."""
 from __future__ import annotations
 
+import shutil
 import time
 
 import pandas as pd
@@ -8,10 +9,9 @@ import pytest
 
 from core.accounts import AccountStore
 from core.campaign_store import CampaignStore
-from core.pipeline import train
 from core.registry import Registry
 from dashboard import ids
-from tests.conftest import SAMPLE, console_errors, start_server
+from tests.conftest import console_errors, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -98,9 +98,9 @@ def test_campaigns_page_fits_a_phone(dash_br, live_server):
 
 # ---------------------------------------------------------------- roles
 @pytest.fixture(scope="module")
-def accounts_server(tmp_path_factory):
+def accounts_server(tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("browser-campaigns")
-    train(SAMPLE, registry=Registry(tmp / "models"))
+    shutil.copytree(warm_models, tmp / "models")  # v0001 trained on the sample, as train(SAMPLE) makes it
     store = AccountStore(tmp / "models")
     store.add_user("vera", "viewer", PASSWORDS["vera"])
     store.add_user("anna", "analyst", PASSWORDS["anna"])

@@ -26,9 +26,9 @@ STEP_LIST = "load → clean → features → fit → sweep → profiles → stab
 
 
 @pytest.fixture(scope="module")
-def data_server(tmp_path_factory):
+def data_server(tmp_path_factory, warm_models):
     """A server of this module's own, so retrains and activations do not disturb the shared one."""
-    server = start_server(tmp_path_factory.mktemp("data_page"))
+    server = start_server(tmp_path_factory.mktemp("data_page"), models_from=warm_models)
     yield server
     server.stop()
 
@@ -305,10 +305,10 @@ def test_exports_are_complete_and_formula_safe(dash_br, data_server):
         registry.update_meta(version, segment_names=meta["segment_names"])
 
 
-def test_corrupted_active_model_is_never_replaced_by_another_version(dash_br, tmp_path):
+def test_corrupted_active_model_is_never_replaced_by_another_version(dash_br, tmp_path, warm_models):
     """A damaged active file that this server never loaded: nothing is served (no other version either), every
     page says so, /data still works, and activating a sound version repairs it (after a confirmation)."""
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, models_from=warm_models)
     try:
         registry = Registry(server.models_dir)
         bad, _, _ = train(SAMPLE, registry=registry, k=4)  # a second version, activated
@@ -344,8 +344,8 @@ def test_corrupted_active_model_is_never_replaced_by_another_version(dash_br, tm
         server.stop()
 
 
-def test_activating_a_damaged_version_is_refused(dash_br, tmp_path):
-    server = start_server(tmp_path)
+def test_activating_a_damaged_version_is_refused(dash_br, tmp_path, warm_models):
+    server = start_server(tmp_path, models_from=warm_models)
     try:
         registry = Registry(server.models_dir)
         bad, _, _ = train(SAMPLE, registry=registry, k=4, activate=False)  # a candidate, not active

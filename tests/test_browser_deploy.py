@@ -11,8 +11,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def gunicorn_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("deploy-browser"), gunicorn=True)
+def gunicorn_server(tmp_path_factory, warm_models):
+    server = start_server(tmp_path_factory.mktemp("deploy-browser"), gunicorn=True, models_from=warm_models)
     yield server
     server.stop()
 

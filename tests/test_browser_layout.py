@@ -1,12 +1,10 @@
 """Every page at desktop (1400 px) and phone (400 px) width: no sideways scroll, no share/cloud button,
-no raw column names in chart text (issue 14). One browser visits every page in turn."""
+no raw column names in chart text (issue 14).
+
+The checks run in the accessibility test's loop (tests/test_browser_a11y.py), which already loads every page
+at both widths in one browser: each page is loaded once, measured here (before axe opens any "view as table"),
+then checked by axe-core."""
 import re
-import time
-
-import pytest
-from dash.testing.wait import until
-
-pytestmark = pytest.mark.browser
 
 # Page -> charts it draws on load (waited for before anything is measured).
 PAGES = {"/": 2, "/profiles": 5, "/compare": 4, "/explorer": 1, "/diagnostics": 2, "/stability": 7, "/predict": 1,
@@ -40,14 +38,11 @@ return wide.slice(0, 3).map(e => (e.id ? '#' + e.id : e.tagName.toLowerCase() + 
 """
 
 
-def _problems(br, url: str, charts: int) -> list[str]:
-    """What is wrong with one page at one width (empty when it is right)."""
-    br.driver.get(url)
-    try:
-        until(lambda: br.driver.execute_script(_CHARTS_DRAWN, charts), timeout=40)
-    except Exception:  # a page that never finished drawing is itself a problem worth naming
-        return ["charts not drawn within 40 s"]
-    time.sleep(0.8)  # responsive charts settle to the final width
+def layout_problems(br) -> list[str]:
+    """What is wrong with the page the browser shows, at its current width (empty when it is right).
+
+    Call once the page's charts are drawn (``_CHARTS_DRAWN``) and have settled to the final width.
+    """
     out = []
     scroll, inner = br.driver.execute_script(
         "return [document.documentElement.scrollWidth, window.innerWidth];")
@@ -63,16 +58,3 @@ def _problems(br, url: str, charts: int) -> list[str]:
     if raw:
         out.append(f"raw column names in chart text: {raw}")
     return out
-
-
-def test_every_page_fits_both_widths_without_cloud_button_or_raw_names(dash_br, live_server):
-    problems = []
-    for width in WIDTHS:
-        dash_br.driver.set_window_size(width, 1000)
-        inner = dash_br.driver.execute_script("return window.innerWidth;")
-        if inner != width:  # the window frame takes some pixels: size the viewport itself
-            dash_br.driver.set_window_size(2 * width - inner, 1000)
-        assert dash_br.driver.execute_script("return window.innerWidth;") == width
-        for page, charts in PAGES.items():
-            problems += [f"{page} at {width} px: {p}" for p in _problems(dash_br, live_server.url + page, charts)]
-    assert problems == [], "\n".join(problems)

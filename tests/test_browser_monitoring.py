@@ -25,8 +25,8 @@ def _predict(server, customers):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("browser-monitoring"))
+def server(tmp_path_factory, warm_models):
+    srv = start_server(tmp_path_factory.mktemp("browser-monitoring"), models_from=warm_models)
     # 80 customers far above the training incomes: Income drifts.
     _predict(srv, [dict(CUSTOMER, Income=400_000 + 1_000 * i, Age=25 + i % 50) for i in range(80)])
     yield srv
@@ -84,10 +84,10 @@ def test_admin_resets_the_window(dash_br, server):
     assert console_errors(dash_br) == []
 
 
-def test_a_viewer_cannot_reset(dash_br, tmp_path_factory):
+def test_a_viewer_cannot_reset(dash_br, tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("browser-monitoring-viewer")
     AccountStore(tmp / "models").add_user("vera", "viewer", "viewer-pass-1")
-    srv = start_server(tmp, wait_path="/login")
+    srv = start_server(tmp, wait_path="/login", models_from=warm_models)
     try:
         dash_br.driver.get(srv.url + "/login?next=/monitoring")
         dash_br.wait_for_element("#username", timeout=20).send_keys("vera")

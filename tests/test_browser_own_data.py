@@ -140,9 +140,9 @@ def test_api_scores_and_describes_rfm_fields(cdnow_server):
 
 # ------------------------------------------------------------------------------ /data: the mapping step
 @pytest.fixture(scope="module")
-def data_server(tmp_path_factory):
+def data_server(tmp_path_factory, warm_models):
     """A server on the sample (canonical model active) of this module's own: uploads and retrains stay here."""
-    server = start_server(tmp_path_factory.mktemp("own-data"))
+    server = start_server(tmp_path_factory.mktemp("own-data"), models_from=warm_models)
     yield server
     server.stop()
 

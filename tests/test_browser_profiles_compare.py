@@ -129,9 +129,9 @@ def test_compare_invalid_query_falls_back_and_swap_works(dash_br, live_server):
     assert console_errors(dash_br) == []
 
 
-def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path):
+def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path, warm_models):
     # A private server: the shared live_server's names must stay as trained for the other tests.
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, models_from=warm_models)
     try:
         names = _names(server)
         dash_br.wait_for_page(url=server.url + "/profiles?segment=2")

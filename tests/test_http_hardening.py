@@ -17,9 +17,10 @@ from tests.conftest import start_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("hardened")
-    srv = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_MAX_UPLOAD_MB": "1", "SEGMENTLENS_RATE_LIMIT": "off"})
+    srv = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_MAX_UPLOAD_MB": "1", "SEGMENTLENS_RATE_LIMIT": "off"},
+                       models_from=warm_models)
     yield srv
     srv.stop()
 

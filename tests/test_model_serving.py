@@ -253,8 +253,8 @@ def _every_worker(server, want: int = 2, timeout: float = 60.0) -> dict:
     return seen
 
 
-def test_over_http_damaged_and_missing_active_file(tmp_path):
-    server = start_server(tmp_path, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"})
+def test_over_http_damaged_and_missing_active_file(tmp_path, warm_models):
+    server = start_server(tmp_path, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"}, models_from=warm_models)
     registry = Registry(server.models_dir)
     try:
         train(SAMPLE, registry=registry, k=4)  # v0002, active; v0001 (k=6) stays a good older version

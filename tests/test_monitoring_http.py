@@ -83,10 +83,10 @@ def _workers(pid: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, warm_models):
     """Gunicorn (Procfile), two workers, no rate limit; N predictions sent over several connections."""
     tmp = tmp_path_factory.mktemp("monitoring")
-    server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"})
+    server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"}, models_from=warm_models)
     customers = _customers()
     singles = customers[:N_SINGLE_THREADS * N_SINGLE_EACH]
     batches = customers[len(singles):]

@@ -312,7 +312,7 @@ class AnalysisService:
         def read():
             try:
                 return sampled_customers(self.registry, version, meta) or False
-            except (RegistryError, KeyError, ValueError, OSError) as exc:
+            except (RegistryError, KeyError, ValueError, TypeError, OSError) as exc:
                 print(f"SegmentLens: sample of {version} not used: {exc}", file=sys.stderr, flush=True)
                 return False
         return self.results.local(("sample-basis", version, record["sha256"]), read) or None
