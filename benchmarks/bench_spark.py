@@ -91,7 +91,8 @@ def main(argv=None) -> int:
         print(f"{n:>11,} customers: prepare {row['prepare']:6.1f} s, fit {row['fit']:6.1f} s "
               f"({fit.n_iter} refine iterations), aggregates+sample {row['summarise']:6.1f} s; total {total:6.1f} s "
               f"= {row['rows_s']:,.0f} rows/s, {row['rows_s_core']:,.0f} rows/s per core "
-              f"(fit alone {row['fit_rows_s_core']:,.0f} rows/s per core)", flush=True)
+              f"(fit alone {row['fit_rows_s_core']:,.0f} rows/s per core); load average now "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
         if time.perf_counter() - budget_start > args.max_seconds:
             print(f"stopping: {args.max_seconds:.0f} s budget used", flush=True)
             break

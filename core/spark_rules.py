@@ -40,6 +40,8 @@ _MARITAL_FIX = {"Alone": "Single", "Absurd": "Unknown", "YOLO": "Unknown"}
 _EXTREME_IQR = 3.0
 _MIN_AGE, _MAX_AGE = 16, 100
 _EXAMPLES = 5
+# Repeated IDs dropped by a broadcast anti-join (row numbers only) up to this many rows.
+_BROADCAST_ROWS = 2_000_000
 # pandas' str.strip() removes any whitespace; Spark's trim() only spaces.
 _STRIP_RE = r"^\s+|\s+$"
 
@@ -487,21 +489,23 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
     cols = [c for c in df.columns if c != "_unreadable"]
     required = [c for c in schema.REQUIRED_COLUMNS if c != "Income" and c in cols]
     age = F.lit(float(reference_year)) - F.col("Year_Birth")
-    out = F.lit(False)
+    # One flat greatest() of the bound checks, not a chain of 35 ORs: Spark Connect refuses plans
+    # nested deeper than 100 messages.
+    terms = [F.coalesce(F.col("Income") < 0, F.lit(False))]
     for column in schema.INTEGER_COLUMNS:
         if column in ("ID", "Year_Birth") or column not in cols:
             continue
         low, high = schema.BOUNDS.get(column, (None, None))
         if low is not None:
-            out = out | F.coalesce(F.col(column) < low, F.lit(False))
+            terms.append(F.coalesce(F.col(column) < low, F.lit(False)))
         if high is not None:
-            out = out | F.coalesce(F.col(column) > high, F.lit(False))
+            terms.append(F.coalesce(F.col(column) > high, F.lit(False)))
     local = {
         "unreadable_values": F.col("_unreadable"),
         "missing_required": F.greatest(*[F.col(f"`{c}`").isNull() for c in required]),
         "missing_income": F.col("Income").isNull(),
         "implausible_birth_year": F.coalesce((age < _MIN_AGE) | (age > _MAX_AGE), F.lit(False)),
-        "out_of_range": out | F.coalesce(F.col("Income") < 0, F.lit(False)),
+        "out_of_range": F.greatest(*terms) if len(terms) > 1 else terms[0],
     }
     fixed = F.col("Marital_Status")
     for old, new in _MARITAL_FIX.items():
@@ -571,6 +575,9 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
     if fence is not None:
         keep_local = keep_local & ~F.coalesce(F.col("Income") > fence, F.lit(False))
     repeated = narrow.where(F.col("_d_duplicate_id")).select("_row")
+    if report.dropped.get("duplicate_id", 0) <= _BROADCAST_ROWS:
+        # Spark cannot size the filtered cache beforehand and would shuffle every wide row to join.
+        repeated = F.broadcast(repeated)
     cleaned = df.where(keep_local).join(repeated, "_row", "left_anti")
     cleaned = cleaned.select(*[fixed.alias("Marital_Status") if c == "Marital_Status" else F.col(f"`{c}`")
                                for c in cols])

@@ -63,7 +63,15 @@ MAX_STARTS = 3
 # Above this many customers the starts run on a seeded uniform sample of this size and the best
 # start is refined on every row (as the numpy engine does).
 SAMPLE_ROWS = 100_000
+# Numeric columns per aggregation pass: 5 statistics (7 buffer fields) each stay under Spark's
+# 100-field limit for generated code.
+_AGG_COLUMNS = 12
+_ARROW = "spark.sql.execution.arrow.pyspark.enabled"
 _CONNECT_TIMEOUT = 5.0
+# Spark generates Java methods of up to 64 KB for wide rows (parsing, cleaning, per-segment
+# statistics), but HotSpot leaves methods above 8 KB of bytecode interpreted; letting it compile
+# them makes those stages several times faster.
+_JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 _DEFAULT_PORTS = {"spark": 7077, "sc": 15002}
 _LOG_LEVEL_ENV = "SEGMENTLENS_SPARK_LOG"
 # Python-side pyspark loggers that print whole query plans with every analysis error.
@@ -191,8 +199,8 @@ def spark_session(master: str | None = None, *, app_name: str = "SegmentLens", c
         log = _log_config()
         settings = {
             "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log}",
-            "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={log}",
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log} {_JIT_OPTIONS}",
+            "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={log} {_JIT_OPTIONS}",
             "spark.sql.session.timeZone": "UTC",
             # Fail a lost cluster within seconds, not the default minutes of retries.
             "spark.network.timeout": "60s", "spark.rpc.askTimeout": "30s",
@@ -388,14 +396,17 @@ class SparkEngine:
             if sampled:  # the starts run on a seeded uniform sample, the best is refined on every row
                 scaled = scaled.sample(withReplacement=False, fraction=min(1.0, self.sample_rows / n), seed=int(seed))
             scaled = scaled.cache()
+            # MLlib caches its own rows (vectors with their norms) only when its input is not cached;
+            # fed the cached frame directly it would rebuild them from it in every iteration.
+            starts_input = scaled.select(F.col("_z").alias("_v"))
             best = None
             # Starts on a sample only choose the basin (the refinement converges on every row): they
             # may stop earlier, which saves most of their distributed iterations.
             start_iter, start_tol = (min(int(max_iter), 50), max(float(tol), 1e-3)) if sampled else \
                 (int(max_iter), float(tol))
             for start in range(starts):
-                model = KMeans(featuresCol="_z", k=k, seed=int(seed) + start, maxIter=start_iter, tol=start_tol,
-                               initMode="k-means||", initSteps=2).fit(scaled)
+                model = KMeans(featuresCol="_v", k=k, seed=int(seed) + start, maxIter=start_iter, tol=start_tol,
+                               initMode="k-means||", initSteps=2, solver="block").fit(starts_input)
                 cost = float(model.summary.trainingCost)
                 if best is None or cost < best[0]:
                     best = (cost, model)
@@ -426,9 +437,12 @@ class SparkEngine:
     def _refine(self, frame, features, mean, scale, centroids, *, max_iter: int):
         """Lloyd iterations on every row, in Spark SQL, from the best start's centroids.
 
-        One distributed aggregation per iteration (segment sizes and feature sums in scaled
-        units); stops when the centroids' total squared shift is at most 1e-4 (the numpy
-        engine's threshold in scaled units) or after ``max_iter`` iterations.
+        One distributed aggregation per iteration: each row's nearest centroid and squared
+        distance come from one ``least`` over (distance, index) structs (every distance is
+        computed once per row; the lowest index wins ties, as numpy's argmin), then segment
+        sizes, feature sums and costs per segment. Stops when the centroids' total squared
+        shift is at most 1e-4 (the numpy engine's threshold in scaled units) or after
+        ``max_iter`` iterations; one last pass gives the sizes and inertia of the final centroids.
 
         Returns
         -------
@@ -441,29 +455,37 @@ class SparkEngine:
                            for j, (f, m, s) in enumerate(zip(features, mean, scale))]).cache()
         centroids = np.array(centroids, dtype=np.float64)
         k = len(centroids)
+
+        def one_pass(centres):
+            best = _nearest_struct(centres, d)
+            rows = (z.select(best.alias("_b"), *[F.col(f"_z{j}") for j in range(d)])
+                    .groupBy(F.col("_b.i").alias("_s"))
+                    .agg(F.count(F.lit(1)).alias("n"), F.sum("_b.d").alias("cost"),
+                         *[F.sum(f"_z{j}").alias(f"s{j}") for j in range(d)]).collect())
+            sizes = np.zeros(k, dtype=np.int64)
+            sums = np.zeros((k, d))
+            cost = 0.0
+            for row in rows:
+                s = int(row["_s"])
+                sizes[s] = int(row["n"])
+                sums[s] = [row[f"s{j}"] for j in range(d)]
+                cost += float(row["cost"])
+            return sizes, sums, cost
+
         n_iter = 0
         try:
             for n_iter in range(1, max_iter + 1):
-                rows = z.select("*", _nearest_expr(centroids, d).alias("_s")).groupBy("_s").agg(
-                    F.count(F.lit(1)).alias("n"), *[F.avg(f"_z{j}").alias(f"m{j}") for j in range(d)]).collect()
+                sizes, sums, _ = one_pass(centroids)
                 new = centroids.copy()
-                for row in rows:  # an empty segment keeps its centroid
-                    new[int(row["_s"])] = [row[f"m{j}"] for j in range(d)]
+                filled = sizes > 0  # an empty segment keeps its centroid
+                new[filled] = sums[filled] / sizes[filled, None]
                 shift = float(((new - centroids) ** 2).sum())
                 centroids = new
                 if shift <= 1e-4:
                     break
-            dist = _sqdist_exprs(centroids, d)
-            final = z.select(_nearest_expr(centroids, d).alias("_s"), F.least(*dist).alias("_d2") if k > 1 else
-                             dist[0].alias("_d2")).groupBy("_s").agg(F.count(F.lit(1)).alias("n"),
-                                                                     F.sum("_d2").alias("cost")).collect()
+            sizes, _, inertia = one_pass(centroids)
         finally:
             z.unpersist()
-        sizes = np.zeros(k, dtype=np.int64)
-        inertia = 0.0
-        for row in final:
-            sizes[int(row["_s"])] = int(row["n"])
-            inertia += float(row["cost"])
         return centroids, sizes, inertia, n_iter
 
     # ------------------------------------------------------------------ scoring in Spark
@@ -497,8 +519,8 @@ class SparkEngine:
         for c in centroids:
             total = None
             for j, value in enumerate(c):
-                term = F.pow(F.col(f"_z{j}") - float(value), 2)
-                total = term if total is None else total + term
+                diff = F.col(f"_z{j}") - float(value)
+                total = diff * diff if total is None else total + diff * diff
             dists.append(F.sqrt(total))
         frame = frame.select("*", *[d.alias(f"_d{i}") for i, d in enumerate(dists)])
         k = len(centroids)
@@ -658,7 +680,8 @@ class SparkEngine:
     def aggregates(self, source, model) -> dict:
         """Per-segment (and overall) count, sum, mean, std (ddof=1), min, max of every numeric column.
 
-        One distributed aggregation (a rollup over the segment); the result has exactly the
+        A few aggregations per segment over a cached narrow copy (the overall figures merged from
+        the segments' on the driver); the result has exactly the
         layout of :meth:`core.aggregates.ProfileAggregator.result` and equals pandas' figures
         within 1e-6 (tests).
 
@@ -679,15 +702,52 @@ class SparkEngine:
 
         frame = self.scored(source, model.mean_, model.scale_, model.centroids_, list(model.features))
         columns = _numeric_columns(self.prepare(source).frame)
-        exprs = [F.count(F.lit(1)).alias("_rows")]
-        for i, c in enumerate(columns):
-            x = F.col(f"`{c}`").cast("double")
-            exprs += [F.count(x).alias(f"n{i}"), F.sum(x).alias(f"s{i}"), F.avg(x).alias(f"m{i}"),
-                      F.stddev_samp(x).alias(f"d{i}"), F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
+        # Per segment only (no rollup: it would aggregate every row twice); the overall block is
+        # merged from the segments' figures below. Columns go in groups small enough for Spark's
+        # generated code (it falls back to a much slower interpreter above 100 buffer fields), over
+        # a cached narrow copy of the scored rows so that the segments are computed once.
+        narrow = frame.select(F.col("_segment").alias("_s"),
+                              *[F.col(f"`{c}`").cast("double").alias(f"c{i}") for i, c in enumerate(columns)])
+        stats: dict[int, dict] = {}
         try:
-            rows = frame.rollup("_segment").agg(*exprs, F.grouping("_segment").alias("_all")).collect()
+            narrow = narrow.cache()
+            for first in range(0, max(len(columns), 1), _AGG_COLUMNS):
+                exprs = [F.count(F.lit(1)).alias("_rows")]
+                for i in range(first, min(first + _AGG_COLUMNS, len(columns))):
+                    x = F.col(f"c{i}")
+                    exprs += [F.count(x).alias(f"n{i}"), F.sum(x).alias(f"s{i}"), F.stddev_samp(x).alias(f"d{i}"),
+                              F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
+                for row in narrow.groupBy("_s").agg(*exprs).collect():
+                    stats.setdefault(int(row["_s"]), {}).update(row.asDict())
         except Exception as exc:
             raise EngineError(f"Spark failed while computing the aggregates ({_spark_error(exc)})") from None
+        finally:
+            narrow.unpersist()
+
+        def merged(parts: list) -> dict:
+            """One segment's figures, or the whole table's from its segments' (Chan's merge of variances)."""
+            out = {"_rows": sum(int(p["_rows"]) for p in parts)}
+            for i in range(len(columns)):
+                live = [p for p in parts if int(p[f"n{i}"]) > 0]
+                n = sum(int(p[f"n{i}"]) for p in live)
+                out[f"n{i}"] = n
+                if n == 0:
+                    out.update({f"s{i}": None, f"m{i}": None, f"d{i}": None, f"lo{i}": None, f"hi{i}": None})
+                    continue
+                total = float(sum(float(p[f"s{i}"]) for p in live)) if len(live) > 1 else float(live[0][f"s{i}"])
+                mean = total / n
+                out.update({f"s{i}": total, f"m{i}": mean, f"lo{i}": min(float(p[f"lo{i}"]) for p in live),
+                            f"hi{i}": max(float(p[f"hi{i}"]) for p in live)})
+                if len(live) == 1:
+                    out[f"d{i}"] = live[0][f"d{i}"]
+                    continue
+                m2 = 0.0
+                for p in live:
+                    n_p = int(p[f"n{i}"])
+                    m2 += (n_p - 1) * float(p[f"d{i}"]) ** 2 if n_p > 1 and p[f"d{i}"] is not None else 0.0
+                    m2 += n_p * (float(p[f"s{i}"]) / n_p - mean) ** 2
+                out[f"d{i}"] = math.sqrt(m2 / (n - 1)) if n > 1 else None
+            return out
 
         def block(row) -> dict:
             out = {"count": int(row["_rows"]) if row is not None else 0}
@@ -701,8 +761,8 @@ class SparkEngine:
             out["non_missing"] = {c: int(row[f"n{i}"]) if row is not None else 0 for i, c in enumerate(columns)}
             return out
 
-        overall = next(r for r in rows if r["_all"] == 1)
-        by_segment = {int(r["_segment"]): r for r in rows if r["_all"] == 0 and r["_segment"] is not None}
+        by_segment = {s: merged([part]) for s, part in stats.items()}
+        overall = merged(list(stats.values()))
         return {"schema": AGGREGATES_SCHEMA, "rows": int(overall["_rows"]), "columns": list(columns),
                 "overall": block(overall),
                 "segments": [{"segment": s, **block(by_segment.get(s))} for s in range(model.k)]}
@@ -743,8 +803,11 @@ class SparkEngine:
         columns = [c for c in self.prepare(source).frame.columns if c != "_row"]
         spark = self.spark
         ansi = spark.conf.get("spark.sql.ansi.enabled", "false")
+        arrow = spark.conf.get(_ARROW, "false")
         # SplitMix64 needs wrapping 64-bit products; ANSI mode would raise on overflow instead.
         spark.conf.set("spark.sql.ansi.enabled", "false")
+        # The sample comes back as Arrow batches, not one Python object per value (seconds at 50K rows).
+        spark.conf.set(_ARROW, "true")
         try:
             keyed = frame.withColumn("_key", _row_key(F.col("_row"), int(seed)))
             # Keys are uniform: a segment's quota lies below quota/size with a wide margin.
@@ -768,6 +831,7 @@ class SparkEngine:
             raise EngineError(f"Spark failed while drawing the sample ({_spark_error(exc)})") from None
         finally:
             spark.conf.set("spark.sql.ansi.enabled", ansi)
+            spark.conf.set(_ARROW, arrow)
         chosen = chosen.sort_values("_row", kind="stable")
         segments = chosen.pop("_segment").to_numpy(dtype=np.int64)
         chosen.index = pd.Index(chosen.pop("_row").to_numpy(dtype=np.int64))
@@ -809,33 +873,23 @@ class SparkEngine:
         self._prepared.clear()
 
 
-def _sqdist_exprs(centroids: np.ndarray, d: int) -> list:
-    """Squared distance of the ``_z0.._z{d-1}`` columns to every centroid."""
+def _nearest_struct(centroids: np.ndarray, d: int):
+    """``struct(d, i)``: squared distance of ``_z0.._z{d-1}`` to the nearest centroid and its index.
+
+    ``least`` over (distance, index) structs: each distance is computed once per row, and the
+    lowest index wins ties (as numpy's argmin).
+    """
     from pyspark.sql import functions as F
 
-    out = []
-    for c in centroids:
+    items = []
+    for i, c in enumerate(centroids):
         total = None
         for j in range(d):
-            term = F.pow(F.col(f"_z{j}") - float(c[j]), 2)
+            diff = F.col(f"_z{j}") - float(c[j])
+            term = diff * diff
             total = term if total is None else total + term
-        out.append(total)
-    return out
-
-
-def _nearest_expr(centroids: np.ndarray, d: int):
-    """Index of the nearest centroid (lowest index on ties, as numpy's argmin)."""
-    from pyspark.sql import functions as F
-
-    dist = _sqdist_exprs(centroids, d)
-    if len(dist) == 1:
-        return F.lit(0)
-    # least() then the first index reaching it; a struct keeps the two in one pass.
-    best = F.least(*dist)
-    out = F.lit(len(dist) - 1)
-    for i in range(len(dist) - 2, -1, -1):
-        out = F.when(dist[i] == best, F.lit(i)).otherwise(out)
-    return out
+        items.append(F.struct(total.alias("d"), F.lit(i).alias("i")))
+    return F.least(*items) if len(items) > 1 else items[0]
 
 
 def _numeric_columns(frame) -> list[str]:
