@@ -175,6 +175,36 @@ def live_server(tmp_path_factory, warm_models):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_br(request, tmp_path_factory):
+    """One headless Chromium for a whole test module, made as dash.testing's per-test ``dash_br`` makes it.
+
+    A module opts in by defining ``dash_br`` as ``shared_br`` (starting Chromium costs a second or two a test).
+    """
+    from dash.testing.browser import Browser
+
+    option = request.config.getoption
+    with Browser(browser=option("webdriver"), remote=option("remote"), remote_url=option("remote_url"),
+                 headless=option("headless"), options=request.config.hook.pytest_setup_options(),
+                 download_path=str(tmp_path_factory.mktemp("download")), percy_assets_root=option("percy_assets"),
+                 percy_finalize=option("nopercyfinalize"), pause=option("pause")) as browser:
+        yield browser
+
+
+@pytest.fixture
+def shared_br(module_br):
+    """``module_br`` for one test, left as a fresh browser: earlier console entries read, then after the test
+    its session and local storage, every cookie and the page cleared and the window back to 1400 x 1000."""
+    module_br.reset_log_timestamp()
+    yield module_br
+    driver = module_br.driver
+    with contextlib.suppress(Exception):
+        driver.execute_script("window.sessionStorage.clear(); window.localStorage.clear();")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.get("about:blank")
+    driver.set_window_size(1400, 1000)
+
+
 def console_errors(browser) -> list:
     """Severe browser console entries, ignoring none: every page must load clean."""
     return [entry for entry in browser.get_logs() if entry.get("level") == "SEVERE"]

@@ -1,6 +1,8 @@
 """Small data builders shared by the unit tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -47,3 +49,24 @@ def raw_frame(n: int = 60, seed: int = 1) -> pd.DataFrame:
     df["Z_CostContact"] = 3.0
     df["Z_Revenue"] = 11.0
     return df[[c for c in schema.CANONICAL_COLUMNS]]
+
+
+def transaction_log(folder: Path, *, customer_column: str = "customer", quantity: bool = False) -> Path:
+    """A transaction log ``folder/orders.txt``: orders of 300 customers (2-9 each) over 18 months.
+
+    Whitespace-separated with a header, yyyymmdd dates, amounts with two decimals. ``customer_column`` names
+    the first column; ``quantity`` adds a quantity column (1-4) before the amount. Seeded: the same file on
+    every call with the same arguments.
+    """
+    rng = np.random.default_rng(18)
+    rows = []
+    for customer in range(1, 301):
+        first = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
+        for _ in range(int(rng.integers(2, 10))):
+            day = first + pd.Timedelta(days=int(rng.integers(0, 340)))
+            count = f" {int(rng.integers(1, 5))}" if quantity else ""
+            rows.append(f"{customer:05d} {day:%Y%m%d}{count} {rng.gamma(2.0, 25.0):.2f}")
+    header = f"{customer_column} date{' quantity' if quantity else ''} amount"
+    path = folder / "orders.txt"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path

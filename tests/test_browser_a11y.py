@@ -2,7 +2,7 @@
 state and after the main interactions, has no critical or serious violation. axe-core is read from the npm
 package installed in node_modules and injected into the page (nothing is fetched from the network).
 
-The same visit also runs the layout checks of tests/test_browser_layout.py (issue 14: no sideways scroll, no
+The same visit also runs the layout checks of tests/layout_checks.py (issue 14: no sideways scroll, no
 share/cloud button, no raw column names) on each page at each width, before axe opens the "view as table"
 sections: one browser loads every page once for both."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dash.testing.wait import until
 
 from dashboard import ids
 from tests.conftest import ROOT, SAMPLE
-from tests.test_browser_layout import _CHARTS_DRAWN, PAGES, layout_problems
+from tests.layout_checks import _CHARTS_DRAWN, PAGES, layout_problems
 from tests.test_browser_predict import _selector
 
 pytestmark = pytest.mark.browser
@@ -100,7 +100,7 @@ def _structure(br) -> list[str]:
 
 def test_every_page_fits_both_widths_and_has_no_serious_axe_violation_also_after_interactions(dash_br, live_server):
     problems, counts, rules = [], {}, {}
-    layout = []  # tests/test_browser_layout.py's checks, on the same page loads
+    layout = []  # tests/layout_checks.py's checks, on the same page loads
 
     def check(where: str) -> None:
         violations = _axe(dash_br)

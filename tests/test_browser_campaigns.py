@@ -15,6 +15,12 @@ from tests.conftest import console_errors, start_server
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
 _WAIT = 40
 PASSWORDS = {"vera": "viewer-pass-1", "anna": "analyst-pass-1"}
 

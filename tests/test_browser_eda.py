@@ -10,6 +10,12 @@ from tests.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
 _WAIT = 30
 _RAW = re.compile(r"\b(Mnt[A-Z]\w+|Num[A-Z]\w+|Year_Birth|Total_\w+|Customer_since|Kidhome|Teenhome|AcceptedCmp\d)\b")
 

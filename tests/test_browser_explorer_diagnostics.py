@@ -12,6 +12,12 @@ from tests.conftest import SAMPLE, console_errors
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
+
 def _count(dash_br) -> tuple[int, int]:
     """(shown, of) from the explorer's 'Showing N of M customers' line."""
     text = dash_br.find_element(f"#{ids.EXPLORER_COUNT}").text

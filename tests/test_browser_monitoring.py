@@ -12,6 +12,12 @@ from tests.conftest import console_errors, start_server
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
 _WAIT = 40
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,
             "NumWebVisitsMonth": 5, "Recency": 41}

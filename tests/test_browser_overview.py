@@ -9,6 +9,12 @@ from tests.conftest import SAMPLE, console_errors
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
+
 def test_overview_renders_kpis_charts_and_personas(dash_br, live_server):
     dash_br.wait_for_page(url=live_server.url + "/")
     dash_br.wait_for_element(f"#{ids.OVERVIEW_SIZES} .main-svg", timeout=20)

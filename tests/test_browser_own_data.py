@@ -18,6 +18,7 @@ from dash.testing.wait import until
 
 from dashboard import ids
 from tests.conftest import start_server
+from tests.helpers import transaction_log
 
 pytestmark = pytest.mark.browser
 
@@ -46,20 +47,6 @@ def cdnow_server(tmp_path_factory):
     server.stop()
 
 
-def _generated_log(folder: Path) -> Path:
-    """Orders of 300 customers (2-9 each) over 18 months, whitespace-separated, yyyymmdd dates."""
-    rng = np.random.default_rng(18)
-    rows = []
-    for customer in range(1, 301):
-        first = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
-        for _ in range(int(rng.integers(2, 10))):
-            day = first + pd.Timedelta(days=int(rng.integers(0, 340)))
-            rows.append(f"{customer:05d} {day:%Y%m%d} {rng.gamma(2.0, 25.0):.2f}")
-    path = folder / "orders.txt"
-    path.write_text("customer date amount\n" + "\n".join(rows) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def log_server(tmp_path_factory):
     """A server on a model trained on a generated transaction log (no real file needed)."""
@@ -67,7 +54,7 @@ def log_server(tmp_path_factory):
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp("log-server")
-    data = _generated_log(tmp)
+    data = transaction_log(tmp)  # customer date amount
     train_input(data, k=3, n_init=2, registry=Registry(tmp / "models"))
     server = start_server(tmp, data=data)
     server.log = tmp / "server.log"

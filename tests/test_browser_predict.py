@@ -12,6 +12,12 @@ from tests.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def dash_br(shared_br):
+    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    return shared_br
+
 _WAIT = 30
 
 

@@ -13,22 +13,9 @@ import pandas as pd
 import pytest
 
 from dashboard.factory import create_app
+from tests.helpers import transaction_log
 
 FALLBACK = "is built for customer files with a"
-
-
-def _transaction_log(folder) -> "Path":  # noqa: F821
-    """Orders of 300 customers (2-9 each) over 18 months, whitespace-separated, yyyymmdd dates."""
-    rng = np.random.default_rng(18)
-    rows = []
-    for customer in range(1, 301):
-        first = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
-        for _ in range(int(rng.integers(2, 10))):
-            day = first + pd.Timedelta(days=int(rng.integers(0, 340)))
-            rows.append(f"{customer:05d} {day:%Y%m%d} {int(rng.integers(1, 5))} {rng.gamma(2.0, 25.0):.2f}")
-    path = folder / "orders.txt"
-    path.write_text("customer_id date quantity amount\n" + "\n".join(rows) + "\n")
-    return path
 
 
 def _customer_table(folder) -> "Path":  # noqa: F821
@@ -49,7 +36,8 @@ def app_on(request, tmp_path_factory):
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp(f"any-{request.param}")
-    data = _transaction_log(tmp) if request.param == "transactions" else _customer_table(tmp)
+    data = (transaction_log(tmp, customer_column="customer_id", quantity=True) if request.param == "transactions"
+            else _customer_table(tmp))
     train_input(data, k=3, n_init=2, registry=Registry(tmp / "models"))
     app = create_app(models_dir=tmp / "models", data_path=data, cache_dir=tmp / "cache")
     return request.param, app
