@@ -302,20 +302,13 @@ class AnalysisService:
         """
         from core.sample_basis import sampled_customers
 
-        try:
-            record = (self.registry.metadata_entry(version).get("artifacts") or {}).get("sample")
-        except RegistryError:
-            return None
-        if not record:
-            return None
-
         def read():
             try:
                 return sampled_customers(self.registry, version, meta) or False
             except (RegistryError, KeyError, ValueError, TypeError, OSError) as exc:
                 print(f"SegmentLens: sample of {version} not used: {exc}", file=sys.stderr, flush=True)
                 return False
-        return self.results.local(("sample-basis", version, record["sha256"]), read) or None
+        return self._once_per_artifact(version, "sample", read)
 
     def _sampled_analysis(self, model, meta: dict, basis) -> Analysis:
         """The analysis of a version larger than its sample: from its views, else computed on the sample."""
@@ -333,20 +326,24 @@ class AnalysisService:
 
     def stored_views(self, version: str) -> dict | None:
         """A version's ``views`` artifact, parsed once per process (None when it has none or it cannot be read)."""
-        try:
-            record = (self.registry.metadata_entry(version).get("artifacts") or {}).get("views")
-        except RegistryError:
-            return None
-        if not record:
-            return None
-
         def read():
             try:
                 return self.registry.artifact_json(version, "views") or {}
             except RegistryError as exc:  # a damaged artifact: pages compute instead, the warm-up rewrites it
                 print(f"SegmentLens: views of {version} not used: {exc}", file=sys.stderr, flush=True)
                 return {}
-        return self.results.local(("views", version, record["sha256"]), read) or None
+        return self._once_per_artifact(version, "views", read)
+
+    def _once_per_artifact(self, version: str, kind: str, read):
+        """``read()`` kept in this process per artifact file (its checksum); None without the artifact or
+        when ``read`` gives a false value (it cannot be used)."""
+        try:
+            record = (self.registry.metadata_entry(version).get("artifacts") or {}).get(kind)
+        except RegistryError:
+            return None
+        if not record:
+            return None
+        return self.results.local((kind, version, record["sha256"]), read) or None
 
     def ensure_views(self) -> str | None:
         """Compute and store the active version's views when it lacks them (or they describe other data).
