@@ -211,7 +211,7 @@ def _guard_page_layouts() -> None:
     from core.registry import RegistryError
 
     for page in dash.page_registry.values():
-        layout = page["layout"]
+        layout = page.get("layout")  # None for a page module imported under another name (not served)
         if not callable(layout) or getattr(layout, "_segmentlens_guarded", False):
             continue
 

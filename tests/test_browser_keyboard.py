@@ -32,9 +32,9 @@ return {key: e.id || (e.tagName.toLowerCase() + ':' + (e.textContent || e.getAtt
 
 
 @pytest.fixture(scope="module")
-def keyboard_server(tmp_path_factory, warm_models):
+def keyboard_server(tmp_path_factory):
     """A server of this module's own: the retrain adds a version, which the shared server must not see."""
-    server = start_server(tmp_path_factory.mktemp("keyboard"), models_from=warm_models)
+    server = start_server(tmp_path_factory.mktemp("keyboard"))
     yield server
     server.stop()
 

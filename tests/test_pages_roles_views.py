@@ -22,10 +22,11 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pages(app):
-    """The page modules (importable once the app with use_pages exists)."""
+    """The page modules as Dash imported them (``pages.<name>``): importing ``dashboard.pages.<name>`` again would
+    register a second page without a layout in the process-wide ``dash.page_registry``."""
     import importlib
 
-    return {name: importlib.import_module(f"dashboard.pages.{name}")
+    return {name: importlib.import_module(f"pages.{name}")
             for name in ("data", "predict", "profiles", "overview")}
 
 
