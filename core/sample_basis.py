@@ -61,6 +61,23 @@ class SampleBasis:
         return {"kind": "sample", "rows": int(self.rows), "of_rows": int(self.of_rows), "seed": int(self.seed),
                 "strata": "segment"}
 
+    def whole_table(self, k: int) -> dict:
+        """What the aggregates give over every customer, in place of the sample's figures.
+
+        Parameters
+        ----------
+        k : int
+
+        Returns
+        -------
+        dict
+            ``sizes`` (:func:`sizes_from_aggregates`), ``numbers`` (:func:`numbers_from_aggregates`),
+            ``income_mean`` and ``response_mean`` (NaN when the column is not aggregated).
+        """
+        agg = self.aggregates
+        return {"sizes": sizes_from_aggregates(agg, k), "numbers": numbers_from_aggregates(agg, k),
+                "income_mean": overall_mean(agg, "Income"), "response_mean": overall_mean(agg, "Response")}
+
 
 def sample_params(blob: bytes) -> dict:
     """The parameters of a ``sample`` artifact without building its frame.

@@ -299,14 +299,10 @@ def compute_views(model: SegmentationModel, prepared, *, version: str, data_path
                 "income_mean": _float(frame["Income"].mean()) if "Income" in frame else None,
                 "response_mean": _float(frame["Response"].mean()) if "Response" in frame else None}
     if basis is not None:  # counts and averages over every customer, not the sample's
-        from .sample_basis import numbers_from_aggregates, overall_mean, sizes_from_aggregates
-
-        agg = basis.aggregates
-        analysis.update(basis=basis.to_dict(), n_customers=int(basis.of_rows),
-                        sizes=frame_to_json(sizes_from_aggregates(agg, model.k)))
-        overview = {"numbers": frame_to_json(numbers_from_aggregates(agg, model.k)),
-                    "income_mean": _float(overall_mean(agg, "Income")) if "Income" in frame else None,
-                    "response_mean": _float(overall_mean(agg, "Response")) if "Response" in frame else None}
+        whole = basis.whole_table(model.k)
+        analysis.update(basis=basis.to_dict(), n_customers=int(basis.of_rows), sizes=frame_to_json(whole["sizes"]))
+        overview = {"numbers": frame_to_json(whole["numbers"]), "income_mean": _float(whole["income_mean"]),
+                    "response_mean": _float(whole["response_mean"])}
     views = {"analysis": analysis, "overview": overview}
     step("rules")
     from .rules import explain_model  # a threshold rule per segment (persona cards, Profiles)

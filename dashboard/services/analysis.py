@@ -189,12 +189,9 @@ def build_analysis(model: SegmentationModel, meta: dict, prepared: Prepared, bas
     parts = analysis_parts(model, frame)
     counts = {}
     if basis is not None:
-        from core.sample_basis import numbers_from_aggregates, overall_mean, sizes_from_aggregates
-
-        agg = basis.aggregates
-        parts["sizes"] = sizes_from_aggregates(agg, model.k)
-        counts = dict(basis=basis.to_dict(), n_customers=basis.of_rows, numbers=numbers_from_aggregates(agg, model.k),
-                      income_mean=overall_mean(agg, "Income"), response_mean=overall_mean(agg, "Response"))
+        whole = basis.whole_table(model.k)
+        parts["sizes"] = whole.pop("sizes")
+        counts = dict(whole, basis=basis.to_dict(), n_customers=basis.of_rows)
     return Analysis(
         version=meta["version"], fingerprint=prepared.fingerprint, source=prepared.source, k=model.k,
         features=list(model.features), frame=frame, meta=meta,
