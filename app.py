@@ -6,6 +6,9 @@ import os
 
 from dashboard.factory import create_app
 
+if __name__ == "__main__":
+    # Where this server listens (not a request's Host header) decides whether no-accounts mode is open.
+    os.environ["SEGMENTLENS_LISTEN"] = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8050')}"
 app = create_app()
 server = app.server
 

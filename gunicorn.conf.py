@@ -31,6 +31,10 @@ _PROM_DIR = _os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(
 def on_starting(server):
     _shutil.rmtree(_PROM_DIR, ignore_errors=True)
     _Path(_PROM_DIR).mkdir(parents=True, exist_ok=True)
+    # Where the server listens decides whether a server with no accounts is open (loopback only) or
+    # read-only: taken from gunicorn's own bind (a unix socket counts as remote), inherited by the
+    # workers, so no request header can choose it (dashboard.security.listen_policy).
+    _os.environ["SEGMENTLENS_LISTEN"] = ",".join(str(b) for b in server.cfg.bind)
 
 
 def child_exit(server, worker):

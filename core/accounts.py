@@ -16,6 +16,7 @@ Passwords are hashed with scrypt in werkzeug's format (``scrypt:32768:8:1$salt$h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import fcntl
 import hashlib
@@ -32,13 +33,14 @@ from pathlib import Path
 from .registry import _atomic_write, models_dir
 
 __all__ = ["ROLES", "ACTIONS", "allowed", "AccountsError", "AccountStore", "secret_key", "bootstrap_admin",
-           "hash_password", "check_password", "MIN_PASSWORD_LENGTH", "KEY_PREFIX"]
+           "hash_password", "check_password", "MIN_PASSWORD_LENGTH", "KEY_PREFIX", "Caller", "Forbidden", "require",
+           "LOCAL", "NOBODY", "refusal"]
 
 ROLES = ("viewer", "analyst", "admin")
 #: The least role each state-changing action needs.
 ACTIONS = {
     "rename": "analyst", "upload": "analyst", "retrain": "analyst", "campaign": "analyst",
-    "export_model": "analyst",
+    "export_model": "analyst", "export_customers": "analyst",
     "activate": "admin", "rollback": "admin", "delete": "admin", "manage_users": "admin", "manage_keys": "admin",
     "audit": "admin", "reset_monitoring": "admin",
 }
@@ -81,6 +83,76 @@ def allowed(role: str | None, action: str) -> bool:
     if role not in ROLES:
         return False
     return ROLES.index(role) >= ROLES.index(ACTIONS.get(action, "admin"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who asks for an action: the name written to the audit log and the role checked (None: no role).
+
+    Parameters
+    ----------
+    name : str
+    role : str or None
+    """
+
+    name: str
+    role: str | None
+
+
+#: The machine's own user: the command line, and a dashboard with no accounts on a loopback address.
+LOCAL = Caller("local", "admin")
+#: Nobody signed in (no role): every action is refused.
+NOBODY = Caller("anonymous", None)
+
+
+class Forbidden(PermissionError):
+    """The caller's role does not allow the action; the message says who may, in one line."""
+
+    def __init__(self, message: str, action: str = ""):
+        super().__init__(message)
+        self.action = action
+
+
+def refusal(role: str | None, action: str) -> str:
+    """Why ``role`` may not do ``action``, in one sentence.
+
+    Parameters
+    ----------
+    role : str or None
+    action : str
+
+    Returns
+    -------
+    str
+    """
+    who = "analysts and admins" if ACTIONS.get(action, "admin") == "analyst" else "admins"
+    if role is None:
+        return f"Only {who} can do this; sign in first."
+    return f"Only {who} can do this; you are signed in as {role}."
+
+
+def require(caller: Caller, action: str) -> Caller:
+    """Check that ``caller`` may do ``action``.
+
+    Parameters
+    ----------
+    caller : Caller
+    action : str
+        A key of :data:`ACTIONS` (unknown actions need admin).
+
+    Returns
+    -------
+    Caller
+        ``caller``, for chaining.
+
+    Raises
+    ------
+    Forbidden
+        The role does not allow it (or there is no role).
+    """
+    if not isinstance(caller, Caller) or not allowed(caller.role, action):
+        raise Forbidden(refusal(getattr(caller, "role", None), action), action)
+    return caller
 
 
 # ---------------------------------------------------------------------- passwords

@@ -286,7 +286,7 @@ def _create_blueprint() -> flask.Blueprint:
         except AccountsError as exc:
             _log.error("API keys cannot be read: %s", exc)
             return _error(503, "no_model", "the server cannot read its API keys; an admin must repair apikeys.json")
-        flask.g.api_actor = actor
+        flask.g.api_actor, flask.g.api_role = actor, role  # the services check this caller's role again
         if role is None and (keys_exist or admin_route):
             return _denied(401, "this endpoint needs an API key: send Authorization: Bearer KEY", path,
                            admin_route, actor)
@@ -416,7 +416,7 @@ def _create_blueprint() -> flask.Blueprint:
             return _error(404, "not_found", f"no model version {version!r}; versions: {', '.join(sorted(known)) or 'none'}")
         previous = svc.registry.active_version()
         try:
-            svc.activate_version(version, actor=flask.g.get("api_actor", "anonymous"))
+            svc.activate_version(version)
         except RegistryError as exc:
             return _error(409, "conflict", f"{version} cannot be activated: {exc}")
         return _json({"active": version, "previous": previous})
@@ -426,7 +426,7 @@ def _create_blueprint() -> flask.Blueprint:
         svc = services()
         previous = svc.registry.active_version()
         try:
-            active = svc.rollback_version(actor=flask.g.get("api_actor", "anonymous"))
+            active = svc.rollback_version()
         except RegistryError as exc:
             return _error(409, "conflict", f"cannot roll back: {exc}")
         return _json({"active": active, "previous": previous})

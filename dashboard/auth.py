@@ -7,8 +7,11 @@ server enforces the same rule on every ``/_dash-update-component`` request
 
 Modes, decided per request:
 
-- **open**: no user exists and the server listens on a loopback address (the quick
-  start): everybody is treated as a local admin, as before accounts existed.
+- **open**: no user exists and the server listens on a loopback address only (the quick
+  start): everybody is treated as a local admin, as before accounts existed. Where the server
+  listens is decided by how it was started (``SEGMENTLENS_LISTEN``, which gunicorn.conf.py and
+  app.py set from the bind address; else the socket the request came in on), never by a request
+  header; a unix socket or a trusted proxy counts as remote (dashboard.security.listen_policy).
 - **read-only**: no user exists and the server listens on any other address: every
   page can be viewed, no state changes, and the pages say how to add an admin.
 - **signed-in**: at least one user exists: every page and callback needs a session;
@@ -17,7 +20,6 @@ Modes, decided per request:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -26,15 +28,16 @@ import flask
 import flask_login
 from markupsafe import escape
 
-from core.accounts import ACTIONS, AccountStore, allowed
+from core.accounts import ACTIONS, NOBODY, AccountStore, Caller, allowed
+from core.accounts import refusal as _role_refusal
 from core.audit import AuditLog
 
 from . import ids
 from .api import API_PREFIX, RateLimiter, parse_rate_limit
-from .security import DASH_UPDATE_PATH, LISTEN_HOST_KEY
+from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only
 
-__all__ = ["permission", "current_role", "actor", "mode", "install_auth", "PROTECTED_OUTPUTS",
-           "LOGIN_PATH", "LOGOUT_PATH", "ADD_ADMIN_HINT"]
+__all__ = ["permission", "current_role", "actor", "mode", "install_auth", "PROTECTED_OUTPUTS", "TRIGGER_ACTIONS",
+           "LOGIN_PATH", "LOGOUT_PATH", "ADD_ADMIN_HINT", "request_caller", "job_caller", "CallbackSpec"]
 
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
@@ -51,9 +54,13 @@ PROTECTED_OUTPUTS = {
     ids.CAMPAIGNS_SAVED: "campaign",
     ids.CAMPAIGNS_RESULTS_STORE: "campaign",
     ids.CAMPAIGNS_DOWNLOAD: "campaign",  # an audience is customer IDs: campaign work, not an aggregate export
+    ids.OVERVIEW_DOWNLOAD: "export_customers",  # one row per customer: not an aggregate export
+    ids.EXPLORER_DOWNLOAD: "export_customers",
 }
-# Paths anyone may fetch: the sign-in page itself and static files (no customer data in them).
-_PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/", "/_favicon.ico", "/favicon.ico")
+#: Inputs whose callback does several actions: a refusal is audited under the one the button names.
+TRIGGER_ACTIONS = {ids.DATA_ACTIVATE: "activate", ids.DATA_DELETE: "delete", ids.DATA_ROLLBACK_CONFIRM: "rollback"}
+# Static files anyone may fetch (no customer data in them): routes whose rule starts with one of these.
+_PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/", "/_favicon.ico", "/static/")
 _EXTENSION = "segmentlens_auth"
 
 
@@ -77,19 +84,10 @@ def mode() -> str:
     if _state().store.has_users():
         value = "signed-in"
     else:
-        value = "open" if _is_loopback(flask.request.environ.get(LISTEN_HOST_KEY, "")) else "read-only"
+        policy = flask.current_app.extensions.get(LISTEN_POLICY_KEY)
+        value = "open" if local_only(flask.request.environ, policy) else "read-only"
     flask.g.segmentlens_mode = value
     return value
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _user() -> User | None:
@@ -121,13 +119,47 @@ def actor() -> str:
 
 
 def _refusal(action: str, role: str | None) -> str:
-    needed = ACTIONS.get(action, "admin")
-    who = "analysts and admins" if needed == "analyst" else "admins"
     if flask.has_request_context() and _EXTENSION in flask.current_app.extensions and mode() == "read-only":
         return f"This server has no accounts yet, so it is read-only. Add an admin with `{ADD_ADMIN_HINT}`."
-    if role is None:
-        return f"Only {who} can do this; sign in first."
-    return f"Only {who} can do this; you are signed in as {role}."
+    return _role_refusal(role, action)
+
+
+def request_caller() -> Caller:
+    """The caller of the current request, from the server's side: an API key's (set by the API's check),
+    else the signed-in session's; nobody outside a request. The services' role checks ask this."""
+    if not flask.has_request_context() or _EXTENSION not in flask.current_app.extensions:
+        return NOBODY
+    if "api_actor" in flask.g:
+        return Caller(flask.g.api_actor, flask.g.get("api_role"))
+    return Caller(actor(), current_role())
+
+
+_JOB_NAMESPACE = "segmentlens_caller"
+
+
+def _job_context(_callback_context) -> dict:
+    # Runs in the request that starts a callback (background ones included), before the job is handed
+    # to another process: the caller comes from the session here, never from the browser's inputs.
+    services = flask.current_app.extensions.get("segmentlens") if flask.has_request_context() else None
+    who = services.access.caller() if services is not None else request_caller()
+    return {"name": who.name, "role": who.role}
+
+
+def job_caller() -> Caller:
+    """In a background callback: the caller of the request that started the job (nobody when unknown)."""
+    from dash import ctx
+
+    data = (getattr(ctx, "custom_data", None) or {}).get(_JOB_NAMESPACE) or {}
+    name, role = data.get("name"), data.get("role")
+    return Caller(str(name), role) if isinstance(name, str) and (role is None or isinstance(role, str)) else NOBODY
+
+
+def _register_job_context() -> None:
+    """Dash's custom-data hook (process-wide, registered once) carrying the caller into every callback's context."""
+    from dash import hooks
+
+    if not any((h.data or {}).get("namespace") == _JOB_NAMESPACE for h in hooks.get_hooks("custom_data")):
+        hooks.custom_data(_JOB_NAMESPACE)(_job_context)
 
 
 def permission(action: str) -> tuple[bool, str | None]:
@@ -139,18 +171,78 @@ def permission(action: str) -> tuple[bool, str | None]:
 
 
 # ---------------------------------------------------------------- enforcement
-def _callback_outputs(body: dict) -> list[str]:
-    """Component ids a Dash callback request writes (single, multi and pattern-matching outputs)."""
-    outputs = body.get("outputs")
-    items = outputs if isinstance(outputs, list) else [outputs]
-    found = []
-    for item in items:
-        for entry in (item if isinstance(item, list) else [item]):
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                found.append(entry["id"])
-    if not found and isinstance(body.get("output"), str):  # "..a.prop...b.prop.." or "a.prop"
-        found = [part.rsplit(".", 1)[0] for part in body["output"].strip(".").split("...") if part]
-    return found
+class CallbackSpec:
+    """What the server's own callback map says about one callback: its declared outputs and the action it needs.
+
+    Built from ``app.callback_map`` (never from a request), once per callback and process.
+    """
+
+    def __init__(self, key: str, entry: dict):
+        from dash.dependencies import Output
+
+        self.key = key
+        self.background = bool(entry.get("background"))
+        self.multi = key.startswith("..")
+        self.outputs = [] if entry.get("no_output") else [Output(cid, prop) for cid, prop in _parse_outputs(key)]
+        actions = {PROTECTED_OUTPUTS[name] for name in map(_id_name, (o.component_id for o in self.outputs))
+                   if name in PROTECTED_OUTPUTS}
+        # The most demanding action the callback's outputs need (admin before analyst), if any.
+        self.action = max(actions, key=lambda a: (ACTIONS.get(a) == "admin", a)) if actions else None
+
+    def outputs_match(self, sent) -> bool:
+        """Whether a request's ``outputs`` are exactly this callback's declared outputs (concrete ids of patterns).
+
+        A single output is sent as one object, several as a list in declaration order; an ``ALL`` or
+        ``ALLSMALLER`` pattern as a list of objects (possibly empty), every other output as one object.
+        """
+        from dash.dependencies import Output
+
+        if not self.outputs:
+            return sent in (None, [])
+        items = sent if self.multi else [sent]
+        if not isinstance(items, list) or len(items) != len(self.outputs):
+            return False
+        for declared, item in zip(self.outputs, items):
+            many = isinstance(declared.component_id, dict) and any(
+                getattr(v, "wildcard", None) in ("ALL", "ALLSMALLER") for v in declared.component_id.values())
+            entries = item if many else [item]
+            if not isinstance(entries, list):
+                return False
+            for entry in entries:
+                if not isinstance(entry, dict) or not isinstance(entry.get("id"), (str, dict)) \
+                        or not isinstance(entry.get("property"), str):
+                    return False
+                concrete = entry["id"]
+                if isinstance(concrete, dict) and not all(isinstance(v, (str, int, float, bool)) for v in concrete.values()):
+                    return False  # a concrete id has plain values, never a wildcard
+                if Output(concrete, entry["property"].split("@")[0]) != declared:
+                    return False
+        return True
+
+
+def _parse_outputs(key: str) -> list[tuple]:
+    """``(component id, property)`` of each output named in a callback-map key (``a.p`` or ``..a.p...b.q..``)."""
+    import json
+
+    from dash.dependencies import ALL, ALLSMALLER, MATCH
+
+    wild = {"ALL": ALL, "MATCH": MATCH, "ALLSMALLER": ALLSMALLER}
+    escaped = key.replace("\\.", "\0")  # Dash escapes dots inside ids
+    parts = escaped[2:-2].split("...") if key.startswith("..") else [escaped]
+    out = []
+    for part in parts:
+        cid, prop = part.rsplit(".", 1)
+        cid = cid.replace("\0", ".")
+        if cid.startswith("{"):
+            cid = {k: wild[v[0]] if isinstance(v, list) and v and v[0] in wild else v
+                   for k, v in json.loads(cid).items()}
+        out.append((cid, prop.split("@")[0]))
+    return out
+
+
+def _id_name(component_id) -> str:
+    """A plain id, or a pattern-matching id's ``type``."""
+    return component_id.get("type", "") if isinstance(component_id, dict) else str(component_id)
 
 
 def _json_error(status: int, code: str, message: str, **headers):
@@ -161,11 +253,53 @@ def _json_error(status: int, code: str, message: str, **headers):
     return response
 
 
+def _callback_spec(output: str) -> CallbackSpec | None:
+    """The server's description of the callback whose map key is ``output`` (None: no such callback)."""
+    state = _state()
+    spec = state.specs.get(output)
+    if spec is None:
+        entry = state.callbacks().get(output)
+        if entry is None:
+            return None
+        spec = state.specs[output] = CallbackSpec(output, entry)
+    return spec
+
+
+def _audited_action(spec: CallbackSpec, body: dict) -> str:
+    """The name a refusal is audited under: the button that fired it (delete, roll back) when it says more."""
+    for prop_id in body.get("changedPropIds") or []:
+        name = str(prop_id).rsplit(".", 1)[0]
+        if name.startswith("{"):
+            try:
+                import json
+
+                name = _id_name(json.loads(name))
+            except ValueError:
+                continue
+        if TRIGGER_ACTIONS.get(name) and ACTIONS.get(TRIGGER_ACTIONS[name]) == ACTIONS.get(spec.action):
+            return TRIGGER_ACTIONS[name]
+    return spec.action
+
+
+def _is_static(path: str) -> bool:
+    """A request routed to a static-file view (not merely a path that begins like one: Dash's page
+    route answers every other path with the app shell)."""
+    rule = flask.request.url_rule
+    return rule is not None and rule.rule.startswith(_PUBLIC_PREFIXES) and path.startswith(_PUBLIC_PREFIXES)
+
+
 def _guard():
-    """before_request: sessions for pages and callbacks, roles for state-changing callbacks."""
+    """before_request: sessions for pages and callbacks, roles for state-changing callbacks.
+
+    Which callback runs is what Dash dispatches on: the body's ``output``, looked up in the server's
+    callback map. Its declared outputs decide the role needed, and a request whose ``outputs``
+    disagree with them is refused before the callback runs.
+    """
     path = flask.request.path
-    if path in (LOGIN_PATH, LOGOUT_PATH, "/metrics") or path.startswith(_PUBLIC_PREFIXES) or path.startswith(API_PREFIX + "/"):
+    if path == LOGIN_PATH or _is_static(path) or path == "/metrics" or path.startswith(API_PREFIX + "/"):
         return None  # the API (and /metrics, dashboard/monitoring.py) checks keys or sessions itself
+    if path == LOGOUT_PATH:
+        return None if flask.request.method == "POST" else flask.redirect(LOGIN_PATH)
     current = mode()
     if current == "signed-in" and _user() is None:
         if path.startswith("/_dash-"):
@@ -176,19 +310,20 @@ def _guard():
     body = flask.request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return _json_error(400, "bad_request", "a callback request is a JSON object naming its output")
-    if body["output"] not in _state().callbacks():
+    spec = _callback_spec(body["output"])
+    if spec is None:
         return _json_error(400, "bad_request", "no such callback")  # Dash itself would answer 500
-    needed = sorted({PROTECTED_OUTPUTS[o] for o in _callback_outputs(body) if o in PROTECTED_OUTPUTS},
-                    key=lambda a: ACTIONS.get(a) == "admin", reverse=True)
-    if not needed:
+    if not spec.outputs_match(body.get("outputs")):
+        return _json_error(400, "bad_request", "the request's outputs are not the outputs of its callback")
+    if spec.action is None:
         return None
-    action = needed[0]
-    ok, reason = permission(action)
+    ok, reason = permission(spec.action)
     if not ok:
-        _state().audit.append(actor(), action, "callback", "refused", reason or "")
+        _state().audit.append(actor(), _audited_action(spec, body), "callback", "refused", reason or "")
         return _json_error(403, "forbidden", reason or "not allowed")
     limiter = _state().action_limiter
-    if limiter is not None and not flask.request.args.get("cacheKey"):  # background-job polls are not actions
+    polling = spec.background and flask.request.args.get("cacheKey")  # a running job's progress, not a new action
+    if limiter is not None and not polling:
         passed, retry = limiter.hit(f"action:{actor()}")
         if not passed:
             return _json_error(429, "rate_limited", f"too many changes; try again in {retry} s", Retry_After=str(retry))
@@ -285,6 +420,7 @@ def csrf_token() -> str:
 class _AuthState:
     def __init__(self, store: AccountStore, audit: AuditLog, login_limiter, action_limiter, callbacks):
         self.store, self.audit, self.callbacks = store, audit, callbacks
+        self.specs: dict[str, CallbackSpec] = {}  # callback-map key -> CallbackSpec, filled on first use
         self.login_limiter, self.action_limiter = login_limiter, action_limiter
 
 
@@ -325,6 +461,10 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
                  "10/minute", "SEGMENTLENS_LOGIN_RATE_LIMIT"),
         _limiter(cache_dir / "action_rate_limit.sqlite3", os.environ.get("SEGMENTLENS_ACTION_RATE_LIMIT"),
                  "60/minute", "SEGMENTLENS_ACTION_RATE_LIMIT"), callbacks)
+    services = server.extensions.get("segmentlens")
+    if services is not None:
+        services.access.identify = request_caller  # the services check the session's role themselves too
+    _register_job_context()
     server.add_url_rule(LOGIN_PATH, "segmentlens_login", _login, methods=["GET", "POST"])
     server.add_url_rule(LOGOUT_PATH, "segmentlens_logout", _logout, methods=["POST"])
     server.before_request(_guard)

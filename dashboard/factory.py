@@ -10,7 +10,7 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 from flask_caching import Cache
 
-from core.accounts import AccountStore, bootstrap_admin, secret_key
+from core.accounts import AccountStore, Forbidden, bootstrap_admin, secret_key
 from core.registry import Registry, RegistryError
 
 from . import ids
@@ -110,6 +110,11 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     def model_unavailable(exc):
         # A callback that needs the model while none can be served: a clear 503, not a 500 and a traceback.
         return flask.jsonify(error="model_unavailable", message=str(exc), status=503), 503
+
+    @server.errorhandler(Forbidden)
+    def forbidden(exc):
+        # A service refused the caller's role (it audited the refusal): whatever route or callback asked.
+        return flask.jsonify(error="forbidden", message=str(exc), status=403), 403
     _register_shell_callbacks(app)
     # Order matters: body limits run before the sign-in guard, which reads callback bodies.
     install_security(app, secret)

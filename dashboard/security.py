@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import threading
 from collections import OrderedDict
 from urllib.parse import parse_qsl, urlencode
@@ -40,10 +41,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .api import API_PREFIX, parse_size
 
 __all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "DASH_UPDATE_PATH",
-           "LISTEN_HOST_KEY", "IMMUTABLE"]
+           "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "IMMUTABLE"]
 
 DASH_UPDATE_PATH = "/_dash-update-component"
-LISTEN_HOST_KEY = "segmentlens.listen_host"
+LISTEN_ENV = "SEGMENTLENS_LISTEN"
+LISTEN_POLICY_KEY = "segmentlens_listen_policy"
 _SMALL_BODY = 64 * 1024  # sign-in form and anything else that is not an upload or the API
 _JOB_RE = re.compile(r'"job"\s*:\s*"(\d+)\.([0-9a-f]{16,})"')
 _TOKEN_RE = re.compile(r"^j([0-9a-f]+)\.([0-9a-f]{16,})$")
@@ -226,15 +228,56 @@ class _BodyLimit:
         return self.app(environ, start_response)
 
 
-class _ListenHost:
-    """Remember the address the server listens on (before any proxy rewriting) for the open-mode rule."""
+def _loopback_address(host: str) -> bool:
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, app):
-        self.app = app
 
-    def __call__(self, environ, start_response):
-        environ[LISTEN_HOST_KEY] = environ.get("SERVER_NAME", "")
-        return self.app(environ, start_response)
+def listen_policy(listen: str | None = None, proxies: str | None = None) -> bool | None:
+    """Whether the server is reachable from this machine only, as it was started.
+
+    ``listen`` is ``SEGMENTLENS_LISTEN`` (set by gunicorn.conf.py from gunicorn's ``--bind`` and by
+    app.py from ``HOST``; an operator may set it): comma-separated addresses such as ``127.0.0.1:8050``,
+    ``[::1]:80`` or ``unix:/run/x.sock``. Every one must be a loopback TCP address; a unix socket counts
+    as remote (a reverse proxy forwards the world to it), and so does any configured trusted proxy.
+
+    Returns
+    -------
+    bool or None
+        True or False when decided; None when nothing says (then the request's own server socket
+        decides, see :func:`local_only`).
+    """
+    if (proxies or "").strip():
+        return False
+    if not (listen or "").strip():
+        return None
+    for bind in (part.strip() for part in listen.split(",") if part.strip()):
+        if bind.startswith(("unix:", "fd://")) or bind.startswith("/"):
+            return False
+        host = bind.rsplit(":", 1)[0] if bind.count(":") == 1 or bind.startswith("[") else bind
+        if not _loopback_address(host):
+            return False
+    return True
+
+
+def local_only(environ: dict, policy: bool | None) -> bool:
+    """The open-mode rule for one request: the startup ``policy``, else the address of the server socket
+    the request came in on (gunicorn's or werkzeug's), never a header. Unknown counts as remote."""
+    if policy is not None:
+        return policy
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    try:
+        family, local = sock.family, sock.getsockname()
+    except (AttributeError, OSError):
+        return False
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return False  # a unix socket: whoever the proxy in front lets in
+    return _loopback_address(str(local[0]))
 
 
 def install_security(app, secret: bytes) -> None:
@@ -254,8 +297,10 @@ def install_security(app, secret: bytes) -> None:
 
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
     jobs = _OpaqueJobs(server.wsgi_app, secret)
-    server.wsgi_app = _ListenHost(_TrustedProxies(_BodyLimit(jobs, limits, security_headers),
-                                                  parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))))
+    server.extensions[LISTEN_POLICY_KEY] = listen_policy(os.environ.get(LISTEN_ENV),
+                                                         os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))
+    server.wsgi_app = _TrustedProxies(_BodyLimit(jobs, limits, security_headers),
+                                      parse_proxies(os.environ.get("SEGMENTLENS_TRUSTED_PROXIES")))
 
     @server.before_request
     def limit_body():

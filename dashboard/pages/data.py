@@ -9,6 +9,7 @@ import pandas as pd
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
+from core.accounts import Forbidden
 from core.drift import PSI_MAJOR, PSI_MODERATE
 from core.loading import DataFileError
 from core.registry import RegistryError
@@ -21,7 +22,7 @@ from dashboard.components import (
 )
 from dashboard.figures.data import share_comparison_figure
 from dashboard.figures.stability import psi_figure
-from dashboard.auth import actor
+from dashboard.auth import job_caller
 from dashboard.services import Services, get_services
 
 dash.register_page(__name__, path="/data", name="Data & models", order=7, title="SegmentLens · Data & models")
@@ -483,7 +484,6 @@ def layout(**_query):
         dcc.Store(id=MODEL_CHANGED, data=meta.get("version")),
         dcc.Store(id=ids.DATA_RECOMMENDED_K, data=recommended),
         # Who starts a retrain, for the audit log: the background job runs outside this request.
-        dcc.Store(id=ids.DATA_ACTOR, data=actor()),
         upload, retrain, compare, versions, exports,
     ])
 
@@ -590,7 +590,7 @@ def use_recommended_k(_n, recommended):
 
 @callback(Output(ids.DATA_RETRAIN_STORE, "data"),
           Input(ids.DATA_RETRAIN_BTN, "n_clicks"), State(ids.DATA_UPLOAD_STORE, "data"),
-          State(ids.DATA_FEATURES, "value"), State(ids.DATA_K, "value"), State(ids.DATA_ACTOR, "data"),
+          State(ids.DATA_FEATURES, "value"), State(ids.DATA_K, "value"),
           background=True, prevent_initial_call=True, interval=400,
           running=[(Output(ids.DATA_RETRAIN_BTN, "disabled"), True, False),
                    (Output(ids.DATA_CANCEL_BTN, "disabled"), False, True),
@@ -600,8 +600,11 @@ def use_recommended_k(_n, recommended):
                     Output(ids.DATA_PROGRESS, "label")],
           progress_default=[0, len(STEPS), ""],
           cancel=[Input(ids.DATA_CANCEL_BTN, "n_clicks")])
-def retrain(set_progress, _n, upload, features, k, who):
-    """Train a candidate in another process (no Flask request here: Services come from the environment)."""
+def retrain(set_progress, _n, upload, features, k):
+    """Train a candidate in another process (no Flask request here: Services come from the environment).
+
+    The caller is the signed-in user of the request that started the job (dashboard.auth.job_caller),
+    never a value the browser sent."""
     if not upload or not upload.get("token"):
         return {"error": "upload a customer file first"}
     steps, started = [], time.monotonic()
@@ -612,9 +615,9 @@ def retrain(set_progress, _n, upload, features, k, who):
         set_progress((done, total, f"{min(done + 1, total)}/{total} · {step}: {STEP_LABELS.get(step, step)}"))
     try:
         services = Services.from_env()
-        result = as_actor(services.retrain_upload, upload["token"], upload["name"], k, features, progress=report,
-                          actor=str(who or "anonymous"), mapping=(upload.get("report") or {}).get("mapping"))
-    except (DataFileError, ValueError, RegistryError) as exc:
+        result = services.retrain_upload(upload["token"], upload["name"], k, features, progress=report,
+                                         caller=job_caller(), mapping=(upload.get("report") or {}).get("mapping"))
+    except (DataFileError, ValueError, RegistryError, Forbidden) as exc:
         return {"error": str(exc)}
     except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
         traceback.print_exc(file=sys.stderr)
@@ -697,22 +700,15 @@ def act(_activate, _delete, _rollback, count):
           State(ids.DATA_ADOPT_STORE, "data"), prevent_initial_call=True)
 def adopt_suggested_name(_clicks, count):
     """Give a candidate's segment the persona name its data suggests (a rename: analysts and admins)."""
-    from core.training import adopt_suggested_names
-
     trigger = ctx.triggered_id
     if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0]["value"]:
         raise PreventUpdate
-    services = get_services()
     version, segment = str(trigger["version"]), int(trigger["segment"])
     try:
-        changes = adopt_suggested_names(services.registry.metadata(version), [segment])
-        services.registry.update_meta(version, **changes)
+        name = get_services().adopt_suggested_name(version, segment)
     except (RegistryError, ValueError) as exc:
-        services.auditor.record(actor(), "rename", f"{version} segment {segment}", "failed", str(exc))
         return dbc.Alert([html.Strong("Not done: "), str(exc)], color="danger", dismissable=True,
                          className="py-2"), dash.no_update
-    name = changes["segment_names"][segment]
-    services.auditor.record(actor(), "rename", f"{version} segment {segment}", "ok", name)
     return dbc.Alert(f"Segment {segment} of {version} is now called “{name}”.", color="success", dismissable=True,
                      className="py-2"), (count or 0) + 1
 

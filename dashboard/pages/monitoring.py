@@ -7,7 +7,6 @@ from dash import Input, Output, callback, dcc, html
 
 from core.monitoring import MIN_PREDICTIONS
 from dashboard import ids
-from dashboard.auth import actor
 from dashboard.components import graph_card, kpi_card, may, page_header, permission_note
 from dashboard.figures.monitoring import confidence_figure, drift_figure, segment_mix_figure, traffic_figure
 from dashboard.monitoring import current_monitor
@@ -116,7 +115,6 @@ def show_report(window, _tick, _reset):
 @callback(Output(ids.MONITORING_RESET_STORE, "data"), Output(ids.MONITORING_RESET_NOTE, "children"),
           Input(ids.MONITORING_RESET, "n_clicks"), prevent_initial_call=True)
 def reset_window(n_clicks):
-    # The server checks the admin role before this runs (dashboard.auth.PROTECTED_OUTPUTS).
-    who = actor()
-    current_monitor().reset_window(get_services(), who)
+    # The server checks the admin role before this runs (dashboard.auth.PROTECTED_OUTPUTS), and the service again.
+    who = get_services().reset_monitoring(current_monitor())
     return n_clicks, f"Window reset by {who}; counting starts again now."

@@ -12,7 +12,10 @@ module global. It is a thin facade over:
   :class:`~.predict.PredictService`, :class:`~.stability.StabilityService`,
   :class:`~.uploads.UploadService`, :class:`~.versions.VersionService` and
   :class:`~.campaigns.CampaignService` (used directly as ``services.campaigns``);
-- :class:`~.audit.Auditor`: every state change appended to the audit log beside the registry.
+- :class:`~.audit.Auditor`: every state change appended to the audit log beside the registry;
+- :class:`~.access.Access`: the caller's role, checked by every state-changing method here (and by
+  ``services.campaigns``) whatever page, callback or route called it. The caller comes from
+  ``identify`` (the web layer's session or API key); a background job passes ``caller=``.
 
 The pages and the API call the facade's methods; their signatures are the public contract.
 """
@@ -23,10 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.accounts import NOBODY, Caller
 from core.model import SegmentationModel
 from core.registry import Registry, RegistryError
 from core.selection import SweepResult
 
+from .access import Access
 from .analysis import Analysis, AnalysisService, build_analysis, profile_tables, scaled
 from .audit import Auditor
 from .cache import CACHE_DIR
@@ -38,7 +43,7 @@ from .store import LiveModel, ModelStore, ModelUnavailable
 from .uploads import UPLOAD_SWEEP_MAX, UploadLimits, UploadService
 from .versions import VersionService, common_note
 
-__all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "build_analysis", "profile_tables", "scaled",
+__all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "Access", "build_analysis", "profile_tables", "scaled",
            "ModelStore", "ModelUnavailable", "LiveModel", "ResultCache", "UploadLimits", "UPLOAD_SWEEP_MAX",
            "common_note"]
 
@@ -46,19 +51,20 @@ __all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "build_analysis"
 class Services:
     """Cached access to the registry, the data and the analyses of the served (active) model."""
 
-    def __init__(self, registry: Registry, cache, data_path: str | os.PathLike | None = None):
+    def __init__(self, registry: Registry, cache, data_path: str | os.PathLike | None = None, *, identify=None):
         self.registry = registry
         self.cache = cache
         self.data_path = data_path
         self.store = ModelStore(registry)
-        self.results = ResultCache(cache)
+        self.results = ResultCache(cache, registry=registry)
         self.auditor = Auditor(registry)
+        self.access = Access(self.auditor, identify)
         self.analyses = AnalysisService(registry, self.store, self.results, self.auditor, data_path)
         self.predictions = PredictService(self.analyses, self.store, self.results)
         self.stabilities = StabilityService(self.analyses, self.results)
         self.uploads = UploadService(registry, self.results, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
-        self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor)
+        self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor, access=self.access)
 
     @classmethod
     def from_env(cls) -> "Services":
@@ -66,13 +72,14 @@ class Services:
 
         Same registry (SEGMENTLENS_MODELS), data (SEGMENTLENS_DATA) and on-disk result cache
         (SEGMENTLENS_CACHE_DIR/results) as the app's, so results computed here are the app's too.
+        Nobody is signed in here: a state change needs the ``caller=`` the job was started for.
         """
         from cachelib import FileSystemCache
 
         cache_dir = Path(os.environ.get("SEGMENTLENS_CACHE_DIR", CACHE_DIR))
         # Same settings as factory.create_app's flask-caching FileSystemCache, which writes the same files.
         cache = FileSystemCache(str(cache_dir / "results"), threshold=200, default_timeout=0)
-        return cls(Registry(), cache, None)
+        return cls(Registry(), cache, None, identify=lambda: NOBODY)
 
     # ------------------------------------------------------------ serving (ModelStore)
     def ensure_model(self) -> str:
@@ -117,25 +124,48 @@ class Services:
         """Current names of the served model's segments (renames included)."""
         return self.analyses.segment_names()
 
-    def rename_segment(self, segment: int, name: str, *, actor: str = "local") -> str:
-        """Rename a segment of the served model; returns the saved name or raises ValueError (audited)."""
-        return self.analyses.rename_segment(segment, name, actor=actor)
+    def rename_segment(self, segment: int, name: str, *, caller: Caller | None = None) -> str:
+        """Rename a segment of the served model (analysts); returns the saved name or raises ValueError (audited)."""
+        who = self.access.require("rename", f"segment {segment}", caller)
+        return self.analyses.rename_segment(segment, name, actor=who.name)
+
+    def adopt_suggested_name(self, version: str, segment: int, *, caller: Caller | None = None) -> str:
+        """Give a version's segment the persona name its data suggests (a rename: analysts); returns it (audited)."""
+        from core.training import adopt_suggested_names
+
+        who = self.access.require("rename", f"{version} segment {segment}", caller)
+        try:
+            changes = adopt_suggested_names(self.registry.metadata(version), [segment])
+            self.registry.update_meta(version, **changes)
+        except (RegistryError, ValueError) as exc:
+            self.auditor.record(who.name, "rename", f"{version} segment {segment}", "failed", str(exc))
+            raise
+        name = changes["segment_names"][segment]
+        self.auditor.record(who.name, "rename", f"{version} segment {segment}", "ok", name)
+        return name
 
     def sweep(self, k_min: int, k_max: int, progress=None) -> SweepResult:
         """Metrics per k on the served model's features and data (cached)."""
         return self.analyses.sweep(k_min, k_max, progress=progress)
 
-    def selection_csv(self, positions) -> str:
-        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence."""
+    def selection_csv(self, positions, *, caller: Caller | None = None) -> str:
+        """Spreadsheet-safe CSV of some customers (row positions): ID, segment, segment name, confidence.
+
+        One row per customer, so analysts and admins only (viewers export aggregates)."""
+        self.access.require("export_customers", "selection", caller)
         return self.analyses.selection_csv(positions)
 
-    def membership_csv(self) -> str:
-        """Spreadsheet-safe CSV: ID, segment, segment name, confidence for every customer."""
+    def membership_csv(self, *, caller: Caller | None = None) -> str:
+        """Spreadsheet-safe CSV: ID, segment, segment name, confidence for every customer (analysts and admins)."""
+        self.access.require("export_customers", "membership", caller)
         return self.analyses.membership_csv()
 
-    def seed_export_zip(self) -> tuple[str, bytes]:
-        """The served model as the seed's kmeans_model.pkl + scaler.pkl + features.json, zipped."""
-        return self.analyses.seed_export_zip()
+    def seed_export_zip(self, *, caller: Caller | None = None) -> tuple[str, bytes]:
+        """The served model as the seed's kmeans_model.pkl + scaler.pkl + features.json, zipped (analysts; audited)."""
+        who = self.access.require("export_model", "seed export", caller)
+        filename, content = self.analyses.seed_export_zip()
+        self.auditor.record(who.name, "export_model", filename, "ok", f"{len(content):,} bytes (pickles)")
+        return filename, content
 
     def compare_segments(self, a: int, b: int) -> pd.DataFrame:
         """Means, difference and Cohen's d of every profile column between segments a and b (cached)."""
@@ -200,23 +230,28 @@ class Services:
         """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB)."""
         return self.uploads.upload_limit()
 
-    def accept_upload(self, contents: str | None, filename: str | None, *, actor: str = "local") -> dict:
-        """Check an upload and keep it (bounded folder); returns its report or raises DataFileError (audited)."""
-        return self.uploads.accept_upload(contents, filename, actor=actor)
+    def accept_upload(self, contents: str | None, filename: str | None, *, caller: Caller | None = None) -> dict:
+        """Check an upload and keep it (bounded folder; analysts); returns its report or raises DataFileError (audited)."""
+        who = self.access.require("upload", str(filename or "upload")[:120], caller)
+        return self.uploads.accept_upload(contents, filename, actor=who.name)
 
     def upload_sweep(self, token, features, mapping: dict | None = None) -> dict:
         """Recommended k for the uploaded data on the chosen features (cached)."""
         return self.uploads.upload_sweep(token, features, mapping=mapping)
 
-    def remap_upload(self, token, name, mapping: dict) -> dict:
-        """The upload's report again, read through a column mapping the user confirmed or changed."""
+    def remap_upload(self, token, name, mapping: dict, *, caller: Caller | None = None) -> dict:
+        """The upload's report again, read through a column mapping the user confirmed or changed (analysts)."""
+        self.access.require("upload", str(name or "upload")[:120], caller)
         return self.uploads.remap_upload(token, name, mapping)
 
-    def retrain_upload(self, token, name, k, features, progress=None, *, actor: str = "local",
+    def retrain_upload(self, token, name, k, features, progress=None, *, caller: Caller | None = None,
                        mapping: dict | None = None) -> dict:
-        """Train a candidate on a kept upload (never activated); returns its version (audited)."""
-        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference, actor=actor,
-                                           mapping=mapping)
+        """Train a candidate on a kept upload (never activated; analysts); returns its version (audited).
+
+        A background job passes ``caller``: the signed-in user of the request that started it."""
+        who = self.access.require("retrain", str(name or "upload")[:120], caller)
+        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference,
+                                           actor=who.name, mapping=mapping)
 
     def _reference(self):
         """The served model, its names and customers, as core.training.Reference (None without one), and its meta."""
@@ -238,17 +273,26 @@ class Services:
         """Every model version, newest first (needs no served model)."""
         return self.versions.versions_table()
 
-    def activate_version(self, version: str, *, actor: str = "local") -> str:
-        """Make a version active (refused when its file fails verification); audited."""
-        return self.versions.activate_version(version, actor=actor)
+    def activate_version(self, version: str, *, caller: Caller | None = None) -> str:
+        """Make a version active (admins; refused when its file fails verification); audited."""
+        who = self.access.require("activate", str(version)[:40], caller)
+        return self.versions.activate_version(version, actor=who.name)
 
-    def rollback_version(self, *, actor: str = "local") -> str:
-        """Re-activate the previously active version; returns it; audited."""
-        return self.versions.rollback_version(actor=actor)
+    def rollback_version(self, *, caller: Caller | None = None) -> str:
+        """Re-activate the previously active version (admins); returns it; audited."""
+        who = self.access.require("rollback", "-", caller)
+        return self.versions.rollback_version(actor=who.name)
 
-    def delete_version(self, version: str, *, actor: str = "local") -> str:
-        """Delete an inactive version and then its unused data copy; audited."""
-        return self.versions.delete_version(version, actor=actor)
+    def delete_version(self, version: str, *, caller: Caller | None = None) -> str:
+        """Delete an inactive version and then its unused data copy (admins); audited."""
+        who = self.access.require("delete", str(version)[:40], caller)
+        return self.versions.delete_version(version, actor=who.name)
+
+    def reset_monitoring(self, monitor, *, caller: Caller | None = None) -> str:
+        """Forget every counted prediction and start a new window (admins; audited); returns who reset it."""
+        who = self.access.require("reset_monitoring", "monitoring", caller)
+        monitor.reset_window(self, who.name)
+        return who.name
 
     def comparison(self, version: str) -> dict:
         """A version compared with the served one, with ``common_note`` saying how customers were matched."""

@@ -37,8 +37,16 @@ def default_economics(frame: pd.DataFrame) -> tuple[float, float]:
 class CampaignService:
     """Response propensities of the served model's customers, plans and their measured results."""
 
-    def __init__(self, registry: Registry, analyses: AnalysisService, results: ResultCache, auditor: Auditor):
+    def __init__(self, registry: Registry, analyses: AnalysisService, results: ResultCache, auditor: Auditor, *,
+                 access=None):
         self.registry, self.analyses, self.results, self.auditor = registry, analyses, results, auditor
+        self.access = access  # dashboard.services.access.Access: campaign work needs an analyst
+
+    def _who(self, target: str, actor: str | None) -> str:
+        """The caller's name once their role allows campaign work (Forbidden otherwise)."""
+        if self.access is None:
+            return actor or "local"
+        return self.access.require("campaign", target).name
 
     def store(self) -> CampaignStore:
         """Saved plans beside the registry."""
@@ -77,8 +85,9 @@ class CampaignService:
             out[int(s)] = [item for item in ranked if item[1] >= LIFT_THRESHOLD] or ranked[:1]
         return out
 
-    def save_plan(self, econ: Economics, *, top_n: int | None = None, segments=None, actor: str = "local") -> dict:
-        """Build and save a plan with its audience; returns the record (audited)."""
+    def save_plan(self, econ: Economics, *, top_n: int | None = None, segments=None, actor: str | None = None) -> dict:
+        """Build and save a plan with its audience (analysts); returns the record (audited)."""
+        actor = self._who("plan", actor)
         try:
             plan = self.plan(econ, top_n=top_n, segments=segments)
             a = self.analyses.analysis()
@@ -93,7 +102,7 @@ class CampaignService:
                             f"cost {econ.cost:g}, revenue {econ.revenue:g}")
         return record
 
-    def plan_from_json(self, body, *, actor: str = "local") -> dict:
+    def plan_from_json(self, body, *, actor: str | None = None) -> dict:
         """Plan and save from an API body (``cost``, ``revenue`` and optional ``budget``, ``max_contacts``,
         ``holdout``, ``seed``, ``top_n``, ``segments``); the saved record with ``auc`` and the ``audience`` rows.
 
@@ -132,15 +141,17 @@ class CampaignService:
         return self.store().plans()
 
     def audience_text(self, plan_id: str) -> str:
-        """A saved plan's audience CSV."""
+        """A saved plan's audience CSV (customer IDs: analysts)."""
+        self._who(str(plan_id)[:40], None)
         return self.store().audience_text(plan_id)
 
     def record_results(self, plan_id: str, contents: str | None, filename: str | None, *,
-                       actor: str = "local") -> dict:
+                       actor: str | None = None) -> dict:
         """Check an uploaded outcomes file (dcc.Upload contents) against a plan and save what was measured (audited).
 
         Raises CampaignError with a message naming the field or rows; nothing is saved then.
         """
+        actor = self._who(str(plan_id)[:40], actor)
         name = str(filename or "outcomes")[:80]
         try:
             record = self.store().get(plan_id)
