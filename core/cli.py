@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("activate", help="make a version active", description="Make VERSION the active model.")
     _add_models(q)
     q.add_argument("version", metavar="VERSION")
+    q = msub.add_parser("delete", help="delete an inactive version",
+                        description="Delete VERSION (never the active one) and its kept training data when no "
+                                    "other version uses it; audited. Its number is never given again.")
+    _add_models(q)
+    q.add_argument("version", metavar="VERSION")
     q = msub.add_parser("rollback", help="back to the previously active version",
                         description="Re-activate the version that was active before the current one.")
     _add_models(q)
@@ -368,8 +373,30 @@ def _models(args) -> int:
     elif args.action == "activate":
         registry.activate(args.version)
         print(f"{args.version} is now active")
+    elif args.action == "delete":
+        return _models_delete(args, registry)
     else:
         print(f"rolled back: {registry.rollback()} is now active")
+    return 0
+
+
+def _models_delete(args, registry) -> int:
+    """Delete an inactive version (the registry refuses the active one), audited as the command line's user."""
+    from .audit import AuditLog
+    from .cli_access import cli_user
+    from .registry import RegistryError
+
+    log = AuditLog(registry.root)
+    try:
+        result = registry.delete(args.version)
+    except RegistryError as exc:
+        if registry.root.is_dir():
+            log.append(cli_user(), "delete", str(args.version)[:40], "failed", str(exc))
+        raise
+    removed = ", ".join(r["path"] for r in result["removed"])
+    log.append(cli_user(), "delete", args.version, "ok", f"removed {removed}" if removed else "")
+    print(f"deleted {args.version} ({result['files']:,} file{'s' if result['files'] != 1 else ''}, "
+          f"{result['bytes']:,} bytes)")
     return 0
 
 

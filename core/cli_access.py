@@ -16,7 +16,7 @@ from .accounts import ROLES, AccountsError, AccountStore
 from .audit import AuditLog
 from .registry import models_dir
 
-__all__ = ["add_parsers", "run", "COMMANDS"]
+__all__ = ["add_parsers", "run", "COMMANDS", "cli_user"]
 
 _ROLES = "|".join(ROLES)
 
@@ -84,7 +84,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=_non_negative, metavar="N", help="only the last N entries")
 
 
-def _cli_user() -> str:
+def cli_user() -> str:
+    """The audit log's name for whoever runs the command line: ``cli:<os user>``."""
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no name for this uid (containers)
@@ -123,10 +124,10 @@ def _change(args, action: str, target: str, do) -> object:
         result = do()
     except (ValueError, AccountsError) as exc:
         if log.root.is_dir():
-            log.append(_cli_user(), action, target, "failed", str(exc))
+            log.append(cli_user(), action, target, "failed", str(exc))
         raise
     detail = result if isinstance(result, str) else ""
-    log.append(_cli_user(), action, target, "ok", detail)
+    log.append(cli_user(), action, target, "ok", detail)
     return result
 
 

@@ -2,7 +2,8 @@
 
 Layout of the registry folder (``models/`` by default, ``SEGMENTLENS_MODELS``)::
 
-    manifest.json          {"format": 2, "active": "v0003", "history": [...], "versions": {...}}
+    manifest.json          {"format": 2, "active": "v0003", "history": [...], "versions": {...},
+                            "last_version": 4}  (the highest number ever given: numbers are never reused)
     manifest.json.bak      the last good manifest, rewritten (atomically) with every manifest write
     v0003.npz              the model as numeric arrays (SegmentationModel.to_arrays), read with
                            allow_pickle=False after checking the file's SHA-256 against the manifest
@@ -565,9 +566,12 @@ class Registry:
         with self._locked():
             manifest = self._read_manifest()
             numbers = [int(v[1:]) for v in manifest["versions"] if isinstance(v, str) and _VERSION_RE.match(v)]
-            # Numbers are never reused, not even those of files a crash left without an entry.
+            # Numbers are never reused: not those of deleted versions (the manifest's high-water mark,
+            # kept in its backup too), nor those of files a crash left without an entry.
             numbers += [int(p.name[1:].split(".")[0]) for p in self.root.iterdir() if _MODEL_FILE_RE.match(p.name)]
-            version = f"v{(max(numbers) + 1) if numbers else 1:04d}"
+            numbers.append(self._high_water(manifest))
+            version = f"v{max(numbers) + 1:04d}"
+            manifest["last_version"] = max(numbers) + 1
             filename = f"{version}.npz"
             _atomic_write(self.root / filename, data)
             manifest["versions"][version] = {
@@ -581,6 +585,12 @@ class Registry:
                 self._set_active(manifest, version)
             self._write_manifest(manifest)
         return version
+
+    @staticmethod
+    def _high_water(manifest: dict) -> int:
+        """The highest version number ever given in this registry (``last_version``; 0 when unset or unreadable)."""
+        mark = manifest.get("last_version", 0)
+        return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark >= 0 else 0
 
     @staticmethod
     def _set_active(manifest: dict, version: str) -> None:
@@ -669,6 +679,9 @@ class Registry:
                 raise RegistryError(f"{version} is the active model; activate another version before deleting it")
             if not isinstance(version, str) or not _VERSION_RE.match(version):
                 raise RegistryError(f"{version!r} is not a model version name")
+            # The mark covers every number ever given, so a registry written before it existed gets it here.
+            manifest["last_version"] = max([self._high_water(manifest)] + [
+                int(v[1:]) for v in manifest["versions"] if isinstance(v, str) and _VERSION_RE.match(v)])
             entry = manifest["versions"].pop(version)
             manifest["history"] = [v for v in manifest.get("history", []) if v != version]
             self._write_manifest(manifest)
