@@ -5,10 +5,15 @@ the role :data:`ACTIONS` names.
 
 Files in the registry folder (all mode 0600, replaced atomically under an fcntl lock)::
 
-    users.json      {"format": 1, "users": {"alice": {"role": "admin", "password": "scrypt:...", "created": ...}}}
+    users.json      {"format": 1, "users": {"alice": {"role": "admin", "password": "scrypt:...", "created": ...,
+                                                  "session": "<random>"}}}
     apikeys.json    {"format": 1, "keys": {"etl": {"role": "analyst", "sha256": ..., "prefix": ..., "created": ...}}}
     secret_key      32 random bytes signing the dashboard's sessions (unless SEGMENTLENS_SECRET_KEY is set)
     .accounts.lock  the advisory lock serialising writers
+
+A user's ``session`` value is drawn afresh when they sign out, their password or role changes, or
+they are added (again): a dashboard session carries the value it was signed in with and ends when
+it no longer matches (:meth:`AccountStore.session_token`), so every session of that user ends at once.
 
 Passwords are hashed with scrypt in werkzeug's format (``scrypt:32768:8:1$salt$hex``), so
 ``werkzeug.security.check_password_hash`` accepts them; this module itself uses only the stdlib.
@@ -218,6 +223,19 @@ def _check_role(role) -> str:
     return role
 
 
+def _check_password_text(password) -> None:
+    if not isinstance(password, str) or not password:
+        raise ValueError("the password is empty")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"the password is too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > _MAX_PASSWORD:
+        raise ValueError(f"the password is too long: at most {_MAX_PASSWORD} characters")
+
+
+def _session_value() -> str:
+    return secrets.token_urlsafe(12)
+
+
 def _key_hash(key: str) -> str:
     # API keys carry 256 random bits, so a fast unsalted SHA-256 cannot be brute-forced and
     # keeps verification in microseconds; slow KDFs are for low-entropy human passwords.
@@ -389,12 +407,7 @@ class AccountStore:
     def _add_user(self, name: str, role: str, password: str, *, only_if_empty: bool) -> dict | None:
         _check_name(name)
         _check_role(role)
-        if not isinstance(password, str) or not password:
-            raise ValueError("the password is empty")
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise ValueError(f"the password is too short: at least {MIN_PASSWORD_LENGTH} characters")
-        if len(password) > _MAX_PASSWORD:
-            raise ValueError(f"the password is too long: at most {_MAX_PASSWORD} characters")
+        _check_password_text(password)
         pwhash = hash_password(password)  # slow: outside the lock
         with self._locked():
             users = self._load(_USERS)
@@ -403,7 +416,7 @@ class AccountStore:
             clash = next((n for n in users if n.lower() == name.lower()), None)
             if clash is not None:
                 raise ValueError(f"a user named {clash!r} already exists")
-            users[name] = {"role": role, "password": pwhash, "created": _now()}
+            users[name] = {"role": role, "password": pwhash, "created": _now(), "session": _session_value()}
             self._write(_USERS, users)
         return {"name": name, "role": role, "created": users[name]["created"]}
 
@@ -460,8 +473,71 @@ class AccountStore:
             if role != "admin" and self._last_admin(users, name):
                 raise ValueError(f"{name!r} is the last admin; make another user admin first")
             users[name]["role"] = role
+            users[name]["session"] = _session_value()  # sessions signed in under the old role end
             self._write(_USERS, users)
         return previous
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a user's password; every session of the user ends.
+
+        Parameters
+        ----------
+        name : str
+        password : str
+            At least :data:`MIN_PASSWORD_LENGTH` characters.
+
+        Raises
+        ------
+        ValueError
+            No such user, or a bad password.
+        """
+        _check_password_text(password)
+        pwhash = hash_password(password)  # slow: outside the lock
+        with self._locked():
+            users = self._load(_USERS)
+            if name not in users:
+                raise ValueError(f"no user named {name!r}")
+            users[name]["password"] = pwhash
+            users[name]["session"] = _session_value()
+            self._write(_USERS, users)
+
+    def end_sessions(self, name: str) -> bool:
+        """End every dashboard session of a user (sign-out does this); False when there is no such user.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        bool
+        """
+        with self._locked():
+            users = self._load(_USERS)
+            if name not in users:
+                return False
+            users[name]["session"] = _session_value()
+            self._write(_USERS, users)
+        return True
+
+    def session_token(self, name: str) -> str | None:
+        """The value a user's live sessions must carry (None: no such user, so no session is valid).
+
+        A user written before this existed has ``""`` until their first sign-out or change.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        str or None
+        """
+        entry = self._cached(_USERS)[0].get(name) if isinstance(name, str) else None
+        if entry is None:
+            return None
+        value = entry.get("session", "")
+        return value if isinstance(value, str) else None
 
     def authenticate(self, name: str, password: str) -> dict | None:
         """Check a sign-in.

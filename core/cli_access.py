@@ -66,7 +66,13 @@ def add_parsers(sub) -> None:
     _leaf(usub, "list", "list users (never their passwords)", json_=True)
     q = _leaf(usub, "remove", "delete a user")
     q.add_argument("name", metavar="NAME")
-    q = _leaf(usub, "set-role", "change a user's role")
+    q = _leaf(usub, "set-password", "change a user's password (ends their sessions)")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("--password-stdin", action="store_true",
+                   help="read the password from one line of standard input (default: prompt twice)")
+    q = _leaf(usub, "sign-out", "end every dashboard session of a user")
+    q.add_argument("name", metavar="NAME")
+    q = _leaf(usub, "set-role", "change a user's role (ends their sessions)")
     q.add_argument("name", metavar="NAME")
     q.add_argument("role", metavar=_ROLES)
 
@@ -153,6 +159,16 @@ def _users(args) -> int:
     elif args.action == "remove":
         _change(args, "user-remove", args.name, lambda: store.remove_user(args.name))
         print(f"user {args.name} removed")
+    elif args.action == "set-password":
+        password = _read_password(args)
+        _change(args, "user-set-password", args.name, lambda: store.set_password(args.name, password))
+        print(f"user {args.name}: password changed; their sessions have ended")
+    elif args.action == "sign-out":
+        def end():
+            if not store.end_sessions(args.name):
+                raise ValueError(f"no user named {args.name!r}")
+        _change(args, "user-sign-out", args.name, end)
+        print(f"user {args.name}: every session has ended")
     else:
         previous = _change(args, "user-set-role", args.name,
                            lambda: f"{store.set_role(args.name, args.role)} -> {args.role}")

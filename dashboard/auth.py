@@ -19,6 +19,7 @@ Modes, decided per request:
 """
 from __future__ import annotations
 
+import datetime
 import hmac
 import secrets
 from pathlib import Path
@@ -27,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import flask
 import flask_login
 from markupsafe import escape
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.accounts import ACTIONS, NOBODY, AccountStore, Caller, allowed
 from core.accounts import refusal as _role_refusal
@@ -65,10 +67,18 @@ _EXTENSION = "segmentlens_auth"
 
 
 class User(flask_login.UserMixin):
-    """A signed-in user as Flask-Login sees it: the name is the id; the role is read on every request."""
+    """A signed-in user as Flask-Login sees it; the role is read on every request.
 
-    def __init__(self, name: str, role: str):
-        self.id, self.role = name, role
+    The session stores ``name:token``, the token being the user's session value in users.json when
+    they signed in (core.accounts.AccountStore.session_token): sign-out, a new password or role, or
+    removing the user draws a new one, so every session that carries the old one ends.
+    """
+
+    def __init__(self, name: str, role: str, token: str = ""):
+        self.id, self.role, self.token = name, role, token
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.token}"
 
 
 # ---------------------------------------------------------------- who is calling
@@ -182,12 +192,22 @@ class CallbackSpec:
 
         self.key = key
         self.background = bool(entry.get("background"))
+        self.n_inputs, self.n_state = len(entry.get("inputs") or []), len(entry.get("state") or [])
+        # A callback fired by a dcc.Upload's contents carries the file: only these take upload-sized bodies.
+        self.uploads = any(dep.get("property") == "contents" for dep in entry.get("inputs") or []
+                           if isinstance(dep, dict))
         self.multi = key.startswith("..")
         self.outputs = [] if entry.get("no_output") else [Output(cid, prop) for cid, prop in _parse_outputs(key)]
         actions = {PROTECTED_OUTPUTS[name] for name in map(_id_name, (o.component_id for o in self.outputs))
                    if name in PROTECTED_OUTPUTS}
         # The most demanding action the callback's outputs need (admin before analyst), if any.
         self.action = max(actions, key=lambda a: (ACTIONS.get(a) == "admin", a)) if actions else None
+
+    def arguments_match(self, body: dict) -> bool:
+        """Whether the request sends as many inputs and states as the callback declares (Dash would answer 500)."""
+        inputs, state = body.get("inputs", []), body.get("state", [])
+        return isinstance(inputs, list) and isinstance(state, list) \
+            and len(inputs) == self.n_inputs and len(state) == self.n_state
 
     def outputs_match(self, sent) -> bool:
         """Whether a request's ``outputs`` are exactly this callback's declared outputs (concrete ids of patterns).
@@ -302,19 +322,38 @@ def _guard():
         return None if flask.request.method == "POST" else flask.redirect(LOGIN_PATH)
     current = mode()
     if current == "signed-in" and _user() is None:
+        # Answered before a byte of any body is read; the connection closes so it is not read either.
         if path.startswith("/_dash-"):
-            return _json_error(401, "unauthorized", "sign in first", WWW_Authenticate='Session realm="SegmentLens"')
-        return flask.redirect(f"{LOGIN_PATH}?next={quote(flask.request.full_path.rstrip('?'), safe='/?=&')}")
+            return _json_error(401, "unauthorized", "sign in first", WWW_Authenticate='Session realm="SegmentLens"',
+                               Connection="close")
+        response = flask.redirect(f"{LOGIN_PATH}?next={quote(flask.request.full_path.rstrip('?'), safe='/?=&')}")
+        response.headers["Connection"] = "close"
+        return response
     if path != DASH_UPDATE_PATH or flask.request.method != "POST":
         return None
+    limits = flask.current_app.extensions.get("segmentlens_body_limits") or {}
+    small = limits.get("callback")
+    if small is not None and not allowed(current_role(), "upload"):
+        # Only analysts and admins may send upload-sized bodies: everyone else's is cut off at the small limit.
+        flask.request.max_content_length = small
+        if (flask.request.content_length or 0) > small:
+            raise RequestEntityTooLarge(f"the request body has {flask.request.content_length:,} bytes; "
+                                        f"this address takes at most {small:,}")
+    raw = flask.request.get_data()  # bounded by the caller's limit; kept for Dash, which reads it next
+    cap = flask.request.max_content_length
+    if cap is not None and flask.request.content_length is None and len(raw) >= cap:
+        # A chunked body is cut off at the limit by the server's stream: refuse it rather than parse half of it.
+        raise RequestEntityTooLarge(f"the request body is larger than this address takes ({cap:,} bytes at most)")
     body = flask.request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return _json_error(400, "bad_request", "a callback request is a JSON object naming its output")
     spec = _callback_spec(body["output"])
     if spec is None:
         return _json_error(400, "bad_request", "no such callback")  # Dash itself would answer 500
-    if not spec.outputs_match(body.get("outputs")):
-        return _json_error(400, "bad_request", "the request's outputs are not the outputs of its callback")
+    if not spec.outputs_match(body.get("outputs")) or not spec.arguments_match(body):
+        return _json_error(400, "bad_request", "the request's outputs or inputs are not those of its callback")
+    if small is not None and not spec.uploads and len(raw) > small:
+        raise RequestEntityTooLarge(f"this callback carries no upload and takes at most {small:,} bytes")
     if spec.action is None:
         return None
     ok, reason = permission(spec.action)
@@ -396,7 +435,8 @@ def _login():
         state.audit.append(username or "?", "sign-in", username or "?", "failed", f"from {flask.request.remote_addr}")
         return _login_page("Wrong user name or password.", 401, username)
     flask.session.clear()  # a new session on sign-in (no fixation)
-    flask_login.login_user(User(account["name"], account["role"]))
+    flask.session.permanent = True  # expires after SEGMENTLENS_SESSION_HOURS, in the browser and on the server
+    flask_login.login_user(User(account["name"], account["role"], state.store.session_token(account["name"]) or ""))
     state.audit.append(account["name"], "sign-in", account["name"], "ok", f"from {flask.request.remote_addr}")
     return flask.redirect(_safe_next(flask.request.form.get("next")))
 
@@ -406,6 +446,7 @@ def _logout():
         return flask.redirect("/")
     user = _user()
     if user is not None:
+        _state().store.end_sessions(user.id)  # every session of this user ends, copies of this cookie included
         _state().audit.append(user.id, "sign-out", user.id, "ok")
     flask_login.logout_user()
     flask.session.clear()
@@ -432,6 +473,17 @@ def _limiter(path: Path, text: str | None, default: str, variable: str) -> RateL
     return RateLimiter(path, *rate) if rate else None
 
 
+def session_lifetime(text: str | None) -> datetime.timedelta:
+    """``SEGMENTLENS_SESSION_HOURS`` (default 8): how long a sign-in lasts; Flask also refuses older cookies."""
+    try:
+        hours = float(text) if text and text.strip() else 8.0
+    except ValueError:
+        hours = float("nan")
+    if not (0 < hours <= 24 * 31):
+        raise ValueError(f"SEGMENTLENS_SESSION_HOURS must be a number of hours between 0 and 744, got {text!r}")
+    return datetime.timedelta(hours=hours)
+
+
 def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes, callbacks) -> None:
     """Sessions, the sign-in page, and the guard on every request of ``server``.
 
@@ -442,7 +494,8 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
 
     store = AccountStore(registry_root)
     server.secret_key = secret
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+    server.config.update(PERMANENT_SESSION_LIFETIME=session_lifetime(os.environ.get("SEGMENTLENS_SESSION_HOURS")),
+                         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_NAME="segmentlens_session",
                          SESSION_COOKIE_SECURE=os.environ.get("SEGMENTLENS_SECURE_COOKIES", "").lower() in ("1", "true"),
                          REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax")
@@ -451,9 +504,14 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
     manager.init_app(server)
 
     @manager.user_loader
-    def load(name: str):
-        account = store.get_user(name)  # read on every request: a removed user or a new role applies at once
-        return User(account["name"], account["role"]) if account else None
+    def load(user_id: str):
+        # Read on every request: a removed user, a new role or password, or a sign-out elsewhere applies at once.
+        name, _, token = str(user_id).partition(":")
+        account = store.get_user(name)
+        expected = store.session_token(name)
+        if account is None or expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+            return None
+        return User(account["name"], account["role"], token)
 
     server.extensions[_EXTENSION] = _AuthState(
         store, AuditLog(registry_root),

@@ -4,8 +4,11 @@ Everything here is a property of the HTTP layer, not of a page: it is installed 
 ``factory.create_app`` and holds for the dashboard, its callbacks and the API alike.
 
 - Body limits are enforced before a body is read: a declared ``Content-Length`` over the
-  route's limit is refused with 413 at once, and a chunked body is cut off by werkzeug's
-  limited stream as soon as it passes the limit (Flask's per-request ``max_content_length``).
+  route's limit is refused with 413 at once, and a chunked body is counted as it is read (never
+  kept here) and cut off as soon as it passes the limit. On the Dash route the limit is the
+  caller's: the sign-in guard (dashboard.auth) checks the session before any byte is read, gives
+  the upload-sized limit only to analysts and admins and only for upload callbacks, and a small
+  one (``SEGMENTLENS_MAX_CALLBACK_BODY``, 2 MB) to every other callback request.
 - Security headers on every response, with a Content-Security-Policy that Dash and Plotly work
   under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers).
 - ``X-Forwarded-For`` is trusted only from the proxies listed in ``SEGMENTLENS_TRUSTED_PROXIES``.
@@ -22,7 +25,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import io
 import ipaddress
 import json
 import os
@@ -47,6 +49,8 @@ DASH_UPDATE_PATH = "/_dash-update-component"
 LISTEN_ENV = "SEGMENTLENS_LISTEN"
 LISTEN_POLICY_KEY = "segmentlens_listen_policy"
 _SMALL_BODY = 64 * 1024  # sign-in form and anything else that is not an upload or the API
+# Callback requests that carry no upload: a lasso selection of a few thousand points is well under it.
+_CALLBACK_BODY = 2 * 1024 * 1024
 _JOB_RE = re.compile(r'"job"\s*:\s*"(\d+)\.([0-9a-f]{16,})"')
 _TOKEN_RE = re.compile(r"^j([0-9a-f]+)\.([0-9a-f]{16,})$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -62,11 +66,19 @@ def body_limits() -> dict[str, int]:
     """Largest request body per kind of route, in bytes, from the environment.
 
     The Dash route carries uploads base64-encoded inside JSON (4/3 of the file plus the
-    callback's other inputs), so its limit follows ``SEGMENTLENS_MAX_UPLOAD_MB``.
+    callback's other inputs), so its largest limit (``dash``, upload callbacks of analysts and
+    admins) follows ``SEGMENTLENS_MAX_UPLOAD_MB``; every other callback request gets ``callback``.
     """
     upload_mb = float(os.environ.get("SEGMENTLENS_MAX_UPLOAD_MB") or 50)
+    try:
+        callback = parse_size(os.environ.get("SEGMENTLENS_MAX_CALLBACK_BODY"), _CALLBACK_BODY)
+    except ValueError:
+        raise ValueError(f"SEGMENTLENS_MAX_CALLBACK_BODY={os.environ.get('SEGMENTLENS_MAX_CALLBACK_BODY')!r} is "
+                         "not a size like 2097152, 512K or 2M") from None
+    dash_limit = int(upload_mb * 1024 * 1024 * 4 / 3) + 1024 * 1024
     return {
-        "dash": int(upload_mb * 1024 * 1024 * 4 / 3) + 1024 * 1024,
+        "dash": max(dash_limit, callback),
+        "callback": min(callback, dash_limit),
         "api": parse_size(os.environ.get("SEGMENTLENS_MAX_BODY")),
         "other": _SMALL_BODY,
     }
@@ -186,13 +198,44 @@ class _OpaqueJobs:
         response.set_data(_JOB_RE.sub(lambda m: f'"job":{json.dumps(self.hide(m.group(1), m.group(2)))}', body))
 
 
+class _CountedInput:
+    """A chunked request body, counted as the application reads it and cut off past ``limit`` (never kept)."""
+
+    def __init__(self, stream, limit: int):
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def _seen(self, data: bytes) -> bytes:
+        self.count += len(data)
+        if self.count > self.limit:
+            raise RequestEntityTooLarge(f"the request body is larger than this address takes ({self.limit:,} bytes "
+                                        "at most)")
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        # Never more than one byte past the limit in one call, whatever the reader asks for.
+        room = self.limit + 1 - self.count
+        return self._seen(self.stream.read(room if size is None or size < 0 else min(size, room)))
+
+    def readline(self, size: int = -1) -> bytes:
+        room = self.limit + 1 - self.count
+        return self._seen(self.stream.readline(room if size is None or size < 0 else min(size, room)))
+
+    def __iter__(self):
+        while True:
+            line = self.readline(65536)
+            if not line:
+                return
+            yield line
+
+
 class _BodyLimit:
     """Refuse bodies over the route's limit before the application reads a byte of them.
 
     A declared ``Content-Length`` over the limit is answered with 413 at once. A chunked body
-    (no length) is read here up to the limit: one byte more and it is refused; otherwise the
-    application gets it as an ordinary body with a length. Doing this at the WSGI layer means no
-    code that touches the request early (Dash's page router, extensions) can bypass the limit.
+    (no length) is handed on wrapped in :class:`_CountedInput`, which counts what is read and
+    refuses the byte past the limit, holding nothing itself; the sign-in guard answers an anonymous
+    caller before reading any of it. Doing this at the WSGI layer means no code that touches the
+    request early (Dash's page router, extensions) can bypass the limit.
     """
 
     def __init__(self, app, limits: dict[str, int], headers):
@@ -219,12 +262,7 @@ class _BodyLimit:
         if length > limit:
             return self._refuse(environ, start_response, path, limit, length)
         if length < 0 and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            data = environ["wsgi.input"].read(limit + 1)
-            if len(data) > limit:
-                return self._refuse(environ, start_response, path, limit, None)
-            environ["wsgi.input"] = io.BytesIO(data)
-            environ["CONTENT_LENGTH"] = str(len(data))
-            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["wsgi.input"] = _CountedInput(environ["wsgi.input"], limit)
         return self.app(environ, start_response)
 
 
@@ -317,12 +355,16 @@ def install_security(app, secret: bytes) -> None:
 
     @server.errorhandler(RequestEntityTooLarge)
     def too_large(exc):
-        limit = _limit_for(flask.request.path, limits)
+        limit = flask.request.max_content_length or _limit_for(flask.request.path, limits)  # the caller's limit
         message = exc.description if "bytes" in str(exc.description) else \
             f"the request body is larger than this address takes ({limit:,} bytes at most)"
         if flask.request.path.startswith(API_PREFIX + "/") or flask.request.path == DASH_UPDATE_PATH:
-            return flask.jsonify(error="payload_too_large", message=message, status=413), 413
-        return flask.Response(f"413 Payload Too Large: {message}\n", 413, mimetype="text/plain")
+            response = flask.jsonify(error="payload_too_large", message=message, status=413)
+        else:
+            response = flask.Response(f"413 Payload Too Large: {message}\n", 413, mimetype="text/plain")
+        response.status_code = 413
+        response.headers["Connection"] = "close"  # the rest of the body is not read: end the connection
+        return response
 
     @server.errorhandler(DependencyException)
     def unknown_component_suite(_exc):

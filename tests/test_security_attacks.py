@@ -53,7 +53,8 @@ def sign_in(server, name, password=None) -> requests.Session:
     resp = session.post(server.url + "/login", data={"username": name, "password": password or PASSWORDS[name],
                                                      "csrf": csrf, "next": "/"}, allow_redirects=False, timeout=30)
     assert resp.status_code == 302, f"{name} could not sign in ({resp.status_code})"
-    session.csrf = csrf
+    # The signed-in session's form token (a new session on sign-in has a new one), for signing out.
+    session.csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(server.url + "/login", timeout=30).text).group(1)
     return session
 
 
@@ -308,3 +309,221 @@ def test_attack_3_a_loopback_tcp_bind_is_still_the_open_quick_start(tmp_path, wa
         srv.stop()
     renamed = [e for e in AuditLog(tmp_path / "models").entries() if e["action"] == "rename"]
     assert renamed and renamed[-1]["user"] == "local" and renamed[-1]["outcome"] == "ok"
+
+
+# ---------------------------------------------------------------------------- attack 6: bodies
+def raw_post(server, path: str, total: int, *, cookie: str | None = None, chunked: bool = True,
+             prefix: bytes = b'{"output": "x", "pad": "', chunk: int = 65536) -> tuple[int, int]:
+    """POST ``total`` bytes over a raw socket (chunked, or with a declared length), stopping when the server
+    answers or closes: (status, bytes sent)."""
+    import select
+
+    host, port = server.url.split("//", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json"]
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}")
+    if cookie:
+        head.append(f"Cookie: {cookie}")
+    sent = 0
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        while sent < total:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server has answered (or closed): stop sending, as a browser would
+            piece = (prefix if sent == 0 else b"") + b"a" * min(chunk, total - sent - (len(prefix) if sent == 0 else 0))
+            sock.sendall((f"{len(piece):x}\r\n".encode() + piece + b"\r\n") if chunked else piece)
+            sent += len(piece)
+        if chunked and sent >= total:
+            sock.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            more = sock.recv(4096)
+            if not more:
+                break
+            data += more
+    except OSError:
+        pass
+    sock.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, sent
+
+
+def worker_rss(server) -> int:
+    import psutil
+
+    workers = [p for p in psutil.Process(server.proc.pid).children() if "gunicorn" in " ".join(p.cmdline())]
+    return sum(p.memory_info().rss for p in workers)
+
+
+def session_cookie(session: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+def test_attack_6_anonymous_chunked_bodies_are_not_read(server):
+    """Medium: anonymous chunked bodies were buffered up to ~68 MB each before the sign-in check."""
+    import threading
+
+    big = 68 * 1024 * 1024
+    start = worker_rss(server)
+    peak = [start]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], worker_rss(server))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(raw_post(server, UPDATE, big))) for _ in range(8)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    done.set()
+    watcher.join()
+    assert [status for status, _ in results] == [401] * 8, results
+    assert max(sent for _, sent in results) < 16 * 1024 * 1024  # refused long before the body was sent
+    assert time.monotonic() - t0 < 60
+    assert peak[0] - start < 24 * 1024 * 1024, f"workers grew by {(peak[0] - start) / 2**20:.1f} MB"
+    # A declared length is refused at once too.
+    assert raw_post(server, UPDATE, big, chunked=False)[0] in (401, 413)
+
+
+def test_attack_6_body_limits_follow_the_role_and_the_callback(server):
+    three_mb = 3 * 1024 * 1024
+    viewer, analyst = sign_in(server, "vera"), sign_in(server, "anna")
+    for chunked in (False, True):
+        # Viewers: the small callback limit, declared or chunked.
+        assert raw_post(server, UPDATE, three_mb, cookie=session_cookie(viewer), chunked=chunked)[0] == 413
+    # Analysts: the upload limit, but only for an upload callback.
+    spec = spec_writing(server, analyst, ids.DATA_UPLOAD_STORE)
+    upload = body_for(spec, {ids.DATA_UPLOAD: (ids.DATA_UPLOAD, "data:text/csv;base64," + "QUJD" * (three_mb // 4))},
+                      {ids.DATA_UPLOAD: "big.csv"})
+    resp = analyst.post(server.url + UPDATE, json=upload, timeout=120)
+    assert resp.status_code == 200 and "error" in json.dumps(resp.json())  # read and judged: not a customer file
+    other = body_for(spec_writing(server, analyst, ids.PROFILES_NAMES), ATTACKS["rename"][1],
+                     {ids.PROFILES_SEGMENT: "0", ids.PROFILES_RENAME_INPUT: "x" * three_mb})
+    resp = analyst.post(server.url + UPDATE, json=other, timeout=120)
+    assert resp.status_code == 413 and resp.json()["error"] == "payload_too_large"
+    # The same upload from a viewer is cut off at the small limit before the callback runs.
+    assert viewer.post(server.url + UPDATE, json=upload, timeout=120).status_code == 413
+
+
+# ---------------------------------------------------------------------------- attack 5: sessions
+def _alive(server, session) -> bool:
+    return session.get(server.url + "/_dash-layout", allow_redirects=False, timeout=30).status_code == 200
+
+
+def _copy(server, session) -> requests.Session:
+    thief = requests.Session()
+    for c in session.cookies:
+        thief.cookies.set(c.name, c.value)
+    return thief
+
+
+@pytest.mark.parametrize("event", ["logout", "password", "role", "remove-and-add"])
+def test_attack_5_sessions_end_for_every_copy(server, event):
+    """Medium: a cookie copied before sign-out kept working for 31 days; re-adding a user revived it."""
+    name = f"sam-{event}"
+    store = AccountStore(server.models_dir)
+    store.add_user(name, "analyst", "sam-password-1")
+    victim = sign_in(server, name, "sam-password-1")
+    stolen = _copy(server, victim)
+    assert _alive(server, stolen)
+    if event == "logout":
+        resp = victim.post(server.url + "/logout", data={"csrf": victim.csrf}, allow_redirects=False, timeout=30)
+        assert resp.status_code == 302
+    elif event == "password":
+        store.set_password(name, "sam-password-2")
+    elif event == "role":
+        store.set_role(name, "viewer")
+    else:
+        store.remove_user(name)
+        store.add_user(name, "analyst", "sam-password-3")
+    for _ in range(4):  # both workers
+        assert not _alive(server, stolen)
+    resp = stolen.post(server.url + UPDATE, json=body_for(spec_writing(server, sign_in(server, "vera"),
+                                                                       ids.PROFILES_NAMES), *ATTACKS["rename"][1:]),
+                       timeout=30)
+    assert resp.status_code == 401
+    if event != "logout":  # signing in again works
+        password = {"password": "sam-password-2", "role": "sam-password-1"}.get(event, "sam-password-3")
+        assert _alive(server, sign_in(server, name, password))
+
+
+def test_session_cookie_lifetime_is_short_and_configurable():
+    from dashboard.auth import session_lifetime
+
+    assert session_lifetime(None).total_seconds() == 8 * 3600
+    assert session_lifetime("0.5").total_seconds() == 1800
+    for bad in ("0", "-1", "forever", "1000"):
+        with pytest.raises(ValueError, match="SEGMENTLENS_SESSION_HOURS"):
+            session_lifetime(bad)
+
+
+# ---------------------------------------------------------------------------- attack 4: the retrain's actor
+def _run_background(session, server, body: dict, timeout: float = 180) -> dict:
+    resp = session.post(server.url + UPDATE, json=body, timeout=60)
+    assert resp.status_code == 200, resp.text[:300]
+    handles = resp.json()
+    assert "cacheKey" in handles and "job" in handles, handles
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        poll = session.post(server.url + UPDATE, params={"cacheKey": handles["cacheKey"], "job": handles["job"]},
+                            json=body, timeout=60)
+        if poll.status_code == 200 and "response" in poll.json():
+            return poll.json()
+        time.sleep(0.5)
+    raise AssertionError("the background job did not finish")
+
+
+def test_attack_4_the_retrain_is_audited_as_the_signed_in_user(server):
+    """Medium: the retrain job's actor came from a browser store: an analyst's retrain was audited as "admin"."""
+    analyst = sign_in(server, "anna")
+    spec = spec_writing(server, analyst, ids.DATA_UPLOAD_STORE)
+    upload = body_for(spec, {ids.DATA_UPLOAD: (ids.DATA_UPLOAD, f"data:text/csv;base64,{CSV}")},
+                      {ids.DATA_UPLOAD: "customers.tsv"})
+    resp = analyst.post(server.url + UPDATE, json=upload, timeout=120)
+    assert resp.status_code == 200, resp.text[:300]
+    stored = resp.json()["response"][ids.DATA_UPLOAD_STORE]["data"]
+    assert stored.get("token"), stored
+    retrain_spec = spec_writing(server, analyst, ids.DATA_RETRAIN_STORE)
+    body = body_for(retrain_spec, {ids.DATA_RETRAIN_BTN: (ids.DATA_RETRAIN_BTN, 1)},
+                    {ids.DATA_UPLOAD_STORE: stored, ids.DATA_K: 3, ids.DATA_FEATURES: None})
+    # The old attack: a forged actor sent along with the job's arguments is refused outright.
+    forged = dict(body, state=body["state"] + [{"id": "data-actor-store", "property": "data", "value": "admin"}])
+    assert analyst.post(server.url + UPDATE, json=forged, timeout=60).status_code == 400
+    result = _run_background(analyst, server, body)
+    version = result["response"][ids.DATA_RETRAIN_STORE]["data"].get("version")
+    assert version, result
+    retrains = [e for e in AuditLog(server.models_dir).entries() if e["action"] == "retrain"]
+    assert retrains and {e["user"] for e in retrains} == {"anna"}
+    assert [e["outcome"] for e in retrains][-2:] == ["started", "ok"]
+
+
+# ---------------------------------------------------------------------------- attack 2: reused numbers
+def test_attack_2_a_deleted_versions_analysis_is_never_served_for_a_new_model(server):
+    """High: after delete + retrain the new model got the deleted one's number, and its cached analysis."""
+    admin = sign_in(server, "adam")
+    headers = {"Content-Type": "application/json"}
+    assert admin.post(server.url + "/api/v1/models/v0002/activate", json={}, headers=headers,
+                      timeout=60).status_code == 200
+    old = admin.get(server.url + "/api/v1/segments", timeout=120).json()
+    assert old["model_version"] == "v0002" and len(old["segments"]) == 3  # cached now, on disk, for every worker
+    assert admin.post(server.url + "/api/v1/models/v0001/activate", json={}, headers=headers,
+                      timeout=60).status_code == 200
+    delete = body_for(spec_writing(server, admin, ids.DATA_ACTION_STORE), *ATTACKS["delete"][1:])
+    assert admin.post(server.url + UPDATE, json=delete, timeout=60).status_code == 200
+    assert "v0002" not in [v["version"] for v in Registry(server.models_dir).versions()]
+    new_version = train(SAMPLE, registry=Registry(server.models_dir), k=5)[0]  # as `python -m core train` does
+    assert new_version not in ("v0002",) and int(new_version[1:]) > 2
+    for _ in range(4):  # both workers
+        resp = admin.get(server.url + "/api/v1/segments", timeout=120)
+        assert resp.status_code == 200
+        assert resp.json()["model_version"] == new_version and len(resp.json()["segments"]) == 5
