@@ -215,7 +215,7 @@ class CallbackSpec:
         A single output is sent as one object, several as a list in declaration order; an ``ALL`` or
         ``ALLSMALLER`` pattern as a list of objects (possibly empty), every other output as one object.
         """
-        from dash.dependencies import Output
+        from dash.dependencies import ALL, ALLSMALLER, Output
 
         if not self.outputs:
             return sent in (None, [])
@@ -224,7 +224,7 @@ class CallbackSpec:
             return False
         for declared, item in zip(self.outputs, items):
             many = isinstance(declared.component_id, dict) and any(
-                getattr(v, "wildcard", None) in ("ALL", "ALLSMALLER") for v in declared.component_id.values())
+                v is ALL or v is ALLSMALLER for v in declared.component_id.values())
             entries = item if many else [item]
             if not isinstance(entries, list):
                 return False

@@ -43,7 +43,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .api import API_PREFIX, parse_size
 
 __all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "DASH_UPDATE_PATH",
-           "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "IMMUTABLE"]
+           "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "choose_encoding", "IMMUTABLE"]
 
 DASH_UPDATE_PATH = "/_dash-update-component"
 LISTEN_ENV = "SEGMENTLENS_LISTEN"
@@ -392,6 +392,46 @@ def _cache_control(path: str, args, response: flask.Response) -> str | None:
     return None
 
 
+def choose_encoding(offered: tuple[str, ...], accept_encoding: str | None) -> str | None:
+    """The content coding to send: the one of ``offered`` the client rates highest (RFC 9110 section 12.5.3).
+
+    Ties go to the server's order in ``offered``; ``q=0`` refuses a coding; ``*`` rates every coding the
+    client did not name; an absent or empty header, or no acceptable coding, means identity (None).
+
+    Parameters
+    ----------
+    offered : tuple of str
+        Codings this server can produce, preferred first (e.g. ``("br", "gzip")``).
+    accept_encoding : str or None
+        The request's ``Accept-Encoding`` header.
+
+    Returns
+    -------
+    str or None
+    """
+    rated: dict[str, float] = {}
+    for part in (accept_encoding or "").lower().split(","):
+        name, *params = (piece.strip() for piece in part.split(";"))
+        if not name:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # an unreadable weight: do not guess that the client wants it
+                q = q if 0.0 <= q <= 1.0 else 0.0
+        rated[name] = max(q, rated.get(name, 0.0)) if name in rated else q
+    best, best_q = None, 0.0
+    for coding in offered:
+        q = rated.get(coding, rated.get("*", 0.0))
+        if q > best_q:
+            best, best_q = coding, q
+    return best
+
+
 class _Compressor:
     """Brotli/gzip for every compressible response; static assets compressed once per process.
 
@@ -402,14 +442,13 @@ class _Compressor:
 
     def __init__(self, server: flask.Flask):
         from flask_compress import Compress
-        from flask_compress.flask_compress import _choose_algorithm  # pinned Flask-Compress==1.25
 
         server.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"],
                              COMPRESS_ALGORITHM_STREAMING=["br", "deflate"], COMPRESS_BR_LEVEL=_DYNAMIC_BR,
                              COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=500)
         self.compress = Compress(server)
         self.mimetypes = set(server.config["COMPRESS_MIMETYPES"])
-        self.choose = _choose_algorithm
+        self.choose = choose_encoding  # our own negotiation: no private Flask-Compress name to break on upgrade
         self._store: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()

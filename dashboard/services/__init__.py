@@ -99,8 +99,16 @@ class Services:
         return self.analyses.model(version)
 
     def status(self) -> dict:
-        """``{"status": "ok"|"degraded", "reason", "active", "serving", "warning"}`` (for /health and the banner)."""
-        return self.store.status()
+        """``{"status": "ok"|"degraded", "reason", "active", "serving", "warning"}`` (for /health and the banner).
+
+        A manifest read from its backup (``manifest.json`` damaged) is a warning: the server works, an
+        admin should look (the next registry change rewrites the manifest)."""
+        status = dict(self.store.status())
+        if self.registry.recovered:
+            note = "; ".join(self.registry.warnings) or "manifest.json is damaged; the registry was read from its backup"
+            status["warning"] = f"{status['warning']}; {note}" if status.get("warning") else note
+            status["manifest_recovered"] = True
+        return status
 
     def model_warning(self) -> str | None:
         """What is wrong with serving the active model, for a banner (None while all is well); never raises."""
