@@ -99,14 +99,18 @@ ctr() { $ENGINE "${GLOBAL[@]}" "$@"; }
 
 # ------------------------------------------------------------------ build
 say "building $IMAGE from the Dockerfile ..."
-BUILD_ARGS=()
-if [ "$ENGINE" = podman ] && [ -f "$BUILD_CA" ]; then
-  BUILD_ARGS=(-v "$BUILD_CA:/tmp/build-ca.crt:ro" --build-arg PIP_CERT=/tmp/build-ca.crt)
-fi
 tb=$SECONDS
 if [ "$ENGINE" = podman ]; then
-  buildah bud --isolation chroot --format docker --layers -q "${BUILD_ARGS[@]}" -t "$IMAGE" . >/dev/null \
-    || fail "the image does not build (buildah bud)"
+  # The CA is mounted only while the build stage (where pip runs) is built: buildah leaves an empty
+  # file where it mounted one, and the final stage, built next from the cached build stage, must
+  # not have even that. (A volume is not part of the layer cache key; the build argument is.)
+  BUILD=(buildah bud --isolation chroot --format docker --layers -q)
+  CA_ARGS=()
+  [ -f "$BUILD_CA" ] && CA_ARGS=(--build-arg PIP_CERT=/tmp/build-ca.crt)
+  [ -f "$BUILD_CA" ] && CA_MOUNT=(-v "$BUILD_CA:/tmp/build-ca.crt:ro") || CA_MOUNT=()
+  "${BUILD[@]}" "${CA_MOUNT[@]}" "${CA_ARGS[@]}" --target build -t "$IMAGE-build" . >/dev/null \
+    || fail "the image's build stage does not build (buildah bud --target build)"
+  "${BUILD[@]}" "${CA_ARGS[@]}" -t "$IMAGE" . >/dev/null || fail "the image does not build (buildah bud)"
 else
   docker build -q -t "$IMAGE" . >/dev/null || fail "the image does not build (docker build)"
 fi
@@ -139,11 +143,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start() {  # start NAME [run options...]: detached, the volume mounted, reachable on 127.0.0.1:$PORT
   local name=$1; shift
   PORT=$(free_port)
-  if [ "$NET" = host ]; then
-    ctr run -d --name "$name" "${RUNFLAGS[@]}" -e PORT="$PORT" "$@" "$IMAGE" >/dev/null
-  else
-    ctr run -d --name "$name" "${RUNFLAGS[@]}" -p "127.0.0.1:$PORT:8050" "$@" "$IMAGE" >/dev/null
-  fi
+  local net=(-p "127.0.0.1:$PORT:8050") err
+  [ "$NET" = host ] && net=(-e PORT="$PORT")
+  # Without systemd podman says on stderr that it cannot schedule the HEALTHCHECK: shown only on failure.
+  err=$(ctr run -d --name "$name" "${RUNFLAGS[@]}" "${net[@]}" "$@" "$IMAGE" 2>&1 >/dev/null) \
+    || fail "$name does not start: $err"
 }
 # http METHOD PATH [BODY] [HEADER...] -> prints "STATUS BODY"; never fails.
 http() {
