@@ -100,6 +100,7 @@ ctr() { $ENGINE "${GLOBAL[@]}" "$@"; }
 # ------------------------------------------------------------------ build
 say "building $IMAGE from the Dockerfile ..."
 tb=$SECONDS
+BUILD_LOG=$(mktemp)
 if [ "$ENGINE" = podman ]; then
   # The CA is mounted only while the build stage (where pip runs) is built: buildah leaves an empty
   # file where it mounted one, and the final stage, built next from the cached build stage, must
@@ -108,23 +109,26 @@ if [ "$ENGINE" = podman ]; then
   CA_ARGS=()
   [ -f "$BUILD_CA" ] && CA_ARGS=(--build-arg PIP_CERT=/tmp/build-ca.crt)
   [ -f "$BUILD_CA" ] && CA_MOUNT=(-v "$BUILD_CA:/tmp/build-ca.crt:ro") || CA_MOUNT=()
-  "${BUILD[@]}" "${CA_MOUNT[@]}" "${CA_ARGS[@]}" --target build -t "$IMAGE-build" . >/dev/null \
-    || fail "the image's build stage does not build (buildah bud --target build)"
-  "${BUILD[@]}" "${CA_ARGS[@]}" -t "$IMAGE" . >/dev/null || fail "the image does not build (buildah bud)"
+  "${BUILD[@]}" "${CA_MOUNT[@]}" "${CA_ARGS[@]}" --target build -t "$IMAGE-build" . >"$BUILD_LOG" 2>&1 \
+    || { tail -30 "$BUILD_LOG" >&2; fail "the image's build stage does not build (buildah bud --target build)"; }
+  "${BUILD[@]}" "${CA_ARGS[@]}" -t "$IMAGE" . >"$BUILD_LOG" 2>&1 \
+    || { tail -30 "$BUILD_LOG" >&2; fail "the image does not build (buildah bud)"; }
 else
-  docker build -q -t "$IMAGE" . >/dev/null || fail "the image does not build (docker build)"
+  docker build -q -t "$IMAGE" . >"$BUILD_LOG" 2>&1 || { tail -30 "$BUILD_LOG" >&2; fail "the image does not build"; }
 fi
+rm -f "$BUILD_LOG"
 size=$(ctr image inspect --format '{{.Size}}' "$IMAGE")
 ok "image built in $((SECONDS - tb)) s; size $((size / 1000000)) MB"
 
 # ------------------------------------------------------------------ cleanup
 VOL=$TAG-data
 BADDIR=$(mktemp -d)
+LOG=$(mktemp)
 cleanup() {
   local c
   for c in "$TAG-1" "$TAG-2" "$TAG-3"; do ctr rm -f -t 2 "$c" >/dev/null 2>&1 || true; done
   ctr volume rm -f "$VOL" >/dev/null 2>&1 || true
-  rm -rf "$BADDIR"
+  rm -rf "$BADDIR" "$LOG"
 }
 trap cleanup EXIT
 
@@ -132,8 +136,8 @@ trap cleanup EXIT
 found=$(ctr run --rm "${RUNFLAGS[@]}" --entrypoint sh "$IMAGE" -c \
   'for t in gcc cc c++ g++ make ld pip pip3; do command -v $t; done;
    ls -d /root/.cache /var/lib/segmentlens/.cache /var/cache/apt/archives/*.deb /var/lib/apt/lists/*_Packages \
-     /tmp/build-ca.crt 2>/dev/null; find / -xdev -name "*.whl" 2>/dev/null | head -3' || true)
-[ -z "$found" ] || fail "the image holds build tools or caches: $found"
+     /tmp/build-ca.crt 2>/dev/null; find / -xdev -name "*.whl" 2>/dev/null | head -3; echo END' 2>"$LOG" || true)
+[ "$found" = END ] || fail "the image holds build tools or caches (or does not run): $found $(tail -3 "$LOG")"
 ok "no compiler, pip, pip or apt cache, wheel or build CA in the image"
 hc=$(ctr image inspect --format '{{.Config.Healthcheck}}' "$IMAGE" 2>/dev/null || true)
 case "$hc" in *api/v1/health*) ok "HEALTHCHECK on /api/v1/health" ;; *) fail "no HEALTHCHECK on /api/v1/health: $hc" ;; esac
@@ -236,8 +240,8 @@ if [ "$ENGINE" = podman ]; then
   ctr healthcheck run "$TAG-1" >/dev/null || fail "the image's HEALTHCHECK fails in a healthy container"
   ok "the image's HEALTHCHECK passes (podman healthcheck run)"
 fi
-ctr stop -t 20 "$TAG-1" >/dev/null
-ctr rm "$TAG-1" >/dev/null
+ctr stop -t 20 "$TAG-1" >/dev/null 2>&1
+ctr rm "$TAG-1" >/dev/null 2>&1
 
 # -------------------------------- restart: a new container, same volume, read-only root, bad Spark master
 start "$TAG-2" -v "$VOL:/var/lib/segmentlens" --read-only --tmpfs /tmp \
@@ -265,7 +269,7 @@ line=$(grep -c "SEGMENTLENS_SPARK_MASTER\|Spark master" <<<"$logs" || true)
 echo "$health" | json '"\n".join(d.get("setup_warnings", []))' | grep -q "SEGMENTLENS_SPARK_MASTER\|Spark master spark://127.0.0.1:1" \
   || fail "health does not say what is wrong with SEGMENTLENS_SPARK_MASTER: $health"
 ok "a wrong SEGMENTLENS_SPARK_MASTER: one log line, and health says: $(echo "$health" | json 'd["setup_warnings"][0]' | cut -c1-90)..."
-ctr stop -t 20 "$TAG-2" >/dev/null
+ctr stop -t 20 "$TAG-2" >/dev/null 2>&1
 
 # -------------------------------- a volume the server's user cannot write
 chmod 0755 "$BADDIR"  # owned by the user running this script, not by the image's uid 10001
