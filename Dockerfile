@@ -29,7 +29,7 @@ ARG PIP_CERT
 RUN set -eu; \
     if [ -z "${PIP_CERT:-}" ]; then unset PIP_CERT; fi; \
     python3 -m venv /opt/segmentlens; \
-    extra=""; if [ "$WITH_SPARK" = 1 ]; then extra="-r /tmp/requirements/requirements-spark.txt --no-binary=pyspark"; fi; \
+    extra=""; if [ "$WITH_SPARK" = 1 ]; then extra="-r /tmp/requirements/requirements-spark.txt --no-binary=pyspark --use-pep517"; fi; \
     /opt/segmentlens/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: \
         -r /tmp/requirements/requirements.txt $extra; \
     /opt/segmentlens/bin/pip uninstall --yes --quiet pip; \
