@@ -29,6 +29,15 @@ _PROM_DIR = _os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(
 
 
 def on_starting(server):
+    # Setup problems as one line each in the log (a container's log), before any worker starts:
+    # an unwritable volume stops the server here instead of as a traceback in every worker.
+    from core.startup_checks import setup_warnings, volume_problem
+
+    problem = volume_problem()
+    if problem:
+        raise SystemExit(problem)
+    for warning in setup_warnings():
+        server.log.warning("SegmentLens: %s", warning)
     _shutil.rmtree(_PROM_DIR, ignore_errors=True)
     _Path(_PROM_DIR).mkdir(parents=True, exist_ok=True)
     # Where the server listens decides whether a server with no accounts is open (loopback only) or

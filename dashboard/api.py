@@ -50,6 +50,7 @@ from werkzeug.exceptions import HTTPException
 from core import scoring
 from core.accounts import AccountsError, AccountStore, allowed
 from core.registry import RegistryError
+from core.startup_checks import setup_warnings
 
 from .monitoring import METRICS_PATH, install_monitoring, metrics_response, record_prediction
 
@@ -66,6 +67,7 @@ _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segment
            "audiences": ("POST",)}
 _ACTIVATE = re.compile(r"^models/[^/]+/activate$")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
+_SETUP_TTL = 30.0  # seconds between health's setup checks (core.startup_checks)
 _PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
 _SMALL_BATCH = 16  # below this, score_one per customer beats building arrays
 _log = logging.getLogger("segmentlens.api")
@@ -162,6 +164,7 @@ class ApiSettings:
     max_batch: int
     accounts: AccountStore | None = None  # made on first use, on the registry folder of the app's services
     workers: dict | None = None  # process id -> an opaque name of this worker (health never shows a PID)
+    setup: tuple | None = None  # (monotonic time, core.startup_checks.setup_warnings()) for health
 
 
 def _methods(path: str):
@@ -406,7 +409,18 @@ def _create_blueprint() -> flask.Blueprint:
                 "serving": status["serving"], "reason": status["reason"], "worker": worker()}
         if status.get("warning"):
             body["warning"] = status["warning"]
+        setup = setup_now()
+        if setup:
+            body["setup_warnings"] = setup
         return _json(body, 200 if status["status"] == "ok" else 503)
+
+    def setup_now() -> list[str]:
+        # Checked at most every _SETUP_TTL seconds: probes must answer fast (a Spark master check
+        # may wait for a connection), yet a user created or a master started later is noticed.
+        cfg, now = settings(), time.monotonic()
+        if cfg.setup is None or now - cfg.setup[0] > _SETUP_TTL:
+            cfg.setup = (now, setup_warnings(services().registry.root))
+        return cfg.setup[1]
 
     @bp.route(f"{API_PREFIX}/models/<version>/activate", methods=["POST"])
     def activate(version: str):
@@ -800,7 +814,10 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                 "reason": {"type": "string", "nullable": True, "description": "Why nothing is served (degraded only)"},
                 "warning": {"type": "string", "description": "The active version is served from this server's "
                                                              "verified in-memory copy: its file fails verification now"},
-                "worker": {"type": "string", "description": "An opaque name of the worker process that answered"}}},
+                "worker": {"type": "string", "description": "An opaque name of the worker process that answered"},
+                "setup_warnings": {"type": "array", "items": {"type": "string"}, "description":
+                                   "What in this deployment's setup needs attention (no user yet, an "
+                                   "unreachable SEGMENTLENS_SPARK_MASTER), one line each"}}},
             "Activation": {"type": "object", "required": ["active"], "properties": {
                 "active": {"type": "string", "description": "The version active now"},
                 "previous": {"type": "string", "nullable": True, "description": "The version active before"}}},
