@@ -28,6 +28,7 @@ Between consecutive snapshots
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -43,7 +44,7 @@ from .transactions import DEFAULT_CHUNK_ROWS, TransactionColumns, read_log, rfm_
 __all__ = [
     "MigrationError", "Migration", "EVERY", "snapshot_dates", "migration", "snapshot_features", "movers",
     "movers_csv", "movers_audience", "parse_date", "parse_segment_pair", "log_columns", "SUPPORTED_FEATURES",
-    "NEW", "MAX_SNAPSHOTS", "period_label",
+    "NEW", "MAX_SNAPSHOTS", "period_label", "version_log", "run_for_version", "stored", "store", "rename",
 ]
 
 EVERY = ("month", "quarter")
@@ -437,7 +438,7 @@ def _ratio_words(n: int, before: int, unit: str) -> str:
     if 2.9 <= r <= 3.1:
         return f"three times the {unit} before"
     if r > 1:
-        return f"{r:.1f} times the {unit} before ({before:,})"
+        return f"{r:.1f} times the {unit} before ({before:,})" if r < 10 else f"{r:.0f} times the {unit} before ({before:,})"
     return f"down from {before:,} the {unit} before"
 
 
@@ -706,3 +707,130 @@ def movers_audience(frame: pd.DataFrame, *, holdout: float = 0.1, seed: int = 42
     out = pd.DataFrame({"ID": frame["ID"].to_numpy(), "segment": seg,
                         "group": np.where(hold, "holdout", "target"), "propensity": 0.0})
     return out[AUDIENCE_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------ versions
+def _names(meta: dict, k: int) -> list[str]:
+    names = [str(n) for n in list(meta.get("segment_names") or [])[:k]]
+    return names + [f"Segment {i}" for i in range(len(names), k)]
+
+
+def _file_state(path) -> dict:
+    st = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "bytes": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def version_log(registry, version: str | None = None, source=None) -> dict:
+    """What migration needs of a version: model, names, mapping, the log and its date range.
+
+    Parameters
+    ----------
+    registry : core.registry.Registry
+    version : str, optional
+        Default: the active version.
+    source : path-like, optional
+        The log to follow (default: the file the version was trained on).
+
+    Returns
+    -------
+    dict
+        ``version``, ``model``, ``meta``, ``names``, ``mapping``, ``path``, ``name``, ``own``
+        (the version's own log), ``first_date`` / ``latest_date`` (None when not known).
+
+    Raises
+    ------
+    MigrationError
+        No model, a version not trained on a log, or its log is gone.
+    """
+    version = version or registry.active_version()
+    if version is None:
+        raise MigrationError(f"no model in {registry.root}; train one on an order log first "
+                             "(`python -m core train --data LOG`)")
+    model, meta = registry.load(version)
+    saved = registry.artifact_json(version, "mapping")
+    mapping = Mapping.from_dict(saved, where=f"{version} mapping") if saved else None
+    log_columns(mapping)  # refuses a customer table with its message
+    trained_on = meta.get("data_path")
+    if source is None:
+        if not trained_on:
+            raise MigrationError(f"the log of version {version} was an upload that was not kept; give the log "
+                                 "with --data")
+        if not Path(trained_on).is_file():
+            raise MigrationError(f"the log of version {version} is gone ({trained_on}); give it with --data")
+        source = trained_on
+    if not Path(source).is_file():
+        raise MigrationError(f"data: no file {source}")
+    own = bool(trained_on) and Path(source).resolve() == Path(trained_on).resolve()
+    summary = meta.get("transactions") or {}
+    return {"version": meta.get("version", version), "model": model, "meta": meta,
+            "names": _names(meta, int(model.k)), "mapping": mapping, "path": str(source),
+            "name": meta.get("data_source") if own and meta.get("data_source") else Path(source).name, "own": own,
+            "first_date": summary.get("first_date") if own else None,
+            "latest_date": summary.get("latest_date") if own else None}
+
+
+def run_for_version(log: dict, **kwargs) -> Migration:
+    """:func:`migration` on what :func:`version_log` returned (``kwargs``: every, start, end, dates, keep)."""
+    return migration(log["path"], log["mapping"], log["model"], log["names"], first_date=log["first_date"],
+                     latest_date=log["latest_date"], name=log["name"], **kwargs)
+
+
+def stored(registry, log: dict, every: str) -> dict | None:
+    """The version's stored migration for ``every`` when it describes the log as it is now (else None).
+
+    Parameters
+    ----------
+    registry : core.registry.Registry
+    log : dict
+        From :func:`version_log`.
+    every : str
+
+    Returns
+    -------
+    dict or None
+        :meth:`Migration.to_dict` as stored (the current segment names applied).
+    """
+    saved = registry.artifact_json(log["version"], "migration") or {}
+    run = (saved.get("runs") or {}).get(every)
+    if not run or saved.get("source") != _file_state(log["path"]):
+        return None
+    return rename(run, log["names"])
+
+
+def rename(run: dict, names: list) -> dict:
+    """A stored migration with the version's current segment names (a segment renamed after it was stored)."""
+    def name(i):
+        return NEW if i == NEW else names[int(i)] if int(i) < len(names) else f"Segment {i}"
+    out = dict(run)
+    out["segments"] = [{"segment": s["segment"], "name": name(s["segment"])} for s in run.get("segments", [])]
+    out["transitions"] = [{**t, "from_name": name(t["from"]), "to_name": name(t["to"])} for t in run["transitions"]]
+    out["flows"] = [{**f, "name": name(f["segment"])} for f in run["flows"]]
+    return out
+
+
+def store(registry, log: dict, every: str, result: Migration) -> dict:
+    """Keep a whole-log migration with the version (its ``migration`` artifact) so pages open at once.
+
+    Parameters
+    ----------
+    registry : core.registry.Registry
+    log : dict
+        From :func:`version_log`.
+    every : str
+    result : Migration
+        Computed over the whole log (no from/to, no given dates).
+
+    Returns
+    -------
+    dict
+        The stored run.
+    """
+    import json
+
+    state = _file_state(log["path"])
+    saved = registry.artifact_json(log["version"], "migration") or {}
+    runs = dict(saved.get("runs") or {}) if saved.get("source") == state else {}
+    runs[every] = result.to_dict()
+    blob = json.dumps({"source": state, "runs": runs}, separators=(",", ":")).encode()
+    registry.put_artifact(log["version"], "migration", blob)
+    return runs[every]
