@@ -42,7 +42,7 @@ from .model import SegmentationModel
 from .transactions import DEFAULT_CHUNK_ROWS, TransactionColumns, read_log, rfm_scores
 
 __all__ = [
-    "MigrationError", "Migration", "EVERY", "snapshot_dates", "migration", "snapshot_features", "movers",
+    "MigrationError", "NotALogError", "Migration", "EVERY", "snapshot_dates", "migration", "snapshot_features", "movers",
     "movers_csv", "movers_audience", "parse_date", "parse_segment_pair", "log_columns", "SUPPORTED_FEATURES",
     "NEW", "MAX_SNAPSHOTS", "period_label", "version_log", "run_for_version", "stored", "store", "rename",
 ]
@@ -62,6 +62,10 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 class MigrationError(ValueError):
     """Input that migration cannot use; the message says what and what was expected."""
+
+
+class NotALogError(MigrationError):
+    """The version was trained on a customer table: it has no purchase dates to follow."""
 
 
 # ------------------------------------------------------------------------------------ dates
@@ -191,7 +195,7 @@ def log_columns(mapping: Mapping) -> TransactionColumns:
     """
     if mapping is None or mapping.kind != "transactions":
         kind = "the canonical customer file" if mapping is None or mapping.kind == "canonical" else "a customer table"
-        raise MigrationError(f"this version was trained on {kind}, which has no purchase dates; segments over time "
+        raise NotALogError(f"this version was trained on {kind}, which has no purchase dates; segments over time "
                              "need a transaction log (customer ID, date, amount per row)")
     return TransactionColumns(**{role: (mapping.role_of(role) or [None])[0]
                                  for role in ("customer_id", "date", "amount", "quantity", "order_id")})
