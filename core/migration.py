@@ -44,7 +44,7 @@ from .transactions import DEFAULT_CHUNK_ROWS, TransactionColumns, read_log, rfm_
 __all__ = [
     "MigrationError", "NotALogError", "Migration", "EVERY", "snapshot_dates", "migration", "snapshot_features", "movers",
     "movers_csv", "movers_audience", "parse_date", "parse_segment_pair", "log_columns", "SUPPORTED_FEATURES",
-    "NEW", "MAX_SNAPSHOTS", "period_label", "version_log", "run_for_version", "stored", "store", "rename",
+    "NEW", "MAX_SNAPSHOTS", "period_label", "version_log", "run_for_version", "stored", "store", "rename", "transition_table",
 ]
 
 EVERY = ("month", "quarter")
@@ -838,3 +838,29 @@ def store(registry, log: dict, every: str, result: Migration) -> dict:
     blob = json.dumps({"source": state, "runs": runs}, separators=(",", ":")).encode()
     registry.put_artifact(log["version"], "migration", blob)
     return runs[every]
+
+
+def transition_table(run: dict, from_date: str, to_date: str) -> pd.DataFrame:
+    """The transition matrix of one period of a migration (``Migration.to_dict``) as a table.
+
+    Parameters
+    ----------
+    run : dict
+    from_date, to_date : str
+        Consecutive snapshot dates of ``run``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment at ``from_date``, then ``new`` and ``total``; one column per segment at
+        ``to_date`` and ``total``: customers.
+    """
+    segments = [s["segment"] for s in run["segments"]]
+    rows = [*segments, NEW]
+    table = pd.DataFrame(0, index=pd.Index(rows, dtype=object, name="from"), columns=segments, dtype=np.int64)
+    for t in run["transitions"]:
+        if t["from_date"] == from_date and t["to_date"] == to_date:
+            table.loc[t["from"], t["to"]] = int(t["customers"])
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    return table

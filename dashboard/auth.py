@@ -51,6 +51,8 @@ PROTECTED_OUTPUTS = {
     ids.CAMPAIGNS_SAVED: "campaign",
     ids.CAMPAIGNS_RESULTS_STORE: "campaign",
     ids.CAMPAIGNS_DOWNLOAD: "campaign",  # an audience is customer IDs: campaign work, not an aggregate export
+    ids.MIGRATION_DOWNLOAD: "campaign",  # movers between segments: customer IDs, like an audience
+    ids.MIGRATION_AUDIENCE_DOWNLOAD: "campaign",
 }
 # Paths anyone may fetch: the sign-in page itself and static files (no customer data in them).
 _PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/vendor/", "/_favicon.ico", "/favicon.ico")
