@@ -219,19 +219,66 @@ class _History:
     rows: int
 
 
-def _reduce(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    spec = {c: ("sum" if c in ("orders", "amount", "nonpos", "quantity") else "max" if c == "last" else "min")
-            for c in frame.columns if c not in ("id", "period")}
-    return frame.groupby(["id", "period"], sort=False, as_index=False).agg(spec)
+_HOW = {"orders": np.add, "amount": np.add, "nonpos": np.add, "quantity": np.add, "first": np.minimum,
+        "last": np.maximum}
+
+
+def _reduce(key: np.ndarray, cols: dict) -> tuple[np.ndarray, dict]:
+    """One record per distinct ``key``: columns summed, or min / max for first / last (sorted by key)."""
+    order = np.argsort(key, kind="stable")  # stable: amounts add up in file order
+    k = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1]))) if len(k) else np.zeros(0, np.int64)
+    return k[starts], {c: _HOW[c].reduceat(v[order], starts) if len(k) else v[:0] for c, v in cols.items()}
+
+
+def _concat(parts: list) -> tuple[np.ndarray, dict]:
+    key = np.concatenate([p[0] for p in parts])
+    return key, {c: np.concatenate([p[1][c] for p in parts]) for c in parts[0][1]}
+
+
+def _first_of_orders(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order hash, customer position, first day) per distinct order from per-chunk triples."""
+    h = np.concatenate([p[0] for p in parts])
+    pos = np.concatenate([p[1] for p in parts])
+    day = np.concatenate([p[2] for p in parts])
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    starts = np.flatnonzero(np.concatenate(([True], hs[1:] != hs[:-1]))) if len(hs) else np.zeros(0, np.int64)
+    return hs[starts], pos[order][starts], np.minimum.reduceat(day[order], starts) if len(hs) else day[:0]
+
+
+class _Customers:
+    """Customer IDs -> positions in order of first appearance (grows with the customers, never the rows)."""
+
+    def __init__(self):
+        self.index: pd.Index | None = None
+
+    def positions(self, values: np.ndarray) -> np.ndarray:
+        codes, uniq = pd.factorize(values)
+        uniq = pd.Index(uniq)
+        if self.index is None:
+            self.index, pos = uniq, np.arange(len(uniq))
+        else:
+            pos = self.index.get_indexer(uniq)
+            new = pos < 0
+            if new.any():
+                pos[new] = len(self.index) + np.arange(int(new.sum()))
+                self.index = self.index.append(uniq[new])
+        return pos[codes].astype(np.int64)
 
 
 def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str, chunk_rows: int) -> _History:
-    """One pass over the log: records per (customer, period), periods cut at ``bounds`` (days, inclusive)."""
+    """One pass over the log: records per (customer, period), periods cut at ``bounds`` (days, inclusive).
+
+    Each chunk is reduced to one record per (customer, period) key with numpy (sort + reduceat);
+    the reduced chunks are re-reduced when they grow, so memory follows the records, not the rows.
+    """
     sniffed = sniff(source, name)
-    parts: list[pd.DataFrame] = []
-    orders: list[pd.DataFrame] = []
-    kept = rows = 0
+    periods = len(bounds)
+    customers = _Customers()
+    parts: list = []
+    orders: list = []
+    kept = kept_orders = rows = 0
     latest, first_day = -np.inf, np.inf
     by_order = columns.order_id is not None
     for chunk in read_log(source, columns, sep=sniffed.sep, encoding=sniffed.encoding, name=name,
@@ -243,43 +290,49 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
         day = f["day"].to_numpy()
         latest, first_day = max(latest, float(day.max())), min(first_day, float(day.min()))
         period = np.searchsorted(bounds, day, side="left")  # first snapshot on or after the purchase
-        inside = period < len(bounds)
-        part = pd.DataFrame({"id": f["id"].to_numpy()[inside], "period": period[inside].astype(np.int16),
-                             "orders": np.ones(int(inside.sum()), dtype=np.int64) if not by_order else 0,
-                             "amount": f["amount"].to_numpy()[inside], "first": day[inside].astype(np.int32),
-                             "last": day[inside].astype(np.int32),
-                             "nonpos": f["nonpos"].to_numpy()[inside].astype(np.int32)})
+        inside = period < periods
+        if not inside.any():
+            continue
+        pos = customers.positions(f["id"].to_numpy()[inside])
+        key = pos * periods + period[inside]
+        d = day[inside].astype(np.int64)
+        cols = {"orders": np.ones(len(key), dtype=np.int64), "amount": f["amount"].to_numpy()[inside],
+                "first": d, "last": d, "nonpos": f["nonpos"].to_numpy()[inside].astype(np.int64)}
         if "quantity" in f:
-            part["quantity"] = f["quantity"].to_numpy()[inside]
-        if by_order:  # an order counts once, from its first row's date
-            h = pd.util.hash_pandas_object(f[["id", "order"]], index=False).to_numpy()[inside]
-            orders.append(pd.DataFrame({"h": h, "id": part["id"].to_numpy(), "day": part["first"].to_numpy()})
-                          .groupby("h", sort=False, as_index=False).agg({"id": "first", "day": "min"}))
-            if sum(len(o) for o in orders) > _COMPACT_ROWS:
-                orders = [pd.concat(orders).groupby("h", sort=False, as_index=False).agg({"id": "first", "day": "min"})]
-        parts.append(_reduce([part]))
-        kept += len(parts[-1])
+            cols["quantity"] = f["quantity"].to_numpy()[inside].astype(np.float64)
+        parts.append(_reduce(key, cols))
+        kept += len(parts[-1][0])
         if kept > _COMPACT_ROWS and len(parts) > 1:
-            parts = [_reduce(parts)]
-            kept = len(parts[0])
+            parts = [_reduce(*_concat(parts))]
+            kept = len(parts[0][0])
+        if by_order:  # an order counts once, from its first row's date (hashes as aggregate's)
+            h = pd.util.hash_pandas_object(f[["id", "order"]], index=False).to_numpy()[inside]
+            orders.append(_first_of_orders([(h, pos, d)]))
+            kept_orders += len(orders[-1][0])
+            if kept_orders > _COMPACT_ROWS and len(orders) > 1:
+                orders = [_first_of_orders(orders)]
+                kept_orders = len(orders[0][0])
     if not parts:
         raise MigrationError(f"{name}: no purchase on or before {_text(int(bounds[-1]))} could be read")
-    table = _reduce(parts)
+    key, cols = _reduce(*_concat(parts)) if len(parts) > 1 else parts[0]
     if by_order:
-        o = pd.concat(orders).groupby("h", sort=False, as_index=False).agg({"id": "first", "day": "min"})
-        o["period"] = np.searchsorted(bounds, o["day"].to_numpy(), side="left").astype(np.int16)
-        counted = o.groupby(["id", "period"], sort=False).size().rename("n").reset_index()
-        table = table.drop(columns="orders").merge(counted, on=["id", "period"], how="left")
-        table["orders"] = table.pop("n").fillna(0).astype(np.int64)
-    ids, code = np.unique(table["id"].to_numpy(), return_inverse=True)
-    first = np.full(len(ids), np.iinfo(np.int32).max, dtype=np.int64)
-    np.minimum.at(first, code, table["first"].to_numpy())
-    order = np.argsort(table["period"].to_numpy(), kind="stable")
-    take = (lambda c: table[c].to_numpy()[order]) if len(table) else (lambda c: table[c].to_numpy())
-    return _History(ids=ids, first=first, customer=code[order].astype(np.int64), period=take("period"),
-                    orders=take("orders").astype(np.int64), amount=take("amount").astype(np.float64),
-                    last=take("last").astype(np.int64), nonpos=take("nonpos").astype(np.int64),
-                    quantity=take("quantity").astype(np.float64) if "quantity" in table else None,
+        _, pos, day = _first_of_orders(orders)
+        okey, counts = np.unique(pos * periods + np.searchsorted(bounds, day, side="left"), return_counts=True)
+        cols["orders"] = np.zeros(len(key), dtype=np.int64)
+        cols["orders"][np.searchsorted(key, okey)] = counts  # every order's first row is a record of its key
+    # Customers in ID order (as aggregate sorts them), records by period for the sweep.
+    raw = np.asarray(customers.index)
+    rank = np.empty(len(raw), dtype=np.int64)
+    by_id = np.argsort(raw, kind="stable")
+    rank[by_id] = np.arange(len(raw))
+    customer, period = rank[key // periods], key % periods
+    first = np.full(len(raw), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, customer, cols["first"])
+    order = np.argsort(period, kind="stable")
+    return _History(ids=raw[by_id], first=first, customer=customer[order], period=period[order],
+                    orders=cols["orders"][order].astype(np.int64), amount=cols["amount"][order].astype(np.float64),
+                    last=cols["last"][order], nonpos=cols["nonpos"][order],
+                    quantity=cols["quantity"][order] if "quantity" in cols else None,
                     latest=int(latest), first_day=int(first_day), rows=rows)
 
 
@@ -305,7 +358,7 @@ def snapshot_features(ids, first, orders, amount, last, nonpos, quantity, day: i
     transforms : dict
         The mapping's log transforms (column -> "log1p"), applied as ``<column>_log``.
     features : list of str, optional
-        Needed columns; RFM scores are computed only when one of them needs them.
+        The model's features: only the columns they need are computed (all of them when None).
 
     Returns
     -------
@@ -313,30 +366,39 @@ def snapshot_features(ids, first, orders, amount, last, nonpos, quantity, day: i
         ``ID``, Recency, Frequency, Monetary, Tenure, Avg_order_value, Interpurchase_days,
         Returns_or_free (and Quantity), the canonical aliases and the ``_log`` columns.
     """
-    out = pd.DataFrame({"ID": ids})
-    out["Recency"] = (day - last).astype(np.float64)
-    out["Frequency"] = orders.astype(np.int64)
-    out["Monetary"] = np.round(amount, 6)
-    out["Tenure"] = (day - first).astype(np.float64)
-    freq = out["Frequency"].replace(0, np.nan)
-    out["Avg_order_value"] = (out["Monetary"] / freq).round(6)
-    out["Interpurchase_days"] = ((last - first) / (out["Frequency"] - 1).where(out["Frequency"] > 1)).round(6)
-    out["Returns_or_free"] = nonpos.astype(np.int64)
-    if quantity is not None:
-        out["Quantity"] = quantity
-    out["Total_Spending"], out["Total_Purchases"], out["Customer_since"] = (
-        out["Monetary"], out["Frequency"], out["Tenure"])
+    freq = np.asarray(orders, dtype=np.int64)
+    money = np.round(np.asarray(amount, dtype=np.float64), 6)
+    cols = {"ID": ids, "Recency": (day - last).astype(np.float64), "Frequency": freq, "Monetary": money,
+            "Tenure": (day - first).astype(np.float64)}
+    wanted = None if features is None else {f.removesuffix(LOG_SUFFIX) for f in features} | set(cols)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extra = {
+            "Avg_order_value": lambda: np.round(np.where(freq > 0, money / np.where(freq > 0, freq, 1), np.nan), 6),
+            "Interpurchase_days": lambda: np.round(np.where(freq > 1, (last - first) / np.maximum(freq - 1, 1),
+                                                            np.nan), 6),
+            "Returns_or_free": lambda: np.asarray(nonpos, dtype=np.int64),
+        }
+        for column, make in extra.items():
+            if wanted is None or column in wanted:
+                cols[column] = make()
+    if quantity is not None and (wanted is None or "Quantity" in wanted):
+        cols["Quantity"] = quantity
+    cols["Total_Spending"], cols["Total_Purchases"], cols["Customer_since"] = money, freq, cols["Tenure"]
+    for column in transforms:
+        if column in cols and (features is None or f"{column}{LOG_SUFFIX}" in features):
+            cols[f"{column}{LOG_SUFFIX}"] = _signed_log(cols[column])
+    out = pd.DataFrame(cols)
     needed = set(features or [])
     if needed & {"R_score", "F_score", "M_score", f"R_score{LOG_SUFFIX}", f"F_score{LOG_SUFFIX}",
                  f"M_score{LOG_SUFFIX}"}:
         out = out.join(rfm_scores(out)[["R_score", "F_score", "M_score"]])
-    for column in transforms:
-        if column in out:
-            out[f"{column}{LOG_SUFFIX}"] = _signed_log(out[column])
+        for column in ("R_score", "F_score", "M_score"):
+            if f"{column}{LOG_SUFFIX}" in needed:
+                out[f"{column}{LOG_SUFFIX}"] = _signed_log(out[column])
     return out
 
 
-def _sweep(history: _History, bounds: np.ndarray, transforms: dict, features: list) -> Iterator[tuple]:
+def _sweep(history: _History, bounds: np.ndarray, transforms: dict, features: list, full=()) -> Iterator[tuple]:
     """(snapshot index, present positions, features frame) per snapshot, with running per-customer state."""
     n = len(history.ids)
     orders = np.zeros(n, dtype=np.int64)
@@ -359,7 +421,7 @@ def _sweep(history: _History, bounds: np.ndarray, transforms: dict, features: li
         pos = np.flatnonzero(present)
         frame = snapshot_features(history.ids[pos], history.first[pos], orders[pos], amount[pos], last[pos],
                                   nonpos[pos], None if quantity is None else quantity[pos], int(bounds[s]),
-                                  transforms, features)
+                                  transforms, None if s in full else features)
         yield s, pos, frame
 
 
@@ -527,7 +589,8 @@ def migration(source, mapping: Mapping, model: SegmentationModel, names: list, *
     snaps, transitions, flows, matrices = [], [], [], []
     prev = None
     kept: dict = {}
-    for s, pos, frame in _sweep(history, bounds, dict(mapping.transforms), list(model.features)):
+    full = {i for i, d in enumerate(chosen) if d in keep}
+    for s, pos, frame in _sweep(history, bounds, dict(mapping.transforms), list(model.features), full):
         date = chosen[s]
         labels = model.predict(frame).astype(np.int16) if len(frame) else np.zeros(0, np.int16)
         sizes = np.bincount(labels, minlength=k)
