@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_campaign_parsers(sub)
     _add_data_parsers(sub)
     _add_rules_parsers(sub)
+    _add_migration_parsers(sub)
     return parser
 
 
@@ -594,6 +595,10 @@ _COMMANDS.update(_DATA_COMMANDS)
 from .cli_rules import COMMANDS as _RULES_COMMANDS, add_parsers as _add_rules_parsers  # noqa: E402
 
 _COMMANDS.update(_RULES_COMMANDS)
+
+from .cli_migration import COMMANDS as _MIGRATION_COMMANDS, add_parsers as _add_migration_parsers  # noqa: E402
+
+_COMMANDS.update(_MIGRATION_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

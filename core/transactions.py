@@ -43,7 +43,7 @@ import pandas as pd
 
 __all__ = [
     "TransactionColumns", "Aggregated", "aggregate", "rfm_scores", "rfm_group", "RFM_GROUPS",
-    "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES",
+    "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES", "LogChunk", "read_log",
 ]
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -364,30 +364,44 @@ def _column_name(prefix: str, value) -> str:
     return f"{prefix}_{text}"[:60]
 
 
-def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
-              chunk_rows: int = DEFAULT_CHUNK_ROWS, date_format: str | None = None, progress=None) -> Aggregated:
-    """Aggregate a transaction log to one row per customer, reading it in chunks.
+
+@dataclass
+class LogChunk:
+    """One chunk of a transaction log, parsed: the readable rows and what was dropped.
 
     Parameters
     ----------
-    source : path-like or bytes
-        The log (a path is streamed from disk; bytes from memory).
-    columns : TransactionColumns
-        File column of each role.
-    sep : str
-        Delimiter (``"\\t"``, ``","``, ``";"``) or ``r"\\s+"`` for whitespace-separated files.
-    encoding : str, default "utf-8"
-    name : str
-        Display name for messages.
-    chunk_rows : int, default 500,000
-    date_format : str, optional
-        strptime format of the dates; chosen from the first chunk when not given.
-    progress : callable, optional
-        ``progress(rows_read_so_far)`` after each chunk.
+    frame : pandas.DataFrame
+        Readable rows: ``id``, ``day`` (days since 1970-01-01), ``amount``, ``nonpos`` (1 when the amount
+        is zero or less), then ``quantity``, ``order``, ``category``, ``channel`` when mapped.
+    rows : int
+        Rows read in this chunk (readable or not).
+    unreadable : dict of str to int
+        Role -> rows dropped in this chunk because that cell could not be read.
+    examples : dict of str to list
+        Role -> up to five ``"line N"`` of dropped rows.
+    date_format : str
+    """
 
-    Returns
-    -------
-    Aggregated
+    frame: pd.DataFrame
+    rows: int
+    unreadable: dict
+    examples: dict
+    date_format: str
+
+
+def read_log(source: Any, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
+             chunk_rows: int = DEFAULT_CHUNK_ROWS, date_format: str | None = None):
+    """Read a transaction log in chunks, parsed the way :func:`aggregate` reads it (it uses this).
+
+    Parameters
+    ----------
+    source, columns, sep, encoding, name, chunk_rows, date_format
+        As :func:`aggregate`.
+
+    Yields
+    ------
+    LogChunk
 
     Raises
     ------
@@ -404,11 +418,7 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     for role in ("category", "channel"):
         if roles.get(role):
             dtypes[roles[role]] = "category"  # few distinct values: parsed once each, grouped by code
-    acc = _Accumulator(bool(columns.quantity))
-    rows_read = rows_used = nonpositive = 0
-    total = 0.0
-    unreadable = {"customer_id": 0, "date": 0, "amount": 0}
-    examples: dict[str, list] = {}
+    rows_read = 0
     numeric_ids: bool | None = None
     fmt = date_format
     try:
@@ -443,12 +453,13 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
                                             f"(line {int(np.flatnonzero(bad)[0]) + 2}: {str(cell)[:30]!r}); "
                                             f"expected {expected}")
             bad_any = bad_id | bad_day | bad_amount
+            unreadable, examples = {}, {}
             # Each dropped row is counted once, under the first of its unreadable roles.
             firsts = (("customer_id", bad_id), ("date", bad_day & ~bad_id), ("amount", bad_amount & ~bad_id & ~bad_day))
             for role, only in firsts:
-                unreadable[role] += int(only.sum())
-                if only.any() and len(examples.setdefault(role, [])) < 5:
-                    examples[role] += [f"line {rows_read + int(p) + 2}" for p in np.flatnonzero(only)[:5]]
+                unreadable[role] = int(only.sum())
+                if only.any():
+                    examples[role] = [f"line {rows_read + int(p) + 2}" for p in np.flatnonzero(only)[:5]]
             keep = ~bad_any
             frame = pd.DataFrame({"id": ids[keep].to_numpy(), "day": day[keep], "amount": amount[keep]})
             frame["nonpos"] = (frame["amount"] <= 0).astype("int64")
@@ -461,14 +472,8 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
                 frame["category"] = _labels(chunk[columns.category])[keep]
             if columns.channel:
                 frame["channel"] = _labels(chunk[columns.channel])[keep]
-            if len(frame):
-                acc.add(frame)
             rows_read += n
-            rows_used += int(keep.sum())
-            nonpositive += int(frame["nonpos"].sum())
-            total += float(frame["amount"].sum())
-            if progress is not None:
-                progress(rows_read)
+            yield LogChunk(frame, n, unreadable, examples, fmt or "")
     except DataFileError:
         raise
     except ValueError as err:  # usecols naming a column the file lacks, a parser error
@@ -479,6 +484,63 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
             raise DataFileError(f"{name}: the mapping names column(s) {', '.join(map(repr, missing))}, which the "
                                 "file does not have") from None
         raise DataFileError(f"{name}: could not be read as a transaction log ({text[:120]})") from None
+
+
+def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
+              chunk_rows: int = DEFAULT_CHUNK_ROWS, date_format: str | None = None, progress=None) -> Aggregated:
+    """Aggregate a transaction log to one row per customer, reading it in chunks.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+        The log (a path is streamed from disk; bytes from memory).
+    columns : TransactionColumns
+        File column of each role.
+    sep : str
+        Delimiter (``"\\t"``, ``","``, ``";"``) or ``r"\\s+"`` for whitespace-separated files.
+    encoding : str, default "utf-8"
+    name : str
+        Display name for messages.
+    chunk_rows : int, default 500,000
+    date_format : str, optional
+        strptime format of the dates; chosen from the first chunk when not given.
+    progress : callable, optional
+        ``progress(rows_read_so_far)`` after each chunk.
+
+    Returns
+    -------
+    Aggregated
+
+    Raises
+    ------
+    core.loading.DataFileError
+        A mapped column is missing, or mostly unreadable (the message names it and what was expected).
+    """
+    from .loading import DataFileError
+
+    acc = _Accumulator(bool(columns.quantity))
+    rows_read = rows_used = nonpositive = 0
+    total = 0.0
+    unreadable = {"customer_id": 0, "date": 0, "amount": 0}
+    examples: dict[str, list] = {}
+    fmt = date_format
+    for chunk in read_log(source, columns, sep=sep, encoding=encoding, name=name, chunk_rows=chunk_rows,
+                          date_format=date_format):
+        frame = chunk.frame
+        fmt = chunk.date_format
+        for role, count in chunk.unreadable.items():
+            unreadable[role] += count
+        for role, lines in chunk.examples.items():
+            if len(examples.setdefault(role, [])) < 5:
+                examples[role] += lines
+        if len(frame):
+            acc.add(frame)
+        rows_read += chunk.rows
+        rows_used += len(frame)
+        nonpositive += int(frame["nonpos"].sum())
+        total += float(frame["amount"].sum())
+        if progress is not None:
+            progress(rows_read)
     if rows_read == 0:
         raise DataFileError(f"{name} has a header but no transaction rows")
     if not acc.n:

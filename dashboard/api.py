@@ -4,7 +4,8 @@ Endpoints: ``POST /api/v1/predict``, ``GET /api/v1/health``, ``GET /api/v1/model
 ``GET /api/v1/segments``, ``GET /api/v1/openapi.json`` (the OpenAPI 3 document,
 built from the active model so its request schema names that model's features), and
 for admins ``POST /api/v1/models/{version}/activate`` and ``POST /api/v1/models/rollback``, and for
-analysts ``POST /api/v1/audiences`` (a campaign plan and its audience, dashboard.services.campaigns).
+analysts ``POST /api/v1/audiences`` (a campaign plan and its audience, dashboard.services.campaigns), and
+``GET /api/v1/migration`` (segments over time on an order log, dashboard.services.migration).
 
 Access: once any API key exists (``python -m core apikeys create``), every endpoint but
 ``health`` and ``openapi.json`` needs ``Authorization: Bearer KEY`` or a signed-in dashboard
@@ -64,7 +65,7 @@ _EXTENSION = "segmentlens_api"
 # Path (after the prefix) -> methods; the catch-all route answers 405 for these and 404 for the rest.
 _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segments": ("GET",),
            "openapi.json": ("GET",), "models/rollback": ("POST",), "monitoring": ("GET",),
-           "audiences": ("POST",)}
+           "audiences": ("POST",), "migration": ("GET",)}
 _ACTIVATE = re.compile(r"^models/[^/]+/activate$")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
 _SETUP_TTL = 30.0  # seconds between health's setup checks (core.startup_checks)
@@ -490,6 +491,23 @@ def _create_blueprint() -> flask.Blueprint:
                       "rules": {key: v for key, v in rules.to_dict().items() if key in
                                 ("method", "fidelity", "price", "n_customers")}})
 
+    @bp.route(f"{API_PREFIX}/migration", methods=["GET"])
+    def migration():
+        from core.migration import MigrationError, NotALogError
+
+        from .services.migration import migration_service
+
+        args = flask.request.args
+        every = args.get("every", "month")
+        try:
+            payload = migration_service(services()).migration(every, args.get("from") or None, args.get("to") or None)
+        except NotALogError as exc:
+            return _error(409, "conflict", str(exc))
+        except MigrationError as exc:
+            field, _, message = str(exc).partition(": ")
+            return _error(422, "invalid_input", str(exc), errors=[{"field": field, "message": message or str(exc)}])
+        return _json(payload)
+
     @bp.route(f"{API_PREFIX}/openapi.json", methods=["GET"])
     def openapi():
         live = services().live_model()
@@ -652,6 +670,39 @@ def _audience_schema() -> dict:
             "group": {"type": "string", "enum": ["target", "holdout"]}, "propensity": {"type": "number"}}}}}}
 
 
+def _migration_schema() -> dict:
+    per_segment = {"type": "object", "description": "Segment number (as text) -> value",
+                   "additionalProperties": {"type": "number"}}
+    segment_ref = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["new"]}]}
+    date = {"type": "string", "format": "date"}
+    return {"type": "object", "required": ["model_version", "dates", "segments", "snapshots", "transitions", "flows",
+                                           "headlines"], "properties": {
+        "model_version": {"type": "string"}, "source": {"type": "string"},
+        "every": {"type": "string", "nullable": True, "enum": ["month", "quarter", None]},
+        "dates": {"type": "array", "items": date}, "rows": {"type": "integer", "minimum": 0},
+        "segments": {"type": "array", "items": {"type": "object", "required": ["segment", "name"], "properties": {
+            "segment": {"type": "integer", "minimum": 0}, "name": {"type": "string"}}}},
+        "snapshots": {"type": "array", "items": {"type": "object", "required": ["date", "customers", "sizes"],
+                                                 "properties": {
+            "date": date, "customers": {"type": "integer", "minimum": 0},
+            "sizes": {**per_segment, "additionalProperties": {"type": "integer", "minimum": 0}},
+            "shares": per_segment, "value": {**per_segment, "description": "Spend to date per segment"},
+            "period_value": {**per_segment, "description": "Spend in the period ending at the date, per segment"},
+            "note": {"type": "string"}}}},
+        "transitions": {"type": "array", "items": {"type": "object", "required": [
+            "from_date", "to_date", "from", "to", "customers"], "properties": {
+            "from_date": date, "to_date": date, "from": segment_ref, "from_name": {"type": "string"},
+            "to": {"type": "integer", "minimum": 0}, "to_name": {"type": "string"},
+            "customers": {"type": "integer", "minimum": 1},
+            "share": {"type": "number", "minimum": 0, "maximum": 1, "description": "Of the from row's customers"}}}},
+        "flows": {"type": "array", "items": {"type": "object", "properties": {
+            "from_date": date, "to_date": date, "segment": {"type": "integer"}, "name": {"type": "string"},
+            "new": {"type": "integer"}, "in": {"type": "integer"}, "out": {"type": "integer"},
+            "net": {"type": "integer"}}}},
+        "headlines": {"type": "array", "items": {"type": "string"}},
+        "notes": {"type": "array", "items": {"type": "string"}}}}
+
+
 def _err(description: str, headers: dict | None = None) -> dict:
     out = {"description": description,
            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -788,6 +839,25 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                               "415": _err("The body is not sent as application/json"),
                               "422": _err("Invalid economics; `errors` names the field"), "429": r429,
                               "503": r503}}},
+            f"{API_PREFIX}/migration": {"get": {
+                "operationId": "migration",
+                "summary": "Segments over time on the active version's order log: snapshots as of month or quarter "
+                           "ends scored with the version's model, and the customers moving between segments",
+                "parameters": [
+                    {"name": "every", "in": "query", "required": False, "description": "Snapshot dates (default month)",
+                     "schema": {"type": "string", "enum": ["month", "quarter"]}},
+                    {"name": "from", "in": "query", "required": False,
+                     "description": "First snapshot date, yyyy-mm-dd (default: the first month or quarter end)",
+                     "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "required": False,
+                     "description": "Last snapshot date, yyyy-mm-dd (default: the log's latest date)",
+                     "schema": {"type": "string", "format": "date"}}],
+                "responses": {"200": ok("Snapshots, transitions, flows and the largest moves", "Migration"),
+                              "401": r401,
+                              "409": _err("The active version was trained on a customer table: no purchase dates"),
+                              "422": _err("A date outside the log or not a date, or every is not month or quarter; "
+                                          "`errors` names the field"),
+                              "429": r429, "503": r503}}},
             f"{API_PREFIX}/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {
@@ -852,5 +922,6 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
             "Monitoring": _monitoring_schema(),
             "AudienceRequest": _audience_request_schema(),
             "Audience": _audience_schema(),
+            "Migration": _migration_schema(),
         }},
     }

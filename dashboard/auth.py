@@ -58,6 +58,8 @@ PROTECTED_OUTPUTS = {
     ids.CAMPAIGNS_DOWNLOAD: "campaign",  # an audience is customer IDs: campaign work, not an aggregate export
     ids.OVERVIEW_DOWNLOAD: "export_customers",  # one row per customer: not an aggregate export
     ids.EXPLORER_DOWNLOAD: "export_customers",
+    ids.MIGRATION_DOWNLOAD: "campaign",  # movers between segments: customer IDs, like an audience
+    ids.MIGRATION_AUDIENCE_DOWNLOAD: "campaign",
 }
 #: Inputs whose callback does several actions: a refusal is audited under the one the button names.
 TRIGGER_ACTIONS = {ids.DATA_ACTIVATE: "activate", ids.DATA_DELETE: "delete", ids.DATA_ROLLBACK_CONFIRM: "rollback"}

@@ -273,3 +273,23 @@ CAMPAIGNS_ABSENT_NOTE = "campaigns-absent-note"
 PROFILES_RFM = "profiles-rfm"  # segments against RFM groups (transaction-log models)
 SAMPLE_NOTE = "sample-note"  # under a page title when the pages stand on a version's sample
 STABILITY_STATUS = "stability-status"  # spoken status of a bootstrap measurement (role=status)
+# Segments over time on an order log (issue 25): the migration section of /stability for log versions.
+MIGRATION_SECTION = "migration-section"
+MIGRATION_EVERY = "migration-every-radio"
+MIGRATION_CONTENT = "migration-content"
+MIGRATION_HEADLINES = "migration-headlines"
+MIGRATION_NOTES = "migration-notes"
+MIGRATION_SANKEY = "migration-sankey-graph"
+MIGRATION_SIZES = "migration-sizes-graph"
+MIGRATION_VALUE = "migration-value-graph"
+MIGRATION_PERIOD = "migration-period-select"
+MIGRATION_TABLE = "migration-transition-table"
+MIGRATION_FROM_DATE = "migration-from-date-select"
+MIGRATION_TO_DATE = "migration-to-date-select"
+MIGRATION_FROM_SEGMENT = "migration-from-segment-select"
+MIGRATION_TO_SEGMENT = "migration-to-segment-select"
+MIGRATION_MOVERS = "migration-movers"
+MIGRATION_DOWNLOAD_BTN = "migration-movers-download-btn"
+MIGRATION_DOWNLOAD = "migration-movers-download"  # protected ("campaign"): customer IDs leave the app
+MIGRATION_AUDIENCE_BTN = "migration-audience-download-btn"
+MIGRATION_AUDIENCE_DOWNLOAD = "migration-audience-download"  # protected ("campaign"): customer IDs leave the app

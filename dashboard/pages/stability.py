@@ -1,4 +1,5 @@
-"""Stability (/stability): are the segments real? Bootstrap verdicts, enrolment-time snapshots, drift of new data."""
+"""Stability (/stability): are the segments real? Bootstrap verdicts, enrolment-time snapshots (customer tables) or
+segments over time (order logs: who moved from where to where), drift of new data."""
 import base64
 import binascii
 
@@ -7,15 +8,20 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
 from core.drift import PSI_MAJOR, PSI_MODERATE
+from core.exports import to_safe_csv
 from core.loading import DataFileError
+from core.migration import NEW, MigrationError, NotALogError, movers_audience, transition_table
+from core.registry import RegistryError
 from core.schema import FEATURE_LABELS
 from dashboard import ids
-from dashboard.components import empty_state, graph_card, page_header, segment_badge
+from dashboard.components import empty_state, graph_card, may, page_header, segment_badge, table
+from dashboard.figures.migration import migration_sankey, sizes_figure, value_figure
 from dashboard.figures.stability import (
     ari_distribution_figure, ari_time_figure, cohort_figure, drift_heatmap, jaccard_figure, psi_figure,
     sankey_figure, share_shift_figure, shares_figure,
 )
 from dashboard.services import Services, get_services
+from dashboard.services.migration import migration_service
 
 dash.register_page(__name__, path="/stability", name="Stability", order=5, title="SegmentLens · Stability")
 
@@ -56,10 +62,15 @@ def _verdicts(boot: dict, names: list[str]) -> html.Div:
     return dbc.ListGroup(rows, flush=True, id=ids.STABILITY_VERDICTS)
 
 
-def results_view(result: dict, names: list[str]) -> html.Div:
-    """Every bootstrap and enrolment-time result of Services.stability as page content."""
+def results_view(result: dict, names: list[str], over_time: bool = True) -> html.Div:
+    """Every bootstrap and enrolment-time result of Services.stability as page content.
+
+    ``over_time=False`` (an order log: the migration section shows time instead) leaves out the enrolment cohorts.
+    """
     boot_result, temporal_result = result["bootstrap"], result["temporal"]
     boot = boot_result.to_dict()
+    if not over_time:
+        return html.Div(_bootstrap_view(boot_result, boot, names, ""))
     if temporal_result is None:  # data without enrolment dates (a mapped customer table): bootstrap only
         return html.Div(_bootstrap_view(boot_result, boot, names, "") + [
             html.H3("Over enrolment time", className="h5 mt-2"),
@@ -149,14 +160,118 @@ def _drift_view(result: dict, names: list[str]) -> html.Div:
     ])
 
 
+def _is_log(services) -> bool:
+    """Whether the served version was trained on an order log (its time is purchases, not enrolment)."""
+    try:
+        migration_service(services).log()
+    except NotALogError:
+        return False
+    except (MigrationError, RegistryError, OSError):
+        return True  # a log version whose log cannot be read: the migration section says why
+    return True
+
+
+def _migration_view(run: dict, names: list[str]) -> html.Div:
+    """Headlines, notes, Sankey, sizes and value over time, and the latest period's transition table."""
+    dates = run["dates"]
+    periods = [{"label": f"{a} → {b}", "value": f"{a}|{b}"} for a, b in zip(dates, dates[1:])]
+    return html.Div([
+        dbc.Alert([html.Strong("Largest moves: "),
+                   html.Ul([html.Li(h) for h in run["headlines"]], className="mb-0")] if run["headlines"]
+                  else "No customer changed segment between these snapshots.",
+                  color="light", className="border", id=ids.MIGRATION_HEADLINES),
+        html.Div([dbc.Alert(n, color="warning", className="small py-2") for n in run.get("notes", [])],
+                 id=ids.MIGRATION_NOTES),
+        graph_card(f"Customers between snapshots (last {min(len(dates), 8)} of {len(dates)})", ids.MIGRATION_SANKEY,
+                   height=460, figure=migration_sankey(run, names), min_width=560),
+        dbc.Row([
+            dbc.Col(graph_card("Customers per segment at each snapshot", ids.MIGRATION_SIZES, height=340,
+                               figure=sizes_figure(run, names), min_width=520), lg=6),
+            dbc.Col(graph_card("Spend in each period, by segment at its end", ids.MIGRATION_VALUE, height=340,
+                               figure=value_figure(run, names), min_width=520), lg=6),
+        ]),
+        dbc.Card([
+            dbc.CardHeader(dbc.Row([
+                dbc.Col(html.Span("Transition table: customers from each segment (rows; new = first purchase in "
+                                  "the period) to each segment (columns)", className="fw-semibold"), md=8),
+                dbc.Col([dbc.Label("Period", html_for=ids.MIGRATION_PERIOD, className="visually-hidden"),
+                         dbc.Select(id=ids.MIGRATION_PERIOD, options=periods,
+                                    value=periods[-1]["value"] if periods else None, size="sm")], md=4),
+            ], className="align-items-center g-2")),
+            dbc.CardBody(_transition_view(run, dates[-2], dates[-1], names) if len(dates) > 1 else None,
+                         id=ids.MIGRATION_TABLE),
+        ], className="mb-3 shadow-sm"),
+    ])
+
+
+def _transition_view(run: dict, from_date: str, to_date: str, names: list[str]):
+    """The transition matrix of one period, rows and columns named 'i · name' (text, never markup)."""
+    matrix = transition_table(run, from_date, to_date)
+    label = {i: f"{i} · {n}" for i, n in enumerate(names)}
+    matrix.index = [i if i in (NEW, "total") else label[int(i)] for i in matrix.index]
+    matrix.index.name = f"{from_date} ↓ / {to_date} →"
+    matrix.columns = [c if c == "total" else label[int(c)] for c in matrix.columns]
+    return table(matrix, float_format="{:,.0f}")
+
+
+def _migration_section(services) -> html.Div:
+    """The order log's segments over time: controls, the month view (stored with the version) and movers."""
+    names = services.segment_names()
+    try:
+        run = migration_service(services).migration("month")
+    except (MigrationError, DataFileError, RegistryError, OSError) as exc:
+        return html.Div(empty_state("Segments over time cannot be shown for this log.", str(exc)),
+                        id=ids.MIGRATION_SECTION)
+    dates = [{"label": d, "value": d} for d in run["dates"]]
+    segments = ([{"label": "any segment", "value": ""}]
+                + [{"label": f"{i} · {n}", "value": str(i)} for i, n in enumerate(names)])
+    can, reason = may("campaign")
+
+    def select(label, cid, options, value):
+        return dbc.Col([dbc.Label(label, html_for=cid, className="small mb-1"),
+                        dbc.Select(id=cid, options=options, value=value, size="sm")], xs=6, md=3)
+    movers = dbc.Card([
+        dbc.CardHeader(html.Span("Movers: customers who changed segment between two dates", className="fw-semibold")),
+        dbc.CardBody([
+            dbc.Row([select("From date", ids.MIGRATION_FROM_DATE, dates, run["dates"][-2]),
+                     select("To date", ids.MIGRATION_TO_DATE, dates, run["dates"][-1]),
+                     select("From segment", ids.MIGRATION_FROM_SEGMENT,
+                            segments + [{"label": "new (first purchase)", "value": NEW}], ""),
+                     select("To segment", ids.MIGRATION_TO_SEGMENT, segments, "")], className="g-2 mb-2"),
+            html.Div(id=ids.MIGRATION_MOVERS, role="status", className="small mb-2"),
+            html.Span(dbc.Button("Download movers (CSV)", id=ids.MIGRATION_DOWNLOAD_BTN, color="primary", size="sm",
+                                 outline=True, disabled=not can, className="me-2"), title=reason or ""),
+            html.Span(dbc.Button("Download as campaign audience (CSV)", id=ids.MIGRATION_AUDIENCE_BTN, size="sm",
+                                 color="primary", outline=True, disabled=not can), title=reason or ""),
+            html.Div("The audience file has ID, segment (the one moved to), group (a random 10% holdout per segment) "
+                     "and propensity (0: no response model ranked them); measure it on /campaigns or with "
+                     "`python -m core campaign results`.", className="small text-muted mt-1"),
+            dcc.Download(id=ids.MIGRATION_DOWNLOAD), dcc.Download(id=ids.MIGRATION_AUDIENCE_DOWNLOAD),
+        ]),
+    ], className="mb-3 shadow-sm")
+    return html.Div([
+        html.H3("Over time: who moved from where to where", className="h5 mt-2"),
+        dbc.Alert(f"Each customer is scored as of every snapshot date with this version's model: only purchases up "
+                  f"to the date count, Recency and Tenure are measured to it, and customers who had not bought yet "
+                  f"are absent. The last snapshot ({run['dates'][-1]}) is the version's own segmentation. "
+                  f"{run['source']}: {run['rows']:,} rows.", color="info", className="small"),
+        dbc.RadioItems(id=ids.MIGRATION_EVERY, value="month", inline=True, className="mb-2",
+                       options=[{"label": "every month", "value": "month"},
+                                {"label": "every quarter", "value": "quarter"}]),
+        dcc.Loading(html.Div(_migration_view(run, names), id=ids.MIGRATION_CONTENT), type="circle", delay_show=400),
+        movers,
+    ], id=ids.MIGRATION_SECTION)
+
+
 def layout(**_query):
     """The stability page, showing results for a modest default so it is never empty."""
     services = get_services()
     names = services.segment_names()
     configured = services.drift_data_path()
+    log = _is_log(services)
     try:
         initial = services.view("stability", lambda: results_view(services.stability(DEFAULT_RESAMPLES, "quarter"),
-                                                                   names), DEFAULT_RESAMPLES, "quarter")
+                                                                   names, not log), DEFAULT_RESAMPLES, "quarter")
     except ValueError as exc:
         initial = empty_state("Stability cannot be measured on this data.", str(exc))
     controls = dbc.Card(dbc.CardBody(dbc.Row([
@@ -166,7 +281,8 @@ def layout(**_query):
         dbc.Col([dbc.Label("Enrolment snapshots every", className="small mb-1"),
                  dbc.RadioItems(id=ids.STABILITY_WINDOW, value="quarter", inline=True,
                                 options=[{"label": "quarter", "value": "quarter"},
-                                         {"label": "month", "value": "month"}])], md=3),
+                                         {"label": "month", "value": "month"}])], md=3,
+                style={"display": "none"} if log else None),
         dbc.Col(dbc.Button("Measure stability", id=ids.STABILITY_RUN, color="primary"), md="auto"),
         dbc.Col(dbc.Progress(id=ids.STABILITY_PROGRESS, value=0, max=100, striped=True, style={"height": "1.2rem"}),
                 md=True),
@@ -203,6 +319,7 @@ def layout(**_query):
         # Spoken by screen readers when a measurement starts and ends (the results replace themselves silently).
         html.Div(id=ids.STABILITY_STATUS, role="status", className="small text-muted mb-2"),
         dcc.Loading(html.Div(initial, id=ids.STABILITY_RESULTS), type="circle", delay_show=400),
+        _migration_section(services) if log else None,
         html.H3("New data", className="h5 mt-2"),
         drift,
     ])
@@ -223,7 +340,7 @@ def measure(set_progress, _n, resamples, window):
                                     progress=lambda done, total, _m: set_progress([done, f"{done}%"]))
     except ValueError as exc:
         return empty_state("Stability cannot be measured with these settings.", str(exc))
-    return results_view(result, services.segment_names())
+    return results_view(result, services.segment_names(), not _is_log(services))
 
 
 @callback(Output(ids.STABILITY_DRIFT_RESULTS, "children"), Input(ids.STABILITY_UPLOAD, "contents"),
@@ -244,3 +361,85 @@ def compare(set_progress, contents, _n, filename):
         return dbc.Alert([html.Strong("This file cannot be compared: "), str(exc)], color="danger")
     set_progress([100, "100%"])
     return _drift_view(result, services.segment_names())
+
+
+# ---------------------------------------------------------------- segments over time (order logs)
+@callback(Output(ids.MIGRATION_CONTENT, "children"), Output(ids.MIGRATION_FROM_DATE, "options"),
+          Output(ids.MIGRATION_TO_DATE, "options"), Output(ids.MIGRATION_FROM_DATE, "value"),
+          Output(ids.MIGRATION_TO_DATE, "value"), Input(ids.MIGRATION_EVERY, "value"), prevent_initial_call=True)
+def migration_every(every):
+    """The migration view for month or quarter snapshots (stored with the version after the first time)."""
+    services = get_services()
+    try:
+        run = migration_service(services).migration(every or "month")
+    except (MigrationError, DataFileError, RegistryError, OSError) as exc:
+        return empty_state("Segments over time cannot be shown.", str(exc)), [], [], None, None
+    dates = [{"label": d, "value": d} for d in run["dates"]]
+    return _migration_view(run, services.segment_names()), dates, dates, run["dates"][-2], run["dates"][-1]
+
+
+@callback(Output(ids.MIGRATION_TABLE, "children"), Input(ids.MIGRATION_PERIOD, "value"),
+          State(ids.MIGRATION_EVERY, "value"), prevent_initial_call=True)
+def migration_period(period, every):
+    """The transition table of the chosen period."""
+    if not period:
+        return dash.no_update
+    services = get_services()
+    from_date, _, to_date = str(period).partition("|")
+    try:
+        run = migration_service(services).migration(every or "month")
+    except (MigrationError, DataFileError, RegistryError, OSError) as exc:
+        return str(exc)
+    return _transition_view(run, from_date, to_date, services.segment_names())
+
+
+def _movers(from_date, to_date, from_segment, to_segment):
+    """The movers the form describes (MigrationError with a message for people when it cannot be read)."""
+    if not from_date or not to_date:
+        raise MigrationError("choose a from date and a to date")
+    frm = NEW if from_segment == NEW else (int(from_segment) if from_segment not in (None, "") else None)
+    to = int(to_segment) if to_segment not in (None, "") else None
+    return migration_service(get_services()).movers(from_date, to_date, frm, to)
+
+
+_MOVER_FORM = [Input(ids.MIGRATION_FROM_DATE, "value"), Input(ids.MIGRATION_TO_DATE, "value"),
+               Input(ids.MIGRATION_FROM_SEGMENT, "value"), Input(ids.MIGRATION_TO_SEGMENT, "value")]
+
+
+@callback(Output(ids.MIGRATION_MOVERS, "children"), *_MOVER_FORM)
+def movers_summary(from_date, to_date, from_segment, to_segment):
+    """How many customers moved as the form says, and the first few of them."""
+    try:
+        frame = _movers(from_date, to_date, from_segment, to_segment)
+    except (MigrationError, DataFileError, RegistryError, OSError, ValueError) as exc:
+        return dbc.Alert(str(exc), color="warning", className="small py-2 mb-0")
+    if not len(frame):
+        return html.P(f"Nobody moved that way between {from_date} and {to_date}.", className="mb-0")
+    shown = frame.head(8).set_index("ID")[["from_name", "to_name", "Recency_before", "Recency_after",
+                                            "Monetary_before", "Monetary_after"]]
+    return html.Div([html.P(f"{len(frame):,} customers moved between {from_date} and {to_date}"
+                            + (" (the first 8 below)." if len(frame) > 8 else "."), className="mb-1"),
+                     table(shown, float_format="{:,.2f}")])
+
+
+@callback(Output(ids.MIGRATION_DOWNLOAD, "data"), Input(ids.MIGRATION_DOWNLOAD_BTN, "n_clicks"),
+          *[State(i.component_id, i.component_property) for i in _MOVER_FORM], prevent_initial_call=True)
+def download_movers(_n, from_date, to_date, from_segment, to_segment):
+    """The movers as formula-safe CSV (analysts: it is customer IDs; the server checks the role)."""
+    try:
+        frame = _movers(from_date, to_date, from_segment, to_segment)
+    except (MigrationError, DataFileError, RegistryError, OSError, ValueError):
+        return dash.no_update
+    return dict(content=to_safe_csv(frame), filename=f"movers-{from_date}-{to_date}.csv", type="text/csv")
+
+
+@callback(Output(ids.MIGRATION_AUDIENCE_DOWNLOAD, "data"), Input(ids.MIGRATION_AUDIENCE_BTN, "n_clicks"),
+          *[State(i.component_id, i.component_property) for i in _MOVER_FORM], prevent_initial_call=True)
+def download_audience(_n, from_date, to_date, from_segment, to_segment):
+    """The movers as a campaign audience with a seeded holdout (analysts; the server checks the role)."""
+    try:
+        frame = _movers(from_date, to_date, from_segment, to_segment)
+    except (MigrationError, DataFileError, RegistryError, OSError, ValueError):
+        return dash.no_update
+    return dict(content=to_safe_csv(movers_audience(frame)), filename=f"audience-movers-{from_date}-{to_date}.csv",
+                type="text/csv")
