@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_campaign_parsers(sub)
     _add_data_parsers(sub)
     _add_rules_parsers(sub)
+    _add_postgres_options(sub)  # --query, score --mode (PostgreSQL URLs in --data/--out, issue 27)
     return parser
 
 
@@ -568,6 +569,8 @@ from .cli_rules import COMMANDS as _RULES_COMMANDS, add_parsers as _add_rules_pa
 
 _COMMANDS.update(_RULES_COMMANDS)
 
+from .cli_postgres import add_options as _add_postgres_options, run as _run_postgres  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
@@ -588,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        return _run_postgres(args, _COMMANDS[args.command])  # a database URL becomes a temporary file
     except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {message}", file=sys.stderr)
