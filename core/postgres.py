@@ -43,8 +43,8 @@ __all__ = ["PostgresError", "PgSource", "is_url", "parse", "safe_url", "connect"
            "write_scores", "read_scores_csv", "CONNECT_TIMEOUT", "SECRETS_ENV", "SYNC_ENV", "SCORE_COLUMNS",
            "MODES"]
 
-#: Seconds to wait for a server before giving up (an unreachable host answers within this).
-CONNECT_TIMEOUT = 5
+#: Seconds libpq waits for a server; with start-up costs an unreachable host is reported within 5 s.
+CONNECT_TIMEOUT = 4
 #: Environment variable naming a secrets file in .pgpass format (``host:port:db:user:password`` lines).
 SECRETS_ENV = "SEGMENTLENS_DB_SECRETS"
 #: Environment variable with the table URL rewritten whenever a version is activated or rolled back.
@@ -194,7 +194,7 @@ def connect(source: PgSource, *, timeout: int = CONNECT_TIMEOUT, read_only: bool
     Parameters
     ----------
     source : PgSource
-    timeout : int, default 5
+    timeout : int, default 4
         Seconds before an unreachable server is given up.
     read_only : bool, default False
         Every transaction of the connection is read-only (for reading sources).
