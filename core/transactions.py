@@ -43,7 +43,7 @@ import pandas as pd
 
 __all__ = [
     "TransactionColumns", "Aggregated", "aggregate", "rfm_scores", "rfm_group", "RFM_GROUPS",
-    "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES",
+    "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES", "log_engine",
 ]
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -389,10 +389,10 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     progress : callable, optional
         ``progress(rows_read_so_far)`` after each chunk.
     engine : {"auto", "duckdb", "pandas"}, default "auto"
-        ``auto`` aggregates a log file with DuckDB (:mod:`core.duck`) when it is installed and the
-        file is clean (every customer ID, date and amount readable as plain values, no category
-        or channel mapped) and with pandas otherwise; both give the same customers. ``duckdb``
-        raises ``ValueError`` when DuckDB cannot take the file; ``pandas`` is the reference path.
+        ``duckdb`` aggregates a clean log file (every customer ID, date and amount readable as
+        plain values, no category or channel mapped) by one DuckDB query (:mod:`core.duck`) and
+        any other log with pandas; both give the same customers. ``pandas`` is the reference
+        path. ``auto`` is :func:`log_engine` (``SEGMENTLENS_LOG_ENGINE``, else by core count).
 
     Returns
     -------
@@ -407,12 +407,15 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
 
     if engine not in ("auto", "duckdb", "pandas"):
         raise ValueError(f"engine must be auto, duckdb or pandas, got {engine!r}")
+    strict = engine == "duckdb"
+    if engine == "auto":
+        engine = log_engine()
     if engine != "pandas":
         fast, why = _aggregate_duckdb(source, columns, sep=sep, encoding=encoding, chunk_rows=chunk_rows,
                                       date_format=date_format)
         if fast is not None:
             return fast
-        if engine == "duckdb":
+        if strict:
             raise ValueError(f"{name}: DuckDB cannot aggregate this log exactly as pandas does ({why})")
     roles = {k: v for k, v in vars(columns).items() if v}
     usecols = list(dict.fromkeys(roles.values()))
@@ -505,6 +508,24 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     return _result(base, spend, counts, columns, rows_read=rows_read, rows_used=rows_used,
                    unreadable={k: v for k, v in unreadable.items() if v}, nonpositive=nonpositive, total=total,
                    fmt=fmt, examples=examples)
+
+
+def log_engine() -> str:
+    """The engine ``aggregate(engine="auto")`` uses: ``SEGMENTLENS_LOG_ENGINE`` when set, else by core count.
+
+    DuckDB wins with cores to spread a query over (7x pandas on a 10M-row log in issue 27's
+    measurement); on two busy cores it measured slower than pandas (benchmarks/bench_postgres.py),
+    so with fewer than four cores pandas aggregates.
+
+    Returns
+    -------
+    str
+        ``"duckdb"`` or ``"pandas"``.
+    """
+    chosen = os.environ.get("SEGMENTLENS_LOG_ENGINE", "auto").strip().lower()
+    if chosen in ("duckdb", "pandas"):
+        return chosen
+    return "duckdb" if (os.cpu_count() or 1) >= 4 else "pandas"
 
 
 def _sql_text(text: str) -> str:

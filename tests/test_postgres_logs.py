@@ -14,9 +14,10 @@ pytest.importorskip("duckdb")
 CDNOW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow_transactions.txt"
 
 
-def both(path, cols, sep=",", **kw):
-    ref = aggregate(path, cols, sep=sep, engine="pandas", **kw)
-    fast = aggregate(path, cols, sep=sep, engine="auto", **kw)
+def both(path, cols, sep=",", strict=True):
+    """pandas' customers and DuckDB's (``strict``) or auto's (which falls back to pandas)."""
+    ref = aggregate(path, cols, sep=sep, engine="pandas")
+    fast = aggregate(path, cols, sep=sep, engine="duckdb" if strict else "auto")
     return ref, fast
 
 
@@ -74,22 +75,34 @@ def test_order_ids_read_as_numbers_like_pandas(tmp_path):
     ("1,2024-01-01,5\n2,not a date,3\n3,2024-01-03,4\n", "an unreadable date"),
     ("1,2024-01-01,5\n,2024-01-02,3\n", "an empty customer ID"),
 ])
-def test_logs_duckdb_cannot_read_exactly_go_to_pandas(tmp_path, body, why):
+def test_logs_duckdb_cannot_read_exactly_go_to_pandas(tmp_path, body, why, monkeypatch):
+    monkeypatch.setenv("SEGMENTLENS_LOG_ENGINE", "duckdb")  # auto tries DuckDB first, whatever the cores
     path = tmp_path / "log.csv"
     path.write_text("cust,day,amount\n" + body)
     cols = TransactionColumns("cust", "day", "amount")
-    ref, fast = both(path, cols)
+    ref, fast = both(path, cols, strict=False)
     assert fast.engine == "pandas", why
     assert_same(ref, fast)
     with pytest.raises(ValueError, match="DuckDB cannot aggregate"):
         aggregate(path, cols, sep=",", engine="duckdb")
 
 
+def test_auto_follows_the_setting(tmp_path, monkeypatch):
+    from core.transactions import log_engine
+
+    path = tmp_path / "log.csv"
+    write_log(path, n=500)
+    cols = TransactionColumns("cust", "day", "amount")
+    for chosen in ("duckdb", "pandas"):
+        monkeypatch.setenv("SEGMENTLENS_LOG_ENGINE", chosen)
+        assert log_engine() == chosen and aggregate(path, cols, sep=",").engine == chosen
+
+
 def test_category_and_channel_stay_on_pandas(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("cust,day,amount,category\n1,2024-01-01,5,books\n2,2024-01-02,3,music\n")
-    fast = aggregate(path, TransactionColumns("cust", "day", "amount", category="category"), sep=",")
-    assert fast.engine == "pandas" and "Spend_books" in fast.customers
+    with pytest.raises(ValueError, match="category or channel"):
+        aggregate(path, TransactionColumns("cust", "day", "amount", category="category"), sep=",", engine="duckdb")
 
 
 @pytest.mark.skipif(not CDNOW.exists(), reason="../shared/data/cdnow_transactions.txt is not here")
