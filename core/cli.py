@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return _run_postgres(args, _COMMANDS[args.command])  # a database URL becomes a temporary file
+        return _run_postgres(args, _COMMANDS[args.command], main)  # database URLs; the sync table
     except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {message}", file=sys.stderr)

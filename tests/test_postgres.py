@@ -348,3 +348,33 @@ def test_bad_inputs_one_line_each_exit_2_nothing_registered(url, conn, tmp_path,
     # A query cannot change the database: sources are read in read-only transactions.
     line = _bad(capsys, models, "train", "--data", url, "--query", "DELETE FROM customers2 RETURNING *")
     assert conn.execute("SELECT count(*) FROM customers2").fetchone()[0] == 2240
+
+
+# ------------------------------------------------------------------------------------ sync on activation
+def test_activate_and_rollback_rewrite_the_sync_table_with_an_audit_entry(url, conn, tmp_path, capsys,
+                                                                          monkeypatch):
+    from core.audit import AuditLog
+    from core.cli_postgres import last_sync
+
+    load_sample(conn, "public.sync_source")
+    models = tmp_path / "models"
+    # v1 from the database (its source is re-read through the URL), v2 from the file.
+    assert run_cli(capsys, "train", "--data", f"{url}?table=public.sync_source", "--models", models, "--k", 3,
+                   "--quiet")[0] == 0
+    assert run_cli(capsys, "train", "--data", SAMPLE, "--models", models, "--k", 4, "--quiet")[0] == 0
+    v1, v2 = sorted(v["version"] for v in Registry(models).versions())
+    target = f"{url}?table=public.synced"
+    monkeypatch.setenv("SEGMENTLENS_SYNC_URL", target)
+    code, _, err = run_cli(capsys, "models", "activate", v1, "--models", models)
+    assert code == 0, err
+    rows = conn.execute("SELECT count(*), min(model_version), max(model_version), max(segment) "
+                        "FROM public.synced").fetchone()
+    n = Registry(models).metadata(v1)["n_customers"]
+    assert rows == (n, v1, v1, 2)
+    code, _, err = run_cli(capsys, "models", "rollback", "--models", models)
+    assert code == 0, err
+    assert conn.execute("SELECT min(model_version), max(segment) FROM public.synced").fetchone() == (v2, 3)
+    entries = [e for e in AuditLog(models).entries() if e["action"] == "db-sync"]
+    assert [e["outcome"] for e in entries] == ["ok", "ok"]
+    assert entries[0]["target"] == target and f"{v1} after activate: {n} rows" == entries[0]["detail"]
+    assert last_sync(models)["detail"].startswith(f"{v2} after rollback")
