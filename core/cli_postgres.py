@@ -85,6 +85,8 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
         raise postgres.PostgresError("--query needs --data postgresql://user@host/db")
     if not (pg_in or pg_out):
         return command(args)
+    if pg_out and getattr(args, "engine", "numpy") != "numpy":
+        raise postgres.PostgresError("score --out postgresql://... writes with the numpy engine; leave out --engine")
     target = postgres.parse(out, need_table=True) if pg_out else None
     models = getattr(args, "models", None)
     before = _versions(models) if pg_in and args.command == "train" else set()
