@@ -54,9 +54,10 @@ def child(body: str, env: dict | None = None, setup: str = "") -> dict:
     """
     code = _CHILD.format(root=str(ROOT), body=body, setup=setup)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})})
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("@@")]
+    lines = [ln[ln.index("@@"):] for ln in done.stdout.splitlines() if "@@" in ln]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "child failed")
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                           else f"child failed (exit {done.returncode})")
     return json.loads(lines[-1][2:])
 
 

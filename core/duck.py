@@ -74,6 +74,7 @@ class LogFile:
         limit = memory_limit or os.environ.get("SEGMENTLENS_DUCKDB_MEMORY") or MEMORY_LIMIT
         self.con.execute(f"SET memory_limit = {_literal(limit)}")
         self.con.execute("SET preserve_insertion_order = false")  # aggregates only: no order to keep
+        self.con.execute("SET enable_progress_bar = false")  # it would write into the CLI's stdout
         positions = {name: i for i, name in enumerate(headers)}
         missing = [w for w in wanted if w not in positions]
         if missing:
