@@ -41,12 +41,12 @@ def add_options(sub: argparse._SubParsersAction) -> None:
             continue
         parser.add_argument("--query", metavar="SQL",
                             help="with --data postgresql://user@host/db: read the rows of this SELECT "
-                                 "(else ?table=schema.table in the URL)")
+                                 "(default: the table named by ?table=schema.table in the URL)")
     score = sub.choices.get("score")
     if score is not None:
         score.add_argument("--mode", choices=postgres.MODES, default="replace",
-                           help="with --out postgresql://...?table=schema.table: replace the table (default) or "
-                                "upsert by id")
+                           help="with --out postgresql://...?table=schema.table: replace the table or upsert by id "
+                                "(default: replace)")
 
 
 def _versions(models) -> set[str]:
