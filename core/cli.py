@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parsers(sub)
     _add_rules_parsers(sub)
     _add_migration_parsers(sub)
+    _add_postgres_options(sub)  # --query, score --mode (PostgreSQL URLs in --data/--out, issue 27)
     return parser
 
 
@@ -599,6 +600,7 @@ _COMMANDS.update(_RULES_COMMANDS)
 from .cli_migration import COMMANDS as _MIGRATION_COMMANDS, add_parsers as _add_migration_parsers  # noqa: E402
 
 _COMMANDS.update(_MIGRATION_COMMANDS)
+from .cli_postgres import add_options as _add_postgres_options, run as _run_postgres  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -620,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        return _run_postgres(args, _COMMANDS[args.command], main)  # database URLs; the sync table
     except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"error: {message}", file=sys.stderr)

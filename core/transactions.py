@@ -44,6 +44,7 @@ import pandas as pd
 __all__ = [
     "TransactionColumns", "Aggregated", "aggregate", "rfm_scores", "rfm_group", "RFM_GROUPS",
     "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES", "LogChunk", "read_log",
+    "log_engine",
 ]
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -110,6 +111,8 @@ class Aggregated:
         ``yyyy-mm-dd``.
     date_format : str
     notes : list of str
+    engine : str
+        ``"duckdb"`` or ``"pandas"``: which path aggregated the log (same customers either way).
     """
 
     customers: pd.DataFrame
@@ -123,6 +126,7 @@ class Aggregated:
     date_format: str = ""
     notes: list = field(default_factory=list)
     examples: dict = field(default_factory=dict)
+    engine: str = "pandas"
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -487,7 +491,8 @@ def read_log(source: Any, columns: TransactionColumns, *, sep: str, encoding: st
 
 
 def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
-              chunk_rows: int = DEFAULT_CHUNK_ROWS, date_format: str | None = None, progress=None) -> Aggregated:
+              chunk_rows: int = DEFAULT_CHUNK_ROWS, date_format: str | None = None, progress=None,
+              engine: str = "auto") -> Aggregated:
     """Aggregate a transaction log to one row per customer, reading it in chunks.
 
     Parameters
@@ -506,6 +511,11 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
         strptime format of the dates; chosen from the first chunk when not given.
     progress : callable, optional
         ``progress(rows_read_so_far)`` after each chunk.
+    engine : {"auto", "duckdb", "pandas"}, default "auto"
+        ``duckdb`` aggregates a clean log file (every customer ID, date and amount readable as
+        plain values, no category or channel mapped) by one DuckDB query (:mod:`core.duck`) and
+        any other log with pandas; both give the same customers. ``pandas`` is the reference
+        path. ``auto`` is :func:`log_engine` (``SEGMENTLENS_LOG_ENGINE``, else by core count).
 
     Returns
     -------
@@ -518,6 +528,18 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     """
     from .loading import DataFileError
 
+    if engine not in ("auto", "duckdb", "pandas"):
+        raise ValueError(f"engine must be auto, duckdb or pandas, got {engine!r}")
+    strict = engine == "duckdb"
+    if engine == "auto":
+        engine = log_engine()
+    if engine != "pandas":
+        fast, why = _aggregate_duckdb(source, columns, sep=sep, encoding=encoding, chunk_rows=chunk_rows,
+                                      date_format=date_format)
+        if fast is not None:
+            return fast
+        if strict:
+            raise ValueError(f"{name}: DuckDB cannot aggregate this log exactly as pandas does ({why})")
     acc = _Accumulator(bool(columns.quantity))
     rows_read = rows_used = nonpositive = 0
     total = 0.0
@@ -546,6 +568,155 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     if not acc.n:
         raise DataFileError(f"{name}: no transaction row could be read (customer ID, date and amount are needed)")
     base, spend, counts = acc.frames()
+    return _result(base, spend, counts, columns, rows_read=rows_read, rows_used=rows_used,
+                   unreadable={k: v for k, v in unreadable.items() if v}, nonpositive=nonpositive, total=total,
+                   fmt=fmt, examples=examples)
+
+
+def log_engine() -> str:
+    """The engine ``aggregate(engine="auto")`` uses: ``SEGMENTLENS_LOG_ENGINE`` when set, else by core count.
+
+    DuckDB wins with cores to spread a query over (7x pandas on a 10M-row log in issue 27's
+    measurement); on two busy cores it measured slower than pandas (benchmarks/bench_postgres.py),
+    so with fewer than four cores pandas aggregates.
+
+    Returns
+    -------
+    str
+        ``"duckdb"`` or ``"pandas"``.
+    """
+    chosen = os.environ.get("SEGMENTLENS_LOG_ENGINE", "auto").strip().lower()
+    if chosen in ("duckdb", "pandas"):
+        return chosen
+    return "duckdb" if (os.cpu_count() or 1) >= 4 else "pandas"
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_chunk_decisions(source, columns: TransactionColumns, sep: str, encoding: str, chunk_rows: int,
+                           date_format: str | None) -> tuple[bool, str | None]:
+    """Whether IDs are numbers and the date format, decided on the first chunk as the pandas path does."""
+    chunk = next(iter(_reader(source, sep, encoding, [columns.customer_id, columns.date], chunk_rows, {})))
+    sample = chunk[columns.customer_id].dropna().astype(str).str.strip().head(5000)
+    numeric_ids = bool(len(sample)) and bool(sample.str.fullmatch(r"[+-]?\d+(\.0+)?").mean() > 0.9)
+    fmt = date_format
+    if fmt is None:
+        fmt, share = choose_date_format(chunk[columns.date])
+        if fmt is None or share < 0.5:
+            return numeric_ids, None
+    return numeric_ids, fmt
+
+
+def _aggregate_duckdb(source: Any, columns: TransactionColumns, *, sep: str, encoding: str, chunk_rows: int,
+                      date_format: str | None) -> tuple[Aggregated | None, str]:
+    """The per-customer totals of a clean log file by one DuckDB query; (None, reason) when pandas must do it.
+
+    Decisions stay those of the pandas path: numeric IDs and the date format from the first chunk,
+    each distinct date text parsed by :func:`_days`. Any unreadable ID, date or amount, an amount
+    or quantity that is not a plain number (currency text), an empty or mixed-type order ID
+    sends the log to pandas, whose rules (and messages) for such rows are the reference.
+    """
+    from . import duck
+
+    if not isinstance(source, (str, os.PathLike)):
+        return None, "not a file"
+    if sep not in ("\t", ",", ";"):
+        return None, "whitespace-separated columns (splitting them in DuckDB is slower than pandas)"
+    if columns.category or columns.channel:
+        return None, "a category or channel column is mapped"
+    if encoding.replace("_", "-").lower() not in ("utf-8", "ascii") or not duck.available():
+        return None, f"encoding {encoding}" if duck.available() else "duckdb is not installed"
+    with open(source, "rb") as handle:
+        first_line = handle.readline()
+    if not first_line.strip() or first_line.startswith(b"\xef\xbb\xbf"):
+        return None, "the header is not on the first line"
+    try:
+        headers = [str(c) for c in pd.read_csv(source, sep=sep, nrows=0, encoding=encoding, engine="c").columns]
+        numeric_ids, fmt = _first_chunk_decisions(source, columns, sep, encoding, chunk_rows, date_format)
+    except (ValueError, StopIteration, pd.errors.ParserError, UnicodeDecodeError):
+        return None, "the first rows need the pandas reader"
+    if fmt is None:
+        return None, "dates in no accepted format"
+    roles = {k: v for k, v in vars(columns).items() if v}
+    try:
+        with duck.LogFile(source, sep, headers, list(dict.fromkeys(roles.values()))) as log:
+            col = log.column
+            dates = log.frame(f"SELECT DISTINCT {col[columns.date]} AS t FROM log WHERE {col[columns.date]} IS NOT NULL")
+            dates["day"] = _days(dates["t"].astype(object), fmt)
+            log.register("dmap", dates)
+            # DuckDB's strptime where it reads every distinct date exactly as pandas did (no join per row).
+            inline = f"datediff('day', DATE '1970-01-01', CAST(try_strptime(d, {_sql_text(fmt)}) AS DATE))"
+            same = log.frame(f"SELECT count(*) AS n FROM dmap WHERE {inline.replace('(d,', '(t,')} "
+                             "IS DISTINCT FROM (CASE WHEN isnan(day) THEN NULL ELSE day END)")
+            day_sql, join = (inline, "") if not int(same["n"].iloc[0]) else ("m.day", "LEFT JOIN dmap m ON m.t = v.d")
+            roles_sql = {"cid": columns.customer_id, "d": columns.date, "am": columns.amount,
+                         "q": columns.quantity, "o": columns.order_id}
+            cells = ", ".join(f"{col[c]} AS {r}" for r, c in roles_sql.items() if c)
+            white = "' \t\r\n'"
+            if numeric_ids:
+                first = ["TRY_CAST(cid AS DOUBLE) AS idn"]
+                bad_id = "(idn IS NULL OR NOT isfinite(idn) OR idn <> floor(idn) OR abs(idn) > 9e18)"
+                key = f"CASE WHEN {bad_id} THEN NULL ELSE CAST(idn AS BIGINT) END"
+            else:
+                first = [f"trim(cid, {white}) AS idt"]
+                bad_id = "(idt IS NULL OR idt = '')"
+                key = f"CASE WHEN {bad_id} THEN NULL ELSE idt END"
+            first += [f"{day_sql} AS day", "TRY_CAST(am AS DOUBLE) AS a"]
+            # Any row pandas would drop or read by other rules (currency text, an unreadable quantity,
+            # an empty or decimal order ID) counts as a problem: then pandas aggregates the log.
+            problem = ["k IS NULL", "day IS NULL", "a IS NULL", "NOT isfinite(a)"]
+            inner, outer = [], []
+            if columns.quantity:
+                first += ["TRY_CAST(q AS DOUBLE) AS qn", "q IS NOT NULL AS q_given"]
+                problem.append("(q_given AND qn IS NULL)")
+                inner.append("sum(CASE WHEN isfinite(qn) THEN qn ELSE 0 END) AS quantity")
+                outer.append("sum(quantity) AS quantity")
+            group, orders = "1", "0.0"
+            if columns.order_id:
+                # An order ID that is a whole number is keyed by its value (pandas reads 007 and 7 as 7);
+                # other IDs by a 64-bit hash of their text, as the pandas path does.
+                first += [f"trim(o, {white}) AS ot", "TRY_CAST(o AS BIGINT) AS oi"]
+                problem += ["ot IS NULL", "(oi IS NULL AND TRY_CAST(ot AS DOUBLE) IS NOT NULL)"]
+                inner.append("sum((oi IS NULL)::INT) AS o_text")
+                outer.append("sum(o_text) AS o_text")
+                group, orders = "1, oi, CASE WHEN oi IS NULL THEN hash(ot) END", "count(*)"
+            extra = "".join(", " + e for e in inner)
+            sql = f"""
+                WITH v AS (SELECT {cells} FROM log),
+                r AS (SELECT {", ".join(first)} FROM v {join}),
+                s AS (SELECT *, {key} AS k FROM r),
+                g AS (SELECT k AS id, count(*) AS rows, sum(({" OR ".join(problem)})::INT) AS nbad,
+                             min(day) AS first, max(day) AS last, sum(a) AS monetary,
+                             sum((a <= 0)::INT) AS nonpos{extra}
+                      FROM s GROUP BY {group})
+                SELECT id, sum(rows)::DOUBLE AS rows, sum(nbad) AS nbad, min(first) AS first, max(last) AS last,
+                       sum(monetary) AS monetary, sum(nonpos) AS nonpos, {orders}::DOUBLE AS orders
+                       {"".join(", " + e for e in outer)}
+                FROM g GROUP BY id"""
+            table = log.frame(sql)
+    except duck.Unsupported as exc:
+        return None, str(exc)
+    totals = table.sum(numeric_only=True)
+    if not len(table) or int(totals["nbad"]) or table["id"].isna().any():
+        return None, "some rows have an unreadable or non-plain ID, date, amount, quantity or order ID"
+    if columns.order_id and int(totals["o_text"]) not in (0, int(totals["rows"])):
+        return None, "order IDs mix numbers and text"
+    ids = table["id"].to_numpy(dtype="int64") if numeric_ids else np.asarray(table["id"], dtype=object)
+    names = ["first", "last", "rows", "monetary", "nonpos", "orders"] + (["quantity"] if columns.quantity else [])
+    base = pd.DataFrame({n: table[n].to_numpy(dtype="float64") for n in names}, index=pd.Index(ids))
+    rows_read = int(totals["rows"])
+    result = _result(base, None, None, columns, rows_read=rows_read, rows_used=rows_read, unreadable={},
+                     nonpositive=int(totals["nonpos"]), total=float(totals["monetary"]), fmt=fmt, examples={})
+    result.engine = "duckdb"
+    return result, ""
+
+
+def _result(base: pd.DataFrame, spend, counts, columns: TransactionColumns, *, rows_read: int, rows_used: int,
+            unreadable: dict, nonpositive: int, total: float, fmt: str | None, examples: dict) -> Aggregated:
+    """Customers from the per-customer totals (``first``, ``last``, ``rows``, ``monetary``, ``nonpos``,
+    ``orders``, ``quantity`` as floats indexed by ID): one place for both the pandas and the DuckDB path."""
     latest = float(base["last"].max())
     first_day = float(base["first"].min())
     freq = base["orders"] if columns.order_id else base["rows"]
@@ -582,7 +753,7 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
     out = out.sort_index().reset_index()
     return Aggregated(
         customers=out, rows_read=rows_read, rows_used=rows_used,
-        unreadable={k: v for k, v in unreadable.items() if v}, nonpositive=nonpositive, total_amount=total,
+        unreadable=unreadable, nonpositive=nonpositive, total_amount=total,
         first_date=str(_EPOCH + int(first_day)), latest_date=str(_EPOCH + int(latest)), date_format=fmt or "",
         notes=notes, examples=examples)
 
