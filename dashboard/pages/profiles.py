@@ -158,7 +158,7 @@ def _recommendations(a, names: list[str], seg: int):
 def _economics(a, names: list[str]):
     """The campaign economics table with its assumption spelled out."""
     econ = a.economics
-    if econ is None or econ.empty or econ["response_rate"].isna().all():
+    if not _has_economics(econ):
         return empty_state("No Response column in this file, so campaign economics cannot be estimated.")
     return html.Div([
         html.P(economics_assumptions(a.frame), className="small text-muted"),
@@ -205,6 +205,25 @@ def layout(segment=None, **_query):
         return model_unavailable(exc)
 
 
+def sections(a) -> dict:
+    """Which data-dependent sections this version's data has inputs for (issue 30: no empty sections).
+
+    Campaign acceptance needs campaign columns, the product mix and products to feature spend per
+    category, the channel mix purchases per channel, campaign economics the last campaign's responses.
+    """
+    return {"campaigns": bool(len(a.campaigns)), "products": bool(a.product_mix.shape[1]),
+            "channels": bool(a.channel_mix.shape[1]), "economics": _has_economics(a.economics)}
+
+
+def _has_economics(econ) -> bool:
+    return not (econ is None or econ.empty or econ["response_rate"].isna().all())
+
+
+def _shown(present: bool) -> str | None:
+    """Kept in the page for its callbacks, hidden when the data lacks its inputs."""
+    return None if present else "d-none"
+
+
 def _rfm_card(rfm, names: list[str]):
     """Segments against the standard RFM groups (models trained on a transaction log; None otherwise)."""
     crosstab = (rfm or {}).get("crosstab") if isinstance(rfm, dict) else None
@@ -237,6 +256,7 @@ def _layout(segment=None, **_query):
     features = [c for c in PROFILE_COLUMNS if c in a.frame]
     feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
     can_rename, why_not = may("rename")
+    has = sections(a)
     summary, heatmap, product, channel, campaigns, economics, recs, options, distribution = services.view(
         "profiles", lambda: (*_views(a, names, seg), distribution_figure(a.frame, feature, names, highlight=seg)),
         seg, feature)
@@ -279,21 +299,23 @@ def _layout(segment=None, **_query):
                                    "whiskers: up to 1.5 box-lengths.", className="small text-muted")]),
                                figure=distribution), xs=12, lg=6),
             dbc.Col(graph_card("Campaign acceptance (95% confidence intervals)", ids.PROFILES_CAMPAIGNS, height=400,
-                               figure=campaigns), xs=12, lg=6),
+                               figure=campaigns), xs=12, lg=6, className=_shown(has["campaigns"])),
         ]),
         dbc.Row([
             dbc.Col(graph_card("Product mix: share of spend", ids.PROFILES_PRODUCT_MIX,
-                               height=product.layout.height, figure=product), xs=12, lg=6),
+                               height=product.layout.height, figure=product), xs=12, lg=6,
+                    className=_shown(has["products"])),
             dbc.Col(graph_card("Channel mix: share of purchases", ids.PROFILES_CHANNEL_MIX,
-                               height=channel.layout.height, figure=channel), xs=12, lg=6),
+                               height=channel.layout.height, figure=channel), xs=12, lg=6,
+                    className=_shown(has["channels"])),
         ]),
         dbc.Row([
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Campaign economics if targeted", className="fw-semibold")),
                               dbc.CardBody(economics, id=ids.PROFILES_ECONOMICS)], className="mb-3 shadow-sm"),
-                    xs=12, lg=7),
+                    xs=12, lg=7, className=_shown(has["economics"])),
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Products to feature", className="fw-semibold")),
                               dbc.CardBody(recs, id=ids.PROFILES_RECOMMENDATIONS)], className="mb-3 shadow-sm"),
-                    xs=12, lg=5),
+                    xs=12, lg=5, className=_shown(has["products"])),
         ]),
     ])
 
