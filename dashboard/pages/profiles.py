@@ -4,7 +4,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
+from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS, own_names
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
@@ -41,9 +41,13 @@ _FACTS = [
 ]
 
 
-def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
+def segment_facts(frame, seg: int, names: dict | None = None) -> list[tuple[str, str]]:
     """The selected segment's typical member in numbers people read: counts as whole numbers (medians),
-    money without decimals, and yes/no-like counts as the share of the segment that has any."""
+    money without decimals, and yes/no-like counts as the share of the segment that has any.
+
+    ``names`` (canonical column -> the user's column, core.profiles.own_names) labels a fact read from a
+    customer table's own column by that column's name."""
+    names = names or {}
     members = frame[frame["segment"] == seg]
     out = []
     if not len(members):
@@ -54,6 +58,7 @@ def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
         values = members[column].dropna()
         if not len(values):
             continue
+        label = names.get(column, label)
         if kind == "share":
             out.append((label, f"{float((values > 0).mean()):.0%}"))
         else:
@@ -82,7 +87,7 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
                      or html.Span("Close to the average customer.", className="small text-muted")),
             html.Dl(sum(([html.Dt(label, className="col-7 col-sm-4 fw-normal text-muted"),
                           html.Dd(value, className="col-5 col-sm-2 mb-0 fw-semibold")]
-                         for label, value in segment_facts(a.frame, seg)), []),
+                         for label, value in segment_facts(a.frame, seg, own_names(a.meta))), []),
                     className="row small mt-2 mb-0", id=ids.PROFILES_FACTS),
             html.Div(_rule(get_services().analyses.rules(), seg), id=ids.PROFILES_RULES, className="mt-2"),
             html.Div(link, className="mt-2"),
@@ -187,7 +192,7 @@ def _views(a, names: list[str], seg: int) -> tuple:
     """Everything that depends on the selected segment and the names."""
     return (
         _summary(a, names, seg),
-        zscore_heatmap(a.zscores, names, highlight=seg),
+        zscore_heatmap(a.zscores.rename(columns=own_names(a.meta)), names, highlight=seg),
         mix_figure(a.product_mix, names, what="spend", highlight=seg),
         mix_figure(a.channel_mix, names, what="purchases", highlight=seg),
         campaigns_figure(a.campaigns, names, highlight=seg),
@@ -253,7 +258,8 @@ def _layout(segment=None, **_query):
     a = services.analysis()
     names = services.segment_names()
     seg = parse_segment(segment, a.k)
-    features = [c for c in PROFILE_COLUMNS if c in a.frame]
+    own = own_names(a.meta)
+    features = [own.get(c, c) for c in PROFILE_COLUMNS if c in a.frame]  # the user's own column names
     feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
     can_rename, why_not = may("rename")
     has = sections(a)
