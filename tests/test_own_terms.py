@@ -170,3 +170,15 @@ def test_flip_points_in_units_match_the_model_scale():
     exact = scoring.flip_points(values, mean, scale, centroids, ["Frequency_log"], {"Frequency": (0, 50)},
                                 in_units=True)[0]
     assert exact.up == pytest.approx(5.0)
+
+
+def test_the_api_segment_means_are_in_units(cdnow_app):
+    with cdnow_app.server.test_request_context("/"):
+        a = _services(cdnow_app).analysis()
+        orders = a.frame.groupby("segment")["Frequency"].mean()
+    response = cdnow_app.server.test_client().get("/api/v1/segments")
+    assert response.status_code == 200
+    rows = response.get_json()["segments"]
+    for row in rows:
+        assert set(row["means"]) == {"Recency", "Frequency", "Monetary", "Tenure"}
+        assert row["means"]["Frequency"] == pytest.approx(orders.loc[row["segment"]])

@@ -146,7 +146,7 @@ class PredictService:
     def segments_summary(self) -> list[dict]:
         """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
         a, _, names = self._analysis_model()
-        rows = self.results.cached(("api_segments", a.version, a.fingerprint), lambda: segments_table(a))
+        rows = self.results.cached(("api_segments_units", a.version, a.fingerprint), lambda: segments_table(a))
         return [dict(row, name=names[row["segment"]]) for row in rows]
 
 
@@ -272,9 +272,13 @@ def segment_cards(analysis: Analysis) -> list[dict]:
 
 
 def segments_table(analysis: Analysis) -> list[dict]:
-    """Per segment: size, share, description, means of the model's features, response rate (JSON-ready)."""
+    """Per segment: size, share, description, means of the model's features (in units), response rate (JSON-ready)."""
+    from core import schema
+
     frame, labels = analysis.frame, analysis.labels
-    means = frame[analysis.features].groupby(labels).mean().reindex(range(analysis.k))
+    # In the data's own units: a feature clustered on a log scale by its column (mean orders, not mean log).
+    fields = [schema.unit_field(f) if schema.unit_field(f) in frame else f for f in analysis.features]
+    means = frame[fields].groupby(labels).mean().reindex(range(analysis.k))
     response = frame["Response"].groupby(labels).mean().reindex(range(analysis.k)) if "Response" in frame else None
     out = []
     for seg in range(analysis.k):
@@ -282,7 +286,7 @@ def segments_table(analysis: Analysis) -> list[dict]:
         out.append({
             "segment": seg, "size": int(analysis.sizes.loc[seg, "n"]), "share": float(analysis.sizes.loc[seg, "share"]),
             "description": analysis.personas[seg].description if seg < len(analysis.personas) else "",
-            "means": {f: (None if pd.isna(means.loc[seg, f]) else float(means.loc[seg, f])) for f in analysis.features},
+            "means": {f: (None if pd.isna(means.loc[seg, f]) else float(means.loc[seg, f])) for f in fields},
             "response_rate": rate,
         })
     return out
