@@ -42,7 +42,7 @@ __all__ = [
     "KINDS", "CUSTOMER_ROLES", "TRANSACTION_ROLES", "SINGLE_ROLES", "Mapping", "Sniffed", "sniff", "read_head",
     "detect_kind", "suggest", "validate", "prepare_input", "default_features", "parse_features", "train_input",
     "feature_ranges", "input_summary", "rfm_names", "accepted_range", "accepted_fields", "mapped_request",
-    "mapped_schema", "LOG_SUFFIX", "roles_for",
+    "mapped_schema", "LOG_SUFFIX", "roles_for", "user_columns",
 ]
 
 KINDS = ("canonical", "customers", "transactions")
@@ -663,6 +663,7 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
     negative = np.zeros(n, bool)
     groups: dict[str, list[str]] = {"spend": [], "purchases": [], "campaign": []}
     features = []
+    aliases: dict[str, str] = {}  # canonical name -> the user's column holding it
     for column, role in mapping.columns.items():
         if role == "ignore":
             continue
@@ -695,8 +696,14 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
                                 f"{first + 2}: {cells.iloc[first][:30]!r}); expected {CUSTOMER_ROLES[role]}")
         unreadable |= bad
         missing |= is_empty
-        target = _ROLE_COLUMN.get(role) or _safe(column, taken)
+        # The column keeps the user's name (issue 30); a role with a canonical meaning also gets that
+        # name as an alias, which personas and profiles read and people never see or choose.
+        canonical = _ROLE_COLUMN.get(role)
+        target = canonical if canonical == _safe(column, set()) else _safe(column, taken)
         out[target] = values
+        if canonical and canonical != target:
+            out[canonical] = values
+            aliases[canonical] = target
         if role in ("spend", "purchases", "web_visits", "recency", "income", "campaign"):
             negative |= np.nan_to_num(values) < 0
         if role in groups:
@@ -731,7 +738,27 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
     record("implausible_birth_year", "dropped", implausible, "age outside 16-100")
     record("out_of_range", "dropped", negative, "a count, spend, income or recency below zero")
     cleaned = frame.loc[alive]
+    cleaned.attrs["aliases"] = aliases
     return cleaned, _report(n, int(alive.sum()), rules), groups, features
+
+
+def user_columns(frame: pd.DataFrame) -> dict:
+    """Canonical name -> the user's column it aliases, in customers prepared from a customer table.
+
+    A role tells SegmentLens what a column means; the column keeps its name (``visits``) and the
+    canonical name (``NumWebVisitsMonth``) is a hidden copy for personas and profiles.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Prepared customers.
+
+    Returns
+    -------
+    dict
+        Empty for the canonical file and transaction logs.
+    """
+    return dict(frame.attrs.get("aliases") or {})
 
 
 def default_features(kind: str, frame: pd.DataFrame, mapping: Mapping | None = None) -> list[str]:
@@ -764,6 +791,7 @@ def default_features(kind: str, frame: pd.DataFrame, mapping: Mapping | None = N
         base += list(frame.attrs.get("features", []))
         if not base:
             base = list(frame.attrs.get("spend", []))
+        base = [user_columns(frame).get(c, c) for c in base]  # the user's own column names
     transforms = mapping.transforms if mapping else {}
     return [f"{c}{LOG_SUFFIX}" if c in transforms else c for c in dict.fromkeys(base)]
 
@@ -911,7 +939,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
                         encoding=sniffed.encoding, column_mapping=dict(mapping.columns), rows=len(full),
                         date_format="", date_order="",
                         date_note=f"enrolment dates from column {dates[0]!r}" if dates else "no date column mapped")
-        money = ["Income", "Total_Spending"] + groups["spend"]
+        money = [user_columns(frame).get("Income", "Income"), "Total_Spending"] + groups["spend"]
     step("features")
     if not mapping.transforms:
         mapping.transforms = _choose_transforms(frame, money)
@@ -950,7 +978,8 @@ def parse_features(text: str | None, prepared, mapping: Mapping) -> list[str]:
         names = list(mapping.features or [])
     else:
         names = [t.strip() for t in text.split(",") if t.strip()] if isinstance(text, str) else list(text)
-    numeric = [c for c in frame.columns if c != "ID" and pd.api.types.is_numeric_dtype(frame[c])]
+    hidden = set(user_columns(frame))  # canonical aliases of the user's columns are not choices
+    numeric = [c for c in frame.columns if c != "ID" and c not in hidden and pd.api.types.is_numeric_dtype(frame[c])]
     unknown = [n for n in names if n not in numeric]
     if unknown:
         raise ValueError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(numeric)}")
@@ -1048,6 +1077,8 @@ def input_summary(prepared, labels, mapping: Mapping) -> dict:
     """
     out: dict[str, Any] = {"input": mapping.kind, "transforms": dict(mapping.transforms)}
     frame = prepared.frame
+    if user_columns(frame):
+        out["aliases"] = dict(user_columns(frame))  # canonical name -> the user's column (labels on pages)
     if mapping.kind == "transactions" and "RFM_group" in frame:
         from .transactions import crosstab
 

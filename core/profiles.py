@@ -16,7 +16,7 @@ from .features import CHANNEL_COLUMNS
 __all__ = [
     "Persona", "sizes", "summary_stats", "zscores", "product_mix", "channel_mix",
     "campaign_rates", "economics", "product_lift", "personas", "wilson_interval",
-    "PROFILE_COLUMNS", "LIFT_THRESHOLD", "compare_segments", "effect_magnitude",
+    "PROFILE_COLUMNS", "LIFT_THRESHOLD", "compare_segments", "effect_magnitude", "own_names",
 ]
 
 # Columns profiled besides the model's features (means/medians, z-scores).
@@ -27,6 +27,26 @@ PROFILE_COLUMNS = [
 ] + schema.SPEND_COLUMNS
 LIFT_THRESHOLD = 1.2
 _DEFAULT_COST, _DEFAULT_REVENUE = 3.0, 11.0
+
+
+def own_names(meta: dict | None) -> dict:
+    """Canonical profile column -> the user's own column name, for a version trained on a customer table.
+
+    Profiles and personas read a customer table's columns under their canonical names (``Income``),
+    hidden copies of the user's columns (``income``); pages show the user's names (issue 30).
+
+    Parameters
+    ----------
+    meta : dict or None
+        The version's metadata (``aliases``, written at training by :func:`core.mapping.input_summary`).
+
+    Returns
+    -------
+    dict
+        Empty for the canonical file, transaction logs and versions trained before aliases existed.
+    """
+    aliases = (meta or {}).get("aliases") if isinstance(meta, dict) else None
+    return {str(k): str(v) for k, v in aliases.items()} if isinstance(aliases, dict) else {}
 
 
 def _present(frame: pd.DataFrame, columns) -> list[str]:

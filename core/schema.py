@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 __all__ = [
     "CANONICAL_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -25,6 +27,13 @@ __all__ = [
     "ALIASES",
     "normalise_header",
     "canonical_name",
+    "LOG_SUFFIX",
+    "LOG_NOTE",
+    "unit_field",
+    "is_logged",
+    "to_units",
+    "from_units",
+    "unit_label",
 ]
 
 CANONICAL_COLUMNS = [
@@ -155,6 +164,95 @@ FEATURE_LABELS = {
     "Income_log": "Yearly household income (log scale)",
     "Total_Spending_log": "Total spend (log scale)",
 }
+
+
+# A feature clustered on a log scale is the column's name plus this suffix (``Monetary_log``); people
+# read and type the column itself, in the data's own units (orders, money, days).
+LOG_SUFFIX = "_log"
+LOG_NOTE = "clustered on a log scale"
+
+
+def is_logged(feature: str) -> bool:
+    """Whether a model feature is a column clustered on its (signed) log: ``Monetary_log``.
+
+    Parameters
+    ----------
+    feature : str
+
+    Returns
+    -------
+    bool
+    """
+    return str(feature).endswith(LOG_SUFFIX) and len(str(feature)) > len(LOG_SUFFIX)
+
+
+def unit_field(feature: str) -> str:
+    """The field a person reads and types for a model feature: the column itself for a logged feature.
+
+    Parameters
+    ----------
+    feature : str
+        ``"Monetary_log"`` gives ``"Monetary"``; any other name is returned as is.
+
+    Returns
+    -------
+    str
+    """
+    return str(feature)[:-len(LOG_SUFFIX)] if is_logged(feature) else str(feature)
+
+
+def to_units(feature: str, values):
+    """Model values of a feature in the data's own units (the inverse of the signed log for a logged one).
+
+    Parameters
+    ----------
+    feature : str
+    values : float or array-like
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Same shape as ``values``; unchanged for a feature that is not logged.
+    """
+    if not is_logged(feature):
+        return values
+    v = np.asarray(values, dtype=float)
+    out = np.sign(v) * np.expm1(np.abs(v))
+    return float(out) if out.ndim == 0 else out
+
+
+def from_units(feature: str, values):
+    """Values typed in the data's own units as the model's feature (the signed log for a logged one).
+
+    Parameters
+    ----------
+    feature : str
+    values : float or array-like
+
+    Returns
+    -------
+    float or numpy.ndarray
+    """
+    if not is_logged(feature):
+        return values
+    v = np.asarray(values, dtype=float)
+    out = np.sign(v) * np.log1p(np.abs(v))
+    return float(out) if out.ndim == 0 else out
+
+
+def unit_label(feature: str) -> str:
+    """Readable name of a feature in the data's own units ("Total spend" for ``Monetary_log``).
+
+    Parameters
+    ----------
+    feature : str
+
+    Returns
+    -------
+    str
+    """
+    name = unit_field(feature)
+    return FEATURE_LABELS.get(name, name.replace("_", " "))
 
 
 def normalise_header(name: str) -> str:

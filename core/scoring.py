@@ -452,7 +452,7 @@ class Flip:
         return dict(self.__dict__)
 
 
-def flip_points(values, mean, scale, centroids, features, ranges, integer=()) -> list[Flip]:
+def flip_points(values, mean, scale, centroids, features, ranges, integer=(), in_units: bool = False) -> list[Flip]:
     """For each feature, the nearest values above and below where the assigned segment changes.
 
     Parameters
@@ -470,6 +470,10 @@ def flip_points(values, mean, scale, centroids, features, ranges, integer=()) ->
         inside the searched range.
     integer : collection of str, optional
         Whole-number features: report the first whole value in another segment.
+    in_units : bool, default False
+        Answer in the data's own units: a feature clustered on a log scale (``Frequency_log``) is
+        reported as its column (``Frequency``) with values in orders or money, and ``ranges`` and
+        ``integer`` name that column (three orders, not a log value).
 
     Returns
     -------
@@ -482,19 +486,27 @@ def flip_points(values, mean, scale, centroids, features, ranges, integer=()) ->
     current = min(range(k), key=dist2.__getitem__)
     out = []
     for j, feature in enumerate(features):
+        name = schema.unit_field(feature) if in_units else feature
+        # The search runs on the model's scale; limits and answers are converted at its edges.
+        inward = (lambda v, f=feature: schema.from_units(f, v)) if in_units else (lambda v: v)
+        outward = (lambda v, f=feature: schema.to_units(f, v)) if in_units else (lambda v: v)
         t0, m, s = z[j], mean[j], scale[j]
-        low, high = ranges.get(feature, (-math.inf, math.inf))
-        low, high = min(low, values[j]), max(values[j], high)
+        shown = float(outward(values[j]))
+        if in_units and schema.is_logged(feature):
+            shown = round(shown, 9)  # 120, not the log round trip's 120.00000000000003
+        low, high = ranges.get(name, (-math.inf, math.inf))
+        low, high = min(low, shown), max(shown, high)
         # Rest of each squared distance: unchanged while feature j moves.
         rest = [dist2[c] - (t0 - centroids[c][j]) ** 2 for c in range(k)]
-        whole = feature in integer
+        whole = name in integer
         sides = []
         for direction, limit in ((-1, low), (+1, high)):
-            hit = _walk(current, t0, j, centroids, rest, direction, (limit - m) / s)
+            edge = inward(limit) if math.isfinite(limit) else limit
+            hit = _walk(current, t0, j, centroids, rest, direction, (edge - m) / s)
             if hit is None:
                 sides.append((None, None))
                 continue
-            boundary = m + s * hit[0]
+            boundary = float(outward(m + s * hit[0]))
             if not whole:
                 sides.append((boundary, hit[1]))
                 continue
@@ -504,11 +516,11 @@ def flip_points(values, mean, scale, centroids, features, ranges, integer=()) ->
             if (value - limit) * direction > 0:
                 sides.append((None, None))
                 continue
-            tz = (value - m) / s
+            tz = (float(inward(value)) - m) / s
             seg = min(range(k), key=lambda c: rest[c] + (tz - centroids[c][j]) ** 2)
             sides.append((float(value), seg) if seg != current else (None, None))
         (down, down_seg), (up, up_seg) = sides
-        out.append(Flip(feature, float(values[j]), down, down_seg, up, up_seg, float(low), float(high), whole))
+        out.append(Flip(name, shown, down, down_seg, up, up_seg, float(low), float(high), whole))
     return out
 
 

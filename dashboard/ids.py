@@ -135,6 +135,7 @@ PREDICT_SCENARIO_TABLE = "predict-scenarios-table"
 PREDICT_DOWNLOAD_BTN = "predict-download-btn"
 PREDICT_DOWNLOAD = "predict-download"
 PREDICT_RAW_SECTION = "predict-raw-section"
+PREDICT_LOG_NOTE = "predict-log-note"
 
 # ---------------------------------------------------------------- data & models (/data)
 DATA_WARNING = "data-model-warning"

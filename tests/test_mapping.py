@@ -9,7 +9,7 @@ import pytest
 
 from core.cli import main
 from core.loading import DataFileError
-from core.mapping import (Mapping, detect_kind, prepare_input, read_head, sniff, suggest, train_input,
+from core.mapping import (Mapping, parse_features, detect_kind, prepare_input, read_head, sniff, suggest, train_input,
                           validate)
 from core.pipeline import prepare
 from core.registry import Registry
@@ -58,20 +58,25 @@ def test_customer_table_trains_through_the_suggested_mapping(tmp_path):
     registry = Registry(tmp_path / "models")
     version, model, meta = train_input(_bytes(table, ";"), name="crm.csv", k=3, registry=registry)
     assert meta["input"] == "customers" and meta["n_customers"] == 300
-    expected = ["Age", "Income", "Total_Spending", "web_orders", "store_orders", "NumWebVisitsMonth", "Recency",
-                "Customer_since", "loyalty_points"]
+    # The user's own column names (issue 30); derived facts (total spend, days as a customer) keep theirs.
+    expected = ["age_years", "yearly_salary", "Total_Spending", "web_orders", "store_orders", "site_visits",
+                "days_since_last_order", "Customer_since", "loyalty_points"]
     logged = {f"{c}_log" if c in meta["transforms"] else c for c in expected}
     assert set(model.features) == logged and len(model.features) == len(expected)
     saved = registry.artifact_json(version, "mapping")
     assert saved["input"] == "customers" and saved["features"] == list(model.features)
     assert saved["columns"]["yearly_salary"] == "income"
-    lo, hi = saved["ranges"]["Recency"]
+    lo, hi = saved["ranges"]["days_since_last_order"]
     assert lo == table["days_since_last_order"].min() and hi == table["days_since_last_order"].max()
     prepared, _ = prepare_input(_bytes(table, ";"), name="crm.csv")
     frame = prepared.frame.set_index("ID")
     row = table.set_index("client_ref").loc[5007]
     assert frame.loc[5007, "Total_Spending"] == pytest.approx(row["wine_spend"] + row["meat_spend"])
-    assert frame.loc[5007, "Age"] == row["age_years"]
+    assert frame.loc[5007, "age_years"] == row["age_years"]
+    # Canonical aliases (for personas) are hidden copies of the user's columns, never offered as choices.
+    assert frame.loc[5007, "Age"] == row["age_years"] and meta["aliases"]["Income"] == "yearly_salary"
+    with pytest.raises(ValueError, match="unknown feature.*Income; choose from .*yearly_salary"):
+        parse_features("Income", prepared, _)
 
 
 def test_unmappable_files_get_a_message_naming_the_column():
@@ -121,7 +126,8 @@ def test_cli_train_with_input_and_map(tmp_path, capsys):
     assert main(["train", "--data", str(path), "--models", str(tmp_path / "models"), "--k", "3", "--json",
                  "--quiet", "--map", str(tmp_path / "m.json")]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert [f.removesuffix("_log") for f in payload["features"]] == ["Income", "Total_Spending", "Recency"]
+    assert [f.removesuffix("_log") for f in payload["features"]] == ["yearly_salary", "Total_Spending",
+                                                                      "days_since_last_order"]
     (tmp_path / "bad.json").write_text('{"input": "customers", "columns": {"client_ref": "price"}}')
     assert main(["train", "--data", str(path), "--models", str(tmp_path / "models"), "--quiet",
                  "--map", str(tmp_path / "bad.json")]) == 2

@@ -142,7 +142,7 @@ def test_scenario_table_side_by_side():
 
 
 def test_predict_form_for_a_mapped_model_uses_its_features_and_observed_ranges():
-    """A model of a transaction log: form fields are its features, ranges from the data, log ones typed raw."""
+    """A model of a transaction log: one field per feature, ranges from the data, a log feature typed in units."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -156,12 +156,17 @@ def test_predict_form_for_a_mapped_model_uses_its_features_and_observed_ranges()
     spec = predict_form_spec(SimpleNamespace(frame=frame, features=["Recency", "Frequency", "Monetary_log"],
                                              meta={"input": "transactions"}))
     by_name = {f["name"]: f for f in spec["features"]}
-    assert list(by_name) == ["Recency", "Frequency", "Monetary_log"]
+    assert list(by_name) == ["Recency", "Frequency", "Monetary"]
+    assert [f["feature"] for f in spec["features"]] == ["Recency", "Frequency", "Monetary_log"]
     assert (by_name["Recency"]["low"], by_name["Recency"]["high"]) == (0.0, 600.0)
     assert by_name["Frequency"]["integer"] and by_name["Frequency"]["max"] == 9
-    assert by_name["Monetary_log"]["label"] == "Total spend (log scale)"
-    assert spec["raw"] == [{"feature": "Monetary_log", "fields": [pytest.approx(spec["raw"][0]["fields"][0])]}]
-    assert spec["raw"][0]["fields"][0]["name"] == "Monetary"
+    # The log feature is typed in money: its label, quartiles and accepted range are in units.
+    monetary_field = by_name["Monetary"]
+    assert monetary_field["label"] == "Total spend" and monetary_field["logged"]
+    assert (monetary_field["min"], monetary_field["max"]) == (0.0, 400.0)
+    assert monetary_field["q25"] == pytest.approx(np.quantile(monetary, 0.25))
+    assert (monetary_field["low"], monetary_field["high"]) == (0.0, 800.0)
+    assert spec["raw"] == []  # no birth year or spend per category in this data
     assert parse_field("Recency", "601", (0.0, 600.0))[1] == "must be between 0 and 600"
     assert parse_field("Recency", "1,5", (0.0, 600.0)) == (15.0, None)
     assert parse_field("Recency", "abc", (0.0, 600.0))[1].startswith("enter a number")

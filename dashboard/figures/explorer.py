@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.projection import downsample_per_segment
+from core.schema import unit_field
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, plain, wrap_label
@@ -113,12 +114,12 @@ def hover_spec(frame: pd.DataFrame, features=None) -> tuple[list[str], str]:
         return HOVER_COLUMNS, _HOVER
     raw = []
     for f in list(features or []):
-        base = f[:-4] if f.endswith("_log") and f[:-4] in frame else f
+        base = unit_field(f) if unit_field(f) in frame else f
         if base in frame and base not in raw and base not in ("ID", "confidence"):
             raw.append(base)
     columns = ["ID"] + raw[:6] + ["confidence"]
     lines = ["<b>%{fullData.name}</b>", "Customer %{customdata[1]:.0f}"]
-    lines += [f"{c.replace('_', ' ')} %{{customdata[{i + 2}]:,.4~g}}" for i, c in enumerate(raw[:6])]
+    lines += [f"{plain(feature_label(c))} %{{customdata[{i + 2}]:,.4~g}}" for i, c in enumerate(raw[:6])]
     lines.append(f"Confidence %{{customdata[{len(columns)}]:.0%}}<extra></extra>")
     return columns, "<br>".join(lines)
 
@@ -220,9 +221,14 @@ def pca_map_figure(coords: np.ndarray, labels: np.ndarray, frame: pd.DataFrame, 
     return fig
 
 
+def _unit_label(feature: str) -> str:
+    """A feature named as people read it: a log-scale feature by its column ("Orders"); the page says the scale."""
+    return feature_label(unit_field(feature))
+
+
 def _arrow_label(features: list[str], i: int) -> str:
     """A feature's readable name, on two lines when long (arrow labels crowd near the origin)."""
-    return wrap_label(feature_label(features[i]) if i < len(features) else f"x{i}", 16)
+    return wrap_label(_unit_label(features[i]) if i < len(features) else f"x{i}", 16)
 
 
 def _add_loadings(fig: go.Figure, loadings: np.ndarray, tips: np.ndarray, features: list[str], dims: int) -> None:
@@ -235,7 +241,7 @@ def _add_loadings(fig: go.Figure, loadings: np.ndarray, tips: np.ndarray, featur
             zs += [0, tip[2], None]
         fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line={"color": "#495057", "width": 4},
                                    name="Feature directions", hoverinfo="skip", legendgroup="loadings"))
-        labels = [feature_label(features[i]) if i < len(features) else f"x{i}" for i in range(len(tips))]
+        labels = [_unit_label(features[i]) if i < len(features) else f"x{i}" for i in range(len(tips))]
         fig.add_trace(go.Scatter3d(x=tips[:, 0] * 1.08, y=tips[:, 1] * 1.08, z=tips[:, 2] * 1.08, mode="text",
                                    text=labels, textfont={"size": 11, "color": "#343a40"}, showlegend=False,
                                    hovertext=labels, hoverinfo="text", legendgroup="loadings"))
@@ -346,7 +352,7 @@ def _add_labels(fig: go.Figure, names: list[str], centres: np.ndarray, points: n
             fig.add_annotation(x=tips[i][0], y=tips[i][1], xref="x", yref="y", text=text, showarrow=False,
                                xanchor=xanchor, yanchor=yanchor, **params[pick],
                                font={"size": 10, "color": "#495057"}, bgcolor="rgba(255,255,255,0.7)",
-                               hovertext=f"{feature_label(features[i]) if i < len(features) else text}: loading "
+                               hovertext=f"{_unit_label(features[i]) if i < len(features) else text}: loading "
                                          f"{load[0]:+.2f} on PC1, {load[1]:+.2f} on PC2")
         else:
             # Boxed in the segment's colour, joined to its centre by a thin line.

@@ -3,7 +3,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-from core.profiles import PROFILE_COLUMNS
+from core.profiles import PROFILE_COLUMNS, own_names
 from dashboard import ids
 from dashboard.components import describes_figures, empty_state, graph_card, page_header, segment_options, table
 from dashboard.figures.common import feature_label
@@ -61,7 +61,7 @@ def _views(services, a_seg: int, b_seg: int) -> tuple:
     """KPIs, summary, effect sizes, the table and the mixes for segments A and B."""
     a = services.analysis()
     names = services.segment_names()
-    comparison = services.compare_segments(a_seg, b_seg)
+    comparison = services.compare_segments(a_seg, b_seg).rename(index=own_names(a.meta))  # the user's names
     diff_table = (empty_state("Pick two different segments to see how they differ.") if a_seg == b_seg
                   else table(comparison_table(comparison, a_seg, b_seg), index=False, class_name="small"))
     return (
@@ -85,9 +85,10 @@ def layout(a=None, b=None, **_query):
     a_seg, b_seg = parse_pair(a, b, analysis.k)
     kpi_a, kpi_b, summary, diff, diff_table, product, channel = services.view(
         "compare", lambda: _views(services, a_seg, b_seg), a_seg, b_seg)
-    features = [c for c in PROFILE_COLUMNS if c in analysis.frame]
+    own = own_names(analysis.meta)
+    features = [own.get(c, c) for c in PROFILE_COLUMNS if c in analysis.frame]
     # Open on the feature that separates the two segments most: the first thing worth looking at.
-    ranked = services.compare_segments(a_seg, b_seg)["cohens_d"].abs().dropna()
+    ranked = services.compare_segments(a_seg, b_seg).rename(index=own)["cohens_d"].abs().dropna()
     feature = ranked.idxmax() if len(ranked) and a_seg != b_seg else (
         "Total_Spending" if "Total_Spending" in features or not features else features[0])
     options = segment_options(names)

@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
+from core.profiles import own_names
+from core.schema import LOG_NOTE, is_logged, unit_field
 from dashboard import ids
+from dashboard.figures.common import feature_label
 from dashboard.components import describes_figures, graph_card, page_header
 from dashboard.figures.explorer import (
     map_view, pca_map_figure, range_bounds, selected_positions, selection_summary,
@@ -21,6 +24,14 @@ _MAP_HEIGHT = 600
 _OTHER_RANGES = ("Recency", "Monetary", "Frequency", "Tenure")
 _LABELS = {"Age": "Age", "Income": "Yearly income", "Recency": "Days since last purchase",
            "Monetary": "Total spend", "Frequency": "Orders", "Tenure": "Days since first purchase"}
+
+
+def log_scale_note(features) -> str:
+    """Said once: which features the model clusters on a log scale (hovers and filters stay in units)."""
+    logged = [feature_label(unit_field(f)) for f in features if is_logged(f)]
+    if not logged:
+        return ""
+    return f" {' and '.join(logged)} {'is' if len(logged) == 1 else 'are'} {LOG_NOTE}."
 
 
 def _range_columns(frame, features=()) -> tuple:
@@ -65,8 +76,11 @@ def _range_slider(slider_id: str, lo: float, hi: float, step: float, fmt) -> dcc
                            allowCross=False, tooltip={"placement": "bottom", "always_visible": False})
 
 
-def _filters(frame, features=()) -> dbc.Card:
-    """Education, marital status, age and income filters (or the data's own columns when it has other ones)."""
+def _filters(frame, features=(), own: dict | None = None) -> dbc.Card:
+    """Education, marital status, age and income filters (or the data's own columns when it has other ones).
+
+    ``own``: canonical column -> the user's column name (core.profiles.own_names), which labels a filter."""
+    own = own or {}
     b = _bounds(frame, features)
     age_col, income_col = b["range_columns"]
     label = "form-label small fw-semibold mb-1"
@@ -81,7 +95,8 @@ def _filters(frame, features=()) -> dbc.Card:
     def ranged(column, control_id, bounds, fmt):
         if column is None:  # the id stays for the callbacks; nothing to filter on
             return dbc.Col(_range_slider(control_id, *bounds, 1, fmt), style=hidden)
-        return dbc.Col([html.Label(_LABELS.get(column, column.replace("_", " ")), htmlFor=control_id, className=label),
+        text = own.get(column) or _LABELS.get(column, column.replace("_", " "))
+        return dbc.Col([html.Label(text, htmlFor=control_id, className=label),
                         _range_slider(control_id, *bounds, _step(frame, column), fmt)], md=6, xl=3, className="mb-2")
 
     money = _money if income_col in ("Income", "Monetary") else (lambda v: f"{v:,.0f}")
@@ -122,8 +137,8 @@ def layout(**_query):
     return html.Div([
         page_header("Explorer", f"Every customer on the model's two or three main axes (PCA of the {len(a.features)} "
                                 "features), coloured by segment. Crosses mark segment centres; arrows show which "
-                                "way each feature grows.", basis=a.basis),
-        _filters(a.frame, a.features),
+                                f"way each feature grows.{log_scale_note(a.features)}", basis=a.basis),
+        _filters(a.frame, a.features, own_names(a.meta)),
         dbc.Row([
             dbc.Col(graph_card("Customer map", ids.EXPLORER_MAP, height=_MAP_HEIGHT, extra=html.Div([controls, count]),
                                config={"scrollZoom": True}), lg=8, xl=9),

@@ -5,7 +5,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
-from core.schema import FEATURE_LABELS
+from core.schema import FEATURE_LABELS, LOG_NOTE
 from core.scoring import format_value
 from core.registry import RegistryError
 from dashboard import ids
@@ -49,6 +49,38 @@ def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300)
         dbc.FormFeedback(id={"type": feedback_type, "field": spec["name"]}, type="invalid"),
         dbc.FormText(hint, className="d-block small"),
     ], className="mb-2")
+
+
+# What each raw-field group is computed by, for the section's words (core.scoring.DERIVATIONS).
+_RAW_WORDS = {"Age": ("birth year", "Age = 2026 − birth year"),
+              "Total_Spending": ("spend per category", "total spend = sum of the categories")}
+
+
+def raw_title(groups: list[dict]) -> str:
+    """What the raw-fields section asks for: only the raw fields this data has."""
+    return ", ".join(_RAW_WORDS.get(g["feature"], (FEATURE_LABELS.get(g["feature"], g["feature"]),))[0]
+                     for g in groups)
+
+
+def raw_rules(groups: list[dict]) -> str:
+    """How the section computes each feature it offers."""
+    return ", ".join(_RAW_WORDS[g["feature"]][1] for g in groups if g["feature"] in _RAW_WORDS)
+
+
+def log_note(form: dict):
+    """Said once under the fields: which are clustered on a log scale (typed in units all the same)."""
+    logged = [f["label"] for f in form["features"] if f.get("logged")]
+    if not logged:
+        return None
+    verb = "is" if len(logged) == 1 else "are"
+    return html.P(f"{' and '.join(logged)} {verb} {LOG_NOTE}; type {'it' if len(logged) == 1 else 'them'} as "
+                  "counted, the scale is applied for you.",
+                  className="small text-muted mb-2", id=ids.PREDICT_LOG_NOTE)
+
+
+def has_campaigns_or_products(a) -> bool:
+    """Whether the version's data has campaign responses or spend per product (the campaigns card's inputs)."""
+    return bool(len(a.campaigns)) or bool(getattr(a.lift, "shape", (0, 0))[1])
 
 
 def largest_segment(sizes) -> int:
@@ -107,6 +139,7 @@ def _layout(segment=None, customer=None, **_query):
     start, message = _start(services, form, segment, customer, largest)
     # The placeholder is a real customer of the data shown (the first row's ID), so trying it works.
     example_id = int(a.frame["ID"].iloc[0]) if "ID" in a.frame and len(a.frame) else None
+    cards = has_campaigns_or_products(a)
     fields = [_field(spec, start.get(spec["name"]), ids.PREDICT_FIELD, ids.PREDICT_FIELD_FEEDBACK)
               for spec in form["features"]]
     raw_groups = [html.Div([html.Div(f"→ {FEATURE_LABELS.get(group['feature'], group['feature'])}",
@@ -135,15 +168,15 @@ def _layout(segment=None, customer=None, **_query):
     ])
     raw = dbc.Accordion([dbc.AccordionItem([
         html.P("Type the raw fields; the features are computed from them as in the data "
-               "(Age = 2026 − birth year, total spend = sum of the categories).", className="small text-muted"),
+               f"({raw_rules(form['raw'])}).", className="small text-muted"),
         *raw_groups,
         dbc.Button("Compute the features from these", id=ids.PREDICT_RAW_APPLY, size="sm", color="primary"),
-    ], title="From raw fields (birth year, spend per category)")], start_collapsed=True, className="mb-2",
+    ], title=f"From raw fields ({raw_title(form['raw'])})")], start_collapsed=True, className="mb-2",
         id=ids.PREDICT_RAW_SECTION) \
         if form["raw"] else html.Div(  # no raw fields behind these features: the callback's input id stays
             dbc.Button(id=ids.PREDICT_RAW_APPLY, disabled=True), style={"display": "none"})
     form_card = dbc.Card(dbc.CardBody([html.H2("Hypothetical customer", className="h6"), prefill, html.Hr(),
-                                       *fields, raw]), className="shadow-sm mb-3")
+                                       *fields, log_note(form), raw]), className="shadow-sm mb-3")
     scenarios = dbc.Card([
         dbc.CardHeader(html.Span("Scenarios side by side", className="fw-semibold")),
         dbc.CardBody([
@@ -178,8 +211,10 @@ def _layout(segment=None, customer=None, **_query):
                     dbc.Col(graph_card("Among existing customers (PCA map)", ids.PREDICT_MAP, height=360), xl=7),
                 ]),
                 dbc.Row([
-                    dbc.Col(_card("What would change the segment", ids.PREDICT_FLIPS), xl=7),
-                    dbc.Col(_card("Campaigns and products", ids.PREDICT_CAMPAIGN), xl=5),
+                    dbc.Col(_card("What would change the segment", ids.PREDICT_FLIPS), xl=7 if cards else 12),
+                    # Only when the data has campaign responses or spend per product (issue 30).
+                    dbc.Col(_card("Campaigns and products", ids.PREDICT_CAMPAIGN), xl=5) if cards else
+                    html.Div(id=ids.PREDICT_CAMPAIGN, hidden=True),
                 ]),
                 scenarios,
             ], lg=8, xl=9),

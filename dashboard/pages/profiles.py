@@ -4,7 +4,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS
+from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS, own_names
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
@@ -41,9 +41,13 @@ _FACTS = [
 ]
 
 
-def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
+def segment_facts(frame, seg: int, names: dict | None = None) -> list[tuple[str, str]]:
     """The selected segment's typical member in numbers people read: counts as whole numbers (medians),
-    money without decimals, and yes/no-like counts as the share of the segment that has any."""
+    money without decimals, and yes/no-like counts as the share of the segment that has any.
+
+    ``names`` (canonical column -> the user's column, core.profiles.own_names) labels a fact read from a
+    customer table's own column by that column's name."""
+    names = names or {}
     members = frame[frame["segment"] == seg]
     out = []
     if not len(members):
@@ -54,6 +58,7 @@ def segment_facts(frame, seg: int) -> list[tuple[str, str]]:
         values = members[column].dropna()
         if not len(values):
             continue
+        label = names.get(column, label)
         if kind == "share":
             out.append((label, f"{float((values > 0).mean()):.0%}"))
         else:
@@ -82,7 +87,7 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
                      or html.Span("Close to the average customer.", className="small text-muted")),
             html.Dl(sum(([html.Dt(label, className="col-7 col-sm-4 fw-normal text-muted"),
                           html.Dd(value, className="col-5 col-sm-2 mb-0 fw-semibold")]
-                         for label, value in segment_facts(a.frame, seg)), []),
+                         for label, value in segment_facts(a.frame, seg, own_names(a.meta))), []),
                     className="row small mt-2 mb-0", id=ids.PROFILES_FACTS),
             html.Div(_rule(get_services().analyses.rules(), seg), id=ids.PROFILES_RULES, className="mt-2"),
             html.Div(link, className="mt-2"),
@@ -158,7 +163,7 @@ def _recommendations(a, names: list[str], seg: int):
 def _economics(a, names: list[str]):
     """The campaign economics table with its assumption spelled out."""
     econ = a.economics
-    if econ is None or econ.empty or econ["response_rate"].isna().all():
+    if not _has_economics(econ):
         return empty_state("No Response column in this file, so campaign economics cannot be estimated.")
     return html.Div([
         html.P(economics_assumptions(a.frame), className="small text-muted"),
@@ -187,7 +192,7 @@ def _views(a, names: list[str], seg: int) -> tuple:
     """Everything that depends on the selected segment and the names."""
     return (
         _summary(a, names, seg),
-        zscore_heatmap(a.zscores, names, highlight=seg),
+        zscore_heatmap(a.zscores.rename(columns=own_names(a.meta)), names, highlight=seg),
         mix_figure(a.product_mix, names, what="spend", highlight=seg),
         mix_figure(a.channel_mix, names, what="purchases", highlight=seg),
         campaigns_figure(a.campaigns, names, highlight=seg),
@@ -203,6 +208,25 @@ def layout(segment=None, **_query):
         return _layout(segment=segment, **_query)
     except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
         return model_unavailable(exc)
+
+
+def sections(a) -> dict:
+    """Which data-dependent sections this version's data has inputs for (issue 30: no empty sections).
+
+    Campaign acceptance needs campaign columns, the product mix and products to feature spend per
+    category, the channel mix purchases per channel, campaign economics the last campaign's responses.
+    """
+    return {"campaigns": bool(len(a.campaigns)), "products": bool(a.product_mix.shape[1]),
+            "channels": bool(a.channel_mix.shape[1]), "economics": _has_economics(a.economics)}
+
+
+def _has_economics(econ) -> bool:
+    return not (econ is None or econ.empty or econ["response_rate"].isna().all())
+
+
+def _shown(present: bool) -> str | None:
+    """Kept in the page for its callbacks, hidden when the data lacks its inputs."""
+    return None if present else "d-none"
 
 
 def _rfm_card(rfm, names: list[str]):
@@ -234,9 +258,11 @@ def _layout(segment=None, **_query):
     a = services.analysis()
     names = services.segment_names()
     seg = parse_segment(segment, a.k)
-    features = [c for c in PROFILE_COLUMNS if c in a.frame]
+    own = own_names(a.meta)
+    features = [own.get(c, c) for c in PROFILE_COLUMNS if c in a.frame]  # the user's own column names
     feature = _DEFAULT_FEATURE if _DEFAULT_FEATURE in features else features[0]
     can_rename, why_not = may("rename")
+    has = sections(a)
     summary, heatmap, product, channel, campaigns, economics, recs, options, distribution = services.view(
         "profiles", lambda: (*_views(a, names, seg), distribution_figure(a.frame, feature, names, highlight=seg)),
         seg, feature)
@@ -279,21 +305,23 @@ def _layout(segment=None, **_query):
                                    "whiskers: up to 1.5 box-lengths.", className="small text-muted")]),
                                figure=distribution), xs=12, lg=6),
             dbc.Col(graph_card("Campaign acceptance (95% confidence intervals)", ids.PROFILES_CAMPAIGNS, height=400,
-                               figure=campaigns), xs=12, lg=6),
+                               figure=campaigns), xs=12, lg=6, className=_shown(has["campaigns"])),
         ]),
         dbc.Row([
             dbc.Col(graph_card("Product mix: share of spend", ids.PROFILES_PRODUCT_MIX,
-                               height=product.layout.height, figure=product), xs=12, lg=6),
+                               height=product.layout.height, figure=product), xs=12, lg=6,
+                    className=_shown(has["products"])),
             dbc.Col(graph_card("Channel mix: share of purchases", ids.PROFILES_CHANNEL_MIX,
-                               height=channel.layout.height, figure=channel), xs=12, lg=6),
+                               height=channel.layout.height, figure=channel), xs=12, lg=6,
+                    className=_shown(has["channels"])),
         ]),
         dbc.Row([
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Campaign economics if targeted", className="fw-semibold")),
                               dbc.CardBody(economics, id=ids.PROFILES_ECONOMICS)], className="mb-3 shadow-sm"),
-                    xs=12, lg=7),
+                    xs=12, lg=7, className=_shown(has["economics"])),
             dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Products to feature", className="fw-semibold")),
                               dbc.CardBody(recs, id=ids.PROFILES_RECOMMENDATIONS)], className="mb-3 shadow-sm"),
-                    xs=12, lg=5),
+                    xs=12, lg=5, className=_shown(has["products"])),
         ]),
     ])
 

@@ -36,7 +36,7 @@ class PredictService:
     def predict_form(self) -> dict:
         """Form spec of the what-if page: per feature and raw field, label, data quartiles/min/max, accepted range."""
         a = self.analyses.analysis()
-        return self.results.cached(("predict_form", a.version, a.fingerprint), lambda: predict_form_spec(a))
+        return self.results.cached(("predict_form_units", a.version, a.fingerprint), lambda: predict_form_spec(a))
 
     def map_background(self, max_points: int = 2500) -> dict:
         """A seeded, downsampled sample of the customers' 2D PCA coordinates with their segments."""
@@ -50,33 +50,44 @@ class PredictService:
         return self.results.cached(("predict_cards", a.version, a.fingerprint), lambda: segment_cards(a))
 
     def what_if(self, texts: dict) -> dict:
-        """Score a hypothetical customer typed into the form: errors per field, or the full explanation."""
-        from core import scoring
+        """Score a hypothetical customer typed into the form: errors per field, or the full explanation.
+
+        ``texts`` and the answer's ``values`` and ``flips`` are keyed by the form's fields, in the data's own
+        units (``Frequency``, not ``Frequency_log``).
+        """
+        from core import schema, scoring
 
         a, model, names = self._analysis_model()
-        errors, values = {}, []
-        bounds = {f["name"]: (f["low"], f["high"]) for f in self.predict_form()["features"]}
+        form = self.predict_form()
+        # The form is in the data's own units (orders, money); a feature clustered on a log scale gets the
+        # same signed log the API applies to a field given in units (core.mapping), so both answer alike.
+        specs = {f["feature"]: f for f in form["features"]}
+        errors, values, shown = {}, [], {}
         for feature in model.features:
-            value, message = parse_field(feature, texts.get(feature), bounds.get(feature))
+            spec = specs.get(feature, {"name": feature})
+            field, bounds = spec["name"], (spec["low"], spec["high"]) if "low" in spec else None
+            value, message = parse_field(field, texts.get(field), bounds)
             if message:
-                errors[feature] = message
-            values.append(value)
+                errors[field] = message
+                values.append(None)
+                continue
+            shown[field] = value
+            values.append(float(schema.from_units(feature, value)))
         if errors:
             return {"errors": errors}
         seg, conf, typ, dists = model.score_one(values)
         from ..monitoring import record_prediction
 
         record_prediction(a.version, [values], [seg], [conf], [typ], "what_if")  # aggregated counters only
-        form = self.predict_form()
         ranges = {f["name"]: (f["min"], f["max"]) for f in form["features"]}
         whole = {f["name"] for f in form["features"] if f["integer"]}
         flips = scoring.flip_points(values, model.mean_.tolist(), model.scale_.tolist(), model.centroids_.tolist(),
-                                    model.features, ranges, whole)
+                                    model.features, ranges, whole, in_units=True)
         z = (np.asarray(values, dtype=float) - model.mean_) / model.scale_
         point = a.projection.transform(z[None, :])[0]
         return {
-            "errors": {}, "version": a.version, "features": list(model.features),
-            "values": dict(zip(model.features, values)), "segment": seg, "name": names[seg], "names": names,
+            "errors": {}, "version": a.version, "features": [specs.get(f, {"name": f})["name"] for f in model.features],
+            "values": shown, "logged": [f["name"] for f in form["features"] if f.get("logged")], "segment": seg, "name": names[seg], "names": names,
             "confidence": conf, "typicality": typ, "distances": dists,
             "words": scoring.describe(seg, conf, typ, dists, names),
             "flips": [f.to_dict() for f in flips], "point": [float(point[0]), float(point[1])],
@@ -86,8 +97,6 @@ class PredictService:
     def derive_features(self, texts: dict) -> tuple[dict, dict]:
         """Features computed from raw fields typed into the form: ({feature: value}, {field: error})."""
         from core import scoring
-
-        from core.mapping import LOG_SUFFIX
 
         form = self.predict_form()
         derived, errors = {}, {}
@@ -101,12 +110,7 @@ class PredictService:
                 else:
                     parts[name] = value
             if len(parts) == len(group["fields"]):
-                feature = group["feature"]
-                if feature in scoring.DERIVATIONS:
-                    derived[feature] = scoring.derive(feature, parts)
-                elif feature.endswith(LOG_SUFFIX):  # clustered on a log scale: typed in the data's own units
-                    value = float(next(iter(parts.values())))
-                    derived[feature] = round(float(np.sign(value) * np.log1p(abs(value))), 6)
+                derived[group["feature"]] = scoring.derive(group["feature"], parts)
         return derived, errors
 
     def typical_member(self, segment: int) -> dict:
@@ -142,7 +146,7 @@ class PredictService:
     def segments_summary(self) -> list[dict]:
         """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
         a, _, names = self._analysis_model()
-        rows = self.results.cached(("api_segments", a.version, a.fingerprint), lambda: segments_table(a))
+        rows = self.results.cached(("api_segments_units", a.version, a.fingerprint), lambda: segments_table(a))
         return [dict(row, name=names[row["segment"]]) for row in rows]
 
 
@@ -194,28 +198,40 @@ def _field_spec(frame: pd.DataFrame, name: str, mapped: bool = False) -> dict:
     values = values[np.isfinite(values)]
     integer = bool(len(values)) and bool(np.all(values == np.round(values)))
     low, high = accepted_range(name, values, mapped)
-    spec = {"name": name, "label": schema.FEATURE_LABELS.get(name, name.replace("_", " ")),
+    spec = {"name": name, "feature": name, "logged": False,
+            "label": schema.FEATURE_LABELS.get(name, name.replace("_", " ")),
             "integer": integer, "low": low, "high": high, **_quantiles(values)}
     if name == "Year_Birth":
         spec["label"] = "Year of birth"
     return spec
 
 
-def predict_form_spec(analysis: Analysis) -> dict:
-    """The what-if form: each feature's data statistics and accepted range, and the raw fields behind it."""
-    from core import scoring
+def _feature_spec(frame: pd.DataFrame, feature: str, mapped: bool) -> dict:
+    """A model feature's form field: a feature clustered on a log scale is typed as its column, in units."""
+    from core import schema
 
-    from core.mapping import LOG_SUFFIX
+    field = schema.unit_field(feature)
+    if field == feature or field not in frame:
+        return _field_spec(frame, feature, mapped)
+    return dict(_field_spec(frame, field, mapped), feature=feature, logged=True)
+
+
+def predict_form_spec(analysis: Analysis) -> dict:
+    """The what-if form: each feature's field (in the data's own units), statistics and accepted range.
+
+    ``features`` has one field per model feature, model order (``feature`` names the model's column,
+    ``name`` the field typed: ``Monetary`` for ``Monetary_log``, ``logged`` says so); ``raw`` the raw
+    fields a feature is computed from (birth year for Age, spend per category for total spend), only
+    when the data has them.
+    """
+    from core import scoring
 
     frame = analysis.frame
     # A model trained through a column mapping accepts its data's observed ranges (as its API does).
     mapped = (getattr(analysis, "meta", None) or {}).get("input", "canonical") != "canonical"
-    features = [_field_spec(frame, f, mapped) for f in analysis.features]
+    features = [_feature_spec(frame, f, mapped) for f in analysis.features]
     raw = [{"feature": f, "fields": [_field_spec(frame, p) for p in scoring.DERIVATIONS[f]]}
            for f in analysis.features if f in scoring.DERIVATIONS and all(p in frame for p in scoring.DERIVATIONS[f])]
-    # A feature clustered on a log scale is typed in the data's own units (Monetary, not log Monetary).
-    raw += [{"feature": f, "fields": [_field_spec(frame, f[:-len(LOG_SUFFIX)], mapped)]} for f in analysis.features
-            if f.endswith(LOG_SUFFIX) and f[:-len(LOG_SUFFIX)] in frame and f not in scoring.DERIVATIONS]
     return {"features": features, "raw": raw}
 
 
@@ -256,9 +272,13 @@ def segment_cards(analysis: Analysis) -> list[dict]:
 
 
 def segments_table(analysis: Analysis) -> list[dict]:
-    """Per segment: size, share, description, means of the model's features, response rate (JSON-ready)."""
+    """Per segment: size, share, description, means of the model's features (in units), response rate (JSON-ready)."""
+    from core import schema
+
     frame, labels = analysis.frame, analysis.labels
-    means = frame[analysis.features].groupby(labels).mean().reindex(range(analysis.k))
+    # In the data's own units: a feature clustered on a log scale by its column (mean orders, not mean log).
+    fields = [schema.unit_field(f) if schema.unit_field(f) in frame else f for f in analysis.features]
+    means = frame[fields].groupby(labels).mean().reindex(range(analysis.k))
     response = frame["Response"].groupby(labels).mean().reindex(range(analysis.k)) if "Response" in frame else None
     out = []
     for seg in range(analysis.k):
@@ -266,7 +286,7 @@ def segments_table(analysis: Analysis) -> list[dict]:
         out.append({
             "segment": seg, "size": int(analysis.sizes.loc[seg, "n"]), "share": float(analysis.sizes.loc[seg, "share"]),
             "description": analysis.personas[seg].description if seg < len(analysis.personas) else "",
-            "means": {f: (None if pd.isna(means.loc[seg, f]) else float(means.loc[seg, f])) for f in analysis.features},
+            "means": {f: (None if pd.isna(means.loc[seg, f]) else float(means.loc[seg, f])) for f in fields},
             "response_rate": rate,
         })
     return out
@@ -276,8 +296,11 @@ def _row_fields(analysis: Analysis, position: int) -> dict:
     """One customer's model features and the raw columns they derive from, as plain numbers."""
     from core import scoring
 
+    from core import schema
+
     row = analysis.frame.iloc[int(position)]
-    names = list(analysis.features)
+    # The form's fields: a logged feature's column in units (Frequency for Frequency_log).
+    names = [schema.unit_field(f) if schema.unit_field(f) in analysis.frame else f for f in analysis.features]
     for feature in analysis.features:
         names += [p for p in scoring.DERIVATIONS.get(feature, ()) if p in analysis.frame]
     out = {}
