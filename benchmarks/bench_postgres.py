@@ -276,11 +276,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-log", action="store_true")
+    parser.add_argument("--read-rows", type=int, default=0,
+                        help="only compare COPY with a server-side cursor on a table of this many customers")
     args = parser.parse_args()
     sizes = [int(s) for s in args.customers.split(",") if s]
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     with Server() as server, tempfile.TemporaryDirectory(prefix="segmentlens-bench-") as tmp:
         tmp = Path(tmp)
+        if args.read_rows:
+            from core.synth import write_parquet
+
+            write_parquet(tmp / "c.parquet", n=args.read_rows, seed=7)
+            read_methods(server.url(), customers_table(server.url(), tmp / "c.parquet", tmp), tmp, args.repeats)
+            return
         if not args.skip_log:
             log_compare(server.url(), args.log_rows, tmp, args.repeats)
         if not args.skip_train:

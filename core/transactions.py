@@ -656,28 +656,32 @@ def _aggregate_duckdb(source: Any, columns: TransactionColumns, *, sep: str, enc
             cells = ", ".join(f"{col[c]} AS {r}" for r, c in roles_sql.items() if c)
             white = "' \t\r\n'"
             if numeric_ids:
-                first = ["TRY_CAST(cid AS DOUBLE) AS idn"]
-                bad_id = "(idn IS NULL OR NOT isfinite(idn) OR idn <> floor(idn) OR abs(idn) > 9e18)"
+                first = ["TRY_CAST(cid AS DOUBLE) AS idn", "contains(cid, '_') AS id_us"]
+                # DuckDB reads 1_000 as a number; pandas does not (nor 0x10, which both refuse).
+                bad_id = ("(idn IS NULL OR NOT isfinite(idn) OR idn <> floor(idn) OR abs(idn) > 9e18 "
+                          "OR id_us)")
                 key = f"CASE WHEN {bad_id} THEN NULL ELSE CAST(idn AS BIGINT) END"
             else:
                 first = [f"trim(cid, {white}) AS idt"]
                 bad_id = "(idt IS NULL OR idt = '')"
                 key = f"CASE WHEN {bad_id} THEN NULL ELSE idt END"
-            first += [f"{day_sql} AS day", "TRY_CAST(am AS DOUBLE) AS a"]
+            first += [f"{day_sql} AS day", "TRY_CAST(am AS DOUBLE) AS a", "contains(am, '_') AS a_us"]
             # Any row pandas would drop or read by other rules (currency text, an unreadable quantity,
             # an empty or decimal order ID) counts as a problem: then pandas aggregates the log.
-            problem = ["k IS NULL", "day IS NULL", "a IS NULL", "NOT isfinite(a)"]
+            problem = ["k IS NULL", "day IS NULL", "a IS NULL", "NOT isfinite(a)", "a_us"]
             inner, outer = [], []
             if columns.quantity:
-                first += ["TRY_CAST(q AS DOUBLE) AS qn", "q IS NOT NULL AS q_given"]
-                problem.append("(q_given AND qn IS NULL)")
+                first += ["TRY_CAST(q AS DOUBLE) AS qn", "q IS NOT NULL AS q_given", "contains(q, '_') AS q_us"]
+                problem += ["(q_given AND qn IS NULL)", "q_us"]
                 inner.append("sum(CASE WHEN isfinite(qn) THEN qn ELSE 0 END) AS quantity")
                 outer.append("sum(quantity) AS quantity")
             group, orders = "1", "0.0"
             if columns.order_id:
                 # An order ID that is a whole number is keyed by its value (pandas reads 007 and 7 as 7);
                 # other IDs by a 64-bit hash of their text, as the pandas path does.
-                first += [f"trim(o, {white}) AS ot", "TRY_CAST(o AS BIGINT) AS oi"]
+                first += [f"trim(o, {white}) AS ot",
+                          f"CASE WHEN regexp_full_match(trim(o, {white}), '[+-]?[0-9]+') THEN TRY_CAST(o AS BIGINT) "
+                          "END AS oi"]
                 problem += ["ot IS NULL", "(oi IS NULL AND TRY_CAST(ot AS DOUBLE) IS NOT NULL)"]
                 inner.append("sum((oi IS NULL)::INT) AS o_text")
                 outer.append("sum(o_text) AS o_text")

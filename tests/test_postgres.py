@@ -127,7 +127,8 @@ def test_canonical_table_trains_the_same_model_as_its_file(url, conn, tmp_path, 
     np.testing.assert_array_equal(m_db.centroids_, m_file.centroids_)
     assert meta["data_source"] == f"{url}?table=public.customers"
     assert PASSWORD not in json.dumps(meta) and meta["data_path"] is None
-    assert PASSWORD not in (by_db / "manifest.json").read_text() if (by_db / "manifest.json").exists() else True
+    stored = [p for p in by_db.rglob("*") if p.is_file()]
+    assert stored and not any(PASSWORD.encode() in p.read_bytes() for p in stored)
 
 
 def test_types_nulls_text_ids_view_and_query_read_as_the_file(url, conn, tmp_path, capsys):

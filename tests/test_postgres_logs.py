@@ -59,6 +59,17 @@ def test_duckdb_equals_pandas_row_for_row(tmp_path, text_ids, text_orders, sep):
         assert fast.customers["ID"].iloc[0] == "C00001"  # stripped as pandas strips
 
 
+def test_order_ids_that_only_look_like_numbers_go_to_pandas(tmp_path):
+    path = tmp_path / "log.csv"
+    cols = TransactionColumns("cust", "day", "amount", order_id="order")
+    for odd in (".5", "1e3", "0x10", "1_0"):
+        path.write_text(f"order,cust,day,amount\n{odd},1,2024-01-01,5\n1,1,2024-01-02,6\n2,2,2024-01-02,2\n")
+        ref, fast = both(path, cols, strict=False)
+        assert_same(ref, fast)
+        with pytest.raises(ValueError, match="DuckDB cannot"):
+            aggregate(path, cols, sep=",", engine="duckdb")
+
+
 def test_order_ids_read_as_numbers_like_pandas(tmp_path):
     # 007 and 7 are one order for pandas (it reads whole numbers as numbers): the same for DuckDB.
     path = tmp_path / "log.csv"
@@ -74,6 +85,9 @@ def test_order_ids_read_as_numbers_like_pandas(tmp_path):
     ("1,2024-01-01,\"$1,200.00\"\n2,2024-01-02,3\n", "currency text"),
     ("1,2024-01-01,5\n2,not a date,3\n3,2024-01-03,4\n", "an unreadable date"),
     ("1,2024-01-01,5\n,2024-01-02,3\n", "an empty customer ID"),
+    # Among whole-number IDs (so IDs are numbers), one DuckDB would read as a number and pandas not.
+    ("1_000,2024-01-01,5\n" + "".join(f"{i},2024-01-02,3\n" for i in range(2, 40)), "an ID with _"),
+    ("1,2024-01-01,1_000\n2,2024-01-02,3\n", "an amount DuckDB would read as a number, pandas not"),
 ])
 def test_logs_duckdb_cannot_read_exactly_go_to_pandas(tmp_path, body, why, monkeypatch):
     monkeypatch.setenv("SEGMENTLENS_LOG_ENGINE", "duckdb")  # auto tries DuckDB first, whatever the cores
