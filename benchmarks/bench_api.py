@@ -9,9 +9,13 @@ registry and cache in a temporary folder, then measures:
 3. a batch of 1,000 customers: server time (X-Server-Time-ms) and round trip;
 4. load: a second process sends paced requests at 200/s for 60 s (10 s with --quick) on
    keep-alive connections and reports errors and latency;
-5. the what-if callback: POST /_dash-update-component with the page's callback payload.
+5. the what-if callback: POST /_dash-update-component with the page's callback payload;
+6. (--vs-bare, issue 29) one prediction with an API key and monitoring on against its peer, a bare Flask JSON
+   endpoint (benchmarks/bare_app.py) served by the same Procfile gunicorn command and gunicorn.conf.py, in the
+   same run: blocks of sequential keep-alive requests alternate between the two servers so both see the same
+   machine; p50, p99 and the p50 ratio.
 
-Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE]
+Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]]
 The server runs with SEGMENTLENS_RATE_LIMIT set high enough for the load, so the limiter
 is active (and its cost included) but never refuses a benchmark request.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -204,6 +209,78 @@ def bench_whatif(host: str, port: int, runs: int = 60) -> None:
           f"median {statistics.median(times) * 1000:.1f} ms, p99 {pct(times, 0.99) * 1000:.1f} ms")
 
 
+def _latencies(host: str, port: int, path: str, body: str, headers: dict, n: int) -> list[float]:
+    """``n`` sequential POSTs on one keep-alive connection: seconds each (every answer must be 200)."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    out = []
+    try:
+        for _ in range(n):
+            status, data, _h, seconds = post(conn, path, body, headers)
+            assert status == 200, (path, status, data[:200])
+            out.append(seconds)
+    finally:
+        conn.close()
+    return out
+
+
+def start_bare(tmp: Path):
+    """benchmarks/bare_app.py under the Procfile's gunicorn command (same config file, workers, worker class)."""
+    from tests.conftest import LiveServer, free_port, procfile_command
+
+    port = free_port()
+    command = procfile_command(host="127.0.0.1").replace("app:server", "benchmarks.bare_app:app")
+    command = command.replace("$PORT", str(port))
+    log = open(tmp / "bare.log", "w")
+    env = dict(os.environ, SEGMENTLENS_CACHE_DIR=str(tmp / "bare-cache"), PORT=str(port))
+    proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, tmp, tmp)
+    deadline = time.monotonic() + 60
+    while True:  # the bare app has no GET route: wait for any HTTP answer
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                server.stop()
+                raise RuntimeError((tmp / "bare.log").read_text()[-2000:]) from None
+            time.sleep(0.3)
+    return server
+
+
+def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
+    """One prediction (API key, monitoring on) against a bare Flask JSON endpoint, same gunicorn config, same run."""
+    from core.accounts import AccountStore
+
+    key = AccountStore(server.models_dir).create_key("bench-vs-bare", "viewer")
+    bare = start_bare(tmp)
+    try:
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        bare_port = int(bare.url.rsplit(":", 1)[1])
+        body = json.dumps(CUSTOMER)
+        keyed = {"Authorization": f"Bearer {key}"}
+        for _ in range(2):  # warm both workers of both servers
+            _latencies(host, port, "/api/v1/predict", body, keyed, 200)
+            _latencies(host, bare_port, "/bare", body, {}, 200)
+        predict, peer = [], []
+        per_block = max(n // blocks, 1)
+        for _ in range(blocks):  # alternate, so a busy moment of the machine hits both
+            predict += _latencies(host, port, "/api/v1/predict", body, keyed, per_block)
+            peer += _latencies(host, bare_port, "/bare", body, {}, per_block)
+    finally:
+        bare.stop()
+    monitoring = os.environ.get("SEGMENTLENS_MONITORING", "on")
+    p50, q50 = pct(predict, 0.5) * 1000, pct(peer, 0.5) * 1000
+    print(f"predict vs bare Flask endpoint (same gunicorn config, {len(predict)} sequential keep-alive requests "
+          f"each, {blocks} alternating blocks; API key sent and checked, monitoring {monitoring}):")
+    print(f"  POST /api/v1/predict  p50 {p50:.3f} ms, p99 {pct(predict, 0.99) * 1000:.3f} ms")
+    print(f"  POST /bare (peer)     p50 {q50:.3f} ms, p99 {pct(peer, 0.99) * 1000:.3f} ms")
+    print(f"  ratio p50 {p50 / q50:.2f}, p99 {pct(predict, 0.99) / pct(peer, 0.99):.2f}")
+
+
 def main(argv=None) -> int:
     """Run every benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -211,6 +288,10 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="sequential single predictions (default 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="load rate, requests/s (default 200)")
     parser.add_argument("--data", type=Path, help="customer file (default: the committed sample)")
+    parser.add_argument("--models-from", type=Path, help="start from a copy of this registry (skips the first "
+                        "start's training, which a busy machine may not finish within the start-up wait)")
+    parser.add_argument("--vs-bare", action="store_true", help="also: predict against a bare Flask endpoint")
+    parser.add_argument("--only-vs-bare", action="store_true", help="only the predict vs bare Flask comparison")
     args = parser.parse_args(argv)
     from tests.conftest import SAMPLE, start_server
 
@@ -223,11 +304,15 @@ def main(argv=None) -> int:
             data = tmp / "sample.tsv"
             write_sample(data)
         bench_limiter(tmp)
-        server = start_server(tmp, gunicorn=True, data=data,
+        server = start_server(tmp, gunicorn=True, data=data, models_from=args.models_from,
                               env={"SEGMENTLENS_RATE_LIMIT": "1000000/minute", "SEGMENTLENS_MAX_BODY": "4M"})
         try:
             host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
             print(f"server: {(ROOT / 'Procfile').read_text().strip()} on {server.url} (data {data.name})")
+            if args.vs_bare or args.only_vs_bare:
+                bench_vs_bare(server, tmp, args.requests)
+            if args.only_vs_bare:
+                return 0
             bench_single(host, port, args.requests if not args.quick else min(args.requests, 1000))
             bench_batch(host, port, runs=10 if args.quick else 30)
             bench_whatif(host, port, runs=30 if args.quick else 60)

@@ -401,7 +401,8 @@ def _login_page(message: str = "", status: int = 200, username: str = ""):
                 f'<code>{escape(ADD_ADMIN_HINT)}</code>.</p>')
     html_text = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · SegmentLens</title><link rel="stylesheet" href="{escape(stylesheet)}"></head>
+<title>Sign in · SegmentLens</title><link rel="stylesheet" href="{escape(stylesheet)}">
+<link rel="stylesheet" href="/assets/segmentlens.css"></head>
 <body><main class="container" style="max-width: 26rem; padding-top: 4rem">
 <h1 class="h3 mb-3">Sign in to SegmentLens</h1>{alert}{hint}
 <form method="post" action="{LOGIN_PATH}">

@@ -200,7 +200,7 @@ def _banner_view(services):
                                   "."], color="warning", className="mb-3", id=ids.APP_BANNER_MODEL))
     if header_identity()["mode"] == "read-only":
         banners.append(dbc.Alert(["This server listens on the network and has no accounts yet, so it is read-only. "
-                                  "Add an admin with ", html.Code(ADD_ADMIN_HINT), " and restart."],
+                                  "Add an admin with ", html.Code(ADD_ADMIN_HINT, className="text-body"), " and restart."],
                                  color="info", className="mb-3"))
     return banners
 

@@ -1,10 +1,14 @@
 """The Spark engine against the numpy engine and pandas: same rules, same segments, same artifacts.
 
 One local[2] Spark session for the whole module (starting a JVM costs seconds); the 200K-row
-synthetic Parquet file is written once.
+synthetic Parquet file is written once. A Spark Connect server (from the pip package, started by
+scripts/spark_connect_local.sh) serves the `sc://` round trip: train and score by the CLI on the sample.
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -23,6 +27,7 @@ from core.registry import Registry  # noqa: E402
 from core.sampling import stratified_sample  # noqa: E402
 from core.schema import DEFAULT_FEATURES  # noqa: E402
 from core.stability import adjusted_rand  # noqa: E402
+from tests.conftest import ROOT, free_port  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
@@ -241,3 +246,61 @@ def test_master_from_the_environment(monkeypatch):
     assert resolve_master("spark://a:7077,b:7077") == "spark://a:7077,b:7077"
     with pytest.raises(EngineError, match="not a Spark master"):
         resolve_master("http://example")
+
+
+@pytest.fixture(scope="module")
+def connect_url(tmp_path_factory):
+    """A Spark Connect server on a free loopback port, started from the pip package as the README says
+    (scripts/spark_connect_local.sh); stopped after the module."""
+    import grpc  # noqa: F401  # the Connect client is in requirements-spark.txt: missing it is a failure
+
+    tmp = tmp_path_factory.mktemp("connect")
+    port = free_port()
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHON=sys.executable, WAIT="180")
+    started = subprocess.run(["bash", str(ROOT / "scripts" / "spark_connect_local.sh"), str(port)], env=env,
+                             capture_output=True, text=True, timeout=240)
+    pid_file, log = tmp / "segmentlens-connect.pid", tmp / "segmentlens-connect.log"
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    try:
+        assert started.returncode == 0, started.stderr + (log.read_text()[-3000:] if log.exists() else "")
+        yield f"sc://localhost:{port}"
+    finally:
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)  # ProcessLookupError once it has gone
+                    time.sleep(0.1)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_train_and_score_through_spark_connect(connect_url, tmp_path):
+    """`python -m core train/score --engine spark` with SEGMENTLENS_SPARK_MASTER=sc://localhost:PORT: the version
+    records the Connect master, and its segments and scores are the numpy model's on the same customers."""
+    models, out = tmp_path / "models", tmp_path / "scores"
+    env = dict(os.environ, SEGMENTLENS_SPARK_MASTER=connect_url)
+
+    def cli_run(*args):
+        done = subprocess.run([sys.executable, "-m", "core", *args, "--engine", "spark", "--data", str(SAMPLE_PATH),
+                               "--models", str(models), "--quiet"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    cli_run("train", "--k", "4", "--n-init", "1")  # one k-means|| start: the local tests cover several
+    model, meta = Registry(models).load()
+    frame = prepare(SAMPLE_PATH).frame
+    assert meta["engine"]["engine"] == "spark" and meta["engine"]["master"] == connect_url
+    assert model.k == 4 and meta["n_customers"] == meta["engine"]["rows"] == len(frame)
+    assert np.array_equal(np.bincount(model.predict(frame), minlength=4), meta["segment_sizes"])
+    aggregates = Registry(models).artifact_json(Registry(models).active_version(), "aggregates")
+    assert [s["count"] for s in aggregates["segments"]] == meta["segment_sizes"]
+
+    cli_run("score", "--out", str(out))
+    scores = pd.read_parquet(out)
+    expected = model.score(frame)
+    assert scores["ID"].tolist() == frame["ID"].tolist()
+    assert np.array_equal(scores["segment"].to_numpy(), expected["segment"].to_numpy())
+    np.testing.assert_allclose(scores["confidence"].to_numpy(), expected["confidence"].round(4).to_numpy(), atol=1e-4)

@@ -398,10 +398,14 @@ def layout(**_query):
         dbc.CardHeader(html.Span("2 · Retrain on the uploaded file", className="fw-semibold")),
         dbc.CardBody([
             dbc.Row([
-                dbc.Col([dbc.Label("Features", html_for=ids.DATA_FEATURES, className="small mb-1"),
-                         dcc.Dropdown(id=ids.DATA_FEATURES, multi=True, value=list(meta.get("features") or []),
-                                      options=[{"label": FEATURE_LABELS.get(f, f), "value": f}
-                                               for f in MODEL_FEATURES])],
+                # Checkboxes in a named group, not a multi-select dropdown: every choice is visible and is its
+                # own labelled control, and the group's name is "Features" (dcc.Dropdown names its button by the
+                # chosen values and their count, in an order that differs from what it shows).
+                dbc.Col(html.Fieldset([
+                    html.Legend("Features", className="mb-1", style={"fontSize": "0.875rem"}),
+                    dbc.Checklist(id=ids.DATA_FEATURES, value=list(meta.get("features") or []), inline=True,
+                                  className="small", options=[{"label": FEATURE_LABELS.get(f, f), "value": f}
+                                                              for f in MODEL_FEATURES])]),
                         md=6),
                 dbc.Col([dbc.Label("Segments (k)", html_for=ids.DATA_K, className="small mb-1"),
                          dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1, value=current_k),
