@@ -1,0 +1,402 @@
+"""Sufficient statistics of a transaction log for the purchase and spend models, streamed.
+
+Per customer (times measured in whole days, then divided by the time unit, never rounded):
+
+``frequency`` x
+    repeat purchases: distinct purchase *days* after the first (several purchases on one
+    day are one purchase of their total value).
+``recency`` t_x
+    first to last purchase day in the calibration period.
+``T``
+    first purchase day to the end of the calibration period (its last day).
+``repeat_value``
+    total value of the repeat purchase days (the first day excluded, as in the literature).
+
+The log is read in chunks (text through pandas, Parquet through pyarrow's record batches);
+each chunk is reduced to distinct (customer, day) pairs with their value, so memory grows
+with purchase days, never with rows or with the width of the file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["UNIT_DAYS", "ValueInputError", "ValueData", "read_purchase_days", "value_statistics", "collapse",
+           "LOG_NEEDED", "PurchaseDays"]
+
+# A month is a twelfth of the mean Gregorian year; a week is 7 days.
+UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
+LOG_NEEDED = "value needs a transaction log (customer, date, amount)"
+_EPOCH = np.datetime64("1970-01-01", "D")
+_CHUNK_ROWS = 2_000_000
+
+
+class ValueInputError(ValueError):
+    """Input the value models cannot use: one line for people (exit 2, a note on the page)."""
+
+
+@dataclass
+class PurchaseDays:
+    """Distinct (customer, day) purchases of a log and their value.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray
+        Customer ID of each distinct customer (int64 or text), index = customer code.
+    code : numpy.ndarray
+        Customer code of each purchase day.
+    day : numpy.ndarray
+        Day (days since 1970-01-01, int32) of each purchase day.
+    amount : numpy.ndarray
+        Total value bought that day.
+    rows_read, rows_used : int
+    source : str
+    """
+
+    ids: np.ndarray
+    code: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    rows_read: int
+    rows_used: int
+    source: str
+
+    @property
+    def first_date(self) -> str:
+        return str(_EPOCH + int(self.day.min()))
+
+    @property
+    def latest_date(self) -> str:
+        return str(_EPOCH + int(self.day.max()))
+
+
+@dataclass
+class ValueData:
+    """Per-customer statistics for the value models, and the holdout when a calibration end is given.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        Index ``ID``; ``frequency``, ``recency``, ``T`` (time units), ``repeat_value``,
+        ``monetary_value`` (mean value of a repeat purchase day; NaN when x = 0), ``total_value``
+        (calibration period, first day included), ``first_day`` (int, days since 1970-01-01) and,
+        with a calibration end, ``holdout_purchases`` and ``holdout_value``.
+    time_unit : str
+    unit_days : float
+    first_date, latest_date, end_date : str
+        ``yyyy-mm-dd``; ``end_date`` is the last day of the calibration period.
+    calibration : bool
+        True when a calibration end splits the log.
+    holdout_days : float
+    weekly_actual : numpy.ndarray
+        Repeat purchase days per week since the first date of the log (whole log).
+    rows_read, rows_used : int
+    source : str
+    notes : list of str
+    """
+
+    customers: pd.DataFrame
+    time_unit: str
+    unit_days: float
+    first_date: str
+    latest_date: str
+    end_date: str
+    calibration: bool
+    holdout_days: float
+    weekly_actual: np.ndarray
+    rows_read: int
+    rows_used: int
+    source: str
+    notes: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------ reading
+def _parse_days(values: pd.Series, fmt: str | None) -> tuple[np.ndarray, str | None]:
+    """Days since 1970-01-01 (float, NaN when unreadable), parsing each distinct value once."""
+    from ..transactions import choose_date_format
+
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values.to_numpy(dtype="datetime64[D]")
+        days = (out - _EPOCH).astype("float64")
+        days[np.isnat(out)] = np.nan
+        return days, fmt
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    texts = pd.Series(np.asarray(uniq), dtype=object)
+    if values.dtype.kind in "iuf":  # 19970101 read as a number
+        texts = texts.map(lambda v: str(int(v)) if v == v and float(v).is_integer() else str(v))
+    texts = texts.astype(str).str.strip().str.replace(r"[ T]\d{1,2}:\d{2}.*$", "", regex=True)
+    if fmt is None:
+        fmt, share = choose_date_format(texts)
+        if fmt is None or share < 0.5:
+            return np.full(len(values), np.nan), None
+    parsed = pd.to_datetime(texts, format=fmt, errors="coerce").to_numpy(dtype="datetime64[D]")
+    days = (parsed - _EPOCH).astype("float64")
+    days[np.isnat(parsed)] = np.nan
+    if not len(days):
+        return np.full(len(values), np.nan), fmt
+    return np.where(codes >= 0, days[np.maximum(codes, 0)], np.nan), fmt
+
+
+def _parse_amounts(values: pd.Series) -> np.ndarray:
+    if values.dtype.kind in "iuf":
+        out = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    else:
+        codes, uniq = pd.factorize(values, use_na_sentinel=True)
+        text = pd.Series(np.asarray(uniq), dtype=object).astype(str).str.strip()
+        # Currency signs and thousands separators ("$1,234.50"); a leading minus or brackets for returns.
+        neg = text.str.startswith("(") & text.str.endswith(")")
+        clean = text.str.replace(r"[^0-9.\-eE+]", "", regex=True)
+        parsed = pd.to_numeric(clean, errors="coerce").to_numpy(dtype="float64")
+        parsed = np.where(neg.to_numpy(), -np.abs(parsed), parsed)
+        out = np.where(codes >= 0, parsed[np.maximum(codes, 0)] if len(parsed) else np.nan, np.nan)
+    out = np.array(out, dtype="float64")
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _roles(source: Any, mapping, name: str):
+    """(reader kind, sep, encoding, customer column, date column, amount column) of a log."""
+    from ..mapping import detect_kind, read_head, sniff, suggest, validate
+
+    if _is_parquet(source):
+        import pyarrow.parquet as pq
+
+        table = next(pq.ParquetFile(source).iter_batches(batch_size=2000)).to_pandas()
+        head = table.astype(str)
+        sep = encoding = None
+    else:
+        sniffed = sniff(source, name)
+        head = read_head(source, sniffed)
+        sep, encoding = sniffed.sep, sniffed.encoding
+    if mapping is not None and mapping.kind != "transactions":
+        raise ValueInputError(f"{name}: {LOG_NEEDED}; the mapping says {mapping.kind!r}")
+    if mapping is None:
+        if detect_kind(list(head.columns), head) != "transactions":
+            raise ValueInputError(f"{name}: {LOG_NEEDED}; this looks like a customer table (one row per customer)")
+        mapping = suggest(head, "transactions")
+    mapping.columns = {c: mapping.columns.get(c, "ignore") for c in dict.fromkeys([*head.columns, *mapping.columns])}
+    validate(mapping, head, name)
+    cols = [(mapping.role_of(role) or [None])[0] for role in ("customer_id", "date", "amount")]
+    if None in cols:
+        raise ValueInputError(f"{name}: {LOG_NEEDED}")
+    return sep, encoding, cols
+
+
+def _is_parquet(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in (".parquet", ".pq")
+
+
+def _chunks(source: Any, sep, encoding, cols: list[str], chunk_rows: int):
+    if _is_parquet(source):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_rows, columns=cols):
+            yield batch.to_pandas()
+        return
+    import io
+
+    handle = source if isinstance(source, (str, os.PathLike)) else io.BytesIO(bytes(source))
+    yield from pd.read_csv(handle, sep=sep, header=0, usecols=cols, chunksize=chunk_rows, encoding=encoding,
+                           engine="c", skip_blank_lines=True, keep_default_na=False,
+                           na_values=["", "NA", "N/A", "NaN", "nan", "NULL", "null"])
+
+
+def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
+                       chunk_rows: int = _CHUNK_ROWS) -> PurchaseDays:
+    """Stream a transaction log into distinct (customer, day) purchases with their value.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+        Text log (tab, comma, semicolon or whitespace separated) or a ``.parquet`` file.
+    mapping : core.mapping.Mapping, optional
+        Column roles (``customer_id``, ``date``, ``amount``); suggested from the file when None.
+    name : str, optional
+        Display name for messages.
+    chunk_rows : int, default 2,000,000
+
+    Returns
+    -------
+    PurchaseDays
+
+    Raises
+    ------
+    ValueInputError
+        Not a transaction log, or no readable row.
+    core.loading.DataFileError
+        The file cannot be read (the loader's message).
+    """
+    from ..loading import DataFileError
+
+    shown = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "upload")
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise DataFileError(f"{shown}: no such file")
+    sep, encoding, (c_id, c_date, c_amount) = _roles(source, mapping, shown)
+    fmt = None
+    ids_parts, day_parts, amt_parts = [], [], []
+    rows_read = rows_used = 0
+    try:
+        for chunk in _chunks(source, sep, encoding, list(dict.fromkeys([c_id, c_date, c_amount])), chunk_rows):
+            rows_read += len(chunk)
+            day, fmt = _parse_days(chunk[c_date], fmt)
+            amount = _parse_amounts(chunk[c_amount])
+            ids = chunk[c_id]
+            if ids.dtype.kind not in "iu":
+                ids = ids.astype(str).str.strip().where(ids.notna(), "")
+                bad_id = (ids == "").to_numpy()
+            else:
+                bad_id = np.zeros(len(ids), bool)
+            keep = ~(np.isnan(day) | np.isnan(amount) | bad_id)
+            if not keep.any():
+                continue
+            rows_used += int(keep.sum())
+            # Within the chunk: one entry per (customer, day) with its total value.
+            codes, uniq = pd.factorize(ids[keep].to_numpy() if hasattr(ids, "to_numpy") else ids[keep], sort=False)
+            d = day[keep].astype("int64")
+            d0 = int(d.min())
+            span = int(d.max()) - d0 + 1
+            key = codes.astype("int64") * span + (d - d0)
+            kcodes, ukey = pd.factorize(key, sort=False)
+            sums = np.bincount(kcodes, weights=amount[keep], minlength=len(ukey))
+            ids_parts.append(np.asarray(uniq)[ukey // span])
+            day_parts.append((ukey % span + d0).astype("int32"))
+            amt_parts.append(sums)
+    except (ValueError, pd.errors.ParserError) as err:
+        if isinstance(err, ValueInputError):
+            raise
+        raise DataFileError(f"{shown}: could not be read as a transaction log ({str(err).splitlines()[0][:120]})") \
+            from None
+    if not rows_used:
+        raise ValueInputError(f"{shown}: no row with a readable customer ID, date and amount ({LOG_NEEDED})")
+    all_ids = np.concatenate(ids_parts)
+    code, uniq = pd.factorize(all_ids, sort=True)
+    del all_ids
+    code = code.astype("int64")
+    day = np.concatenate(day_parts)
+    amount = np.concatenate(amt_parts)
+    if len(ids_parts) > 1:  # a customer's day may straddle two chunks: merge those
+        d0 = int(day.min())
+        span = int(day.max()) - d0 + 1
+        key = code * span + (day - d0)
+        kcodes, ukey = pd.factorize(key, sort=False)
+        if len(ukey) < len(key):
+            amount = np.bincount(kcodes, weights=amount, minlength=len(ukey))
+            code = ukey // span
+            day = (ukey % span + d0).astype("int32")
+        del key, kcodes, ukey
+    return PurchaseDays(np.asarray(uniq), code, day, amount, rows_read, rows_used, shown)
+
+
+# ------------------------------------------------------------------------------------ statistics
+def _day_of(text: str, what: str) -> int:
+    try:
+        return int((np.datetime64(pd.Timestamp(text).date(), "D") - _EPOCH).astype("int64"))
+    except (ValueError, TypeError):
+        raise ValueInputError(f"{what} {text!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration_end: str | None = None) -> ValueData:
+    """Per-customer frequency, recency, T and repeat value; the holdout after a calibration end.
+
+    Parameters
+    ----------
+    days : PurchaseDays
+    time_unit : {"day", "week", "month"}
+    calibration_end : str, optional
+        ``YYYY-MM-DD``, the last day of the calibration period; purchases after it form the holdout.
+        Customers whose first purchase is after it are not in the calibration cohort.
+
+    Returns
+    -------
+    ValueData
+
+    Raises
+    ------
+    ValueInputError
+        An unknown time unit, a calibration end outside the data's dates, or a log where
+        nobody bought on two different days.
+    """
+    if time_unit not in UNIT_DAYS:
+        raise ValueInputError(f"time unit must be one of {', '.join(UNIT_DAYS)}, got {time_unit!r}")
+    unit = UNIT_DAYS[time_unit]
+    first_all, last_all = int(days.day.min()), int(days.day.max())
+    n = len(days.ids)
+    code, day, amount = days.code, days.day.astype("int64"), days.amount
+    if calibration_end is not None:
+        end = _day_of(calibration_end, "--calibration-end")
+        if not first_all <= end < last_all:
+            raise ValueInputError(
+                f"--calibration-end {calibration_end} is outside the data's dates: it must be on or after "
+                f"{days.first_date} and before {days.latest_date}, so that a holdout period remains")
+    else:
+        end = last_all
+    cal = day <= end
+    first = pd.Series(day).groupby(code, sort=True).min().to_numpy()  # every code has a purchase day
+    cohort = first <= end
+    last_cal = pd.Series(day[cal]).groupby(code[cal], sort=True).max().reindex(range(n)).to_numpy()
+    n_cal = np.bincount(code[cal], minlength=n)
+    value_cal = np.bincount(code[cal], weights=amount[cal], minlength=n)
+    is_first = day == first[code]
+    first_value = np.bincount(code[is_first], weights=amount[is_first], minlength=n)
+    x = np.maximum(n_cal - 1, 0)
+    customers = pd.DataFrame({
+        "frequency": x,
+        "recency": np.where(cohort, (np.nan_to_num(last_cal) - first) / unit, np.nan),
+        "T": (end - first) / unit,
+        "repeat_value": value_cal - first_value,
+        "total_value": value_cal,
+        "first_day": first,
+    }, index=pd.Index(days.ids, name="ID"))
+    customers["monetary_value"] = (customers["repeat_value"] / customers["frequency"]).where(customers["frequency"] > 0)
+    if calibration_end is not None:
+        hold = ~cal
+        customers["holdout_purchases"] = np.bincount(code[hold], minlength=n)
+        customers["holdout_value"] = np.bincount(code[hold], weights=amount[hold], minlength=n)
+    notes = []
+    dropped = int((~cohort).sum())
+    if dropped:
+        notes.append(f"{dropped:,} customers first bought after the calibration end and are not in the fit")
+        customers = customers[cohort]
+    if not (customers["frequency"] > 0).any():
+        raise ValueInputError(f"{days.source}: nobody bought on two different days"
+                              + (" in the calibration period" if calibration_end else "")
+                              + "; the purchase model needs repeat purchases")
+    repeat = (day > first[code]) & cohort[code]
+    weeks = (last_all - first_all) // 7 + 1
+    weekly = np.bincount(((day[repeat] - first_all) // 7).astype("int64"), minlength=weeks)
+    return ValueData(customers=customers, time_unit=time_unit, unit_days=unit, first_date=days.first_date,
+                     latest_date=days.latest_date, end_date=str(_EPOCH + end), calibration=calibration_end is not None,
+                     holdout_days=float(last_all - end), weekly_actual=weekly.astype("int64"),
+                     rows_read=days.rows_read, rows_used=days.rows_used, source=days.source, notes=notes)
+
+
+def collapse(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Distinct rows of equal-length columns, with how many customers share each.
+
+    Parameters
+    ----------
+    *columns : numpy.ndarray
+
+    Returns
+    -------
+    inverse : numpy.ndarray
+        Row -> index of its distinct combination.
+    weights : numpy.ndarray
+        Customers per combination.
+    values : list of numpy.ndarray
+        The distinct values of each column, aligned with ``weights``.
+    """
+    key = np.zeros(len(columns[0]), dtype="int64")
+    for column in columns:  # one int64 key: codes of each column in mixed radix
+        codes, uniq = pd.factorize(column, sort=False)
+        key = key * max(len(uniq), 1) + codes
+    inverse, ukey = pd.factorize(key, sort=False)
+    first = np.empty(len(ukey), dtype="int64")
+    first[inverse[::-1]] = np.arange(len(key) - 1, -1, -1)  # the last write per combination is its first row
+    weights = np.bincount(inverse, minlength=len(first)).astype("float64")
+    return inverse, weights, [np.asarray(c)[first] for c in columns]
