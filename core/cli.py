@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_campaign_parsers(sub)
     _add_data_parsers(sub)
     _add_rules_parsers(sub)
+    _add_value_parsers(sub)
     return parser
 
 
@@ -567,6 +568,10 @@ _COMMANDS.update(_DATA_COMMANDS)
 from .cli_rules import COMMANDS as _RULES_COMMANDS, add_parsers as _add_rules_parsers  # noqa: E402
 
 _COMMANDS.update(_RULES_COMMANDS)
+
+from .cli_value import COMMANDS as _VALUE_COMMANDS, add_parsers as _add_value_parsers  # noqa: E402
+
+_COMMANDS.update(_VALUE_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
