@@ -328,10 +328,10 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
     n = len(days.ids)
     code, day, amount = days.code, days.day.astype("int64"), days.amount
     if calibration_end is not None:
-        end = _day_of(calibration_end, "--calibration-end")
+        end = _day_of(calibration_end, "calibration end")
         if not first_all <= end < last_all:
             raise ValueInputError(
-                f"--calibration-end {calibration_end} is outside the data's dates: it must be on or after "
+                f"calibration end {calibration_end} is outside the data's dates: it must be on or after "
                 f"{days.first_date} and before {days.latest_date}, so that a holdout period remains")
     else:
         end = last_all

@@ -153,4 +153,5 @@ class ValueService:
             return None
         if not report or not report.get("segments"):
             return None
-        return {s["segment"]: s for s in report["segments"]}
+        horizon = f"{report['horizon']} {report['time_unit']}s"
+        return {s["segment"]: {**s, "horizon_text": horizon} for s in report["segments"]}
