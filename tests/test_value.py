@@ -234,3 +234,34 @@ def test_cdnow_holdout(cdnow_stats):
     weekly = hold["weekly"]
     assert all(a["actual"] <= b["actual"] for a, b in zip(weekly, weekly[1:]))
     assert "holdout" in hold["sentence"] and "nan" not in hold["sentence"]
+
+
+def test_values_at_stored_parameters_equal_the_fit(small_stats):
+    from core.value import values_at
+
+    result = compute_value(small_stats, draws=0)
+    c = small_stats.customers
+    again = values_at(result.report, c["frequency"], c["recency"], c["T"], c["repeat_value"])
+    for column in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+        np.testing.assert_allclose(again[column].to_numpy(), result.customers[column].to_numpy(), rtol=1e-12)
+
+
+def test_value_audiences(small_stats):
+    from core.campaign import CampaignError, value_audience
+
+    result = compute_value(small_stats, draws=0)
+    table = result.customers.reset_index().assign(segment=lambda f: f["ID"] % 4)
+    top = value_audience(table, "clv", top_n=200, holdout=0.1, seed=1)
+    assert len(top) == 200 and (top["group"] == "holdout").sum() == 20
+    assert top["clv"].min() >= table["clv"].nlargest(200).min()
+    assert value_audience(table, "clv", top_n=200, holdout=0.1, seed=1).equals(top)  # same seed, same audience
+    back = value_audience(table, "winback", p_alive_below=0.4, holdout=0.0)
+    cut = np.quantile(table["total_value"], 0.8)
+    expected = table[(table["total_value"] >= cut) & (table["p_alive"] < 0.4)]
+    assert set(back["ID"]) == set(expected["ID"]) and (back["group"] == "target").all()
+    with pytest.raises(CampaignError, match="top N"):
+        value_audience(table, "clv")
+    with pytest.raises(CampaignError, match="holdout"):
+        value_audience(table, "clv", top_n=5, holdout=0.9)
+    with pytest.raises(CampaignError, match="no customer matches"):
+        value_audience(table, "winback", p_alive_below=1e-9)

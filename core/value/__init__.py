@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 from .bgnbd import FitError, FitResult
-from .clv import ValueResult, compute_value, customer_value, default_horizon, discount_per_unit
+from .clv import ValueResult, compute_value, customer_value, default_horizon, discount_per_unit, values_at
 from .statistics import (LOG_NEEDED, UNIT_DAYS, PurchaseDays, ValueData, ValueInputError, collapse,
                          read_purchase_days, value_statistics)
 
 __all__ = ["FitError", "FitResult", "ValueResult", "compute_value", "customer_value", "default_horizon",
-           "discount_per_unit", "LOG_NEEDED", "UNIT_DAYS", "PurchaseDays", "ValueData", "ValueInputError",
+           "discount_per_unit", "values_at", "LOG_NEEDED", "UNIT_DAYS", "PurchaseDays", "ValueData", "ValueInputError",
            "collapse", "read_purchase_days", "value_statistics"]

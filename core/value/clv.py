@@ -22,7 +22,7 @@ from . import bgnbd, gammagamma
 from .bgnbd import FitError
 from .statistics import ValueData, collapse
 
-__all__ = ["ValueResult", "compute_value", "default_horizon", "discount_per_unit", "customer_value",
+__all__ = ["ValueResult", "compute_value", "default_horizon", "discount_per_unit", "customer_value", "values_at",
            "INTERVAL_METHOD", "SLIPPING_MAX"]
 
 DRAWS = 100
@@ -354,3 +354,31 @@ def customer_value(report: dict, frequency: float, recency: float, T: float, rep
             for k, lo, hi in zip(keys, low, high):
                 result[f"{k}_low"], result[f"{k}_high"] = float(lo), float(hi)
     return result
+
+
+def values_at(report: dict, frequency, recency, T, repeat_value) -> pd.DataFrame:
+    """Every customer's point values from a stored report's parameters (vectorised, no intervals).
+
+    Parameters
+    ----------
+    report : dict
+        :attr:`ValueResult.report`.
+    frequency, recency, T, repeat_value : array-like
+        Per customer, in the report's time unit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``p_alive``, ``expected_purchases``, ``expected_spend``, ``clv`` (same order as the input).
+    """
+    bgp = np.array([report["params"][k] for k in bgnbd.PARAMS])
+    ggp = np.array([report["spend_params"][k] for k in gammagamma.PARAMS])
+    horizon, disc = int(report["horizon"]), float(report["discount_per_unit"])
+    x, tx, T, z = (np.asarray(v, dtype="float64") for v in (frequency, recency, T, repeat_value))
+    inv, _, (cx, ctx, cT) = collapse(x, tx, T)
+    m = np.where(x > 0, np.maximum(z, 0.0) / np.where(x > 0, x, 1.0), 0.0)
+    spend = gammagamma.expected_spend(ggp, x, m)
+    d = _discounted_purchases(bgp, horizon, disc, cx, ctx, cT, collapse(cx, cT))
+    return pd.DataFrame({"p_alive": bgnbd.p_alive(bgp, cx, ctx, cT)[inv],
+                         "expected_purchases": bgnbd.expected_purchases(bgp, float(horizon), cx, ctx, cT)[inv],
+                         "expected_spend": spend, "clv": spend * d[inv]})

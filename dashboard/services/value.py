@@ -9,7 +9,7 @@ from core.accounts import allowed
 from core.loading import DataFileError
 from core.registry import Registry, RegistryError
 from core.value import (LOG_NEEDED, FitError, ValueInputError, compute_value, customer_value, read_purchase_days,
-                        value_statistics)
+                        value_statistics, values_at)
 from core.value.segments import customer_from_artifact, customers_artifact, segment_labels
 
 __all__ = ["ValueService", "ValueUnavailable", "DEFAULTS"]
@@ -144,6 +144,44 @@ class ValueService:
             names = {s["segment"]: s["name"] for s in report.get("segments", [])}
             out["segment"], out["segment_name"] = seg, names.get(seg, f"Segment {seg}")
         return _finite(out)
+
+    def customer_table(self):
+        """Every customer's ID, segment, past value, probability alive and CLV at the stored parameters."""
+        import io
+
+        import numpy as np
+        import pandas as pd
+
+        report = self.report()
+        version, _ = self._version(None)
+        blob = self.registry.artifact(version, "value_customers")
+        if blob is None:
+            raise ValueUnavailable("no per-customer value stored for this version; recompute it on /value")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            frame = pd.DataFrame({name: npz[name] for name in npz.files})
+        if "segment" not in frame:
+            frame["segment"] = -1
+        values = values_at(report, frame["frequency"], frame["recency"], frame["T"], frame["repeat_value"])
+        return pd.concat([frame, values], axis=1)
+
+    def audience_csv(self, target: str, *, top_n=None, p_alive_below: float = 0.5, holdout: float = 0.1,
+                     seed: int = 42, role: str | None = None, actor: str = "local") -> tuple[str, str]:
+        """A value-targeted audience (core.campaign.value_audience) as spreadsheet-safe CSV, and a one-line summary.
+
+        Analysts and admins only (``role`` is checked here, on the server); audited.
+        """
+        from core.campaign import value_audience
+        from core.exports import to_safe_csv
+
+        if not allowed(role, "campaign"):
+            raise PermissionError(f"only analysts and admins can build audiences; you are {role or 'signed out'}")
+        audience = value_audience(self.customer_table(), target, top_n=top_n, p_alive_below=p_alive_below,
+                                  holdout=holdout, seed=seed)
+        n_target = int((audience["group"] == "target").sum())
+        summary = (f"{len(audience):,} customers ({n_target:,} to contact, {len(audience) - n_target:,} held out); "
+                   f"expected CLV of the target {audience.loc[audience['group'] == 'target', 'clv'].sum():,.0f}")
+        self.auditor.record(actor, "campaign", f"value audience ({target})", "ok", summary)
+        return to_safe_csv(audience.round(6)), summary
 
     def segment_values(self) -> dict | None:
         """Segment -> its value row of the stored report (None when none is stored; never computes)."""
