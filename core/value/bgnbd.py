@@ -212,6 +212,50 @@ def fit_by_lbfgs(loglik, grad, start: np.ndarray, n: float, names: tuple, combin
     return FitResult(names, params, se, cov_log, float(loglik(params)), float(n), combinations, int(res.nit))
 
 
+class _Prepared:
+    """The distinct values of x, t_x and T of a data set, so each evaluation computes the special
+    functions once per distinct value, and the log-likelihood with its gradient in one pass."""
+
+    def __init__(self, x, tx, T, w):
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.uT, self.iT = np.unique(T, return_inverse=True)
+        self.utx, self.itx = np.unique(tx, return_inverse=True)
+        self.x, self.w = x, w
+        self.pos = x > 0
+        self._last = None
+
+    def both(self, params):
+        key = tuple(float(v) for v in params)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        r, alpha, a, b = key
+        ux, x, w, pos = self.ux, self.x, self.w, self.pos
+        lu = np.log(alpha + self.uT)[self.iT]
+        lv = np.log(alpha + self.utx)[self.itx]
+        rx = r + x
+        a3 = -rx * lu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bx1 = np.log(np.where(ux > 0, b + ux - 1, 1.0))[self.ix]
+            a4 = np.where(pos, np.log(a) - bx1 - rx * lv, -np.inf)
+        per_x = gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + betaln(a, b + ux) - betaln(a, b)
+        ll = float(np.dot(w, per_x[self.ix] + np.logaddexp(a3, a4)))
+        p = np.where(pos, expit(a4 - a3), 0.0)
+        q = 1.0 - p
+        wp = w * p
+        dab = digamma(a + b) - digamma(a + b + ux)
+        g_r = (np.dot(w, (digamma(r + ux) - digamma(r) + np.log(alpha))[self.ix]) - np.dot(w * q, lu)
+               - np.dot(wp, lv))
+        g_alpha = r / alpha * w.sum() - np.dot(w * q, rx / np.exp(lu)) - np.dot(wp, rx / np.exp(lv))
+        wx = np.bincount(self.ix, weights=w, minlength=len(ux))
+        g_a = np.dot(wx, dab) + wp.sum() / a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_b = np.where(ux > 0, 1.0 / np.where(ux > 0, b + ux - 1, 1.0), 0.0)[self.ix]
+        g_b = np.dot(wx, dab + digamma(b + ux) - digamma(b)) - np.dot(wp, inv_b)
+        out = (ll, np.array([g_r, g_alpha, g_a, g_b]))
+        self._last = (key, out)
+        return out
+
+
 def fit(x, tx, T, weights=None, start=None) -> FitResult:
     """Fit BG/NBD by maximum likelihood.
 
@@ -237,7 +281,8 @@ def fit(x, tx, T, weights=None, start=None) -> FitResult:
     n = float(w.sum())
     if start is None:
         start = np.array([1.0, max(float(np.dot(w, T) / n), 1e-3), 1.0, 1.0])
-    return fit_by_lbfgs(lambda p: log_likelihood(p, x, tx, T, w), lambda p: gradient(p, x, tx, T, w),
+    prep = _Prepared(x, tx, T, w)
+    return fit_by_lbfgs(lambda p: prep.both(p)[0], lambda p: prep.both(p)[1],
                         np.asarray(start, dtype="float64"), n, PARAMS, len(x), "purchase (BG/NBD)")
 
 

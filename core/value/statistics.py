@@ -255,17 +255,9 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
             if not keep.any():
                 continue
             rows_used += int(keep.sum())
-            # Within the chunk: one entry per (customer, day) with its total value.
-            codes, uniq = pd.factorize(ids[keep].to_numpy() if hasattr(ids, "to_numpy") else ids[keep], sort=False)
-            d = day[keep].astype("int64")
-            d0 = int(d.min())
-            span = int(d.max()) - d0 + 1
-            key = codes.astype("int64") * span + (d - d0)
-            kcodes, ukey = pd.factorize(key, sort=False)
-            sums = np.bincount(kcodes, weights=amount[keep], minlength=len(ukey))
-            ids_parts.append(np.asarray(uniq)[ukey // span])
-            day_parts.append((ukey % span + d0).astype("int32"))
-            amt_parts.append(sums)
+            ids_parts.append(np.asarray(ids.to_numpy() if hasattr(ids, "to_numpy") else ids)[keep])
+            day_parts.append(day[keep].astype("int32"))
+            amt_parts.append(amount[keep])
     except (ValueError, pd.errors.ParserError) as err:
         if isinstance(err, ValueInputError):
             raise
@@ -273,23 +265,55 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
             from None
     if not rows_used:
         raise ValueInputError(f"{shown}: no row with a readable customer ID, date and amount ({LOG_NEEDED})")
-    all_ids = np.concatenate(ids_parts)
-    code, uniq = pd.factorize(all_ids, sort=True)
-    del all_ids
-    code = code.astype("int64")
+    code, uniq = _codes(ids_parts)
     day = np.concatenate(day_parts)
+    del day_parts
     amount = np.concatenate(amt_parts)
-    if len(ids_parts) > 1:  # a customer's day may straddle two chunks: merge those
-        d0 = int(day.min())
-        span = int(day.max()) - d0 + 1
-        key = code * span + (day - d0)
-        kcodes, ukey = pd.factorize(key, sort=False)
-        if len(ukey) < len(key):
-            amount = np.bincount(kcodes, weights=amount, minlength=len(ukey))
-            code = ukey // span
-            day = (ukey % span + d0).astype("int32")
-        del key, kcodes, ukey
-    return PurchaseDays(np.asarray(uniq), code, day, amount, rows_read, rows_used, shown)
+    del amt_parts
+    code, day, amount = _purchase_days(code, day, amount)
+    return PurchaseDays(uniq, code, day, amount, rows_read, rows_used, shown)
+
+
+def _codes(parts: list) -> tuple[np.ndarray, np.ndarray]:
+    """Customer code of each row (0..n-1 in ID order) and the IDs; frees ``parts``.
+
+    Whole-number IDs in a range at most a few times the number of rows are coded by direct
+    indexing (no hashing: about ten times faster on millions of rows); other IDs by factorizing.
+    """
+    ids = np.concatenate(parts)
+    parts.clear()
+    if ids.dtype.kind in "iu" and len(ids):
+        lo, hi = int(ids.min()), int(ids.max())
+        if hi - lo <= 4 * len(ids) + 1_000_000:
+            offset = (ids - lo).astype(np.int64)
+            del ids
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[offset] = True
+            position = np.cumsum(present, dtype=np.int64) - 1
+            return position[offset], (np.flatnonzero(present) + lo).astype(np.int64)
+    code, uniq = pd.factorize(ids, sort=True)
+    return code.astype(np.int64), np.asarray(uniq)
+
+
+def _purchase_days(code: np.ndarray, day: np.ndarray, amount: np.ndarray):
+    """Distinct (customer, day) pairs sorted by customer then day, each with its total value."""
+    d0 = int(day.min())
+    span = int(day.max()) - d0 + 1
+    key = code * span + (day - d0)
+    del code, day
+    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):  # a log sorted by customer and date skips this
+        order = np.argsort(key)
+        key = key[order]
+        amount = amount[order]
+        del order
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    amount = np.add.reduceat(amount, starts) if len(starts) < len(key) else amount
+    key = key[starts]
+    return key // span, (key % span + d0).astype(np.int32), amount
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -336,17 +360,19 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
     else:
         end = last_all
     cal = day <= end
-    first = pd.Series(day).groupby(code, sort=True).min().to_numpy()  # every code has a purchase day
+    count = np.bincount(code, minlength=n)
+    starts = np.cumsum(count) - count  # pairs are sorted by customer, then day
+    first = day[starts]
     cohort = first <= end
-    last_cal = pd.Series(day[cal]).groupby(code[cal], sort=True).max().reindex(range(n)).to_numpy()
     n_cal = np.bincount(code[cal], minlength=n)
+    last_cal = day[starts + np.maximum(n_cal - 1, 0)]  # calibration days come first within a customer
+    value_all = np.bincount(code, weights=amount, minlength=n)
     value_cal = np.bincount(code[cal], weights=amount[cal], minlength=n)
-    is_first = day == first[code]
-    first_value = np.bincount(code[is_first], weights=amount[is_first], minlength=n)
+    first_value = amount[starts]
     x = np.maximum(n_cal - 1, 0)
     customers = pd.DataFrame({
         "frequency": x,
-        "recency": np.where(cohort, (np.nan_to_num(last_cal) - first) / unit, np.nan),
+        "recency": (last_cal - first) / unit,
         "T": (end - first) / unit,
         "repeat_value": value_cal - first_value,
         "total_value": value_cal,
@@ -354,9 +380,8 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
     }, index=pd.Index(days.ids, name="ID"))
     customers["monetary_value"] = (customers["repeat_value"] / customers["frequency"]).where(customers["frequency"] > 0)
     if calibration_end is not None:
-        hold = ~cal
-        customers["holdout_purchases"] = np.bincount(code[hold], minlength=n)
-        customers["holdout_value"] = np.bincount(code[hold], weights=amount[hold], minlength=n)
+        customers["holdout_purchases"] = count - n_cal
+        customers["holdout_value"] = value_all - value_cal
     notes = []
     dropped = int((~cohort).sum())
     if dropped:
@@ -366,7 +391,9 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
         raise ValueInputError(f"{days.source}: nobody bought on two different days"
                               + (" in the calibration period" if calibration_end else "")
                               + "; the purchase model needs repeat purchases")
-    repeat = (day > first[code]) & cohort[code]
+    repeat = np.ones(len(day), dtype=bool)
+    repeat[starts] = False
+    repeat &= cohort[code]
     weeks = (last_all - first_all) // 7 + 1
     weekly = np.bincount(((day[repeat] - first_all) // 7).astype("int64"), minlength=weeks)
     return ValueData(customers=customers, time_unit=time_unit, unit_days=unit, first_date=days.first_date,
