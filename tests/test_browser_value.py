@@ -101,6 +101,30 @@ def test_overview_cards_show_value(dash_br, cdnow_server):
     assert text.count("Mean CLV") == 6 and text.count("Share of customer value") == 6
 
 
+def test_campaigns_win_back_audience(dash_br, cdnow_server):
+    dash_br.wait_for_page(url=cdnow_server.url + "/value")
+    dash_br.wait_for_element(f"#{ids.VALUE_SEGMENTS_GRAPH} .main-svg", timeout=_WAIT)
+    dash_br.wait_for_page(url=cdnow_server.url + "/campaigns")
+    dash_br.wait_for_element(f"#{ids.CAMPAIGNS_VALUE_BTN}", timeout=_WAIT)
+    _click(dash_br, ids.CAMPAIGNS_VALUE_BTN)  # win-back, probability alive below 0.5, 10% holdout
+    dash_br.wait_for_contains_text(f"#{ids.CAMPAIGNS_VALUE_MSG}", "held out", timeout=_WAIT)
+    deadline = time.monotonic() + 30
+    found = []
+    while time.monotonic() < deadline and not found:
+        found = list(Path(dash_br.download_path).glob("value-audience-winback*.csv"))
+        time.sleep(0.3)
+    assert found
+    audience = pd.read_csv(found[0])
+    assert list(audience.columns) == ["ID", "segment", "group", "p_alive", "clv", "total_value"]
+    assert (audience["p_alive"] < 0.5).all() and set(audience["group"]) == {"target", "holdout"}
+    assert (audience["group"] == "holdout").sum() == round(0.1 * len(audience))
+    # highest CLV needs a number: one line says so
+    dash_br.find_element(f"#{ids.CAMPAIGNS_VALUE_TARGET} input[value='clv']").click()
+    _click(dash_br, ids.CAMPAIGNS_VALUE_BTN)
+    dash_br.wait_for_contains_text(f"#{ids.CAMPAIGNS_VALUE_MSG}", "top N", timeout=_WAIT)
+    assert console_errors(dash_br) == []
+
+
 def test_customer_table_gets_a_note(dash_br, live_server):
     dash_br.wait_for_page(url=live_server.url + "/value")
     dash_br.wait_for_contains_text(f"#{ids.VALUE_NOTE}", "value needs a transaction log (customer, date, amount)",
