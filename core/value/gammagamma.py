@@ -75,6 +75,43 @@ def gradient(params, x, m, weights=None) -> np.ndarray:
     return np.array([np.dot(w, g_p), np.dot(w, g_q), np.dot(w, g_g)])
 
 
+class _Prepared:
+    """Terms that do not change between evaluations (logs of m and x), and the special functions of
+    p x computed once per distinct x; the log-likelihood and its gradient in one pass."""
+
+    def __init__(self, x, m, w):
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.x, self.m, self.w = x, m, w
+        self.xm = x * m
+        self.wx = np.bincount(self.ix, weights=w, minlength=len(self.ux))
+        self.wxx = np.bincount(self.ix, weights=w * x, minlength=len(self.ux))
+        self.c_p = float(np.dot(w * x, np.log(m) + np.log(x)))  # sum of w x (log m + log x)
+        self.c_m = float(np.dot(w, np.log(m)))
+        self._last = None
+
+    def both(self, params):
+        key = tuple(float(v) for v in params)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        p, q, g = key
+        ux, w = self.ux, self.w
+        pux = p * ux
+        lgm = np.log(g + self.xm)
+        wsum = self.wx.sum()
+        per_x = gammaln(pux + q) - gammaln(pux) - gammaln(q)
+        px = p * self.x
+        ll = (float(np.dot(self.wx, per_x)) + q * np.log(g) * wsum + p * self.c_p - self.c_m
+              - float(np.dot(w * (px + q), lgm)))
+        dpq = digamma(pux + q)
+        wlgm = w * lgm
+        g_p = float(np.dot(self.wxx, dpq - digamma(pux))) + self.c_p - float(np.dot(wlgm, self.x))
+        g_q = float(np.dot(self.wx, dpq)) - digamma(q) * wsum + np.log(g) * wsum - float(wlgm.sum())
+        g_g = q / g * wsum - float(np.dot(w, (px + q) / (g + self.xm)))
+        out = (ll, np.array([g_p, g_q, g_g]))
+        self._last = (key, out)
+        return out
+
+
 def fit(x, m, weights=None, start=None) -> FitResult:
     """Fit Gamma-Gamma by maximum likelihood.
 
@@ -103,7 +140,8 @@ def fit(x, m, weights=None, start=None) -> FitResult:
     n = float(w.sum())
     if start is None:
         start = np.array([1.0, 1.0, max(float(np.dot(w, m) / n), 1e-3)])
-    return fit_by_lbfgs(lambda p: log_likelihood(p, x, m, w), lambda p: gradient(p, x, m, w),
+    prep = _Prepared(x, m, w)
+    return fit_by_lbfgs(lambda p: prep.both(p)[0], lambda p: prep.both(p)[1],
                         np.asarray(start, dtype="float64"), n, PARAMS, len(x), "spend (Gamma-Gamma)")
 
 
