@@ -18,6 +18,7 @@ __all__ = [
     "CampaignError", "Economics", "Propensity", "Plan", "PROPENSITY_EXCLUDED", "propensity_features",
     "fit_propensity", "segment_response", "build_plan", "assign_holdout", "measure_results",
     "read_outcomes", "read_audience", "calibration", "AUDIENCE_COLUMNS", "MAX_HOLDOUT", "MAX_SEED", "Z",
+    "value_audience", "VALUE_TARGETS",
 ]
 
 Z = 1.96  # two-sided 95 %
@@ -596,3 +597,62 @@ def measure_results(audience: pd.DataFrame, outcomes: pd.DataFrame, *, cost: flo
             "predicted_responders": float(merged["propensity"].to_numpy()[is_t].sum()),
             "actual_responders": float(responders_t),
             "n_without_outcome": int(len(audience) - len(merged))}
+
+
+# Targets by customer value (issue 24): the most valuable, or a win-back audience of the slipping.
+VALUE_TARGETS = {"clv": "highest CLV", "winback": "win-back: high past value, probability alive below a cut"}
+
+
+def value_audience(customers: pd.DataFrame, target: str, *, top_n: int | None = None, p_alive_below: float = 0.5,
+                   past_value_share: float = 0.2, holdout: float = 0.1, seed: int = 42) -> pd.DataFrame:
+    """An audience chosen by customer value, with a seeded holdout stratified by segment.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        ``ID``, ``segment``, ``p_alive``, ``clv`` and ``total_value`` (past value), one row per customer.
+    target : {"clv", "winback"}
+        ``clv``: the ``top_n`` customers of highest CLV. ``winback``: customers whose past value is in
+        the top ``past_value_share`` and whose probability alive is below ``p_alive_below``, most
+        valuable first (at most ``top_n`` when given).
+    top_n : int, optional
+        Required for ``clv``.
+    p_alive_below, past_value_share : float
+    holdout : float
+        Share kept uncontacted, 0 to 0.5.
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ID``, ``segment``, ``group`` (target or holdout), ``p_alive``, ``clv``, ``total_value``.
+
+    Raises
+    ------
+    CampaignError
+        Naming the field that is out of range, or an empty audience.
+    """
+    if target not in VALUE_TARGETS:
+        raise CampaignError(f"target: must be one of {', '.join(VALUE_TARGETS)}, got {target!r}")
+    if top_n is not None and (not isinstance(top_n, (int, np.integer)) or top_n < 1):
+        raise CampaignError(f"top N: must be a whole number of at least 1, got {top_n!r}")
+    if not 0 < p_alive_below <= 1:
+        raise CampaignError(f"probability alive below: must be in (0, 1], got {p_alive_below!r}")
+    if not 0 <= holdout <= MAX_HOLDOUT:
+        raise CampaignError(f"holdout: must be from 0 to {MAX_HOLDOUT}, got {holdout!r}")
+    if target == "clv":
+        if top_n is None:
+            raise CampaignError("top N: enter how many of the most valuable customers to contact")
+        chosen = customers.sort_values(["clv", "ID"], ascending=[False, True], kind="stable").head(top_n)
+    else:
+        cut = float(np.quantile(customers["total_value"].to_numpy(), 1 - past_value_share))
+        mask = (customers["total_value"] >= cut) & (customers["p_alive"] < p_alive_below)
+        chosen = customers[mask].sort_values(["total_value", "ID"], ascending=[False, True], kind="stable")
+        if top_n is not None:
+            chosen = chosen.head(top_n)
+    if chosen.empty:
+        raise CampaignError("no customer matches: loosen the probability-alive cut or the number")
+    out = chosen[["ID", "segment", "p_alive", "clv", "total_value"]].reset_index(drop=True)
+    held = assign_holdout(out["segment"].to_numpy(), holdout, seed)
+    out.insert(2, "group", np.where(held, "holdout", "target"))
+    return out

@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules_parsers(sub)
     _add_migration_parsers(sub)
     _add_postgres_options(sub)  # --query, score --mode (PostgreSQL URLs in --data/--out, issue 27)
+    _add_value_parsers(sub)
     return parser
 
 
@@ -601,6 +602,9 @@ from .cli_migration import COMMANDS as _MIGRATION_COMMANDS, add_parsers as _add_
 
 _COMMANDS.update(_MIGRATION_COMMANDS)
 from .cli_postgres import add_options as _add_postgres_options, run as _run_postgres  # noqa: E402
+from .cli_value import COMMANDS as _VALUE_COMMANDS, add_parsers as _add_value_parsers  # noqa: E402
+
+_COMMANDS.update(_VALUE_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

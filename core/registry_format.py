@@ -27,7 +27,10 @@ _ENTRY_OPTIONAL = ("converted_from", "artifacts")
 #   aggregates  JSON  per-segment aggregates over every customer (sizes, sums, means, quantiles)
 #   sample      NPZ   a seeded stratified sample of prepared customers (numeric and text arrays only)
 #   views       JSON  precomputed dashboard views for the version (analysis, profiles, map, sweep, ...)
-ARTIFACTS = {"mapping": "json", "aggregates": "json", "sample": "npz", "views": "json", "migration": "json"}
+#   value       JSON  customer value of a version trained on a transaction log (core.value: fits, segments, holdout)
+#   value_customers NPZ  per-customer value statistics (ID, frequency, recency, T, values, segment) for look-ups
+ARTIFACTS = {"mapping": "json", "aggregates": "json", "sample": "npz", "views": "json", "migration": "json",
+             "value": "json", "value_customers": "npz"}
 _ARTIFACT_FILE_RE = re.compile(r"^(v\d{4,})\.([a-z][a-z0-9_]{0,31})\.([0-9a-f]{12})\.(json|npz)$")
 
 

@@ -65,8 +65,14 @@ _EXTENSION = "segmentlens_api"
 # Path (after the prefix) -> methods; the catch-all route answers 405 for these and 404 for the rest.
 _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segments": ("GET",),
            "openapi.json": ("GET",), "models/rollback": ("POST",), "monitoring": ("GET",),
-           "audiences": ("POST",), "migration": ("GET",)}
+           "audiences": ("POST",), "migration": ("GET",), "value": ("GET",)}
 _ACTIVATE = re.compile(r"^models/[^/]+/activate$")
+_VALUE_CUSTOMER = re.compile(r"^value/customers/[^/]+$")
+# What GET /value serves of the stored value report (no covariance matrices, no customer list).
+_VALUE_KEYS = ("model", "time_unit", "unit_days", "horizon", "discount_rate", "calibration_end", "first_date",
+               "latest_date", "customers", "repeat_customers", "params", "params_se", "log_likelihood",
+               "spend_params", "spend_params_se", "spend_customers", "totals", "segments", "holdout",
+               "interval_method", "notes")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
 _SETUP_TTL = 30.0  # seconds between health's setup checks (core.startup_checks)
 _PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
@@ -172,6 +178,8 @@ def _methods(path: str):
     """Methods of an API path after ``/api/v1/`` (None for no such route)."""
     if path in _ROUTES:
         return _ROUTES[path]
+    if _VALUE_CUSTOMER.match(path):
+        return ("GET",)
     return ("POST",) if _ACTIVATE.match(path) else None
 
 
@@ -507,6 +515,29 @@ def _create_blueprint() -> flask.Blueprint:
             field, _, message = str(exc).partition(": ")
             return _error(422, "invalid_input", str(exc), errors=[{"field": field, "message": message or str(exc)}])
         return _json(payload)
+    @bp.route(f"{API_PREFIX}/value", methods=["GET"])
+    def value():
+        from .services.value import ValueUnavailable
+
+        try:
+            report = services().values.report()
+        except ValueUnavailable as exc:
+            return _error(409, "conflict", str(exc))
+        body = {"model_version": report.get("version"), **{key: report.get(key) for key in _VALUE_KEYS}}
+        body["slipping_customers"] = (report.get("slipping") or {}).get("count")
+        return _json(body)
+
+    @bp.route(f"{API_PREFIX}/value/customers/<ident>", methods=["GET"])
+    def customer_value(ident: str):
+        from .services.value import ValueUnavailable
+
+        try:
+            found = services().values.customer(ident)
+        except ValueUnavailable as exc:
+            return _error(409, "conflict", str(exc))
+        if found is None:
+            return _error(404, "not_found", f"no customer with ID {ident[:40]!r} in the active version's log")
+        return _json(found)
 
     @bp.route(f"{API_PREFIX}/openapi.json", methods=["GET"])
     def openapi():
@@ -701,6 +732,52 @@ def _migration_schema() -> dict:
             "net": {"type": "integer"}}}},
         "headlines": {"type": "array", "items": {"type": "string"}},
         "notes": {"type": "array", "items": {"type": "string"}}}}
+def _value_schema() -> dict:
+    num, nnum = {"type": "number"}, {"type": "number", "nullable": True}
+    params = {"type": "object", "properties": {k: num for k in ("r", "alpha", "a", "b")}}
+    spend = {"type": "object", "properties": {k: num for k in ("p", "q", "gamma")}}
+    segment = {"type": "object", "required": ["segment", "name", "customers", "clv_mean", "clv_total", "clv_low",
+                                              "clv_high", "p_alive_mean"], "properties": {
+        "segment": {"type": "integer"}, "name": {"type": "string"}, "rank": {"type": "integer", "minimum": 1},
+        "customers": {"type": "integer", "minimum": 0}, "clv_mean": num, "clv_total": num,
+        "clv_low": nnum, "clv_high": nnum, "clv_mean_low": nnum, "clv_mean_high": nnum,
+        "share": {"type": "number", "description": "Share of the total CLV"},
+        "p_alive_mean": {"type": "number", "minimum": 0, "maximum": 1},
+        "expected_purchases_mean": num, "past_value_mean": num,
+        "p_alive_histogram": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                              "description": "Customers per tenth of probability alive (0-0.1, ..., 0.9-1)"}}}
+    return {"type": "object", "required": ["model_version", "model", "time_unit", "horizon", "discount_rate",
+                                           "customers", "params", "log_likelihood", "spend_params"], "properties": {
+        "model_version": {"type": "string"}, "model": {"type": "string"},
+        "time_unit": {"type": "string", "enum": ["day", "week", "month"]}, "unit_days": num,
+        "horizon": {"type": "integer", "minimum": 1, "description": "Time units ahead"},
+        "discount_rate": {"type": "number", "description": "Yearly"},
+        "calibration_end": {"type": "string", "nullable": True}, "first_date": {"type": "string"},
+        "latest_date": {"type": "string"}, "customers": {"type": "integer"}, "repeat_customers": {"type": "integer"},
+        "params": params, "params_se": {"type": "object", "additionalProperties": nnum}, "log_likelihood": num,
+        "spend_params": spend, "spend_params_se": {"type": "object", "additionalProperties": nnum},
+        "spend_customers": {"type": "integer"},
+        "totals": {"type": "object", "additionalProperties": nnum},
+        "segments": {"type": "array", "nullable": True, "items": segment},
+        "holdout": {"type": "object", "nullable": True, "description": "Predicted against actual repeat purchases "
+                    "after the calibration end: totals, per frequency bucket, per week (cumulative)",
+                    "properties": {"predicted": num, "actual": num, "sentence": {"type": "string"}}},
+        "interval_method": {"type": "string"}, "notes": {"type": "array", "items": {"type": "string"}},
+        "slipping_customers": {"type": "integer", "nullable": True,
+                               "description": "Customers of high past value and low probability alive"}}}
+
+
+def _customer_value_schema() -> dict:
+    num, nnum = {"type": "number"}, {"type": "number", "nullable": True}
+    props = {"ID": {"anyOf": [{"type": "integer"}, {"type": "string"}]}, "model_version": {"type": "string"},
+             "time_unit": {"type": "string"}, "horizon": {"type": "integer"}, "discount_rate": num,
+             "frequency": {"type": "integer", "minimum": 0}, "recency": num, "T": num, "past_value": num,
+             "segment": {"type": "integer"}, "segment_name": {"type": "string"}}
+    for key in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+        props[key] = num
+        props[f"{key}_low"], props[f"{key}_high"] = nnum, nnum
+    return {"type": "object", "required": ["ID", "model_version", "p_alive", "expected_purchases", "expected_spend",
+                                           "clv"], "properties": props}
 
 
 def _err(description: str, headers: dict | None = None) -> dict:
@@ -858,6 +935,27 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                               "422": _err("A date outside the log or not a date, or every is not month or quarter; "
                                           "`errors` names the field"),
                               "429": r429, "503": r503}}},
+            f"{API_PREFIX}/value": {"get": {
+                "operationId": "value",
+                "summary": "Customer value of the active version (a transaction log): BG/NBD + Gamma-Gamma "
+                           "parameters, CLV per segment with 95% intervals, the horizon and the calibration check",
+                "responses": {"200": ok("The stored value results (computed with the defaults on first use)",
+                                        "Value"),
+                              "401": r401,
+                              "409": _err("No value for the active version: it was not trained on a transaction "
+                                          "log, its log is gone, or a model does not fit (the message says which)"),
+                              "429": r429, "503": r503}}},
+            f"{API_PREFIX}/value/customers/{{id}}": {"get": {
+                "operationId": "customerValue",
+                "summary": "One known customer's probability alive, expected purchases and spend, and CLV with "
+                           "95% intervals",
+                "parameters": [{"name": "id", "in": "path", "required": True,
+                                "description": "The customer's ID in the log (whole-number IDs match their number)",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": ok("The customer's value", "CustomerValue"), "401": r401,
+                              "404": _err("No customer with that ID"),
+                              "409": _err("No value for the active version (see GET /value)"),
+                              "429": r429, "503": r503}}},
             f"{API_PREFIX}/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": {
@@ -923,5 +1021,7 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
             "AudienceRequest": _audience_request_schema(),
             "Audience": _audience_schema(),
             "Migration": _migration_schema(),
+            "Value": _value_schema(),
+            "CustomerValue": _customer_value_schema(),
         }},
     }

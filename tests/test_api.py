@@ -147,7 +147,8 @@ def test_openapi_document_describes_every_endpoint_and_error(api):
     assert status == 200 and doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {f"/api/v1/{p}" for p in ("predict", "health", "model", "segments", "openapi.json",
                                                           "models/{version}/activate", "models/rollback",
-                                                          "monitoring", "audiences", "migration")}
+                                                          "monitoring", "audiences", "migration", "value",
+                                                          "value/customers/{id}")}
     predict = doc["paths"]["/api/v1/predict"]["post"]
     assert {"200", "400", "413", "415", "422", "429"} <= set(predict["responses"])
     assert "Retry-After" in predict["responses"]["429"]["headers"]

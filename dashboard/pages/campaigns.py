@@ -225,9 +225,39 @@ def _layout(absent: str | None = None):
         dcc.Download(id=ids.CAMPAIGNS_DOWNLOAD),
         header,
         note,
+        _value_targeting(services, can, why_not),
         html.Div(_planner(services, controls, model_note, kpis, curve, seg_table, fitted, options, plans_table,
                           can, why_not), style={"display": "none"} if absent is not None else None),
     ])
+
+
+def _value_targeting(services, can: bool, why_not) -> dbc.Card:
+    """Target by customer value (issue 24): the highest CLV or a win-back audience, from /value's stored fit."""
+    from dashboard.services.value import ValueUnavailable
+
+    try:
+        services.values.source_of()
+        available, note = True, None
+    except (ValueUnavailable, RegistryError) as exc:
+        available, note = False, f"Not available: {exc}."
+    return dbc.Card([dbc.CardHeader(html.Span("Target by customer value", className="fw-semibold")), dbc.CardBody([
+        html.Div(note, className="small text-muted mb-2") if note else None,
+        dbc.RadioItems(id=ids.CAMPAIGNS_VALUE_TARGET, value="winback", className="small mb-1", inline=True,
+                       options=[{"label": "Win-back: valuable but slipping", "value": "winback"},
+                                {"label": "Highest CLV", "value": "clv"}]),
+        dbc.Row([
+            _field("Probability alive below", ids.CAMPAIGNS_VALUE_THRESHOLD, 0.5, "win-back only; past value in "
+                   "the top 20%", min=0.01, max=1, step=0.01),
+            _field("Top N", ids.CAMPAIGNS_VALUE_TOP_N, None, "needed for highest CLV; optional for win-back",
+                   min=1, step=1),
+        ], className="g-2"),
+        _guarded(dbc.Button("Download the value audience (CSV)", id=ids.CAMPAIGNS_VALUE_BTN, color="primary",
+                            size="sm", disabled=not (can and available)), why_not),
+        html.Div(id=ids.CAMPAIGNS_VALUE_MSG, className="small mt-1", role="status"),
+        html.Div("ID, segment, group (target or a random holdout of the Holdout share, by segment), probability "
+                 "alive, CLV and past value, from the fit stored on the Value page.", className="small text-muted"),
+        dcc.Download(id=ids.CAMPAIGNS_VALUE_DOWNLOAD),
+    ])], className="shadow-sm mb-3")
 
 
 def _planner(services, controls, model_note, kpis, curve, seg_table, fitted, options, plans_table, can,
@@ -348,3 +378,27 @@ def upload_outcomes(contents, filename, plan_id):
     except CampaignError as exc:
         return dash.no_update, html.Span(f"Not saved: {exc}.", className="text-danger")
     return plan_id, html.Span(f"Measured results saved with plan {plan_id}.", className="text-success")
+
+
+@callback(Output(ids.CAMPAIGNS_VALUE_DOWNLOAD, "data"), Output(ids.CAMPAIGNS_VALUE_MSG, "children"),
+          Input(ids.CAMPAIGNS_VALUE_BTN, "n_clicks"), State(ids.CAMPAIGNS_VALUE_TARGET, "value"),
+          State(ids.CAMPAIGNS_VALUE_THRESHOLD, "value"), State(ids.CAMPAIGNS_VALUE_TOP_N, "value"),
+          State(ids.CAMPAIGNS_HOLDOUT, "value"), State(ids.CAMPAIGNS_SEED, "value"), prevent_initial_call=True)
+def value_audience(_n, target, cut, top_n, holdout, seed):
+    """A value-targeted audience as CSV (analysts and admins; checked on the server, audited)."""
+    from dashboard.auth import current_role
+    from dashboard.services.value import ValueUnavailable
+
+    can, why_not = may("campaign")
+    if not can:
+        return dash.no_update, why_not
+    try:
+        n = None if top_n in (None, "") else int(float(top_n))
+        role = current_role() or "admin"  # an app without sign-in has no roles (may() said yes)
+        text, summary = as_actor(get_services().values.audience_csv, target, top_n=n,
+                                 p_alive_below=float(cut if cut not in (None, "") else 0.5),
+                                 holdout=float(holdout if holdout not in (None, "") else 0.1),
+                                 seed=int(seed if seed not in (None, "") else 42), role=role)
+    except (CampaignError, ValueUnavailable, ValueError, TypeError, PermissionError) as exc:
+        return dash.no_update, f"No audience: {exc}"
+    return dcc.send_string(text, f"value-audience-{target}.csv"), summary

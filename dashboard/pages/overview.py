@@ -74,6 +74,7 @@ def _layout(**_query):
     income = a.income_mean
     has_income, has_response = income == income, response == response
     period = _period(a.meta)
+    values = get_services().values.segment_values()  # customer value stored by /value (issue 24); never fitted here
     kpis = dbc.Row([
         dbc.Col(kpi_card("Customers", f"{a.n_customers:,}", f"in {a.k} segments · {a.cleaning['rows_read']:,} rows read"),
                 xs=6, md=True),
@@ -99,6 +100,9 @@ def _layout(**_query):
                  ("Answered the last campaign", _rate(numbers.loc[i, "response_rate"]))
                  if has_response or canonical else None,
                  ("Share of all spend", _rate(numbers.loc[i, "spend_share"]))]
+        if values and i in values:
+            shown += [(f"Mean CLV, {values[i]['horizon_text']}", _money(values[i]["clv_mean"])),
+                      ("Share of customer value", _rate(values[i]["share"]))]
         return [x for x in shown if x is not None]
 
     cards = dbc.Row([

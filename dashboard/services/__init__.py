@@ -41,6 +41,7 @@ from .results import ResultCache
 from .stability import StabilityService
 from .store import LiveModel, ModelStore, ModelUnavailable
 from .uploads import UPLOAD_SWEEP_MAX, UploadLimits, UploadService
+from .value import ValueService
 from .versions import VersionService, common_note
 
 __all__ = ["Analysis", "Services", "get_services", "CACHE_DIR", "Access", "build_analysis", "profile_tables", "scaled",
@@ -65,6 +66,7 @@ class Services:
         self.uploads = UploadService(registry, self.results, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
         self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor, access=self.access)
+        self.values = ValueService(registry, self.store, self.auditor)
 
     @classmethod
     def from_env(cls) -> "Services":
