@@ -40,7 +40,7 @@ CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
 
 # One measurement in a fresh process: peak resident memory (VmHWM) is then this computation's own.
 _WORKER = """
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from core.mapping import Mapping
 from core.migration import migration, snapshot_dates
@@ -56,6 +56,8 @@ mapping = Mapping.from_dict(reg.artifact_json(None, "mapping"))
 names = meta["segment_names"]
 first, latest = {first!r}, {latest!r}
 base = hwm()
+use0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = use0.ru_utime + use0.ru_stime
 start = time.perf_counter()
 sizes = {{}}
 if {method!r} == "one-pass":
@@ -69,7 +71,8 @@ else:
         sizes[d] = r.snapshots[-1]["sizes"]
     n = len(dates)
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": hwm() / 1024, "imports_mb": base / 1024, "snapshots": n,
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": seconds, "cpu": use.ru_utime + use.ru_stime - cpu0, "peak_mb": hwm() / 1024, "imports_mb": base / 1024, "snapshots": n,
                   "rows": r.rows, "sizes": sizes}}))
 """
 
@@ -85,12 +88,13 @@ def measure(method: str, path: Path, models: Path, first: str, latest: str, naiv
     result = dict(runs[-1])
     result["seconds"] = statistics.median(r["seconds"] for r in runs)
     result["peak_mb"] = max(r["peak_mb"] for r in runs)
+    result["cpu"] = statistics.median(r["cpu"] for r in runs)
     return result
 
 
 def compare(label: str, path: Path, models: Path, first: str, latest: str, naive: int, repeats: int) -> None:
     one = measure("one-pass", path, models, first, latest, naive, repeats)
-    print(f"{label}: one pass {one['seconds']:.2f} s, peak RSS {one['peak_mb']:,.0f} MB (load average "
+    print(f"{label}: one pass {one['seconds']:.2f} s (CPU {one['cpu']:.1f} s), peak RSS {one['peak_mb']:,.0f} MB (load average "
           f"{os.getloadavg()[0]:.1f})", flush=True)
     peer = measure("naive", path, models, first, latest, naive, repeats)
     same = all(one["sizes"][d] == peer["sizes"][d] for d in peer["sizes"])
@@ -98,9 +102,10 @@ def compare(label: str, path: Path, models: Path, first: str, latest: str, naive
     full = one["snapshots"]
     naive_all = peer["seconds"] if peer["snapshots"] == full else per * full
     print(f"{label}: {one['rows']:,} rows, {full} monthly snapshots", flush=True)
-    print(f"  one pass, running state: {one['seconds']:.2f} s, peak RSS {one['peak_mb']:,.0f} MB "
+    print(f"  one pass, running state: {one['seconds']:.2f} s (CPU {one['cpu']:.1f} s), peak RSS {one['peak_mb']:,.0f} MB "
           f"(imports alone {one['imports_mb']:,.0f} MB)")
-    print(f"  naive, a pass per snapshot: {peer['seconds']:.2f} s for {peer['snapshots']} snapshots "
+    print(f"  naive, a pass per snapshot: {peer['seconds']:.2f} s (CPU {peer['cpu']:.1f} s) for {peer['snapshots']} "
+          f"snapshots "
           f"({per:.2f} s each{'' if peer['snapshots'] == full else f'; x{full} = {naive_all:.1f} s extrapolated'}), "
           f"peak RSS {peer['peak_mb']:,.0f} MB")
     print(f"  naive / one pass: {naive_all / one['seconds']:.1f}x the time"

@@ -230,9 +230,18 @@ def _reduce(key: np.ndarray, cols: dict) -> tuple[np.ndarray, dict]:
     return k[starts], {c: _HOW[c].reduceat(v[order], starts) if len(k) else v[:0] for c, v in cols.items()}
 
 
-def _concat(parts: list) -> tuple[np.ndarray, dict]:
+def _reduce_parts(parts: list) -> tuple[np.ndarray, dict]:
+    """:func:`_reduce` over reduced chunks, one column at a time, emptying ``parts`` as it goes (bounds memory)."""
     key = np.concatenate([p[0] for p in parts])
-    return key, {c: np.concatenate([p[1][c] for p in parts]) for c in parts[0][1]}
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    out = {}
+    for c in list(parts[0][1]):
+        column = np.concatenate([p[1].pop(c) for p in parts])[order]
+        out[c] = _HOW[c].reduceat(column, starts) if len(key) else column
+    parts.clear()
+    return key[starts], out
 
 
 def _first_of_orders(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -308,7 +317,7 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
         parts.append(_reduce(key, cols))
         kept += len(parts[-1][0])
         if kept > limit and len(parts) > 1:
-            parts = [_reduce(*_concat(parts))]
+            parts = [_reduce_parts(parts)]
             kept = len(parts[0][0])
             limit = max(_COMPACT_ROWS, 2 * kept)
         if by_order:  # an order counts once, from its first row's date (hashes as aggregate's)
@@ -321,7 +330,7 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
                 limit_orders = max(_COMPACT_ROWS, 2 * kept_orders)
     if not parts:
         raise MigrationError(f"{name}: no purchase on or before {_text(int(bounds[-1]))} could be read")
-    key, cols = _reduce(*_concat(parts)) if len(parts) > 1 else parts[0]
+    key, cols = _reduce_parts(parts) if len(parts) > 1 else parts[0]
     del parts
     if by_order:
         _, pos, day = _first_of_orders(orders)
