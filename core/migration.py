@@ -441,6 +441,17 @@ def _sweep(history: _History, bounds: np.ndarray, transforms: dict, features: li
         yield s, pos, frame
 
 
+_PREDICT_ROWS = 200_000
+
+
+def _predict(model: SegmentationModel, frame: pd.DataFrame) -> np.ndarray:
+    """Segments in blocks: predict's distances are customers x segments x features, too big at once at 1M."""
+    out = np.zeros(len(frame), dtype=np.int16)
+    for start in range(0, len(frame), _PREDICT_ROWS):
+        out[start:start + _PREDICT_ROWS] = model.predict(frame.iloc[start:start + _PREDICT_ROWS])
+    return out
+
+
 def _check_features(model: SegmentationModel) -> None:
     odd = [f for f in model.features if f not in SUPPORTED_FEATURES]
     if odd:
@@ -608,7 +619,7 @@ def migration(source, mapping: Mapping, model: SegmentationModel, names: list, *
     full = {i for i, d in enumerate(chosen) if d in keep}
     for s, pos, frame in _sweep(history, bounds, dict(mapping.transforms), list(model.features), full):
         date = chosen[s]
-        labels = model.predict(frame).astype(np.int16) if len(frame) else np.zeros(0, np.int16)
+        labels = _predict(model, frame)
         sizes = np.bincount(labels, minlength=k)
         value = np.bincount(labels, weights=frame["Monetary"].to_numpy(), minlength=k) if len(frame) else np.zeros(k)
         # Spend in the period just ended, by the segment the customer is in at its end.
