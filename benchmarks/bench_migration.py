@@ -1,6 +1,7 @@
 """Benchmark segments over time (core.migration): one pass with running state against one pass per snapshot.
 
-Run: ``python benchmarks/bench_migration.py [--rows 10000000] [--repeats 3] [--naive-snapshots 24] [--skip-large]``.
+Run: ``python benchmarks/bench_migration.py [--rows 10000000] [--repeats 3] [--naive-snapshots 24] [--skip-large]
+[--skip-cdnow] [--keep-log PATH]``.
 Prints medians over repeats (shared, noisy machines: compare figures within one run).
 
 1. CDNOW (../shared/data/cdnow_transactions.txt; skipped when absent): a version trained on it, then
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +40,7 @@ CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
 
 # One measurement in a fresh process: peak resident memory (VmHWM) is then this computation's own.
 _WORKER = """
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from core.mapping import Mapping
 from core.migration import migration, snapshot_dates
@@ -54,6 +56,8 @@ mapping = Mapping.from_dict(reg.artifact_json(None, "mapping"))
 names = meta["segment_names"]
 first, latest = {first!r}, {latest!r}
 base = hwm()
+use0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = use0.ru_utime + use0.ru_stime
 start = time.perf_counter()
 sizes = {{}}
 if {method!r} == "one-pass":
@@ -67,7 +71,8 @@ else:
         sizes[d] = r.snapshots[-1]["sizes"]
     n = len(dates)
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_mb": hwm() / 1024, "imports_mb": base / 1024, "snapshots": n,
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": seconds, "cpu": use.ru_utime + use.ru_stime - cpu0, "peak_mb": hwm() / 1024, "imports_mb": base / 1024, "snapshots": n,
                   "rows": r.rows, "sizes": sizes}}))
 """
 
@@ -83,25 +88,29 @@ def measure(method: str, path: Path, models: Path, first: str, latest: str, naiv
     result = dict(runs[-1])
     result["seconds"] = statistics.median(r["seconds"] for r in runs)
     result["peak_mb"] = max(r["peak_mb"] for r in runs)
+    result["cpu"] = statistics.median(r["cpu"] for r in runs)
     return result
 
 
 def compare(label: str, path: Path, models: Path, first: str, latest: str, naive: int, repeats: int) -> None:
     one = measure("one-pass", path, models, first, latest, naive, repeats)
+    print(f"{label}: one pass {one['seconds']:.2f} s (CPU {one['cpu']:.1f} s), peak RSS {one['peak_mb']:,.0f} MB (load average "
+          f"{os.getloadavg()[0]:.1f})", flush=True)
     peer = measure("naive", path, models, first, latest, naive, repeats)
     same = all(one["sizes"][d] == peer["sizes"][d] for d in peer["sizes"])
     per = peer["seconds"] / peer["snapshots"]
     full = one["snapshots"]
     naive_all = peer["seconds"] if peer["snapshots"] == full else per * full
-    print(f"{label}: {one['rows']:,} rows, {full} monthly snapshots")
-    print(f"  one pass, running state: {one['seconds']:.2f} s, peak RSS {one['peak_mb']:,.0f} MB "
+    print(f"{label}: {one['rows']:,} rows, {full} monthly snapshots", flush=True)
+    print(f"  one pass, running state: {one['seconds']:.2f} s (CPU {one['cpu']:.1f} s), peak RSS {one['peak_mb']:,.0f} MB "
           f"(imports alone {one['imports_mb']:,.0f} MB)")
-    print(f"  naive, a pass per snapshot: {peer['seconds']:.2f} s for {peer['snapshots']} snapshots "
+    print(f"  naive, a pass per snapshot: {peer['seconds']:.2f} s (CPU {peer['cpu']:.1f} s) for {peer['snapshots']} "
+          f"snapshots "
           f"({per:.2f} s each{'' if peer['snapshots'] == full else f'; x{full} = {naive_all:.1f} s extrapolated'}), "
           f"peak RSS {peer['peak_mb']:,.0f} MB")
     print(f"  naive / one pass: {naive_all / one['seconds']:.1f}x the time"
           f"{'' if peer['snapshots'] == full else ' (extrapolated)'}; same segment sizes at every snapshot "
-          f"compared: {same}")
+          f"compared: {same}", flush=True)
 
 
 def cdnow(repeats: int) -> None:
@@ -118,17 +127,20 @@ def cdnow(repeats: int) -> None:
         compare("CDNOW", CDNOW, models, t["first_date"], t["latest_date"], 18, repeats)
 
 
-def large(rows: int, repeats: int, naive: int) -> None:
+def large(rows: int, repeats: int, naive: int, keep: str | None = None) -> None:
     from core.mapping import Mapping, train_input
     from core.registry import Registry
 
     with tempfile.TemporaryDirectory() as folder:
-        path, small = Path(folder) / "log.csv", Path(folder) / "small.csv"
+        path, small = Path(keep) if keep else Path(folder) / "log.csv", Path(folder) / "small.csv"
         start = time.perf_counter()
-        write_log(path, rows, customers=max(rows // 10, 10))
+        if not path.is_file():
+            write_log(path, rows, customers=max(rows // 10, 10))
+            print(f"synthetic log: {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB written in "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+        else:
+            print(f"synthetic log: {path} ({path.stat().st_size / 1e6:,.0f} MB) kept from an earlier run", flush=True)
         write_log(small, 200_000, customers=20_000, seed=8)
-        print(f"synthetic log: {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB written in "
-              f"{time.perf_counter() - start:.1f} s")
         mapping = Mapping("transactions", {"order_id": "order_id", "customer_id": "customer_id", "date": "date",
                                            "quantity": "quantity", "amount": "amount", "category": "ignore"})
         models = Path(folder) / "models"
@@ -144,10 +156,13 @@ def main() -> None:
     parser.add_argument("--naive-snapshots", type=int, default=24,
                         help="run the naive peer on the last N snapshot dates of the large log (default all 24)")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-cdnow", action="store_true")
+    parser.add_argument("--keep-log", metavar="PATH", help="write the large log here once and reuse it in later runs")
     args = parser.parse_args()
-    cdnow(args.repeats)
+    if not args.skip_cdnow:
+        cdnow(args.repeats)
     if not args.skip_large:
-        large(args.rows, max(1, min(args.repeats, 2)), max(1, min(args.naive_snapshots, 24)))
+        large(args.rows, max(1, min(args.repeats, 2)), max(1, min(args.naive_snapshots, 24)), args.keep_log)
 
 
 if __name__ == "__main__":

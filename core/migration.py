@@ -219,21 +219,29 @@ class _History:
     rows: int
 
 
-_HOW = {"orders": np.add, "amount": np.add, "nonpos": np.add, "quantity": np.add, "first": np.minimum,
-        "last": np.maximum}
+_HOW = {"orders": np.add, "amount": np.add, "nonpos": np.add, "quantity": np.add, "last": np.maximum}
 
 
 def _reduce(key: np.ndarray, cols: dict) -> tuple[np.ndarray, dict]:
-    """One record per distinct ``key``: columns summed, or min / max for first / last (sorted by key)."""
+    """One record per distinct ``key``: columns summed, the last purchase day its maximum (sorted by key)."""
     order = np.argsort(key, kind="stable")  # stable: amounts add up in file order
     k = key[order]
     starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1]))) if len(k) else np.zeros(0, np.int64)
     return k[starts], {c: _HOW[c].reduceat(v[order], starts) if len(k) else v[:0] for c, v in cols.items()}
 
 
-def _concat(parts: list) -> tuple[np.ndarray, dict]:
+def _reduce_parts(parts: list) -> tuple[np.ndarray, dict]:
+    """:func:`_reduce` over reduced chunks, one column at a time, emptying ``parts`` as it goes (bounds memory)."""
     key = np.concatenate([p[0] for p in parts])
-    return key, {c: np.concatenate([p[1][c] for p in parts]) for c in parts[0][1]}
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    out = {}
+    for c in list(parts[0][1]):
+        column = np.concatenate([p[1].pop(c) for p in parts])[order]
+        out[c] = _HOW[c].reduceat(column, starts) if len(key) else column
+    parts.clear()
+    return key[starts], out
 
 
 def _first_of_orders(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -279,6 +287,9 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
     parts: list = []
     orders: list = []
     kept = kept_orders = rows = 0
+    # Re-reduce when the kept records double since the last time: amortised, never once per chunk.
+    limit = limit_orders = _COMPACT_ROWS
+    first = np.zeros(0, dtype=np.int64)
     latest, first_day = -np.inf, np.inf
     by_order = columns.order_id is not None
     for chunk in read_log(source, columns, sep=sniffed.sep, encoding=sniffed.encoding, name=name,
@@ -294,31 +305,38 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
         if not inside.any():
             continue
         pos = customers.positions(f["id"].to_numpy()[inside])
-        key = pos * periods + period[inside]
         d = day[inside].astype(np.int64)
-        cols = {"orders": np.ones(len(key), dtype=np.int64), "amount": f["amount"].to_numpy()[inside],
-                "first": d, "last": d, "nonpos": f["nonpos"].to_numpy()[inside].astype(np.int64)}
+        if len(customers.index) > len(first):  # each customer's first purchase: one number per customer
+            first = np.concatenate([first, np.full(len(customers.index) - len(first), np.iinfo(np.int64).max)])
+        np.minimum.at(first, pos, d)
+        key = pos * periods + period[inside]
+        cols = {"orders": np.ones(len(key), dtype=np.int32), "amount": f["amount"].to_numpy()[inside],
+                "last": d.astype(np.int32), "nonpos": f["nonpos"].to_numpy()[inside].astype(np.int32)}
         if "quantity" in f:
             cols["quantity"] = f["quantity"].to_numpy()[inside].astype(np.float64)
         parts.append(_reduce(key, cols))
         kept += len(parts[-1][0])
-        if kept > _COMPACT_ROWS and len(parts) > 1:
-            parts = [_reduce(*_concat(parts))]
+        if kept > limit and len(parts) > 1:
+            parts = [_reduce_parts(parts)]
             kept = len(parts[0][0])
+            limit = max(_COMPACT_ROWS, 2 * kept)
         if by_order:  # an order counts once, from its first row's date (hashes as aggregate's)
             h = pd.util.hash_pandas_object(f[["id", "order"]], index=False).to_numpy()[inside]
-            orders.append(_first_of_orders([(h, pos, d)]))
+            orders.append(_first_of_orders([(h, pos, d.astype(np.int32))]))
             kept_orders += len(orders[-1][0])
-            if kept_orders > _COMPACT_ROWS and len(orders) > 1:
+            if kept_orders > limit_orders and len(orders) > 1:
                 orders = [_first_of_orders(orders)]
                 kept_orders = len(orders[0][0])
+                limit_orders = max(_COMPACT_ROWS, 2 * kept_orders)
     if not parts:
         raise MigrationError(f"{name}: no purchase on or before {_text(int(bounds[-1]))} could be read")
-    key, cols = _reduce(*_concat(parts)) if len(parts) > 1 else parts[0]
+    key, cols = _reduce_parts(parts) if len(parts) > 1 else parts[0]
+    del parts
     if by_order:
         _, pos, day = _first_of_orders(orders)
+        del orders
         okey, counts = np.unique(pos * periods + np.searchsorted(bounds, day, side="left"), return_counts=True)
-        cols["orders"] = np.zeros(len(key), dtype=np.int64)
+        cols["orders"] = np.zeros(len(key), dtype=np.int32)
         cols["orders"][np.searchsorted(key, okey)] = counts  # every order's first row is a record of its key
     # Customers in ID order (as aggregate sorts them), records by period for the sweep.
     raw = np.asarray(customers.index)
@@ -326,12 +344,10 @@ def _read(source, columns: TransactionColumns, bounds: np.ndarray, *, name: str,
     by_id = np.argsort(raw, kind="stable")
     rank[by_id] = np.arange(len(raw))
     customer, period = rank[key // periods], key % periods
-    first = np.full(len(raw), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, customer, cols["first"])
     order = np.argsort(period, kind="stable")
-    return _History(ids=raw[by_id], first=first, customer=customer[order], period=period[order],
+    return _History(ids=raw[by_id], first=first[by_id], customer=customer[order], period=period[order],
                     orders=cols["orders"][order].astype(np.int64), amount=cols["amount"][order].astype(np.float64),
-                    last=cols["last"][order], nonpos=cols["nonpos"][order],
+                    last=cols["last"][order].astype(np.int64), nonpos=cols["nonpos"][order].astype(np.int64),
                     quantity=cols["quantity"][order] if "quantity" in cols else None,
                     latest=int(latest), first_day=int(first_day), rows=rows)
 
@@ -423,6 +439,17 @@ def _sweep(history: _History, bounds: np.ndarray, transforms: dict, features: li
                                   nonpos[pos], None if quantity is None else quantity[pos], int(bounds[s]),
                                   transforms, None if s in full else features)
         yield s, pos, frame
+
+
+_PREDICT_ROWS = 200_000
+
+
+def _predict(model: SegmentationModel, frame: pd.DataFrame) -> np.ndarray:
+    """Segments in blocks: predict's distances are customers x segments x features, too big at once at 1M."""
+    out = np.zeros(len(frame), dtype=np.int16)
+    for start in range(0, len(frame), _PREDICT_ROWS):
+        out[start:start + _PREDICT_ROWS] = model.predict(frame.iloc[start:start + _PREDICT_ROWS])
+    return out
 
 
 def _check_features(model: SegmentationModel) -> None:
@@ -592,7 +619,7 @@ def migration(source, mapping: Mapping, model: SegmentationModel, names: list, *
     full = {i for i, d in enumerate(chosen) if d in keep}
     for s, pos, frame in _sweep(history, bounds, dict(mapping.transforms), list(model.features), full):
         date = chosen[s]
-        labels = model.predict(frame).astype(np.int16) if len(frame) else np.zeros(0, np.int16)
+        labels = _predict(model, frame)
         sizes = np.bincount(labels, minlength=k)
         value = np.bincount(labels, weights=frame["Monetary"].to_numpy(), minlength=k) if len(frame) else np.zeros(k)
         # Spend in the period just ended, by the segment the customer is in at its end.

@@ -172,9 +172,8 @@ def _is_log(services) -> bool:
 
 
 def _migration_view(run: dict, names: list[str]) -> html.Div:
-    """Headlines, notes, Sankey, sizes and value over time, and the latest period's transition table."""
+    """Headlines, notes, the Sankey and sizes and value over time of one migration."""
     dates = run["dates"]
-    periods = [{"label": f"{a} → {b}", "value": f"{a}|{b}"} for a, b in zip(dates, dates[1:])]
     return html.Div([
         dbc.Alert([html.Strong("Largest moves: "),
                    html.Ul([html.Li(h) for h in run["headlines"]], className="mb-0")] if run["headlines"]
@@ -190,18 +189,12 @@ def _migration_view(run: dict, names: list[str]) -> html.Div:
             dbc.Col(graph_card("Spend in each period, by segment at its end", ids.MIGRATION_VALUE, height=340,
                                figure=value_figure(run, names), min_width=520), lg=6),
         ]),
-        dbc.Card([
-            dbc.CardHeader(dbc.Row([
-                dbc.Col(html.Span("Transition table: customers from each segment (rows; new = first purchase in "
-                                  "the period) to each segment (columns)", className="fw-semibold"), md=8),
-                dbc.Col([dbc.Label("Period", html_for=ids.MIGRATION_PERIOD, className="visually-hidden"),
-                         dbc.Select(id=ids.MIGRATION_PERIOD, options=periods,
-                                    value=periods[-1]["value"] if periods else None, size="sm")], md=4),
-            ], className="align-items-center g-2")),
-            dbc.CardBody(_transition_view(run, dates[-2], dates[-1], names) if len(dates) > 1 else None,
-                         id=ids.MIGRATION_TABLE),
-        ], className="mb-3 shadow-sm"),
     ])
+
+
+def _periods(run: dict | None) -> list[dict]:
+    dates = run["dates"] if run else []
+    return [{"label": f"{a} → {b}", "value": f"{a}|{b}"} for a, b in zip(dates, dates[1:])]
 
 
 def _transition_view(run: dict, from_date: str, to_date: str, names: list[str]):
@@ -214,15 +207,20 @@ def _transition_view(run: dict, from_date: str, to_date: str, names: list[str]):
     return table(matrix, float_format="{:,.0f}")
 
 
-def _migration_section(services) -> html.Div:
-    """The order log's segments over time: controls, the month view (stored with the version) and movers."""
+def _migration_section(services, log: bool) -> html.Div:
+    """An order log's segments over time: the month view (stored with the version), its table and movers.
+
+    Built (hidden) for customer tables too: the page's callbacks need their components in every layout.
+    """
     names = services.segment_names()
-    try:
-        run = migration_service(services).migration("month")
-    except (MigrationError, DataFileError, RegistryError, OSError) as exc:
-        return html.Div(empty_state("Segments over time cannot be shown for this log.", str(exc)),
-                        id=ids.MIGRATION_SECTION)
-    dates = [{"label": d, "value": d} for d in run["dates"]]
+    run, problem = None, None
+    if log:
+        try:
+            run = migration_service(services).migration("month")
+        except (MigrationError, DataFileError, RegistryError, OSError) as exc:
+            problem = str(exc)
+    dates = [{"label": d, "value": d} for d in (run["dates"] if run else [])]
+    periods = _periods(run)
     segments = ([{"label": "any segment", "value": ""}]
                 + [{"label": f"{i} · {n}", "value": str(i)} for i, n in enumerate(names)])
     can, reason = may("campaign")
@@ -230,11 +228,22 @@ def _migration_section(services) -> html.Div:
     def select(label, cid, options, value):
         return dbc.Col([dbc.Label(label, html_for=cid, className="small mb-1"),
                         dbc.Select(id=cid, options=options, value=value, size="sm")], xs=6, md=3)
+    transitions = dbc.Card([
+        dbc.CardHeader(dbc.Row([
+            dbc.Col(html.Span("Transition table: customers from each segment (rows; new = first purchase in the "
+                              "period) to each segment (columns)", className="fw-semibold"), md=8),
+            dbc.Col([dbc.Label("Period", html_for=ids.MIGRATION_PERIOD, className="visually-hidden"),
+                     dbc.Select(id=ids.MIGRATION_PERIOD, options=periods,
+                                value=periods[-1]["value"] if periods else None, size="sm")], md=4),
+        ], className="align-items-center g-2")),
+        dbc.CardBody(_transition_view(run, run["dates"][-2], run["dates"][-1], names) if run else None,
+                     id=ids.MIGRATION_TABLE),
+    ], className="mb-3 shadow-sm")
     movers = dbc.Card([
         dbc.CardHeader(html.Span("Movers: customers who changed segment between two dates", className="fw-semibold")),
         dbc.CardBody([
-            dbc.Row([select("From date", ids.MIGRATION_FROM_DATE, dates, run["dates"][-2]),
-                     select("To date", ids.MIGRATION_TO_DATE, dates, run["dates"][-1]),
+            dbc.Row([select("From date", ids.MIGRATION_FROM_DATE, dates, run["dates"][-2] if run else None),
+                     select("To date", ids.MIGRATION_TO_DATE, dates, run["dates"][-1] if run else None),
                      select("From segment", ids.MIGRATION_FROM_SEGMENT,
                             segments + [{"label": "new (first purchase)", "value": NEW}], ""),
                      select("To segment", ids.MIGRATION_TO_SEGMENT, segments, "")], className="g-2 mb-2"),
@@ -249,18 +258,22 @@ def _migration_section(services) -> html.Div:
             dcc.Download(id=ids.MIGRATION_DOWNLOAD), dcc.Download(id=ids.MIGRATION_AUDIENCE_DOWNLOAD),
         ]),
     ], className="mb-3 shadow-sm")
+    about = (dbc.Alert(f"Each customer is scored as of every snapshot date with this version's model: only purchases "
+                       f"up to the date count, Recency and Tenure are measured to it, and customers who had not bought "
+                       f"yet are absent. The last snapshot ({run['dates'][-1]}) is the version's own segmentation. "
+                       f"{run['source']}: {run['rows']:,} rows.", color="info", className="small") if run else None)
+    content = (_migration_view(run, names) if run else
+               empty_state("Segments over time cannot be shown for this log.", problem) if problem else None)
     return html.Div([
         html.H3("Over time: who moved from where to where", className="h5 mt-2"),
-        dbc.Alert(f"Each customer is scored as of every snapshot date with this version's model: only purchases up "
-                  f"to the date count, Recency and Tenure are measured to it, and customers who had not bought yet "
-                  f"are absent. The last snapshot ({run['dates'][-1]}) is the version's own segmentation. "
-                  f"{run['source']}: {run['rows']:,} rows.", color="info", className="small"),
+        about,
         dbc.RadioItems(id=ids.MIGRATION_EVERY, value="month", inline=True, className="mb-2",
                        options=[{"label": "every month", "value": "month"},
                                 {"label": "every quarter", "value": "quarter"}]),
-        dcc.Loading(html.Div(_migration_view(run, names), id=ids.MIGRATION_CONTENT), type="circle", delay_show=400),
+        dcc.Loading(html.Div(content, id=ids.MIGRATION_CONTENT), type="circle", delay_show=400),
+        transitions,
         movers,
-    ], id=ids.MIGRATION_SECTION)
+    ], id=ids.MIGRATION_SECTION, style=None if log else {"display": "none"})
 
 
 def layout(**_query):
@@ -319,7 +332,7 @@ def layout(**_query):
         # Spoken by screen readers when a measurement starts and ends (the results replace themselves silently).
         html.Div(id=ids.STABILITY_STATUS, role="status", className="small text-muted mb-2"),
         dcc.Loading(html.Div(initial, id=ids.STABILITY_RESULTS), type="circle", delay_show=400),
-        _migration_section(services) if log else None,
+        _migration_section(services, log),
         html.H3("New data", className="h5 mt-2"),
         drift,
     ])
@@ -366,16 +379,19 @@ def compare(set_progress, contents, _n, filename):
 # ---------------------------------------------------------------- segments over time (order logs)
 @callback(Output(ids.MIGRATION_CONTENT, "children"), Output(ids.MIGRATION_FROM_DATE, "options"),
           Output(ids.MIGRATION_TO_DATE, "options"), Output(ids.MIGRATION_FROM_DATE, "value"),
-          Output(ids.MIGRATION_TO_DATE, "value"), Input(ids.MIGRATION_EVERY, "value"), prevent_initial_call=True)
+          Output(ids.MIGRATION_TO_DATE, "value"), Output(ids.MIGRATION_PERIOD, "options"),
+          Output(ids.MIGRATION_PERIOD, "value"), Input(ids.MIGRATION_EVERY, "value"), prevent_initial_call=True)
 def migration_every(every):
     """The migration view for month or quarter snapshots (stored with the version after the first time)."""
     services = get_services()
     try:
         run = migration_service(services).migration(every or "month")
     except (MigrationError, DataFileError, RegistryError, OSError) as exc:
-        return empty_state("Segments over time cannot be shown.", str(exc)), [], [], None, None
+        return empty_state("Segments over time cannot be shown.", str(exc)), [], [], None, None, [], None
     dates = [{"label": d, "value": d} for d in run["dates"]]
-    return _migration_view(run, services.segment_names()), dates, dates, run["dates"][-2], run["dates"][-1]
+    periods = _periods(run)
+    return (_migration_view(run, services.segment_names()), dates, dates, run["dates"][-2], run["dates"][-1],
+            periods, periods[-1]["value"])
 
 
 @callback(Output(ids.MIGRATION_TABLE, "children"), Input(ids.MIGRATION_PERIOD, "value"),
