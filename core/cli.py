@@ -199,32 +199,42 @@ def _add_stability_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _train(args) -> int:
-    from .pipeline import parse_features
-    from .registry import Registry
-    from .training import train_with_identity
+# A CLI training waits this long for one the dashboard (or another command) is running on the same registry.
+TRAIN_LOCK_WAIT = 3600.0
 
-    features = parse_features(args.features)
+
+def _train(args) -> int:
+    from .cli_data import mapping_arg
+    from .pipeline import train
+    from .registry import Registry
+
     step = _progress(args.quiet)
-    # Segments keep the active model's numbers, colours and names, as the dashboard's retrain does.
-    version, model, meta = train_with_identity(
-        args.data, k=args.k, features=features, seed=args.seed, n_init=args.n_init, registry=Registry(args.models),
-        activate=not args.no_activate, adopt_suggested=args.adopt_suggested, progress=step,
-        engine=args.engine, chunk_rows=args.chunk_rows, sample_size=args.sample_size)
+    # One recipe for every input kind and engine; segments keep the active model's numbers, colours and names.
+    version, model, meta = train(
+        args.data, registry=Registry(args.models), kind=getattr(args, "input", None), mapping=mapping_arg(args),
+        k=args.k, features=args.features, seed=args.seed, n_init=args.n_init, activate=not args.no_activate,
+        adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
+        sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT)
+    kind = meta.get("input", "canonical")
     payload = {
-        "model_version": version, "active": not args.no_activate, "k": model.k,
+        "model_version": version, "active": not args.no_activate, "k": model.k, "input": kind,
         "n_customers": meta["n_customers"], "silhouette": meta["metrics"]["silhouette"],
-        "features": meta["features"], "seed": model.seed, "metrics": meta["metrics"],
+        "features": meta["features"], "transforms": meta.get("transforms") or {}, "seed": model.seed,
+        "metrics": meta["metrics"],
         "segments": [{"segment": i, "name": n, "size": s} for i, (n, s) in
                      enumerate(zip(meta["segment_names"], meta["segment_sizes"]))],
         "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
         "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
         "identity": meta.get("identity"), "suggested_names": meta.get("suggested_names", []),
+        **{key: meta[key] for key in ("transactions", "rfm") if key in meta},
     }
-    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}): k={model.k}, "
+    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'})"
+             f"{'' if kind == 'canonical' else ' on ' + kind}: k={model.k}, "
              f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
              f"cleaning: {meta['cleaning']['rows_read']:,} rows read, {meta['cleaning']['rows_used']:,} used; dropped "
-             + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v)]
+             + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v),
+             f"features: {', '.join(meta['features'])}"
+             + (f" (log scale: {', '.join(payload['transforms'])})" if payload["transforms"] else "")]
     lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
     lines += [f"  persona of segment {s['segment']} changed: {s['name']!r} now looks like {s['suggested']!r} "
               "(train again with --adopt-suggested, or rename it on /profiles)" for s in payload["suggested_names"]]
@@ -272,14 +282,18 @@ def _sweep(args) -> int:
 
 
 def _score(args) -> int:
+    from .cli_data import score_mapped
     from .exports import to_safe_csv
     from .pipeline import prepare, resolve_data_path
     from .registry import Registry
+    from .training import segment_names
 
     step = _progress(args.quiet)
     registry = Registry(args.models)
     if registry.active_version() is None and not args.version:
         raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    if score_mapped(args):
+        return 0
     model, meta = registry.load(args.version)
     if _score_streamed(args, model, meta, step):
         return 0
@@ -289,7 +303,7 @@ def _score(args) -> int:
         raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
     step("score")
     scores = model.score(prepared.frame)
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     out = scores.assign(ID=prepared.frame["ID"].to_numpy(),
                         segment_name=[names[s] for s in scores["segment"]])
     out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
@@ -309,6 +323,7 @@ def _score_streamed(args, model, meta, step) -> bool:
     """Score a large file (or with --chunk-rows) chunk by chunk; False when it is scored in one piece."""
     from .exports import to_safe_csv
     from .pipeline import resolve_data_path, score_chunks, streaming_source
+    from .training import segment_names
 
     if getattr(args, "engine", "numpy") != "numpy":  # the Spark engine scores in Spark, into Parquet
         from .engines import get_engine
@@ -322,7 +337,7 @@ def _score_streamed(args, model, meta, step) -> bool:
     path = Path(args.out)
     if not path.parent.exists():
         raise UsageError(f"folder {path.parent} does not exist")
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     step("score")
     rows = 0
     tmp = path.with_name(f".{path.name}.part")
@@ -478,6 +493,7 @@ def _drift(args) -> int:
     from .drift import compare_new_data
     from .pipeline import prepare
     from .registry import Registry
+    from .training import segment_names
 
     registry = Registry(args.models)
     version = registry.active_version()
@@ -501,19 +517,19 @@ def _drift(args) -> int:
         raise UsageError(f"the new file lacks the model's feature(s) {', '.join(missing)}")
     report = compare_new_data(model, reference.frame, new.frame, baseline_resamples=args.baseline_resamples,
                               progress=_every(step, "drift step", 5))
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     payload = {"model_version": version, "reference_source": reference.source, "new_source": new.source,
                "reference_fingerprint": reference.fingerprint, "new_fingerprint": new.fingerprint,
                **report.to_dict()}
     for row in payload["segments"]:
-        row["name"] = names[row["segment"]] if row["segment"] < len(names) else f"Segment {row['segment']}"
+        row["name"] = names[row["segment"]]
     lines = [f"{report.recommendation.upper()}: {report.reason}",
              f"model {version} trained on {reference.source} ({report.n_reference:,} customers); "
              f"new data {new.source} ({report.n_new:,} customers)",
              f"{'feature':<20} {'PSI':>6}  reading"]
     lines += [f"{r.feature:<20} {r.psi:>6.3f}  {r.band}" for r in report.features.itertuples()]
     lines.append(f"{'segment':<34} {'training':>8} {'new':>6}")
-    lines += [f"{i} {names[i][:32] if i < len(names) else '':<32} {r.reference_share:>8.1%} {r.new_share:>6.1%}"
+    lines += [f"{i} {names[i][:32]:<32} {r.reference_share:>8.1%} {r.new_share:>6.1%}"
               for i, r in report.segments.iterrows()]
     lines.append(f"segment mix PSI {report.share_psi:.3f}; adjusted Rand of a refit on the new data "
                  f"{report.ari_refit:.2f} (training-data refits: median {float(np.median(report.ari_baseline)):.2f})"

@@ -19,7 +19,7 @@ A :class:`Mapping` is suggested from the columns' names, types and values
 a message names the column and what was expected) and saved with the model version
 as its ``mapping`` artifact (JSON, see docs/model-versions.md). :func:`prepare_input`
 turns any input into the :class:`core.pipeline.Prepared` every other step uses, and
-:func:`train_input` trains and registers a model on it.
+:func:`core.pipeline.make_version` trains and registers a model on it.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from . import schema
 
 __all__ = [
     "KINDS", "CUSTOMER_ROLES", "TRANSACTION_ROLES", "SINGLE_ROLES", "Mapping", "Sniffed", "sniff", "read_head",
-    "detect_kind", "suggest", "validate", "prepare_input", "default_features", "parse_features", "train_input",
+    "detect_kind", "suggest", "validate", "prepare_input", "default_features", "parse_features",
     "feature_ranges", "input_summary", "rfm_names", "accepted_range", "accepted_fields", "mapped_request",
     "mapped_schema", "LOG_SUFFIX", "roles_for",
 ]
@@ -835,7 +835,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
         The file or the mapping cannot be used; the message names the column and what was expected.
     """
     from .loading import DataFileError, LoadInfo, read_source
-    from .pipeline import Prepared, prepare
+    from .prepared import Prepared, prepare
 
     step = progress or (lambda _m: None)
     if kind is not None and kind not in KINDS:
@@ -979,55 +979,6 @@ def feature_ranges(frame: pd.DataFrame, features: list[str]) -> dict:
     dict
     """
     return {f: (float(np.nanmin(frame[f])), float(np.nanmax(frame[f]))) for f in features}
-
-
-def train_input(source: Any, *, kind: str | None = None, mapping: Mapping | None = None, k: int = 6,
-                features: str | list | None = None, seed: int = 42, n_init: int = 10, registry=None,
-                activate: bool = True, name: str | None = None, progress=None):
-    """Train and register a model on any kind of input; the version keeps its ``mapping`` artifact.
-
-    Parameters
-    ----------
-    source : path-like or bytes
-    kind : str, optional
-    mapping : Mapping, optional
-    k, seed, n_init : int
-    features : str or list, optional
-        Default: :func:`default_features` (the mapping's).
-    registry : core.registry.Registry, optional
-    activate : bool, default True
-    name : str, optional
-    progress : callable, optional
-
-    Returns
-    -------
-    version : str
-    model : core.model.SegmentationModel
-    meta : dict
-        As :func:`core.pipeline.model_metadata`, plus ``input``, ``mapping`` (the artifact's content)
-        and, for transaction logs, ``transactions`` (rows, customers, totals) and ``rfm`` (group sizes
-        and their crosstab with the segments).
-    """
-    from .pipeline import fit_model, model_metadata
-    from .registry import Registry
-
-    step = progress or (lambda _m: None)
-    data_path = str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else None
-    prepared, used = prepare_input(source, name=name, kind=kind, mapping=mapping, progress=step)
-    chosen = parse_features(features, prepared, used) if used.kind != "canonical" or features else None
-    if used.kind == "canonical" and chosen is None:
-        chosen = list(schema.DEFAULT_FEATURES)
-    used.features = list(chosen)
-    used.ranges = feature_ranges(prepared.frame, used.features)
-    step("fit")
-    model = fit_model(prepared, k=k, features=chosen, seed=seed, n_init=n_init)
-    step("profiles")
-    meta = model_metadata(model, prepared, data_path=data_path)
-    meta.update(input_summary(prepared, model.labels_, used))
-    step("save")
-    registry = registry or Registry()
-    version = registry.save(model, meta, activate=activate, artifacts={"mapping": used.to_json()})
-    return version, model, meta
 
 
 def input_summary(prepared, labels, mapping: Mapping) -> dict:

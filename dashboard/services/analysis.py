@@ -30,6 +30,7 @@ from .uploads import prepare_model_data
 __all__ = ["Analysis", "AnalysisService", "build_analysis", "analysis_from_views", "scaled", "profile_tables"]
 
 _SWEEP_STABILITY_RESAMPLES = 10
+_FIRST_TRAINING_WAIT = 3600.0  # seconds another worker waits for the first start's training
 _MAX_NAME = 60
 
 
@@ -234,13 +235,12 @@ class AnalysisService:
         active = self.registry.active_version()
         if active:
             return active
-        self.registry.root.mkdir(parents=True, exist_ok=True)
         # One trainer at a time across gunicorn workers; the others find its model when they get the lock.
-        with open(self.registry.root / ".train.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        # The configured data may be any input kind the CLI trains (a customer table, a transaction log).
+        with self.registry.training_lock(wait=_FIRST_TRAINING_WAIT):
             active = self.registry.active_version()
             if not active:
-                active, _, _ = train(self.configured_data(), registry=self.registry)
+                active = train(self.configured_data(), registry=self.registry, lock_wait=None).version
         return active
 
     def configured_data(self) -> Path:

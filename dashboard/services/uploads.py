@@ -251,7 +251,7 @@ class UploadService:
         Started, finished and failed runs are audited.
         """
         from core import training
-        from core.pipeline import parse_features
+        from core.pipeline import parse_features, retrain
 
         # The name came back from the browser: it is only a label, cut to its base name and a sane length.
         shown = (re.split(r"[\\/]", str(name or "upload"))[-1] or "upload")[:120]
@@ -267,16 +267,12 @@ class UploadService:
                 chosen = list(features or []) or None  # checked against the mapped customers by retrain
             else:
                 chosen = parse_features(",".join(features or []))
-            try:
-                k = int(k)
-            except (TypeError, ValueError):
-                raise ValueError("k must be a whole number of segments, such as 6") from None
             ref, active_meta = reference() if reference is not None else (None, {})
             kept = self.registry.keep_data(data)  # the data the new version is shown on once activated
-            result = training.retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
-                                      features=chosen, seed=int(active_meta.get("seed", 42)),
-                                      n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress,
-                                      mapping=used)
+            result = retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
+                             features=chosen, seed=int(active_meta.get("seed", 42)),
+                             n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress,
+                             mapping=used)
         except Exception as exc:
             outcome = "cancelled" if isinstance(exc, training.RetrainCancelled) else "failed"
             self.auditor.record(actor, "retrain", shown, outcome, f"{type(exc).__name__}: {exc}")
