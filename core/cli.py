@@ -170,8 +170,10 @@ def _add_stability_parsers(sub) -> None:
         description="Fit the training pipeline on the data (nothing is saved), then measure bootstrap stability "
                     "(Hennig: mean Jaccard per segment, adjusted Rand index per refit) and stability over "
                     "cumulative enrolment snapshots (Dt_Customer). Spend and recency come from one extraction, "
-                    "so 'time' means enrolment cohort.")
+                    "so 'time' means enrolment cohort. Segments are numbered and named as the active version's "
+                    "(matched by centroids), as in `score` and on every page.")
     _add_data(p)
+    _add_models(p)
     p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
     p.add_argument("--features", metavar="A,B,..",
                    help="comma-separated features (default: the seven of the original project)")
@@ -286,7 +288,7 @@ def _score(args) -> int:
     from .exports import to_safe_csv
     from .pipeline import prepare, resolve_data_path
     from .registry import Registry
-    from .training import segment_names
+    from .naming import segment_names
 
     step = _progress(args.quiet)
     registry = Registry(args.models)
@@ -323,7 +325,7 @@ def _score_streamed(args, model, meta, step) -> bool:
     """Score a large file (or with --chunk-rows) chunk by chunk; False when it is scored in one piece."""
     from .exports import to_safe_csv
     from .pipeline import resolve_data_path, score_chunks, streaming_source
-    from .training import segment_names
+    from .naming import segment_names
 
     if getattr(args, "engine", "numpy") != "numpy":  # the Spark engine scores in Spark, into Parquet
         from .engines import get_engine
@@ -445,7 +447,6 @@ def _every(step, what: str, every: int = 10):
 
 
 def _stability(args) -> int:
-    from . import profiles
     from .pipeline import fit_model, parse_features, prepare, resolve_data_path
     from .stability import bootstrap_stability, temporal_stability
 
@@ -455,11 +456,10 @@ def _stability(args) -> int:
     frame = prepared.frame
     step("fit")
     model = fit_model(prepared, k=args.k, features=features, seed=args.seed, n_init=args.n_init)
+    names, sizes = _active_identity(args, model, frame)
     boot = bootstrap_stability(model.transform(frame), model.labels_, resamples=args.resamples, seed=args.seed,
                                n_init=args.refit_n_init or args.n_init, progress=_every(step, "bootstrap refit"))
     temporal = temporal_stability(frame, model, window=args.window, progress=_every(step, "snapshot", 1))
-    names = [p.name for p in profiles.personas(frame, model.labels_, model.k)]
-    sizes = [int(v) for v in profiles.sizes(model.labels_, model.k)["n"]]
     details = temporal.to_dict()
     payload = {
         "data_source": prepared.source, "data_fingerprint": prepared.fingerprint, "n_customers": len(frame),
@@ -487,13 +487,40 @@ def _stability(args) -> int:
     return 0
 
 
+def _active_identity(args, model, frame) -> tuple[list[str], list[int]]:
+    """Renumber a fit made for a measurement to follow the active version (numbers, names), as every command shows.
+
+    Returns the fit's segment names (the version's where matched, personas for the others) and sizes.
+    """
+    import numpy as np
+
+    from . import profiles
+    from .matching import carry_names
+    from .registry import Registry
+    from .naming import segment_names
+    from .training import Reference, identity
+
+    registry = Registry(getattr(args, "models", None))
+    active = registry.active_version()
+    reference, new_of_ref = None, {}
+    if active is not None:
+        ref_model, ref_meta = registry.load(active)
+        if all(f in frame for f in ref_model.features):
+            reference = Reference(ref_model, active, segment_names(ref_meta, ref_model.k))
+            new_of_ref, _ = identity(model, frame, reference)
+    names = [p.name for p in profiles.personas(frame, model.labels_, model.k)]
+    if reference is not None:
+        names = carry_names(list(reference.names), new_of_ref, names)
+    return names, [int(v) for v in np.bincount(model.labels_, minlength=model.k)]
+
+
 def _drift(args) -> int:
     import numpy as np
 
     from .drift import compare_new_data
     from .pipeline import prepare
     from .registry import Registry
-    from .training import segment_names
+    from .naming import segment_names
 
     registry = Registry(args.models)
     version = registry.active_version()

@@ -125,7 +125,7 @@ def score_mapped(args) -> bool:
     from .mapping import Mapping, prepare_input
     from .pipeline import resolve_data_path
     from .registry import Registry
-    from .training import segment_names
+    from .naming import segment_names
 
     registry = Registry(args.models)
     version = args.version or registry.active_version()

@@ -585,7 +585,8 @@ def _open(recipe: Recipe, step) -> _Opened:
 
 def _reference(recipe: Recipe, registry: Registry):
     """The reference identity is carried from (None: the first version, or other data altogether)."""
-    from .training import Reference, segment_names
+    from .naming import segment_names
+    from .training import Reference
 
     reference = recipe.reference
     if reference == ACTIVE:

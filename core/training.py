@@ -45,11 +45,12 @@ import pandas as pd
 from .loading import DataFileError
 from .matching import carry_names, match_centroids, match_members, numbers_from_match, renumber
 from .model import DEFAULT_SEED, SegmentationModel
+from .naming import segment_names
 from .stability import adjusted_rand
 
 __all__ = [
     "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS",
-    "RetrainCancelled", "Reference", "parse_upload_limit", "check_upload", "preview", "segment_names",
+    "RetrainCancelled", "Reference", "parse_upload_limit", "check_upload", "preview",
     "identity", "suggested_names", "adopt_suggested_names", "compare_candidate", "COMMON_KEYS", "stability_summary",
     "sweep_summary",
 ]
@@ -202,27 +203,6 @@ def preview(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- identity
-def segment_names(meta: dict | None, k: int | None = None) -> list[str]:
-    """A version's segment names, renames included: the one place names are read and padded.
-
-    Parameters
-    ----------
-    meta : dict or None
-        The version's metadata (``segment_names``, ``k``).
-    k : int, optional
-        Number of segments (default ``meta["k"]``).
-
-    Returns
-    -------
-    list of str
-        Exactly ``k`` names; a segment without one is ``"Segment i"``.
-    """
-    meta = meta or {}
-    k = int(meta.get("k") or 0) if k is None else int(k)
-    names = [str(n) for n in (meta.get("segment_names") or [])][:k]
-    return names + [f"Segment {i}" for i in range(len(names), k)]
-
-
 def _overlap_match(reference_labels: np.ndarray, candidate_labels: np.ndarray, k_ref: int, k_new: int) -> np.ndarray:
     """Match candidate segments to reference segments by shared customers (core.matching.match_members)."""
     return match_members(reference_labels, candidate_labels, k_ref, k_new)
@@ -461,7 +441,7 @@ def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list
     ref_share = _shares(ref_labels, ref.k)
     cand_share = _shares(cand_labels, model.k)
     generated = list(generated) if generated is not None else list(names)
-    ref_names = list(reference.names) + [f"Segment {i}" for i in range(len(reference.names), ref.k)]
+    ref_names = segment_names({"segment_names": reference.names}, ref.k)
     rows = []
     for j in range(model.k):
         i = int(match[j])

@@ -173,3 +173,43 @@ def test_cli_train_payload_names_the_input(customers, crm, tmp_path, capsys):
     mapped = json.loads(capsys.readouterr().out)
     assert canonical["input"] == "canonical" and mapped["input"] == "customers"
     assert set(canonical) == set(mapped)
+
+
+# ------------------------------------------------------------------------------------------ one identity
+def _numbers_agree(data, tmp_path, capsys):
+    """`train --k 3` then `train --k 6`; then every command's segment of each customer is the version's."""
+    models = str(tmp_path / "models")
+    for k in (3, 6):
+        _cli_train(data, models, k)
+    capsys.readouterr()
+    scores = tmp_path / "scores.csv"
+    assert cli.main(["score", "--data", str(data), "--models", models, "--out", str(scores), "--quiet"]) == 0
+    scored = pd.read_csv(scores)
+    counts = scored["segment"].value_counts().reindex(range(6), fill_value=0).tolist()
+    names = Registry(models).metadata(Registry(models).active_version())["segment_names"]
+    assert scored.groupby("segment")["segment_name"].first().tolist() == names
+
+    assert cli.main(["stability", "--data", str(data), "--models", models, "--k", "6", "--resamples", "2",
+                     "--quiet", "--json"]) == 0
+    stability = json.loads(capsys.readouterr().out)
+    assert [s["size"] for s in stability["segments"]] == counts
+    assert [s["name"] for s in stability["segments"]] == names
+
+    assert cli.main(["rules", "--data", str(data), "--models", models, "--quiet", "--json"]) == 0
+    rules = json.loads(capsys.readouterr().out)
+    assert [s["n_segment"] for s in rules["segments"]] == counts
+    assert [s["name"] for s in rules["segments"]] == names
+
+    audience = tmp_path / "audience.csv"
+    assert cli.main(["campaign", "plan", "--data", str(data), "--models", models, "--cost", "1", "--revenue", "20",
+                     "--top-n", "300", "--out", str(audience), "--json"]) == 0
+    planned = pd.read_csv(audience).merge(scored, on="ID", suffixes=("", "_scored"))
+    assert len(planned) == 300 and (planned["segment"] == planned["segment_scored"]).all()
+
+
+def test_segment_numbers_agree_between_commands(sample_path, tmp_path, capsys):
+    _numbers_agree(sample_path, tmp_path, capsys)
+
+
+def test_segment_numbers_agree_between_commands_on_the_real_file(real_data_path, tmp_path, capsys):
+    _numbers_agree(real_data_path, tmp_path, capsys)

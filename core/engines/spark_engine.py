@@ -658,6 +658,8 @@ class SparkEngine:
         ValueError
             No parent folder, or the table lacks a feature of the model.
         """
+        from ..naming import segment_names
+
         step = progress or (lambda _msg: None)
         out = str(out)
         if "://" not in out and not Path(out).resolve().parent.exists():
@@ -667,8 +669,7 @@ class SparkEngine:
         missing = [f for f in model.features if f not in prepared.frame.columns]
         if missing:
             raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
-        names = list(meta.get("segment_names") or [])
-        names += [f"Segment {i}" for i in range(len(names), model.k)]
+        names = segment_names(meta, model.k)
         step("score")
         rows = self.write_scores(source, model, names, out)
         dropped = prepared.report.rows_read - prepared.report.rows_used
