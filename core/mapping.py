@@ -283,21 +283,21 @@ def sniff(source: Any, name: str = "file") -> Sniffed:
     core.loading.DataFileError
         Binary or empty content.
     """
-    from .loading import DataFileError, _decode, _split_header
+    from .parsing import DataFileError, decode, split_header
 
     head = _head_bytes(source).rstrip(b"\x1a")
     if not head.strip():
         raise DataFileError(f"{name} is empty: expected a header line and rows")
     cut = head.rfind(b"\n")
-    text, encoding, _bom = _decode(head[:cut] if 0 < cut < len(head) - 1 and len(head) == _HEAD_BYTES else head, name)
+    text, encoding, _bom = decode(head[:cut] if 0 < cut < len(head) - 1 and len(head) == _HEAD_BYTES else head, name)
     lines = [ln for ln in re.split(r"\r\n|\r|\n", text) if ln.strip(" \t\ufeff")]
     if not lines:
         raise DataFileError(f"{name} is empty: expected a header line and rows")
     header = lines[0].replace("\ufeff", "")
     best = None
     for rank, sep in enumerate(("\t", ",", ";")):
-        fields = _split_header(header, sep)
-        counts = [len(_split_header(ln, sep)) for ln in lines[1:50]]
+        fields = split_header(header, sep)
+        counts = [len(split_header(ln, sep)) for ln in lines[1:50]]
         consistent = bool(counts) and all(c == len(fields) for c in counts)
         score = (len(fields) > 1 and consistent, len(fields), -rank)
         if best is None or score > best[0]:
@@ -651,7 +651,7 @@ def _report(rows_read: int, rows_used: int, rules: list):
 
 def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
     """Customer table + mapping -> (frame with canonical role columns, cleaning report)."""
-    from .loading import DataFileError, _number_values
+    from .parsing import DataFileError, number_values
     from .transactions import _days, choose_date_format
 
     n = len(raw)
@@ -686,7 +686,7 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
                 "datetime64[ns]")
             out["Customer_since"] = np.nanmax(days) - days
             continue
-        values, is_empty, _ = _number_values(cells, role == "campaign")
+        values, is_empty, _ = number_values(cells, role == "campaign")
         bad = ~is_empty & np.isnan(values)
         if bad.sum() * 2 > max(int((~is_empty).sum()), 1):
             first = int(np.flatnonzero(bad)[0])

@@ -185,10 +185,10 @@ def _amounts(values: pd.Series) -> np.ndarray:
         out = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
         out[~np.isfinite(out)] = np.nan
         return out
-    from .loading import _number_values
+    from .parsing import number_values
 
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    parsed, _, _ = _number_values(pd.Series(np.asarray(uniq), dtype=object).astype(str), False)
+    parsed, _, _ = number_values(pd.Series(np.asarray(uniq), dtype=object).astype(str), False)
     return np.where(codes >= 0, parsed[np.where(codes >= 0, codes, 0)] if len(parsed) else np.nan, np.nan)
 
 

@@ -325,26 +325,3 @@ def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
         roles=roles_for(used.kind), features=list(used.features or []), feature_choices=numeric,
         transforms=dict(used.transforms), summary=dict(frame.attrs.get("summary") or {}))
     return out
-
-
-def prepare_model_data(registry: Registry, version: str, path, name: str | None = None):
-    """A version's customers read the way it was trained: through its ``mapping`` artifact when it has one.
-
-    A version trained on a customer table or a transaction log keeps how the file's columns became
-    its features (and which are clustered on a log scale); without that artifact, or for the canonical
-    file, this is core.pipeline.prepare.
-    """
-    from core.mapping import Mapping, prepare_input
-    from core.registry import RegistryError
-
-    try:
-        saved = registry.artifact_json(version, "mapping")
-    except (RegistryError, KeyError, ValueError):
-        saved = None
-    if not saved or saved.get("input") in (None, "canonical"):
-        return prepare(path, name=name)
-    mapping = Mapping.from_dict(saved, where=f"{version} mapping")
-    features, ranges = mapping.features, mapping.ranges
-    prepared, used = prepare_input(path, name=name, mapping=mapping)
-    used.features, used.ranges = features, ranges
-    return prepared
