@@ -652,7 +652,7 @@ def _report(rows_read: int, rows_used: int, rules: list):
 def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
     """Customer table + mapping -> (frame with canonical role columns, cleaning report)."""
     from .parsing import DataFileError, number_values
-    from .transactions import _days, choose_date_format
+    from .transactions import days_since_epoch, choose_date_format
 
     n = len(raw)
     taken = {"ID", "Age", "Year_Birth", "Income", "NumWebVisitsMonth", "Recency", "Dt_Customer", "Customer_since",
@@ -679,7 +679,7 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
             continue
         if role == "enrolment_date":
             fmt, _share = choose_date_format(cells[~empty])
-            days = _days(cells, fmt) if fmt else np.full(n, np.nan)
+            days = days_since_epoch(cells, fmt) if fmt else np.full(n, np.nan)
             unreadable |= ~empty & np.isnan(days)
             missing |= empty
             out["Dt_Customer"] = (np.datetime64("1970-01-01", "D") + np.nan_to_num(days).astype("int64")).astype(

@@ -165,7 +165,7 @@ def choose_date_format(values: pd.Series) -> tuple[str | None, float]:
     return best, share
 
 
-def _days(values: pd.Series, fmt: str) -> np.ndarray:
+def days_since_epoch(values: pd.Series, fmt: str) -> np.ndarray:
     """Dates as days since 1970-01-01 (float, NaN when unreadable), parsing each distinct text once."""
     # Factorize the raw cells first (a few hundred distinct dates even in millions of rows), then parse those.
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
@@ -427,7 +427,7 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
                         f"dates in one accepted format (e.g. {first[0] if first else ''!r}); expected dates such as "
                         "19970101 (yyyymmdd), 1997-01-01 or 01/02/1997")
             ids, bad_id = _ids(chunk[columns.customer_id].reset_index(drop=True), numeric_ids)
-            day = _days(chunk[columns.date].reset_index(drop=True), fmt)
+            day = days_since_epoch(chunk[columns.date].reset_index(drop=True), fmt)
             amount = _amounts(chunk[columns.amount].reset_index(drop=True))
             bad_day, bad_amount = np.isnan(day), np.isnan(amount)
             if rows_read == 0:
