@@ -27,6 +27,7 @@ from bisect import bisect_left, bisect_right
 import numpy as np
 
 from .drift import PSI_MAJOR, PSI_MODERATE, decile_edges, proportions, psi_from_shares, psi_band
+from .naming import segment_names
 
 __all__ = ["ALERT_PSI", "LOW_CONFIDENCE", "LOW_CONFIDENCE_RATIO", "MIN_PREDICTIONS", "SCORE_EDGES",
            "reference_profile", "prediction_counts", "summarise"]
@@ -196,8 +197,7 @@ def summarise(profile: dict | None, rows, *, bucket_seconds: float, names=None) 
                   "low_confidence_share": (v["low"] / v["n"]) if v["n"] else None}
                  for t, v in sorted(per_bucket.items())]
     k = profile["k"] if profile else 1 + max([b for (m, b) in totals if m == "seg"], default=-1)
-    names = list(names or [])
-    names += [f"Segment {i}" for i in range(len(names), k)]
+    names = segment_names({"segment_names": names}, k)
     seg_counts = np.array([totals.get(("seg", s), 0) for s in range(k)], dtype=float)
     incoming = seg_counts / max(seg_counts.sum(), 1)
     training = np.asarray(profile["segment_shares"], dtype=float) if profile else np.full(k, np.nan)

@@ -1,36 +1,14 @@
-"""Retraining on new customer data: named steps, cancel, identity carried over, candidate compared.
+"""Segment identity and the dashboard retrain's checks and comparison (the recipe itself is core.pipeline).
 
-``retrain`` runs the whole workflow an analyst starts from the dashboard when a
-new customer file arrives, as a sequence of named steps (:data:`STEPS`) that it
-reports as it goes and that can be cancelled between any two of them:
-
-load, clean, features
-    :func:`core.pipeline.prepare` (the loader's checks and the cleaning rules).
-fit
-    The same pipeline as every other entry point (:func:`core.pipeline.fit_model`),
-    then the new model's segments are renumbered to follow the active model's:
-    Hungarian matching of centroids in the active model's scaled units when the
-    features are the same (:func:`core.matching.align_to_reference`), else of
-    shared members (the new customers scored by both models). Matched segments
-    keep the active model's names (:func:`core.matching.carry_names`), so names
-    and colours follow the segment, not the label number.
-sweep
-    Quality of every k on the new data (:func:`core.selection.sweep`), so the
-    candidate carries the evidence for its k.
-profiles
-    Metrics and personas (:func:`core.pipeline.model_metadata`).
-stability
-    Bootstrap stability of the new segments (:func:`core.stability.bootstrap_stability`), on at most
-    :data:`STABILITY_MAX_ROWS` customers.
-compare
-    :func:`compare_candidate`: segment matching, adjusted Rand index on the
-    customers both files hold (same ID, birth year and enrolment date), share changes, renamed personas, and the
-    drift report of the new data against the active model's data
-    (:func:`core.drift.compare_new_data`: PSI per feature, keep / watch / retrain).
-save
-    A new registry version that is **not** activated: a person decides.
-
-Only one training runs at a time per registry (:meth:`core.registry.Registry.training_lock`).
+:func:`identity` renumbers a freshly fitted model's segments to follow a reference (:class:`Reference`,
+by default the active version): Hungarian matching of centroids in the reference's scaled units when
+the features are the same (:func:`core.matching.match_centroids`), else of shared members. Matched
+segments keep the reference's names (:func:`core.matching.carry_names`), so names and colours follow
+the segment, not the label number. :func:`compare_candidate` compares a candidate with the reference
+(segment matching, adjusted Rand on common customers, share changes, renamed personas, drift);
+:func:`sweep_summary` and :func:`stability_summary` keep a measurement's essentials with a version.
+Upload checks (:func:`check_upload`, :func:`preview`) and the retrain's named steps (:data:`STEPS`,
+:class:`RetrainCancelled`) live here too; :func:`core.pipeline.make_version` runs them all.
 """
 from __future__ import annotations
 

@@ -135,4 +135,10 @@ class Engine(Protocol):
 #     engine itself (Spark); ``model`` is the SegmentationModel built from the fit (its numbering). Without
 #     it, core.pipeline.summarise_streamed makes one pass over ``source.iter_chunks()``.
 # cluster(Z, k, *, seed, n_init, max_iter) -> core.model.KMeansResult
-#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability).
+#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability); the numpy
+#     engine's is the one core.measures.fit_kmeans and core.stability use.
+# prepare(source) -> an object with ``report`` (core.cleaning.CleaningReport)
+#     The engine's own cleaning of ``source``, reported in the version's metadata (Spark).
+# score_file(source, model, meta, out, *, progress=None) -> str
+#     Score every customer of ``source`` into ``out`` where the data lives (``score --engine spark``);
+#     returns a one-line summary.
