@@ -213,3 +213,32 @@ def test_segment_numbers_agree_between_commands(sample_path, tmp_path, capsys):
 
 def test_segment_numbers_agree_between_commands_on_the_real_file(real_data_path, tmp_path, capsys):
     _numbers_agree(real_data_path, tmp_path, capsys)
+
+
+# ------------------------------------------------------------------------------------------ core analysis
+def test_analysis_of_a_version_in_core_without_the_dashboard(customers, tmp_path):
+    """`analysis_of(registry, version)` works in a notebook: from the stored views while they hold, else computed."""
+    import shutil
+
+    from core.analysis import analysis_of, basis_of
+
+    data = tmp_path / "customers.tsv"
+    shutil.copy(customers, data)
+    _cli_train(data, tmp_path / "m", 3)
+    registry = Registry(tmp_path / "m")
+    version = registry.active_version()
+    views = registry.artifact_json(version, "views")
+    basis = basis_of(registry, version)
+    assert basis.sample is None and basis.path == data.resolve() and basis.matches(views)
+    stored = analysis_of(registry, version)
+    assert stored.from_views and not stored.frame_loaded and stored.version == version
+    assert int(stored.sizes["n"].sum()) == registry.metadata(version)["n_customers"]
+    with data.open("a") as fh:  # the file changed: its views no longer hold, the analysis is computed
+        fh.write("")
+    import os
+
+    os.utime(data, ns=(1, 1))
+    assert not basis_of(registry, version).matches(views)
+    computed = analysis_of(registry, version)
+    assert not computed.from_views and computed.sizes.equals(stored.sizes)
+    assert (computed.labels == registry.load(version)[0].predict(computed.frame)).all()
