@@ -625,11 +625,11 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status: 0 success, 2 bad input.
     """
+    args = build_parser().parse_args(argv)  # --help and usage errors end here, before numpy and pandas load
     from .engines import EngineError, EngineUnavailable
     from .loading import DataFileError
     from .registry import RegistryError
 
-    args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:
