@@ -42,7 +42,8 @@ def timed(fn, repeats: int):
 
 
 def cdnow(repeats: int) -> None:
-    from core.mapping import prepare_input, train_input
+    from core.mapping import prepare_input
+    from core.pipeline import train as train_input
     from core.registry import Registry
 
     if not CDNOW.is_file():

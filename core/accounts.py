@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .registry import _atomic_write, models_dir
+from .registry import atomic_write, models_dir
 
 __all__ = ["ROLES", "ACTIONS", "allowed", "AccountsError", "AccountStore", "secret_key", "bootstrap_admin",
            "hash_password", "check_password", "MIN_PASSWORD_LENGTH", "KEY_PREFIX", "Caller", "Forbidden", "require",
@@ -342,8 +342,8 @@ class AccountStore:
     def _write(self, filename: str, entries: dict) -> None:
         key = "users" if filename == _USERS else "keys"
         payload = json.dumps({"format": _FORMAT, key: entries}, indent=2, sort_keys=True).encode()
-        # _atomic_write's temporary file comes from mkstemp, created 0600, and the rename keeps it.
-        _atomic_write(self.root / filename, payload)
+        # atomic_write's temporary file comes from mkstemp, created 0600, and the rename keeps it.
+        atomic_write(self.root / filename, payload)
         self._seen.pop(filename, None)
 
     # ------------------------------------------------------------------ users

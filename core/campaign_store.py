@@ -2,7 +2,7 @@
 
 ``<registry>/campaigns/<plan id>.json`` holds the plan (economics, model version, expected figures),
 ``<plan id>.audience.csv`` its audience and ``<plan id>.results.json`` what was measured. Every file
-is written atomically (``core.registry._atomic_write``); nothing is pickled.
+is written atomically (``core.registry.atomic_write``); nothing is pickled.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from .campaign import AUDIENCE_COLUMNS, CampaignError, Plan, read_audience
 from .exports import to_safe_csv
-from .registry import _atomic_write, models_dir
+from .registry import atomic_write, models_dir
 
 __all__ = ["CampaignStore", "plan_record", "audience_csv", "jsonable"]
 
@@ -124,8 +124,8 @@ class CampaignStore:
         data = csv_text.encode("utf-8")
         record = {"id": plan_id, "created": now.isoformat(timespec="seconds"),
                   "audience_sha256": hashlib.sha256(data).hexdigest(), **record}
-        _atomic_write(self._path(plan_id, ".audience.csv"), data)
-        _atomic_write(self._path(plan_id, ".json"), json.dumps(jsonable(record), indent=1).encode("utf-8"))
+        atomic_write(self._path(plan_id, ".audience.csv"), data)
+        atomic_write(self._path(plan_id, ".json"), json.dumps(jsonable(record), indent=1).encode("utf-8"))
         return record
 
     def plans(self) -> list[dict]:
@@ -177,7 +177,7 @@ class CampaignStore:
         """Save measured results for a plan (replacing earlier ones); returns them with ``measured``."""
         self.get(plan_id)
         results = {"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"), **results}
-        _atomic_write(self._path(plan_id, ".results.json"), json.dumps(jsonable(results), indent=1).encode("utf-8"))
+        atomic_write(self._path(plan_id, ".results.json"), json.dumps(jsonable(results), indent=1).encode("utf-8"))
         return results
 
     def results(self, plan_id: str) -> dict | None:

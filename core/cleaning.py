@@ -15,14 +15,16 @@ Decisions (also in the README):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
 from . import schema
 
-__all__ = ["RuleResult", "CleaningReport", "clean", "RULES", "unreadable_mask", "duplicate_ids", "income_fence",
+__all__ = ["RuleResult", "CleaningReport", "clean", "RULES", "PARAMETERS", "Parameters", "repeats", "unreadable_mask", "duplicate_ids", "income_fence",
            "content_hashes", "early_rules", "extreme_incomes", "odd_marital", "fix_marital", "rule_result",
            "merge_results"]
 
@@ -39,10 +41,31 @@ RULES: dict[str, tuple[str, str]] = {
     "duplicate_record": ("flagged", "same values as an earlier row under another ID (kept)"),
 }
 
-_MARITAL_FIX = {"Alone": "Single", "Absurd": "Unknown", "YOLO": "Unknown"}
-_EXTREME_IQR = 3.0
-_MIN_AGE, _MAX_AGE = 16, 100
-_EXAMPLES = 5
+@dataclass(frozen=True)
+class Parameters:
+    """The cleaning rules' parameters: one table, read by the pandas rules here and the Spark rules alike.
+
+    Parameters
+    ----------
+    marital_fix : mapping
+        Marital status values rewritten (joke answers of the original survey).
+    extreme_iqr : float
+        Income above Q3 + this x IQR is dropped (Tukey's far-out fence).
+    min_age, max_age : int
+        Plausible ages; a birth year outside them is dropped.
+    examples : int
+        Rows quoted per rule in the cleaning report.
+    """
+
+    marital_fix: Mapping = field(default_factory=lambda: MappingProxyType(
+        {"Alone": "Single", "Absurd": "Unknown", "YOLO": "Unknown"}))
+    extreme_iqr: float = 3.0
+    min_age: int = 16
+    max_age: int = 100
+    examples: int = 5
+
+
+PARAMETERS = Parameters()
 
 
 @dataclass
@@ -138,9 +161,9 @@ class CleaningReport:
 
 
 def _examples(frame: pd.DataFrame, mask: np.ndarray) -> list:
-    ids = frame.loc[mask, "ID"].head(_EXAMPLES) if "ID" in frame else pd.Series(dtype=float)
+    ids = frame.loc[mask, "ID"].head(PARAMETERS.examples) if "ID" in frame else pd.Series(dtype=float)
     out = []
-    for pos, value in zip(np.flatnonzero(mask)[:_EXAMPLES], ids):
+    for pos, value in zip(np.flatnonzero(mask)[:PARAMETERS.examples], ids):
         # IDs are the users' handle on a row; fall back to the file line when the ID is unreadable.
         out.append(int(value) if pd.notna(value) else f"line {int(frame.index[pos]) + 2}")
     return out
@@ -179,10 +202,10 @@ def duplicate_ids(ids: np.ndarray) -> np.ndarray:
     -------
     ndarray of bool
     """
-    return _repeats(np.asarray(ids, dtype=np.float64))
+    return repeats(np.asarray(ids, dtype=np.float64))
 
 
-def _repeats(values: np.ndarray) -> np.ndarray:
+def repeats(values: np.ndarray) -> np.ndarray:
     """True where a value equals one on an earlier row (NaN never repeats): ``duplicated(keep="first")``.
 
     A stable sort instead of a hash table, so ten million values cost two arrays, not a dict.
@@ -216,7 +239,7 @@ def income_fence(kept_income: np.ndarray) -> float | None:
     if kept_income.size < 20:  # a fence from a handful of rows would be noise
         return None
     q1, q3 = np.percentile(kept_income, [25, 75])
-    return float(q3 + _EXTREME_IQR * (q3 - q1))
+    return float(q3 + PARAMETERS.extreme_iqr * (q3 - q1))
 
 
 def content_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -275,7 +298,7 @@ def early_rules(df: pd.DataFrame, bad: np.ndarray, dup_id: np.ndarray, *,
     record("missing_income", df["Income"].isna().to_numpy())
 
     age = reference_year - df["Year_Birth"].to_numpy(dtype=float)
-    record("implausible_birth_year", (age < _MIN_AGE) | (age > _MAX_AGE))
+    record("implausible_birth_year", (age < PARAMETERS.min_age) | (age > PARAMETERS.max_age))
 
     out = np.zeros(n, dtype=bool)
     for column in schema.INTEGER_COLUMNS:
@@ -301,19 +324,19 @@ def extreme_incomes(df: pd.DataFrame, fence: float | None) -> np.ndarray:
 
 def odd_marital(df: pd.DataFrame) -> np.ndarray:
     """Rows whose marital status the ``odd_marital_status`` rule changes."""
-    return df["Marital_Status"].isin(list(_MARITAL_FIX)).to_numpy()
+    return df["Marital_Status"].isin(list(PARAMETERS.marital_fix)).to_numpy()
 
 
 def fix_marital(df: pd.DataFrame, mask: np.ndarray) -> None:
     """Apply the ``odd_marital_status`` change to the rows in ``mask``, in place."""
     marital = df["Marital_Status"]
-    df.loc[mask, "Marital_Status"] = marital[mask].map(_MARITAL_FIX)
+    df.loc[mask, "Marital_Status"] = marital[mask].map(PARAMETERS.marital_fix)
 
 
 def rule_result(name: str, count: int, examples: list) -> RuleResult:
     """A :class:`RuleResult` for rule ``name`` (action and description from :data:`RULES`)."""
     action, description = RULES[name]
-    return RuleResult(name, action, int(count), description, list(examples)[:_EXAMPLES])
+    return RuleResult(name, action, int(count), description, list(examples)[:PARAMETERS.examples])
 
 
 def merge_results(parts: list[list[RuleResult]]) -> list[RuleResult]:
@@ -333,7 +356,7 @@ def merge_results(parts: list[list[RuleResult]]) -> list[RuleResult]:
         for r in part:
             m = merged.setdefault(r.name, RuleResult(r.name, r.action, 0, r.description, []))
             m.count += r.count
-            m.examples = (m.examples + list(r.examples))[:_EXAMPLES]
+            m.examples = (m.examples + list(r.examples))[:PARAMETERS.examples]
     return list(merged.values())
 
 

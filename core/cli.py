@@ -178,8 +178,10 @@ def _add_stability_parsers(sub) -> None:
         description="Fit the training pipeline on the data (nothing is saved), then measure bootstrap stability "
                     "(Hennig: mean Jaccard per segment, adjusted Rand index per refit) and stability over "
                     "cumulative enrolment snapshots (Dt_Customer). Spend and recency come from one extraction, "
-                    "so 'time' means enrolment cohort.")
+                    "so 'time' means enrolment cohort. Segments are numbered and named as the active version's "
+                    "(matched by centroids), as in `score` and on every page.")
     _add_data(p)
+    _add_models(p)
     p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
     p.add_argument("--features", metavar="A,B,..",
                    help="comma-separated features (default: the seven of the original project)")
@@ -207,32 +209,42 @@ def _add_stability_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _train(args) -> int:
-    from .pipeline import parse_features
-    from .registry import Registry
-    from .training import train_with_identity
+# A CLI training waits this long for one the dashboard (or another command) is running on the same registry.
+TRAIN_LOCK_WAIT = 3600.0
 
-    features = parse_features(args.features)
+
+def _train(args) -> int:
+    from .cli_data import mapping_arg
+    from .pipeline import train
+    from .registry import Registry
+
     step = _progress(args.quiet)
-    # Segments keep the active model's numbers, colours and names, as the dashboard's retrain does.
-    version, model, meta = train_with_identity(
-        args.data, k=args.k, features=features, seed=args.seed, n_init=args.n_init, registry=Registry(args.models),
-        activate=not args.no_activate, adopt_suggested=args.adopt_suggested, progress=step,
-        engine=args.engine, chunk_rows=args.chunk_rows, sample_size=args.sample_size)
+    # One recipe for every input kind and engine; segments keep the active model's numbers, colours and names.
+    version, model, meta = train(
+        args.data, registry=Registry(args.models), kind=getattr(args, "input", None), mapping=mapping_arg(args),
+        k=args.k, features=args.features, seed=args.seed, n_init=args.n_init, activate=not args.no_activate,
+        adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
+        sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT)
+    kind = meta.get("input", "canonical")
     payload = {
-        "model_version": version, "active": not args.no_activate, "k": model.k,
+        "model_version": version, "active": not args.no_activate, "k": model.k, "input": kind,
         "n_customers": meta["n_customers"], "silhouette": meta["metrics"]["silhouette"],
-        "features": meta["features"], "seed": model.seed, "metrics": meta["metrics"],
+        "features": meta["features"], "transforms": meta.get("transforms") or {}, "seed": model.seed,
+        "metrics": meta["metrics"],
         "segments": [{"segment": i, "name": n, "size": s} for i, (n, s) in
                      enumerate(zip(meta["segment_names"], meta["segment_sizes"]))],
         "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
         "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
         "identity": meta.get("identity"), "suggested_names": meta.get("suggested_names", []),
+        **{key: meta[key] for key in ("transactions", "rfm") if key in meta},
     }
-    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}): k={model.k}, "
+    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'})"
+             f"{'' if kind == 'canonical' else ' on ' + kind}: k={model.k}, "
              f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
              f"cleaning: {meta['cleaning']['rows_read']:,} rows read, {meta['cleaning']['rows_used']:,} used; dropped "
-             + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v)]
+             + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v),
+             f"features: {', '.join(meta['features'])}"
+             + (f" (log scale: {', '.join(payload['transforms'])})" if payload["transforms"] else "")]
     lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
     lines += [f"  persona of segment {s['segment']} changed: {s['name']!r} now looks like {s['suggested']!r} "
               "(train again with --adopt-suggested, or rename it on /profiles)" for s in payload["suggested_names"]]
@@ -280,14 +292,18 @@ def _sweep(args) -> int:
 
 
 def _score(args) -> int:
+    from .cli_data import score_mapped
     from .exports import to_safe_csv
     from .pipeline import prepare, resolve_data_path
     from .registry import Registry
+    from .naming import segment_names
 
     step = _progress(args.quiet)
     registry = Registry(args.models)
     if registry.active_version() is None and not args.version:
         raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    if score_mapped(args):
+        return 0
     model, meta = registry.load(args.version)
     if _score_streamed(args, model, meta, step):
         return 0
@@ -297,7 +313,7 @@ def _score(args) -> int:
         raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
     step("score")
     scores = model.score(prepared.frame)
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     out = scores.assign(ID=prepared.frame["ID"].to_numpy(),
                         segment_name=[names[s] for s in scores["segment"]])
     out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
@@ -317,6 +333,7 @@ def _score_streamed(args, model, meta, step) -> bool:
     """Score a large file (or with --chunk-rows) chunk by chunk; False when it is scored in one piece."""
     from .exports import to_safe_csv
     from .pipeline import resolve_data_path, score_chunks, streaming_source
+    from .naming import segment_names
 
     if getattr(args, "engine", "numpy") != "numpy":  # the Spark engine scores in Spark, into Parquet
         from .engines import get_engine
@@ -330,7 +347,7 @@ def _score_streamed(args, model, meta, step) -> bool:
     path = Path(args.out)
     if not path.parent.exists():
         raise UsageError(f"folder {path.parent} does not exist")
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     step("score")
     rows = 0
     tmp = path.with_name(f".{path.name}.part")
@@ -460,7 +477,6 @@ def _every(step, what: str, every: int = 10):
 
 
 def _stability(args) -> int:
-    from . import profiles
     from .pipeline import fit_model, parse_features, prepare, resolve_data_path
     from .stability import bootstrap_stability, temporal_stability
 
@@ -470,11 +486,10 @@ def _stability(args) -> int:
     frame = prepared.frame
     step("fit")
     model = fit_model(prepared, k=args.k, features=features, seed=args.seed, n_init=args.n_init)
+    names, sizes = _active_identity(args, model, frame)
     boot = bootstrap_stability(model.transform(frame), model.labels_, resamples=args.resamples, seed=args.seed,
                                n_init=args.refit_n_init or args.n_init, progress=_every(step, "bootstrap refit"))
     temporal = temporal_stability(frame, model, window=args.window, progress=_every(step, "snapshot", 1))
-    names = [p.name for p in profiles.personas(frame, model.labels_, model.k)]
-    sizes = [int(v) for v in profiles.sizes(model.labels_, model.k)["n"]]
     details = temporal.to_dict()
     payload = {
         "data_source": prepared.source, "data_fingerprint": prepared.fingerprint, "n_customers": len(frame),
@@ -502,12 +517,40 @@ def _stability(args) -> int:
     return 0
 
 
+def _active_identity(args, model, frame) -> tuple[list[str], list[int]]:
+    """Renumber a fit made for a measurement to follow the active version (numbers, names), as every command shows.
+
+    Returns the fit's segment names (the version's where matched, personas for the others) and sizes.
+    """
+    import numpy as np
+
+    from . import profiles
+    from .matching import carry_names
+    from .registry import Registry
+    from .naming import segment_names
+    from .training import Reference, identity
+
+    registry = Registry(getattr(args, "models", None))
+    active = registry.active_version()
+    reference, new_of_ref = None, {}
+    if active is not None:
+        ref_model, ref_meta = registry.load(active)
+        if all(f in frame for f in ref_model.features):
+            reference = Reference(ref_model, active, segment_names(ref_meta, ref_model.k))
+            new_of_ref, _ = identity(model, frame, reference)
+    names = [p.name for p in profiles.personas(frame, model.labels_, model.k)]
+    if reference is not None:
+        names = carry_names(list(reference.names), new_of_ref, names)
+    return names, [int(v) for v in np.bincount(model.labels_, minlength=model.k)]
+
+
 def _drift(args) -> int:
     import numpy as np
 
     from .drift import compare_new_data
     from .pipeline import prepare
     from .registry import Registry
+    from .naming import segment_names
 
     registry = Registry(args.models)
     version = registry.active_version()
@@ -531,19 +574,19 @@ def _drift(args) -> int:
         raise UsageError(f"the new file lacks the model's feature(s) {', '.join(missing)}")
     report = compare_new_data(model, reference.frame, new.frame, baseline_resamples=args.baseline_resamples,
                               progress=_every(step, "drift step", 5))
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     payload = {"model_version": version, "reference_source": reference.source, "new_source": new.source,
                "reference_fingerprint": reference.fingerprint, "new_fingerprint": new.fingerprint,
                **report.to_dict()}
     for row in payload["segments"]:
-        row["name"] = names[row["segment"]] if row["segment"] < len(names) else f"Segment {row['segment']}"
+        row["name"] = names[row["segment"]]
     lines = [f"{report.recommendation.upper()}: {report.reason}",
              f"model {version} trained on {reference.source} ({report.n_reference:,} customers); "
              f"new data {new.source} ({report.n_new:,} customers)",
              f"{'feature':<20} {'PSI':>6}  reading"]
     lines += [f"{r.feature:<20} {r.psi:>6.3f}  {r.band}" for r in report.features.itertuples()]
     lines.append(f"{'segment':<34} {'training':>8} {'new':>6}")
-    lines += [f"{i} {names[i][:32] if i < len(names) else '':<32} {r.reference_share:>8.1%} {r.new_share:>6.1%}"
+    lines += [f"{i} {names[i][:32]:<32} {r.reference_share:>8.1%} {r.new_share:>6.1%}"
               for i, r in report.segments.iterrows()]
     lines.append(f"segment mix PSI {report.share_psi:.3f}; adjusted Rand of a refit on the new data "
                  f"{report.ari_refit:.2f} (training-data refits: median {float(np.median(report.ari_baseline)):.2f})"
@@ -620,11 +663,11 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status: 0 success, 2 bad input.
     """
+    args = build_parser().parse_args(argv)  # --help and usage errors end here, before numpy and pandas load
     from .engines import EngineError, EngineUnavailable
     from .loading import DataFileError
     from .registry import RegistryError
 
-    args = build_parser().parse_args(argv)
     try:
         return _run_postgres(args, _COMMANDS[args.command], main)  # database URLs; the sync table
     except (UsageError, DataFileError, RegistryError, ValueError, KeyError, EngineError, EngineUnavailable) as exc:

@@ -69,6 +69,7 @@ def _plan(args) -> int:
     from .campaign_store import CampaignStore, audience_csv, plan_record
     from .pipeline import prepare, resolve_data_path
     from .registry import Registry
+    from .naming import segment_names
 
     econ = Economics.checked(args.cost, args.revenue, args.budget, args.max_contacts, args.holdout, args.seed)
     top_n = None
@@ -100,7 +101,7 @@ def _plan(args) -> int:
     plan = build_plan(frame["ID"].to_numpy(), labels, fitted.propensity, econ, k=model.k, top_n=top_n,
                       segments=segments)
     text = audience_csv(plan)
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     record = CampaignStore(registry.root).save(
         plan_record(plan, model_version=meta["version"], auc=fitted.auc, names=names, source=prepared.source), text)
     out.write_text(text, encoding="utf-8")

@@ -2,8 +2,8 @@
 
 Registered by :mod:`core.cli`. ``customers`` turns a transaction log (or any customer
 table) into the customer table SegmentLens segments; ``--input`` and ``--map`` on
-``train`` and ``score`` read any kind of input (see :mod:`core.mapping`). The canonical
-file without ``--input``/``--map`` still goes through the original commands unchanged.
+``train`` and ``score`` read any kind of input (see :mod:`core.mapping`); :mod:`core.cli`
+runs both through one recipe (:func:`core.pipeline.make_version`) and :func:`score_mapped`.
 Bad input ends with exit status 2 and one line on stderr.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_parsers", "COMMANDS"]
+__all__ = ["add_parsers", "COMMANDS", "mapping_arg", "score_mapped"]
 
 
 def _progress(quiet: bool):
@@ -58,7 +58,8 @@ def add_parsers(sub) -> None:
             _add_input(sub.choices[command])
 
 
-def _mapping_arg(args):
+def mapping_arg(args):
+    """The ``--map`` file as a :class:`core.mapping.Mapping` (None without one)."""
     from .mapping import Mapping
 
     if not getattr(args, "map_file", None):
@@ -77,7 +78,7 @@ def _customers(args) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise ValueError(f"folder {out.parent} does not exist")
-    prepared, mapping = prepare_input(args.data, kind=args.input, mapping=_mapping_arg(args), progress=step,
+    prepared, mapping = prepare_input(args.data, kind=args.input, mapping=mapping_arg(args), progress=step,
                                       chunk_rows=args.chunk_rows)
     frame = prepared.frame
     if mapping.kind == "transactions":
@@ -108,70 +109,30 @@ def _customers(args) -> int:
     return 0
 
 
-def _train(args) -> int:
-    from .cli import _emit
-    from .cli import _train as train_canonical
-    from .mapping import sniff, read_head, detect_kind, train_input
-    from .registry import Registry
+def score_mapped(args) -> bool:
+    """``score`` of a version trained on a mapped input (or with ``--input``/``--map``); False for the canonical file.
 
-    mapping = _mapping_arg(args)
-    kind = args.input or (mapping.kind if mapping else None)
-    from .sources import is_parquet
+    Parameters
+    ----------
+    args : argparse.Namespace
 
-    if kind is None and args.data and is_parquet(args.data):
-        kind = "canonical"  # Parquet customer tables are read by the engines' own readers
-    if kind is None and args.data:
-        sniffed = sniff(args.data, Path(args.data).name) if Path(args.data).is_file() else None
-        kind = detect_kind(list(read_head(args.data, sniffed).columns), read_head(args.data, sniffed)) \
-            if sniffed else "canonical"
-    if kind in (None, "canonical") and mapping is None:
-        return train_canonical(args)  # the original command, unchanged
-    if getattr(args, "engine", "numpy") != "numpy":
-        from .cli import UsageError
-
-        raise UsageError(f"--engine {args.engine} trains canonical customer tables; derive the customers of a "
-                         f"{kind} file first (`python -m core customers --data FILE --out CUSTOMERS.csv`)")
-    step = _progress(args.quiet)
-    version, model, meta = train_input(args.data, kind=kind, mapping=mapping, k=args.k, features=args.features,
-                                       seed=args.seed, n_init=args.n_init, registry=Registry(args.models),
-                                       activate=not args.no_activate, progress=step)
-    payload = {
-        "model_version": version, "active": not args.no_activate, "k": model.k, "input": meta["input"],
-        "n_customers": meta["n_customers"], "silhouette": meta["metrics"]["silhouette"],
-        "features": meta["features"], "transforms": meta["transforms"], "seed": model.seed, "metrics": meta["metrics"],
-        "segments": [{"segment": i, "name": n, "size": s} for i, (n, s) in
-                     enumerate(zip(meta["segment_names"], meta["segment_sizes"]))],
-        "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
-        "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
-    }
-    for key in ("transactions", "rfm"):
-        if key in meta:
-            payload[key] = meta[key]
-    lines = [f"model {version} ({'active' if not args.no_activate else 'not active'}) on {meta['input']}: k={model.k}, "
-             f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
-             f"features: {', '.join(meta['features'])}"
-             + (f" (log scale: {', '.join(meta['transforms'])})" if meta["transforms"] else "")]
-    lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
-    _emit(args, payload, "\n".join(lines))
-    return 0
-
-
-def _score(args) -> int:
-    from .cli import UsageError
-    from .cli import _score as score_canonical
+    Returns
+    -------
+    bool
+        Whether the file was scored here.
+    """
     from .exports import to_safe_csv
     from .mapping import Mapping, prepare_input
     from .pipeline import resolve_data_path
     from .registry import Registry
+    from .naming import segment_names
 
     registry = Registry(args.models)
-    if registry.active_version() is None and not args.version:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
     version = args.version or registry.active_version()
     saved = registry.artifact_json(version, "mapping")
-    mapping = _mapping_arg(args) or (Mapping.from_dict(saved, where=f"{version} mapping") if saved else None)
+    mapping = mapping_arg(args) or (Mapping.from_dict(saved, where=f"{version} mapping") if saved else None)
     if (mapping is None or mapping.kind == "canonical") and args.input in (None, "canonical"):
-        return score_canonical(args)
+        return False
     step = _progress(args.quiet)
     model, meta = registry.load(version)
     mapping.features, mapping.ranges = None, {}
@@ -179,9 +140,9 @@ def _score(args) -> int:
                                 progress=step)
     missing = [f for f in model.features if f not in prepared.frame]
     if missing:
-        raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
     scores = model.score(prepared.frame)
-    names = meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]
+    names = segment_names(meta, model.k)
     out = scores.assign(ID=prepared.frame["ID"].to_numpy(), segment_name=[names[s] for s in scores["segment"]])
     cols = ["ID", "segment", "segment_name", "confidence", "typicality"]
     if "RFM_group" in prepared.frame:
@@ -190,10 +151,10 @@ def _score(args) -> int:
     out = out[cols].round({"confidence": 4, "typicality": 4})
     path = Path(args.out)
     if not path.parent.exists():
-        raise UsageError(f"folder {path.parent} does not exist")
+        raise ValueError(f"folder {path.parent} does not exist")
     path.write_text(to_safe_csv(out), encoding="utf-8")
     print(f"scored {len(out):,} customers with model {meta['version']} -> {path}", file=sys.stderr)
-    return 0
+    return True
 
 
-COMMANDS = {"customers": _customers, "train": _train, "score": _score}
+COMMANDS = {"customers": _customers}

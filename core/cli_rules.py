@@ -41,6 +41,7 @@ def run(args) -> int:
     from .pipeline import prepare, resolve_data_path
     from .registry import Registry
     from .rules import explain_model
+    from .naming import segment_names
 
     registry = Registry(args.models)
     version = registry.active_version()
@@ -58,8 +59,7 @@ def run(args) -> int:
     if not args.quiet:
         print("threshold tree", file=sys.stderr, flush=True)
     rules = explain_model(model, prepared.frame)
-    names = list(meta.get("segment_names") or [])
-    names += [f"Segment {i}" for i in range(len(names), model.k)]
+    names = segment_names(meta, model.k)
     payload = {"model_version": version, "data_source": prepared.source, **rules.to_dict(names)}
     if args.json:
         print(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -122,7 +122,7 @@ def _inertia(ctx: FitContext) -> float:
 
 
 def _silhouette(ctx: FitContext) -> float:
-    from .selection import silhouette_samples
+    from .measures import silhouette_samples
 
     blocks, rows = ctx.shared.get("dist_blocks"), ctx.shared.get("silhouette_rows")
     if blocks is None:  # no shared distances (a caller outside the sweep): compute directly
@@ -138,13 +138,13 @@ def _silhouette(ctx: FitContext) -> float:
 
 
 def _calinski_harabasz(ctx: FitContext) -> float:
-    from .selection import calinski_harabasz
+    from .measures import calinski_harabasz
 
     return calinski_harabasz(ctx.Z, ctx.labels)
 
 
 def _davies_bouldin(ctx: FitContext) -> float:
-    from .selection import davies_bouldin
+    from .measures import davies_bouldin
 
     return davies_bouldin(ctx.Z, ctx.labels)
 
@@ -153,7 +153,7 @@ def _prediction_strength(ctx: FitContext) -> float | None:
     repeats = int(ctx.options.get("prediction_strength_repeats", 0) or 0)
     if repeats < 1:
         return None
-    from .selection import prediction_strength
+    from .measures import prediction_strength
 
     Z = ctx.shared.get("refit_sample", ctx.Z)
     return prediction_strength(Z, ctx.k, repeats=repeats, n_init=ctx.n_init, seed=ctx.seed)
@@ -214,7 +214,7 @@ def vote(criterion: Criterion, values: dict, total_ss: float | None = None) -> i
     if criterion.better == "lower":
         return min(ks, key=lambda k: (vals[k], k))
     if criterion.better == "elbow":
-        from .selection import elbow_k
+        from .measures import elbow_k
 
         return elbow_k(ks, [vals[k] for k in ks], total_ss)
     if criterion.better == "threshold":

@@ -44,17 +44,17 @@ _EPS = 1e-4
 Progress = Callable[[int, int, str], None]
 
 
-def _decile_edges(reference: np.ndarray, n_bins: int) -> np.ndarray:
+def decile_edges(reference: np.ndarray, n_bins: int) -> np.ndarray:
     return np.unique(np.quantile(reference, np.linspace(0, 1, n_bins + 1)[1:-1]))
 
 
-def _proportions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def proportions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     # side="left": bin i holds edges[i-1] < x <= edges[i], the last bin everything above.
     counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
     return counts / max(counts.sum(), 1)
 
 
-def _psi_from_shares(expected: np.ndarray, actual: np.ndarray, eps: float = _EPS) -> float:
+def psi_from_shares(expected: np.ndarray, actual: np.ndarray, eps: float = _EPS) -> float:
     e = np.maximum(np.asarray(expected, float), eps)
     a = np.maximum(np.asarray(actual, float), eps)
     return float(((a - e) * np.log(a / e)).sum())
@@ -82,8 +82,8 @@ def psi(reference, new, *, n_bins: int = 10, eps: float = _EPS) -> float:
     ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
     if ref.size == 0 or cur.size == 0:
         raise ValueError("PSI needs values in both samples")
-    edges = _decile_edges(ref, n_bins)
-    return _psi_from_shares(_proportions(ref, edges), _proportions(cur, edges), eps)
+    edges = decile_edges(ref, n_bins)
+    return psi_from_shares(proportions(ref, edges), proportions(cur, edges), eps)
 
 
 def psi_band(value: float) -> str:
@@ -234,7 +234,7 @@ def compare_new_data(model: SegmentationModel, reference: pd.DataFrame, new: pd.
     new_share = new_counts / max(new_counts.sum(), 1)
     segments = pd.DataFrame({"reference_share": ref_share, "new_share": new_share, "change": new_share - ref_share},
                             index=pd.RangeIndex(k, name="segment"))
-    share_psi = _psi_from_shares(ref_share, new_share)
+    share_psi = psi_from_shares(ref_share, new_share)
     step(1, total, "feature drift")
     ari_new = _refit_ari(model, new, n_init)
     step(2, total, "refit on the new data")

@@ -23,7 +23,7 @@ __all__ = ["Exploration", "explore", "rule_rows", "cleaning_cutoffs", "missing_v
 
 # The rule name given to dropped rows beyond ``max_rows`` (large files): counted, not listed.
 NOT_ITEMISED = "not_itemised"
-_GROUP = cleaning._EXAMPLES  # a group this small has every affected row among its report's examples
+_GROUP = cleaning.PARAMETERS.examples  # a group this small has every affected row among its report's examples
 _NOT_NUMERIC = {"ID", "Dt_Customer", *schema.CATEGORY_COLUMNS}
 
 
@@ -187,7 +187,7 @@ def cleaning_cutoffs(raw: pd.DataFrame, cleaned: pd.DataFrame, rows: pd.DataFram
         when the rule ran; absent when fewer than 20); ``Year_Birth`` and ``Age``:
         the plausible-age bounds.
     """
-    low_age, high_age = cleaning._MIN_AGE, cleaning._MAX_AGE
+    low_age, high_age = cleaning.PARAMETERS.min_age, cleaning.PARAMETERS.max_age
     out = {
         "Year_Birth": [{"value": reference_year - high_age, "label": f"born before {reference_year - high_age}",
                         "rule": "implausible_birth_year"},
@@ -201,7 +201,7 @@ def cleaning_cutoffs(raw: pd.DataFrame, cleaned: pd.DataFrame, rows: pd.DataFram
     in_play = in_play[np.isfinite(in_play)]
     if in_play.size >= 20:
         q1, q3 = np.percentile(in_play, [25, 75])
-        fence = float(q3 + cleaning._EXTREME_IQR * (q3 - q1))
+        fence = float(q3 + cleaning.PARAMETERS.extreme_iqr * (q3 - q1))
         out["Income"] = [{"value": fence, "label": f"far-out fence {fence:,.0f}", "rule": "extreme_income"}]
     return out
 

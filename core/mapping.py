@@ -19,7 +19,7 @@ A :class:`Mapping` is suggested from the columns' names, types and values
 a message names the column and what was expected) and saved with the model version
 as its ``mapping`` artifact (JSON, see docs/model-versions.md). :func:`prepare_input`
 turns any input into the :class:`core.pipeline.Prepared` every other step uses, and
-:func:`train_input` trains and registers a model on it.
+:func:`core.pipeline.make_version` trains and registers a model on it.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from . import schema
 
 __all__ = [
     "KINDS", "CUSTOMER_ROLES", "TRANSACTION_ROLES", "SINGLE_ROLES", "Mapping", "Sniffed", "sniff", "read_head",
-    "detect_kind", "suggest", "validate", "prepare_input", "default_features", "parse_features", "train_input",
+    "detect_kind", "suggest", "validate", "prepare_input", "default_features", "parse_features",
     "feature_ranges", "input_summary", "rfm_names", "accepted_range", "accepted_fields", "mapped_request",
     "mapped_schema", "LOG_SUFFIX", "roles_for", "user_columns",
 ]
@@ -283,21 +283,21 @@ def sniff(source: Any, name: str = "file") -> Sniffed:
     core.loading.DataFileError
         Binary or empty content.
     """
-    from .loading import DataFileError, _decode, _split_header
+    from .parsing import DataFileError, decode, split_header
 
     head = _head_bytes(source).rstrip(b"\x1a")
     if not head.strip():
         raise DataFileError(f"{name} is empty: expected a header line and rows")
     cut = head.rfind(b"\n")
-    text, encoding, _bom = _decode(head[:cut] if 0 < cut < len(head) - 1 and len(head) == _HEAD_BYTES else head, name)
+    text, encoding, _bom = decode(head[:cut] if 0 < cut < len(head) - 1 and len(head) == _HEAD_BYTES else head, name)
     lines = [ln for ln in re.split(r"\r\n|\r|\n", text) if ln.strip(" \t\ufeff")]
     if not lines:
         raise DataFileError(f"{name} is empty: expected a header line and rows")
     header = lines[0].replace("\ufeff", "")
     best = None
     for rank, sep in enumerate(("\t", ",", ";")):
-        fields = _split_header(header, sep)
-        counts = [len(_split_header(ln, sep)) for ln in lines[1:50]]
+        fields = split_header(header, sep)
+        counts = [len(split_header(ln, sep)) for ln in lines[1:50]]
         consistent = bool(counts) and all(c == len(fields) for c in counts)
         score = (len(fields) > 1 and consistent, len(fields), -rank)
         if best is None or score > best[0]:
@@ -651,8 +651,8 @@ def _report(rows_read: int, rows_used: int, rules: list):
 
 def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
     """Customer table + mapping -> (frame with canonical role columns, cleaning report)."""
-    from .loading import DataFileError, _number_values
-    from .transactions import _days, choose_date_format
+    from .parsing import DataFileError, number_values
+    from .transactions import days_since_epoch, choose_date_format
 
     n = len(raw)
     taken = {"ID", "Age", "Year_Birth", "Income", "NumWebVisitsMonth", "Recency", "Dt_Customer", "Customer_since",
@@ -680,14 +680,14 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
             continue
         if role == "enrolment_date":
             fmt, _share = choose_date_format(cells[~empty])
-            days = _days(cells, fmt) if fmt else np.full(n, np.nan)
+            days = days_since_epoch(cells, fmt) if fmt else np.full(n, np.nan)
             unreadable |= ~empty & np.isnan(days)
             missing |= empty
             out["Dt_Customer"] = (np.datetime64("1970-01-01", "D") + np.nan_to_num(days).astype("int64")).astype(
                 "datetime64[ns]")
             out["Customer_since"] = np.nanmax(days) - days
             continue
-        values, is_empty, _ = _number_values(cells, role == "campaign")
+        values, is_empty, _ = number_values(cells, role == "campaign")
         bad = ~is_empty & np.isnan(values)
         if bad.sum() * 2 > max(int((~is_empty).sum()), 1):
             first = int(np.flatnonzero(bad)[0])
@@ -863,7 +863,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
         The file or the mapping cannot be used; the message names the column and what was expected.
     """
     from .loading import DataFileError, LoadInfo, read_source
-    from .pipeline import Prepared, prepare
+    from .prepared import Prepared, prepare
 
     step = progress or (lambda _m: None)
     if kind is not None and kind not in KINDS:
@@ -1008,55 +1008,6 @@ def feature_ranges(frame: pd.DataFrame, features: list[str]) -> dict:
     dict
     """
     return {f: (float(np.nanmin(frame[f])), float(np.nanmax(frame[f]))) for f in features}
-
-
-def train_input(source: Any, *, kind: str | None = None, mapping: Mapping | None = None, k: int = 6,
-                features: str | list | None = None, seed: int = 42, n_init: int = 10, registry=None,
-                activate: bool = True, name: str | None = None, progress=None):
-    """Train and register a model on any kind of input; the version keeps its ``mapping`` artifact.
-
-    Parameters
-    ----------
-    source : path-like or bytes
-    kind : str, optional
-    mapping : Mapping, optional
-    k, seed, n_init : int
-    features : str or list, optional
-        Default: :func:`default_features` (the mapping's).
-    registry : core.registry.Registry, optional
-    activate : bool, default True
-    name : str, optional
-    progress : callable, optional
-
-    Returns
-    -------
-    version : str
-    model : core.model.SegmentationModel
-    meta : dict
-        As :func:`core.pipeline.model_metadata`, plus ``input``, ``mapping`` (the artifact's content)
-        and, for transaction logs, ``transactions`` (rows, customers, totals) and ``rfm`` (group sizes
-        and their crosstab with the segments).
-    """
-    from .pipeline import fit_model, model_metadata
-    from .registry import Registry
-
-    step = progress or (lambda _m: None)
-    data_path = str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else None
-    prepared, used = prepare_input(source, name=name, kind=kind, mapping=mapping, progress=step)
-    chosen = parse_features(features, prepared, used) if used.kind != "canonical" or features else None
-    if used.kind == "canonical" and chosen is None:
-        chosen = list(schema.DEFAULT_FEATURES)
-    used.features = list(chosen)
-    used.ranges = feature_ranges(prepared.frame, used.features)
-    step("fit")
-    model = fit_model(prepared, k=k, features=chosen, seed=seed, n_init=n_init)
-    step("profiles")
-    meta = model_metadata(model, prepared, data_path=data_path)
-    meta.update(input_summary(prepared, model.labels_, used))
-    step("save")
-    registry = registry or Registry()
-    version = registry.save(model, meta, activate=activate, artifacts={"mapping": used.to_json()})
-    return version, model, meta
 
 
 def input_summary(prepared, labels, mapping: Mapping) -> dict:

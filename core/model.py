@@ -29,7 +29,7 @@ __all__ = ["KMeansResult", "kmeans", "standardise", "SegmentationModel", "NotFit
 DEFAULT_SEED = 42
 # Beyond this many rows the starts run on a uniform sample and only the best one is refined on
 # all rows: n_init full-data fits of 1M customers would take most of a minute.
-_SAMPLE_FIT_ROWS = 100_000
+SAMPLE_FIT_ROWS = 100_000
 _SCORE_CHUNK = 100_000
 # Version of the array layout written by SegmentationModel.to_arrays (stored with the arrays).
 STATE_FORMAT = 1
@@ -67,7 +67,7 @@ def _sq_distances(X: np.ndarray, x_sq: np.ndarray, centers: np.ndarray) -> np.nd
     return d2
 
 
-def _kmeans_plus_plus(X, x_sq, k, rng):
+def kmeans_plus_plus(X, x_sq, k, rng):
     """Greedy k-means++ seeding (as scikit-learn: 2 + log k candidates per step)."""
     n = X.shape[0]
     trials = 2 + int(math.log(k))
@@ -89,7 +89,7 @@ def _kmeans_plus_plus(X, x_sq, k, rng):
     return centers
 
 
-def _assign(X, x_sq, centers, block: int = 65_536):
+def assign_labels(X, x_sq, centers, block: int = 65_536):
     """Nearest centre and squared distance to it, in cache-sized row blocks.
 
     Blocks matter: on 1M x 7 rows one full-size pass allocates several 1M x k
@@ -110,12 +110,12 @@ def _assign(X, x_sq, centers, block: int = 65_536):
     return labels, mind2
 
 
-def _lloyd(X, x_sq, centers, max_iter, tol):
+def lloyd(X, x_sq, centers, max_iter, tol):
     k, d = centers.shape
     labels = None
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        new_labels, mind2 = _assign(X, x_sq, centers)
+        new_labels, mind2 = assign_labels(X, x_sq, centers)
         if labels is not None and np.array_equal(new_labels, labels):
             break
         labels = new_labels
@@ -133,12 +133,12 @@ def _lloyd(X, x_sq, centers, max_iter, tol):
         centers = new_centers.astype(X.dtype, copy=False)
         if shift <= tol:
             break
-    labels, mind2 = _assign(X, x_sq, centers)
+    labels, mind2 = assign_labels(X, x_sq, centers)
     return centers, labels, float(mind2.sum()), n_iter
 
 
 def kmeans(X: np.ndarray, k: int, *, n_init: int = 10, max_iter: int = 300, tol: float = 1e-4,
-           seed: int = DEFAULT_SEED, sample_rows: int = _SAMPLE_FIT_ROWS) -> KMeansResult:
+           seed: int = DEFAULT_SEED, sample_rows: int = SAMPLE_FIT_ROWS) -> KMeansResult:
     """Fit k-means: best of ``n_init`` k-means++ starts, by inertia.
 
     Parameters
@@ -173,12 +173,12 @@ def kmeans(X: np.ndarray, k: int, *, n_init: int = 10, max_iter: int = 300, tol:
     fit_sq = np.einsum("ij,ij->i", fit_X, fit_X)
     best = None
     for _ in range(max(1, n_init)):
-        start = _kmeans_plus_plus(fit_X, fit_sq, k, rng)
-        result = _lloyd(fit_X, fit_sq, start, max_iter, abs_tol)
+        start = kmeans_plus_plus(fit_X, fit_sq, k, rng)
+        result = lloyd(fit_X, fit_sq, start, max_iter, abs_tol)
         if best is None or result[2] < best[2]:
             best = result
     if fit_X is not X:
-        best = _lloyd(X, np.einsum("ij,ij->i", X, X), best[0], max_iter, abs_tol)
+        best = lloyd(X, np.einsum("ij,ij->i", X, X), best[0], max_iter, abs_tol)
     return KMeansResult(*best)
 
 
@@ -274,13 +274,13 @@ class SegmentationModel:
             # Keep the rows with the smallest random keys: a uniform sample of everything seen.
             keys = np.concatenate([keys, rng.random(len(X))])
             sample = np.concatenate([sample, X])
-            if len(keys) > _SAMPLE_FIT_ROWS:
-                keep = np.argpartition(keys, _SAMPLE_FIT_ROWS)[:_SAMPLE_FIT_ROWS]
+            if len(keys) > SAMPLE_FIT_ROWS:
+                keep = np.argpartition(keys, SAMPLE_FIT_ROWS)[:SAMPLE_FIT_ROWS]
                 keys, sample = keys[keep], sample[keep]
         if count == 0:
             raise ValueError("no customers to fit on")
         self.mean_ = total / count
-        self.scale_ = _safe_scale(np.sqrt(np.maximum(total_sq / count - self.mean_ ** 2, 0.0)))
+        self.scale_ = safe_scale(np.sqrt(np.maximum(total_sq / count - self.mean_ ** 2, 0.0)))
         Z = (sample - self.mean_) / self.scale_
         result = kmeans(Z, self.k, n_init=self.n_init, max_iter=self.max_iter, seed=self.seed)
         self._set_centroids(result.centers, Z, result.labels)
@@ -316,7 +316,7 @@ class SegmentationModel:
         model.scale_ = np.asarray(fit.scale, dtype=np.float64)
         centers = np.asarray(fit.centroids, dtype=np.float64)
         if Z is not None and labels is None:
-            labels, _ = _assign(Z, np.einsum("ij,ij->i", Z, Z), centers)
+            labels, _ = assign_labels(Z, np.einsum("ij,ij->i", Z, Z), centers)
         if Z is None:
             Z, labels = np.empty((0, len(model.features))), np.empty(0, dtype=int)
         model._set_centroids(centers, Z, np.asarray(labels, dtype=int))
@@ -719,7 +719,7 @@ def typicality(member_distances: np.ndarray, d: np.ndarray) -> np.ndarray:
         return np.where(others > 0, (m - right) / np.maximum(others, 1), 1.0)
 
 
-def _safe_scale(std: np.ndarray) -> np.ndarray:
+def safe_scale(std: np.ndarray) -> np.ndarray:
     # A constant feature would divide by zero; scikit-learn's StandardScaler uses 1 there too.
     return np.where(std > 0, std, 1.0)
 
@@ -739,5 +739,5 @@ def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     X = np.asarray(X, dtype=np.float64)
     mean = X.mean(axis=0)
-    scale = _safe_scale(X.std(axis=0))
+    scale = safe_scale(X.std(axis=0))
     return (X - mean) / scale, mean, scale

@@ -26,7 +26,8 @@ from bisect import bisect_left, bisect_right
 
 import numpy as np
 
-from .drift import PSI_MAJOR, PSI_MODERATE, _decile_edges, _proportions, _psi_from_shares, psi_band
+from .drift import PSI_MAJOR, PSI_MODERATE, decile_edges, proportions, psi_from_shares, psi_band
+from .naming import segment_names
 
 __all__ = ["ALERT_PSI", "LOW_CONFIDENCE", "LOW_CONFIDENCE_RATIO", "MIN_PREDICTIONS", "SCORE_EDGES",
            "reference_profile", "prediction_counts", "summarise"]
@@ -73,9 +74,9 @@ def reference_profile(X, features, segments, confidence, typicality, k: int, *, 
     edges, shares = {}, {}
     for j, f in enumerate(features):
         col = X[:, j][np.isfinite(X[:, j])]
-        e = _decile_edges(col, n_bins) if col.size else np.empty(0)
+        e = decile_edges(col, n_bins) if col.size else np.empty(0)
         edges[f] = [float(v) for v in e]
-        shares[f] = [float(v) for v in _proportions(col, e)]
+        shares[f] = [float(v) for v in proportions(col, e)]
     seg = np.bincount(np.asarray(segments, dtype=int), minlength=k)[:k]
     conf = np.asarray(confidence, dtype=float)
     conf_shares = _score_shares(conf)
@@ -196,21 +197,20 @@ def summarise(profile: dict | None, rows, *, bucket_seconds: float, names=None) 
                   "low_confidence_share": (v["low"] / v["n"]) if v["n"] else None}
                  for t, v in sorted(per_bucket.items())]
     k = profile["k"] if profile else 1 + max([b for (m, b) in totals if m == "seg"], default=-1)
-    names = list(names or [])
-    names += [f"Segment {i}" for i in range(len(names), k)]
+    names = segment_names({"segment_names": names}, k)
     seg_counts = np.array([totals.get(("seg", s), 0) for s in range(k)], dtype=float)
     incoming = seg_counts / max(seg_counts.sum(), 1)
     training = np.asarray(profile["segment_shares"], dtype=float) if profile else np.full(k, np.nan)
     segments = [{"segment": s, "name": names[s], "predictions": int(seg_counts[s]),
                  "training_share": None if np.isnan(training[s]) else float(training[s]),
                  "incoming_share": float(incoming[s]) if total else None} for s in range(k)]
-    segment_psi = float(_psi_from_shares(training, incoming)) if profile and total else None
+    segment_psi = float(psi_from_shares(training, incoming)) if profile and total else None
     features = []
     if profile:
         for f in profile["features"]:
             edges = profile["edges"][f]
             counts = np.array([totals.get(("f:" + f, b), 0) for b in range(len(edges) + 1)], dtype=float)
-            value = float(_psi_from_shares(profile["feature_shares"][f], counts / counts.sum())) if counts.sum() else None
+            value = float(psi_from_shares(profile["feature_shares"][f], counts / counts.sum())) if counts.sum() else None
             features.append({"feature": f, "psi": value, "band": psi_band(value) if value is not None else None,
                              "predictions": int(counts.sum()),
                              "training_shares": list(profile["feature_shares"][f]),

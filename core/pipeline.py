@@ -1,177 +1,59 @@
-"""The steps every entry point shares: resolve the data, load, clean, engineer, fit, register.
+"""The recipe: the one way a model version is made, whoever asks for it.
 
-The CLI, the dashboard and the API all call these functions, so a model trained
-from any of them is the same model.
+:func:`make_version` turns a :class:`Recipe` (input and mapping, features, k, seed, starts,
+engine, chunking, sample size, the version to carry segment identity from, the measurements
+wanted, activate or not) into a registered version through fixed stages:
+
+open
+    The input: the canonical customer file (:func:`core.prepared.prepare`), a mapped customer
+    table or a transaction log (:func:`core.mapping.prepare_input`), or a source streamed in
+    chunks (:func:`streaming_source`), for any engine.
+fit
+    Through the engine (:func:`fit_model`, :func:`fit_streamed`); k is checked by
+    :func:`core.engines.check_k` only.
+identity
+    Segment numbers, names (renames included) and so colours follow the reference (by default
+    the active version): :func:`core.training.identity`.
+measure
+    Optional: the k sweep, bootstrap stability and the comparison with the reference.
+artifacts, save, views
+    Every version stores the same artifacts: ``mapping`` (mapped inputs), ``aggregates`` and
+    ``sample``, then ``views`` (:func:`core.views.views_after_save`).
+
+``python -m core train`` (every input kind and engine), the dashboard's retrain, the first
+start's training and the Spark engine all call it (see docs/architecture.md).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import hashlib
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import profiles
-from .cleaning import CleaningReport, clean
-from .features import DEFAULT_REFERENCE_YEAR, add_features
-from .loading import DataFileError, LoadInfo, load_customers, read_source
+from .cleaning import CleaningReport
+from .engines import check_k
+from .loading import DataFileError, LoadInfo
 from .model import DEFAULT_SEED, SegmentationModel
+from .prepared import (PROJECT_ROOT, REAL_DATA_PATH, SAMPLE_PATH, Prepared, fingerprint, parse_features, prepare,
+                       resolve_data_path)
 from .registry import Registry
-from .schema import DEFAULT_FEATURES, MODEL_FEATURES
+from .schema import DEFAULT_FEATURES
 from .selection import calinski_harabasz, davies_bouldin, silhouette_samples
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_PATH", "REAL_DATA_PATH", "Prepared", "resolve_data_path", "fingerprint",
-    "prepare", "parse_features", "fit_model", "model_metadata", "train", "Streamed", "streaming_source",
+    "prepare", "parse_features", "fit_model", "model_metadata", "Streamed", "streaming_source",
     "fit_streamed", "summarise_streamed", "streamed_metadata", "version_artifacts", "memory_artifacts",
-    "score_chunks",
+    "score_chunks", "Recipe", "Made", "ACTIVE", "MEASUREMENTS", "input_kind", "make_version", "train", "retrain",
+    "RetrainResult",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_PATH = PROJECT_ROOT / "data" / "synthetic_customers.tsv"
-REAL_DATA_PATH = PROJECT_ROOT / "data" / "marketing_campaign.csv"
-
 Progress = Callable[[str], None]
-
-
-def resolve_data_path(explicit: str | os.PathLike | None = None) -> Path:
-    """The customer file to use: ``explicit``, else ``SEGMENTLENS_DATA``, else data/marketing_campaign.csv, else the sample.
-
-    Parameters
-    ----------
-    explicit : path-like, optional
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("SEGMENTLENS_DATA")
-    if env:
-        return Path(env)
-    return REAL_DATA_PATH if REAL_DATA_PATH.exists() else SAMPLE_PATH
-
-
-def fingerprint(data: bytes) -> str:
-    """Short SHA-256 of a file's bytes: the same file always gives the same fingerprint.
-
-    Parameters
-    ----------
-    data : bytes
-
-    Returns
-    -------
-    str
-        16 hex digits.
-    """
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-@dataclass
-class Prepared:
-    """A customer file loaded, cleaned and with features.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Cleaned customers with engineered features (index = position in the file).
-    info : LoadInfo
-        What the loader detected.
-    report : CleaningReport
-    fingerprint : str
-    source : str
-        Display name of the file.
-    """
-
-    frame: pd.DataFrame
-    info: LoadInfo
-    report: CleaningReport
-    fingerprint: str
-    source: str
-
-
-def prepare(source, *, name: str | None = None, reference_year: int = DEFAULT_REFERENCE_YEAR,
-            progress: Progress | None = None) -> Prepared:
-    """Load, clean and engineer features of a customer file.
-
-    Parameters
-    ----------
-    source : path-like or bytes
-        A file path or an upload's bytes.
-    name : str, optional
-        Display name (required to be safe for uploads: never used as a path).
-    reference_year : int, default 2026
-    progress : callable, optional
-        Called with the name of each step.
-
-    Returns
-    -------
-    Prepared
-
-    Raises
-    ------
-    core.loading.DataFileError
-        The file cannot be used; the message says why.
-    """
-    step = progress or (lambda _msg: None)
-    step("load")
-    if isinstance(source, (str, os.PathLike)) and Path(source).exists():
-        from .sources import DataSource, is_parquet
-
-        if is_parquet(source):
-            parquet = DataSource(source, name=name, reference_year=reference_year)
-            loaded = parquet.load()
-            data_print = parquet.fingerprint()
-            return _clean_and_engineer(loaded, data_print, reference_year, step)
-    data, name = read_source(source, name)
-    loaded = load_customers(data, name=name)
-    return _clean_and_engineer(loaded, fingerprint(data), reference_year, step)
-
-
-def _clean_and_engineer(loaded, data_print: str, reference_year: int, step) -> Prepared:
-    step("clean")
-    cleaned, report = clean(loaded.frame, unreadable=loaded.info.unreadable, reference_year=reference_year)
-    if report.rows_used == 0:
-        raise DataFileError(f"{loaded.info.source}: no customer rows left after cleaning "
-                            f"(dropped: {', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)})")
-    step("features")
-    frame = add_features(cleaned, reference_year=reference_year)
-    return Prepared(frame, loaded.info, report, data_print, loaded.info.source)
-
-
-def parse_features(text: str | None) -> list[str]:
-    """Parse a comma-separated feature list and check every name.
-
-    Parameters
-    ----------
-    text : str or None
-        ``"Age,Income"``; None or empty gives the default seven.
-
-    Returns
-    -------
-    list of str
-
-    Raises
-    ------
-    ValueError
-        Unknown or repeated feature, naming it and listing the valid ones.
-    """
-    if not text:
-        return list(DEFAULT_FEATURES)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in MODEL_FEATURES]
-    if unknown:
-        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(MODEL_FEATURES)}")
-    if len(set(names)) != len(names):
-        raise ValueError("a feature is listed twice")
-    if not names:
-        raise ValueError("no features given")
-    return names
 
 
 def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFAULT_SEED,
@@ -194,9 +76,7 @@ def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFA
     """
     from .engines import get_engine
 
-    n = len(prepared.frame)
-    if not 2 <= k <= min(50, n - 1):
-        raise ValueError(f"k must be between 2 and {min(50, n - 1)} for {n} customers, got {k}")
+    k = check_k(k, len(prepared.frame))
     features = list(features or DEFAULT_FEATURES)
     missing = [f for f in features if f not in prepared.frame]
     if missing:
@@ -249,62 +129,6 @@ def model_metadata(model: SegmentationModel, prepared: Prepared, *, data_path: s
         "engine": dict(getattr(model, "engine_info_", None) or {"engine": "numpy", "mode": "in-memory"}),
         "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def train(source=None, *, k: int = 6, features=None, seed: int = DEFAULT_SEED, n_init: int = 10,
-          registry: Registry | None = None, activate: bool = True, name: str | None = None,
-          progress: Progress | None = None, engine: str = "numpy", chunk_rows: int | None = None,
-          sample_size: int | None = None, stream: bool | None = None) -> tuple[str, SegmentationModel, dict]:
-    """Train and register a model: prepare, fit, measure, save.
-
-    Parameters
-    ----------
-    source : path-like or bytes, optional
-        Defaults to :func:`resolve_data_path`.
-    k, features, seed, n_init
-        As :func:`fit_model`.
-    registry : Registry, optional
-        Defaults to ``Registry()`` (``SEGMENTLENS_MODELS`` or models/).
-    activate : bool, default True
-    name : str, optional
-        Display name for byte sources.
-    progress : callable, optional
-        Called with each step name: load, clean, features, fit, profiles, save.
-    engine, chunk_rows, sample_size, stream
-        Beyond memory: see :func:`streaming_source` and :func:`summarise_streamed`. Every
-        version stores the ``aggregates`` and ``sample`` artifacts.
-
-    Returns
-    -------
-    version : str
-    model : SegmentationModel
-    meta : dict
-    """
-    step = progress or (lambda _msg: None)
-    data_path = None
-    if source is None or not isinstance(source, (bytes, bytearray)):
-        source = resolve_data_path(source)
-        data_path = str(Path(source).resolve())
-    src = streaming_source(source, engine=engine, chunk_rows=chunk_rows, stream=stream)
-    if src is not None:
-        streamed = fit_streamed(src, k=k, features=features, seed=seed, n_init=n_init, engine=engine,
-                                chunk_rows=chunk_rows, progress=step)
-        model = streamed.model
-        aggregates, sample, segments = summarise_streamed(streamed, sample_size=sample_size, progress=step)
-        artifacts = version_artifacts(aggregates, sample, segments, of_rows=streamed.prepared.report.rows_used,
-                                      seed=seed, size=sample_size)
-        meta = streamed_metadata(streamed, aggregates, data_path=data_path)
-    else:
-        prepared = prepare(source, name=name, progress=step)
-        step("fit")
-        model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init, engine=engine)
-        step("profiles")
-        meta = model_metadata(model, prepared, data_path=data_path)
-        artifacts = memory_artifacts(model, prepared, sample_size=sample_size)
-    step("save")
-    registry = registry or Registry()
-    version = registry.save(model, meta, activate=activate, artifacts=artifacts)
-    return version, model, meta
 
 
 # ---------------------------------------------------------------------------- beyond memory
@@ -400,8 +224,7 @@ def fit_streamed(src, *, k: int = 6, features=None, seed: int = DEFAULT_SEED, n_
         if n == 0:
             raise DataFileError(f"{name}: no customer rows left after cleaning "
                                 f"(dropped: {', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)})")
-        if not 2 <= k <= min(50, n - 1):
-            raise ValueError(f"k must be between 2 and {min(50, n - 1)} for {n} customers, got {k}")
+        check_k(k, n)
     step("fit")
     fit = runner.fit(src, features=features, k=k, seed=seed, n_init=n_init, max_iter=300)
     if engine != "numpy":
@@ -608,3 +431,362 @@ def score_chunks(model: SegmentationModel, names: list, src, *, chunk_rows: int 
         out["confidence"] = out["confidence"].round(4)
         out["typicality"] = out["typicality"].round(4)
         yield out
+
+
+# ---------------------------------------------------------------------------- the recipe
+ACTIVE = "active"  # Recipe.reference: carry identity from the registry's active version
+MEASUREMENTS = ("sweep", "stability", "compare")
+# Bootstrap stability refits k-means once per resample: beyond this many customers it runs on a seeded
+# sample of them (about 0.1 s per resample at this size instead of ~1 s at 18,000), which if anything
+# understates stability, as fewer customers make any clustering less stable.
+STABILITY_MAX_ROWS = 5_000
+
+
+@dataclass
+class Recipe:
+    """Everything that decides a model version.
+
+    Parameters
+    ----------
+    source : path-like or bytes, optional
+        Default :func:`resolve_data_path`. A URI (``s3a://``) is read by the Spark engine.
+    name : str, optional
+        Display name (uploads: never used as a path).
+    kind : {"canonical", "customers", "transactions"}, optional
+        Recognised from the columns when None (and taken from ``mapping`` when given).
+    mapping : core.mapping.Mapping, optional
+        How the columns become customers; suggested from the file when None.
+    features : str or list of str, optional
+        Comma-separated or a list; default the kind's defaults.
+    k, seed, n_init : int
+    engine : str, default "numpy"
+    chunk_rows : int, optional
+        Stream in chunks of this many rows (large files stream on their own).
+    stream : bool, optional
+        Force (True) or forbid (False) streaming.
+    sample_size : int, optional
+        Rows of the stratified ``sample`` artifact (default 50,000).
+    data_path : str, optional
+        Where the data is kept for the pages (default: the source file).
+    reference : core.training.Reference, ACTIVE or None, default ACTIVE
+        The version whose segment numbers, names and colours the new one keeps.
+    adopt_suggested : bool, default False
+        Segments whose persona changed take the suggested name instead of the carried one.
+    measure : tuple of str, default ()
+        Any of :data:`MEASUREMENTS` (sweep, bootstrap stability, comparison with the reference).
+    sweep_max, stability_resamples, drift_resamples : int
+        Sizes of those measurements.
+    activate : bool, default True
+    """
+
+    source: object = None
+    name: str | None = None
+    kind: str | None = None
+    mapping: object = None
+    features: object = None
+    k: int = 6
+    seed: int = DEFAULT_SEED
+    n_init: int = 10
+    engine: str = "numpy"
+    chunk_rows: int | None = None
+    stream: bool | None = None
+    sample_size: int | None = None
+    data_path: str | None = None
+    reference: object = ACTIVE
+    adopt_suggested: bool = False
+    measure: tuple = ()
+    sweep_max: int = 10
+    stability_resamples: int = 20
+    drift_resamples: int = 10
+    activate: bool = True
+
+
+@dataclass
+class Made:
+    """A version :func:`make_version` registered; unpacks as ``version, model, meta``."""
+
+    version: str
+    model: SegmentationModel
+    meta: dict
+    prepared: Prepared = field(repr=False)
+    comparison: dict | None = None
+
+    def __iter__(self):
+        return iter((self.version, self.model, self.meta))
+
+
+def input_kind(source, kind: str | None = None, mapping=None, name: str | None = None) -> str:
+    """Which kind of input a recipe opens: given, the mapping's, or recognised from the columns.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+    kind : str, optional
+    mapping : core.mapping.Mapping, optional
+    name : str, optional
+
+    Returns
+    -------
+    str
+        ``canonical``, ``customers`` or ``transactions``.
+    """
+    from .mapping import KINDS, detect_kind, read_head, sniff
+    from .sources import is_parquet
+
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"--input must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind or mapping is not None:
+        return kind or mapping.kind
+    is_bytes = isinstance(source, (bytes, bytearray))
+    if not is_bytes and (not Path(source).is_file() or is_parquet(source)):
+        return "canonical"  # Parquet, URIs and missing files: the canonical readers say what is wrong
+    head = read_head(source, sniff(source, name or ("upload" if is_bytes else Path(source).name)))
+    return detect_kind(list(head.columns), head)
+
+
+@dataclass
+class _Opened:
+    prepared: Prepared | None
+    mapping: object
+    streamed_from: object
+    features: list
+    data_path: str | None
+
+
+def _open(recipe: Recipe, step) -> _Opened:
+    """Stage 1: the input as prepared customers, or the source to stream."""
+    source, data_path = recipe.source, recipe.data_path
+    if source is None or not isinstance(source, (bytes, bytearray)):
+        source = resolve_data_path(source)
+        data_path = data_path or str(Path(source).resolve())
+    kind = input_kind(source, recipe.kind, recipe.mapping, recipe.name)
+    if kind == "canonical" and recipe.mapping is None:
+        text = recipe.features if recipe.features is None or isinstance(recipe.features, str) \
+            else ",".join(recipe.features)
+        features = parse_features(text)
+        src = streaming_source(source, engine=recipe.engine, chunk_rows=recipe.chunk_rows, stream=recipe.stream)
+        prepared = None if src is not None else prepare(source, name=recipe.name, progress=step)
+        return _Opened(prepared, None, src, features, data_path)
+    if recipe.engine != "numpy":
+        raise ValueError(f"--engine {recipe.engine} trains canonical customer tables; derive the customers of a "
+                         f"{kind} file first (`python -m core customers --data FILE --out CUSTOMERS.csv`)")
+    from .mapping import feature_ranges, parse_features as mapped_features, prepare_input
+
+    prepared, used = prepare_input(source, name=recipe.name, kind=kind, mapping=recipe.mapping, progress=step,
+                                   chunk_rows=recipe.chunk_rows)
+    if used.kind == "canonical":
+        features = parse_features(recipe.features if not isinstance(recipe.features, list)
+                                  else ",".join(recipe.features))
+        return _Opened(prepared, None, None, features, data_path)
+    used.features = mapped_features(recipe.features, prepared, used)
+    used.ranges = feature_ranges(prepared.frame, used.features)
+    return _Opened(prepared, used, None, list(used.features), data_path)
+
+
+def _reference(recipe: Recipe, registry: Registry):
+    """The reference identity is carried from (None: the first version, or other data altogether)."""
+    from .naming import segment_names
+    from .training import Reference
+
+    reference = recipe.reference
+    if reference == ACTIVE:
+        active = registry.active_version()
+        if active is None:
+            return None
+        model, meta = registry.load(active)
+        reference = Reference(model, active, segment_names(meta, model.k), generated=meta.get("generated_names"))
+    return reference
+
+
+def _comparable(reference, frame: pd.DataFrame):
+    """The reference, or None when its features are not columns of the new customers (other data altogether)."""
+    if reference is None or not all(f in frame for f in reference.model.features):
+        return None
+    return reference
+
+
+def _measure(recipe: Recipe, model, prepared: Prepared, meta: dict, reference, generated: list, step) -> dict | None:
+    """Stage 4: the measurements asked for (each step is reported, measured or not)."""
+    from .training import compare_candidate, stability_summary, sweep_summary
+
+    frame, wanted = prepared.frame, set(recipe.measure)
+    step("sweep")
+    Z = model.transform(frame) if wanted & {"sweep", "stability"} else None
+    n = len(frame)
+    if "sweep" in wanted and n > 2:
+        from .selection import sweep
+
+        meta["sweep"] = sweep_summary(sweep(Z, 2, max(2, min(recipe.sweep_max, n - 1)), seed=recipe.seed,
+                                            current_k=model.k))
+    step("stability")
+    if "stability" in wanted and recipe.stability_resamples > 0 and model.k < n:
+        from .stability import bootstrap_stability
+
+        labels = model.labels_ if model.labels_ is not None else model.predict(frame)
+        rows = np.arange(n)
+        if n > STABILITY_MAX_ROWS:
+            rows = np.sort(np.random.default_rng(recipe.seed).choice(n, STABILITY_MAX_ROWS, replace=False))
+        meta["stability"] = dict(stability_summary(bootstrap_stability(
+            Z[rows], labels[rows], resamples=recipe.stability_resamples, seed=recipe.seed)), customers=int(len(rows)))
+    step("compare")
+    if "compare" in wanted and reference is not None and reference.frame is not None:
+        meta["comparison"] = compare_candidate(model, frame, meta["segment_names"], reference, generated=generated,
+                                               drift_resamples=recipe.drift_resamples, seed=recipe.seed)
+        return meta["comparison"]
+    return None
+
+
+def make_version(recipe: Recipe, registry: Registry | None = None, *, progress: Progress | None = None,
+                 lock_wait: float | None = 0.0) -> Made:
+    """Make and register a model version from a recipe, through the fixed stages (see the module).
+
+    Parameters
+    ----------
+    recipe : Recipe
+    registry : Registry, optional
+        Default ``Registry()`` (``SEGMENTLENS_MODELS`` or models/).
+    progress : callable, optional
+        Called with each stage's name (load, clean, features, fit, sweep, profiles, stability, compare,
+        save); it may raise to cancel, and nothing is saved before "save".
+    lock_wait : float or None, default 0
+        Seconds to wait for another training on the registry (None: the caller holds the lock).
+
+    Returns
+    -------
+    Made
+
+    Raises
+    ------
+    core.loading.DataFileError
+        The input cannot be used.
+    ValueError
+        Bad k, features or mapping.
+    core.registry.RegistryError
+        Another training is running.
+    """
+    from .aggregates import reorder_segments
+    from .matching import carry_names
+    from .training import identity, suggested_names
+    from .views import views_after_save
+
+    step = progress or (lambda _name: None)
+    registry = registry or Registry()
+    held = contextlib.nullcontext() if lock_wait is None else registry.training_lock(wait=lock_wait)
+    with held:
+        opened = _open(recipe, step)                                          # 1. open
+        options = dict(k=recipe.k, features=opened.features, seed=recipe.seed, n_init=recipe.n_init)
+        if opened.streamed_from is not None:                                   # 2. fit
+            streamed = fit_streamed(opened.streamed_from, engine=recipe.engine, chunk_rows=recipe.chunk_rows,
+                                    progress=step, **options)
+            model, prepared = streamed.model, streamed.prepared
+        else:
+            streamed, prepared = None, opened.prepared
+            step("fit")
+            model = fit_model(prepared, engine=recipe.engine, **options)
+        reference = _reference(recipe, registry)
+        if streamed is not None:                                               # 3. identity (on the sample)
+            aggregates, sample, segments = summarise_streamed(streamed, sample_size=recipe.sample_size, progress=step)
+            reference = _comparable(reference, sample)
+            before, model.labels_ = model.centroids_.copy(), segments
+            new_of_ref, method = identity(model, sample, reference)
+            segments, model.labels_ = model.labels_, None
+            aggregates = reorder_segments(aggregates, before, model.centroids_)
+            artifacts = version_artifacts(aggregates, sample, segments, of_rows=prepared.report.rows_used,
+                                          seed=recipe.seed, size=recipe.sample_size)
+            meta = streamed_metadata(streamed, aggregates, data_path=opened.data_path)
+        else:
+            reference = _comparable(reference, prepared.frame)
+            new_of_ref, method = identity(model, prepared.frame, reference)
+            step("profiles")
+            meta = model_metadata(model, prepared, data_path=opened.data_path)
+            artifacts = memory_artifacts(model, prepared, sample_size=recipe.sample_size)
+        if opened.mapping is not None:  # the input's kind and, for transaction logs, RFM groups and names
+            from .mapping import input_summary
+
+            meta.update(input_summary(prepared, model.labels_, opened.mapping))
+            artifacts["mapping"] = opened.mapping.to_json()
+        generated = list(meta["segment_names"])
+        suggestions = []
+        if reference is not None:
+            meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
+            suggestions = suggested_names(meta["segment_names"], generated, reference.generated, new_of_ref)
+            if recipe.adopt_suggested and suggestions:
+                adopted = {s["segment"]: s["suggested"] for s in suggestions}
+                meta["segment_names"] = carry_names([adopted.get(i, n) for i, n in enumerate(meta["segment_names"])],
+                                                    {i: i for i in range(model.k)}, generated)
+                suggestions = []
+        meta.update(generated_names=generated, suggested_names=suggestions, identity={
+            "reference_version": reference.version if reference else None, "method": method,
+            "matched": {str(r): int(c) for r, c in sorted(new_of_ref.items())}})
+        comparison = _measure(recipe, model, prepared, meta, reference, generated, step)    # 4. measure
+        step("save")                                                           # 5. artifacts and save
+        version = registry.save(model, meta, activate=recipe.activate, artifacts=artifacts)
+        views_after_save(registry, version, model, prepared, data_path=opened.data_path, meta=meta)  # 6. views
+    return Made(version, model, meta, prepared, comparison)
+
+
+def train(source=None, *, registry: Registry | None = None, progress: Progress | None = None,
+          lock_wait: float | None = 0.0, **spec) -> Made:
+    """:func:`make_version` of ``Recipe(source, **spec)``; unpacks as ``version, model, meta``.
+
+    Parameters
+    ----------
+    source : path-like or bytes, optional
+    registry : Registry, optional
+    progress : callable, optional
+    lock_wait : float or None, default 0
+    **spec
+        Any field of :class:`Recipe`.
+
+    Returns
+    -------
+    Made
+    """
+    return make_version(Recipe(source=source, **spec), registry, progress=progress, lock_wait=lock_wait)
+
+
+# ---------------------------------------------------------------------------- the dashboard's retrain
+RetrainResult = Made
+
+
+def retrain(source, *, registry: Registry, progress=None, should_stop=None, lock_wait: float = 0.0,
+            sweep_max: int = 10, stability_resamples: int = 20, drift_resamples: int = 10, **spec) -> Made:
+    """The dashboard's retrain: a candidate measured and compared with the reference, never activated.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+    registry : Registry
+    progress : callable, optional
+        ``progress(done, total, step)`` when each step of :data:`core.training.STEPS` starts, then
+        ``progress(total, total, "done")``.
+    should_stop : callable, optional
+        Asked before every step; True cancels the run (:class:`core.training.RetrainCancelled`).
+    lock_wait : float, default 0
+    sweep_max, stability_resamples, drift_resamples : int
+    **spec
+        Fields of :class:`Recipe` (``reference`` defaults to None here: the caller passes it with its
+        customers, for the comparison).
+
+    Returns
+    -------
+    Made
+    """
+    from .training import STEPS, RetrainCancelled
+
+    report = progress or (lambda *_a: None)
+    stop = should_stop or (lambda: False)
+
+    def enter(step: str) -> None:
+        if step not in STEPS:
+            return
+        if stop():
+            raise RetrainCancelled(step)
+        report(STEPS.index(step), len(STEPS), step)
+
+    spec.setdefault("reference", None)
+    recipe = Recipe(source=source, activate=False, measure=MEASUREMENTS, sweep_max=sweep_max,
+                    stability_resamples=stability_resamples, drift_resamples=drift_resamples, **spec)
+    made = make_version(recipe, registry, progress=enter, lock_wait=lock_wait)
+    report(len(STEPS), len(STEPS), "done")
+    return made

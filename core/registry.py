@@ -105,6 +105,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
+atomic_write = _atomic_write  # the public name other stores use (accounts, campaigns)
+
+
 def _file_age(path: Path, now: float) -> float:
     return now - path.stat().st_mtime
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .cleaning import CleaningReport
 from .loading import LoadInfo
-from .pipeline import Prepared
+from .prepared import Prepared
 from .sampling import sample_from_arrays
 
 __all__ = ["SampleBasis", "sample_params", "sampled_customers", "numbers_from_aggregates", "overall_mean",

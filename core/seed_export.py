@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from .naming import segment_names
+
 __all__ = ["SEED_FILES", "PICKLE_WARNING", "export_sklearn"]
 
 SEED_FILES = ("kmeans_model.pkl", "scaler.pkl", "features.json")
@@ -65,7 +67,7 @@ def export_sklearn(model, directory: str | os.PathLike, *, meta: dict | None = N
         "features": list(model.features),
         "k": int(model.k),
         "version": meta.get("version"),
-        "segment_names": list(meta.get("segment_names") or [f"Segment {i}" for i in range(model.k)]),
+        "segment_names": segment_names(meta, model.k),
         "data_fingerprint": meta.get("data_fingerprint"),
         "scikit_learn": sklearn.__version__,
         "joblib": joblib.__version__,

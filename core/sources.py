@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cleaning, loading
+from . import cleaning, loading, parsing
 from .cleaning import CleaningReport
 from .features import DEFAULT_REFERENCE_YEAR, add_features
 from .loading import DataFileError, LoadInfo, LoadResult
@@ -212,21 +212,21 @@ class DataSource:
             return self._layout
         if self.kind == "parquet":
             names_in_file = list(self._dataset().schema.names)
-            names, mapping, extras = loading._map_headers(names_in_file, self.name)
+            names, mapping, extras = parsing.map_headers(names_in_file, self.name)
             self._layout = {"names": names, "file_names": names_in_file, "mapping": mapping, "extras": extras,
                             "info": {}}
             return self._layout
         with open(self.path, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
         head = head.rstrip(b"\x1a")
-        if not head.strip() or not head.replace(loading._UTF8_BOM, b"").strip():
+        if not head.strip() or not head.replace(parsing.UTF8_BOM, b"").strip():
             raise DataFileError(f"{self.name} is empty: expected a header line and customer rows")
         if len(head) == _HEAD_BYTES:
             # Cut at the last line break so a multi-byte character is never split.
             cut = head.rfind(b"\n")
             head = head[:cut + 1] if cut > 0 else head
-        text, encoding, bom = loading._decode(head, self.name)
-        sample = text[:loading._SAMPLE_CHARS]
+        text, encoding, bom = parsing.decode(head, self.name)
+        sample = text[:parsing.SAMPLE_CHARS]
         lf = sample.find("\n")
         if lf > 0 and sample[lf - 1] == "\r":
             endings = "CRLF"
@@ -234,15 +234,15 @@ class DataSource:
             endings = "CR"
         else:
             endings = "LF"
-        lines = loading._LINE_SPLIT_RE.split(sample)
+        lines = parsing.LINE_SPLIT_RE.split(sample)
         header_index = next((i for i, line in enumerate(lines) if line.strip(" \t\ufeff")), None)
         if header_index is None:
             raise DataFileError(f"{self.name} is empty: expected a header line and customer rows")
-        delimiter, headers = loading._choose_delimiter(lines[header_index])
-        names, mapping, extras = loading._map_headers(headers, self.name)
-        loading._check_first_row(lines, header_index, delimiter, len(names), self.name)
+        delimiter, headers = parsing.choose_delimiter(lines[header_index])
+        names, mapping, extras = parsing.map_headers(headers, self.name)
+        parsing.check_first_row(lines, header_index, delimiter, len(names), self.name)
         kwargs = dict(sep=delimiter, header=0, names=names, index_col=False,
-                      na_values=list(loading._NA_TOKENS), keep_default_na=False, engine="c", quotechar='"',
+                      na_values=list(parsing.NA_TOKENS), keep_default_na=False, engine="c", quotechar='"',
                       encoding=encoding, skip_blank_lines=True)
         if header_index:
             kwargs["skiprows"] = header_index
@@ -270,7 +270,7 @@ class DataSource:
                 raise DataFileError(f"{self.name}: could not be read as Parquet ({_first_line(exc)})") from None
             return
         kwargs = dict(layout["kwargs"])
-        text_like = (*loading._TEXT_COLUMNS, loading._DATE_COLUMN)
+        text_like = (*parsing.TEXT_COLUMNS, parsing.DATE_COLUMN)
         kwargs["dtype"] = {c: str for c in text_like if c in layout["names"] and (columns is None or c in columns)}
         if columns is not None:
             kwargs["usecols"] = columns
@@ -279,7 +279,7 @@ class DataSource:
             for frame in reader:
                 yield frame if columns is None else frame[columns]
         except pd.errors.ParserError as err:
-            raise DataFileError(loading._parser_message(err, self.name)) from None
+            raise DataFileError(parsing.parser_message(err, self.name)) from None
         except pd.errors.EmptyDataError:
             raise DataFileError(f"{self.name} has a header but no customer rows") from None
         except UnicodeDecodeError:
@@ -302,15 +302,15 @@ class DataSource:
             if column not in present or column not in raw:
                 continue
             series = raw[column]
-            if column in loading._TEXT_COLUMNS:
-                columns[column] = loading._text_column(_as_text(series) if self.kind == "parquet" else series)
+            if column in parsing.TEXT_COLUMNS:
+                columns[column] = parsing.text_column(_as_text(series) if self.kind == "parquet" else series)
                 continue
-            if column == loading._DATE_COLUMN:
+            if column == parsing.DATE_COLUMN:
                 values, bad = _map_dates(series, date_map)
             else:
                 if self.kind == "parquet":
                     series = _maybe_text(series)
-                values, bad, currency = loading._numeric_column(series, column, self.name, check=False)
+                values, bad, currency = parsing.numeric_column(series, column, self.name, check=False)
                 if column == "Income":
                     currency_income = currency
                 if stats is not None:
@@ -351,13 +351,13 @@ class DataSource:
             return self._scan
         layout = self._header()
         names = layout["names"]
-        date_col = loading._DATE_COLUMN
+        date_col = parsing.DATE_COLUMN
         # Pass 0: IDs and enrolment dates of the whole file.
         id_parts, date_codes, date_uniques = [], [], {}
         id_stats: dict = {}
         for raw in self._raw_chunks(chunk_rows, ["ID", date_col]):
             id_raw = _maybe_text(raw["ID"]) if self.kind == "parquet" else raw["ID"]
-            values, bad, _ = loading._numeric_column(id_raw, "ID", self.name, check=False)
+            values, bad, _ = parsing.numeric_column(id_raw, "ID", self.name, check=False)
             _count_bad(id_stats, "ID", values, bad, raw["ID"], True)
             id_parts.append(values)
             codes, uniq = pd.factorize(raw[date_col], use_na_sentinel=True)
@@ -436,11 +436,11 @@ class DataSource:
         keep[keep_positions] = True
         odd = np.zeros(n, dtype=bool)
         odd[positions[odd1 & ~extreme]] = True
-        dup_record = keep_positions[cleaning._repeats(hashes)]
+        dup_record = keep_positions[cleaning.repeats(hashes)]
         del hashes
 
         def examples(rows: np.ndarray) -> list:
-            return [int(ids[p]) if np.isfinite(ids[p]) else f"line {loading.file_line(p)}" for p in rows[:5]]
+            return [int(ids[p]) if np.isfinite(ids[p]) else f"line {parsing.file_line(p)}" for p in rows[:5]]
 
         results = cleaning.merge_results(parts)
         results.append(cleaning.rule_result("extreme_income", int(extreme.sum()), examples(positions[extreme])))
@@ -505,7 +505,7 @@ class DataSource:
             # Usually one format reads every distinct value: then the loader chooses it from the distinct
             # values alone (in order of first appearance, as from the whole column) and no per-row array is built.
             try:
-                values, bad, order, fmt, note = loading._date_column(pd.Series(shown, dtype=object), self.name)
+                values, bad, order, fmt, note = parsing.date_column(pd.Series(shown, dtype=object), self.name)
             except DataFileError:
                 bad = np.ones(1, dtype=bool)
             if not bad.any():
@@ -515,7 +515,7 @@ class DataSource:
         # One text per row (pointers to the few distinct texts): the loader's own chooser then sees
         # every value of the file with its row count and first line, as in the one-shot path.
         cells = np.asarray(shown + [np.nan], dtype=object)[codes]
-        values, bad, order, fmt, note = loading._date_column(pd.Series(cells, dtype=object), self.name)
+        values, bad, order, fmt, note = parsing.date_column(pd.Series(cells, dtype=object), self.name)
         del cells
         if not texts:
             return {}, {"date_order": order, "date_format": fmt, "date_note": note}
@@ -592,15 +592,15 @@ def load_parquet(source: DataSource) -> LoadResult:
         if column not in raw:
             continue
         series = raw[column]
-        if column in loading._TEXT_COLUMNS:
-            columns[column] = loading._text_column(_as_text(series))
+        if column in parsing.TEXT_COLUMNS:
+            columns[column] = parsing.text_column(_as_text(series))
             continue
-        if column == loading._DATE_COLUMN:
+        if column == parsing.DATE_COLUMN:
             texts = series.astype(object).map(_date_text, na_action="ignore")
-            values, bad, order, fmt, note = loading._date_column(texts, source.name)
+            values, bad, order, fmt, note = parsing.date_column(texts, source.name)
             date_info = {"date_order": order, "date_format": fmt, "date_note": note}
         else:
-            values, bad, currency = loading._numeric_column(_maybe_text(series), column, source.name)
+            values, bad, currency = parsing.numeric_column(_maybe_text(series), column, source.name)
             currency_income |= currency and column == "Income"
             if column == "ID" and not bad.any():
                 values = values.astype("int64")
@@ -699,9 +699,9 @@ def _raise_mostly_unreadable(stats: dict, name: str) -> None:
             continue
         line, cell = entry["first"]
         what = "whole numbers" if column == "ID" else "numbers"
-        expected = loading._EXPECTED.get(column) or (
-            loading._EXPECTED_FLAG if column in loading._FLAG_COLUMNS else loading._EXPECTED_DEFAULT)
+        expected = parsing.EXPECTED.get(column) or (
+            parsing.EXPECTED_FLAG if column in parsing.FLAG_COLUMNS else parsing.EXPECTED_DEFAULT)
         raise DataFileError(
             f"{name}: column {column}: {entry['bad']} of {entry['nonempty']} values are not {what} "
-            f"(line {loading.file_line(line)}: {loading._short(cell.strip())!r}); expected {expected}")
+            f"(line {parsing.file_line(line)}: {parsing.short(cell.strip())!r}); expected {expected}")
 

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .cleaning import RULES, CleaningReport, RuleResult
+from .cleaning import PARAMETERS, RULES, CleaningReport, RuleResult
 from .features import CHANNEL_COLUMNS, DEFAULT_REFERENCE_YEAR, SHARE_COLUMNS
-from .loading import _NA_TOKENS, DataFileError, _choose_delimiter, _date_column, _number_values
+from .parsing import NA_TOKENS, DataFileError, choose_delimiter, date_column, number_values
 
 __all__ = ["MAX_DISTINCT", "SparkTable", "SparkPrepared", "read_table", "parse_table", "clean", "add_features",
            "prepare", "to_pandas"]
@@ -36,10 +36,6 @@ MAX_DISTINCT = 200_000
 _TEXT_COLUMNS = ("Education", "Marital_Status")
 _DATE = "Dt_Customer"
 _FLAGS = tuple(schema.CAMPAIGN_COLUMNS) + ("Complain",)
-_MARITAL_FIX = {"Alone": "Single", "Absurd": "Unknown", "YOLO": "Unknown"}
-_EXTREME_IQR = 3.0
-_MIN_AGE, _MAX_AGE = 16, 100
-_EXAMPLES = 5
 # Repeated IDs dropped by a broadcast anti-join (row numbers only) up to this many rows.
 _BROADCAST_ROWS = 2_000_000
 # pandas' str.strip() removes any whitespace; Spark's trim() only spaces.
@@ -223,7 +219,7 @@ def read_table(spark, uri: str) -> SparkTable:
         if _is_parquet(spark, uri):
             raw, fmt, delimiter = spark.read.parquet(str(uri)), "parquet", None
         else:
-            delimiter, _ = _choose_delimiter(_header_line(spark, uri))
+            delimiter, _ = choose_delimiter(_header_line(spark, uri))
             raw = (spark.read.option("header", True).option("sep", delimiter).option("quote", '"')
                    .option("escape", '"').option("inferSchema", False).option("mode", "PERMISSIVE")
                    .csv(str(uri)))
@@ -312,7 +308,7 @@ def parse_table(spark, table: SparkTable):
     F = _F()
     from pyspark.sql.types import DateType, NumericType, TimestampNTZType, TimestampType
 
-    from .loading import _EU_EVIDENCE_RE, _US_EVIDENCE_RE
+    from .parsing import EU_EVIDENCE_RE, US_EVIDENCE_RE
 
     df = table.frame
     name = table.source
@@ -320,7 +316,7 @@ def parse_table(spark, table: SparkTable):
     present = [c for c in schema.CANONICAL_COLUMNS if c in types]
     numeric = [c for c in present if c not in _TEXT_COLUMNS and c != _DATE]
     text_numeric = [c for c in numeric if not isinstance(types[c], NumericType)]
-    na = list(_NA_TOKENS)
+    na = list(NA_TOKENS)
 
     # Staged projections: each expensive expression (strip, cast) is computed once as a column;
     # one projection holding them all inline outgrows Java's 64 KB method limit for codegen.
@@ -349,7 +345,7 @@ def parse_table(spark, table: SparkTable):
                                 "to plain numbers (or Parquet) first")
         rest = pd.Series(texts, dtype=object).str.replace(r"(?i)[$€£¥]|\b(?:usd|eur|gbp)\b", "", regex=True)
         rest = rest.str.strip().str.replace(r"[\s\u00a0\u202f]+", " ", regex=True)
-        eu = bool(rest.str.match(_EU_EVIDENCE_RE).any()) and not bool(rest.str.match(_US_EVIDENCE_RE).any())
+        eu = bool(rest.str.match(EU_EVIDENCE_RE).any()) and not bool(rest.str.match(US_EVIDENCE_RE).any())
         if eu:  # the loader re-reads *every* value of a column written the European way ("84.835")
             t = F.col(f"_t_{column}")
             texts = [r[0] for r in df.select(t.alias("t")).where(~(t.isNull() | t.isin(na))).distinct()
@@ -357,7 +353,7 @@ def parse_table(spark, table: SparkTable):
             if len(texts) > MAX_DISTINCT:
                 raise DataFileError(f"{name}: column {column}: more than {MAX_DISTINCT:,} distinct values with "
                                     "decimal commas; convert the column to plain numbers (or Parquet) first")
-        values, _, _ = _number_values(pd.Series(texts, dtype=object), column in _FLAGS)
+        values, _, _ = number_values(pd.Series(texts, dtype=object), column in _FLAGS)
         mappings[column] = ({t: _float_or_none(v) for t, v in zip(texts, values)}, eu)
 
     # Enrolment dates: one format chosen from every distinct value, as the loader does.
@@ -374,7 +370,7 @@ def parse_table(spark, table: SparkTable):
             raise DataFileError(f"{name}: column {_DATE}: more than {MAX_DISTINCT:,} distinct dates")
         if texts:
             try:
-                values, _, order, fmt, note = _date_column(pd.Series(texts, dtype=object), name)
+                values, _, order, fmt, note = date_column(pd.Series(texts, dtype=object), name)
             except DataFileError as exc:  # its line numbers count distinct values here, not file lines
                 raise DataFileError(re.sub(r"\(line \d+: ", "(e.g. ", str(exc))) from None
             date_map = {t: (None if pd.isna(v) else pd.Timestamp(v).date()) for t, v in zip(texts, values)}
@@ -504,11 +500,11 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
         "unreadable_values": F.col("_unreadable"),
         "missing_required": F.greatest(*[F.col(f"`{c}`").isNull() for c in required]),
         "missing_income": F.col("Income").isNull(),
-        "implausible_birth_year": F.coalesce((age < _MIN_AGE) | (age > _MAX_AGE), F.lit(False)),
+        "implausible_birth_year": F.coalesce((age < PARAMETERS.min_age) | (age > PARAMETERS.max_age), F.lit(False)),
         "out_of_range": F.greatest(*terms) if len(terms) > 1 else terms[0],
     }
     fixed = F.col("Marital_Status")
-    for old, new in _MARITAL_FIX.items():
+    for old, new in PARAMETERS.marital_fix.items():
         fixed = F.when(F.col("Marital_Status") == old, F.lit(new)).otherwise(fixed)
     content = [c for c in cols if c not in ("ID", "_row")]
     content_exprs = [fixed if c == "Marital_Status" else F.col(f"`{c}`") for c in content]
@@ -516,7 +512,7 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
     date = F.col(_DATE) if _DATE in cols else F.lit(None).cast("date")
     narrow = df.select("_row", "ID", "Income", date.alias("_date"),
                        *[v.alias(f"_l_{k}") for k, v in local.items()],
-                       F.coalesce(F.col("Marital_Status").isin(list(_MARITAL_FIX)), F.lit(False)).alias("_odd"),
+                       F.coalesce(F.col("Marital_Status").isin(list(PARAMETERS.marital_fix)), F.lit(False)).alias("_odd"),
                        F.xxhash64(*content_exprs, nulls).alias("_hash"), nulls.alias("_nulls"))
     first_id = Window.partitionBy("ID").orderBy("_row")
     narrow = narrow.withColumn("_f_duplicate_id", (F.row_number().over(first_id) > 1) & F.col("ID").isNotNull())
@@ -535,7 +531,7 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
     fence = None
     if int(q["n"]) >= 20:  # a fence from a handful of rows would be noise
         q1, q3 = float(q["q"][0]), float(q["q"][1])
-        fence = q3 + _EXTREME_IQR * (q3 - q1)
+        fence = q3 + PARAMETERS.extreme_iqr * (q3 - q1)
     extreme = F.coalesce(F.col("Income") > fence, F.lit(False)) if fence is not None else F.lit(False)
     narrow = narrow.withColumn("_d_extreme_income", extreme & F.col("_alive0"))
     narrow = narrow.withColumn("_alive", F.col("_alive0") & ~F.col("_d_extreme_income"))
@@ -552,7 +548,7 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
     exploded = (narrow.select("_row", "ID", F.explode(hits).alias("_rule"))
                 .withColumn("_n", F.count(F.lit(1)).over(per_rule))
                 .withColumn("_rank", F.row_number().over(per_rule.orderBy("_row")))
-                .where(F.col("_rank") <= _EXAMPLES))
+                .where(F.col("_rank") <= PARAMETERS.examples))
     summary = narrow.agg(F.sum(F.col("_alive").cast("long")).alias("_used"), F.count(F.lit(1)).alias("_read"),
                          kept_date.alias("_latest"))
     flagged = exploded.select("_rule", "_n", "_rank", "_row", "ID").collect()

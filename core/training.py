@@ -1,42 +1,20 @@
-"""Retraining on new customer data: named steps, cancel, identity carried over, candidate compared.
+"""Segment identity and the dashboard retrain's checks and comparison (the recipe itself is core.pipeline).
 
-``retrain`` runs the whole workflow an analyst starts from the dashboard when a
-new customer file arrives, as a sequence of named steps (:data:`STEPS`) that it
-reports as it goes and that can be cancelled between any two of them:
-
-load, clean, features
-    :func:`core.pipeline.prepare` (the loader's checks and the cleaning rules).
-fit
-    The same pipeline as every other entry point (:func:`core.pipeline.fit_model`),
-    then the new model's segments are renumbered to follow the active model's:
-    Hungarian matching of centroids in the active model's scaled units when the
-    features are the same (:func:`core.matching.align_to_reference`), else of
-    shared members (the new customers scored by both models). Matched segments
-    keep the active model's names (:func:`core.matching.carry_names`), so names
-    and colours follow the segment, not the label number.
-sweep
-    Quality of every k on the new data (:func:`core.selection.sweep`), so the
-    candidate carries the evidence for its k.
-profiles
-    Metrics and personas (:func:`core.pipeline.model_metadata`).
-stability
-    Bootstrap stability of the new segments (:func:`core.stability.bootstrap_stability`), on at most
-    :data:`STABILITY_MAX_ROWS` customers.
-compare
-    :func:`compare_candidate`: segment matching, adjusted Rand index on the
-    customers both files hold (same ID, birth year and enrolment date), share changes, renamed personas, and the
-    drift report of the new data against the active model's data
-    (:func:`core.drift.compare_new_data`: PSI per feature, keep / watch / retrain).
-save
-    A new registry version that is **not** activated: a person decides.
-
-Only one training runs at a time per registry (:meth:`core.registry.Registry.training_lock`).
+:func:`identity` renumbers a freshly fitted model's segments to follow a reference (:class:`Reference`,
+by default the active version): Hungarian matching of centroids in the reference's scaled units when
+the features are the same (:func:`core.matching.match_centroids`), else of shared members. Matched
+segments keep the reference's names (:func:`core.matching.carry_names`), so names and colours follow
+the segment, not the label number. :func:`compare_candidate` compares a candidate with the reference
+(segment matching, adjusted Rand on common customers, share changes, renamed personas, drift);
+:func:`sweep_summary` and :func:`stability_summary` keep a measurement's essentials with a version.
+Upload checks (:func:`check_upload`, :func:`preview`) and the retrain's named steps (:data:`STEPS`,
+:class:`RetrainCancelled`) live here too; :func:`core.pipeline.make_version` runs them all.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
 
 import numpy as np
@@ -45,19 +23,17 @@ import pandas as pd
 from .loading import DataFileError
 from .matching import carry_names, match_centroids, match_members, numbers_from_match, renumber
 from .model import DEFAULT_SEED, SegmentationModel
-from .pipeline import Prepared, fit_model, model_metadata, prepare
-from .registry import Registry
-from .stability import adjusted_rand, bootstrap_stability
-from .views import views_after_save
+from .naming import segment_names
+from .stability import adjusted_rand
 
 __all__ = [
-    "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS", "STABILITY_MAX_ROWS",
-    "RetrainCancelled", "Reference", "RetrainResult", "parse_upload_limit", "check_upload", "preview",
-    "identity", "suggested_names", "adopt_suggested_names", "train_with_identity", "compare_candidate", "COMMON_KEYS", "stability_summary",
-    "sweep_summary", "retrain",
+    "STEPS", "STEP_LABELS", "UPLOAD_EXTENSIONS", "DEFAULT_MAX_UPLOAD_MB", "PREVIEW_COLUMNS",
+    "RetrainCancelled", "Reference", "parse_upload_limit", "check_upload", "preview",
+    "identity", "suggested_names", "adopt_suggested_names", "compare_candidate", "COMMON_KEYS", "stability_summary",
+    "sweep_summary",
 ]
 
-STEPS = ("load", "clean", "features", "fit", "sweep", "profiles", "stability", "compare", "save")
+STEPS = ("load", "clean", "features", "fit", "profiles", "sweep", "stability", "compare", "save")
 STEP_LABELS = {
     "load": "reading the file", "clean": "cleaning rows", "features": "computing features",
     "fit": "fitting segments", "sweep": "comparing k", "profiles": "profiles and personas",
@@ -66,10 +42,6 @@ STEP_LABELS = {
 }
 UPLOAD_EXTENSIONS = (".csv", ".tsv", ".txt")
 DEFAULT_MAX_UPLOAD_MB = 50.0
-# Bootstrap stability refits k-means once per resample: beyond this many customers it runs on a seeded
-# sample of them (about 0.1 s per resample at this size instead of ~1 s at 18,000), which if anything
-# understates stability, as fewer customers make any clustering less stable.
-STABILITY_MAX_ROWS = 5_000
 # Columns shown in an upload's preview: the customer's ID and how they buy, none of who they are
 # (birth year, income, education, marital status, children stay off the screen).
 PREVIEW_COLUMNS = ("ID", "Dt_Customer", "Recency", "Total_Spending", "NumWebPurchases", "NumCatalogPurchases",
@@ -106,35 +78,15 @@ class Reference:
         Its segments' current names (user renames included).
     frame : pandas.DataFrame, optional
         Its customers, prepared (cleaned, with features); needed for the comparison.
+    generated : list of str, optional
+        The persona names its own data gave its segments (to tell which personas changed).
     """
 
     model: SegmentationModel
     version: str
     names: list
     frame: pd.DataFrame | None = None
-
-
-@dataclass
-class RetrainResult:
-    """What :func:`retrain` produced.
-
-    Parameters
-    ----------
-    version : str
-        The new, inactive registry version.
-    model : SegmentationModel
-    meta : dict
-        The metadata saved with it.
-    comparison : dict or None
-        :func:`compare_candidate` against the reference (None without one).
-    prepared : Prepared
-    """
-
-    version: str
-    model: SegmentationModel
-    meta: dict
-    comparison: dict | None
-    prepared: Prepared = field(repr=False)
+    generated: list | None = None
 
 
 # ---------------------------------------------------------------------------- upload checks
@@ -334,107 +286,6 @@ def adopt_suggested_names(meta: dict, segments=None) -> dict:
     return changes
 
 
-def train_with_identity(source=None, *, registry: Registry, k: int = 6, features=None, seed: int = DEFAULT_SEED,
-                        n_init: int = 10, activate: bool = True, adopt_suggested: bool = False,
-                        progress: Callable[[str], None] | None = None, engine: str = "numpy",
-                        chunk_rows: int | None = None, sample_size: int | None = None, stream: bool | None = None,
-                        **fit_options) -> tuple[str, SegmentationModel, dict]:
-    """Train and register a model that keeps the active model's segment identity (as the dashboard's retrain).
-
-    Segments are matched to the active model's (:func:`identity`), keep its numbers (so its
-    colours) and its names, user renames included; segments whose persona changed are listed
-    in ``meta["suggested_names"]`` (and take the suggested name with ``adopt_suggested``).
-
-    Parameters
-    ----------
-    source : path-like or bytes, optional
-    registry : Registry
-    k, features, seed, n_init
-        As :func:`core.pipeline.fit_model`.
-    activate : bool, default True
-    adopt_suggested : bool, default False
-        Give segments whose persona changed the suggested name instead of the carried one.
-    progress : callable, optional
-        Called with each step name.
-    engine : {"numpy", "spark"}, default "numpy"
-    chunk_rows : int, optional
-        Stream the file in chunks of this many rows (:func:`core.pipeline.streaming_source`
-        also streams large files on its own).
-    sample_size : int, optional
-        Rows of the stratified ``sample`` artifact (default 50,000).
-    stream : bool, optional
-        Force or forbid streaming.
-    **fit_options
-        Passed on to :func:`core.pipeline.fit_model`.
-
-    Returns
-    -------
-    version : str
-    model : SegmentationModel
-    meta : dict
-    """
-    from pathlib import Path
-
-    from .pipeline import (fit_streamed, memory_artifacts, resolve_data_path, streamed_metadata, streaming_source,
-                           summarise_streamed, version_artifacts)
-
-    step = progress or (lambda _msg: None)
-    data_path = None
-    if source is None or not isinstance(source, (bytes, bytearray)):
-        source = resolve_data_path(source)
-        data_path = str(Path(source).resolve())
-    src = streaming_source(source, engine=engine, chunk_rows=chunk_rows, stream=stream)
-    if src is not None:  # beyond memory: nothing below holds the whole table
-        streamed = fit_streamed(src, k=k, features=features, seed=seed, n_init=n_init, engine=engine,
-                                chunk_rows=chunk_rows, progress=step)
-        model, prepared = streamed.model, streamed.prepared
-    else:
-        streamed = None
-        prepared = prepare(source, progress=step)
-        step("fit")
-        model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init, **fit_options)
-    reference = None
-    active = registry.active_version()
-    if active is not None:
-        ref_model, ref_meta = registry.load(active)
-        ref_names = list(ref_meta.get("segment_names") or [])
-        ref_names += [f"Segment {i}" for i in range(len(ref_names), ref_model.k)]
-        reference = Reference(model=ref_model, version=active, names=ref_names)
-    if streamed is not None:
-        from .aggregates import reorder_segments
-
-        # The stratified sample stands for the table from here on (identity, personas, views).
-        aggregates, sample, segments = summarise_streamed(streamed, sample_size=sample_size, progress=step)
-        before, model.labels_ = model.centroids_.copy(), segments
-        new_of_ref, method = identity(model, sample, reference)
-        model.labels_ = None
-        aggregates = reorder_segments(aggregates, before, model.centroids_)
-        artifacts = version_artifacts(aggregates, sample, model.predict(sample), of_rows=prepared.report.rows_used,
-                                      seed=seed, size=sample_size)
-        meta = streamed_metadata(streamed, aggregates, data_path=data_path)
-    else:
-        new_of_ref, method = identity(model, prepared.frame, reference)
-        step("profiles")
-        meta = model_metadata(model, prepared, data_path=data_path)
-        artifacts = memory_artifacts(model, prepared, sample_size=sample_size)
-    generated = list(meta["segment_names"])
-    suggestions = []
-    if reference is not None:
-        meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
-        suggestions = suggested_names(meta["segment_names"], generated, ref_meta.get("generated_names"), new_of_ref)
-        if adopt_suggested and suggestions:
-            adopted = {s["segment"]: s["suggested"] for s in suggestions}
-            meta["segment_names"] = carry_names([adopted.get(i, n) for i, n in enumerate(meta["segment_names"])],
-                                                {i: i for i in range(model.k)}, generated)
-    meta.update(generated_names=generated, suggested_names=[] if adopt_suggested else suggestions, identity={
-        "reference_version": reference.version if reference else None, "method": method,
-        "matched": {str(r): int(c) for r, c in sorted(new_of_ref.items())}})
-    step("save")
-    version = registry.save(model, meta, activate=activate, artifacts=artifacts)
-    views_after_save(registry, version, model, prepared, data_path=data_path, meta=meta)  # pages precomputed
-    return version, model, meta
-
-
 # ---------------------------------------------------------------------------- summaries
 def sweep_summary(result) -> dict:
     """The parts of a :class:`core.selection.SweepResult` worth keeping with a model version.
@@ -568,7 +419,7 @@ def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list
     ref_share = _shares(ref_labels, ref.k)
     cand_share = _shares(cand_labels, model.k)
     generated = list(generated) if generated is not None else list(names)
-    ref_names = list(reference.names) + [f"Segment {i}" for i in range(len(reference.names), ref.k)]
+    ref_names = segment_names({"segment_names": reference.names}, ref.k)
     rows = []
     for j in range(model.k):
         i = int(match[j])
@@ -608,125 +459,3 @@ def compare_candidate(model: SegmentationModel, frame: pd.DataFrame, names: list
     except ValueError as exc:  # e.g. too few new customers to refit: the rest of the comparison still holds
         out["drift_note"] = str(exc)
     return out
-
-
-# ---------------------------------------------------------------------------- the workflow
-def retrain(source, *, registry: Registry, name: str | None = None, data_path: str | None = None, k: int = 6,
-            features=None, seed: int = DEFAULT_SEED, n_init: int = 10, reference: Reference | None = None,
-            sweep_max: int = 10, stability_resamples: int = 20, drift_resamples: int = 10,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None,
-            lock_wait: float = 0.0, mapping=None, kind: str | None = None) -> RetrainResult:
-    """Train a candidate model on new data and save it as a new, inactive version.
-
-    Parameters
-    ----------
-    source : path-like or bytes
-        The customer file.
-    registry : Registry
-    name : str, optional
-        Display name of the file (an upload's name; never used as a path).
-    data_path : str, optional
-        Where the file is kept for the dashboard to show the model on (stored in the metadata).
-    k : int, default 6
-    features : list of str, optional
-        Default: the seven default features.
-    seed, n_init : int
-    reference : Reference, optional
-        The active model: segment identity is carried from it and the candidate compared with it.
-    sweep_max : int, default 10
-        Largest k of the sweep (from 2).
-    stability_resamples : int, default 20
-        Bootstrap resamples of the stability step (0 skips the measurement).
-    drift_resamples : int, default 10
-        Bootstrap refits behind the drift report's structure check.
-    progress : callable, optional
-        ``progress(done, total, step)`` when each step of :data:`STEPS` starts (``done`` steps
-        finished), then ``progress(total, total, "done")``.
-    should_stop : callable, optional
-        Asked before every step; True cancels the run (:class:`RetrainCancelled`), nothing is saved.
-    lock_wait : float, default 0
-        Seconds to wait for another training on the same registry.
-    mapping : core.mapping.Mapping, optional
-        How the file's columns become customers (a customer table or transaction log); the version
-        keeps it as its ``mapping`` artifact. With neither ``mapping`` nor ``kind`` the file is read as
-        the canonical customer file, as before.
-    kind : str, optional
-        ``"customers"`` or ``"transactions"`` (the mapping is then suggested from the file).
-
-    Returns
-    -------
-    RetrainResult
-
-    Raises
-    ------
-    core.loading.DataFileError
-        The file cannot be used.
-    ValueError
-        Bad k or features.
-    core.registry.RegistryError
-        Another training is running.
-    RetrainCancelled
-    """
-    report = progress or (lambda *_a: None)
-    stop = should_stop or (lambda: False)
-    total = len(STEPS)
-
-    def enter(step: str) -> None:
-        if stop():
-            raise RetrainCancelled(step)
-        report(STEPS.index(step), total, step)
-
-    with registry.training_lock(wait=lock_wait):
-        used = None
-        if mapping is not None or kind not in (None, "canonical"):
-            from .mapping import feature_ranges, input_summary, parse_features, prepare_input
-
-            prepared, used = prepare_input(source, name=name, kind=kind, mapping=mapping, progress=enter)
-            features = used.features = parse_features(features, prepared, used)
-            used.ranges = feature_ranges(prepared.frame, features)
-            if reference is not None and not all(f in prepared.frame for f in reference.model.features):
-                reference = None  # other data altogether: no segment identity to carry, nothing to compare
-        else:
-            prepared = prepare(source, name=name, progress=enter)
-        enter("fit")
-        model = fit_model(prepared, k=k, features=features, seed=seed, n_init=n_init)
-        new_of_ref, method = identity(model, prepared.frame, reference)
-        enter("sweep")
-        Z = model.transform(prepared.frame)
-        n = len(Z)
-        sweep_info = None
-        if n > 2:
-            from .selection import sweep
-
-            sweep_info = sweep_summary(sweep(Z, 2, max(2, min(sweep_max, n - 1)), seed=seed, current_k=model.k))
-        enter("profiles")
-        meta = model_metadata(model, prepared, data_path=data_path)
-        if used is not None:  # the input's kind and, for transaction logs, RFM groups and names
-            meta.update(input_summary(prepared, model.labels_, used))
-        generated = list(meta["segment_names"])
-        if reference is not None:
-            meta["segment_names"] = carry_names(list(reference.names), new_of_ref, generated)
-        meta.update(generated_names=generated, sweep=sweep_info, identity={
-            "reference_version": reference.version if reference else None, "method": method,
-            "matched": {str(r): int(c) for r, c in sorted(new_of_ref.items())}})
-        enter("stability")
-        if stability_resamples > 0 and model.k < n:
-            rows = np.arange(n)
-            if n > STABILITY_MAX_ROWS:
-                rows = np.sort(np.random.default_rng(seed).choice(n, STABILITY_MAX_ROWS, replace=False))
-            meta["stability"] = stability_summary(
-                bootstrap_stability(Z[rows], model.labels_[rows], resamples=stability_resamples, seed=seed))
-            meta["stability"]["customers"] = int(len(rows))
-        enter("compare")
-        comparison = None
-        if reference is not None and reference.frame is not None:
-            comparison = compare_candidate(model, prepared.frame, meta["segment_names"], reference,
-                                           generated=generated, drift_resamples=drift_resamples, seed=seed)
-            meta["comparison"] = comparison
-        enter("save")
-        version = registry.save(model, meta, activate=False,
-                                artifacts={"mapping": used.to_json()} if used is not None else None)
-        if used is None:  # the pages' views, precomputed (core/views.py): no visitor waits for them
-            views_after_save(registry, version, model, prepared, data_path=data_path, meta=meta)
-    report(total, total, "done")
-    return RetrainResult(version=version, model=model, meta=meta, comparison=comparison, prepared=prepared)

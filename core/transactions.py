@@ -169,7 +169,7 @@ def choose_date_format(values: pd.Series) -> tuple[str | None, float]:
     return best, share
 
 
-def _days(values: pd.Series, fmt: str) -> np.ndarray:
+def days_since_epoch(values: pd.Series, fmt: str) -> np.ndarray:
     """Dates as days since 1970-01-01 (float, NaN when unreadable), parsing each distinct text once."""
     # Factorize the raw cells first (a few hundred distinct dates even in millions of rows), then parse those.
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
@@ -189,10 +189,10 @@ def _amounts(values: pd.Series) -> np.ndarray:
         out = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
         out[~np.isfinite(out)] = np.nan
         return out
-    from .loading import _number_values
+    from .parsing import number_values
 
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    parsed, _, _ = _number_values(pd.Series(np.asarray(uniq), dtype=object).astype(str), False)
+    parsed, _, _ = number_values(pd.Series(np.asarray(uniq), dtype=object).astype(str), False)
     return np.where(codes >= 0, parsed[np.where(codes >= 0, codes, 0)] if len(parsed) else np.nan, np.nan)
 
 
@@ -441,7 +441,7 @@ def read_log(source: Any, columns: TransactionColumns, *, sep: str, encoding: st
                         f"dates in one accepted format (e.g. {first[0] if first else ''!r}); expected dates such as "
                         "19970101 (yyyymmdd), 1997-01-01 or 01/02/1997")
             ids, bad_id = _ids(chunk[columns.customer_id].reset_index(drop=True), numeric_ids)
-            day = _days(chunk[columns.date].reset_index(drop=True), fmt)
+            day = days_since_epoch(chunk[columns.date].reset_index(drop=True), fmt)
             amount = _amounts(chunk[columns.amount].reset_index(drop=True))
             bad_day, bad_amount = np.isnan(day), np.isnan(amount)
             if rows_read == 0:
@@ -644,7 +644,7 @@ def _aggregate_duckdb(source: Any, columns: TransactionColumns, *, sep: str, enc
         with duck.LogFile(source, sep, headers, list(dict.fromkeys(roles.values()))) as log:
             col = log.column
             dates = log.frame(f"SELECT DISTINCT {col[columns.date]} AS t FROM log WHERE {col[columns.date]} IS NOT NULL")
-            dates["day"] = _days(dates["t"].astype(object), fmt)
+            dates["day"] = days_since_epoch(dates["t"].astype(object), fmt)
             log.register("dmap", dates)
             # DuckDB's strptime where it reads every distinct date exactly as pandas did (no join per row).
             inline = f"datediff('day', DATE '1970-01-01', CAST(try_strptime(d, {_sql_text(fmt)}) AS DATE))"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,176 @@ def test_page_layouts_have_the_same_ids_whatever_the_role(app):
         used |= {dep["id"] for dep in list(spec.get("inputs", [])) + list(spec.get("state", []))}
     admin, nobody = ids_for("open"), ids_for("read-only")
     assert {p: sorted((admin[p] ^ nobody[p]) & used) for p in admin if (admin[p] ^ nobody[p]) & used} == {}
+
+
+# ------------------------------------------------------------------------------------------ the module graph
+PRODUCT = ("core", "dashboard")
+
+
+@functools.lru_cache(maxsize=1)
+def _modules() -> dict[str, Path]:
+    """Every product module by dotted name (packages by their __init__), plus app."""
+    out = {"app": ROOT / "app.py"}
+    for top in PRODUCT:
+        for path in (ROOT / top).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    """The absolute module an ImportFrom names (relative imports resolved against ``module``)."""
+    if node.level == 0:
+        return node.module or ""
+    is_package = _modules()[module].name == "__init__.py"
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+@functools.lru_cache(maxsize=1)
+def _edges() -> dict[str, set[str]]:
+    """Product module -> product modules it imports, anywhere in the file (function-level imports count)."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, node)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    import sys
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+# The API, auth and security modules' circle belongs to the security work running alongside this change;
+# it is listed here, by name, until that work lands (then this set is empty and the test keeps it so).
+KNOWN_CIRCLES_PENDING = [["dashboard.api", "dashboard.auth", "dashboard.security"]]
+
+
+def test_no_import_circles_anywhere_function_level_imports_included():
+    cycles = _cycles(_edges())
+    assert [c for c in cycles if c not in KNOWN_CIRCLES_PENDING] == []
+
+
+@pytest.mark.xfail(reason="dashboard.api <-> auth <-> security: the security change removes it", strict=False)
+def test_no_import_circle_between_api_auth_and_security():
+    assert _cycles(_edges()) == []
+
+
+def test_the_circle_check_finds_a_function_level_circle(tmp_path):
+    """The checker itself: a circle hidden in a function body is still a circle."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    tree = ast.parse("def f():\n    from .cli_data import mapping_arg\n")
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
+    assert _resolve("core.cli", node) == "core.cli_data"
+
+
+def test_no_module_imports_another_modules_private_names():
+    """``from x import _name`` and ``x._name`` on an imported product module are both private reaches."""
+    modules = _modules()
+    offenders = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = _resolve(name, node)
+                for a in node.names:
+                    full = f"{base}.{a.name}"
+                    if full in modules:
+                        aliases[a.asname or a.name] = full
+                    elif a.name.startswith("_") and not a.name.startswith("__") and base.split(".")[0] in PRODUCT:
+                        offenders.append(f"{name}: from {base} import {a.name}")
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in modules:
+                        aliases[a.asname or a.name.split(".")[0]] = a.name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in aliases and aliases[node.value.id] != name \
+                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+                offenders.append(f"{name}: {aliases[node.value.id]}.{node.attr}")
+    assert sorted(set(offenders)) == []
+
+
+def _product_imports(name: str) -> set[str]:
+    return _edges()[name]
+
+
+def test_figures_import_neither_dash_components_services_nor_pages():
+    modules = _modules()
+    offenders = {}
+    for name, path in modules.items():
+        if not name.startswith("dashboard.figures"):
+            continue
+        bad = {m for m in _product_imports(name) if m.startswith(("dashboard.services", "dashboard.pages"))
+               or m == "dashboard.components"}
+        bad |= {m for m in _imports(path) if m in ("dash", "dash_bootstrap_components")}
+        if bad:
+            offenders[name] = sorted(bad)
+    assert offenders == {}
+
+
+def test_services_import_no_pages():
+    offenders = {name: sorted(m for m in _product_imports(name) if m.startswith("dashboard.pages"))
+                 for name in _modules() if name.startswith("dashboard.services")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_core_imports_no_web_packages_anywhere_in_its_files():
+    """As test_core_never_imports_web_packages, with sub-modules (``plotly.graph_objects``) and dashboard."""
+    offenders = {}
+    for name, path in _modules().items():
+        if name.startswith("core"):
+            bad = (_imports(path) & (WEB_PACKAGES | {"dashboard"})) | {
+                m for m in _product_imports(name) if m.startswith("dashboard")}
+            if bad:
+                offenders[name] = sorted(bad)
+    assert offenders == {}

@@ -36,11 +36,11 @@ return content !== null && content.innerText.trim().length > 0
 def cdnow_server(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip(f"CDNOW log not present at {CDNOW}")
-    from core.mapping import train_input
+    from core.pipeline import train
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp("cdnow-server")
-    train_input(CDNOW, k=5, registry=Registry(tmp / "models"))
+    train(CDNOW, k=5, registry=Registry(tmp / "models"))
     server = start_server(tmp, data=CDNOW)
     server.log = tmp / "server.log"
     yield server
@@ -50,12 +50,12 @@ def cdnow_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def log_server(tmp_path_factory):
     """A server on a model trained on a generated transaction log (no real file needed)."""
-    from core.mapping import train_input
+    from core.pipeline import train
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp("log-server")
     data = transaction_log(tmp)  # customer date amount
-    train_input(data, k=3, n_init=2, registry=Registry(tmp / "models"))
+    train(data, k=3, n_init=2, registry=Registry(tmp / "models"))
     server = start_server(tmp, data=data)
     server.log = tmp / "server.log"
     yield server

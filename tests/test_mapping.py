@@ -9,9 +9,8 @@ import pytest
 
 from core.cli import main
 from core.loading import DataFileError
-from core.mapping import (Mapping, parse_features, detect_kind, prepare_input, read_head, sniff, suggest, train_input,
-                          validate)
-from core.pipeline import prepare
+from core.mapping import Mapping, detect_kind, parse_features, prepare_input, read_head, sniff, suggest, validate
+from core.pipeline import prepare, train
 from core.registry import Registry
 
 
@@ -56,7 +55,7 @@ def test_customer_table_roles_suggested_from_names_and_values():
 def test_customer_table_trains_through_the_suggested_mapping(tmp_path):
     table = crm_table()
     registry = Registry(tmp_path / "models")
-    version, model, meta = train_input(_bytes(table, ";"), name="crm.csv", k=3, registry=registry)
+    version, model, meta = train(_bytes(table, ";"), name="crm.csv", k=3, registry=registry)
     assert meta["input"] == "customers" and meta["n_customers"] == 300
     # The user's own column names (issue 30); derived facts (total spend, days as a customer) keep theirs.
     expected = ["age_years", "yearly_salary", "Total_Spending", "web_orders", "store_orders", "site_visits",

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from core.campaign import read_audience
-from core.mapping import Mapping, prepare_input, train_input
+from core.mapping import Mapping, prepare_input
+from core.pipeline import train
 from core.migration import (
     NEW, MigrationError, migration, movers, movers_audience, movers_csv, parse_segment_pair, snapshot_dates,
 )
@@ -23,7 +24,7 @@ def cdnow(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip("CDNOW order log not present")
     reg = Registry(tmp_path_factory.mktemp("reg"))
-    version, model, meta = train_input(str(CDNOW), registry=reg)
+    version, model, meta = train(str(CDNOW), registry=reg)
     mapping = Mapping.from_dict(reg.artifact_json(version, "mapping"))
     return {"registry": reg, "version": version, "model": model, "meta": meta, "mapping": mapping}
 
@@ -177,7 +178,7 @@ def small(tmp_path_factory):
     reg = Registry(folder / "reg")
     mapping = Mapping("transactions", {"customer": "customer_id", "order": "order_id", "day": "date",
                                        "amount": "amount"})
-    version, model, meta = train_input(str(path), mapping=mapping, registry=reg, k=2, n_init=2)
+    version, model, meta = train(str(path), mapping=mapping, registry=reg, k=2, n_init=2)
     return {"path": str(path), "model": model, "meta": meta,
             "mapping": Mapping.from_dict(reg.artifact_json(version, "mapping"))}
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from core.mapping import train_input
+from core.pipeline import train
 from core.registry import Registry
 from tests.conftest import SAMPLE, start_server
 
@@ -23,7 +23,7 @@ def server(tmp_path_factory):
         pytest.skip("CDNOW order log not present")
     tmp = tmp_path_factory.mktemp("migration-api")
     trained = tmp / "trained"
-    version, model, meta = train_input(str(CDNOW.resolve()), registry=Registry(trained))
+    version, model, meta = train(str(CDNOW.resolve()), registry=Registry(trained))
     srv = start_server(tmp, data=CDNOW.resolve(), models_from=trained)
     srv.model, srv.meta, srv.version = model, meta, version
     yield srv
@@ -95,7 +95,7 @@ def test_bad_values_are_422_naming_the_field(server, query, field, text):
 
 def test_a_customer_table_version_is_409(server):
     # Run last in this module: it activates a version trained on a customer table.
-    train_input(str(SAMPLE), registry=Registry(server.models_dir), k=3, n_init=1)
+    train(str(SAMPLE), registry=Registry(server.models_dir), k=3, n_init=1)
     deadline = time.monotonic() + 30
     while True:
         status, body = get(server, "/api/v1/migration")

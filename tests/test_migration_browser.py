@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dash.testing.wait import until
 
-from core.mapping import train_input
+from core.pipeline import train
 from core.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors, start_server
@@ -20,7 +20,7 @@ def log_server(tmp_path_factory):
         pytest.skip("CDNOW order log not present")
     tmp = tmp_path_factory.mktemp("migration-browser")
     trained = tmp / "trained"
-    version, model, meta = train_input(str(CDNOW.resolve()), registry=Registry(trained))
+    version, model, meta = train(str(CDNOW.resolve()), registry=Registry(trained))
     srv = start_server(tmp, data=CDNOW.resolve(), models_from=trained)
     srv.meta = meta
     yield srv

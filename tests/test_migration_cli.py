@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.mapping import train_input
+from core.pipeline import train
 from core.migration import NEW
 from core.registry import Registry
 
@@ -21,7 +21,7 @@ def models(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip("CDNOW order log not present")
     root = tmp_path_factory.mktemp("models")
-    version, model, meta = train_input(str(CDNOW), registry=Registry(root))
+    version, model, meta = train(str(CDNOW), registry=Registry(root))
     return {"root": str(root), "version": version, "model": model, "meta": meta}
 
 
@@ -92,7 +92,7 @@ def test_bad_input_exits_2_with_one_line(models, capsys, argv, message):
 
 
 def test_a_customer_table_version_is_refused(tmp_path, capsys):
-    train_input(str(SAMPLE), registry=Registry(tmp_path), k=3, n_init=1)
+    train(str(SAMPLE), registry=Registry(tmp_path), k=3, n_init=1)
     code, _, err = _run(capsys, "--models", str(tmp_path))
     assert code == 2 and err.count("\n") == 1
     assert "no purchase dates; segments over time need a transaction log" in err

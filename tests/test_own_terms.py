@@ -24,11 +24,11 @@ LOG_WORDS = re.compile(r"\(log scale\)|log units|Frequency_log|Monetary_log")
 def cdnow_app(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip("CDNOW order log not present (../shared/data)")
-    from core.mapping import train_input
+    from core.pipeline import train
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp("cdnow-terms")
-    _version, model, _meta = train_input(CDNOW, k=6, n_init=2, registry=Registry(tmp / "models"))
+    _version, model, _meta = train(CDNOW, k=6, n_init=2, registry=Registry(tmp / "models"))
     assert {"Frequency_log", "Monetary_log"} <= set(model.features)  # the premise: logged features
     return create_app(models_dir=tmp / "models", data_path=CDNOW.resolve(), cache_dir=tmp / "cache")
 

@@ -32,13 +32,13 @@ def _customer_table(folder) -> "Path":  # noqa: F821
 
 @pytest.fixture(scope="module", params=["transactions", "customers"])
 def app_on(request, tmp_path_factory):
-    from core.mapping import train_input
+    from core.pipeline import train
     from core.registry import Registry
 
     tmp = tmp_path_factory.mktemp(f"any-{request.param}")
     data = (transaction_log(tmp, customer_column="customer_id", quantity=True) if request.param == "transactions"
             else _customer_table(tmp))
-    train_input(data, k=3, n_init=2, registry=Registry(tmp / "models"))
+    train(data, k=3, n_init=2, registry=Registry(tmp / "models"))
     app = create_app(models_dir=tmp / "models", data_path=data, cache_dir=tmp / "cache")
     return request.param, app
 

@@ -19,7 +19,8 @@ from core.loading import DataFileError
 from core.pipeline import prepare, train
 from core.registry import Registry, RegistryError
 from core.stability import adjusted_rand
-from core.training import STEPS, Reference, RetrainCancelled, retrain
+from core.pipeline import retrain
+from core.training import STEPS, Reference, RetrainCancelled
 from tests.conftest import SAMPLE
 
 FAST = dict(sweep_max=4, stability_resamples=3, drift_resamples=2)

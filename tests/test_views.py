@@ -8,7 +8,7 @@ import pytest
 from core import views as views_mod
 from core.pipeline import prepare
 from core.registry import Registry
-from core.training import train_with_identity
+from core.pipeline import train
 from dashboard.services import Services, build_analysis
 
 
@@ -19,12 +19,13 @@ def _no_computation(monkeypatch):
             raise AssertionError(f"{name} computed on the request path")
         return computed
 
+    import core.analysis
     import core.stability
     import dashboard.services.analysis as analysis
 
-    for module, name in ((analysis, "build_analysis"), (analysis, "sweep"), (analysis, "prepare_model_data"),
-                         (analysis, "score_frame"), (core.stability, "bootstrap_stability"),
-                         (core.stability, "temporal_stability")):
+    for module, name in ((analysis, "build_analysis"), (analysis, "sweep"), (core.analysis, "prepare_model_data"),
+                         (analysis, "score_frame"), (core.analysis, "build_analysis"), (core.analysis, "score_frame"),
+                         (core.stability, "bootstrap_stability"), (core.stability, "temporal_stability")):
         if hasattr(module, name):
             monkeypatch.setattr(module, name, refuse(name))
 
@@ -45,7 +46,7 @@ def trained(tmp_path_factory, customers):
     registry = Registry(tmp_path_factory.mktemp("views") / "models")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(views_mod, "TRAINING_MIN_ROWS", 0)  # stored from 5,000 customers on; this file is smaller
-        version, model, meta = train_with_identity(customers, registry=registry)
+        version, model, meta = train(customers, registry=registry)
     return registry, version, model, customers
 
 
@@ -105,7 +106,7 @@ def test_first_request_is_served_from_stored_views(trained, monkeypatch):
 def test_version_without_views_is_warmed_at_start_then_served(customers, tmp_path, monkeypatch):
     SAMPLE = customers
     registry = Registry(tmp_path / "models")
-    version, _, _ = train_with_identity(SAMPLE, registry=registry)  # small data: the training job leaves it
+    version, _, _ = train(SAMPLE, registry=registry)  # small data: the training job leaves it
     assert registry.artifact(version, "views") is None
     services = Services(registry, None, SAMPLE)
     assert services.analyses.ensure_views() == version  # what create_app does before taking visitors

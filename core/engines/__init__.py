@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Engine, EngineError, EngineUnavailable, FitResult
+from .base import K_MAX, K_MIN, Engine, EngineError, EngineUnavailable, FitResult, check_k
 
-__all__ = ["Engine", "EngineError", "EngineUnavailable", "FitResult", "ENGINES", "get_engine"]
+__all__ = ["Engine", "EngineError", "EngineUnavailable", "FitResult", "ENGINES", "get_engine", "check_k", "K_MIN", "K_MAX"]
 
 # name -> (module, class); modules are imported only when their engine is asked for.
 ENGINES = {

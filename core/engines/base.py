@@ -13,7 +13,41 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FitResult", "Engine", "EngineUnavailable", "EngineError"]
+__all__ = ["FitResult", "Engine", "EngineUnavailable", "EngineError", "K_MIN", "K_MAX", "check_k"]
+
+K_MIN, K_MAX = 2, 50
+
+
+def check_k(k, n: int) -> int:
+    """The one check of a number of segments, for every recipe and engine.
+
+    Parameters
+    ----------
+    k : int
+        Segments asked for.
+    n : int
+        Customers fitted on.
+
+    Returns
+    -------
+    int
+        ``k`` as an int.
+
+    Raises
+    ------
+    ValueError
+        Not a whole number, or outside ``K_MIN`` to ``min(K_MAX, n - 1)``; the message says the range.
+    """
+    try:
+        whole = int(k)
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a whole number of segments such as 6, got {k!r}") from None
+    if whole != k and not isinstance(k, str):
+        raise ValueError(f"k must be a whole number of segments such as 6, got {k!r}")
+    high = min(K_MAX, int(n) - 1)
+    if not K_MIN <= whole <= high:
+        raise ValueError(f"k must be between {K_MIN} and {high} for {n} customers, got {whole}")
+    return whole
 
 
 class EngineUnavailable(RuntimeError):
@@ -101,4 +135,10 @@ class Engine(Protocol):
 #     engine itself (Spark); ``model`` is the SegmentationModel built from the fit (its numbering). Without
 #     it, core.pipeline.summarise_streamed makes one pass over ``source.iter_chunks()``.
 # cluster(Z, k, *, seed, n_init, max_iter) -> core.model.KMeansResult
-#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability).
+#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability); the numpy
+#     engine's is the one core.measures.fit_kmeans and core.stability use.
+# prepare(source) -> an object with ``report`` (core.cleaning.CleaningReport)
+#     The engine's own cleaning of ``source``, reported in the version's metadata (Spark).
+# score_file(source, model, meta, out, *, progress=None) -> str
+#     Score every customer of ``source`` into ``out`` where the data lives (``score --engine spark``);
+#     returns a one-line summary.

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from ..model import (DEFAULT_SEED, KMeansResult, _SAMPLE_FIT_ROWS, _assign, _kmeans_plus_plus, _lloyd, _safe_scale,
+from ..model import (DEFAULT_SEED, KMeansResult, SAMPLE_FIT_ROWS, assign_labels, kmeans_plus_plus, lloyd, safe_scale,
                      kmeans, standardise)
 from .base import EngineError, FitResult
 
@@ -61,7 +61,7 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self, chunk_rows: int = _DEFAULT_CHUNK, sample_rows: int = _SAMPLE_FIT_ROWS, tol: float = 1e-4):
+    def __init__(self, chunk_rows: int = _DEFAULT_CHUNK, sample_rows: int = SAMPLE_FIT_ROWS, tol: float = 1e-4):
         self.chunk_rows = int(chunk_rows)
         self.sample_rows = int(sample_rows)
         self.tol = float(tol)
@@ -145,7 +145,7 @@ class NumpyEngine:
         for X in self._matrices(source, fit.features, chunk_rows):
             Z = (X - fit.mean) / fit.scale
             with one_blas_thread():
-                labels, _ = _assign(Z, np.einsum("ij,ij->i", Z, Z), centers)
+                labels, _ = assign_labels(Z, np.einsum("ij,ij->i", Z, Z), centers)
             yield labels
 
     # ------------------------------------------------------------------ streaming
@@ -188,14 +188,14 @@ class NumpyEngine:
         if count != n:
             raise EngineError(f"{source.name}: {count:,} customers read, {n:,} expected; was the file changed?")
         std = np.sqrt(m2 / n)
-        scale = _safe_scale(std)
+        scale = safe_scale(std)
         abs_tol = self.tol * float(np.mean((std / scale) ** 2)) if n > 1 else 0.0
         Zs = (sample - mean) / scale
         zs_sq = np.einsum("ij,ij->i", Zs, Zs)
         best = None
         for _ in range(max(1, n_init)):
-            begin = _kmeans_plus_plus(Zs, zs_sq, k, rng)
-            result = _lloyd(Zs, zs_sq, begin, max_iter, abs_tol)
+            begin = kmeans_plus_plus(Zs, zs_sq, k, rng)
+            result = lloyd(Zs, zs_sq, begin, max_iter, abs_tol)
             if best is None or result[2] < best[2]:
                 best = result
         if n <= self.sample_rows:
@@ -225,7 +225,7 @@ class NumpyEngine:
             offset = 0
             for X in source.iter_features(features, self.chunk_rows):
                 Z = (X - mean) / scale
-                labels, mind2 = _assign(Z, np.einsum("ij,ij->i", Z, Z), centers)
+                labels, mind2 = assign_labels(Z, np.einsum("ij,ij->i", Z, Z), centers)
                 current[offset:offset + len(Z)] = labels
                 offset += len(Z)
                 counts += np.bincount(labels, minlength=k)
@@ -254,7 +254,7 @@ class NumpyEngine:
         inertia = 0.0
         for X in source.iter_features(features, self.chunk_rows):
             Z = (X - mean) / scale
-            labels, mind2 = _assign(Z, np.einsum("ij,ij->i", Z, Z), centers)
+            labels, mind2 = assign_labels(Z, np.einsum("ij,ij->i", Z, Z), centers)
             sizes += np.bincount(labels, minlength=k)
             inertia += float(mind2.sum())
         return centers, sizes, inertia, n_iter, passes + 1

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import EngineError, EngineUnavailable, FitResult
+from .base import EngineError, EngineUnavailable, FitResult, check_k
 
 try:  # pyspark is an optional extra; get_engine("spark") turns this ImportError into how to install it
     import pyspark  # noqa: F401
@@ -380,8 +380,7 @@ class SparkEngine:
         if missing:
             raise ValueError(f"{prepared.source}: missing feature column(s) {', '.join(missing)}")
         n = int(prepared.rows)
-        if not 2 <= k <= min(50, n - 1):
-            raise ValueError(f"k must be between 2 and {min(50, n - 1)} for {n} customers, got {k}")
+        check_k(k, n)
         starts = max(1, min(int(n_init), self.max_starts))
         try:
             data = prepared.frame.select(*[F.col(f).cast("double").alias(f) for f in features])
@@ -659,6 +658,8 @@ class SparkEngine:
         ValueError
             No parent folder, or the table lacks a feature of the model.
         """
+        from ..naming import segment_names
+
         step = progress or (lambda _msg: None)
         out = str(out)
         if "://" not in out and not Path(out).resolve().parent.exists():
@@ -668,8 +669,7 @@ class SparkEngine:
         missing = [f for f in model.features if f not in prepared.frame.columns]
         if missing:
             raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
-        names = list(meta.get("segment_names") or [])
-        names += [f"Segment {i}" for i in range(len(names), model.k)]
+        names = segment_names(meta, model.k)
         step("score")
         rows = self.write_scores(source, model, names, out)
         dropped = prepared.report.rows_read - prepared.report.rows_used

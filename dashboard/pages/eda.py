@@ -56,7 +56,7 @@ def _mapped(services, version: str) -> bool:
 def _mapped_summary(services, a, path) -> dict:
     """:func:`core.eda.summary` of the customers a mapped version derives from its file (its sample: ``path`` None)."""
     from core.eda import Exploration
-    from dashboard.services.uploads import prepare_model_data
+    from core.analysis import prepare_model_data
 
     prepared = (prepare_model_data(services.registry, a.version, path, a.source) if path is not None
                 else services.analyses.customers_of(a.version, a.meta))

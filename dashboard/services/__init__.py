@@ -276,7 +276,8 @@ class Services:
             frame = self.analysis().frame
         except (DataFileError, OSError):  # its data is gone: names still carry over, only the comparison is lost
             frame = None
-        return training.Reference(model, meta["version"], self.segment_names(), frame), meta
+        return training.Reference(model, meta["version"], self.segment_names(), frame,
+                                  generated=meta.get("generated_names")), meta
 
     # ------------------------------------------------------------ versions (VersionService)
     def versions_table(self) -> list[dict]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.model import SegmentationModel
+from core.naming import segment_names
 from core.registry import Registry, RegistryError
 
 __all__ = ["ModelStore", "ModelUnavailable", "LiveModel"]
@@ -48,9 +49,8 @@ class LiveModel:
 
 
 def padded_names(meta: dict, k: int) -> list[str]:
-    """A version's segment names, padded with "Segment i" up to k (renames included)."""
-    names = [str(n) for n in list(meta.get("segment_names") or [])[:k]]
-    return names + [f"Segment {i}" for i in range(len(names), k)]
+    """A version's segment names, padded with "Segment i" up to k (renames included): core.naming.segment_names."""
+    return segment_names(meta, k)
 
 
 class ModelStore:

@@ -251,7 +251,7 @@ class UploadService:
         Started, finished and failed runs are audited.
         """
         from core import training
-        from core.pipeline import parse_features
+        from core.pipeline import parse_features, retrain
 
         # The name came back from the browser: it is only a label, cut to its base name and a sane length.
         shown = (re.split(r"[\\/]", str(name or "upload"))[-1] or "upload")[:120]
@@ -267,16 +267,12 @@ class UploadService:
                 chosen = list(features or []) or None  # checked against the mapped customers by retrain
             else:
                 chosen = parse_features(",".join(features or []))
-            try:
-                k = int(k)
-            except (TypeError, ValueError):
-                raise ValueError("k must be a whole number of segments, such as 6") from None
             ref, active_meta = reference() if reference is not None else (None, {})
             kept = self.registry.keep_data(data)  # the data the new version is shown on once activated
-            result = training.retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
-                                      features=chosen, seed=int(active_meta.get("seed", 42)),
-                                      n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress,
-                                      mapping=used)
+            result = retrain(kept, registry=self.registry, name=shown, data_path=str(kept.resolve()), k=k,
+                             features=chosen, seed=int(active_meta.get("seed", 42)),
+                             n_init=int(active_meta.get("n_init", 10)), reference=ref, progress=progress,
+                             mapping=used)
         except Exception as exc:
             outcome = "cancelled" if isinstance(exc, training.RetrainCancelled) else "failed"
             self.auditor.record(actor, "retrain", shown, outcome, f"{type(exc).__name__}: {exc}")
@@ -329,26 +325,3 @@ def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
         roles=roles_for(used.kind), features=list(used.features or []), feature_choices=numeric,
         transforms=dict(used.transforms), summary=dict(frame.attrs.get("summary") or {}))
     return out
-
-
-def prepare_model_data(registry: Registry, version: str, path, name: str | None = None):
-    """A version's customers read the way it was trained: through its ``mapping`` artifact when it has one.
-
-    A version trained on a customer table or a transaction log keeps how the file's columns became
-    its features (and which are clustered on a log scale); without that artifact, or for the canonical
-    file, this is core.pipeline.prepare.
-    """
-    from core.mapping import Mapping, prepare_input
-    from core.registry import RegistryError
-
-    try:
-        saved = registry.artifact_json(version, "mapping")
-    except (RegistryError, KeyError, ValueError):
-        saved = None
-    if not saved or saved.get("input") in (None, "canonical"):
-        return prepare(path, name=name)
-    mapping = Mapping.from_dict(saved, where=f"{version} mapping")
-    features, ranges = mapping.features, mapping.ranges
-    prepared, used = prepare_input(path, name=name, mapping=mapping)
-    used.features, used.ranges = features, ranges
-    return prepared
