@@ -6,7 +6,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import ids
-from dashboard.components import describes_figures, graph_card, page_header
+from dashboard.components import describes_figures, graph_card, may, page_header
 from dashboard.figures.explorer import (
     map_view, pca_map_figure, range_bounds, selected_positions, selection_summary,
 )
@@ -199,7 +199,7 @@ def summarise_selection(selected, dims):
         html.Ul([html.Li([html.Span(f"{label}: "), html.Strong(fmt.format(v)),
                           html.Span(f" (all customers {fmt.format(ref)})", className="text-muted small")])
                  for label, v, ref, fmt in means], className="list-unstyled mb-0 small"),
-    ]), False
+    ]), not may("export_customers")[0]  # one row per customer: analysts and admins (the server checks too)
 
 
 @callback(Output(ids.EXPLORER_DOWNLOAD, "data"), Input(ids.EXPLORER_DOWNLOAD_BTN, "n_clicks"),
