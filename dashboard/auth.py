@@ -36,7 +36,7 @@ from core.audit import AuditLog
 
 from . import ids
 from .api import API_PREFIX, RateLimiter, parse_rate_limit
-from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only
+from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only, narrow_body_limit
 
 __all__ = ["permission", "current_role", "actor", "mode", "install_auth", "PROTECTED_OUTPUTS", "TRIGGER_ACTIONS",
            "LOGIN_PATH", "LOGOUT_PATH", "ADD_ADMIN_HINT", "request_caller", "job_caller", "CallbackSpec"]
@@ -335,15 +335,11 @@ def _guard():
     small = limits.get("callback")
     if small is not None and not allowed(current_role(), "upload"):
         # Only analysts and admins may send upload-sized bodies: everyone else's is cut off at the small limit.
-        flask.request.max_content_length = small
+        narrow_body_limit(small)
         if (flask.request.content_length or 0) > small:
             raise RequestEntityTooLarge(f"the request body has {flask.request.content_length:,} bytes; "
                                         f"this address takes at most {small:,}")
-    raw = flask.request.get_data()  # bounded by the caller's limit; kept for Dash, which reads it next
-    cap = flask.request.max_content_length
-    if cap is not None and flask.request.content_length is None and len(raw) >= cap:
-        # A chunked body is cut off at the limit by the server's stream: refuse it rather than parse half of it.
-        raise RequestEntityTooLarge(f"the request body is larger than this address takes ({cap:,} bytes at most)")
+    raw = flask.request.get_data()  # bounded by the caller's limit (413 past it); kept for Dash, which reads it next
     body = flask.request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return _json_error(400, "bad_request", "a callback request is a JSON object naming its output")
