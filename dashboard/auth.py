@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import hmac
+import json
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -242,8 +243,6 @@ class CallbackSpec:
 
 def _parse_outputs(key: str) -> list[tuple]:
     """``(component id, property)`` of each output named in a callback-map key (``a.p`` or ``..a.p...b.q..``)."""
-    import json
-
     from dash.dependencies import ALL, ALLSMALLER, MATCH
 
     wild = {"ALL": ALL, "MATCH": MATCH, "ALLSMALLER": ALLSMALLER}
@@ -291,8 +290,6 @@ def _audited_action(spec: CallbackSpec, body: dict) -> str:
         name = str(prop_id).rsplit(".", 1)[0]
         if name.startswith("{"):
             try:
-                import json
-
                 name = _id_name(json.loads(name))
             except ValueError:
                 continue
