@@ -430,6 +430,7 @@ def _login():
     flask.session.clear()  # a new session on sign-in (no fixation)
     flask.session.permanent = True  # expires after SEGMENTLENS_SESSION_HOURS, in the browser and on the server
     flask_login.login_user(User(account["name"], account["role"], state.store.session_token(account["name"]) or ""))
+    _csrf_token()  # made now: callbacks answered at once by both workers must not each write a different one
     state.audit.append(account["name"], "sign-in", account["name"], "ok", f"from {flask.request.remote_addr}")
     return flask.redirect(_safe_next(flask.request.form.get("next")))
 
@@ -487,7 +488,10 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
 
     store = AccountStore(registry_root)
     server.secret_key = secret
+    # A sign-in lasts SEGMENTLENS_SESSION_HOURS from when it was made (not renewed by use), and the cookie is
+    # written only when the session changes, so concurrent callbacks never overwrite each other's cookie.
     server.config.update(PERMANENT_SESSION_LIFETIME=session_lifetime(os.environ.get("SEGMENTLENS_SESSION_HOURS")),
+                         SESSION_REFRESH_EACH_REQUEST=False,
                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_NAME="segmentlens_session",
                          SESSION_COOKIE_SECURE=os.environ.get("SEGMENTLENS_SECURE_COOKIES", "").lower() in ("1", "true"),
