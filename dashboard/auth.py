@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import hmac
+import json
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -36,7 +37,7 @@ from core.audit import AuditLog
 
 from . import ids
 from .api import API_PREFIX, RateLimiter, parse_rate_limit
-from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only
+from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only, narrow_body_limit
 
 __all__ = ["permission", "current_role", "actor", "mode", "install_auth", "PROTECTED_OUTPUTS", "TRIGGER_ACTIONS",
            "LOGIN_PATH", "LOGOUT_PATH", "ADD_ADMIN_HINT", "request_caller", "job_caller", "CallbackSpec"]
@@ -244,8 +245,6 @@ class CallbackSpec:
 
 def _parse_outputs(key: str) -> list[tuple]:
     """``(component id, property)`` of each output named in a callback-map key (``a.p`` or ``..a.p...b.q..``)."""
-    import json
-
     from dash.dependencies import ALL, ALLSMALLER, MATCH
 
     wild = {"ALL": ALL, "MATCH": MATCH, "ALLSMALLER": ALLSMALLER}
@@ -293,8 +292,6 @@ def _audited_action(spec: CallbackSpec, body: dict) -> str:
         name = str(prop_id).rsplit(".", 1)[0]
         if name.startswith("{"):
             try:
-                import json
-
                 name = _id_name(json.loads(name))
             except ValueError:
                 continue
@@ -337,15 +334,11 @@ def _guard():
     small = limits.get("callback")
     if small is not None and not allowed(current_role(), "upload"):
         # Only analysts and admins may send upload-sized bodies: everyone else's is cut off at the small limit.
-        flask.request.max_content_length = small
+        narrow_body_limit(small)
         if (flask.request.content_length or 0) > small:
             raise RequestEntityTooLarge(f"the request body has {flask.request.content_length:,} bytes; "
                                         f"this address takes at most {small:,}")
-    raw = flask.request.get_data()  # bounded by the caller's limit; kept for Dash, which reads it next
-    cap = flask.request.max_content_length
-    if cap is not None and flask.request.content_length is None and len(raw) >= cap:
-        # A chunked body is cut off at the limit by the server's stream: refuse it rather than parse half of it.
-        raise RequestEntityTooLarge(f"the request body is larger than this address takes ({cap:,} bytes at most)")
+    raw = flask.request.get_data()  # bounded by the caller's limit (413 past it); kept for Dash, which reads it next
     body = flask.request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return _json_error(400, "bad_request", "a callback request is a JSON object naming its output")
@@ -440,6 +433,7 @@ def _login():
     flask.session.clear()  # a new session on sign-in (no fixation)
     flask.session.permanent = True  # expires after SEGMENTLENS_SESSION_HOURS, in the browser and on the server
     flask_login.login_user(User(account["name"], account["role"], state.store.session_token(account["name"]) or ""))
+    _csrf_token()  # made now: callbacks answered at once by both workers must not each write a different one
     state.audit.append(account["name"], "sign-in", account["name"], "ok", f"from {flask.request.remote_addr}")
     return flask.redirect(_safe_next(flask.request.form.get("next")))
 
@@ -497,7 +491,10 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
 
     store = AccountStore(registry_root)
     server.secret_key = secret
+    # A sign-in lasts SEGMENTLENS_SESSION_HOURS from when it was made (not renewed by use), and the cookie is
+    # written only when the session changes, so concurrent callbacks never overwrite each other's cookie.
     server.config.update(PERMANENT_SESSION_LIFETIME=session_lifetime(os.environ.get("SEGMENTLENS_SESSION_HOURS")),
+                         SESSION_REFRESH_EACH_REQUEST=False,
                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_NAME="segmentlens_session",
                          SESSION_COOKIE_SECURE=os.environ.get("SEGMENTLENS_SECURE_COOKIES", "").lower() in ("1", "true"),

@@ -42,7 +42,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api import API_PREFIX, parse_size
 
-__all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "DASH_UPDATE_PATH",
+__all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "narrow_body_limit", "DASH_UPDATE_PATH",
            "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "choose_encoding", "IMMUTABLE"]
 
 DASH_UPDATE_PATH = "/_dash-update-component"
@@ -51,6 +51,7 @@ LISTEN_POLICY_KEY = "segmentlens_listen_policy"
 _SMALL_BODY = 64 * 1024  # sign-in form and anything else that is not an upload or the API
 # Callback requests that carry no upload: a lasso selection of a few thousand points is well under it.
 _CALLBACK_BODY = 2 * 1024 * 1024
+_COUNTED_KEY = "segmentlens.counted_input"
 _JOB_RE = re.compile(r'"job"\s*:\s*"(\d+)\.([0-9a-f]{16,})"')
 _TOKEN_RE = re.compile(r"^j([0-9a-f]+)\.([0-9a-f]{16,})$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -206,6 +207,8 @@ class _CountedInput:
 
     def _seen(self, data: bytes) -> bytes:
         self.count += len(data)
+        if self.count == self.limit and data and self.stream.read(1):
+            self.count += 1  # readers stop at the limit (werkzeug's stream does): look one byte further
         if self.count > self.limit:
             raise RequestEntityTooLarge(f"the request body is larger than this address takes ({self.limit:,} bytes "
                                         "at most)")
@@ -262,7 +265,7 @@ class _BodyLimit:
         if length > limit:
             return self._refuse(environ, start_response, path, limit, length)
         if length < 0 and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            environ["wsgi.input"] = _CountedInput(environ["wsgi.input"], limit)
+            environ["wsgi.input"] = environ[_COUNTED_KEY] = _CountedInput(environ["wsgi.input"], limit)
         return self.app(environ, start_response)
 
 
@@ -318,6 +321,17 @@ def local_only(environ: dict, policy: bool | None) -> bool:
     return _loopback_address(str(local[0]))
 
 
+def narrow_body_limit(limit: int) -> None:
+    """Lower the current request's body limit to ``limit`` before its body is read (Flask's reads, and the
+    count of a chunked body, which is refused one byte past it rather than cut off silently)."""
+    request = flask.request
+    current = request.max_content_length
+    request.max_content_length = limit if current is None else min(current, limit)
+    counted = request.environ.get(_COUNTED_KEY)
+    if counted is not None:
+        counted.limit = min(counted.limit, limit)
+
+
 def install_security(app, secret: bytes) -> None:
     """Install body limits, headers, proxy handling, opaque job handles and quiet 404s on ``app.server``."""
     server: flask.Flask = app.server
@@ -343,7 +357,7 @@ def install_security(app, secret: bytes) -> None:
     @server.before_request
     def limit_body():
         # The WSGI layer already refused what is over the limit; this keeps Flask's own reads bounded too.
-        flask.request.max_content_length = _limit_for(flask.request.path, limits)
+        narrow_body_limit(_limit_for(flask.request.path, limits))
 
     @server.after_request
     def add_headers(response: flask.Response):

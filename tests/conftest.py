@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
 
+# Apps made in this process (test clients, request contexts) have no server socket to say where they listen:
+# they count as a loopback server, as the quick start is. Servers started by tests set their own value
+# (gunicorn.conf.py from its --bind, app.py from HOST), so this never decides for a real server.
+os.environ.setdefault("SEGMENTLENS_LISTEN", "127.0.0.1:0")
+
 if shutil.which("chromium") and "DASH_TEST_CHROMEPATH" not in os.environ:
     os.environ["DASH_TEST_CHROMEPATH"] = shutil.which("chromium")
 

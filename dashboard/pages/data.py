@@ -459,13 +459,14 @@ def layout(**_query):
         dbc.CardHeader(html.Span("Exports (the model the dashboard shows)", className="fw-semibold")),
         dbc.CardBody([
             dbc.Button("Segment membership (CSV)", id=ids.DATA_EXPORT_MEMBERSHIP_BTN, color="primary",
-                       className="me-2 mb-2"),
+                       className="me-2 mb-2", disabled=not may("export_customers")[0]),
             dbc.Button("Profile tables (CSV)", id=ids.DATA_EXPORT_PROFILES_BTN, color="primary",
                        className="me-2 mb-2"),
             dbc.Button("Segment report (HTML, opens offline)", id=ids.DATA_EXPORT_REPORT_BTN, color="primary",
                        className="mb-2"),
             html.Div("Membership: customer ID, segment, segment name and confidence for every customer. CSV cells "
                      "are escaped so that spreadsheets never run them as formulas.", className="small text-muted"),
+            permission_note(may("export_customers")[1]),
             dcc.Download(id=ids.DATA_DOWNLOAD),
             html.Hr(),
             _guarded(dbc.Button("scikit-learn model files (seed format, ZIP)", id=ids.DATA_SEED_EXPORT_BTN,

@@ -9,7 +9,7 @@ from core.profiles import own_names
 from core.schema import LOG_NOTE, is_logged, unit_field
 from dashboard import ids
 from dashboard.figures.common import feature_label
-from dashboard.components import describes_figures, graph_card, page_header
+from dashboard.components import describes_figures, graph_card, may, page_header
 from dashboard.figures.explorer import (
     map_view, pca_map_figure, range_bounds, selected_positions, selection_summary,
 )
@@ -214,7 +214,7 @@ def summarise_selection(selected, dims):
         html.Ul([html.Li([html.Span(f"{label}: "), html.Strong(fmt.format(v)),
                           html.Span(f" (all customers {fmt.format(ref)})", className="text-muted small")])
                  for label, v, ref, fmt in means], className="list-unstyled mb-0 small"),
-    ]), False
+    ]), not may("export_customers")[0]  # one row per customer: analysts and admins (the server checks too)
 
 
 @callback(Output(ids.EXPLORER_DOWNLOAD, "data"), Input(ids.EXPLORER_DOWNLOAD_BTN, "n_clicks"),

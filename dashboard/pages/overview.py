@@ -8,7 +8,7 @@ from core.schema import FEATURE_LABELS
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
-    empty_state, graph_card, kpi_card, model_unavailable, page_header, persona_card, table,
+    empty_state, graph_card, kpi_card, may, model_unavailable, page_header, permission_note, persona_card, table,
 )
 from dashboard.figures.overview import (
     headline_numbers, is_synthetic, sizes_figure, spend_share_figure,
@@ -126,7 +126,8 @@ def _layout(**_query):
         html.Div([
             dbc.Button("Download the sample's segment membership (CSV)" if a.sampled else
                        "Download segment membership (CSV)", id=ids.OVERVIEW_DOWNLOAD_BTN, color="primary",
-                       size="sm", className="mt-3"),
+                       size="sm", className="mt-3", disabled=not may("export_customers")[0]),
+            permission_note(may("export_customers")[1]),
             dcc.Download(id=ids.OVERVIEW_DOWNLOAD),
             html.P(["Every customer's segment (", f"{a.n_customers:,}", " rows) is written by ",
                     html.Code("python -m core score --out scores.csv"), ", which streams the file."],
