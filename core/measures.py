@@ -18,7 +18,7 @@ SILHOUETTE_SAMPLE = 8_000
 PREDICTION_STRENGTH_REPEATS = 2
 # Rows of the distance matrix held at once: 2,048 x 100,000 float64 is ~1.6 GB, so blocks
 # shrink as n grows to keep a block near 200 MB.
-_BLOCK_BYTES = 200_000_000
+BLOCK_BYTES = 200_000_000
 
 
 def _onehot_sums(Z: np.ndarray, rows: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -27,7 +27,7 @@ def _onehot_sums(Z: np.ndarray, rows: np.ndarray, labels: np.ndarray, k: int) ->
     z_sq = np.einsum("ij,ij->i", Z, Z)
     onehot = np.zeros((n, k))
     onehot[np.arange(n), labels] = 1.0
-    block = max(1, min(len(rows), _BLOCK_BYTES // (8 * max(n, 1))))
+    block = max(1, min(len(rows), BLOCK_BYTES // (8 * max(n, 1))))
     out = np.empty((len(rows), k))
     for start in range(0, len(rows), block):
         idx = rows[start:start + block]

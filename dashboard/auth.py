@@ -36,7 +36,7 @@ from core.accounts import refusal as _role_refusal
 from core.audit import AuditLog
 
 from . import ids
-from .api import API_PREFIX, RateLimiter, parse_rate_limit
+from .limits import API_PREFIX, RateLimiter, parse_rate_limit
 from .security import DASH_UPDATE_PATH, LISTEN_POLICY_KEY, local_only, narrow_body_limit
 
 __all__ = ["permission", "current_role", "actor", "mode", "install_auth", "PROTECTED_OUTPUTS", "TRIGGER_ACTIONS",

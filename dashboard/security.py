@@ -40,7 +40,7 @@ from dash.fingerprint import check_fingerprint
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .api import API_PREFIX, parse_size
+from .limits import API_PREFIX, parse_size
 
 __all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "narrow_body_limit", "DASH_UPDATE_PATH",
            "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "choose_encoding", "IMMUTABLE"]

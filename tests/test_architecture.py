@@ -231,18 +231,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out)
 
 
-# The API, auth and security modules' circle belongs to the security work running alongside this change;
-# it is listed here, by name, until that work lands (then this set is empty and the test keeps it so).
-KNOWN_CIRCLES_PENDING = [["dashboard.api", "dashboard.auth", "dashboard.security"]]
-
-
 def test_no_import_circles_anywhere_function_level_imports_included():
-    cycles = _cycles(_edges())
-    assert [c for c in cycles if c not in KNOWN_CIRCLES_PENDING] == []
-
-
-@pytest.mark.xfail(reason="dashboard.api <-> auth <-> security: the security change removes it", strict=False)
-def test_no_import_circle_between_api_auth_and_security():
     assert _cycles(_edges()) == []
 
 

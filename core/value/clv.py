@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import bgnbd, gammagamma
+import core.value.bgnbd as bgnbd
+import core.value.gammagamma as gammagamma
 from .bgnbd import FitError
 from .statistics import ValueData, collapse
 
