@@ -8,7 +8,7 @@ import re
 
 # Page -> charts it draws on load (waited for before anything is measured).
 PAGES = {"/": 2, "/profiles": 5, "/compare": 4, "/explorer": 1, "/diagnostics": 2, "/stability": 7, "/predict": 1,
-         "/data": 0, "/eda": 4, "/campaigns": 2, "/monitoring": 1}
+         "/data": 0, "/eda": 4, "/campaigns": 2, "/monitoring": 1, "/value": 0}
 WIDTHS = [1400, 400]
 RAW = ["NumWebPurchases", "NumStorePurchases", "NumCatalogPurchases", "NumDealsPurchases", "NumWebVisitsMonth",
        "Total_Spending", "Total_Children", "Total_Purchases", "Customer_since", "Campaigns_Accepted", "MntWines",

@@ -37,7 +37,8 @@ WIDTHS = [1400, 400]
 BLOCKING = ("critical", "serious")
 # Pages whose controls depend on the caller's role (their modules ask dashboard.components.may), and "/" for the
 # header every page shares.
-ROLE_PAGES = {"/": 2, "/profiles": 5, "/data": 0, "/campaigns": 2, "/monitoring": 1}
+ROLE_PAGES = {"/": 2, "/profiles": 5, "/explorer": 1, "/stability": 7, "/data": 0, "/campaigns": 2, "/monitoring": 1,
+              "/value": 0}
 ROLES = {"viewer": "viewer-pass-1", "analyst": "analyst-pass-1", "admin": "admin-pass-12"}
 # WCAG 2.0/2.1 A and AA rules, plus axe's best practices for the page's structure (landmarks, one h1), plus the
 # rules axe still calls experimental (label-content-name-mismatch among them: a control's name must contain the
