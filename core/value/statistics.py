@@ -33,7 +33,7 @@ __all__ = ["UNIT_DAYS", "ValueInputError", "ValueData", "read_purchase_days", "v
 UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 LOG_NEEDED = "value needs a transaction log (customer, date, amount)"
 _EPOCH = np.datetime64("1970-01-01", "D")
-_CHUNK_ROWS = 2_000_000
+_CHUNK_ROWS = 500_000  # small chunks: the raw rows of one chunk are the transient part of the peak
 
 
 class ValueInputError(ValueError):
@@ -195,8 +195,14 @@ def _chunks(source: Any, sep, encoding, cols: list[str], chunk_rows: int):
     if _is_parquet(source):
         import pyarrow.parquet as pq
 
+        import pyarrow as pa
+
+        pool = pa.default_memory_pool()
         for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_rows, columns=cols):
-            yield batch.to_pandas()
+            frame = batch.to_pandas()
+            del batch
+            yield frame
+            pool.release_unused()  # Arrow's pool keeps freed batches otherwise: hundreds of MB at 10M customers
         return
     import io
 
@@ -218,7 +224,7 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
         Column roles (``customer_id``, ``date``, ``amount``); suggested from the file when None.
     name : str, optional
         Display name for messages.
-    chunk_rows : int, default 2,000,000
+    chunk_rows : int, default 500,000
 
     Returns
     -------
@@ -431,15 +437,16 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
         del cal
     last_cal = day[starts + np.maximum(n_cal - 1, 0)].astype(np.int64)  # calibration days come first within a customer
     last_cal -= first
-    customers = pd.DataFrame({
-        "frequency": np.maximum(n_cal - 1, 0),
-        "recency": last_cal / unit,
-        "T": (end - first) / unit,
-        "repeat_value": value_cal - amount[starts],
-        "total_value": value_cal,
-        "first_day": first,
-    }, index=pd.Index(days.ids, name="ID"))
-    del last_cal, first
+    # Columns are added one at a time (each its own block) so the frame never holds a second copy.
+    customers = pd.DataFrame(index=pd.Index(days.ids, name="ID"))
+    customers["frequency"] = np.maximum(n_cal - 1, 0)
+    customers["recency"] = last_cal / unit
+    del last_cal
+    customers["T"] = (end - first) / unit
+    customers["repeat_value"] = value_cal - amount[starts]
+    customers["total_value"] = value_cal
+    customers["first_day"] = first
+    del first
     customers["monetary_value"] = (customers["repeat_value"] / customers["frequency"]).where(customers["frequency"] > 0)
     if calibration_end is not None:
         customers["holdout_purchases"] = count - n_cal
@@ -454,11 +461,16 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
         raise ValueInputError(f"{days.source}: nobody bought on two different days"
                               + (" in the calibration period" if calibration_end else "")
                               + "; the purchase model needs repeat purchases")
-    repeat = np.ones(len(day), dtype=bool)
-    repeat[starts] = False
-    repeat &= cohort[code]
     weeks = (last_all - first_all) // 7 + 1
-    weekly = np.bincount(((day[repeat] - first_all) // 7).astype("int64"), minlength=weeks)
+    weekly = np.zeros(weeks, dtype=np.int64)
+    first_of_customer = np.zeros(len(day), dtype=bool)
+    first_of_customer[starts] = True
+    del starts
+    step = 1 << 22  # repeat purchase days counted a slice at a time: no full-length temporaries
+    for lo in range(0, len(day), step):
+        part = slice(lo, lo + step)
+        repeat = ~first_of_customer[part] & cohort[code[part]]
+        weekly += np.bincount((day[part][repeat] - first_all) // 7, minlength=weeks)
     return ValueData(customers=customers, time_unit=time_unit, unit_days=unit, first_date=days.first_date,
                      latest_date=days.latest_date, end_date=str(_EPOCH + end), calibration=calibration_end is not None,
                      holdout_days=float(last_all - end), weekly_actual=weekly.astype("int64"),
