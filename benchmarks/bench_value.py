@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -104,7 +105,8 @@ def _big_child(path: str) -> None:
                       "statistics_s": t1 - t0, "bgnbd_s": t2 - t1, "combinations": fit.combinations,
                       "gammagamma_s": t3 - t2, "spend_combinations": spend.combinations,
                       "params": fit.as_dict(), "spend_params": spend.as_dict(),
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "load_average": os.getloadavg()[0]}))
 
 
 def main(argv=None) -> int:
@@ -147,7 +149,8 @@ def main(argv=None) -> int:
             print(f"{r['customers']:,} customers ({r['rows']:,} rows, {r['purchase_days']:,} purchase days): "
                   f"statistics {r['statistics_s']:.1f} s, BG/NBD fit {r['bgnbd_s']:.1f} s on "
                   f"{r['combinations']:,} combinations, Gamma-Gamma fit {r['gammagamma_s']:.1f} s on "
-                  f"{r['spend_combinations']:,}; total {total:.1f} s; peak memory {r['peak_mb']:,.0f} MB")
+                  f"{r['spend_combinations']:,}; total {total:.1f} s; peak memory {r['peak_mb']:,.0f} MB "
+                  f"(load average {r['load_average']:.1f} on {os.cpu_count()} cores: times on a shared machine vary)")
             print(f"  fitted {json.dumps({k: round(v, 4) for k, v in r['params'].items()})} "
                   f"{json.dumps({k: round(v, 3) for k, v in r['spend_params'].items()})}")
     return 0

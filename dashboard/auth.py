@@ -61,6 +61,9 @@ PROTECTED_OUTPUTS = {
     ids.EXPLORER_DOWNLOAD: "export_customers",
     ids.MIGRATION_DOWNLOAD: "campaign",  # movers between segments: customer IDs, like an audience
     ids.MIGRATION_AUDIENCE_DOWNLOAD: "campaign",
+    ids.VALUE_STATUS: "retrain",  # recomputing customer value with other settings (the recompute callback's output)
+    ids.VALUE_DOWNLOAD: "campaign",  # valuable-but-slipping customers: customer IDs, like an audience
+    ids.CAMPAIGNS_VALUE_DOWNLOAD: "campaign",  # the win-back / highest-CLV audience
 }
 #: Inputs whose callback does several actions: a refusal is audited under the one the button names.
 TRIGGER_ACTIONS = {ids.DATA_ACTIVATE: "activate", ids.DATA_DELETE: "delete", ids.DATA_ROLLBACK_CONFIRM: "rollback"}

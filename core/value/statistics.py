@@ -33,7 +33,7 @@ __all__ = ["UNIT_DAYS", "ValueInputError", "ValueData", "read_purchase_days", "v
 UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 LOG_NEEDED = "value needs a transaction log (customer, date, amount)"
 _EPOCH = np.datetime64("1970-01-01", "D")
-_CHUNK_ROWS = 2_000_000
+_CHUNK_ROWS = 500_000  # small chunks: the raw rows of one chunk are the transient part of the peak
 
 
 class ValueInputError(ValueError):
@@ -195,8 +195,14 @@ def _chunks(source: Any, sep, encoding, cols: list[str], chunk_rows: int):
     if _is_parquet(source):
         import pyarrow.parquet as pq
 
+        import pyarrow as pa
+
+        pool = pa.default_memory_pool()
         for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_rows, columns=cols):
-            yield batch.to_pandas()
+            frame = batch.to_pandas()
+            del batch
+            yield frame
+            pool.release_unused()  # Arrow's pool keeps freed batches otherwise: hundreds of MB at 10M customers
         return
     import io
 
@@ -218,7 +224,7 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
         Column roles (``customer_id``, ``date``, ``amount``); suggested from the file when None.
     name : str, optional
         Display name for messages.
-    chunk_rows : int, default 2,000,000
+    chunk_rows : int, default 500,000
 
     Returns
     -------
@@ -238,7 +244,7 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
         raise DataFileError(f"{shown}: no such file")
     sep, encoding, (c_id, c_date, c_amount) = _roles(source, mapping, shown)
     fmt = None
-    ids_parts, day_parts, amt_parts = [], [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
     rows_read = rows_used = 0
     try:
         for chunk in _chunks(source, sep, encoding, list(dict.fromkeys([c_id, c_date, c_amount])), chunk_rows):
@@ -252,12 +258,13 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
             else:
                 bad_id = np.zeros(len(ids), bool)
             keep = ~(np.isnan(day) | np.isnan(amount) | bad_id)
+            ids = np.asarray(ids.to_numpy())
+            del chunk  # the raw rows go as soon as the chunk is reduced to its purchase days
             if not keep.any():
                 continue
             rows_used += int(keep.sum())
-            ids_parts.append(np.asarray(ids.to_numpy() if hasattr(ids, "to_numpy") else ids)[keep])
-            day_parts.append(day[keep].astype("int32"))
-            amt_parts.append(amount[keep])
+            parts.append(_chunk_days(ids[keep], day[keep].astype(np.int32), amount[keep]))
+            del ids, day, amount, keep
     except (ValueError, pd.errors.ParserError) as err:
         if isinstance(err, ValueInputError):
             raise
@@ -265,44 +272,98 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
             from None
     if not rows_used:
         raise ValueInputError(f"{shown}: no row with a readable customer ID, date and amount ({LOG_NEEDED})")
-    code, uniq = _codes(ids_parts)
-    day = np.concatenate(day_parts)
-    del day_parts
-    amount = np.concatenate(amt_parts)
-    del amt_parts
-    code, day, amount = _purchase_days(code, day, amount)
-    return PurchaseDays(uniq, code, day, amount, rows_read, rows_used, shown)
+    code, uniq = _codes(parts)
+    columns = [code, _concat([p[1] for p in parts]), _concat([p[2] for p in parts])]
+    del code
+    parts.clear()
+    return PurchaseDays(uniq, *_purchase_days(columns), rows_read, rows_used, shown)
+
+
+def _concat(arrays: list) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _chunk_days(ids: np.ndarray, day: np.ndarray, amount: np.ndarray):
+    """One chunk's distinct (customer, day) pairs, sorted, with their value: (ids or local codes, day, amount, uniq).
+
+    Whole-number IDs are kept as they are (``uniq`` None); other IDs become int32 codes into this
+    chunk's ``uniq``, so each text ID is held once per chunk, not once per row.
+    """
+    uniq = None
+    if ids.dtype.kind in "iu":
+        lo, hi = int(ids.min()), int(ids.max())
+        local = ids - lo if hi - lo < 2**31 else pd.factorize(ids)[0]
+    else:
+        local, uniq = pd.factorize(ids)
+        uniq = np.asarray(uniq)
+    d0 = int(day.min())
+    span = int(day.max()) - d0 + 1
+    key = local.astype(np.int64) * span + (day - d0)
+    order = np.argsort(key, kind="stable")  # stable: a day's value is summed in the file's order
+    key, amount = key[order], amount[order]
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    if len(starts) < len(key):
+        amount = np.add.reduceat(amount, starts)
+    first = order[starts]
+    day = day[first]
+    ids = ids[first] if uniq is None else local[first].astype(np.int32)
+    return ids, day, amount, uniq
 
 
 def _codes(parts: list) -> tuple[np.ndarray, np.ndarray]:
-    """Customer code of each row (0..n-1 in ID order) and the IDs; frees ``parts``.
+    """int32 customer code of each purchase day of the chunks (0..n-1 in ID order) and the IDs.
 
-    Whole-number IDs in a range at most a few times the number of rows are coded by direct
-    indexing (no hashing: about ten times faster on millions of rows); other IDs by factorizing.
+    Whole-number IDs in a range at most a few times the number of purchase days are coded by
+    direct indexing (no hashing: about ten times faster on millions of rows); other IDs by
+    factorizing. Each chunk's IDs are released as soon as they are coded.
     """
-    ids = np.concatenate(parts)
-    parts.clear()
-    if ids.dtype.kind in "iu" and len(ids):
-        lo, hi = int(ids.min()), int(ids.max())
-        if hi - lo <= 4 * len(ids) + 1_000_000:
-            offset = (ids - lo).astype(np.int64)
-            del ids
+    if parts[0][3] is None:
+        total = sum(len(p[0]) for p in parts)
+        lo = min(int(p[0].min()) for p in parts)
+        hi = max(int(p[0].max()) for p in parts)
+        if hi - lo <= 4 * total + 1_000_000:
             present = np.zeros(hi - lo + 1, dtype=bool)
-            present[offset] = True
-            position = np.cumsum(present, dtype=np.int64) - 1
-            return position[offset], (np.flatnonzero(present) + lo).astype(np.int64)
-    code, uniq = pd.factorize(ids, sort=True)
-    return code.astype(np.int64), np.asarray(uniq)
+            for p in parts:
+                present[p[0] - lo] = True
+            position = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
+            codes = []
+            for i, p in enumerate(parts):
+                codes.append(position[p[0] - lo])
+                parts[i] = (None, *p[1:])
+            return _concat(codes), (np.flatnonzero(present) + lo).astype(np.int64)
+        code, uniq = pd.factorize(_concat([p[0] for p in parts]), sort=True)
+        return code.astype(np.int32), np.asarray(uniq)
+    mapping, uniq = pd.factorize(_concat([p[3] for p in parts]), sort=True)
+    mapping = mapping.astype(np.int32)
+    codes, offset = [], 0
+    for p in parts:
+        codes.append(mapping[offset + p[0]])
+        offset += len(p[3])
+    return _concat(codes), np.asarray(uniq)
 
 
-def _purchase_days(code: np.ndarray, day: np.ndarray, amount: np.ndarray):
-    """Distinct (customer, day) pairs sorted by customer then day, each with its total value."""
+def _purchase_days(columns: list):
+    """Distinct (customer, day) pairs sorted by customer then day, each with its total value.
+
+    ``columns`` (code, day, amount) is emptied so each array is freed once used. Chunks arrive
+    already reduced and sorted, so the stable sort merges their runs; a log sorted by customer and
+    date skips it.
+    """
+    code, day, amount = columns
+    columns.clear()
     d0 = int(day.min())
     span = int(day.max()) - d0 + 1
-    key = code * span + (day - d0)
-    del code, day
-    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):  # a log sorted by customer and date skips this
-        order = np.argsort(key)
+    key = code.astype(np.int64)
+    del code
+    key *= span
+    key += day
+    key -= d0
+    del day
+    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
+        order = np.argsort(key, kind="stable")
         key = key[order]
         amount = amount[order]
         del order
@@ -312,8 +373,11 @@ def _purchase_days(code: np.ndarray, day: np.ndarray, amount: np.ndarray):
     starts = np.flatnonzero(new)
     del new
     amount = np.add.reduceat(amount, starts) if len(starts) < len(key) else amount
-    key = key[starts]
-    return key // span, (key % span + d0).astype(np.int32), amount
+    key = key[starts] if len(starts) < len(key) else key
+    del starts
+    day = (key % span + d0).astype(np.int32)
+    key //= span
+    return key.astype(np.int32), day, amount
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -350,7 +414,7 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
     unit = UNIT_DAYS[time_unit]
     first_all, last_all = int(days.day.min()), int(days.day.max())
     n = len(days.ids)
-    code, day, amount = days.code, days.day.astype("int64"), days.amount
+    code, day, amount = days.code, days.day, days.amount  # int32 codes and days: half the memory of int64
     if calibration_end is not None:
         end = _day_of(calibration_end, "calibration end")
         if not first_all <= end < last_all:
@@ -359,29 +423,35 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
                 f"{days.first_date} and before {days.latest_date}, so that a holdout period remains")
     else:
         end = last_all
-    cal = day <= end
     count = np.bincount(code, minlength=n)
     starts = np.cumsum(count) - count  # pairs are sorted by customer, then day
-    first = day[starts]
+    first = day[starts].astype(np.int64)
     cohort = first <= end
-    n_cal = np.bincount(code[cal], minlength=n)
-    last_cal = day[starts + np.maximum(n_cal - 1, 0)]  # calibration days come first within a customer
     value_all = np.bincount(code, weights=amount, minlength=n)
-    value_cal = np.bincount(code[cal], weights=amount[cal], minlength=n)
-    first_value = amount[starts]
-    x = np.maximum(n_cal - 1, 0)
-    customers = pd.DataFrame({
-        "frequency": x,
-        "recency": (last_cal - first) / unit,
-        "T": (end - first) / unit,
-        "repeat_value": value_cal - first_value,
-        "total_value": value_cal,
-        "first_day": first,
-    }, index=pd.Index(days.ids, name="ID"))
+    if calibration_end is None:  # every day is in the calibration period: no masked copies of the days
+        n_cal, value_cal = count, value_all
+    else:
+        cal = day <= end
+        n_cal = np.bincount(code[cal], minlength=n)
+        value_cal = np.bincount(code[cal], weights=amount[cal], minlength=n)
+        del cal
+    last_cal = day[starts + np.maximum(n_cal - 1, 0)].astype(np.int64)  # calibration days come first within a customer
+    last_cal -= first
+    # Columns are added one at a time (each its own block) so the frame never holds a second copy.
+    customers = pd.DataFrame(index=pd.Index(days.ids, name="ID"))
+    customers["frequency"] = np.maximum(n_cal - 1, 0)
+    customers["recency"] = last_cal / unit
+    del last_cal
+    customers["T"] = (end - first) / unit
+    customers["repeat_value"] = value_cal - amount[starts]
+    customers["total_value"] = value_cal
+    customers["first_day"] = first
+    del first
     customers["monetary_value"] = (customers["repeat_value"] / customers["frequency"]).where(customers["frequency"] > 0)
     if calibration_end is not None:
         customers["holdout_purchases"] = count - n_cal
         customers["holdout_value"] = value_all - value_cal
+    del count, n_cal, value_all, value_cal
     notes = []
     dropped = int((~cohort).sum())
     if dropped:
@@ -391,11 +461,16 @@ def value_statistics(days: PurchaseDays, *, time_unit: str = "week", calibration
         raise ValueInputError(f"{days.source}: nobody bought on two different days"
                               + (" in the calibration period" if calibration_end else "")
                               + "; the purchase model needs repeat purchases")
-    repeat = np.ones(len(day), dtype=bool)
-    repeat[starts] = False
-    repeat &= cohort[code]
     weeks = (last_all - first_all) // 7 + 1
-    weekly = np.bincount(((day[repeat] - first_all) // 7).astype("int64"), minlength=weeks)
+    weekly = np.zeros(weeks, dtype=np.int64)
+    first_of_customer = np.zeros(len(day), dtype=bool)
+    first_of_customer[starts] = True
+    del starts
+    step = 1 << 22  # repeat purchase days counted a slice at a time: no full-length temporaries
+    for lo in range(0, len(day), step):
+        part = slice(lo, lo + step)
+        repeat = ~first_of_customer[part] & cohort[code[part]]
+        weekly += np.bincount((day[part][repeat] - first_all) // 7, minlength=weeks)
     return ValueData(customers=customers, time_unit=time_unit, unit_days=unit, first_date=days.first_date,
                      latest_date=days.latest_date, end_date=str(_EPOCH + end), calibration=calibration_end is not None,
                      holdout_days=float(last_all - end), weekly_actual=weekly.astype("int64"),

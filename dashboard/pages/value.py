@@ -4,7 +4,6 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from core.exports import to_safe_csv
 from core.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
@@ -186,48 +185,57 @@ def _settings(unit, horizon, discount, cal_end) -> dict:
             "calibration_end": (cal_end or "").strip() or None}
 
 
-@callback(Output(ids.VALUE_CONTENT, "children"), Output(ids.VALUE_STATUS, "children"),
-          Input(ids.VALUE_COMPUTE_BTN, "n_clicks"), State(ids.VALUE_UNIT, "value"), State(ids.VALUE_HORIZON, "value"),
-          State(ids.VALUE_DISCOUNT, "value"), State(ids.VALUE_CAL_END, "value"))
-def show(n_clicks, unit, horizon, discount, cal_end):
-    """Stored results on load; a recompute with the form's settings on a click (analysts and admins)."""
+# Recomputing and showing are two callbacks: the recompute's output (the status line) is in
+# dashboard.auth.PROTECTED_OUTPUTS, so viewers are refused it while they still see the stored results.
+@callback(Output(ids.VALUE_STATUS, "children"), Input(ids.VALUE_COMPUTE_BTN, "n_clicks"),
+          State(ids.VALUE_UNIT, "value"), State(ids.VALUE_HORIZON, "value"), State(ids.VALUE_DISCOUNT, "value"),
+          State(ids.VALUE_CAL_END, "value"), prevent_initial_call=True)
+def recompute(n_clicks, unit, horizon, discount, cal_end):
+    """A recompute with the form's settings (analysts and admins; the service checks the role again, audited)."""
+    if not n_clicks:
+        return dash.no_update
+    allowed_now, reason = may("retrain")
+    if not allowed_now:
+        return _warning(reason)
+    try:
+        as_actor(get_services().values.compute, **_settings(unit, horizon, discount, cal_end))
+    except PermissionError as exc:  # core.accounts.Forbidden: the service's own check
+        return _warning(str(exc))
+    except (ValueError, ValueUnavailable, RegistryError) as exc:
+        return _warning(f"Not recomputed: {exc}")
+    return "Recomputed and stored with the version."
+
+
+def _warning(text: str):
+    # a refused or invalid recompute keeps the stored results and says why
+    return dbc.Alert(text, color="warning", className="py-1 mb-0")
+
+
+@callback(Output(ids.VALUE_CONTENT, "children"), Input(ids.VALUE_STATUS, "children"))
+def show(_status):
+    """The stored results: on load and after each recompute (its status line changes)."""
     services = get_services()
-    status = ""
     try:
         services.values.source_of()
     except (ValueUnavailable, RegistryError):
-        return None, ""  # the note at the top says why
-    if n_clicks:
-        allowed_now, reason = may("retrain")
-        if not allowed_now:
-            status = reason
-        else:
-            try:
-                settings = _settings(unit, horizon, discount, cal_end)
-                report = as_actor(services.values.compute, **settings, role_checked=True)
-                return content(report), "Recomputed and stored with the version."
-            except (ValueError, ValueUnavailable) as exc:
-                status = f"Not recomputed: {exc}"
+        return None  # the note at the top says why
     try:
         report = services.values.report()
     except ValueUnavailable as exc:
-        return empty_state(f"No value: {exc}"), status
+        return empty_state(f"No value: {exc}")
     except RegistryError as exc:
-        return empty_state(f"Nothing to show: {exc}"), status
-    if status:  # a refused or invalid recompute keeps the stored results and says why
-        return content(report), dbc.Alert(status, color="warning", className="py-1 mb-0")
-    return content(report), status
+        return empty_state(f"Nothing to show: {exc}")
+    return content(report)
 
 
 @callback(Output(ids.VALUE_DOWNLOAD, "data"), Input(ids.VALUE_DOWNLOAD_BTN, "n_clicks"), prevent_initial_call=True)
 def download(n_clicks):
-    """The stored valuable-but-slipping customers as spreadsheet-safe CSV."""
+    """The stored valuable-but-slipping customers as spreadsheet-safe CSV (analysts and admins, checked and
+    audited by the service)."""
     if not n_clicks:
         return dash.no_update
     try:
-        report = get_services().values.stored() or {}
-    except (ValueUnavailable, RegistryError):
+        text, filename = as_actor(get_services().values.slipping_csv)
+    except (ValueUnavailable, RegistryError, PermissionError):
         return dash.no_update
-    rows = (report.get("slipping") or {}).get("customers") or []
-    frame = pd.DataFrame(rows)
-    return dcc.send_string(to_safe_csv(frame), f"valuable-but-slipping-{report.get('version', 'value')}.csv")
+    return dcc.send_string(text, filename)

@@ -66,7 +66,7 @@ class Services:
         self.uploads = UploadService(registry, self.results, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
         self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor, access=self.access)
-        self.values = ValueService(registry, self.store, self.auditor)
+        self.values = ValueService(registry, self.store, self.auditor, access=self.access)
 
     @classmethod
     def from_env(cls) -> "Services":

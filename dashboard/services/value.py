@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from core.accounts import allowed
+from core.accounts import Forbidden, allowed, refusal
 from core.loading import DataFileError
 from core.registry import Registry, RegistryError
 from core.value import (LOG_NEEDED, FitError, ValueInputError, compute_value, customer_value, read_purchase_days,
@@ -41,10 +41,25 @@ def _midpoint(first: str, latest: str) -> str:
 class ValueService:
     """Compute, store (artifacts ``value`` and ``value_customers``) and read a version's customer value."""
 
-    def __init__(self, registry: Registry, store, auditor):
+    def __init__(self, registry: Registry, store, auditor, *, access=None):
         self.registry = registry
         self.store = store
         self.auditor = auditor
+        self.access = access  # dashboard.services.access.Access: recomputing and audiences need an analyst
+
+    def _who(self, action: str, target: str, actor: str, role: str | None) -> str:
+        """The caller's name once their role allows ``action`` (core.accounts.Forbidden otherwise).
+
+        With an :class:`~.access.Access` the caller's role comes from the server's own state (the
+        request's session or API key); without one (a bare ValueService) from ``role``.
+        """
+        if self.access is not None:
+            return self.access.require(action, target).name
+        if not allowed(role, action):
+            message = refusal(role, action)
+            self.auditor.record(actor, action, target, "refused", message)
+            raise Forbidden(message, action)
+        return actor
 
     def _version(self, version: str | None) -> tuple[str, dict]:
         version = version or self.registry.active_version()
@@ -76,19 +91,24 @@ class ValueService:
         found = self.stored(version)
         if found is not None:
             return found
-        return self.compute(version, actor="system", **DEFAULTS, role_checked=True)
+        return self._compute(version, actor="system", **DEFAULTS)
 
     def compute(self, version: str | None = None, *, time_unit: str = "week", horizon: int | None = None,
                 discount_rate: float = 0.10, calibration_end: str | None = None, actor: str = "local",
-                role: str | None = None, role_checked: bool = False) -> dict:
+                role: str | None = None) -> dict:
         """Fit both models on the version's log, value every customer and store the results with the version.
 
         Without a calibration end the values use the whole log and the calibration check fits a
-        second time on the first half of the log's dates. ``role`` is checked (analysts and admins
-        may recompute) unless the caller computes the defaults on first read.
+        second time on the first half of the log's dates. Analysts and admins only: the caller's
+        role is checked here (``core.accounts.Forbidden`` otherwise, audited), whatever page or
+        route calls; the defaults computed on first read (:meth:`report`) are the system's.
         """
-        if not role_checked and not allowed(role, "retrain"):
-            raise PermissionError(f"only analysts and admins can recompute customer value; you are {role or 'signed out'}")
+        actor = self._who("retrain", f"value {version or 'active'}", actor, role)
+        return self._compute(version, time_unit=time_unit, horizon=horizon, discount_rate=discount_rate,
+                             calibration_end=calibration_end, actor=actor)
+
+    def _compute(self, version: str | None, *, time_unit: str, horizon: int | None, discount_rate: float,
+                 calibration_end: str | None, actor: str) -> dict:
         version, meta = self._version(version)
         path = self.source_of(version)
         try:
@@ -168,13 +188,13 @@ class ValueService:
                      seed: int = 42, role: str | None = None, actor: str = "local") -> tuple[str, str]:
         """A value-targeted audience (core.campaign.value_audience) as spreadsheet-safe CSV, and a one-line summary.
 
-        Analysts and admins only (``role`` is checked here, on the server); audited.
+        Analysts and admins only (the caller's role is checked here, on the server; ``role`` only
+        when no Access is wired); audited.
         """
         from core.campaign import value_audience
         from core.exports import to_safe_csv
 
-        if not allowed(role, "campaign"):
-            raise PermissionError(f"only analysts and admins can build audiences; you are {role or 'signed out'}")
+        actor = self._who("campaign", f"value audience ({target})"[:120], actor, role)
         audience = value_audience(self.customer_table(), target, top_n=top_n, p_alive_below=p_alive_below,
                                   holdout=holdout, seed=seed)
         n_target = int((audience["group"] == "target").sum())
@@ -182,6 +202,23 @@ class ValueService:
                    f"expected CLV of the target {audience.loc[audience['group'] == 'target', 'clv'].sum():,.0f}")
         self.auditor.record(actor, "campaign", f"value audience ({target})", "ok", summary)
         return to_safe_csv(audience.round(6)), summary
+
+    def slipping_csv(self, *, actor: str = "local", role: str | None = None) -> tuple[str, str]:
+        """The stored valuable-but-slipping customers as spreadsheet-safe CSV, and its file name.
+
+        Customer IDs with their value: analysts and admins only, like an audience (checked here; audited).
+        """
+        from core.exports import to_safe_csv
+
+        actor = self._who("campaign", "valuable-but-slipping customers", actor, role)
+        report = self.stored()
+        if report is None:
+            raise ValueUnavailable("no customer value stored for this version yet")
+        import pandas as pd
+
+        frame = pd.DataFrame((report.get("slipping") or {}).get("customers") or [])
+        self.auditor.record(actor, "campaign", "valuable-but-slipping customers", "ok", f"{len(frame):,} customers")
+        return to_safe_csv(frame), f"valuable-but-slipping-{report.get('version', 'value')}.csv"
 
     def segment_values(self) -> dict | None:
         """Segment -> its value row of the stored report (None when none is stored; never computes)."""
