@@ -22,7 +22,7 @@ from tests.conftest import SAMPLE, console_errors, start_server
 
 pytestmark = pytest.mark.browser
 
-STEP_LIST = "load → clean → features → fit → sweep → profiles → stability → compare → save"
+STEP_LIST = "load → clean → features → fit → profiles → sweep → stability → compare → save"
 
 
 @pytest.fixture(scope="module")
