@@ -6,6 +6,7 @@ show those names, never the canonical ones the roles stand for.
 """
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -95,3 +96,28 @@ def test_every_page_and_the_api_schema_show_the_users_names(trained_own):
     refused = client.post("/api/v1/predict", json={"NumWebVisitsMonth": 6, "Income": 55000})
     assert refused.status_code == 422
     assert [e["field"] for e in refused.get_json()["errors"]] == ["visits", "income"]
+
+
+def test_profiles_csv_and_the_upload_preview_use_the_users_names(trained_own):
+    _tmp, data, _out, app = trained_own
+    from core import training
+    from core.mapping import prepare_input
+    from dashboard.services.uploads import upload_report
+
+    with app.server.test_request_context("/"):
+        from dashboard.services import get_services
+
+        csv = get_services().profiles_csv()
+    measures = set(pd.read_csv(io.StringIO(csv))["measure"])
+    assert {"visits", "income", "age"} <= measures
+    assert not measures & {"NumWebVisitsMonth", "Income", "Age"}
+    report = upload_report(data.read_bytes(), "own.csv")  # what the /data page shows of an upload
+    assert report["input"] == "customers"
+    assert [list(row) for row in report["preview"]] == [["ID", "visits"]] * 5
+    assert [row["visits"] for row in report["preview"]] == \
+        pd.read_csv(data)["visits"].head(5).astype(float).tolist()
+    assert report["feature_choices"] == ["visits", "income", "age", "basket"]
+    frame, _used = prepare_input(data)
+    assert "NumWebVisitsMonth" in frame.frame  # the premise: the canonical hidden copy exists
+    shown = training.preview(frame.frame)
+    assert "visits" in shown.columns and "NumWebVisitsMonth" not in shown.columns

@@ -324,4 +324,9 @@ class AnalysisService:
 
     def profiles_csv(self) -> str:
         """Spreadsheet-safe CSV of every profile table: one row per measure, one column per segment."""
-        return to_safe_csv(profile_tables(self.analysis(), self.segment_names()))
+        analysis = self.analysis()
+        table = profile_tables(analysis, self.segment_names())
+        # A customer table's columns keep the user's names (issue 30): not their canonical hidden copies.
+        own = profiles.own_names(analysis.meta)
+        table["measure"] = table["measure"].map(lambda m: own.get(m, m))
+        return to_safe_csv(table)
