@@ -18,6 +18,7 @@ from core.exports import to_safe_csv
 from core.model import SegmentationModel
 from core.pipeline import Prepared, resolve_data_path, train
 from core.registry import Registry, RegistryError
+from core.schema import to_units, unit_field
 from core.selection import SweepResult, sweep
 from core.views import projection_from_json, score_frame, sweep_from_json
 
@@ -264,8 +265,11 @@ class AnalysisService:
         a = self.analysis()
         model, meta = self.model(a.version)
         top = min(8, len(a.frame) - 1)
-        return self.results.cached(("ktree", a.version, a.fingerprint, top), lambda: k_transition_tree(
-            scaled(a), list(a.features), X=a.frame[a.features].to_numpy(dtype=float), k_values=range(2, top + 1),
+        # Profiles in the data's own units: a feature clustered on a log scale by its column (issue 30).
+        units = np.column_stack([a.frame[unit_field(f)].to_numpy(dtype=float) if unit_field(f) in a.frame
+                                 else to_units(f, a.frame[f].to_numpy(dtype=float)) for f in a.features])
+        return self.results.cached(("ktree-units", a.version, a.fingerprint, top), lambda: k_transition_tree(
+            scaled(a), list(a.features), X=units, k_values=range(2, top + 1),
             seed=int(meta.get("seed", 42)), reference_labels=a.labels))
 
     def selection_csv(self, positions) -> str:
