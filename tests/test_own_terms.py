@@ -220,3 +220,22 @@ def test_psi_charts_name_logged_features_by_their_columns():
     assert list(drift_figure(rows, 0.25, 0.1, 0.5).data[0].y) == ["Orders", "Days since last purchase"]
     assert log_scale_note(["Recency", "Frequency_log"]) == "Orders is clustered on a log scale."
     assert log_scale_note(["visits", "income"]) == ""
+
+
+def test_rules_cut_the_users_columns_in_units_and_select_the_same_customers(cdnow_app):
+    import sqlite3
+
+    with cdnow_app.server.test_request_context("/"):
+        services = _services(cdnow_app)
+        a = services.analysis()
+        rules = services.analyses.rules()
+    frame = a.frame.reset_index(drop=True)
+    assigned = rules.assign(frame)
+    con = sqlite3.connect(":memory:")
+    frame[["Recency", "Frequency", "Monetary", "Tenure"]].assign(row=np.arange(len(frame))).to_sql(
+        "customers", con, index=False)
+    for seg in rules.segments:
+        assert not LOG_WORDS.search(seg.sql + seg.pandas + seg.text), seg.sql
+        expected = np.flatnonzero(assigned == seg.segment).tolist()
+        assert frame.query(seg.pandas).index.tolist() == expected
+        assert [r[0] for r in con.execute(f"SELECT row FROM customers WHERE {seg.sql} ORDER BY row")] == expected
