@@ -76,9 +76,13 @@ def test_every_page_and_the_api_schema_show_the_users_names(trained_own):
         r = services.what_if({"visits": "6", "income": "55000"})
         assert [f["feature"] for f in r["flips"]] == ["visits", "income"]
         persona_words = " ".join(p.description for p in services.analysis().personas)
+        tree = services.analyses.ktree()
+        assert all(set(n["means"]) == {"visits", "income"} for n in tree["nodes"])
+        assert {n["split"]["label"] for n in tree["nodes"] if n["split"]} <= {"visits", "income"}
         layouts = {}
         for page in dash.page_registry.values():
-            if page["path"] in ("/", "/profiles", "/compare", "/explorer", "/predict"):
+            if page["path"] in ("/", "/profiles", "/compare", "/explorer", "/predict", "/diagnostics", "/stability",
+                                "/monitoring"):
                 layout = getattr(page["layout"], "__wrapped__", page["layout"])
                 layouts[page["path"]] = str(layout())
     assert "income" in persona_words or "visit" in persona_words  # roles still feed the personas
