@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .model import SegmentationModel
+from .schema import unit_field
 from .stability import adjusted_rand
 
 __all__ = ["PSI_MODERATE", "PSI_MAJOR", "SHARE_WATCH", "psi", "psi_band", "feature_psi", "DriftReport",
@@ -251,14 +252,14 @@ def compare_new_data(model: SegmentationModel, reference: pd.DataFrame, new: pd.
     moderate = features[(features["psi"] >= PSI_MODERATE) & (features["psi"] < PSI_MAJOR)]
     if len(major):
         retrain.append("significant shift in "
-                       + ", ".join(f"{r.feature} (PSI {r.psi:.2f})" for r in major.itertuples()))
+                       + ", ".join(f"{unit_field(r.feature)} (PSI {r.psi:.2f})" for r in major.itertuples()))
     if share_psi >= PSI_MAJOR:
         retrain.append(f"the segment mix shifted significantly (PSI {share_psi:.2f})")
     if len(baseline) and ari_new < np.quantile(baseline, 0.05):
         retrain.append(f"a refit on the new data agrees with the model less (adjusted Rand {ari_new:.2f}) than "
                        f"refits on resampled training data do (5th percentile {np.quantile(baseline, 0.05):.2f})")
     if len(moderate):
-        watch.append("moderate shift in " + ", ".join(f"{r.feature} (PSI {r.psi:.2f})" for r in moderate.itertuples()))
+        watch.append("moderate shift in " + ", ".join(f"{unit_field(r.feature)} (PSI {r.psi:.2f})" for r in moderate.itertuples()))
     if PSI_MODERATE <= share_psi < PSI_MAJOR:
         watch.append(f"the segment mix moved (PSI {share_psi:.2f})")
     moved = segments[segments["change"].abs() >= SHARE_WATCH]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .matching import match_centroids, numbers_from_match
 from .model import DEFAULT_SEED
-from .schema import FEATURE_LABELS
+from .schema import unit_field, unit_label
 
 __all__ = ["k_transition_tree", "MAX_ROWS", "MIN_SPLIT_SHARE"]
 
@@ -49,7 +49,8 @@ def k_transition_tree(Z: np.ndarray, features: list[str], *, X=None, k_values=ra
         Scaled customers (the model's units).
     features : list of str
     X : ndarray of shape (n, d), optional
-        The same customers in feature units, for the nodes' profiles (default: ``Z``).
+        The same customers in the data's own units (a feature clustered on a log scale as its
+        column), for the nodes' profiles (default: ``Z``).
     k_values : iterable of int, default 2..8
     n_init : int, default 3
     seed : int
@@ -62,7 +63,8 @@ def k_transition_tree(Z: np.ndarray, features: list[str], *, X=None, k_values=ra
     -------
     dict
         ``levels`` (the ks), ``nodes`` (``id``, ``k``, ``cluster``, ``size``, ``share``,
-        ``means`` {feature: mean in feature units}, ``z`` {feature: mean in sd},
+        ``means`` {field: mean in the data's own units}, ``z`` {field: mean in sd}, keyed by the
+        column a person reads (``Frequency`` for ``Frequency_log``),
         ``split`` (None or ``{"feature", "label", "children", "difference"}``)),
         ``edges`` (``source``, ``target``, ``n``, ``out_share`` of the parent, ``in_share``
         of the child), ``n_customers``, ``sampled``.
@@ -98,6 +100,7 @@ def k_transition_tree(Z: np.ndarray, features: list[str], *, X=None, k_values=ra
         labels[ks[i]] = _renumber(labels[ks[i]], Z, ks[i], _centres(labels[ks[i - 1]], Z, ks[i - 1]))
     for i in range(i0 - 1, -1, -1):
         labels[ks[i]] = _renumber(labels[ks[i]], Z, ks[i], _centres(labels[ks[i + 1]], Z, ks[i + 1]))
+    fields = [unit_field(f) for f in features]
     nodes, edges = [], []
     for k in ks:
         lab = labels[k]
@@ -107,8 +110,8 @@ def k_transition_tree(Z: np.ndarray, features: list[str], *, X=None, k_values=ra
             means = X[members].mean(axis=0) if size else np.full(len(features), np.nan)
             zs = Z[members].mean(axis=0) if size else np.full(len(features), np.nan)
             nodes.append({"id": f"k{k}c{c}", "k": k, "cluster": c, "size": size, "share": round(size / n, 6),
-                          "means": {f: _num(v) for f, v in zip(features, means)},
-                          "z": {f: _num(v) for f, v in zip(features, zs)}, "split": None})
+                          "means": {f: _num(v) for f, v in zip(fields, means)},
+                          "z": {f: _num(v) for f, v in zip(fields, zs)}, "split": None})
     by_id = {node["id"]: node for node in nodes}
     for a, b in zip(ks, ks[1:]):
         table = np.zeros((a, b), dtype=np.int64)
@@ -126,7 +129,7 @@ def k_transition_tree(Z: np.ndarray, features: list[str], *, X=None, k_values=ra
                 diff = Z[labels[b] == c1].mean(axis=0) - Z[labels[b] == c2].mean(axis=0)
                 j = int(np.argmax(np.abs(diff)))
                 by_id[f"k{a}c{p}"]["split"] = {
-                    "feature": features[j], "label": FEATURE_LABELS.get(features[j], features[j]),
+                    "feature": fields[j], "label": unit_label(features[j]),
                     "children": [f"k{b}c{c}" for c in children], "difference": round(float(diff[j]), 4)}
     return {"levels": ks, "nodes": nodes, "edges": edges, "n_customers": int(n), "sampled": bool(sampled)}
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from .drift import PSI_MAJOR, PSI_MODERATE, decile_edges, proportions, psi_from_shares, psi_band
 from .naming import segment_names
+from .schema import unit_field
 
 __all__ = ["ALERT_PSI", "LOW_CONFIDENCE", "LOW_CONFIDENCE_RATIO", "MIN_PREDICTIONS", "SCORE_EDGES",
            "reference_profile", "prediction_counts", "summarise"]
@@ -226,7 +227,7 @@ def summarise(profile: dict | None, rows, *, bucket_seconds: float, names=None) 
             if f["psi"] is not None and f["psi"] > ALERT_PSI:
                 alerts.append({"kind": "feature_drift", "feature": f["feature"], "value": f["psi"],
                                "threshold": ALERT_PSI,
-                               "message": f"{f['feature']}: PSI {f['psi']:.2f} of incoming vs training customers "
+                               "message": f"{unit_field(f['feature'])}: PSI {f['psi']:.2f} of incoming vs training customers "
                                           f"is above {ALERT_PSI}"})
         if segment_psi is not None and segment_psi > ALERT_PSI:
             moved = max(segments, key=lambda r: abs((r["incoming_share"] or 0) - (r["training_share"] or 0)))

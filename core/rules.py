@@ -37,13 +37,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .schema import FEATURE_LABELS
+from .schema import LOG_SUFFIX, from_units, is_logged, to_units, unit_field, unit_label
 
 __all__ = ["Condition", "SegmentRule", "RuleSet", "threshold_tree", "explain", "explain_model", "nice_threshold",
            "format_number", "MAX_ROWS"]
 
 # The tree is grown on a seeded sample of at most this many customers (fidelity and price use all of them).
 MAX_ROWS = 50_000
+# Any logged feature name: the signed log transform of a column by index (threshold_tree knows no names).
+_LOGGED = "x" + LOG_SUFFIX
 
 
 @dataclass
@@ -70,35 +72,39 @@ class Condition:
         :mod:`core.mapping`) is stated in the column's own units: the transform is monotonic, so
         the condition selects the same customers.
         """
-        feature, low, high = self.feature, self.low, self.high
-        if feature.endswith("_log"):
-            feature = feature[:-4]
-            low, high = (None if b is None else float(np.sign(b) * np.expm1(abs(b))) for b in (low, high))
-        label = FEATURE_LABELS.get(feature, feature)
+        low, high = self.unit_bounds()
+        label = unit_label(self.feature)
         if low is not None and high is not None:
             return f"{format_number(low)} < {label} ≤ {format_number(high)}"
         if low is not None:
             return f"{label} > {format_number(low)}"
         return f"{label} ≤ {format_number(high)}"
 
+    def unit_bounds(self) -> tuple:
+        """The bounds in the data's own units (the inverse transform of a logged feature's bounds)."""
+        return tuple(None if b is None else float(to_units(self.feature, b)) for b in (self.low, self.high))
+
     def sql(self) -> str:
-        """The condition as SQL (double-quoted column name)."""
-        col = '"' + self.feature.replace('"', '""') + '"'
-        parts = ([f"{col} > {_plain(self.low)}"] if self.low is not None else []) + \
-                ([f"{col} <= {_plain(self.high)}"] if self.high is not None else [])
+        """The condition as SQL on the user's column, in its own units (double-quoted column name)."""
+        col = '"' + unit_field(self.feature).replace('"', '""') + '"'
+        low, high = self.unit_bounds()
+        parts = ([f"{col} > {_plain_units(low)}"] if low is not None else []) + \
+                ([f"{col} <= {_plain_units(high)}"] if high is not None else [])
         return " AND ".join(parts)
 
     def pandas(self) -> str:
-        """The condition as a ``DataFrame.query`` expression (back-quoted column name)."""
-        col = f"`{self.feature}`"
-        parts = ([f"{col} > {_plain(self.low)}"] if self.low is not None else []) + \
-                ([f"{col} <= {_plain(self.high)}"] if self.high is not None else [])
+        """The condition as a ``DataFrame.query`` expression on the user's column in its own units."""
+        col = f"`{unit_field(self.feature)}`"
+        low, high = self.unit_bounds()
+        parts = ([f"{col} > {_plain_units(low)}"] if low is not None else []) + \
+                ([f"{col} <= {_plain_units(high)}"] if high is not None else [])
         return " and ".join(parts)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
-        return {"feature": self.feature, "label": FEATURE_LABELS.get(self.feature, self.feature),
-                "greater_than": self.low, "at_most": self.high}
+        low, high = self.unit_bounds()
+        return {"feature": unit_field(self.feature), "label": unit_label(self.feature),
+                "greater_than": low, "at_most": high}
 
 
 @dataclass
@@ -236,6 +242,12 @@ def _plain(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(round(float(v), 6))
 
 
+def _plain_units(v: float) -> str:
+    """A threshold in units for code: plain when a round number, else every digit (so the cut is exact)."""
+    r = round(float(v), 6)
+    return _plain(r) if abs(r - v) <= 1e-9 * max(1.0, abs(v)) else repr(float(v))
+
+
 def format_number(v: float) -> str:
     """A threshold for people: thousands separators, at most two decimals, no trailing zeros.
 
@@ -308,7 +320,20 @@ def _best_cut(X: np.ndarray, y: np.ndarray, centers: np.ndarray, rows: np.ndarra
     return best
 
 
-def threshold_tree(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> list[dict]:
+def _cut_threshold(low: float, high: float, logged: bool) -> float:
+    """The roundest threshold in [low, high); for a logged feature the roundest in the data's own units.
+
+    People and SQL read a logged feature's cut on the column itself (``Frequency <= 7``), so the
+    log-space threshold is the transform of a round number of units when one fits the gap.
+    """
+    if logged and high > low:
+        t = float(from_units(_LOGGED, nice_threshold(float(to_units(_LOGGED, low)), float(to_units(_LOGGED, high)))))
+        if low <= t < high:
+            return t
+    return nice_threshold(low, high)
+
+
+def threshold_tree(X: np.ndarray, labels: np.ndarray, centers: np.ndarray, logged=None) -> list[dict]:
     """Grow IMM's threshold tree: k leaves, one per centroid.
 
     Parameters
@@ -319,6 +344,8 @@ def threshold_tree(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> li
         Segment of each customer (0..k-1).
     centers : ndarray of shape (k, d)
         Segment centroids in the same units.
+    logged : sequence of bool, optional
+        Which columns are a feature clustered on its signed log (their cuts are round in units).
 
     Returns
     -------
@@ -329,6 +356,7 @@ def threshold_tree(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> li
     X = np.asarray(X, dtype=float)
     y = np.asarray(labels, dtype=int)
     centers = np.asarray(centers, dtype=float)
+    logged = [False] * X.shape[1] if logged is None else [bool(v) for v in logged]
     nodes: list[dict] = []
 
     def grow(rows: np.ndarray, present: np.ndarray) -> int:
@@ -342,7 +370,7 @@ def threshold_tree(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> li
         if cut is None:  # centroids identical on every feature: cannot be told apart by any rule
             raise ValueError("two segments have the same centroid; no threshold separates them")
         j, low, high, mistakes = cut
-        t = nice_threshold(low, high)
+        t = _cut_threshold(low, high, logged[j])
         go_left_c = centers[present, j] <= t
         x_left = X[rows, j] <= t
         c_left = centers[y[rows], j] <= t
@@ -443,7 +471,7 @@ def explain(X, labels, centers, features: list[str], *, scale=None, max_rows: in
     rows = np.arange(n)
     if n > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
-    nodes = threshold_tree(X[rows], labels[rows], centers)
+    nodes = threshold_tree(X[rows], labels[rows], centers, [is_logged(f) for f in features])
     for node in nodes:
         if node["feature"] is not None:
             node["feature"] = features[node["feature"]]

@@ -29,6 +29,7 @@ __all__ = [
     "canonical_name",
     "LOG_SUFFIX",
     "LOG_NOTE",
+    "log_scale_note",
     "unit_field",
     "is_logged",
     "to_units",
@@ -158,11 +159,12 @@ FEATURE_LABELS = {
     "M_score": "Monetary score (5 = highest spend)",
     "RFM_score": "RFM score",
     "RFM_group": "RFM group",
-    "Frequency_log": "Orders (log scale)",
-    "Monetary_log": "Total spend (log scale)",
-    "Avg_order_value_log": "Average order value (log scale)",
-    "Income_log": "Yearly household income (log scale)",
-    "Total_Spending_log": "Total spend (log scale)",
+    # A feature clustered on a log scale reads as its column (issue 30): the page says the scale once.
+    "Frequency_log": "Orders",
+    "Monetary_log": "Total spend",
+    "Avg_order_value_log": "Average order value",
+    "Income_log": "Yearly household income",
+    "Total_Spending_log": "Total spend, 2 years",
 }
 
 
@@ -253,6 +255,25 @@ def unit_label(feature: str) -> str:
     """
     name = unit_field(feature)
     return FEATURE_LABELS.get(name, name.replace("_", " "))
+
+
+def log_scale_note(features) -> str:
+    """The one sentence a page says about its features clustered on a log scale ("" when none is).
+
+    Parameters
+    ----------
+    features : iterable of str
+        Model features.
+
+    Returns
+    -------
+    str
+        ``"Orders and Total spend are clustered on a log scale."`` or ``""``.
+    """
+    logged = list(dict.fromkeys(unit_label(f) for f in features if is_logged(f)))
+    if not logged:
+        return ""
+    return f"{' and '.join(logged)} {'is' if len(logged) == 1 else 'are'} {LOG_NOTE}."
 
 
 def normalise_header(name: str) -> str:

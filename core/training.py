@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .loading import DataFileError
+from .mapping import user_columns
 from .matching import carry_names, match_centroids, match_members, numbers_from_match, renumber
 from .model import DEFAULT_SEED, SegmentationModel
 from .naming import segment_names
@@ -172,12 +173,14 @@ def preview(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Dates as ``yyyy-mm-dd`` text.
+        Dates as ``yyyy-mm-dd`` text; a customer table's columns under the user's own names.
     """
     out = frame[[c for c in PREVIEW_COLUMNS if c in frame]].head(rows).copy()
     if "Dt_Customer" in out:
         out["Dt_Customer"] = pd.to_datetime(out["Dt_Customer"]).dt.strftime("%Y-%m-%d")
-    return out.reset_index(drop=True)
+    # A customer table's columns under the user's names (issue 30), not their canonical hidden copies.
+    own = user_columns(frame)
+    return out.rename(columns=own).loc[:, lambda f: ~f.columns.duplicated()].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- identity

@@ -120,9 +120,8 @@ def test_typical_member_and_customer_fill_the_form_in_units(cdnow_app):
 def test_no_page_speaks_log_units_or_shows_sections_without_inputs(cdnow_app):
     layouts = _layouts(cdnow_app, {"/predict", "/profiles", "/compare", "/explorer"})
     for path, text in layouts.items():
-        # The rule's SQL/pandas query names the clustered column on purpose (it runs on the model's table).
-        words = re.sub(r"Pre\(children='[^']*'", "", text)
-        assert not LOG_WORDS.search(words), f"{path}: {LOG_WORDS.search(words).group(0)}"
+        # The rules' SQL and pandas query too: they cut the user's columns in units.
+        assert not LOG_WORDS.search(text), f"{path}: {LOG_WORDS.search(text).group(0)}"
     predict = layouts["/predict"]
     assert "From raw fields" not in predict and "birth year" not in predict
     assert "Campaigns and products" not in predict  # no campaign responses, no product spend
@@ -182,3 +181,61 @@ def test_the_api_segment_means_are_in_units(cdnow_app):
     for row in rows:
         assert set(row["means"]) == {"Recency", "Frequency", "Monetary", "Tenure"}
         assert row["means"]["Frequency"] == pytest.approx(orders.loc[row["segment"]])
+
+
+def test_diagnostics_stability_and_monitoring_speak_units_and_say_the_scale_once(cdnow_app):
+    layouts = _layouts(cdnow_app, {"/diagnostics", "/stability", "/monitoring"})
+    for path, text in layouts.items():
+        assert not LOG_WORDS.search(text), f"{path}: {LOG_WORDS.search(text).group(0)}"
+    assert layouts["/diagnostics"].count("clustered on a log scale") == 1
+    assert "Orders and Total spend are clustered on a log scale" in layouts["/diagnostics"]
+    with cdnow_app.server.test_request_context("/"):
+        services = _services(cdnow_app)
+        a = services.analysis()
+        tree = services.analyses.ktree()
+    # The k-transition tree's profiles are in orders and money: the columns, not their logs.
+    level = [n for n in tree["nodes"] if n["k"] == 2]
+    assert set(level[0]["means"]) == set(level[0]["z"]) == {"Recency", "Frequency", "Monetary", "Tenure"}
+    mean_orders = sum(n["size"] * n["means"]["Frequency"] for n in level) / sum(n["size"] for n in level)
+    assert mean_orders == pytest.approx(a.frame["Frequency"].mean(), rel=0.1)
+    assert mean_orders > 1.5 * a.frame["Frequency_log"].mean()  # not the mean of the log
+    assert all(n["split"]["label"] in {"Days since last purchase", "Orders", "Total spend",
+                                       "Days since first purchase"} for n in tree["nodes"] if n["split"])
+    from dashboard.figures.ktree import node_profile_rows
+
+    _heading, rows = node_profile_rows(tree, level[0]["id"])
+    assert {r["Feature"] for r in rows} == {"Days since last purchase", "Orders", "Total spend",
+                                            "Days since first purchase"}
+
+
+def test_psi_charts_name_logged_features_by_their_columns():
+    from core.schema import FEATURE_LABELS, log_scale_note
+    from dashboard.figures.monitoring import drift_figure
+    from dashboard.figures.stability import psi_figure
+
+    assert not [v for v in FEATURE_LABELS.values() if "log scale" in v.lower()]
+    rows = [{"feature": "Frequency_log", "psi": 0.05, "band": "stable"},
+            {"feature": "Recency", "psi": 0.2, "band": "moderate"}]
+    assert list(psi_figure(rows, FEATURE_LABELS).data[0].y) == ["Orders", "Days since last purchase"]
+    assert list(drift_figure(rows, 0.25, 0.1, 0.5).data[0].y) == ["Orders", "Days since last purchase"]
+    assert log_scale_note(["Recency", "Frequency_log"]) == "Orders is clustered on a log scale."
+    assert log_scale_note(["visits", "income"]) == ""
+
+
+def test_rules_cut_the_users_columns_in_units_and_select_the_same_customers(cdnow_app):
+    import sqlite3
+
+    with cdnow_app.server.test_request_context("/"):
+        services = _services(cdnow_app)
+        a = services.analysis()
+        rules = services.analyses.rules()
+    frame = a.frame.reset_index(drop=True)
+    assigned = rules.assign(frame)
+    con = sqlite3.connect(":memory:")
+    frame[["Recency", "Frequency", "Monetary", "Tenure"]].assign(row=np.arange(len(frame))).to_sql(
+        "customers", con, index=False)
+    for seg in rules.segments:
+        assert not LOG_WORDS.search(seg.sql + seg.pandas + seg.text), seg.sql
+        expected = np.flatnonzero(assigned == seg.segment).tolist()
+        assert frame.query(seg.pandas).index.tolist() == expected
+        assert [r[0] for r in con.execute(f"SELECT row FROM customers WHERE {seg.sql} ORDER BY row")] == expected

@@ -6,6 +6,7 @@ show those names, never the canonical ones the roles stand for.
 """
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -75,9 +76,13 @@ def test_every_page_and_the_api_schema_show_the_users_names(trained_own):
         r = services.what_if({"visits": "6", "income": "55000"})
         assert [f["feature"] for f in r["flips"]] == ["visits", "income"]
         persona_words = " ".join(p.description for p in services.analysis().personas)
+        tree = services.analyses.ktree()
+        assert all(set(n["means"]) == {"visits", "income"} for n in tree["nodes"])
+        assert {n["split"]["label"] for n in tree["nodes"] if n["split"]} <= {"visits", "income"}
         layouts = {}
         for page in dash.page_registry.values():
-            if page["path"] in ("/", "/profiles", "/compare", "/explorer", "/predict"):
+            if page["path"] in ("/", "/profiles", "/compare", "/explorer", "/predict", "/diagnostics", "/stability",
+                                "/monitoring"):
                 layout = getattr(page["layout"], "__wrapped__", page["layout"])
                 layouts[page["path"]] = str(layout())
     assert "income" in persona_words or "visit" in persona_words  # roles still feed the personas
@@ -95,3 +100,28 @@ def test_every_page_and_the_api_schema_show_the_users_names(trained_own):
     refused = client.post("/api/v1/predict", json={"NumWebVisitsMonth": 6, "Income": 55000})
     assert refused.status_code == 422
     assert [e["field"] for e in refused.get_json()["errors"]] == ["visits", "income"]
+
+
+def test_profiles_csv_and_the_upload_preview_use_the_users_names(trained_own):
+    _tmp, data, _out, app = trained_own
+    from core import training
+    from core.mapping import prepare_input
+    from dashboard.services.uploads import upload_report
+
+    with app.server.test_request_context("/"):
+        from dashboard.services import get_services
+
+        csv = get_services().profiles_csv()
+    measures = set(pd.read_csv(io.StringIO(csv))["measure"])
+    assert {"visits", "income", "age"} <= measures
+    assert not measures & {"NumWebVisitsMonth", "Income", "Age"}
+    report = upload_report(data.read_bytes(), "own.csv")  # what the /data page shows of an upload
+    assert report["input"] == "customers"
+    assert [list(row) for row in report["preview"]] == [["ID", "visits"]] * 5
+    assert [row["visits"] for row in report["preview"]] == \
+        pd.read_csv(data)["visits"].head(5).astype(float).tolist()
+    assert report["feature_choices"] == ["visits", "income", "age", "basket"]
+    frame, _used = prepare_input(data)
+    assert "NumWebVisitsMonth" in frame.frame  # the premise: the canonical hidden copy exists
+    shown = training.preview(frame.frame)
+    assert "visits" in shown.columns and "NumWebVisitsMonth" not in shown.columns

@@ -125,4 +125,36 @@ def test_log_scale_features_are_stated_in_their_own_units():
     # Frequency_log is a signed log1p of Frequency: the same customers as Frequency <= expm1(2).
     assert Condition("Frequency_log", None, 2.0).text() == f"Orders ≤ {np.expm1(2.0):.2f}"
     assert Condition("Monetary_log", 3.5, None).text().endswith(f"> {np.expm1(3.5):.2f}")
-    assert Condition("Frequency_log", None, 2.0).sql() == '"Frequency_log" <= 2'  # the clustered column
+    # The SQL and pandas query name the user's column in units: the inverse transform of the cut.
+    assert Condition("Frequency_log", None, float(np.log1p(7))).sql() == '"Frequency" <= 7'
+    assert Condition("Frequency_log", None, float(np.log1p(7))).pandas() == "`Frequency` <= 7"
+    assert Condition("Monetary_log", 3.5, None).sql() == f'"Monetary" > {float(np.expm1(3.5))!r}'
+    assert Condition("Monetary_log", 3.5, None).to_dict() == {
+        "feature": "Monetary", "label": "Total spend", "greater_than": float(np.expm1(3.5)), "at_most": None}
+
+
+def test_rules_on_logged_features_cut_round_units_and_select_the_same_customers():
+    rng = np.random.default_rng(5)
+    orders = np.concatenate([rng.integers(1, 4, 200), rng.integers(6, 30, 200)]).astype(float)
+    spend = np.round(np.concatenate([rng.gamma(2, 20, 200), rng.gamma(2, 200, 200)]), 2)
+    frame = pd.DataFrame({"Frequency": orders, "Monetary": spend})
+    frame["Frequency_log"] = np.log1p(frame["Frequency"])
+    frame["Monetary_log"] = np.log1p(frame["Monetary"])
+    features = ["Frequency_log", "Monetary_log"]
+    labels = (orders >= 6).astype(int)
+    centres = np.vstack([frame.loc[labels == s, features].mean().to_numpy() for s in range(2)])
+    rules = explain(frame, labels, centres, features)
+    assert rules.fidelity == 1.0
+    root = rules.nodes[0]
+    # The cut between 3 and 6 orders is a round number of orders (5), stored as its log.
+    assert root["feature"] == "Frequency_log" and root["threshold"] == float(np.log1p(5))
+    assert rules.segments[0].sql == '"Frequency" <= 5' and rules.segments[1].pandas == "`Frequency` > 5"
+    assert rules.segments[0].text == "Orders ≤ 5"
+    assigned = rules.assign(frame)
+    con = sqlite3.connect(":memory:")
+    frame.assign(row=np.arange(len(frame))).to_sql("customers", con, index=False)
+    for seg in rules.segments:
+        expected = np.flatnonzero(assigned == seg.segment)
+        assert frame.query(seg.pandas).index.tolist() == expected.tolist()
+        assert [r[0] for r in con.execute(f"SELECT row FROM customers WHERE {seg.sql} ORDER BY row")] == \
+            expected.tolist()

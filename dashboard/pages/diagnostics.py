@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
+from core.schema import log_scale_note
 from dashboard import ids
 from dashboard.components import describes_figures, graph_card, page_header, table
 from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure
@@ -86,18 +87,19 @@ def layout(**_query):
                               dbc.CardBody(html.Div(view["table"], id=ids.DIAG_TABLE))], className="shadow-sm mb-3"),
                     xl=6),
         ]),
-        _ktree_row(services, a.k),
+        _ktree_row(services, a.k, log_scale_note(a.features)),
     ])
 
 
-def _ktree_row(services, current_k: int):
+def _ktree_row(services, current_k: int, scale_note: str = ""):
     """The k-transition tree (k=2..8) beside the profile of the clicked cluster."""
     tree = services.analyses.ktree()
     heading, rows = node_profile_rows(tree, None)
     note = (f"Each row is one k; each circle a cluster (size: customers, number: cluster, colour as the segment "
             f"of that number), each line the customers moving from a cluster at k to one at k+1 (width: how "
             f"many). A cluster that splits is labelled with the feature that separates its two largest children "
-            f"most. The current model is the row k={current_k} (dark outline).")
+            f"most. The current model is the row k={current_k} (dark outline). Profiles are in the data's own "
+            f"units.{' ' + scale_note if scale_note else ''}")
     if tree.get("sampled"):
         note += f" Computed on a random sample of {tree['n_customers']:,} customers."
     return dbc.Row([

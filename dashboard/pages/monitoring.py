@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from core.monitoring import MIN_PREDICTIONS
+from core.schema import log_scale_note
 from dashboard import ids
 from dashboard.components import graph_card, kpi_card, may, page_header, permission_note
 from dashboard.figures.monitoring import confidence_figure, drift_figure, segment_mix_figure, traffic_figure
@@ -80,10 +81,17 @@ def report_view(report: dict) -> html.Div:
                                                         report["bucket_seconds"])), lg=6),
             dbc.Col(graph_card(f"Drift per feature (PSI; {th['psi_moderate']:g} watch, {th['alert_psi']:g} alert, "
                                f"{th['psi_major']:g} retrain)", ids.MONITORING_DRIFT, height=320,
+                               extra=_scale_note(report["features"]),
                                figure=drift_figure(report["features"], th["alert_psi"], th["psi_moderate"],
                                                    th["psi_major"])), lg=6),
         ]),
     ])
+
+
+def _scale_note(features: list[dict]):
+    """Said once beside the features: which are clustered on a log scale (named as their columns)."""
+    note = log_scale_note(r["feature"] for r in features)
+    return html.P(note, className="small text-muted mb-0") if note else None
 
 
 def layout(**_query):

@@ -12,7 +12,7 @@ from core.exports import to_safe_csv
 from core.loading import DataFileError
 from core.migration import NEW, MigrationError, NotALogError, movers_audience, transition_table
 from core.registry import RegistryError
-from core.schema import FEATURE_LABELS
+from core.schema import FEATURE_LABELS, log_scale_note
 from dashboard import ids
 from dashboard.components import empty_state, graph_card, may, page_header, segment_badge, table
 from dashboard.figures.migration import migration_sankey, sizes_figure, value_figure
@@ -139,6 +139,12 @@ def _temporal_part(temporal: dict, snaps, skipped, names: list[str]) -> list:
     ]
 
 
+def _scale_note(features: list[dict]):
+    """Said once beside the features: which are clustered on a log scale (named as their columns)."""
+    note = log_scale_note(r["feature"] for r in features)
+    return html.P(note, className="small text-muted mb-0") if note else None
+
+
 def _drift_view(result: dict, names: list[str]) -> html.Div:
     """The drift report of Services.drift as page content."""
     report = result["report"]
@@ -151,7 +157,7 @@ def _drift_view(result: dict, names: list[str]) -> html.Div:
                   color=_RECOMMENDATION_STYLE.get(report.recommendation, "secondary"), id=ids.STABILITY_RECOMMENDATION),
         dbc.Row([
             dbc.Col(graph_card(f"Feature drift (PSI; {PSI_MODERATE} moderate, {PSI_MAJOR} significant)",
-                               ids.STABILITY_PSI, height=320,
+                               ids.STABILITY_PSI, height=320, extra=_scale_note(data["features"]),
                                figure=psi_figure(data["features"], FEATURE_LABELS)), lg=6),
             dbc.Col(graph_card("Segment shares, training vs new data (scored with the model)",
                                ids.STABILITY_SHARE_SHIFT, height=320,

@@ -18,6 +18,7 @@ from core.exports import to_safe_csv
 from core.model import SegmentationModel
 from core.pipeline import Prepared, resolve_data_path, train
 from core.registry import Registry, RegistryError
+from core.schema import to_units, unit_field
 from core.selection import SweepResult, sweep
 from core.views import projection_from_json, score_frame, sweep_from_json
 
@@ -264,8 +265,11 @@ class AnalysisService:
         a = self.analysis()
         model, meta = self.model(a.version)
         top = min(8, len(a.frame) - 1)
-        return self.results.cached(("ktree", a.version, a.fingerprint, top), lambda: k_transition_tree(
-            scaled(a), list(a.features), X=a.frame[a.features].to_numpy(dtype=float), k_values=range(2, top + 1),
+        # Profiles in the data's own units: a feature clustered on a log scale by its column (issue 30).
+        units = np.column_stack([a.frame[unit_field(f)].to_numpy(dtype=float) if unit_field(f) in a.frame
+                                 else to_units(f, a.frame[f].to_numpy(dtype=float)) for f in a.features])
+        return self.results.cached(("ktree-units", a.version, a.fingerprint, top), lambda: k_transition_tree(
+            scaled(a), list(a.features), X=units, k_values=range(2, top + 1),
             seed=int(meta.get("seed", 42)), reference_labels=a.labels))
 
     def selection_csv(self, positions) -> str:
@@ -324,4 +328,9 @@ class AnalysisService:
 
     def profiles_csv(self) -> str:
         """Spreadsheet-safe CSV of every profile table: one row per measure, one column per segment."""
-        return to_safe_csv(profile_tables(self.analysis(), self.segment_names()))
+        analysis = self.analysis()
+        table = profile_tables(analysis, self.segment_names())
+        # A customer table's columns keep the user's names (issue 30): not their canonical hidden copies.
+        own = profiles.own_names(analysis.meta)
+        table["measure"] = table["measure"].map(lambda m: own.get(m, m))
+        return to_safe_csv(table)

@@ -299,7 +299,7 @@ def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
     import json
 
     from core import training
-    from core.mapping import Mapping, prepare_input, roles_for
+    from core.mapping import Mapping, prepare_input, roles_for, user_columns
 
     given = Mapping.from_dict(mapping, where="mapping") if mapping and mapping.get("columns") else None
     if given is not None:
@@ -316,8 +316,11 @@ def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
         out["preview"] = json.loads(training.preview(prepared.frame).to_json(orient="records"))
         return out
     frame = prepared.frame
-    preview = frame[[c for c in _MAPPED_PREVIEW if c in frame]].head(5)
-    numeric = [c for c in frame.columns if c != "ID" and str(frame[c].dtype) not in ("object", "str", "string")
+    # A customer table's columns under the user's names, never their canonical hidden copies (issue 30).
+    own = user_columns(frame)
+    preview = frame[[c for c in _MAPPED_PREVIEW if c in frame]].head(5).rename(columns=own)
+    preview = preview.loc[:, ~preview.columns.duplicated()]
+    numeric = [c for c in frame.columns if c != "ID" and c not in own and str(frame[c].dtype) not in ("object", "str", "string")
                and frame[c].notna().all() and frame[c].dtype.kind in "iuf"]
     out.update(
         preview=json.loads(preview.to_json(orient="records")),
