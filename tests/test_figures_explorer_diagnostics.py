@@ -324,7 +324,10 @@ def test_services_from_env_shares_the_app_cache_and_selection_csv(trained, tmp_p
     assert again.to_dict() == first.to_dict()
 
     a = background.analysis()
-    csv = background.selection_csv([3, 1, 1, -5, 10**9])
+    from core.accounts import Caller
+
+    # Outside a request a background Services has no signed-in caller: the job passes the one it started for.
+    csv = background.selection_csv([3, 1, 1, -5, 10**9], caller=Caller("analyst-1", "analyst"))
     out = pd.read_csv(io.StringIO(csv))
     # No personal field beyond the customer's ID leaves the app.
     assert out.columns.tolist() == ["ID", "segment", "segment_name", "confidence"]
