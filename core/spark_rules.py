@@ -436,7 +436,8 @@ def parse_table(spark, table: SparkTable):
     unreadable = F.greatest(*bad) if len(bad) > 1 else (bad[0] if bad else F.lit(False))
     staged = df.select(*[c for c in df.columns if not c.startswith(("_b_", "_n_"))], unreadable.alias("_unreadable"),
                        *[F.struct(b.cast("long"), n.cast("long")).alias(f"_chk_{i}")
-                         for i, (_c, b, n) in enumerate(checks)]).cache()
+                         for i, (_c, b, n) in enumerate(checks)])
+    staged = _pin(staged)
     nonempty = [c for c, _b, _n in checks]
     if nonempty:
         row = staged.agg(*[F.sum(f"_chk_{i}.{field}") for i in range(len(nonempty))
@@ -525,7 +526,8 @@ def clean(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR):
         drops.append((flag & alive).alias(f"_d_{name}"))
         alive = alive & ~flag
     narrow = narrow.select("_row", "ID", "Income", "_date", "_odd", "_hash", "_nulls", *drops,
-                           alive.alias("_alive0")).cache()
+                           alive.alias("_alive0"))
+    narrow = _pin(narrow)
     q = narrow.where("_alive0").agg(F.count("Income").alias("n"),
                                     F.percentile("Income", F.array(F.lit(0.25), F.lit(0.75))).alias("q")).collect()[0]
     fence = None
@@ -631,6 +633,19 @@ def add_features(df, *, reference_year: int = DEFAULT_REFERENCE_YEAR, reference_
     return out.select("*", *shares), reference_date
 
 
+def _pin(df):
+    """``df`` kept on the cluster for the queries that follow: cached, or over Spark Connect checkpointed.
+
+    Over Spark Connect every query sends its whole plan and the server analyses it again; the
+    read-parse-clean-features plan is hundreds of expressions deep (seconds per round trip on a
+    small table). A local checkpoint (eager) keeps the same rows on the server and the plan
+    becomes one reference; a classic session analyses once per DataFrame and caches.
+    """
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        return df.localCheckpoint(eager=True)
+    return df.cache()
+
+
 def prepare(spark, uri: str, *, reference_year: int = DEFAULT_REFERENCE_YEAR) -> SparkPrepared:
     """Read, parse, clean and engineer features of a customer table in Spark.
 
@@ -656,7 +671,7 @@ def prepare(spark, uri: str, *, reference_year: int = DEFAULT_REFERENCE_YEAR) ->
                             f"(dropped: {', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)})")
     frame, reference_date = add_features(cleaned, reference_year=reference_year,
                                          reference_date=facts["latest_date"])
-    frame = frame.cache()
+    frame = _pin(frame)
     rows = frame.count()  # materialise the cache before the staging copies are released
     for cached in [parsed, *facts["cached"]]:
         cached.unpersist()

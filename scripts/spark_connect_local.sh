@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Start a Spark Connect server on this machine (local[2], port 15002) from the pip pyspark package, to try
-# `SEGMENTLENS_SPARK_MASTER=sc://localhost:15002` without a cluster (it listens on 127.0.0.1 only; 8 shuffle
-# partitions as a local session has, not Spark's 200). Needs Java 17+ and the Connect client
+# `SEGMENTLENS_SPARK_MASTER=sc://localhost:15002` without a cluster (it listens on 127.0.0.1 only; 2 shuffle
+# partitions, one per core of local[2], not Spark's 200: a small table's group-bys are then 2 tasks, not 200).
+# JVM: HotSpot leaves Spark's generated methods above 8 KB interpreted unless -XX:-DontCompileHugeMethods
+# (as core/engines/spark_engine.py sets for local sessions); C1 only (TieredStopAtLevel=1) compiles the many
+# short-lived query classes of a Connect session quickly instead of spending the cores on C2. Needs Java 17+ and the Connect client
 # (pip install "pyspark[connect]==4.1.4"). Stop it with: kill "$(cat "${TMPDIR:-/tmp}/segmentlens-connect.pid")"
 # PYTHON: the interpreter whose pyspark to use (default: python on PATH); the tests pass their own.
 set -euo pipefail
@@ -14,7 +17,9 @@ SPARK_HOME="$SPARK_HOME" nohup "$SPARK_HOME/bin/spark-submit" --master "local[2]
   --class org.apache.spark.sql.connect.service.SparkConnectServer \
   --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$PORT" \
   --conf spark.driver.bindAddress=127.0.0.1 --conf spark.driver.host=127.0.0.1 \
-  --conf spark.sql.shuffle.partitions="${SHUFFLE_PARTITIONS:-8}" --conf spark.ui.enabled=false \
+  --driver-memory "${DRIVER_MEMORY:-1g}" \
+  --driver-java-options "-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1 -XX:+UseSerialGC" \
+  --conf spark.sql.shuffle.partitions="${SHUFFLE_PARTITIONS:-2}" --conf spark.ui.enabled=false \
   --conf spark.sql.session.timeZone=UTC "$JAR" >"$LOG" 2>&1 &
 echo $! > "${TMPDIR:-/tmp}/segmentlens-connect.pid"
 WAIT=${WAIT:-120}

@@ -30,6 +30,7 @@ same rules as :mod:`core.cleaning` and :mod:`core.features` (tests compare on th
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -425,6 +426,13 @@ class SparkEngine:
             raise
         except Exception as exc:
             raise EngineError(f"Spark failed while fitting ({_spark_error(exc)})") from None
+        finally:
+            # Over Spark Connect a fitted MLlib model is a server-side object that the client deletes
+            # when the Python object is collected. Collected at interpreter exit instead (they sit in
+            # reference cycles), the delete starts a gRPC thread then and the process hangs for good;
+            # release them now, while the session is alive.
+            scaler = model = best = None
+            gc.collect()
         return FitResult(
             features=features, mean=mean, scale=scale, centroids=centroids, sizes=sizes,
             inertia=float(inertia), n_iter=n_iter, rows=n, seconds=time.perf_counter() - started,
