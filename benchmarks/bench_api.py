@@ -15,7 +15,11 @@ registry and cache in a temporary folder, then measures:
    same run: blocks of sequential keep-alive requests alternate between the two servers so both see the same
    machine; p50, p99 and the p50 ratio.
 
+7. (--profile --models-from DIR, alone) where one prediction's time goes: cProfile of 1,000 keyed predictions in
+   process (Flask test client), as shares of the Flask request: hooks, handler, monitoring, headers, session.
+
 Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]]
+       python benchmarks/bench_api.py --profile --models-from DIR
 The server runs with SEGMENTLENS_RATE_LIMIT set high enough for the load, so the limiter
 is active (and its cost included) but never refuses a benchmark request.
 """
@@ -281,6 +285,69 @@ def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
     print(f"  ratio p50 {p50 / q50:.2f}, p99 {pct(predict, 0.99) / pct(peer, 0.99):.2f}")
 
 
+# Where one prediction's time goes (--profile): cProfile's cumulative time of these, per request.
+_PHASES = (("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
+           ("before-request hooks", "flask/app.py", "preprocess_request"),
+           ("  API: rate limit + key check", "dashboard/api.py", "_start"),
+           ("    rate limiter (SQLite UPSERT)", "dashboard/limits.py", "hit"),
+           ("    key check", "dashboard/api.py", "_authorise"),
+           ("predict handler", "dashboard/api.py", "predict"),
+           ("  served model (live_model)", "dashboard/services/__init__.py", "live_model"),
+           ("  scoring (score_one)", "core/model.py", "score_one"),
+           ("  monitoring record (SQLite)", "dashboard/monitoring.py", "record_prediction"),
+           ("after-request hooks", "flask/app.py", "process_response"),
+           ("  security headers", "dashboard/security.py", "add_headers"),
+           ("  compression check", "dashboard/security.py", "__call__"),
+           ("request context (URL match, session open)", "flask/ctx.py", "push"),
+           ("session save (in after-request)", "dashboard/auth.py", "save_session"))
+
+
+def profile_predict(models_from: Path, n: int = 1000) -> None:
+    """cProfile of ``n`` keyed predictions in process (Flask test client, monitoring on): where the time goes."""
+    import cProfile
+    import pstats
+    import shutil
+
+    with tempfile.TemporaryDirectory(prefix="bench_profile_") as tmp_name:
+        tmp = Path(tmp_name)
+        shutil.copytree(models_from, tmp / "models")
+        from tests.conftest import SAMPLE
+
+        os.environ.update(SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
+                          SEGMENTLENS_RATE_LIMIT="1000000/minute", SEGMENTLENS_DATA=str(SAMPLE))
+        from core.accounts import AccountStore
+        from dashboard.factory import create_app
+
+        server = create_app().server
+        key = AccountStore(tmp / "models").create_key("profile", "viewer")
+        time.sleep(1.1)  # a key file changed this instant is re-read on every check: let it settle
+        client = server.test_client()
+        body = json.dumps(CUSTOMER)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        for _ in range(200):
+            assert client.post("/api/v1/predict", data=body, headers=headers).status_code == 200
+        t0 = time.perf_counter()
+        for _ in range(n):
+            client.post("/api/v1/predict", data=body, headers=headers)
+        plain = (time.perf_counter() - t0) / n
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(n):
+            client.post("/api/v1/predict", data=body, headers=headers)
+        prof.disable()
+        stats = pstats.Stats(prof).stats
+        compressor_line = type(server.extensions["segmentlens_compressor"]).__call__.__code__.co_firstlineno
+        total = next((v[3] for (f, _l, name), v in stats.items() if f.endswith("flask/app.py") and name == "wsgi_app"),
+                     None)
+        print(f"profile of one prediction (in process, {n} requests, API key, monitoring on): "
+              f"{plain * 1e6:.0f} us without the profiler; under it, share of the Flask request:")
+        for label, file, func in _PHASES:
+            line = compressor_line if func == "__call__" else None  # security.py has several __call__
+            cum = sum(v[3] for (f, at, name), v in stats.items()
+                      if f.endswith(file) and name == func and line in (None, at))
+            print(f"  {label:40s} {cum / n * 1e6:8.1f} us  {cum / total * 100 if total else 0:5.1f} %")
+
+
 def main(argv=None) -> int:
     """Run every benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -292,7 +359,14 @@ def main(argv=None) -> int:
                         "start's training, which a busy machine may not finish within the start-up wait)")
     parser.add_argument("--vs-bare", action="store_true", help="also: predict against a bare Flask endpoint")
     parser.add_argument("--only-vs-bare", action="store_true", help="only the predict vs bare Flask comparison")
+    parser.add_argument("--profile", action="store_true", help="only: cProfile of 1,000 predictions in process "
+                        "(needs --models-from)")
     args = parser.parse_args(argv)
+    if args.profile:
+        if args.models_from is None:
+            parser.error("--profile needs --models-from DIR")
+        profile_predict(args.models_from)
+        return 0
     from tests.conftest import SAMPLE, start_server
 
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp_name:

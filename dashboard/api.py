@@ -198,7 +198,6 @@ def _create_blueprint() -> flask.Blueprint:
         admin_route = _methods(path) == ("POST",) and path.startswith("models/")
         try:
             accounts = _accounts(cfg)
-            keys_exist = accounts.has_keys()
             header = flask.request.headers.get("Authorization")
             if header is not None:
                 scheme, _, key = header.strip().partition(" ")
@@ -206,8 +205,10 @@ def _create_blueprint() -> flask.Blueprint:
                 if found is None:
                     return _denied(401, "the API key is not valid (send Authorization: Bearer KEY with a key from "
                                         "`python -m core apikeys create`)", path, admin_route, "anonymous")
-                actor, role, by_session = f"apikey:{found['name']}", found["role"], False
+                # A valid key means keys exist: no second look at the key file on the key's path.
+                actor, role, by_session, keys_exist = f"apikey:{found['name']}", found["role"], False, True
             else:
+                keys_exist = accounts.has_keys()
                 role = _session_role(keys_exist)
                 actor, by_session = _session_actor(), True
         except AccountsError as exc:

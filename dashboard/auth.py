@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import flask
 import flask_login
+from flask.sessions import SecureCookieSessionInterface
 from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -484,6 +485,42 @@ def session_lifetime(text: str | None) -> datetime.timedelta:
     return datetime.timedelta(hours=hours)
 
 
+def _keyed_api_call(request) -> bool:
+    """An API request that names its caller by ``Authorization``: dashboard.api decides by the key alone."""
+    return "HTTP_AUTHORIZATION" in request.environ and request.path.startswith(API_PREFIX + "/")
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus two costs on the API's path (issue 29).
+
+    - The signer is built once per secret key, not on every request (Flask builds a new one each time).
+    - An API call with an ``Authorization`` header gets an empty session that is never read from nor
+      written to the cookie: dashboard.api authenticates it by the key alone (a wrong key is a 401, never
+      a fallback to the cookie), so verifying and re-signing the cookie would be work for nothing. An API
+      call without the header (a signed-in browser) opens the cookie session as every page does.
+    """
+
+    def __init__(self):
+        self._signer = None  # (secret key, fallbacks, serializer) of the last key seen
+
+    def get_signing_serializer(self, app):
+        key, fallbacks = app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ())
+        cached = self._signer
+        if cached is None or cached[0] != key or cached[1] != fallbacks:
+            cached = self._signer = (key, fallbacks, super().get_signing_serializer(app))
+        return cached[2]
+
+    def open_session(self, app, request):
+        if _keyed_api_call(request):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        if flask.has_request_context() and _keyed_api_call(flask.request):
+            return  # no cookie is set, changed or deleted by a key-authenticated API call
+        super().save_session(app, session, response)
+
+
 def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes, callbacks) -> None:
     """Sessions, the sign-in page, and the guard on every request of ``server``.
 
@@ -494,6 +531,7 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
 
     store = AccountStore(registry_root)
     server.secret_key = secret
+    server.session_interface = _Sessions()
     # A sign-in lasts SEGMENTLENS_SESSION_HOURS from when it was made (not renewed by use), and the cookie is
     # written only when the session changes, so concurrent callbacks never overwrite each other's cookie.
     server.config.update(PERMANENT_SESSION_LIFETIME=session_lifetime(os.environ.get("SEGMENTLENS_SESSION_HOURS")),

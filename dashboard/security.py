@@ -361,8 +361,12 @@ def install_security(app, secret: bytes) -> None:
 
     @server.after_request
     def add_headers(response: flask.Response):
-        for name, value in security_headers(fresh=response.mimetype == "text/html").items():
-            response.headers.setdefault(name, value)
+        # Only the headers a handler did not set itself: one pass over the response's headers, then
+        # one extend (six setdefault calls each scanned the list again).
+        present = {name.lower() for name in response.headers.keys()}
+        response.headers.extend([(name, value) for name, value in
+                                 security_headers(fresh=response.mimetype == "text/html").items()
+                                 if name.lower() not in present])
         if flask.request.path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)
         return response

@@ -218,3 +218,36 @@ def test_seed_export_download_needs_an_analyst_and_holds_the_three_files(server)
     assert sorted(archive.namelist()) == ["features.json", "kmeans_model.pkl", "scaler.pkl"]
     features = json.loads(archive.read("features.json"))
     assert features["features"] == Registry(server.models_dir).metadata("v0001")["features"]
+
+
+def test_key_authenticated_api_calls_leave_the_session_alone_and_session_callers_still_work(server):
+    """Issue 29: an API call with Authorization is decided by the key alone; its cookie is neither read nor
+    written. A signed-in browser calling the API without a key is still served by its session."""
+    admin = sign_in(server, "adam")
+    assert admin.last_status == 302
+    store = AccountStore(server.models_dir)
+    key = store.create_key("latency-test", "viewer")
+    try:
+        customer = {"Age": 52, "Income": 58000, "Total_Spending": 640, "NumWebPurchases": 4,
+                    "NumStorePurchases": 6, "NumWebVisitsMonth": 5, "Recency": 41}
+        keyed = admin.post(server.url + "/api/v1/predict", json=customer,
+                           headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        assert keyed.status_code == 200, keyed.text
+        assert "Set-Cookie" not in keyed.headers
+        assert "cookie" not in keyed.headers.get("Vary", "").lower()
+        assert keyed.json()["predictions"][0]["segment"] >= 0
+        # A wrong key is refused even though the admin's session cookie rides along: no fallback to it.
+        wrong = admin.post(server.url + "/api/v1/predict", json=customer,
+                           headers={"Authorization": "Bearer not-a-key"}, timeout=60)
+        assert wrong.status_code == 401
+        # The same cookie without a key: the session's role decides (an admin may roll back; a viewer key may not).
+        by_session = admin.get(server.url + "/api/v1/model", timeout=60)
+        assert by_session.status_code == 200
+        assert "cookie" in by_session.headers.get("Vary", "").lower()
+        viewer_key = admin.post(server.url + "/api/v1/models/rollback", json={},
+                                headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        assert viewer_key.status_code == 403
+        anonymous = requests.get(server.url + "/api/v1/model", timeout=60)
+        assert anonymous.status_code == 401
+    finally:
+        store.revoke_key("latency-test")
