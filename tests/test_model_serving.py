@@ -26,6 +26,9 @@ from tests.conftest import SAMPLE, start_server
 
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,
             "NumWebVisitsMonth": 5, "Recency": 41}
+from core.accounts import Caller  # noqa: E402
+
+ANN, ROOT = Caller("ann", "analyst"), Caller("root", "admin")
 
 
 def _damage(registry: Registry, version: str) -> bytes:
@@ -75,7 +78,7 @@ def test_a_damaged_active_file_is_never_replaced_by_another_version(two_versions
     assert services.model("v0001")[1]["version"] == "v0001"  # an explicit, good version loads
     with pytest.raises(RegistryError, match="fails its checksum"):
         services.model("v0002")
-    services.activate_version("v0001", actor="alice")
+    services.activate_version("v0001", caller=Caller("alice", "admin"))
     assert services.status() == {"status": "ok", "reason": None, "active": "v0001", "serving": "v0001",
                                  "warning": None}
     assert services.analysis().version == "v0001" and services.live_model().model.k == 6
@@ -116,7 +119,7 @@ def test_rollback_onto_a_damaged_version_is_refused(two_versions):
     services.activate_version("v0001")
     _damage(registry, "v0002")
     with pytest.raises(RegistryError, match="checksum"):
-        services.rollback_version(actor="bob")
+        services.rollback_version(caller=Caller("bob", "admin"))
     assert registry.active_version() == "v0001"
 
 
@@ -124,20 +127,20 @@ def test_rollback_onto_a_damaged_version_is_refused(two_versions):
 def test_every_state_change_is_audited_with_its_actor(two_versions, tmp_path):
     registry = two_versions
     services = Services(Registry(registry.root), None, SAMPLE)
-    services.rename_segment(1, "Big spenders", actor="ann")
+    services.rename_segment(1, "Big spenders", caller=ANN)
     with pytest.raises(ValueError):
-        services.rename_segment(0, "   ", actor="ann")
-    report = services.accept_upload(_data_url(SAMPLE.read_bytes()), "later.tsv", actor="ann")
+        services.rename_segment(0, "   ", caller=ANN)
+    report = services.accept_upload(_data_url(SAMPLE.read_bytes()), "later.tsv", caller=ANN)
     with pytest.raises(DataFileError):
-        services.accept_upload(_data_url(b"{}"), "x.json", actor="ann")
-    result = services.retrain_upload(report["token"], "later.tsv", 3, ["Age", "Income"], actor="ann")
+        services.accept_upload(_data_url(b"{}"), "x.json", caller=ANN)
+    result = services.retrain_upload(report["token"], "later.tsv", 3, ["Age", "Income"], caller=ANN)
     with pytest.raises(ValueError):
-        services.retrain_upload(report["token"], "later.tsv", "many", None, actor="ann")
-    services.activate_version(result["version"], actor="root")
-    services.rollback_version(actor="root")
-    services.delete_version(result["version"], actor="root")
+        services.retrain_upload(report["token"], "later.tsv", "many", None, caller=ANN)
+    services.activate_version(result["version"], caller=ROOT)
+    services.rollback_version(caller=ROOT)
+    services.delete_version(result["version"], caller=ROOT)
     with pytest.raises(RegistryError):
-        services.delete_version("v0002", actor="root")  # the active one
+        services.delete_version("v0002", caller=ROOT)  # the active one
     entries = [(e["user"], e["action"], e["target"], e["outcome"]) for e in AuditLog(registry.root).entries()]
     v = result["version"]
     assert entries == [

@@ -122,10 +122,10 @@ def test_a_deleted_versions_number_is_never_given_again(registry):
     registry.delete("v0002")
     assert json.loads(manifest_bytes(registry))["last_version"] == 2
     again = Registry(registry.root)  # a restart
-    version = train(SAMPLE, registry=again, k=5, activate=False)[0]
+    version = train(SAMPLE, registry=again, k=5, activate=False).version
     assert version == "v0003"
     again.delete("v0003")
-    assert train(SAMPLE, registry=Registry(registry.root), k=5, activate=False)[0] == "v0004"
+    assert train(SAMPLE, registry=Registry(registry.root), k=5, activate=False).version == "v0004"
 
 
 def test_the_high_water_mark_survives_a_damaged_manifest(registry):
@@ -133,7 +133,7 @@ def test_the_high_water_mark_survives_a_damaged_manifest(registry):
     (registry.root / "manifest.json").write_text("{ damaged")
     recovered = Registry(registry.root)
     assert [v["version"] for v in recovered.versions()] == ["v0001"] and recovered.recovered
-    assert train(SAMPLE, registry=recovered, k=5, activate=False)[0] == "v0003"
+    assert train(SAMPLE, registry=recovered, k=5, activate=False).version == "v0003"
 
 
 def test_a_registry_from_before_the_mark_gets_it_on_delete(registry):
@@ -143,7 +143,7 @@ def test_a_registry_from_before_the_mark_gets_it_on_delete(registry):
         (registry.root / name).write_text(json.dumps(manifest))
     Registry(registry.root).delete("v0002")
     assert json.loads(manifest_bytes(registry))["last_version"] == 2
-    assert train(SAMPLE, registry=Registry(registry.root), k=5, activate=False)[0] == "v0003"
+    assert train(SAMPLE, registry=Registry(registry.root), k=5, activate=False).version == "v0003"
 
 
 def test_cli_models_delete_refuses_the_active_version_and_audits(registry):
