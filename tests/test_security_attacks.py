@@ -521,7 +521,7 @@ def test_attack_2_a_deleted_versions_analysis_is_never_served_for_a_new_model(se
     delete = body_for(spec_writing(server, admin, ids.DATA_ACTION_STORE), *ATTACKS["delete"][1:])
     assert admin.post(server.url + UPDATE, json=delete, timeout=60).status_code == 200
     assert "v0002" not in [v["version"] for v in Registry(server.models_dir).versions()]
-    new_version = train(SAMPLE, registry=Registry(server.models_dir), k=5)[0]  # as `python -m core train` does
+    new_version = train(SAMPLE, registry=Registry(server.models_dir), k=5).version  # as `python -m core train` does
     assert new_version not in ("v0002",) and int(new_version[1:]) > 2
     for _ in range(4):  # both workers
         resp = admin.get(server.url + "/api/v1/segments", timeout=120)
