@@ -374,6 +374,10 @@ def layout(**_query):
     can_upload, why_upload = can["upload"]
     can_rollback, why_rollback = can["rollback"]
     current_k = int(meta.get("k") or 6)
+    # The active version's own features (a log's Frequency_log is offered as "Orders"); the canonical ones
+    # for a version of the canonical file, whose other features may be chosen too.
+    active_features = list(meta.get("features") or [])
+    offered = MODEL_FEATURES if set(active_features) <= set(MODEL_FEATURES) else active_features
     recommended = sweep.get("recommended_k") if sweep else None
     upload = dbc.Card([
         dbc.CardHeader(html.Span("1 · Upload a customer file", className="fw-semibold")),
@@ -403,9 +407,9 @@ def layout(**_query):
                 # chosen values and their count, in an order that differs from what it shows).
                 dbc.Col(html.Fieldset([
                     html.Legend("Features", className="mb-1", style={"fontSize": "0.875rem"}),
-                    dbc.Checklist(id=ids.DATA_FEATURES, value=list(meta.get("features") or []), inline=True,
+                    dbc.Checklist(id=ids.DATA_FEATURES, value=active_features, inline=True,
                                   className="small", options=[{"label": FEATURE_LABELS.get(f, f), "value": f}
-                                                              for f in MODEL_FEATURES])]),
+                                                              for f in offered])]),
                         md=6),
                 dbc.Col([dbc.Label("Segments (k)", html_for=ids.DATA_K, className="small mb-1"),
                          dbc.Input(id=ids.DATA_K, type="number", min=K_MIN, max=K_MAX, step=1, value=current_k),
