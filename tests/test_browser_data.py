@@ -314,7 +314,7 @@ def test_corrupted_active_model_is_never_replaced_and_a_damaged_version_is_never
     try:
         registry = Registry(server.models_dir)
         bad, _, _ = train(SAMPLE, registry=registry, k=4)  # a second version, activated
-        path = next(server.models_dir.glob(f"{bad}.*"))  # the model file (.npz; .joblib before conversion)
+        path = server.models_dir / f"{bad}.npz"  # the model file (a version has artifact files too)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])  # truncated: fails its checksum
         assert registry.active_version() == bad == "v0002"
@@ -346,7 +346,7 @@ def test_corrupted_active_model_is_never_replaced_and_a_damaged_version_is_never
         # Activating a damaged version is refused (was its own test with its own server: same checks).
         bad, _, _ = train(SAMPLE, registry=registry, k=4, activate=False)  # a candidate, not active
         assert bad == "v0003"
-        path = next(server.models_dir.glob(f"{bad}.*"))
+        path = server.models_dir / f"{bad}.npz"  # the model file, not one of its artifacts
         path.write_bytes(path.read_bytes()[:100])
         dash_br.wait_for_page(url=server.url + "/data")
         _click(dash_br, _row(dash_br, bad).find_element("css selector", "button.btn-activate"))
