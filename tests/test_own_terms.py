@@ -137,12 +137,19 @@ def test_no_page_speaks_log_units_or_shows_sections_without_inputs(cdnow_app):
         assert all(getattr(c, "className", None) != "d-none" for c in _columns_with(profiles, title)), title
 
 
-def test_canonical_data_keeps_its_raw_fields_and_campaign_sections(trained):
+def test_canonical_data_keeps_its_raw_fields_and_campaign_sections(trained, tmp_path):
     """The raw-fields helper and the campaign card stay where the data has their inputs."""
-    from dashboard.pages.predict import has_campaigns_or_products, raw_title
-    from dashboard.pages.profiles import sections
+    import importlib
+
     from dashboard.services import Services
     from tests.conftest import SAMPLE
+
+    # The page modules as Dash imports them (``pages.<name>``): importing ``dashboard.pages.<name>`` again would
+    # register each page twice in the process-wide page registry and break every app made after this test.
+    create_app(models_dir=trained[0].root, data_path=SAMPLE, cache_dir=tmp_path / "cache")
+    has_campaigns_or_products = importlib.import_module("pages.predict").has_campaigns_or_products
+    raw_title = importlib.import_module("pages.predict").raw_title
+    sections = importlib.import_module("pages.profiles").sections
 
     services = Services(trained[0], None, SAMPLE)
     form = services.predict_form()
