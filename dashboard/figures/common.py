@@ -7,7 +7,8 @@ from core.schema import FEATURE_LABELS
 
 from ..theme import FONT_FAMILY
 
-__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "wrap_label", "feature_label"]
+__all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "wrap_label", "feature_label", "rgba",
+           "numbered"]
 
 
 def plain(text) -> str:
@@ -83,3 +84,15 @@ def vrect(x0: float, x1: float, fillcolor: str, opacity: float = 1.0, layer: str
     """A band across the whole plot height between ``x0`` and ``x1``."""
     return {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1, "y0": 0, "y1": 1,
             "fillcolor": fillcolor, "opacity": opacity, "line": {"width": 0}, "layer": layer}
+
+
+def rgba(hex_colour: str, alpha: float) -> str:
+    """``#rrggbb`` with an opacity, as Plotly's ``rgba(r,g,b,a)``."""
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def numbered(i: int, names: list[str]) -> str:
+    """'i · name' with the user's name as plain text (Plotly would render markup in it)."""
+    return f"{i} · {plain(names[i])}" if i < len(names) else f"Segment {i}"
+

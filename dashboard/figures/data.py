@@ -5,15 +5,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, plain
+from .common import base_layout, empty_figure, plain, rgba
 
 
 __all__ = ["share_comparison_figure"]
 
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
 def share_comparison_figure(segments: list[dict], reference_version: str, candidate_version: str) -> go.Figure:
@@ -27,7 +23,7 @@ def share_comparison_figure(segments: list[dict], reference_version: str, candid
     active = [r["reference_share"] if r["reference_share"] is not None else 0.0 for r in segments]
     fig = go.Figure([
         go.Bar(name=f"Active {plain(reference_version)} (matched segment)", x=ticks, y=active,
-               marker={"color": [_rgba(c, 0.35) for c in colours], "line": {"color": colours, "width": 1.5}},
+               marker={"color": [rgba(c, 0.35) for c in colours], "line": {"color": colours, "width": 1.5}},
                customdata=[plain(f"{r['matched']} · {r['matched_name']}") if r["matched"] is not None
                            else "no match" for r in segments],
                hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra>active</extra>"),

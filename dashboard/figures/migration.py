@@ -4,22 +4,13 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, plain
+from .common import base_layout, empty_figure, numbered, rgba
 
 __all__ = ["migration_sankey", "sizes_figure", "value_figure"]
 
 _NEW = "new"
 
 
-def _label(i: int, names: list[str]) -> str:
-    """'i · name' with the user's name as plain text (Plotly would render markup in it)."""
-    return f"{i} · {plain(names[i])}" if i < len(names) else f"Segment {i}"
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def migration_sankey(run: dict, names: list[str], max_snapshots: int = 8) -> go.Figure:
@@ -42,7 +33,7 @@ def migration_sankey(run: dict, names: list[str], max_snapshots: int = 8) -> go.
             index[key] = len(labels)
             col = dates.index(date)
             new = seg == _NEW
-            hover.append(f"first purchase in the period ending {date}" if new else f"{_label(seg, names)} on {date}")
+            hover.append(f"first purchase in the period ending {date}" if new else f"{numbered(seg, names)} on {date}")
             labels.append("new" if new else str(seg))
             colours.append("#ced4da" if new else segment_colour(seg))
             # Fixed positions keep snapshots in columns and each segment in its own row.
@@ -55,7 +46,7 @@ def migration_sankey(run: dict, names: list[str], max_snapshots: int = 8) -> go.
         src.append(node(t["to_date"], _NEW) if new else node(t["from_date"], int(t["from"])))
         dst.append(node(t["to_date"], int(t["to"])))
         val.append(t["customers"])
-        link_colours.append("rgba(173,181,189,0.35)" if new else _rgba(segment_colour(int(t["from"])), 0.35))
+        link_colours.append("rgba(173,181,189,0.35)" if new else rgba(segment_colour(int(t["from"])), 0.35))
     traces = [go.Sankey(
         arrangement="fixed", textfont={"size": 11, "color": "#212529"},
         node={"label": labels, "customdata": hover, "color": colours,
@@ -65,7 +56,7 @@ def migration_sankey(run: dict, names: list[str], max_snapshots: int = 8) -> go.
               "hovertemplate": "%{source.customdata} → %{target.customdata}<br>%{value:,} customers<extra></extra>"},
     )]
     shown = sorted({int(t[end]) for t in flows for end in ("from", "to") if t[end] != _NEW})
-    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=_label(i, names), hoverinfo="skip",
+    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=numbered(i, names), hoverinfo="skip",
                           marker={"color": segment_colour(i), "size": 10, "symbol": "square"}) for i in shown]
     fig = go.Figure(traces)
     fig.update_xaxes(visible=False)
@@ -85,10 +76,10 @@ def sizes_figure(run: dict, names: list[str]) -> go.Figure:
         return empty_figure("No snapshot.")
     dates = [s["date"] for s in snaps]
     fig = go.Figure([
-        go.Bar(x=dates, y=[s["sizes"][str(i)] for s in snaps], name=_label(i, names),
+        go.Bar(x=dates, y=[s["sizes"][str(i)] for s in snaps], name=numbered(i, names),
                marker={"color": segment_colour(i)},
                customdata=[s["shares"][str(i)] for s in snaps],
-               hovertemplate=f"{_label(i, names)}<br>%{{x}}: %{{y:,}} customers (%{{customdata:.1%}})<extra></extra>")
+               hovertemplate=f"{numbered(i, names)}<br>%{{x}}: %{{y:,}} customers (%{{customdata:.1%}})<extra></extra>")
         for i in range(len(names))])
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="Snapshot (purchases up to this date)", type="category")
@@ -103,9 +94,9 @@ def value_figure(run: dict, names: list[str]) -> go.Figure:
         return empty_figure("No snapshot.")
     dates = [s["date"] for s in snaps]
     fig = go.Figure([
-        go.Scatter(x=dates, y=[s["period_value"][str(i)] for s in snaps], name=_label(i, names),
+        go.Scatter(x=dates, y=[s["period_value"][str(i)] for s in snaps], name=numbered(i, names),
                    mode="lines+markers", line={"color": segment_colour(i), "width": 2},
-                   hovertemplate=f"{_label(i, names)}<br>period ending %{{x}}: %{{y:,.0f}}<extra></extra>")
+                   hovertemplate=f"{numbered(i, names)}<br>period ending %{{x}}: %{{y:,.0f}}<extra></extra>")
         for i in range(len(names))])
     fig.update_xaxes(title_text="Period ending", type="category")
     fig.update_yaxes(title_text="Spend in the period", tickformat=",.0f")

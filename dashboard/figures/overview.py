@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..theme import segment_colour, segment_colours
-from .common import base_layout, plain, wrap_label
+from .common import base_layout, plain, rgba, wrap_label
 from .describe import with_summary
 
 
@@ -22,10 +22,6 @@ def is_synthetic(meta: dict, source: str | None = None) -> bool:
     """Whether the model was trained on (and the pages show) the synthetic demo sample."""
     return SYNTHETIC_SOURCE in {str(meta.get("data_source") or ""), str(source or "")}
 
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
 def segment_numbers(frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -91,7 +87,7 @@ def spend_share_figure(frame, names: list[str], numbers: pd.DataFrame | None = N
     hover_names = [plain(f"{i} · {n}") for i, n in enumerate(names)]
     fig = go.Figure([
         go.Bar(name="Share of customers", x=ticks, y=numbers["share"].tolist(), customdata=hover_names,
-               marker={"color": [_rgba(c, 0.3) for c in colours], "line": {"color": colours, "width": 1.5}},
+               marker={"color": [rgba(c, 0.3) for c in colours], "line": {"color": colours, "width": 1.5}},
                hovertemplate="%{customdata}<br>%{y:.1%} of customers<extra></extra>"),
         go.Bar(name="Share of total spend", x=ticks, y=numbers["spend_share"].tolist(), customdata=hover_names,
                marker={"color": colours}, texttemplate="%{y:.0%}", textposition="outside",

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, feature_label, hline, plain, vline, vrect
+from .common import base_layout, empty_figure, feature_label, hline, numbered, rgba, vline, vrect
 
 __all__ = [
     "JACCARD_LINES", "JACCARD_BANDS", "PSI_LINES", "jaccard_figure", "ari_distribution_figure", "ari_time_figure",
@@ -23,15 +23,6 @@ _PSI_COLOURS = {"no significant shift": "#6c9a8b", "moderate shift": "#E9A23B", 
 _NO_TIME = "No enrolment snapshot had enough customers to fit the segments."
 
 
-def _label(i: int, names: list[str]) -> str:
-    """'i · name' with the user's name as plain text (Plotly would render markup in it)."""
-    return f"{i} · {plain(names[i])}" if i < len(names) else f"Segment {i}"
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _vlines(fig: go.Figure, lines, colour: str = "#6c757d") -> None:
@@ -56,10 +47,10 @@ def jaccard_figure(jaccard: dict, names: list[str], quantiles: dict | None = Non
         error = {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "color": "#495057",
                  "thickness": 1}
     text = [f"{v:.2f}" if v is not None else "n/a" for v in values]
-    hover = [f"{_label(s, names)}<br>mean Jaccard {t}" + (f"<br>{verdicts[str(s)]}" if verdicts else "")
+    hover = [f"{numbered(s, names)}<br>mean Jaccard {t}" + (f"<br>{verdicts[str(s)]}" if verdicts else "")
              for s, t in zip(segs, text)]
     fig = go.Figure(go.Bar(
-        y=[_label(s, names) for s in segs], x=[v if v is not None else 0 for v in values], orientation="h",
+        y=[numbered(s, names) for s in segs], x=[v if v is not None else 0 for v in values], orientation="h",
         marker_color=[segment_colour(s) for s in segs], text=text, textposition="inside", error_x=error,
         hovertext=hover, hoverinfo="text", name="mean Jaccard",
     ))
@@ -67,13 +58,13 @@ def jaccard_figure(jaccard: dict, names: list[str], quantiles: dict | None = Non
         ends = [intervals.get(str(s)) or [None, None] for s in segs]
         ok = [v is not None and e[0] is not None and e[1] is not None for v, e in zip(values, ends)]
         fig.add_trace(go.Scatter(
-            x=[v for v, good in zip(values, ok) if good], y=[_label(s, names) for s, good in zip(segs, ok) if good],
+            x=[v for v, good in zip(values, ok) if good], y=[numbered(s, names) for s, good in zip(segs, ok) if good],
             mode="markers", marker={"symbol": "line-ns", "size": 14, "color": "#212529", "line": {"width": 2}},
             error_x={"type": "data", "symmetric": False, "color": "#212529", "thickness": 3, "width": 0,
                      "array": [e[1] - v for v, e, good in zip(values, ends, ok) if good],
                      "arrayminus": [v - e[0] for v, e, good in zip(values, ends, ok) if good]},
             name="95% interval of the mean", hoverinfo="text",
-            hovertext=[f"{_label(s, names)}<br>mean {v:.2f}, 95% interval {e[0]:.2f}-{e[1]:.2f}"
+            hovertext=[f"{numbered(s, names)}<br>mean {v:.2f}, 95% interval {e[0]:.2f}-{e[1]:.2f}"
                        for s, v, e, good in zip(segs, values, ends, ok) if good]))
     for i, (x0, x1, text, colour) in enumerate(JACCARD_BANDS):
         fig.add_shape(vrect(x0, x1, colour, opacity=0.6))
@@ -136,10 +127,10 @@ def shares_figure(snapshots: list[dict], names: list[str]) -> go.Figure:
     periods = [s["period"] for s in snapshots]
     segs = sorted(int(k) for k in snapshots[0]["shares"])
     fig = go.Figure([
-        go.Scatter(x=periods, y=[s["shares"][str(i)] for s in snapshots], name=_label(i, names), mode="lines",
+        go.Scatter(x=periods, y=[s["shares"][str(i)] for s in snapshots], name=numbered(i, names), mode="lines",
                    stackgroup="shares", line={"color": segment_colour(i), "width": 0.5},
-                   fillcolor=_rgba(segment_colour(i), 0.75),
-                   hovertemplate=f"{_label(i, names)}<br>%{{x}}: %{{y:.1%}}<extra></extra>")
+                   fillcolor=rgba(segment_colour(i), 0.75),
+                   hovertemplate=f"{numbered(i, names)}<br>%{{x}}: %{{y:.1%}}<extra></extra>")
         for i in segs
     ])
     fig.update_xaxes(title_text="Customers enrolled up to the end of", type="category")
@@ -156,7 +147,7 @@ def drift_heatmap(snapshots: list[dict], names: list[str]) -> go.Figure:
     segs = sorted(int(k) for k in snapshots[0]["drift"])
     z = [[s["drift"][str(i)] for s in snapshots] for i in segs]
     fig = go.Figure(go.Heatmap(
-        z=z, x=[s["period"] for s in snapshots], y=[_label(i, names) for i in segs], colorscale="Oranges",
+        z=z, x=[s["period"] for s in snapshots], y=[numbered(i, names) for i in segs], colorscale="Oranges",
         zmin=0, colorbar={"title": {"text": "distance", "side": "right"}, "thickness": 12},
         text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}",
         hovertemplate="%{y}<br>%{x}: centroid moved %{z:.2f} (scaled units)<extra></extra>",
@@ -188,7 +179,7 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
             col = periods.index(period)
             new = seg < 0
             hover.append(f"customers enrolled in the period ending {period}" if new
-                         else f"{_label(seg, names)}, snapshot {period}")
+                         else f"{numbered(seg, names)}, snapshot {period}")
             labels.append("new" if new else str(seg))
             colours.append("#ced4da" if new else segment_colour(seg))
             # Fixed positions keep periods in columns and each segment in its own row.
@@ -203,7 +194,7 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
         dst.append(t)
         val.append(f["n"])
         link_colours.append("rgba(173,181,189,0.35)" if f["source"] < 0
-                            else _rgba(segment_colour(int(f["source"])), 0.35))
+                            else rgba(segment_colour(int(f["source"])), 0.35))
     traces = [go.Sankey(
         arrangement="fixed", textfont={"size": 11, "color": "#212529"},
         node={"label": labels, "customdata": hover, "color": colours,
@@ -215,7 +206,7 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
     # Legend entries only (no data): a Sankey has no legend of its own, and full names on the nodes
     # would cover the flows.
     shown = sorted({int(f[end]) for f in flows for end in ("source", "target") if int(f[end]) >= 0})
-    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=_label(i, names), hoverinfo="skip",
+    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=numbered(i, names), hoverinfo="skip",
                           marker={"color": segment_colour(i), "size": 10, "symbol": "square"}) for i in shown]
     fig = go.Figure(traces)
     fig.update_xaxes(visible=False)
@@ -236,9 +227,9 @@ def cohort_figure(cohorts: list[dict], names: list[str]) -> go.Figure:
     periods = [c["period"] for c in cohorts]
     segs = sorted(int(s) for s in cohorts[0]["shares"])
     fig = go.Figure([
-        go.Bar(x=periods, y=[c["shares"][str(i)] for c in cohorts], name=_label(i, names),
+        go.Bar(x=periods, y=[c["shares"][str(i)] for c in cohorts], name=numbered(i, names),
                marker_color=segment_colour(i), customdata=[c["n_customers"] for c in cohorts],
-               hovertemplate=f"{_label(i, names)}<br>enrolled %{{x}} (%{{customdata:,}} customers): "
+               hovertemplate=f"{numbered(i, names)}<br>enrolled %{{x}} (%{{customdata:,}} customers): "
                              f"%{{y:.1%}}<extra></extra>")
         for i in segs
     ])
@@ -282,7 +273,7 @@ def share_shift_figure(segments: list[dict], names: list[str]) -> go.Figure:
     segs = [int(r["segment"]) for r in segments]
     # Short ticks keep the axis readable beside the legend; names are in the hover.
     ticks = [f"Segment {s}" for s in segs]
-    full = [_label(s, names) for s in segs]
+    full = [numbered(s, names) for s in segs]
     fig = go.Figure([
         go.Bar(name="Training data", x=ticks, y=[r["reference_share"] for r in segments], marker_color="#adb5bd",
                customdata=full, hovertemplate="%{customdata}<br>training: %{y:.1%}<extra></extra>"),
