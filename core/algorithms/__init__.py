@@ -1,0 +1,1 @@
+"""Clustering algorithms beyond k-means (GMM, k-prototypes, HDBSCAN, consensus); contract in :mod:`.base`."""
