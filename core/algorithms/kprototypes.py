@@ -43,7 +43,7 @@ import numpy as np
 from ..engines.numpy_engine import one_blas_thread
 from .base import Partition, Placement
 
-__all__ = ["fit", "predict", "huang_gamma", "balanced_gamma", "BALANCED_RULE", "mixed_costs", "assign", "GAMMA_RULE", "MISSING_RULE",
+__all__ = ["fit", "predict", "confidence_from_costs", "huang_gamma", "balanced_gamma", "BALANCED_RULE", "mixed_costs", "assign", "GAMMA_RULE", "MISSING_RULE",
            "CONFIDENCE_RULE"]
 
 GAMMA_RULE = "Huang (1997): gamma = 0.5 x mean standard deviation of the numeric columns"
@@ -257,7 +257,19 @@ def assign(X: np.ndarray, categorical: np.ndarray, centroids: np.ndarray, modes:
                                                    second=True)
 
 
-def _confidence(c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+def confidence_from_costs(c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """Placement confidence ``1 - sqrt(c1 / c2)`` (see the module notes).
+
+    Parameters
+    ----------
+    c1, c2 : ndarray of shape (n,)
+        Costs to the cheapest and second-cheapest prototype (``c2`` infinite when k == 1).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        In [0, 1]; 0 half-way between two prototypes, 1 on a prototype (or when there is one segment).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.where(c2 > 0, 1.0 - np.sqrt(c1 / c2), 0.0)
     conf = np.where(np.isinf(c2), 1.0, conf)
@@ -484,7 +496,7 @@ def fit(X, *, k, seed, categorical=None, gamma="balanced", n_init: int = 10, max
     }
     params = {"centroids": np.ascontiguousarray(centroids), "modes": np.ascontiguousarray(modes, dtype=np.int64),
               "gamma": gamma_value, "n_categories": np.asarray(n_cats, dtype=np.int64)}
-    return Partition(labels=labels, confidence=_confidence(c1, c2), centers=centers, params=params, info=info)
+    return Partition(labels=labels, confidence=confidence_from_costs(c1, c2), centers=centers, params=params, info=info)
 
 
 def predict(params, X, categorical=None) -> Placement:
@@ -515,4 +527,4 @@ def predict(params, X, categorical=None) -> Placement:
         raise ValueError(f"expected {modes.shape[1]} categorical column(s), got {cat.shape[1]}")
     n_cats = params.get("n_categories")
     labels, c1, c2 = assign(X, cat, centroids, modes, gamma, n_categories=n_cats)
-    return Placement(labels=labels, confidence=_confidence(c1, c2))
+    return Placement(labels=labels, confidence=confidence_from_costs(c1, c2))
