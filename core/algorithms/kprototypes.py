@@ -461,7 +461,10 @@ def fit(X, *, k, seed, categorical=None, gamma="balanced", n_init: int = 10, max
     start_time = time.perf_counter()
     X, cat = _check_inputs(X, categorical)
     n = len(X)
-    k = int(k)
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a whole number of segments such as 6, got {k!r}") from None
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of customers ({n}), got {k}")
     if gamma is None or (isinstance(gamma, str) and gamma == "balanced"):
