@@ -43,8 +43,8 @@ import numpy as np
 from ..engines.numpy_engine import one_blas_thread
 from .base import Partition, Placement
 
-__all__ = ["fit", "predict", "confidence_from_costs", "huang_gamma", "balanced_gamma", "BALANCED_RULE", "mixed_costs", "assign", "GAMMA_RULE", "MISSING_RULE",
-           "CONFIDENCE_RULE"]
+__all__ = ["fit", "predict", "assign", "mixed_costs", "confidence_from_costs", "balanced_gamma", "huang_gamma",
+           "BALANCED_RULE", "GAMMA_RULE", "GAMMA_GIVEN", "MISSING_RULE", "CONFIDENCE_RULE", "SAMPLE_ROWS"]
 
 GAMMA_RULE = "Huang (1997): gamma = 0.5 x mean standard deviation of the numeric columns"
 BALANCED_RULE = ("balanced: gamma = 2 x mean numeric variance / mean categorical mismatch probability "
