@@ -239,9 +239,9 @@ def test_the_circle_check_finds_a_function_level_circle(tmp_path):
     """The checker itself: a circle hidden in a function body is still a circle."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
-    tree = ast.parse("def f():\n    from .cli_data import mapping_arg\n")
+    tree = ast.parse("def f():\n    from .data import mapping_arg\n")
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
-    assert _resolve("core.cli", node) == "core.cli_data"
+    assert _resolve("core.cli.commands", node) == "core.cli.data"
 
 
 def test_no_module_imports_another_modules_private_names():
