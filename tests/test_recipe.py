@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli.commands import commands as cli
+from core.cli import commands as cli
 from core.versions import views as views_mod
 from core.versions.pipeline import retrain
 from core.versions.registry import Registry

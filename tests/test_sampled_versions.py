@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli.commands import commands as cli
+from core.cli import commands as cli
 from core.insight import profiles
 from core.versions.pipeline import prepare
 from core.versions.registry import Registry

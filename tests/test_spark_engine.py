@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from core.cli.commands import commands as cli  # noqa: E402
+from core.cli import commands as cli  # noqa: E402
 from core.versions.aggregates import aggregate_frame  # noqa: E402
 from core.engines import get_engine  # noqa: E402
 from core.fitting.model import SegmentationModel  # noqa: E402
