@@ -92,7 +92,14 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
     before = _versions(models) if pg_in and args.command == "train" else set()
     with tempfile.TemporaryDirectory(prefix="segmentlens-pg-") as tmp:
         shown = None
-        if pg_in:
+        if pg_in and getattr(args, "engine", "numpy") == "spark" and args.command == "train":
+            # The Spark engine reads the table itself through JDBC (core.spark_rules.read_table).
+            source = postgres.parse(data, query)
+            if query:
+                raise postgres.PostgresError("--engine spark reads a table through JDBC: name it with ?table=... "
+                                             "(a view works for a query)")
+            shown = source.display
+        elif pg_in:
             source = postgres.parse(data, query)
             path = Path(tmp) / source.file_name
             rows = postgres.export(source, path)
