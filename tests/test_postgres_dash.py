@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.accounts import Caller, Forbidden
-from core.audit import AuditLog
-from core.pipeline import prepare, train
-from core.postgres import PostgresError
-from core.registry import Registry
+from core.access.accounts import Caller, Forbidden
+from core.access.audit import AuditLog
+from core.versions.pipeline import prepare, train
+from core.reading.postgres import PostgresError
+from core.versions.registry import Registry
 from tests.test_postgres import PASSWORD, SAMPLE, USER, conn, load_sample, server, url  # noqa: F401  (fixtures)
 
 from dashboard.services import Services
@@ -75,7 +75,7 @@ def test_a_query_source_and_bad_sources_say_one_line(url, conn, services):  # no
 
 
 def test_dashboard_activate_and_rollback_rewrite_the_sync_table(url, conn, services, monkeypatch):  # noqa: F811
-    from core.cli_postgres import last_sync
+    from core.cli.postgres import last_sync
 
     registry = services.registry
     v1 = registry.active_version()

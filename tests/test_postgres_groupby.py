@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import pg_aggregate, postgres
-from core.transactions import TransactionColumns, aggregate
+from core.reading import pg_aggregate
+from core.reading import postgres
+from core.reading.transactions import TransactionColumns, aggregate
 from tests.test_postgres import CDNOW, conn, server, url  # noqa: F401  (fixtures)
 
 FIELDS = ("rows_read", "rows_used", "unreadable", "nonpositive", "first_date", "latest_date", "date_format", "notes")

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from core import cli  # noqa: E402
-from core.registry import Registry  # noqa: E402
+from core.cli import commands as cli  # noqa: E402
+from core.versions.registry import Registry  # noqa: E402
 from tests.test_postgres import PASSWORD, SAMPLE, USER, conn, load_sample, server, url  # noqa: E402,F401
 
 pytestmark = pytest.mark.spark

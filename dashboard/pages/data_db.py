@@ -11,8 +11,8 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
-from core.accounts import Forbidden
-from core.loading import DataFileError
+from core.access.accounts import Forbidden
+from core.reading.loading import DataFileError
 from dashboard import ids
 from dashboard.components import may, permission_note
 from dashboard.services import get_services
@@ -74,7 +74,7 @@ def db_card(services) -> dbc.Card:
 def _sync_configured() -> bool:
     import os
 
-    from core.postgres import SYNC_ENV
+    from core.reading.postgres import SYNC_ENV
 
     return bool(os.environ.get(SYNC_ENV))
 

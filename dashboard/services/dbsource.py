@@ -1,15 +1,16 @@
 """A database source on the /data page: saved by an admin, copied for a preview, retrained from.
 
-The copy goes through :func:`core.postgres.local_copy` (COPY into a temporary file) and is then
+The copy goes through :func:`core.reading.postgres.local_copy` (COPY into a temporary file) and is then
 kept as an upload, so the preview, the column mapping, the k advice and the retrain are the
-upload's own (``core.pipeline.make_version`` through :class:`~.uploads.UploadService`). The
+upload's own (``core.versions.pipeline.make_version`` through :class:`~.uploads.UploadService`). The
 version records the database (URL without password, and the query) as its source. Every action
 here is for admins (``db_source``): the services check the caller; the page only mirrors it.
 """
 from __future__ import annotations
 
-from core import db_source, postgres
-from core.registry import Registry
+from core.reading import db_source
+from core.reading import postgres
+from core.versions.registry import Registry
 
 from .audit import Auditor
 from .uploads import UploadService

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.registry import Registry, RegistryError
+from core.versions.registry import Registry, RegistryError
 
 from .analysis import AnalysisService
 from .audit import Auditor
@@ -95,12 +95,12 @@ class VersionService:
         function, the same ``db-sync`` audit entry); a failed sync is audited and leaves the activation standing."""
         import os
 
-        from core import postgres
+        from core.reading import postgres
 
         if not os.environ.get(postgres.SYNC_ENV):
             return
-        from core.cli import main
-        from core.cli_postgres import sync
+        from core.cli.commands import main
+        from core.cli.postgres import sync
 
         try:
             sync(self.registry.root, main, action=action, actor=actor)
@@ -153,7 +153,7 @@ class VersionService:
         return dict(comp, common_note=note) if note else comp
 
     def _comparison(self, version: str) -> dict:
-        from core import training
+        from core.versions import training
 
         candidate_meta = self.registry.metadata(version)
         model, meta = self.analyses.model()
@@ -191,7 +191,7 @@ class VersionService:
 
     def report_html(self) -> str:
         """The self-contained HTML report of the segments (personas, key charts, campaign economics)."""
-        from core.report import segment_report
+        from core.insight.report import segment_report
 
         from dashboard.theme import segment_colour
 
