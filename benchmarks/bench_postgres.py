@@ -9,7 +9,8 @@ Every measured step runs in a fresh process: seconds (median over repeats) and p
 2. Training (``python -m core train``) on N customers from Parquet vs from the same rows in a PostgreSQL
    table (``--data postgresql://...?table=...``), for each N of ``--customers``.
 3. A transaction log of ``--log-rows`` rows (1 customer per 10 rows; order IDs, quantity, amount): customers
-   by today's chunked pandas path vs DuckDB (file), and from a PostgreSQL table (COPY out + the same path).
+   by today's chunked pandas path vs DuckDB (file), and from a PostgreSQL table (COPY out + the same path)
+   vs one GROUP BY on the server (core.reading.pg_aggregate), whose customers must equal pandas' (checked).
 """
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ extra = {{"rc": rc}}
         p, g = results["parquet"], results["postgres"]
         print(f"train {n:,} customers: Parquet {p['seconds']:.1f} s, {p['peak_mb']:.0f} MB peak; PostgreSQL "
               f"{g['seconds']:.1f} s, {g['peak_mb']:.0f} MB peak (ratio time {g['seconds'] / p['seconds']:.2f}, "
-              f"memory {g['peak_mb'] / p['peak_mb']:.2f}); table loaded in {load:.1f} s")
+              f"memory {g['peak_mb'] / p['peak_mb']:.2f}); table loaded in {load:.1f} s", flush=True)
         parquet.unlink()
         last = table
     return last
@@ -252,21 +253,49 @@ extra = {{"customers": len(agg.customers), "engine": agg.engine,
     assert p["check"] == d["check"] and p["customers"] == d["customers"]
     print(f"log of {rows:,} rows ({size:.0f} MB, {p['customers']:,} customers), file: pandas {p['seconds']:.1f} s, "
           f"{p['peak_mb']:.0f} MB peak; DuckDB {d['seconds']:.1f} s, {d['peak_mb']:.0f} MB peak "
-          f"(DuckDB/pandas time {d['seconds'] / p['seconds']:.2f})")
+          f"(DuckDB/pandas time {d['seconds'] / p['seconds']:.2f})", flush=True)
     load = copy_in(url, "log", "CREATE TABLE log (order_id bigint, customer_id bigint, date text, quantity integer, "
                    "amount numeric(12,2))", path, sep=",")
     path.unlink()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:  # a typed date column, as a real orders table has
+        conn.execute("ALTER TABLE log ALTER COLUMN date TYPE date USING to_date(date, 'YYYYMMDD')")
+        conn.execute("VACUUM ANALYZE log")
+    out = {}
     for engine in ("pandas", "duckdb"):
         body = f"""
 from core.reading.postgres import local_copy
 from core.reading.transactions import TransactionColumns, aggregate
 with local_copy({url + '?table=log'!r}) as copy:
     agg = aggregate(copy.path, {cols}, sep="\\t", engine={engine!r})
-extra = {{"customers": len(agg.customers), "engine": agg.engine}}
+extra = {{"customers": len(agg.customers), "engine": agg.engine, "digest": digest(agg.customers)}}
 """
-        r = median_of(body, repeats, setup="import duckdb, pandas, psycopg, core.reading.transactions, core.reading.postgres")
+        out[engine] = r = median_of(body, repeats, setup=_DIGEST + "import duckdb, pandas, psycopg, core.reading.transactions, "
+                                                                 "core.reading.postgres")
         print(f"log of {rows:,} rows from PostgreSQL (COPY out + {engine}): {r['seconds']:.1f} s, "
-              f"{r['peak_mb']:.0f} MB peak (table loaded in {load:.1f} s)")
+              f"{r['peak_mb']:.0f} MB peak (table loaded in {load:.1f} s)", flush=True)
+    body = f"""
+from core.reading.pg_aggregate import aggregate
+from core.reading.transactions import TransactionColumns
+agg, why = aggregate({url + '?table=log'!r}, {cols})
+extra = {{"customers": len(agg.customers), "engine": agg.engine, "digest": digest(agg.customers)}}
+"""
+    g = median_of(body, repeats, setup=_DIGEST + "import pandas, psycopg, core.reading.transactions, core.reading.pg_aggregate")
+    assert g["digest"] == out["pandas"]["digest"], "GROUP BY customers differ from pandas'"
+    base = out["pandas"]
+    print(f"log of {rows:,} rows from PostgreSQL, GROUP BY on the server: {g['seconds']:.1f} s, {g['peak_mb']:.0f} MB "
+          f"peak, customers equal to pandas' (GROUP BY / COPY+pandas time {g['seconds'] / base['seconds']:.2f}, "
+          f"/ DuckDB file {g['seconds'] / d['seconds']:.2f})", flush=True)
+
+
+# The customers as one hash (every column, every row), to check two paths agree without shipping them.
+_DIGEST = """
+import hashlib
+def digest(frame):
+    return hashlib.sha256(pandas.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+import pandas
+"""
 
 
 def main() -> None:

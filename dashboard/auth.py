@@ -65,6 +65,7 @@ PROTECTED_OUTPUTS = {
     ids.VALUE_STATUS: "retrain",  # recomputing customer value with other settings (the recompute callback's output)
     ids.VALUE_DOWNLOAD: "campaign",  # valuable-but-slipping customers: customer IDs, like an audience
     ids.CAMPAIGNS_VALUE_DOWNLOAD: "campaign",  # the win-back / highest-CLV audience
+    ids.DATA_DB_MSG: "db_source",  # saving and copying a database source (issue 27): admins
 }
 #: Inputs whose callback does several actions: a refusal is audited under the one the button names.
 TRIGGER_ACTIONS = {ids.DATA_ACTIVATE: "activate", ids.DATA_DELETE: "delete", ids.DATA_ROLLBACK_CONFIRM: "rollback"}

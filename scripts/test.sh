@@ -22,6 +22,8 @@ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 |
 command -v java >/dev/null 2>&1 || APT+=(default-jre-headless)
 # The PostgreSQL tests start Debian's server themselves (initdb + pg_ctl in a temporary folder).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || APT+=(postgresql)
+# The Spark engine reads postgresql:// tables through this JDBC driver (/usr/share/java/postgresql.jar).
+[ -f /usr/share/java/postgresql.jar ] || APT+=(libpostgresql-jdbc-java)
 # axe-core (the accessibility test's engine) comes from the npm registry, pinned in package-lock.json.
 command -v npm >/dev/null 2>&1 || APT+=(npm)
 if [ ${#APT[@]} -gt 0 ]; then

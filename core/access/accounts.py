@@ -47,7 +47,7 @@ ACTIONS = {
     "rename": "analyst", "upload": "analyst", "retrain": "analyst", "campaign": "analyst",
     "export_model": "analyst", "export_customers": "analyst",
     "activate": "admin", "rollback": "admin", "delete": "admin", "manage_users": "admin", "manage_keys": "admin",
-    "audit": "admin", "reset_monitoring": "admin",
+    "audit": "admin", "reset_monitoring": "admin", "db_source": "admin",
 }
 MIN_PASSWORD_LENGTH = 8
 #: Every API key starts with this, so a leaked one is recognisable (e.g. by secret scanners).

@@ -160,6 +160,22 @@ def _log_config() -> str:
     return path.as_uri()
 
 
+#: Environment variable naming the PostgreSQL JDBC driver jar (default: Debian's, when installed).
+JDBC_JAR_ENV = "SEGMENTLENS_JDBC_JAR"
+_DEBIAN_JDBC_JAR = "/usr/share/java/postgresql.jar"
+
+
+def jdbc_jar() -> str | None:
+    """The PostgreSQL JDBC driver jar Spark sessions load (``SEGMENTLENS_JDBC_JAR``, else Debian's), or None.
+
+    Returns
+    -------
+    str or None
+    """
+    chosen = os.environ.get(JDBC_JAR_ENV) or _DEBIAN_JDBC_JAR
+    return chosen if Path(chosen).is_file() else None
+
+
 def spark_session(master: str | None = None, *, app_name: str = "SegmentLens", config: dict | None = None):
     """Start (or join) a Spark session on ``master``.
 
@@ -209,6 +225,9 @@ def spark_session(master: str | None = None, *, app_name: str = "SegmentLens", c
         }
         if master.startswith("local"):
             settings.update({"spark.sql.shuffle.partitions": "8", "spark.driver.memory": "2g"})
+        jar = jdbc_jar()
+        if jar:  # PostgreSQL sources through JDBC (--data postgresql://... --engine spark)
+            settings["spark.jars"] = jar
         settings.update(config or {})
         builder = builder.master(master)
         for key, value in settings.items():

@@ -41,7 +41,7 @@ from core.reading.loading import DataFileError
 
 __all__ = ["PostgresError", "PgSource", "is_url", "parse", "safe_url", "connect", "export", "local_copy",
            "write_scores", "read_scores_csv", "CONNECT_TIMEOUT", "SECRETS_ENV", "SYNC_ENV", "SCORE_COLUMNS",
-           "MODES"]
+           "MODES", "jdbc_options", "JDBC_DRIVER"]
 
 #: Seconds libpq waits for a server; with start-up costs an unreachable host is reported within 5 s.
 CONNECT_TIMEOUT = 4
@@ -252,8 +252,8 @@ def _select(source: PgSource):
     return sql.SQL(source.query)
 
 
-def _export_sql(source: PgSource, columns: list[tuple[str, int]]):
-    """``COPY (SELECT <each column in a form the readers take>) TO STDOUT`` as tab-separated text."""
+def _readable_select(source: PgSource, columns: list[tuple[str, int]]):
+    """``SELECT <each column in a form the readers take> FROM (...)``: dates as text, booleans 0/1."""
     from psycopg import sql
 
     exprs = []
@@ -269,8 +269,63 @@ def _export_sql(source: PgSource, columns: list[tuple[str, int]]):
         else:
             expr = ident
         exprs.append(sql.SQL("{} AS {}").format(expr, ident))
-    return sql.SQL("COPY (SELECT {} FROM ({}) AS q) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, "
-                   "NULL '')").format(sql.SQL(", ").join(exprs), _select(source))
+    return sql.SQL("SELECT {} FROM ({}) AS q").format(sql.SQL(", ").join(exprs), _select(source))
+
+
+def _export_sql(source: PgSource, columns: list[tuple[str, int]]):
+    """``COPY (SELECT <each column in a form the readers take>) TO STDOUT`` as tab-separated text."""
+    from psycopg import sql
+
+    return sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, NULL '')").format(
+        _readable_select(source, columns))
+
+
+#: The PostgreSQL JDBC driver's class (Debian's libpostgresql-jdbc-java: /usr/share/java/postgresql.jar).
+JDBC_DRIVER = "org.postgresql.Driver"
+
+
+def jdbc_options(url: str, query: str | None = None) -> dict:
+    """Options for Spark's JDBC reader of a table or query: the same rows, in the same forms, as :func:`export`.
+
+    The credentials are libpq's (``PGPASSWORD``, ``.pgpass``, a service file or the secrets file): a
+    connection is opened here first, which also checks the host, the password and the columns,
+    and the password it used is handed to the JDBC driver (Spark redacts it in its plans and logs).
+
+    Parameters
+    ----------
+    url : str
+    query : str, optional
+
+    Returns
+    -------
+    dict
+        ``url`` (``jdbc:postgresql://host:port/db``), ``dbtable`` (a subquery), ``user``, ``password``,
+        ``driver``, ``fetchsize``, ``sessionInitStatement`` (read-only, UTC).
+
+    Raises
+    ------
+    PostgresError
+        As :func:`export`: unreachable server, refused credentials, a missing table or column, a
+        server reached through a unix socket (JDBC reads over TCP).
+    """
+    import psycopg
+
+    source = parse(url, query)
+    with connect(source, read_only=True) as conn:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+                columns = _columns(cur, _select(source))
+                select = _readable_select(source, columns).as_string(conn)
+        except psycopg.Error as exc:
+            raise _query_error(source, exc) from None
+        info = conn.info
+        host, port, dbname, user, password = info.host, info.port, info.dbname, info.user, info.password
+    if host.startswith("/"):
+        raise PostgresError(f"{source.display}: the Spark engine reads over TCP; give a host name, not a socket")
+    return {"url": f"jdbc:postgresql://{host}:{port}/{quote(dbname, safe='')}", "dbtable": f"({select}) AS q",
+            "user": user, "password": password or "", "driver": JDBC_DRIVER, "fetchsize": "10000",
+            "sessionInitStatement": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET TIME ZONE 'UTC'"}
 
 
 def _what(source: PgSource) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.reading import schema
+from core.reading import postgres, schema
 from core.reading.cleaning import PARAMETERS, RULES, CleaningReport, RuleResult
 from core.reading.features import CHANNEL_COLUMNS, DEFAULT_REFERENCE_YEAR, SHARE_COLUMNS
 from core.reading.parsing import NA_TOKENS, DataFileError, choose_delimiter, date_column, number_values
@@ -216,7 +216,10 @@ def read_table(spark, uri: str) -> SparkTable:
 
     name = _display(uri)
     try:
-        if _is_parquet(spark, uri):
+        if postgres.is_url(uri):  # a PostgreSQL table through JDBC: the rows and forms the COPY export gives
+            options, name = postgres.jdbc_options(uri), postgres.parse(uri).display
+            raw, fmt, delimiter = spark.read.format("jdbc").options(**options).load(), "postgresql", None
+        elif _is_parquet(spark, uri):
             raw, fmt, delimiter = spark.read.parquet(str(uri)), "parquet", None
         else:
             delimiter, _ = choose_delimiter(_header_line(spark, uri))

@@ -44,7 +44,7 @@ import pandas as pd
 __all__ = [
     "TransactionColumns", "Aggregated", "aggregate", "rfm_scores", "rfm_group", "RFM_GROUPS",
     "RFM_COLUMNS", "CUSTOMER_COLUMNS", "crosstab", "DEFAULT_CHUNK_ROWS", "MAX_CATEGORIES", "LogChunk", "read_log",
-    "log_engine",
+    "log_engine", "from_totals",
 ]
 
 DEFAULT_CHUNK_ROWS = 500_000
@@ -715,6 +715,38 @@ def _aggregate_duckdb(source: Any, columns: TransactionColumns, *, sep: str, enc
                      nonpositive=int(totals["nonpos"]), total=float(totals["monetary"]), fmt=fmt, examples={})
     result.engine = "duckdb"
     return result, ""
+
+
+def from_totals(base: pd.DataFrame, columns: TransactionColumns, *, rows: int, nonpositive: int, total: float,
+                date_format: str, engine: str) -> Aggregated:
+    """Customers from per-customer totals computed elsewhere (a database's ``GROUP BY``) on a clean log.
+
+    The same construction as the pandas and DuckDB paths (one place), for a log with no unreadable
+    row and no category or channel mapped.
+
+    Parameters
+    ----------
+    base : pandas.DataFrame
+        ``first``, ``last`` (days since 1970-01-01), ``rows``, ``monetary``, ``nonpos``, ``orders`` and,
+        with a quantity column, ``quantity``; floats indexed by customer ID.
+    columns : TransactionColumns
+    rows : int
+        Rows of the log.
+    nonpositive : int
+    total : float
+    date_format : str
+        The format the pandas path would have chosen for the same dates.
+    engine : str
+        Which path aggregated (``Aggregated.engine``).
+
+    Returns
+    -------
+    Aggregated
+    """
+    result = _result(base, None, None, columns, rows_read=rows, rows_used=rows, unreadable={},
+                     nonpositive=nonpositive, total=total, fmt=date_format, examples={})
+    result.engine = engine
+    return result
 
 
 def _result(base: pd.DataFrame, spend, counts, columns: TransactionColumns, *, rows_read: int, rows_used: int,

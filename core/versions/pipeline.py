@@ -556,7 +556,9 @@ class _Opened:
 def _open(recipe: Recipe, step) -> _Opened:
     """Stage 1: the input as prepared customers, or the source to stream."""
     source, data_path = recipe.source, recipe.data_path
-    if source is None or not isinstance(source, (bytes, bytearray)):
+    # A URI only a distributed engine reads (postgresql://, s3a://) stays a string (a Path would make it postgresql:/).
+    uri = recipe.engine != "numpy" and isinstance(source, str) and "://" in source
+    if not uri and (source is None or not isinstance(source, (bytes, bytearray))):
         source = resolve_data_path(source)
         data_path = data_path or str(Path(source).resolve())
     kind = input_kind(source, recipe.kind, recipe.mapping, recipe.name)

@@ -22,6 +22,7 @@ from dashboard.components import (
 )
 from dashboard.figures.data import share_comparison_figure
 from dashboard.figures.stability import psi_figure
+from dashboard.pages.data_db import db_card, register as _register_db_source
 from dashboard.auth import job_caller
 from dashboard.services import Services, get_services
 
@@ -493,11 +494,14 @@ def layout(**_query):
         dcc.Store(id=MODEL_CHANGED, data=meta.get("version")),
         dcc.Store(id=ids.DATA_RECOMMENDED_K, data=recommended),
         # Who starts a retrain, for the audit log: the background job runs outside this request.
-        upload, retrain, compare, versions, exports,
+        upload, db_card(services), retrain, compare, versions, exports,
     ])
 
 
 # ---------------------------------------------------------------- callbacks
+_register_db_source()  # the database source card's callback, once per app (Dash runs this module per app)
+
+
 @callback(Output(ids.DATA_UPLOAD_STORE, "data"), Output(ids.DATA_MAP_MSG, "children"),
           Input(ids.DATA_UPLOAD, "contents"), Input(ids.DATA_MAP_APPLY, "n_clicks"), State(ids.DATA_UPLOAD, "filename"),
           State({"type": ids.DATA_MAP_ROLE, "column": ALL}, "value"),

@@ -36,6 +36,7 @@ from .analysis import Analysis, AnalysisService, build_analysis, profile_tables,
 from .audit import Auditor
 from .cache import CACHE_DIR
 from .campaigns import CampaignService
+from .dbsource import DbSourceService
 from .predict import PredictService
 from .results import ResultCache
 from .stability import StabilityService
@@ -64,6 +65,7 @@ class Services:
         self.predictions = PredictService(self.analyses, self.store, self.results)
         self.stabilities = StabilityService(self.analyses, self.results)
         self.uploads = UploadService(registry, self.results, self.auditor)
+        self.db_sources = DbSourceService(registry, self.uploads, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
         self.campaigns = CampaignService(registry, self.analyses, self.results, self.auditor, access=self.access)
         self.values = ValueService(registry, self.store, self.auditor, access=self.access)
@@ -260,8 +262,39 @@ class Services:
 
         A background job passes ``caller``: the signed-in user of the request that started it."""
         who = self.access.require("retrain", str(name or "upload")[:120], caller)
-        return self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference,
-                                           actor=who.name, mapping=mapping)
+        provenance = self.db_sources.provenance(token)
+        if provenance is not None:  # the copy of the database source: admins only, as the source itself
+            self.access.require("db_source", provenance["data_url"], who)
+        result = self.uploads.retrain_upload(token, name, k, features, progress, reference=self._reference,
+                                             actor=who.name, mapping=mapping)
+        if provenance is not None:
+            self.db_sources.record(result["version"], provenance)
+            result = dict(result, source=provenance["data_source"])
+        return result
+
+    # ------------------------------------------------------------ database source (DbSourceService)
+    def db_source(self) -> dict | None:
+        """The saved database source (URL without password, query), or None; anyone may see it."""
+        return self.db_sources.saved()
+
+    def save_db_source(self, url: str, query: str | None = None, *, caller: Caller | None = None) -> dict:
+        """Check and keep the database source (admins; audited); PostgresError with one line when it cannot be one."""
+        who = self.access.require("db_source", "database source", caller)
+        return self.db_sources.save(url, query, actor=who.name)
+
+    def preview_db_source(self, *, caller: Caller | None = None) -> dict:
+        """Copy the saved source into a kept upload (admins; audited): its report and token, for the retrain."""
+        who = self.access.require("db_source", "database source", caller)
+        return self.db_sources.preview(actor=who.name)
+
+    def last_sync(self) -> dict | None:
+        """The latest ``db-sync`` audit entry (time, table, outcome, version and rows), when SEGMENTLENS_SYNC_URL is set."""
+        from core.reading import postgres
+        from core.cli.postgres import last_sync
+
+        if not os.environ.get(postgres.SYNC_ENV):
+            return None
+        return last_sync(self.registry.root)
 
     def _reference(self):
         """The served model, its names and customers, as core.versions.training.Reference (None without one), and its meta."""

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,10 +173,27 @@ class UploadService:
         self.auditor.record(actor, "upload", report["name"], "ok", detail)
         return report
 
+    def accept_bytes(self, data: bytes, shown: str, *, actor: str = "local") -> dict:
+        """Check data the server read itself (a database source's copy) and keep it as an upload; its report.
+
+        The same checks, storage bounds and audit entry as :meth:`accept_upload`.
+        """
+        from core.reading.loading import DataFileError
+
+        try:
+            report = upload_report(data, shown)
+            token = uuid.uuid4().hex
+            removed = self._store(data, token, shown)
+        except DataFileError as exc:
+            self.auditor.record(actor, "upload", shown, "failed", str(exc))
+            raise
+        self.auditor.record(actor, "upload", shown, "ok", f"{len(data):,} bytes, {report['rows_used']:,} customers "
+                                                          f"used, token {token}")
+        return dict(report, token=token, removed=len(removed))
+
     def _accept(self, contents, filename) -> dict:
         import base64
         import binascii
-        import uuid
 
         from core.versions import training
         from core.reading.loading import DataFileError

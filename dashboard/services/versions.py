@@ -72,6 +72,7 @@ class VersionService:
             self.auditor.record(actor, "activate", version, "failed", str(exc))
             raise
         self.auditor.record(actor, "activate", version, "ok", f"was {before}")
+        self._sync("activate", actor)
         return version
 
     def rollback_version(self, *, actor: str = "local") -> str:
@@ -86,7 +87,26 @@ class VersionService:
             self.auditor.record(actor, "rollback", before or "-", "failed", str(exc))
             raise
         self.auditor.record(actor, "rollback", version, "ok", f"was {before}")
+        self._sync("rollback", actor)
         return version
+
+    def _sync(self, action: str, actor: str) -> None:
+        """Rewrite the SEGMENTLENS_SYNC_URL table as ``python -m core models activate|rollback`` does (the same
+        function, the same ``db-sync`` audit entry); a failed sync is audited and leaves the activation standing."""
+        import os
+
+        from core.reading import postgres
+
+        if not os.environ.get(postgres.SYNC_ENV):
+            return
+        from core.cli.commands import main
+        from core.cli.postgres import sync
+
+        try:
+            sync(self.registry.root, main, action=action, actor=actor)
+        except Exception as exc:  # the version is active either way; the audit entry says the table is not
+            self.auditor.record(actor, "db-sync", postgres.safe_url(os.environ[postgres.SYNC_ENV]), "failed",
+                                f"after {action}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}")
 
     def _rollback_target(self) -> str | None:
         """The version Registry.rollback would activate (None when it cannot tell)."""
