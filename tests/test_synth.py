@@ -290,7 +290,7 @@ def test_write_sample(tmp_path):
 # --- implementation constraints --------------------------------------------------------------------
 
 def test_imports_only_numpy_and_pandas():
-    tree = ast.parse((ROOT / "core" / "synth.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "core" / "reading" / "synth.py").read_text(encoding="utf-8"))
     modules = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

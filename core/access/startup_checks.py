@@ -24,7 +24,7 @@ ADD_ADMIN_COMMAND = "python -m core users add NAME --role admin"
 def _cache_dir() -> Path:
     # The dashboard's default (dashboard/services/cache.py) is <project>/.cache; core cannot import it.
     env = os.environ.get("SEGMENTLENS_CACHE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / ".cache"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / ".cache"
 
 
 def volume_problem(folders: list[Path] | None = None) -> str | None:

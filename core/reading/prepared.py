@@ -21,7 +21,7 @@ from core.reading.schema import DEFAULT_FEATURES, MODEL_FEATURES
 __all__ = ["PROJECT_ROOT", "SAMPLE_PATH", "REAL_DATA_PATH", "Prepared", "resolve_data_path", "fingerprint", "prepare",
            "parse_features"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PATH = PROJECT_ROOT / "data" / "synthetic_customers.tsv"
 REAL_DATA_PATH = PROJECT_ROOT / "data" / "marketing_campaign.csv"
 

@@ -53,7 +53,7 @@ from core.versions.registry_format import model_from_bytes, model_to_bytes
 
 __all__ = ["Registry", "RegistryError", "DEFAULT_MODELS_DIR", "models_dir"]
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 _MANIFEST = "manifest.json"
 _BACKUP = "manifest.json.bak"
 _KEPT_DATA_RE = re.compile(r"^[0-9a-f]{16}\.txt$")
