@@ -6,7 +6,7 @@ a forced k would mean cutting its tree elsewhere than where the clusters are mos
 
 Scale. scikit-learn builds the minimum spanning tree with Prim's algorithm over the data matrix,
 quadratic in the rows (measured here: 10K rows 0.8 s, 30K rows 8 s), so the clusters are found
-on a seeded uniform sample of at most ``sample_size`` customers (default 100,000) and every other
+on a seeded uniform sample of at most ``sample_size`` customers (default 30,000) and every other
 customer is placed by :func:`predict`; ``info`` records ``fitted_on`` and ``assigned``.
 
 Placement of a customer x (the rest of a large table, or a new customer):
@@ -109,7 +109,7 @@ def fit(X, *, k: int | None = None, seed: int, categorical=None, min_cluster_siz
     cluster_selection_method : {"eom", "leaf"}, default "eom"
     cluster_selection_epsilon : float, default 0.0
         As scikit-learn's HDBSCAN.
-    sample_size : int, default 100000
+    sample_size : int, default 30000
         HDBSCAN runs on a seeded uniform sample of at most this many customers.
     max_core_points : int, default 20000
         Core points kept for placement (see the module notes).
