@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .algorithms import get_algorithm
+from .algorithms.categorical import encode_categories
 from .model import SegmentationModel, standardise
 
 __all__ = ["fit_algorithm", "split_categorical", "encode", "categorical_refusal", "check_options", "jsonable"]
@@ -62,13 +63,8 @@ def encode(frame: pd.DataFrame, categorical: list[str]) -> tuple[np.ndarray | No
     """
     if not categorical:
         return None, {}
-    codes, categories = [], {}
-    for name in categorical:
-        text = frame[name].astype("string").str.strip()
-        cats = sorted(str(c) for c in text.dropna().unique() if str(c))
-        categories[name] = cats
-        codes.append(pd.Categorical(text, categories=cats).codes.astype(np.int64))
-    return np.column_stack(codes), categories
+    codes, labels = encode_categories(frame, categorical)
+    return codes, dict(zip(categorical, labels))
 
 
 def check_options(algorithm: str, fit, options: dict) -> dict:

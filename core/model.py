@@ -525,12 +525,9 @@ class SegmentationModel:
         if not isinstance(data, pd.DataFrame):
             raise ValueError(f"this {self.algorithm} model also needs the categorical column(s) "
                              f"{', '.join(self.categorical)}: pass a table, not an array")
-        missing = [c for c in self.categorical if c not in data]
-        if missing:
-            raise KeyError(f"missing categorical column(s): {', '.join(missing)}")
-        codes = [pd.Categorical(data[c].astype("string").str.strip(), categories=self.categories_[c]).codes
-                 for c in self.categorical]
-        return np.column_stack(codes).astype(np.int64) if len(data) else np.empty((0, len(codes)), np.int64)
+        from .algorithms.categorical import encode_categories
+
+        return encode_categories(data, self.categorical, [self.categories_[c] for c in self.categorical])[0]
 
     def placement(self, data):
         """Customers placed by the model's algorithm, in this model's segment numbers.
