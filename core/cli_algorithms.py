@@ -98,7 +98,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{r['algorithm']:<12} {_cell(r['silhouette']):>10} {_cell(r['davies_bouldin'], 2):>6} "
                      f"{_cell(r['calinski_harabasz'], 0):>9} {_cell(r['bic'], 0):>11} "
                      f"{_cell(r.get('stability'), 2):>9} {_cell(r.get('prediction_strength'), 2):>5} "
-                     f"{r['unassigned_share']:>10.0%}  " + " / ".join(f"{s:,}" for s in r["sizes"]))
+                     f"{r['unassigned_share']:>10.0%}  " + " / ".join(f"{s:,}" for s in r["sizes"])
+                     + (f"  ({r['note']})" if r.get("note") else ""))
     names = result["agreement"]["algorithms"]
     if len(names) > 1:
         lines.append("agreement (adjusted Rand):")

@@ -153,17 +153,15 @@ def compare(frame: pd.DataFrame, features: list[str], *, algorithms=None, k: int
     for name in names:
         spec = get_algorithm(name)
         row = {"algorithm": name, "title": spec.title, "soft": spec.soft}
-        if name in refused:
-            row["error"] = categorical_refusal(name, categorical)
-            table.append(row)
-            continue
+        if name in refused:  # compared on what it can cluster, and said so
+            row["note"] = f"numeric features only ({', '.join(categorical)} not used)"
         opts = dict(LIGHT_OPTIONS.get(name, {}), **(options or {}).get(name, {}))
         if name == "consensus":  # the comparison's k, not a range of its own
             opts.setdefault("k_min", k)
             opts.setdefault("k_max", k)
         started = time.perf_counter()
         try:
-            fitted = _Fitted(name, Z, codes, k, seed, opts)
+            fitted = _Fitted(name, Z, None if name in refused else codes, k, seed, opts)
         except ValueError as exc:  # e.g. HDBSCAN leaving everyone unassigned: said, not charted
             row["error"] = str(exc).split("\n")[0]
             table.append(row)
@@ -178,7 +176,7 @@ def compare(frame: pd.DataFrame, features: list[str], *, algorithms=None, k: int
         if not found:
             row["error"] = f"{name} left every customer unassigned (no dense group at these settings)"
         if resamples and found:
-            Zm, cm = Z[measure], _sub(codes, measure)
+            Zm, cm = Z[measure], None if name in refused else _sub(codes, measure)
             row["stability"] = _stability(name, Zm, cm, k, seed, opts, resamples)
             row["prediction_strength"] = _prediction_strength(name, Zm, cm, k, seed, opts)
         table.append(row)
