@@ -66,13 +66,20 @@ def _sub(codes, rows):
 
 def _stability(name, Z, codes, k, seed, options, resamples) -> float | None:
     """Mean adjusted Rand between the fit on the measuring sample and refits on bootstrap resamples of it."""
-    base = _Fitted(name, Z, codes, k, seed, options).labels
+    try:
+        base = _Fitted(name, Z, codes, k, seed, options).labels
+    except ValueError:  # nothing found on the measuring sample (e.g. all noise): not measurable
+        return None
     rng = np.random.default_rng([seed, 7])
     values = []
     for b in range(resamples):
         draw = rng.choice(len(Z), len(Z), replace=True)
-        refit = _Fitted(name, Z[draw], _sub(codes, draw), k, seed + b + 1, options)
-        values.append(adjusted_rand(base, refit.place(Z, codes)))
+        try:
+            placed = _Fitted(name, Z[draw], _sub(codes, draw), k, seed + b + 1, options).place(Z, codes)
+        except ValueError:  # the refit found no segments: they did not come back
+            values.append(0.0)
+            continue
+        values.append(adjusted_rand(base, placed))
     return float(np.mean(values)) if values else None
 
 
@@ -80,7 +87,10 @@ def _prediction_strength(name, Z, codes, k, seed, options) -> float | None:
     """Prediction strength of one random half-split, both directions (Unassigned customers not counted)."""
     order = np.random.default_rng([seed, k, 11]).permutation(len(Z))
     halves = [np.sort(order[: len(Z) // 2]), np.sort(order[len(Z) // 2:])]
-    fits = [_Fitted(name, Z[h], _sub(codes, h), k, seed + i, options) for i, h in enumerate(halves)]
+    try:
+        fits = [_Fitted(name, Z[h], _sub(codes, h), k, seed + i, options) for i, h in enumerate(halves)]
+    except ValueError:  # a half with no segments (e.g. all noise): not measurable
+        return None
     values = []
     for test, train in ((0, 1), (1, 0)):
         rows = halves[test]
