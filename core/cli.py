@@ -371,6 +371,9 @@ def _score(args) -> int:
     out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
     out["confidence"] = out["confidence"].round(4)
     out["typicality"] = out["typicality"].round(4)
+    if model.soft:  # membership probability of each segment (Gaussian mixture), by segment number
+        for s, column in enumerate(model.predict_proba(prepared.frame).T):
+            out[f"probability_{s}"] = column.round(4)
     path = Path(args.out)
     if not path.parent.exists():
         raise UsageError(f"folder {path.parent} does not exist")

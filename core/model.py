@@ -656,7 +656,9 @@ class SegmentationModel:
             Distance to every centroid, in scaled units.
         """
         if self.algorithm != "kmeans":  # the algorithm's own placement (no per-customer fast path)
-            row = np.asarray([values], dtype=np.float64)
+            row = pd.DataFrame([list(values)], columns=self.features, dtype=np.float64)
+            for name in self.categorical:  # not given: a missing category (it adds no cost to any segment)
+                row[name] = None
             scored = self.score(row)
             return (int(scored["segment"].iloc[0]), float(scored["confidence"].iloc[0]),
                     float(scored["typicality"].iloc[0]), self.distances(row)[0].tolist())

@@ -478,6 +478,9 @@ def score_chunks(model: SegmentationModel, names: list, src, *, chunk_rows: int 
         out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
         out["confidence"] = out["confidence"].round(4)
         out["typicality"] = out["typicality"].round(4)
+        if model.soft:  # membership probability of each segment (Gaussian mixture), by segment number
+            for s, column in enumerate(model.predict_proba(chunk).T):
+                out[f"probability_{s}"] = column.round(4)
         yield out
 
 

@@ -266,6 +266,7 @@ PROFILES_RULES = "profiles-rules"
 DIAG_KTREE = "diagnostics-ktree-graph"
 DIAG_KTREE_PROFILE = "diagnostics-ktree-profile"
 # /diagnostics "Algorithms" section (issue 26)
+PREDICT_PROBABILITIES = "predict-probabilities"
 DIAG_ALGO_RUN = "diagnostics-algorithms-run"
 DIAG_ALGO_STORE = "diagnostics-algorithms-store"
 DIAG_ALGO_STATUS = "diagnostics-algorithms-status"

@@ -259,3 +259,17 @@ def test_api_probabilities_sum_to_one(soft_server):
     assert status == 200 and all(abs(sum(p["probabilities"]) - 1) < 1e-5 for p in body["predictions"])
     status, _, spec = call(soft_server, "GET", "/api/v1/openapi.json")
     assert "probabilities" in spec["components"]["schemas"]["Prediction"]["properties"]
+
+
+def test_cli_score_exports_probabilities_of_a_soft_model(tmp_path):
+    models = str(tmp_path / "models")
+    cli("train", "--data", str(SAMPLE), "--models", models, "--k", "3", "--algorithm", "gmm", "--quiet", check_rc=0)
+    out = tmp_path / "scores.csv"
+    cli("score", "--data", str(SAMPLE), "--models", models, "--out", str(out), check_rc=0)
+    import pandas as pd
+
+    scores = pd.read_csv(out)
+    probs = scores[["probability_0", "probability_1", "probability_2"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=2e-4)
+    assert (probs.argmax(axis=1) == scores["segment"].to_numpy()).all()
+    np.testing.assert_allclose(scores["confidence"], probs.max(axis=1), atol=1e-4)
