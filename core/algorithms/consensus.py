@@ -18,9 +18,12 @@ Decisions
   ``fitted_on`` and ``assigned``.
 - The same resamples serve every k (Monti draws them per k): PAC differences between k then
   come from the clustering, not the draw.
-- Base algorithms are pluggable: ``"kmeans"`` (the numpy engine's ``cluster``, one start per run:
-  the resampling supplies the variety), the name of any algorithm module of this package that
-  follows :mod:`.base` (``"kprototypes"``, ``"gmm"``, ...), or a callable
+- Base algorithms are pluggable: ``"kmeans"`` (the numpy engine's ``cluster``, one start per run
+  as in Monti's and ConsensusClusterPlus' k-means: the resampling supplies the variety), the name
+  of any algorithm module of this package that follows :mod:`.base` (``"kprototypes"``, ``"gmm"``,
+  ...; run with its own defaults: k-prototypes with one start lands in a poor optimum often
+  enough on mixed data to blur the matrix, measured PAC 0.44 against 0.01 with its 10 starts at
+  the planted k), or a callable
   ``(X, categorical, k, seed) -> labels`` (a label below 0 counts as "clustered with nobody").
   Several bases share the runs in turn (run h uses base h mod len(bases)).
 - With ``k`` given, the partition is cut at that k, PAC is reported for it and ``preferred_k``
@@ -85,11 +88,9 @@ def _module_base(name: str) -> BaseRun:
             from None
     if not hasattr(module, "fit"):
         raise ValueError(f"{name!r} is not a clustering algorithm (it has no fit)")
-    # One start per run for algorithms with several: the resampling supplies the variety.
-    options = {"n_init": 1} if name == "kprototypes" else {}
 
     def run(X, categorical, k, seed):
-        return module.fit(X, k=k, seed=seed, categorical=categorical, **options).labels
+        return module.fit(X, k=k, seed=seed, categorical=categorical).labels
 
     run.__name__ = name
     return run

@@ -43,8 +43,8 @@ import numpy as np
 from ..engines.numpy_engine import one_blas_thread
 from .base import Partition, Placement
 
-__all__ = ["fit", "predict", "confidence_from_costs", "huang_gamma", "balanced_gamma", "BALANCED_RULE", "mixed_costs", "assign", "GAMMA_RULE", "MISSING_RULE",
-           "CONFIDENCE_RULE"]
+__all__ = ["fit", "predict", "assign", "mixed_costs", "confidence_from_costs", "balanced_gamma", "huang_gamma",
+           "BALANCED_RULE", "GAMMA_RULE", "GAMMA_GIVEN", "MISSING_RULE", "CONFIDENCE_RULE", "SAMPLE_ROWS"]
 
 GAMMA_RULE = "Huang (1997): gamma = 0.5 x mean standard deviation of the numeric columns"
 BALANCED_RULE = ("balanced: gamma = 2 x mean numeric variance / mean categorical mismatch probability "
@@ -461,7 +461,10 @@ def fit(X, *, k, seed, categorical=None, gamma="balanced", n_init: int = 10, max
     start_time = time.perf_counter()
     X, cat = _check_inputs(X, categorical)
     n = len(X)
-    k = int(k)
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a whole number of segments such as 6, got {k!r}") from None
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of customers ({n}), got {k}")
     if gamma is None or (isinstance(gamma, str) and gamma == "balanced"):
