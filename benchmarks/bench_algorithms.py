@@ -3,7 +3,7 @@
     python benchmarks/bench_algorithms.py [--sizes 100000,1000000] [--algorithms gmm,sklearn_gmm,...]
                                           [--repeats 3] [--k 6] [--json]
 
-Data: synthetic customers from core.synth (cleaned, features added), the 7 default features plus
+Data: synthetic customers from core.reading.synth (cleaned, features added), the 7 default features plus
 Total_Children (8 dimensions), standardised; generated once per size and saved to a temporary
 .npy file. Each (algorithm, size) runs in a fresh process that loads that file, so its peak RSS
 is its own: reported as the process's peak and as the growth over the RSS before fitting.
@@ -81,10 +81,10 @@ def canonical_matrix(n: int, seed: int = 1):
     import numpy as np
     import pandas as pd
 
-    from core.cleaning import clean
-    from core.features import add_features
-    from core.schema import DEFAULT_FEATURES
-    from core.synth import generate_customers
+    from core.reading.cleaning import clean
+    from core.reading.features import add_features
+    from core.reading.schema import DEFAULT_FEATURES
+    from core.reading.synth import generate_customers
     raw = generate_customers(n, seed=seed)
     raw["Dt_Customer"] = pd.to_datetime(raw["Dt_Customer"], format="%d-%m-%Y")
     X = add_features(clean(raw)[0])[DEFAULT_FEATURES + FEATURES_EXTRA].to_numpy(dtype=np.float64)

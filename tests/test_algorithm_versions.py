@@ -1,4 +1,4 @@
-"""Every algorithm (issue 26) makes a normal version through the one recipe (core.pipeline.make_version).
+"""Every algorithm (issue 26) makes a normal version through the one recipe (core.versions.pipeline.make_version).
 
 Each version of gmm, kprototypes, hdbscan and consensus is made on the shipped sample with the k-means
 version active: it loads from its model file (plain arrays), places its own training customers as it
@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from core.algorithms import ALGORITHMS, UnknownAlgorithm, get_algorithm
-from core.model import SegmentationModel
-from core.naming import UNASSIGNED_NAME, segment_names
-from core.pipeline import train
-from core.prepared import prepare
-from core.registry import Registry
-from core.registry_format import model_from_bytes, model_to_bytes
+from core.fitting.model import SegmentationModel
+from core.versions.naming import UNASSIGNED_NAME, segment_names
+from core.versions.pipeline import train
+from core.reading.prepared import prepare
+from core.versions.registry import Registry
+from core.versions.registry_format import model_from_bytes, model_to_bytes
 from tests.conftest import ROOT, SAMPLE, start_server
 
 K = 4
@@ -233,7 +233,7 @@ def soft_server(tmp_path_factory, warm_models):
     tmp = tmp_path_factory.mktemp("soft")
     shutil.copytree(warm_models, tmp / "models")
     made = train(SAMPLE, registry=Registry(tmp / "models"), k=K, algorithm="gmm")
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
 
     key = AccountStore(tmp / "models").create_key("algo-admin", "admin")
     server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "100000/minute"})

@@ -41,10 +41,10 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from ..engines import get_engine
-from ..engines.numpy_engine import one_blas_thread
-from . import kprototypes
-from .base import Partition, Placement
+from core.engines import get_engine
+from core.engines.numpy_engine import one_blas_thread
+from core.algorithms import kprototypes
+from core.algorithms.base import Partition, Placement
 
 __all__ = ["fit", "predict", "pac", "kmeans_base", "resolve_base", "SAMPLE_ROWS", "MAX_PAC"]
 

@@ -30,8 +30,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..model import kmeans, kmeans_plus_plus
-from .base import Partition, Placement
+from core.fitting.model import kmeans, kmeans_plus_plus
+from core.algorithms.base import Partition, Placement
 
 __all__ = ["fit", "predict", "criteria", "START_KINDS", "COVARIANCE_TYPES"]
 

@@ -40,7 +40,7 @@ import time
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .base import UNASSIGNED, Partition, Placement
+from core.algorithms.base import UNASSIGNED, Partition, Placement
 
 __all__ = ["fit", "predict", "default_min_cluster_size", "default_min_samples", "SAMPLE_SIZE",
            "MAX_CORE_POINTS"]

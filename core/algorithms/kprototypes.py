@@ -27,7 +27,7 @@ Decisions
   scikit-learn), ``n_init`` starts, the cheapest kept. Unlike the ``kmodes`` package's Cao and
   Huang initialisations it never fails for k >= 7: any k up to the number of customers seeds.
   Above ``sample_rows`` customers the starts run on a seeded sample and the best is refined on
-  every customer (as :func:`core.model.kmeans`).
+  every customer (as :func:`core.fitting.model.kmeans`).
 - Confidence: ``1 - sqrt(c1 / c2)`` where ``c1`` and ``c2`` are the costs to the cheapest and the
   second-cheapest prototype; the square root puts costs in distance units, so without
   categorical columns it is exactly k-means' ``1 - d1 / d2``. 0 means half-way between two
@@ -40,8 +40,8 @@ import time
 
 import numpy as np
 
-from ..engines.numpy_engine import one_blas_thread
-from .base import Partition, Placement
+from core.engines.numpy_engine import one_blas_thread
+from core.algorithms.base import Partition, Placement
 
 __all__ = ["fit", "predict", "assign", "mixed_costs", "confidence_from_costs", "balanced_gamma", "huang_gamma",
            "BALANCED_RULE", "GAMMA_RULE", "GAMMA_GIVEN", "MISSING_RULE", "CONFIDENCE_RULE", "SAMPLE_ROWS"]

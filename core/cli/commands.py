@@ -225,10 +225,10 @@ TRAIN_LOCK_WAIT = 3600.0
 
 
 def _train(args) -> int:
-    from .cli_algorithms import parse_options
-    from .cli_data import mapping_arg
-    from .pipeline import train
-    from .registry import Registry
+    from core.cli.algorithms import parse_options
+    from core.cli.data import mapping_arg
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     step = _progress(args.quiet)
     # One recipe for every input kind and engine; segments keep the active model's numbers, colours and names.
@@ -278,7 +278,7 @@ def _sweep(args) -> int:
 
     if args.k_max < args.k_min:
         raise UsageError(f"--k-max ({args.k_max}) must be at least --k-min ({args.k_min})")
-    from .algorithms import get_algorithm
+    from core.algorithms import get_algorithm
 
     if get_algorithm(args.algorithm).name != "kmeans":
         return _sweep_algorithm(args)
@@ -315,10 +315,10 @@ def _sweep(args) -> int:
 
 
 def _sweep_algorithm(args) -> int:
-    """``sweep --algorithm NAME`` for an algorithm other than k-means (core.compare_algorithms)."""
-    from .cli_algorithms import parse_options, split_features
-    from .compare_algorithms import sweep_algorithm
-    from .pipeline import prepare, resolve_data_path
+    """``sweep --algorithm NAME`` for an algorithm other than k-means (core.fitting.compare_algorithms)."""
+    from core.cli.algorithms import parse_options, split_features
+    from core.fitting.compare_algorithms import sweep_algorithm
+    from core.versions.pipeline import prepare, resolve_data_path
 
     step = _progress(args.quiet)
     prepared = prepare(resolve_data_path(args.data), progress=step)
@@ -707,7 +707,7 @@ from core.cli.postgres import add_options as _add_postgres_options, run as _run_
 from core.cli.value import COMMANDS as _VALUE_COMMANDS, add_parsers as _add_value_parsers  # noqa: E402
 
 _COMMANDS.update(_VALUE_COMMANDS)
-from .cli_algorithms import COMMANDS as _ALGORITHM_COMMANDS, add_parsers as _add_algorithm_parsers  # noqa: E402
+from core.cli.algorithms import COMMANDS as _ALGORITHM_COMMANDS, add_parsers as _add_algorithm_parsers  # noqa: E402
 
 _COMMANDS.update(_ALGORITHM_COMMANDS)
 

@@ -272,7 +272,7 @@ class SegmentationModel:
             ``self``.
         """
         if self.algorithm != "kmeans":
-            raise ValueError(f"{self.algorithm} models are made by from_partition (core.pipeline.fit_model)")
+            raise ValueError(f"{self.algorithm} models are made by from_partition (core.versions.pipeline.fit_model)")
         if isinstance(data, (pd.DataFrame, np.ndarray)):
             X = self._matrix(data)
             if not np.isfinite(X).all():
@@ -387,7 +387,7 @@ class SegmentationModel:
         ValueError
             The algorithm left every customer unassigned.
         """
-        from .algorithms.base import UNASSIGNED
+        from core.algorithms.base import UNASSIGNED
 
         labels = np.asarray(partition.labels, dtype=int)
         centers = np.asarray(partition.centers, dtype=np.float64)
@@ -504,7 +504,7 @@ class SegmentationModel:
     @property
     def soft(self) -> bool:
         """Whether the model gives membership probabilities (:meth:`predict_proba`)."""
-        from .algorithms import get_algorithm
+        from core.algorithms import get_algorithm
 
         return get_algorithm(self.algorithm).soft
 
@@ -525,7 +525,7 @@ class SegmentationModel:
         if not isinstance(data, pd.DataFrame):
             raise ValueError(f"this {self.algorithm} model also needs the categorical column(s) "
                              f"{', '.join(self.categorical)}: pass a table, not an array")
-        from .algorithms.categorical import encode_categories
+        from core.algorithms.categorical import encode_categories
 
         return encode_categories(data, self.categorical, [self.categories_[c] for c in self.categorical])[0]
 
@@ -542,8 +542,8 @@ class SegmentationModel:
             ``labels`` are segment numbers (the Unassigned group is the last segment); ``proba``
             has one column per segment (0 for the Unassigned group) for soft models, else None.
         """
-        from .algorithms import get_algorithm
-        from .algorithms.base import Placement
+        from core.algorithms import get_algorithm
+        from core.algorithms.base import Placement
 
         self._check()
         module = get_algorithm(self.algorithm).load()
@@ -916,7 +916,7 @@ class SegmentationModel:
 
 def _algorithm_state(params: dict, names: set, k: int) -> dict:
     """The algorithm fields of a model file's params, checked (a file without them is k-means)."""
-    from .algorithms import get_algorithm
+    from core.algorithms import get_algorithm
 
     algorithm = get_algorithm(params.get("algorithm")).name
     options = params.get("options") or {}

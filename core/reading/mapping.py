@@ -538,7 +538,7 @@ def _suggest_customers(head: pd.DataFrame) -> Mapping:
                 columns[column] = "id"
                 notes.append(f"{column}: taken as the customer ID (every value is different)")
                 break
-    from .algorithms.categorical import suggest_categorical
+    from core.algorithms.categorical import suggest_categorical
 
     for column in suggest_categorical(head[[c for c, role in columns.items() if role == "ignore"]]):
         columns[column] = "category"

@@ -60,7 +60,7 @@ def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFA
               n_init: int = 10, engine: str = "numpy", algorithm: str = "kmeans", options: dict | None = None,
               categorical=()) -> SegmentationModel:
     """Fit a SegmentationModel on prepared customers: k-means through an engine (:mod:`core.engines`),
-    any other algorithm through its module (:func:`core.algorithm_fit.fit_algorithm`).
+    any other algorithm through its module (:func:`core.fitting.algorithm_fit.fit_algorithm`).
 
     Parameters
     ----------
@@ -82,9 +82,9 @@ def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFA
     SegmentationModel
         With ``labels_`` of every customer.
     """
-    from .algorithm_fit import categorical_refusal, fit_algorithm
-    from .algorithms import get_algorithm
-    from .engines import get_engine
+    from core.fitting.algorithm_fit import categorical_refusal, fit_algorithm
+    from core.algorithms import get_algorithm
+    from core.engines import get_engine
 
     k = check_k(k, len(prepared.frame))
     features = list(features or DEFAULT_FEATURES)
@@ -164,7 +164,7 @@ def algorithm_metadata(model: SegmentationModel, labels: np.ndarray) -> dict:
     dict
         ``{"algorithm": {...}}``; k-means versions say ``{"name": "kmeans"}`` only.
     """
-    from .algorithms import get_algorithm
+    from core.algorithms import get_algorithm
 
     spec = get_algorithm(getattr(model, "algorithm", "kmeans"))
     entry = {"name": spec.name, "title": spec.title, "soft": spec.soft}
@@ -613,8 +613,8 @@ class _Opened:
 
 def _open(recipe: Recipe, step) -> _Opened:
     """Stage 1: the input as prepared customers, or the source to stream."""
-    from .algorithm_fit import categorical_refusal, split_categorical
-    from .algorithms import get_algorithm
+    from core.fitting.algorithm_fit import categorical_refusal, split_categorical
+    from core.algorithms import get_algorithm
 
     source, data_path = recipe.source, recipe.data_path
     if source is None or not isinstance(source, (bytes, bytearray)):
@@ -651,8 +651,8 @@ def _open(recipe: Recipe, step) -> _Opened:
 
 def _canonical_categorical(requested, spec) -> tuple[object, list]:
     """The canonical file's categorical columns among the requested features, refused unless the algorithm takes them."""
-    from .algorithm_fit import categorical_refusal
-    from .schema import CATEGORY_COLUMNS
+    from core.fitting.algorithm_fit import categorical_refusal
+    from core.reading.schema import CATEGORY_COLUMNS
 
     if requested is None:
         return None, []
@@ -783,8 +783,8 @@ def make_version(recipe: Recipe, registry: Registry | None = None, *, progress: 
             new_of_ref, method = identity(model, prepared.frame, reference)
             step("profiles")
             meta = model_metadata(model, prepared, data_path=opened.data_path)
-            if getattr(model, "unassigned_", False):  # the one name of the Unassigned group (core.naming)
-                from .naming import UNASSIGNED_DESCRIPTION, UNASSIGNED_NAME
+            if getattr(model, "unassigned_", False):  # the one name of the Unassigned group (core.versions.naming)
+                from core.versions.naming import UNASSIGNED_DESCRIPTION, UNASSIGNED_NAME
 
                 meta["segment_names"][-1] = UNASSIGNED_NAME
                 meta["segment_descriptions"][-1] = UNASSIGNED_DESCRIPTION

@@ -148,7 +148,7 @@ def algorithms_body(result):
                    (Output(ids.DIAG_ALGO_STATUS, "children"), "Fitting and measuring each algorithm…", "")])
 def run_comparison(_n):
     """Compare the algorithms in another process; the caller is the user who started the job (role checked)."""
-    from core.accounts import Forbidden
+    from core.access.accounts import Forbidden
 
     try:
         return Services.from_env().compare_algorithms(caller=job_caller())

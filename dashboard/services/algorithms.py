@@ -1,7 +1,7 @@
-"""The comparison of algorithms for the served version (core.compare_algorithms), computed on request and cached."""
+"""The comparison of algorithms for the served version (core.fitting.compare_algorithms), computed on request and cached."""
 from __future__ import annotations
 
-from core.compare_algorithms import compare
+from core.fitting.compare_algorithms import compare
 
 from .analysis import AnalysisService
 from .results import ResultCache

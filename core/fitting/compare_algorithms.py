@@ -1,10 +1,10 @@
 """Which algorithm to believe: every algorithm on the same customers, features and k, side by side.
 
 For each algorithm of :data:`core.algorithms.ALGORITHMS`: silhouette, Davies-Bouldin and
-Calinski-Harabasz (:mod:`core.measures`, on the customers a segment claims), BIC and AIC where a
+Calinski-Harabasz (:mod:`core.fitting.measures`, on the customers a segment claims), BIC and AIC where a
 likelihood exists (GMM), bootstrap stability (mean adjusted Rand of refits on resamples against
-the fit, :func:`core.stability.adjusted_rand`) and prediction strength (Tibshirani & Walther,
-:func:`core.measures.pair_strength`) on a seeded sample, sizes, the Unassigned share, and the
+the fit, :func:`core.fitting.stability.adjusted_rand`) and prediction strength (Tibshirani & Walther,
+:func:`core.fitting.measures.pair_strength`) on a seeded sample, sizes, the Unassigned share, and the
 pairwise agreement (adjusted Rand) of every two algorithms; then a recommendation in plain words.
 Also the per-k sweep of one algorithm (``python -m core sweep --algorithm NAME``).
 """
@@ -15,12 +15,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from .algorithm_fit import categorical_refusal, check_options, encode, jsonable
-from .algorithms import ALGORITHMS, get_algorithm
-from .algorithms.base import UNASSIGNED
-from .measures import calinski_harabasz, davies_bouldin, fit_kmeans, pair_strength, silhouette_samples
-from .model import DEFAULT_SEED, standardise
-from .stability import adjusted_rand
+from core.fitting.algorithm_fit import categorical_refusal, check_options, encode, jsonable
+from core.algorithms import ALGORITHMS, get_algorithm
+from core.algorithms.base import UNASSIGNED
+from core.fitting.measures import calinski_harabasz, davies_bouldin, fit_kmeans, pair_strength, silhouette_samples
+from core.fitting.model import DEFAULT_SEED, standardise
+from core.fitting.stability import adjusted_rand
 
 __all__ = ["compare", "sweep_algorithm", "recommendation", "COMPARE_MAX_ROWS", "MEASURE_ROWS"]
 
@@ -31,7 +31,7 @@ COMPARE_MAX_ROWS = 20_000
 MEASURE_ROWS = 1_500
 # Lighter settings for the comparison's many refits (a version trained with the algorithm uses its defaults).
 LIGHT_OPTIONS = {"consensus": {"resamples": 10}}
-STABLE = 0.75  # mean adjusted Rand of refits at which a partition counts as stable (core.criteria's spirit)
+STABLE = 0.75  # mean adjusted Rand of refits at which a partition counts as stable (core.fitting.criteria's spirit)
 
 
 class _Fitted:

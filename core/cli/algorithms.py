@@ -1,6 +1,6 @@
 """Command line for comparing algorithms: ``python -m core compare-algorithms``.
 
-Registered by :mod:`core.cli`, which also gives ``train`` and ``sweep`` their ``--algorithm``.
+Registered by :mod:`core.cli.commands`, which also gives ``train`` and ``sweep`` their ``--algorithm``.
 Bad input ends with exit status 2 and one line on stderr.
 """
 from __future__ import annotations
@@ -51,8 +51,8 @@ def parse_options(items) -> dict:
 
 def split_features(text, frame):
     """(numeric features, categorical features) of a ``--features`` text for prepared customers."""
-    from .algorithm_fit import split_categorical
-    from .prepared import parse_features
+    from core.fitting.algorithm_fit import split_categorical
+    from core.reading.prepared import parse_features
 
     requested, categorical = split_categorical(text, frame)
     numeric = parse_features(requested if not isinstance(requested, list) else ",".join(requested))
@@ -60,9 +60,9 @@ def split_features(text, frame):
 
 
 def run(args) -> int:
-    """Run ``compare-algorithms``: exit status 0, or raise ValueError for bad input (reported by core.cli)."""
-    from .compare_algorithms import compare
-    from .prepared import prepare, resolve_data_path
+    """Run ``compare-algorithms``: exit status 0, or raise ValueError for bad input (reported by core.cli.commands)."""
+    from core.fitting.compare_algorithms import compare
+    from core.reading.prepared import prepare, resolve_data_path
 
     if not args.quiet:
         print("load, clean, features", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """The recipe's fit stage for every algorithm besides k-means: prepared customers -> a SegmentationModel.
 
-K-means goes through the engines (:func:`core.pipeline.fit_model`); the other algorithms
+K-means goes through the engines (:func:`core.versions.pipeline.fit_model`); the other algorithms
 (:mod:`core.algorithms`) fit in memory on the standardised numeric features and, for
 k-prototypes, the categorical features as codes. Sampling of large inputs (HDBSCAN, consensus)
 is the algorithm module's own rule; its ``info`` says how many customers it fitted on and how
@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from .algorithms import get_algorithm
-from .algorithms.categorical import encode_categories
-from .model import SegmentationModel, standardise
+from core.algorithms import get_algorithm
+from core.algorithms.categorical import encode_categories
+from core.fitting.model import SegmentationModel, standardise
 
 __all__ = ["fit_algorithm", "split_categorical", "encode", "categorical_refusal", "check_options", "jsonable"]
 
