@@ -273,3 +273,23 @@ def test_cli_score_exports_probabilities_of_a_soft_model(tmp_path):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=2e-4)
     assert (probs.argmax(axis=1) == scores["segment"].to_numpy()).all()
     np.testing.assert_allclose(scores["confidence"], probs.max(axis=1), atol=1e-4)
+
+
+def test_all_noise_and_single_algorithm_are_said_in_one_line_not_charted(customers):
+    from core.fitting.compare_algorithms import compare
+    from dashboard.figures.algorithms import (can_chart_agreement, comparison_notes, comparison_table,
+                                              version_note)
+
+    features = ["Income", "Total_Spending", "Recency"]
+    result = compare(customers, features, algorithms=["kmeans", "hdbscan"], k=3, resamples=0,
+                     options={"hdbscan": {"min_cluster_size": len(customers) + 1}})
+    rows = {r["algorithm"]: r for r in result["algorithms"]}
+    assert "error" in rows["hdbscan"] and "\n" not in rows["hdbscan"]["error"]
+    assert result["agreement"]["algorithms"] == ["kmeans"] and not can_chart_agreement(result)
+    assert comparison_notes(result) == [f"HDBSCAN: {rows['hdbscan']['error']}"]
+    table = comparison_table(result)
+    assert table["Algorithm"].tolist() == ["k-means"] and table["Sizes"].iloc[0].count("/") == 2
+    assert result["recommendation"].startswith("k-means is the one to use here")
+    note = version_note({"name": "hdbscan", "title": "HDBSCAN", "unassigned": True,
+                         "info": {"noise_share": 0.4, "fitted_on": 100_000, "assigned": 900_000}}, 1_000_000)
+    assert "40% of customers Unassigned" in note and "seeded sample of 100,000 of 1,000,000" in note

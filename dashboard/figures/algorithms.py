@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from .common import base_layout
 
-__all__ = ["comparison_table", "agreement_figure", "comparison_notes", "can_chart_agreement"]
+__all__ = ["comparison_table", "agreement_figure", "comparison_notes", "can_chart_agreement", "version_note"]
 
 
 def _num(value, digits: int):
@@ -68,3 +68,30 @@ def agreement_figure(result: dict, height: int = 380) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(xaxis_title=None, yaxis_title=None)
     return base_layout(fig, height=height)
+
+
+def version_note(algorithm: dict | None, customers: int) -> str:
+    """One sentence on the served version's algorithm: what it is, its key facts, and what was sampled."""
+    algorithm = algorithm or {"name": "kmeans", "title": "k-means"}
+    title = algorithm.get("title") or algorithm["name"]
+    if algorithm["name"] == "kmeans":
+        return f"This version is {title}."
+    info = algorithm.get("info") or {}
+    facts = []
+    if info.get("bic") is not None:
+        facts.append(f"BIC {info['bic']:,.0f}, AIC {info['aic']:,.0f}")
+    if info.get("gamma") is not None:
+        facts.append(f"categorical weight gamma {info['gamma']:.3g} ({info.get('gamma_rule', 'rule not recorded')})")
+    if info.get("pac") is not None:
+        facts.append(f"PAC {info['pac']:.3f} at k={info.get('chosen_k', '?')}")
+    if algorithm.get("unassigned"):
+        facts.append(f"{info.get('noise_share', 0):.0%} of customers Unassigned")
+    fitted, assigned = info.get("fitted_on"), info.get("assigned")
+    if fitted is not None and fitted < customers:
+        facts.append(f"fitted on a seeded sample of {fitted:,} of {customers:,} customers; "
+                     f"the other {assigned if assigned is not None else customers - fitted:,} were placed by the fitted "
+                     "model (HDBSCAN: nearest core point; consensus: nearest centre)")
+    extra = [c for c in algorithm.get("categorical") or []]
+    if extra:
+        facts.append("categorical features " + ", ".join(extra))
+    return f"This version is {title}" + (": " + "; ".join(facts) if facts else "") + "."

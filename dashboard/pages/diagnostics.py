@@ -12,7 +12,8 @@ from core.reading.schema import log_scale_note
 from dashboard import ids
 from dashboard.auth import job_caller, permission
 from dashboard.components import describes_figures, graph_card, page_header, table
-from dashboard.figures.algorithms import agreement_figure, can_chart_agreement, comparison_notes, comparison_table
+from dashboard.figures.algorithms import (agreement_figure, can_chart_agreement, comparison_notes, comparison_table,
+                                         version_note)
 from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure
 from dashboard.figures.ktree import ktree_figure, node_profile_rows
 from dashboard.services import Services, get_services
@@ -98,12 +99,15 @@ def _algorithms_row(services):
     """The "Algorithms" section: every algorithm on this version's data, features and k (computed on request)."""
     may, why = permission("compare_algorithms")
     cached = services.algorithm_comparison()
+    analysis = services.analysis()
     button = dbc.Button("Compare algorithms", id=ids.DIAG_ALGO_RUN, color="primary", disabled=not may,
                         title=why or "Fit k-means, Gaussian mixture, k-prototypes, HDBSCAN and consensus on this "
                                      "version's customers (about a minute on a few thousand customers)")
     return dbc.Card([
         dbc.CardHeader(html.H2("Algorithms", className="h6 fw-semibold mb-0")),
         dbc.CardBody([
+            html.P(version_note(analysis.meta.get("algorithm"), int(analysis.meta.get("n_customers") or 0)),
+                   className="mb-2"),
             html.P("The same customers, features and number of segments under each algorithm: quality scores, "
                    "bootstrap stability, prediction strength, how far the algorithms agree, and which to believe.",
                    className="small text-muted"),
