@@ -232,12 +232,15 @@ def soft_server(tmp_path_factory, warm_models):
     """Gunicorn serving a registry whose active version is a Gaussian mixture."""
     tmp = tmp_path_factory.mktemp("soft")
     shutil.copytree(warm_models, tmp / "models")
-    made = train(SAMPLE, registry=Registry(tmp / "models"), k=K, algorithm="gmm")
+    registry = Registry(tmp / "models")
+    mixed = train(SAMPLE, registry=registry, k=K, algorithm="kprototypes", features=FEATURES["kprototypes"],
+                  activate=False)
+    made = train(SAMPLE, registry=registry, k=K, algorithm="gmm")
     from core.access.accounts import AccountStore
 
     key = AccountStore(tmp / "models").create_key("algo-admin", "admin")
     server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "100000/minute"})
-    server.key, server.made = key, made
+    server.key, server.made, server.mixed, server.registry = key, made, mixed, registry
     yield server
     server.stop()
 
@@ -293,3 +296,25 @@ def test_all_noise_and_single_algorithm_are_said_in_one_line_not_charted(custome
     note = version_note({"name": "hdbscan", "title": "HDBSCAN", "unassigned": True,
                          "info": {"noise_share": 0.4, "fitted_on": 100_000, "assigned": 900_000}}, 1_000_000)
     assert "40% of customers Unassigned" in note and "seeded sample of 100,000 of 1,000,000" in note
+
+
+def test_api_places_a_mixed_customer_with_its_categories(soft_server):
+    from tests.test_api import CUSTOMER, call
+
+    mixed = soft_server.mixed
+    soft_server.registry.activate(mixed.version)
+    try:
+        customer = {f: CUSTOMER[f] for f in ("Income", "Total_Spending", "Recency", "NumWebPurchases")}
+        status, _, body = call(soft_server, "POST", "/api/v1/predict",
+                               {**customer, "Education": "PhD", "Marital_Status": "Single"})
+        assert status == 200, body
+        pred = body["predictions"][0]
+        assert "probabilities" not in pred  # k-prototypes is not a soft model
+        import pandas as pd
+
+        row = pd.DataFrame([{**customer, "Education": "PhD", "Marital_Status": "Single"}])
+        assert pred["segment"] == int(mixed.model.predict(row)[0])
+        status, _, body = call(soft_server, "POST", "/api/v1/predict", {**customer, "Education": 5})
+        assert status == 422 and body["message"] == "Education must be a category (text), got int"
+    finally:
+        soft_server.registry.activate(soft_server.made.version)
