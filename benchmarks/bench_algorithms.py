@@ -6,7 +6,9 @@
 Data: synthetic customers from core.reading.synth (cleaned, features added), the 7 default features plus
 Total_Children (8 dimensions), standardised; generated once per size and saved to a temporary
 .npy file. Each (algorithm, size) runs in a fresh process that loads that file, so its peak RSS
-is its own: reported as the process's peak and as the growth over the RSS before fitting.
+is its own: reported as the process's peak (VmHWM: getrusage's ru_maxrss would carry over the
+parent's peak from generating the data, across fork and exec) and as the growth over the RSS
+before fitting.
 Times are medians over ``--repeats`` runs at sizes up to 100K and over one run above (a run of
 1M customers costs minutes on this shared machine).
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,10 +92,13 @@ def canonical_matrix(n: int, seed: int = 1):
     return (X - X.mean(axis=0)) / X.std(axis=0)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak of this process image) from /proc/self/status, in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def child(name: str, path: str, k: int, seed: int, repeats: int) -> dict:
@@ -102,13 +106,13 @@ def child(name: str, path: str, k: int, seed: int, repeats: int) -> dict:
     import numpy as np
     X = np.load(path)
     RUNNERS[name](X[:2000], k, seed)  # warm-up: imports and first-call costs out of the timing
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     times, facts = [], {}
     for _ in range(repeats):
         began = time.perf_counter()
         facts = RUNNERS[name](X, k, seed)
         times.append(time.perf_counter() - began)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     return {"algorithm": name, "n": len(X), "seconds": statistics.median(times), "runs": times,
             "peak_rss_mb": peak, "peak_growth_mb": max(0.0, peak - before), **facts}
 
