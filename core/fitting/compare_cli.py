@@ -1,4 +1,5 @@
-"""Command line for comparing algorithms: ``python -m core compare-algorithms``.
+"""Command line for comparing algorithms: ``python -m core compare-algorithms`` (kept beside the comparison:
+under core/cli a new module name would be rewritten by restructure.py's cli -> cli.commands rule).
 
 Registered by :mod:`core.cli.commands`, which also gives ``train`` and ``sweep`` their ``--algorithm``.
 Bad input ends with exit status 2 and one line on stderr.
