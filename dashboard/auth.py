@@ -66,6 +66,7 @@ PROTECTED_OUTPUTS = {
     ids.VALUE_DOWNLOAD: "campaign",  # valuable-but-slipping customers: customer IDs, like an audience
     ids.CAMPAIGNS_VALUE_DOWNLOAD: "campaign",  # the win-back / highest-CLV audience
     ids.DATA_DB_MSG: "db_source",  # saving and copying a database source (issue 27): admins
+    ids.DIAG_ALGO_STORE: "compare_algorithms",  # fits every algorithm: analysts and admins start it
 }
 #: Inputs whose callback does several actions: a refusal is audited under the one the button names.
 TRIGGER_ACTIONS = {ids.DATA_ACTIVATE: "activate", ids.DATA_DELETE: "delete", ids.DATA_ROLLBACK_CONFIRM: "rollback"}

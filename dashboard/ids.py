@@ -265,6 +265,13 @@ DATA_RFM_TABLE = "data-rfm-crosstab"
 PROFILES_RULES = "profiles-rules"
 DIAG_KTREE = "diagnostics-ktree-graph"
 DIAG_KTREE_PROFILE = "diagnostics-ktree-profile"
+# /diagnostics "Algorithms" section (issue 26)
+PREDICT_PROBABILITIES = "predict-probabilities"
+DIAG_ALGO_RUN = "diagnostics-algorithms-run"
+DIAG_ALGO_STORE = "diagnostics-algorithms-store"
+DIAG_ALGO_STATUS = "diagnostics-algorithms-status"
+DIAG_ALGO_BODY = "diagnostics-algorithms-body"
+DIAG_ALGO_AGREEMENT = "diagnostics-algorithms-agreement"
 DATA_ADOPT_NAMES_BTN = "data-adopt-names-btn"  # pattern-matching type: {"type": ..., "version": <version>}
 DATA_MAP_BOX = "data-map-controls"
 DATA_ADOPT_STORE = "data-adopt-store"  # counts adopted suggested names (written by the adopt callback only)

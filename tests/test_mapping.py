@@ -45,7 +45,7 @@ def test_customer_table_roles_suggested_from_names_and_values():
     assert detect_kind(list(head.columns), head) == "customers"
     m = suggest(head)
     assert m.columns == {
-        "client_ref": "id", "region": "ignore", "age_years": "age", "yearly_salary": "income",
+        "client_ref": "id", "region": "category", "age_years": "age", "yearly_salary": "income",
         "wine_spend": "spend", "meat_spend": "spend", "web_orders": "purchases", "store_orders": "purchases",
         "site_visits": "web_visits", "days_since_last_order": "recency", "joined": "enrolment_date",
         "promo_response": "campaign", "loyalty_points": "feature"}

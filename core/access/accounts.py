@@ -45,7 +45,7 @@ ROLES = ("viewer", "analyst", "admin")
 #: The least role each state-changing action needs.
 ACTIONS = {
     "rename": "analyst", "upload": "analyst", "retrain": "analyst", "campaign": "analyst",
-    "export_model": "analyst", "export_customers": "analyst",
+    "export_model": "analyst", "export_customers": "analyst", "compare_algorithms": "analyst",
     "activate": "admin", "rollback": "admin", "delete": "admin", "manage_users": "admin", "manage_keys": "admin",
     "audit": "admin", "reset_monitoring": "admin", "db_source": "admin",
 }

@@ -52,6 +52,14 @@ def _add_engine(p: argparse.ArgumentParser, sample: bool = True) -> None:
                        help="rows of the stratified sample kept with the version (default 50000)")
 
 
+def _add_algorithm(p: argparse.ArgumentParser) -> None:
+    """--algorithm and --option (core.algorithms)."""
+    p.add_argument("--algorithm", default="kmeans", metavar="NAME",
+                   help="kmeans (default), gmm, kprototypes (numeric + categorical features), hdbscan or consensus")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="an option of the algorithm, e.g. covariance=diag for gmm (repeatable)")
+
+
 def _add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
 
@@ -86,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", metavar="A,B,..", help="comma-separated features (default: the seven of the original project)")
     p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
     p.add_argument("--n-init", type=_positive("--n-init"), default=10, help="k-means starts (default 10)")
+    _add_algorithm(p)
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
     p.add_argument("--adopt-suggested", action="store_true",
                    help="segments whose persona changed take the suggested name (default: keep their names)")
@@ -109,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the k in use, compared in the reason (default: %(default)s)")
     p.add_argument("--stability", type=_positive("--stability", 0), default=0, metavar="B",
                    help="bootstrap refits per k for the stability criterion (default: %(default)s, not measured)")
+    _add_algorithm(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: progress shown)")
 
@@ -168,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migration_parsers(sub)
     _add_postgres_options(sub)  # --query, score --mode (PostgreSQL URLs in --data/--out, issue 27)
     _add_value_parsers(sub)
+    _add_algorithm_parsers(sub)
     return parser
 
 
@@ -214,6 +225,7 @@ TRAIN_LOCK_WAIT = 3600.0
 
 
 def _train(args) -> int:
+    from core.fitting.compare_cli import parse_options
     from core.cli.data import mapping_arg
     from core.versions.pipeline import train
     from core.versions.registry import Registry
@@ -224,7 +236,8 @@ def _train(args) -> int:
         args.data, registry=Registry(args.models), kind=getattr(args, "input", None), mapping=mapping_arg(args),
         k=args.k, features=args.features, seed=args.seed, n_init=args.n_init, activate=not args.no_activate,
         adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
-        sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT)
+        sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT, algorithm=args.algorithm,
+        options=parse_options(args.option))
     kind = meta.get("input", "canonical")
     payload = {
         "model_version": version, "active": not args.no_activate, "k": model.k, "input": kind,
@@ -236,6 +249,7 @@ def _train(args) -> int:
         "cleaning": {k: meta["cleaning"][k] for k in ("rows_read", "rows_used", "dropped", "changed", "flagged")},
         "data_source": meta["data_source"], "data_fingerprint": meta["data_fingerprint"],
         "identity": meta.get("identity"), "suggested_names": meta.get("suggested_names", []),
+        "algorithm": meta.get("algorithm", {"name": "kmeans"}),
         **{key: meta[key] for key in ("transactions", "rfm") if key in meta},
     }
     lines = [f"model {version} ({'active' if not args.no_activate else 'not active'})"
@@ -243,8 +257,13 @@ def _train(args) -> int:
              f"{meta['n_customers']:,} customers, silhouette {meta['metrics']['silhouette']:.3f}",
              f"cleaning: {meta['cleaning']['rows_read']:,} rows read, {meta['cleaning']['rows_used']:,} used; dropped "
              + ", ".join(f"{k} {v:,}" for k, v in meta["cleaning"]["dropped"].items() if v),
-             f"features: {', '.join(meta['features'])}"
+             f"features: {', '.join(meta['features'] + payload['algorithm'].get('categorical', []))}"
              + (f" (log scale: {', '.join(payload['transforms'])})" if payload["transforms"] else "")]
+    if payload["algorithm"]["name"] != "kmeans":
+        lines.append(f"algorithm: {payload['algorithm']['title']}" + "".join(
+            f", {key} {value:,.4g}" if isinstance(value, float) else f", {key} {value}"
+            for key, value in payload["algorithm"].get("info", {}).items()
+            if key in ("bic", "aic", "gamma", "pac", "noise_share", "fitted_on", "assigned")))
     lines += [f"  segment {s['segment']}: {s['name']} ({s['size']:,})" for s in payload["segments"]]
     lines += [f"  persona of segment {s['segment']} changed: {s['name']!r} now looks like {s['suggested']!r} "
               "(train again with --adopt-suggested, or rename it on /profiles)" for s in payload["suggested_names"]]
@@ -259,6 +278,10 @@ def _sweep(args) -> int:
 
     if args.k_max < args.k_min:
         raise UsageError(f"--k-max ({args.k_max}) must be at least --k-min ({args.k_min})")
+    from core.algorithms import get_algorithm
+
+    if get_algorithm(args.algorithm).name != "kmeans":
+        return _sweep_algorithm(args)
     features = parse_features(args.features)
     step = _progress(args.quiet)
     prepared = prepare(resolve_data_path(args.data), progress=step)
@@ -291,6 +314,35 @@ def _sweep(args) -> int:
     return 0
 
 
+def _sweep_algorithm(args) -> int:
+    """``sweep --algorithm NAME`` for an algorithm other than k-means (core.fitting.compare_algorithms)."""
+    from core.fitting.compare_cli import parse_options, split_features
+    from core.fitting.compare_algorithms import sweep_algorithm
+    from core.versions.pipeline import prepare, resolve_data_path
+
+    step = _progress(args.quiet)
+    prepared = prepare(resolve_data_path(args.data), progress=step)
+    if args.k_max >= len(prepared.frame):
+        raise UsageError(f"--k-max={args.k_max} needs more than {args.k_max} customers; the file has "
+                         f"{len(prepared.frame):,} usable rows")
+    features, categorical = split_features(args.features, prepared.frame)
+    step("sweep")
+    result = sweep_algorithm(prepared.frame, features, algorithm=args.algorithm, k_min=args.k_min, k_max=args.k_max,
+                             categorical=categorical, seed=args.seed, options=parse_options(args.option))
+    result["data_source"] = prepared.source
+
+    def cell(v, digits=3):
+        return "-" if v is None else f"{v:,.{digits}f}"
+    rows = [f"{'k':>3} {'silhouette':>10} {'DB':>6} {'CH':>9} {'BIC':>11} {'AIC':>11} {'PAC':>6}  sizes"]
+    rows += [f"{r['k']:>3} {cell(r['silhouette']):>10} {cell(r['davies_bouldin'], 2):>6} "
+             f"{cell(r['calinski_harabasz'], 0):>9} {cell(r['bic'], 1):>11} {cell(r['aic'], 1):>11} "
+             f"{cell(r['pac']):>6}  " + " / ".join(f"{int(n):,}" for n in r["sizes"]) for r in result["results"]]
+    rows.append(f"recommended k={result['recommended_k']} for {result['algorithm']} "
+                f"({result['fitted_on']:,} of {result['customers']:,} customers): {result['reason']}")
+    _emit(args, result, "\n".join(rows))
+    return 0
+
+
 def _score(args) -> int:
     from core.cli.data import score_mapped
     from core.versions.exports import to_safe_csv
@@ -319,6 +371,9 @@ def _score(args) -> int:
     out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
     out["confidence"] = out["confidence"].round(4)
     out["typicality"] = out["typicality"].round(4)
+    if model.soft:  # membership probability of each segment (Gaussian mixture), by segment number
+        for s, column in enumerate(model.predict_proba(prepared.frame).T):
+            out[f"probability_{s}"] = column.round(4)
     path = Path(args.out)
     if not path.parent.exists():
         raise UsageError(f"folder {path.parent} does not exist")
@@ -652,6 +707,9 @@ from core.cli.postgres import add_options as _add_postgres_options, run as _run_
 from core.cli.value import COMMANDS as _VALUE_COMMANDS, add_parsers as _add_value_parsers  # noqa: E402
 
 _COMMANDS.update(_VALUE_COMMANDS)
+from core.fitting.compare_cli import COMMANDS as _ALGORITHM_COMMANDS, add_parsers as _add_algorithm_parsers  # noqa: E402
+
+_COMMANDS.update(_ALGORITHM_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

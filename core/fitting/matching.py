@@ -121,6 +121,8 @@ def renumber(model, new_number: np.ndarray) -> None:
     model.member_distances_ = [model.member_distances_[i] for i in order]
     if getattr(model, "labels_", None) is not None:
         model.labels_ = new_number[model.labels_]
+    if getattr(model, "algo_order_", None) is not None:  # another algorithm than k-means: its labels follow
+        model.algo_order_ = new_number[model.algo_order_]
     model.__dict__.pop("_fast", None)  # the fast scoring path caches the centroids
 
 

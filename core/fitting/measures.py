@@ -9,7 +9,7 @@ import numpy as np
 
 from core.fitting.model import DEFAULT_SEED
 
-__all__ = ["silhouette_samples", "calinski_harabasz", "davies_bouldin", "fit_kmeans", "prediction_strength",
+__all__ = ["silhouette_samples", "calinski_harabasz", "davies_bouldin", "fit_kmeans", "prediction_strength", "pair_strength",
            "elbow_k", "EXACT_SILHOUETTE_MAX", "SILHOUETTE_SAMPLE", "PREDICTION_STRENGTH_REPEATS"]
 
 EXACT_SILHOUETTE_MAX = 8_000
@@ -172,7 +172,7 @@ def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return d2.argmin(axis=1)
 
 
-def _strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
+def pair_strength(test_labels: np.ndarray, predicted: np.ndarray) -> float:
     """Smallest share, over test clusters of two or more, of their pairs that ``predicted`` also co-assigns."""
     table = np.zeros((int(test_labels.max()) + 1, int(predicted.max()) + 1))
     np.add.at(table, (test_labels, predicted), 1.0)
@@ -227,7 +227,7 @@ def prediction_strength(Z: np.ndarray, k: int, *, repeats: int = PREDICTION_STRE
         halves = [Z[np.sort(order[: n // 2])], Z[np.sort(order[n // 2:])]]
         fits = [fit_kmeans(h, k, n_init=n_init, seed=seed + 2 * r + i, engine=engine) for i, h in enumerate(halves)]
         for test, train in ((0, 1), (1, 0)):
-            values.append(_strength(fits[test].labels, _nearest(halves[test], fits[train].centers)))
+            values.append(pair_strength(fits[test].labels, _nearest(halves[test], fits[train].centers)))
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 

@@ -35,7 +35,12 @@ _SCORE_CHUNK = 100_000
 STATE_FORMAT = 1
 # Scalar parameters and fitted scalars carried as JSON beside the arrays.
 _STATE_PARAMS = ("k", "features", "seed", "n_init", "max_iter", "inertia_", "n_iter_", "n_samples_")
-_STATE_ARRAYS = {"mean_", "scale_", "centroids_", "member_distances", "member_counts", "labels_", "order"}
+# Written only by a model of another algorithm than k-means (an older file without them is k-means).
+_ALGORITHM_PARAMS = ("algorithm", "options", "categorical", "categories", "unassigned")
+_STATE_ARRAYS = {"mean_", "scale_", "centroids_", "member_distances", "member_counts", "labels_", "order",
+                 "algo_order"}
+# Prefix of the model-file entries that hold an algorithm's own params (core.algorithms.base.Partition.params).
+_PARAM_PREFIX = "algo__"
 
 
 class NotFittedError(RuntimeError):
@@ -197,6 +202,13 @@ class SegmentationModel:
     seed : int, default 42
     n_init : int, default 10
     max_iter : int, default 300
+    algorithm : str, default "kmeans"
+        A name of :data:`core.algorithms.ALGORITHMS`; another than k-means is fitted by
+        :meth:`from_partition` and places customers through its module's ``predict``.
+    options : dict, optional
+        The algorithm's options (JSON-able), as the recipe gave them.
+    categorical : sequence of str, default ()
+        Categorical feature columns (k-prototypes), beside the numeric ``features``.
 
     Attributes
     ----------
@@ -211,15 +223,27 @@ class SegmentationModel:
     member_distances_ : list of ndarray
         Sorted distances of each segment's training members to its centroid,
         the reference for typicality.
+    algo_params_ : dict
+        The algorithm's params (arrays and scalars; empty for k-means).
+    algo_order_ : ndarray of shape (k_algorithm + 1,)
+        Segment number of each of the algorithm's labels; the last entry is the Unassigned label's.
+    categories_ : dict of str to list of str
+        The categories of each categorical feature, in code order.
+    unassigned_ : bool
+        Whether the last segment is the "Unassigned" group (customers no segment claims).
     """
 
     def __init__(self, k: int = 6, features=DEFAULT_FEATURES, seed: int = DEFAULT_SEED,
-                 n_init: int = 10, max_iter: int = 300):
+                 n_init: int = 10, max_iter: int = 300, algorithm: str = "kmeans", options=None,
+                 categorical=()):
         self.k = k
         self.features = list(features)
         self.seed = seed
         self.n_init = n_init
         self.max_iter = max_iter
+        self.algorithm = algorithm
+        self.options = dict(options or {})
+        self.categorical = list(categorical)
 
     # ------------------------------------------------------------------ fitting
     def _matrix(self, data) -> np.ndarray:
@@ -247,6 +271,8 @@ class SegmentationModel:
         SegmentationModel
             ``self``.
         """
+        if self.algorithm != "kmeans":
+            raise ValueError(f"{self.algorithm} models are made by from_partition (core.versions.pipeline.fit_model)")
         if isinstance(data, (pd.DataFrame, np.ndarray)):
             X = self._matrix(data)
             if not np.isfinite(X).all():
@@ -324,6 +350,72 @@ class SegmentationModel:
         model.inertia_, model.n_iter_, model.n_samples_ = float(fit.inertia), int(fit.n_iter), int(fit.rows)
         return model
 
+    @classmethod
+    def from_partition(cls, partition, Z: np.ndarray, mean, scale, *, features, algorithm: str,
+                       seed: int = DEFAULT_SEED, n_init: int = 10, options=None, categorical=(),
+                       categories=None, rows: int | None = None) -> "SegmentationModel":
+        """Build a fitted model from an algorithm's :class:`core.algorithms.base.Partition`.
+
+        Segments are numbered as :meth:`fit` numbers them (descending centre of the first feature);
+        customers the algorithm left unassigned become one more segment, the last, with the mean of
+        its members as centre (so every page shows it with its share).
+
+        Parameters
+        ----------
+        partition : core.algorithms.base.Partition
+        Z : ndarray of shape (n, d)
+            The scaled customers the partition labels (in order).
+        mean, scale : ndarray of shape (d,)
+            The scaler that made ``Z``.
+        features : list of str
+            Numeric features.
+        algorithm : str
+        seed, n_init : int
+        options : dict, optional
+        categorical : sequence of str
+        categories : dict of str to list of str, optional
+        rows : int, optional
+            Customers the version covers (default ``len(Z)``).
+
+        Returns
+        -------
+        SegmentationModel
+            With ``labels_`` of the ``Z`` customers.
+
+        Raises
+        ------
+        ValueError
+            The algorithm left every customer unassigned.
+        """
+        from core.algorithms.base import UNASSIGNED
+
+        labels = np.asarray(partition.labels, dtype=int)
+        centers = np.asarray(partition.centers, dtype=np.float64)
+        k_algo = centers.shape[0]
+        if k_algo == 0:
+            raise ValueError(f"{algorithm} left every customer unassigned (no dense group was found): "
+                             "try other features or another algorithm")
+        noise = labels == UNASSIGNED
+        unassigned = bool(noise.any())
+        index = labels.copy()
+        if unassigned:
+            centers = np.vstack([centers, Z[noise].mean(axis=0)])
+            index[noise] = k_algo
+        model = cls(k=centers.shape[0], features=features, seed=seed, n_init=n_init, algorithm=algorithm,
+                    options=options, categorical=categorical)
+        model.mean_ = np.asarray(mean, dtype=np.float64)
+        model.scale_ = np.asarray(scale, dtype=np.float64)
+        model.unassigned_ = unassigned
+        model._set_centroids(centers, Z, index, keep_last=unassigned)
+        model.algo_order_ = np.append(model._order[:k_algo], model.k - 1).astype(int)
+        model.algo_params_ = dict(partition.params)
+        model.categories_ = {name: [str(c) for c in cats] for name, cats in (categories or {}).items()}
+        model.labels_ = model._order[index]
+        model.inertia_ = float(((Z - centers[index]) ** 2).sum())
+        model.n_iter_ = int(partition.info.get("n_iter", 0) or 0)
+        model.n_samples_ = int(rows if rows is not None else len(Z))
+        return model
+
     def set_typicality_reference(self, Z: np.ndarray, segments: np.ndarray) -> None:
         """Use these customers' distances to their centroid as the typicality reference (e.g. a sample).
 
@@ -340,10 +432,13 @@ class SegmentationModel:
         self.member_distances_ = [np.sort(dist[segments == s]) for s in range(self.k)]
         self.__dict__.pop("_fast", None)
 
-    def _set_centroids(self, centers, Z, labels) -> None:
+    def _set_centroids(self, centers, Z, labels, keep_last: bool = False) -> None:
         # Number segments by descending centroid of the first feature, so label numbers do not
-        # depend on which random start happened to find a cluster first.
+        # depend on which random start happened to find a cluster first (the Unassigned group,
+        # when there is one, stays last).
         order = np.argsort(-centers[:, 0], kind="stable")
+        if keep_last:
+            order = np.append(order[order != len(centers) - 1], len(centers) - 1)
         self._order = np.empty(self.k, dtype=int)
         self._order[order] = np.arange(self.k)
         self.centroids_ = np.ascontiguousarray(centers[order], dtype=np.float64)
@@ -352,6 +447,9 @@ class SegmentationModel:
         self.member_distances_ = [np.sort(dist[ordered == s]) for s in range(self.k)]
         self.feature_names_in_ = np.array(self.features, dtype=object)
         self.n_features_in_ = len(self.features)
+        self.unassigned_ = keep_last
+        self.__dict__.setdefault("categories_", {})
+        self.__dict__.setdefault("algo_params_", {})
 
     # ------------------------------------------------------------------ scoring
     def _check(self) -> None:
@@ -399,7 +497,87 @@ class SegmentationModel:
         -------
         ndarray of int, shape (n,)
         """
+        if self.algorithm != "kmeans":
+            return self.placement(data).labels
         return self.distances(data).argmin(axis=1)
+
+    @property
+    def soft(self) -> bool:
+        """Whether the model gives membership probabilities (:meth:`predict_proba`)."""
+        from core.algorithms import get_algorithm
+
+        return get_algorithm(self.algorithm).soft
+
+    def categorical_codes(self, data) -> np.ndarray | None:
+        """The categorical features as codes of the training categories (-1: missing or unseen).
+
+        Parameters
+        ----------
+        data : DataFrame or ndarray
+
+        Returns
+        -------
+        ndarray of shape (n, c) or None
+            None for a model without categorical features.
+        """
+        if not self.categorical:
+            return None
+        if not isinstance(data, pd.DataFrame):
+            raise ValueError(f"this {self.algorithm} model also needs the categorical column(s) "
+                             f"{', '.join(self.categorical)}: pass a table, not an array")
+        from core.algorithms.categorical import encode_categories
+
+        return encode_categories(data, self.categorical, [self.categories_[c] for c in self.categorical])[0]
+
+    def placement(self, data):
+        """Customers placed by the model's algorithm, in this model's segment numbers.
+
+        Parameters
+        ----------
+        data : DataFrame or ndarray
+
+        Returns
+        -------
+        core.algorithms.base.Placement
+            ``labels`` are segment numbers (the Unassigned group is the last segment); ``proba``
+            has one column per segment (0 for the Unassigned group) for soft models, else None.
+        """
+        from core.algorithms import get_algorithm
+        from core.algorithms.base import Placement
+
+        self._check()
+        module = get_algorithm(self.algorithm).load()
+        placed = module.predict(self.algo_params_, self.transform(data), self.categorical_codes(data))
+        raw = np.asarray(placed.labels, dtype=int)
+        segments = self.algo_order_[raw]  # -1 picks the last entry: the Unassigned group's number
+        if not self.unassigned_ and (raw < 0).any():  # no Unassigned group: the nearest centre takes them
+            segments[raw < 0] = self.distances(data)[raw < 0].argmin(axis=1)
+        proba = None
+        if placed.proba is not None:
+            proba = np.zeros((len(raw), self.k))
+            proba[:, self.algo_order_[:placed.proba.shape[1]]] = placed.proba
+        return Placement(segments, np.clip(np.asarray(placed.confidence, dtype=float), 0.0, 1.0), proba)
+
+    def predict_proba(self, data) -> np.ndarray:
+        """Membership probabilities of each customer (soft models: Gaussian mixtures).
+
+        Parameters
+        ----------
+        data : DataFrame or ndarray
+
+        Returns
+        -------
+        ndarray of shape (n, k)
+            Rows sum to 1; column ``i`` is segment ``i``.
+
+        Raises
+        ------
+        ValueError
+            The model's algorithm gives no probabilities.
+        """
+        if not self.soft:
+            raise ValueError(f"a {self.algorithm} model gives no membership probabilities")
+        return self.placement(data).proba
 
     def score(self, data, chunk_size: int = _SCORE_CHUNK) -> pd.DataFrame:
         """Segment, confidence and typicality of each customer, computed in chunks.
@@ -423,7 +601,8 @@ class SegmentationModel:
         parts = []
         for start in range(0, max(n, 1), chunk_size):
             part = data.iloc[start:start + chunk_size] if isinstance(data, pd.DataFrame) else data[start:start + chunk_size]
-            parts.append(self._score_block(self.distances(part)))
+            parts.append(self._score_block(self.distances(part)) if self.algorithm == "kmeans"
+                         else self._score_placed(part))
         seg = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, int)
         out = pd.DataFrame({
             "segment": seg,
@@ -449,6 +628,17 @@ class SegmentationModel:
             typ[mask] = typicality(self.member_distances_[s], d1[mask])
         return seg, np.clip(conf, 0.0, 1.0), typ
 
+    def _score_placed(self, part):
+        placed = self.placement(part)
+        dist = self.distances(part)
+        seg = placed.labels
+        d1 = dist[np.arange(len(dist)), seg]
+        typ = np.empty(len(dist))
+        for s in range(self.k):
+            mask = seg == s
+            typ[mask] = typicality(self.member_distances_[s], d1[mask])
+        return seg, placed.confidence, typ
+
     def score_one(self, values) -> tuple[int, float, float, list[float]]:
         """Score one customer on the fast path (plain Python floats, no arrays).
 
@@ -465,6 +655,13 @@ class SegmentationModel:
         distances : list of float
             Distance to every centroid, in scaled units.
         """
+        if self.algorithm != "kmeans":  # the algorithm's own placement (no per-customer fast path)
+            row = pd.DataFrame([list(values)], columns=self.features, dtype=np.float64)
+            for name in self.categorical:  # not given: a missing category (it adds no cost to any segment)
+                row[name] = None
+            scored = self.score(row)
+            return (int(scored["segment"].iloc[0]), float(scored["confidence"].iloc[0]),
+                    float(scored["typicality"].iloc[0]), self.distances(row)[0].tolist())
         fast = self.__dict__.get("_fast")
         if fast is None:
             self._check()
@@ -527,6 +724,8 @@ class SegmentationModel:
         from sklearn.preprocessing import StandardScaler
 
         self._check()
+        if self.algorithm != "kmeans":
+            raise ValueError(f"only k-means models have a scikit-learn equivalent, not {self.algorithm}")
         scaler = StandardScaler()
         scaler.mean_, scaler.scale_ = self.mean_.copy(), self.scale_.copy()
         scaler.var_ = self.scale_ ** 2
@@ -579,6 +778,17 @@ class SegmentationModel:
             arrays["order"] = np.asarray(self._order, dtype=np.int64)
         if getattr(self, "labels_", None) is not None:
             arrays["labels_"] = np.asarray(self.labels_)
+        if self.algorithm != "kmeans":
+            params.update(algorithm=self.algorithm, options=self.options, categorical=list(self.categorical),
+                          categories=self.categories_, unassigned=bool(self.unassigned_))
+            arrays["params"] = np.array(json.dumps(params, allow_nan=False))
+            arrays["algo_order"] = np.asarray(self.algo_order_, dtype=np.int64)
+            for name, value in self.algo_params_.items():
+                value = np.asarray(value)
+                if value.dtype.kind not in "biufU":
+                    raise ValueError(f"the {self.algorithm} parameter {name!r} is not numbers or text "
+                                     f"({value.dtype}); a model file holds plain arrays only")
+                arrays[_PARAM_PREFIX + name] = value
         return arrays
 
     @classmethod
@@ -607,7 +817,7 @@ class SegmentationModel:
         missing = sorted({"params", "mean_", "scale_", "centroids_", "member_distances", "member_counts"} - names)
         if missing:
             raise ValueError(f"missing array(s) {', '.join(missing)}")
-        unexpected = sorted(names - _STATE_ARRAYS - {"params"})
+        unexpected = sorted(n for n in names - _STATE_ARRAYS - {"params"} if not n.startswith(_PARAM_PREFIX))
         if unexpected:
             raise ValueError(f"unexpected array(s) {', '.join(unexpected)}")
         raw = np.asarray(arrays["params"])
@@ -621,7 +831,7 @@ class SegmentationModel:
             raise ValueError("params must be a JSON object")
         if params.get("format") != STATE_FORMAT:
             raise ValueError(f"unknown model format {params.get('format')!r} (this version reads {STATE_FORMAT})")
-        unknown = sorted(set(params) - set(_STATE_PARAMS) - {"format"})
+        unknown = sorted(set(params) - set(_STATE_PARAMS) - set(_ALGORITHM_PARAMS) - {"format"})
         if unknown:
             raise ValueError(f"unexpected parameter(s) {', '.join(unknown)}")
         k, features = params.get("k"), params.get("features")
@@ -649,8 +859,22 @@ class SegmentationModel:
                 raise ValueError(f"{name} holds values that are not finite numbers")
             return value
 
+        algorithm = _algorithm_state(params, names, k)
         model = cls(k=k, features=features, seed=params["seed"], n_init=params["n_init"],
-                    max_iter=params["max_iter"])
+                    max_iter=params["max_iter"], algorithm=algorithm["algorithm"], options=algorithm["options"],
+                    categorical=algorithm["categorical"])
+        model.categories_, model.unassigned_ = algorithm["categories"], algorithm["unassigned"]
+        model.algo_params_ = {}
+        if model.algorithm != "kmeans":
+            model.algo_order_ = numeric("algo_order", (np.asarray(arrays["algo_order"]).shape[0],), "i").astype(int)
+            if model.algo_order_.size < 2 or model.algo_order_.min() < 0 or model.algo_order_.max() >= k:
+                raise ValueError(f"algo_order must hold segment numbers 0-{k - 1}")
+            for name in sorted(names):
+                if name.startswith(_PARAM_PREFIX):
+                    value = np.asarray(arrays[name])
+                    if value.dtype.kind not in "biufU":
+                        raise ValueError(f"{name} must hold numbers or text, not {value.dtype}")
+                    model.algo_params_[name[len(_PARAM_PREFIX):]] = value.item() if value.ndim == 0 else value
         model.mean_ = numeric("mean_", (d,))
         model.scale_ = numeric("scale_", (d,))
         if (model.scale_ <= 0).any():
@@ -688,6 +912,34 @@ class SegmentationModel:
         state = self.__dict__.copy()
         state.pop("_fast", None)  # rebuilt on first use; keeps saved files lean
         return state
+
+
+def _algorithm_state(params: dict, names: set, k: int) -> dict:
+    """The algorithm fields of a model file's params, checked (a file without them is k-means)."""
+    from core.algorithms import get_algorithm
+
+    algorithm = get_algorithm(params.get("algorithm")).name
+    options = params.get("options") or {}
+    categorical = params.get("categorical") or []
+    categories = params.get("categories") or {}
+    unassigned = params.get("unassigned", False)
+    if not isinstance(options, dict):
+        raise ValueError("options must be a JSON object")
+    if not isinstance(categorical, list) or not all(isinstance(c, str) for c in categorical):
+        raise ValueError("categorical must be a list of column names")
+    if (not isinstance(categories, dict) or set(categories) != set(categorical)
+            or not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in categories.values())):
+        raise ValueError("categories must list the categories (texts) of each categorical feature")
+    if not isinstance(unassigned, bool):
+        raise ValueError("unassigned must be true or false")
+    if algorithm != "kmeans" and "algo_order" not in names:
+        raise ValueError(f"a {algorithm} model needs its algo_order array")
+    if algorithm == "kmeans" and ("algo_order" in names or any(n.startswith(_PARAM_PREFIX) for n in names)):
+        raise ValueError("a k-means model holds no algorithm parameters")
+    if unassigned and k < 2:
+        raise ValueError("a model with an Unassigned group needs at least one other segment")
+    return {"algorithm": algorithm, "options": options, "categorical": categorical, "categories": categories,
+            "unassigned": unassigned}
 
 
 def typicality(member_distances: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -62,6 +62,7 @@ CUSTOMER_ROLES: dict[str, str] = {
     "enrolment_date": "date the customer joined, such as 2014-06-29",
     "campaign": "campaign response, 0 or 1",
     "feature": "any other number (custom feature)",
+    "category": "text with a few distinct values, such as a region (a categorical feature for k-prototypes)",
     "ignore": "not used",
 }
 TRANSACTION_ROLES: dict[str, str] = {
@@ -537,6 +538,12 @@ def _suggest_customers(head: pd.DataFrame) -> Mapping:
                 columns[column] = "id"
                 notes.append(f"{column}: taken as the customer ID (every value is different)")
                 break
+    from core.algorithms.categorical import suggest_categorical
+
+    for column in suggest_categorical(head[[c for c, role in columns.items() if role == "ignore"]]):
+        columns[column] = "category"
+        notes.append(f"{column}: text with few distinct values, kept as a categorical feature "
+                     "(clustered by --algorithm kprototypes)")
     for column, role in columns.items():
         if role == "ignore" and not prof[column][0]:
             notes.append(f"{column}: text, not used (segments are built on numbers)")
@@ -623,7 +630,7 @@ def validate(mapping: Mapping, head: pd.DataFrame, name: str = "file") -> None:
                             "rows; a customer table has one row per customer (for a transaction log choose "
                             "--input transactions)")
     if mapping.kind == "customers" and not problems:
-        numeric = [c for c, r in mapping.columns.items() if r not in ("id", "ignore", "enrolment_date")]
+        numeric = [c for c, r in mapping.columns.items() if r not in ("id", "ignore", "enrolment_date", "category")]
         if not numeric and not mapping.role_of("enrolment_date"):
             problems.append("no column holds a number to segment on: map at least one column to income, spend, "
                             "purchases, recency or a custom feature")
@@ -669,6 +676,9 @@ def _customers_frame(raw: pd.DataFrame, mapping: Mapping, name: str):
             continue
         cells = raw[column].astype(str).str.strip()
         empty = (cells == "").to_numpy()
+        if role == "category":  # kept as text; a missing value is a missing category, not a dropped customer
+            out[column] = cells.where(~empty, None).to_numpy(dtype=object)
+            continue
         if role == "id":
             ids = pd.to_numeric(cells, errors="coerce")
             whole = ids.notna() & (ids == ids.round())

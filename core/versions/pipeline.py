@@ -57,8 +57,10 @@ Progress = Callable[[str], None]
 
 
 def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFAULT_SEED,
-              n_init: int = 10, engine: str = "numpy") -> SegmentationModel:
-    """Fit a SegmentationModel on prepared customers, through an engine (:mod:`core.engines`).
+              n_init: int = 10, engine: str = "numpy", algorithm: str = "kmeans", options: dict | None = None,
+              categorical=()) -> SegmentationModel:
+    """Fit a SegmentationModel on prepared customers: k-means through an engine (:mod:`core.engines`),
+    any other algorithm through its module (:func:`core.fitting.algorithm_fit.fit_algorithm`).
 
     Parameters
     ----------
@@ -68,19 +70,35 @@ def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFA
     seed : int, default 42
     n_init : int, default 10
     engine : str, default "numpy"
+    algorithm : str, default "kmeans"
+        A name of :data:`core.algorithms.ALGORITHMS`.
+    options : dict, optional
+        The algorithm's options.
+    categorical : sequence of str
+        Categorical feature columns (k-prototypes).
 
     Returns
     -------
     SegmentationModel
         With ``labels_`` of every customer.
     """
+    from core.fitting.algorithm_fit import categorical_refusal, fit_algorithm
+    from core.algorithms import get_algorithm
     from core.engines import get_engine
 
     k = check_k(k, len(prepared.frame))
     features = list(features or DEFAULT_FEATURES)
-    missing = [f for f in features if f not in prepared.frame]
+    missing = [f for f in list(features) + list(categorical) if f not in prepared.frame]
     if missing:
         raise KeyError(f"missing feature column(s): {', '.join(missing)}")
+    spec = get_algorithm(algorithm)
+    if spec.name != "kmeans":
+        if engine != "numpy":
+            raise ValueError(f"--algorithm {spec.name} fits in memory; it does not run on --engine {engine}")
+        return fit_algorithm(prepared.frame, algorithm=spec.name, k=k, features=features, categorical=categorical,
+                             seed=seed, n_init=n_init, options=options)
+    if categorical:
+        raise ValueError(categorical_refusal("kmeans", list(categorical)))
     fit = get_engine(engine).fit(prepared.frame, features=features, k=k, seed=seed, n_init=n_init, max_iter=300)
     X = prepared.frame[features].to_numpy(dtype=np.float64)
     model = SegmentationModel.from_fit(fit, (X - fit.mean) / fit.scale, seed=seed, n_init=n_init)
@@ -128,7 +146,37 @@ def model_metadata(model: SegmentationModel, prepared: Prepared, *, data_path: s
         "load": prepared.info.to_dict(),
         "engine": dict(getattr(model, "engine_info_", None) or {"engine": "numpy", "mode": "in-memory"}),
         "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **algorithm_metadata(model, labels),
     }
+
+
+def algorithm_metadata(model: SegmentationModel, labels: np.ndarray) -> dict:
+    """The ``algorithm`` entry of a version's metadata: name, options, categorical features, the fit's info.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    labels : ndarray
+        Its customers' segments (the Unassigned group's share is counted on them).
+
+    Returns
+    -------
+    dict
+        ``{"algorithm": {...}}``; k-means versions say ``{"name": "kmeans"}`` only.
+    """
+    from core.algorithms import get_algorithm
+
+    spec = get_algorithm(getattr(model, "algorithm", "kmeans"))
+    entry = {"name": spec.name, "title": spec.title, "soft": spec.soft}
+    if spec.name != "kmeans":
+        unassigned = bool(getattr(model, "unassigned_", False))
+        info = dict(getattr(model, "algorithm_info_", None) or {})
+        if unassigned:
+            info.setdefault("noise_share", round(float(np.mean(labels == model.k - 1)), 6))
+        entry.update(options=dict(model.options), categorical=list(model.categorical),
+                     categories={c: list(v) for c, v in model.categories_.items()}, unassigned=unassigned,
+                     clusters=model.k - int(unassigned), info=info)
+    return {"algorithm": entry}
 
 
 # ---------------------------------------------------------------------------- beyond memory
@@ -430,6 +478,9 @@ def score_chunks(model: SegmentationModel, names: list, src, *, chunk_rows: int 
         out = out[["ID", "segment", "segment_name", "confidence", "typicality"]]
         out["confidence"] = out["confidence"].round(4)
         out["typicality"] = out["typicality"].round(4)
+        if model.soft:  # membership probability of each segment (Gaussian mixture), by segment number
+            for s, column in enumerate(model.predict_proba(chunk).T):
+                out[f"probability_{s}"] = column.round(4)
         yield out
 
 
@@ -477,6 +528,10 @@ class Recipe:
     sweep_max, stability_resamples, drift_resamples : int
         Sizes of those measurements.
     activate : bool, default True
+    algorithm : str, default "kmeans"
+        A name of :data:`core.algorithms.ALGORITHMS`; every algorithm but k-means fits in memory.
+    options : dict, optional
+        The algorithm's options (e.g. ``{"covariance": "diag"}`` for ``gmm``).
     """
 
     source: object = None
@@ -499,6 +554,8 @@ class Recipe:
     stability_resamples: int = 20
     drift_resamples: int = 10
     activate: bool = True
+    algorithm: str = "kmeans"
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -551,10 +608,14 @@ class _Opened:
     streamed_from: object
     features: list
     data_path: str | None
+    categorical: list = field(default_factory=list)
 
 
 def _open(recipe: Recipe, step) -> _Opened:
     """Stage 1: the input as prepared customers, or the source to stream."""
+    from core.fitting.algorithm_fit import categorical_refusal, split_categorical
+    from core.algorithms import get_algorithm
+
     source, data_path = recipe.source, recipe.data_path
     # A URI only a distributed engine reads (postgresql://, s3a://) stays a string (a Path would make it postgresql:/).
     uri = recipe.engine != "numpy" and isinstance(source, str) and "://" in source
@@ -562,13 +623,16 @@ def _open(recipe: Recipe, step) -> _Opened:
         source = resolve_data_path(source)
         data_path = data_path or str(Path(source).resolve())
     kind = input_kind(source, recipe.kind, recipe.mapping, recipe.name)
+    spec = get_algorithm(recipe.algorithm)
     if kind == "canonical" and recipe.mapping is None:
-        text = recipe.features if recipe.features is None or isinstance(recipe.features, str) \
-            else ",".join(recipe.features)
+        requested, categorical = _canonical_categorical(recipe.features, spec)
+        text = requested if requested is None or isinstance(requested, str) else ",".join(requested)
         features = parse_features(text)
-        src = streaming_source(source, engine=recipe.engine, chunk_rows=recipe.chunk_rows, stream=recipe.stream)
+        # Every algorithm but k-means fits in memory (their modules sample large inputs themselves).
+        stream = recipe.stream if spec.name == "kmeans" else False
+        src = streaming_source(source, engine=recipe.engine, chunk_rows=recipe.chunk_rows, stream=stream)
         prepared = None if src is not None else prepare(source, name=recipe.name, progress=step)
-        return _Opened(prepared, None, src, features, data_path)
+        return _Opened(prepared, None, src, features, data_path, categorical)
     if recipe.engine != "numpy":
         raise ValueError(f"--engine {recipe.engine} trains canonical customer tables; derive the customers of a "
                          f"{kind} file first (`python -m core customers --data FILE --out CUSTOMERS.csv`)")
@@ -576,13 +640,30 @@ def _open(recipe: Recipe, step) -> _Opened:
 
     prepared, used = prepare_input(source, name=recipe.name, kind=kind, mapping=recipe.mapping, progress=step,
                                    chunk_rows=recipe.chunk_rows)
+    requested, categorical = split_categorical(recipe.features, prepared.frame)
+    if categorical and not spec.categorical:
+        raise ValueError(categorical_refusal(spec.name, categorical))
     if used.kind == "canonical":
-        features = parse_features(recipe.features if not isinstance(recipe.features, list)
-                                  else ",".join(recipe.features))
-        return _Opened(prepared, None, None, features, data_path)
-    used.features = mapped_features(recipe.features, prepared, used)
+        features = parse_features(requested if not isinstance(requested, list) else ",".join(requested))
+        return _Opened(prepared, None, None, features, data_path, categorical)
+    used.features = mapped_features(requested, prepared, used)
     used.ranges = feature_ranges(prepared.frame, used.features)
-    return _Opened(prepared, used, None, list(used.features), data_path)
+    return _Opened(prepared, used, None, list(used.features), data_path, categorical)
+
+
+def _canonical_categorical(requested, spec) -> tuple[object, list]:
+    """The canonical file's categorical columns among the requested features, refused unless the algorithm takes them."""
+    from core.fitting.algorithm_fit import categorical_refusal
+    from core.reading.schema import CATEGORY_COLUMNS
+
+    if requested is None:
+        return None, []
+    names = [t.strip() for t in requested.split(",") if t.strip()] if isinstance(requested, str) else list(requested)
+    categorical = [n for n in names if n in CATEGORY_COLUMNS]
+    if categorical and not spec.categorical:
+        raise ValueError(categorical_refusal(spec.name, categorical))
+    numeric = [n for n in names if n not in categorical]
+    return (",".join(numeric) if numeric else None) if categorical else requested, categorical
 
 
 def _reference(recipe: Recipe, registry: Registry):
@@ -602,7 +683,8 @@ def _reference(recipe: Recipe, registry: Registry):
 
 def _comparable(reference, frame: pd.DataFrame):
     """The reference, or None when its features are not columns of the new customers (other data altogether)."""
-    if reference is None or not all(f in frame for f in reference.model.features):
+    model = None if reference is None else reference.model
+    if model is None or not all(f in frame for f in list(model.features) + list(getattr(model, "categorical", []))):
         return None
     return reference
 
@@ -677,6 +759,8 @@ def make_version(recipe: Recipe, registry: Registry | None = None, *, progress: 
     with held:
         opened = _open(recipe, step)                                          # 1. open
         options = dict(k=recipe.k, features=opened.features, seed=recipe.seed, n_init=recipe.n_init)
+        if recipe.algorithm != "kmeans" or opened.categorical:
+            options.update(algorithm=recipe.algorithm, options=recipe.options, categorical=opened.categorical)
         if opened.streamed_from is not None:                                   # 2. fit
             streamed = fit_streamed(opened.streamed_from, engine=recipe.engine, chunk_rows=recipe.chunk_rows,
                                     progress=step, **options)
@@ -701,6 +785,11 @@ def make_version(recipe: Recipe, registry: Registry | None = None, *, progress: 
             new_of_ref, method = identity(model, prepared.frame, reference)
             step("profiles")
             meta = model_metadata(model, prepared, data_path=opened.data_path)
+            if getattr(model, "unassigned_", False):  # the one name of the Unassigned group (core.versions.naming)
+                from core.versions.naming import UNASSIGNED_DESCRIPTION, UNASSIGNED_NAME
+
+                meta["segment_names"][-1] = UNASSIGNED_NAME
+                meta["segment_descriptions"][-1] = UNASSIGNED_DESCRIPTION
             artifacts = memory_artifacts(model, prepared, sample_size=recipe.sample_size)
         if opened.mapping is not None:  # the input's kind and, for transaction logs, RFM groups and names
             from core.reading.mapping import input_summary

@@ -4,7 +4,9 @@
 decides whether parsed JSON and a file's bytes are what they must be, and says why not in
 one line. A model file is ``numpy.savez_compressed`` of :meth:`SegmentationModel.to_arrays`,
 read back with ``allow_pickle=False``: an object array, a pickle or a malformed archive is
-refused, never executed.
+refused, never executed. A model of another algorithm than k-means also holds its ``algorithm``,
+options, categorical features and their categories in the ``params`` text and its own parameters as
+``algo__*`` arrays (numbers or text only); a file without them is a k-means model.
 """
 from __future__ import annotations
 

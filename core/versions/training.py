@@ -210,14 +210,22 @@ def identity(model: SegmentationModel, frame: pd.DataFrame, reference: Reference
     if reference is None:
         return {}, "none"
     ref = reference.model
+    # An Unassigned group (the last segment) is nobody's match: it stays last, under its own name.
+    k_new = model.k - int(bool(getattr(model, "unassigned_", False)))
+    k_ref = ref.k - int(bool(getattr(ref, "unassigned_", False)))
     if list(model.features) == list(ref.features):
-        centres = (model.centroids_original().to_numpy() - ref.mean_) / ref.scale_
-        match, method = match_centroids(ref.centroids_, centres), "centroids"
+        centres = (model.centroids_original().to_numpy()[:k_new] - ref.mean_) / ref.scale_
+        match, method = match_centroids(ref.centroids_[:k_ref], centres), "centroids"
     else:
-        match, method = _overlap_match(ref.predict(frame), model.labels_, ref.k, model.k), "shared customers"
-    new_number = numbers_from_match(match, ref.k)
+        ref_labels, labels = ref.predict(frame), model.labels_
+        both = (ref_labels < k_ref) & (labels < k_new)
+        match = _overlap_match(ref_labels[both], labels[both], k_ref, k_new)
+        method = "shared customers"
+    new_number = numbers_from_match(match, k_ref)
+    if k_new < model.k:
+        new_number = np.append(new_number, model.k - 1)
     renumber(model, new_number)
-    return {int(match[j]): int(new_number[j]) for j in range(model.k) if match[j] >= 0}, method
+    return {int(match[j]): int(new_number[j]) for j in range(k_new) if match[j] >= 0}, method
 
 
 def suggested_names(names: list, generated: list, reference_generated: list | None, new_of_ref: dict) -> list[dict]:

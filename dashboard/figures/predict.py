@@ -101,13 +101,16 @@ def scenario_table(scenarios: list[dict], features: list[str]) -> pd.DataFrame:
     """Saved scenarios side by side: one column per scenario, rows the features and the answer."""
     measures = [("segment_name", "Segment"), ("confidence", "Confidence"), ("typicality", "Typicality")]
     measures += [(f, FEATURE_LABELS.get(f, f)) for f in features]
+    # A soft model's membership probabilities (p_<segment name>), as the what-if answer stored them.
+    probs = list(dict.fromkeys(key for s in scenarios for key in s if key.startswith("p_")))
+    measures += [(key, f"P({key[2:]})") for key in probs]
     data = {}
     for i, s in enumerate(scenarios):
         column = f"{i + 1}. {s.get('scenario') or 'Scenario'}"
         values = []
         for key, _label in measures:
             v = s.get(key)
-            if key in ("confidence", "typicality") and isinstance(v, (int, float)):
+            if (key in ("confidence", "typicality") or key.startswith("p_")) and isinstance(v, (int, float)):
                 values.append(f"{v:.2f}")
             elif isinstance(v, (int, float)) and not isinstance(v, bool):
                 values.append(format_value(round(float(v), 2)))

@@ -10,7 +10,10 @@ from dash import Input, Output, State, callback, dcc, html
 
 from core.reading.schema import log_scale_note
 from dashboard import ids
+from dashboard.auth import job_caller, permission
 from dashboard.components import describes_figures, graph_card, page_header, table
+from dashboard.figures.algorithms import (agreement_figure, can_chart_agreement, comparison_notes, comparison_table,
+                                         version_note)
 from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure
 from dashboard.figures.ktree import ktree_figure, node_profile_rows
 from dashboard.services import Services, get_services
@@ -88,7 +91,82 @@ def layout(**_query):
                     xl=6),
         ]),
         _ktree_row(services, a.k, log_scale_note(a.features)),
+        _algorithms_row(services),
     ])
+
+
+def _algorithms_row(services):
+    """The "Algorithms" section: every algorithm on this version's data, features and k (computed on request)."""
+    may, why = permission("compare_algorithms")
+    cached = services.algorithm_comparison()
+    analysis = services.analysis()
+    button = dbc.Button("Compare algorithms", id=ids.DIAG_ALGO_RUN, color="primary", disabled=not may,
+                        title=why or "Fit k-means, Gaussian mixture, k-prototypes, HDBSCAN and consensus on this "
+                                     "version's customers (about a minute on a few thousand customers)")
+    return dbc.Card([
+        dbc.CardHeader(html.H2("Algorithms", className="h6 fw-semibold mb-0")),
+        dbc.CardBody([
+            html.P(version_note(analysis.meta.get("algorithm"), int(analysis.meta.get("n_customers") or 0)),
+                   className="mb-2"),
+            html.P("The same customers, features and number of segments under each algorithm: quality scores, "
+                   "bootstrap stability, prediction strength, how far the algorithms agree, and which to believe.",
+                   className="small text-muted"),
+            html.Div([button, html.Span(None if may else why, className="small text-muted ms-2"),
+                      html.Span(id=ids.DIAG_ALGO_STATUS, className="small text-muted ms-2",
+                                **{"aria-live": "polite"})], className="mb-3"),
+            dcc.Store(id=ids.DIAG_ALGO_STORE, data=cached),
+            html.Div(algorithms_body(cached), id=ids.DIAG_ALGO_BODY),
+        ]),
+    ], className="shadow-sm mb-3")
+
+
+def algorithms_body(result):
+    """Recommendation, criteria table, notes and agreement heatmap of a comparison (or why there is none)."""
+    if not result:
+        return html.P("Not compared yet for this version: press Compare algorithms (analysts and admins).",
+                      className="mb-0")
+    if result.get("error"):
+        return html.P(f"Could not compare algorithms: {result['error']}", className="mb-0 text-danger")
+    sampled = (f" (fitted on a seeded sample of {result['fitted_on']:,})"
+               if result["fitted_on"] < result["customers"] else "")
+    parts = [dbc.Alert(result["recommendation"], color="light", className="border"),
+             html.P(f"{result['customers']:,} customers{sampled}, k={result['k']}; stability and prediction "
+                    f"strength on {result['measured_on']:,}. Features: "
+                    + ", ".join(result["features"] + result["categorical"]) + ".", className="small text-muted")]
+    frame = comparison_table(result)
+    if len(frame):
+        parts.append(table(frame, index=False))
+    parts += [html.P(line, className="small mb-1") for line in comparison_notes(result)]
+    if can_chart_agreement(result):
+        parts.append(graph_card("Agreement between algorithms (adjusted Rand: 1 = same segments, 0 = chance)",
+                                ids.DIAG_ALGO_AGREEMENT, height=380, figure=agreement_figure(result)))
+    else:
+        parts.append(html.P("Fewer than two algorithms found segments, so there is no agreement to chart.",
+                            className="small mb-0"))
+    return parts
+
+
+@callback(Output(ids.DIAG_ALGO_STORE, "data"), Input(ids.DIAG_ALGO_RUN, "n_clicks"),
+          background=True, prevent_initial_call=True,
+          running=[(Output(ids.DIAG_ALGO_RUN, "disabled"), True, False),
+                   (Output(ids.DIAG_ALGO_STATUS, "children"), "Fitting and measuring each algorithm…", "")])
+def run_comparison(_n):
+    """Compare the algorithms in another process; the caller is the user who started the job (role checked)."""
+    from core.access.accounts import Forbidden
+
+    try:
+        return Services.from_env().compare_algorithms(caller=job_caller())
+    except (ValueError, Forbidden) as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a failed job must leave a message on the page, not a stuck spinner
+        traceback.print_exc(file=sys.stderr)
+        return {"error": f"the comparison failed ({type(exc).__name__})"}
+
+
+@callback(Output(ids.DIAG_ALGO_BODY, "children"), Input(ids.DIAG_ALGO_STORE, "data"), prevent_initial_call=True)
+def draw_comparison(result):
+    """The comparison's section from the stored result."""
+    return algorithms_body(result)
 
 
 def _ktree_row(services, current_k: int, scale_note: str = ""):

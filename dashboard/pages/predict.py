@@ -236,7 +236,19 @@ def _result(r: dict) -> list:
                   html.Span(f" — {words['confidence_text']}.", className="text-muted")], className="small"),
         html.Div([html.Strong("Typicality "), html.Span(f"{r['typicality']:.2f}"),
                   html.Span(f" — {words['typicality_text']}.", className="text-muted")], className="small"),
+        *_probabilities(r),
     ]
+
+
+def _probabilities(r: dict) -> list:
+    """A soft model's membership probability of each segment (Gaussian mixture), largest first."""
+    probs = r.get("probabilities")
+    if not probs:
+        return []
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])
+    return [html.Div([html.Strong("Membership probabilities "),
+                      html.Span(", ".join(f"{r['names'][i]} {probs[i]:.0%}" for i in order if probs[i] >= 0.005),
+                                id=ids.PREDICT_PROBABILITIES)], className="small")]
 
 
 def _compact(r: dict) -> dbc.Card:
@@ -300,7 +312,8 @@ def predict(values):
                     "(or up to the value entered).", className="small text-muted"),
              table(flip_rows(r["flips"], names), index=False, class_name="small")]
     current = {"model_version": r["version"], "segment": r["segment"], "segment_name": r["name"],
-               "confidence": round(r["confidence"], 4), "typicality": round(r["typicality"], 4), **r["values"]}
+               "confidence": round(r["confidence"], 4), "typicality": round(r["typicality"], 4), **r["values"],
+               **{f"p_{n}": round(p, 4) for n, p in zip(names, r.get("probabilities") or [])}}
     return ([False] * len(features), [""] * len(features), _result(r),
             distance_figure(r["distances"], names, r["segment"]),
             map_figure(services.map_background(), names, r["point"], r["segment"]),

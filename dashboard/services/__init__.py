@@ -32,6 +32,7 @@ from core.versions.registry import Registry, RegistryError
 from core.fitting.selection import SweepResult
 
 from .access import Access
+from .algorithms import AlgorithmService
 from .analysis import Analysis, AnalysisService, build_analysis, profile_tables, scaled
 from .audit import Auditor
 from .cache import CACHE_DIR
@@ -64,6 +65,7 @@ class Services:
         self.analyses = AnalysisService(registry, self.store, self.results, self.auditor, data_path)
         self.predictions = PredictService(self.analyses, self.store, self.results)
         self.stabilities = StabilityService(self.analyses, self.results)
+        self.algorithms = AlgorithmService(self.analyses, self.results)
         self.uploads = UploadService(registry, self.results, self.auditor)
         self.db_sources = DbSourceService(registry, self.uploads, self.auditor)
         self.versions = VersionService(registry, self.store, self.analyses, self.results, self.auditor)
@@ -223,6 +225,18 @@ class Services:
     def segments_summary(self) -> list[dict]:
         """Per segment (API): size, share, name, description, feature means, last-campaign response rate."""
         return self.predictions.segments_summary()
+
+    # ------------------------------------------------------------ algorithms (AlgorithmService)
+    def compare_algorithms(self, *, caller: Caller | None = None) -> dict:
+        """Every algorithm on the served version's data, features and k (analysts; computed once, then cached).
+
+        A background job passes ``caller``: the signed-in user of the request that started it."""
+        self.access.require("compare_algorithms", "diagnostics", caller)
+        return self.algorithms.compare()
+
+    def algorithm_comparison(self) -> dict | None:
+        """The served version's comparison when one was computed (anyone may read it; nothing is computed)."""
+        return self.algorithms.cached()
 
     # ------------------------------------------------------------ stability (StabilityService)
     def stability(self, resamples: int = 30, window: str = "quarter", progress=None) -> dict:

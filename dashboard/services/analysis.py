@@ -297,6 +297,10 @@ class AnalysisService:
             "segment_name": [names[s] for s in a.labels],
             "confidence": a.frame["confidence"].round(4).to_numpy(),
         })
+        model, _ = self.model(a.version)
+        if model.soft:  # a Gaussian mixture: each segment's membership probability (columns by segment number)
+            for s, column in enumerate(model.predict_proba(a.frame).T):
+                out[f"probability_{s}"] = column.round(4)
         return to_safe_csv(out)
 
     def seed_export_zip(self) -> tuple[str, bytes]:

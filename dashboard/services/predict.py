@@ -90,6 +90,7 @@ class PredictService:
             "errors": {}, "version": a.version, "features": [specs.get(f, {"name": f})["name"] for f in model.features],
             "values": shown, "logged": [f["name"] for f in form["features"] if f.get("logged")], "segment": seg, "name": names[seg], "names": names,
             "confidence": conf, "typicality": typ, "distances": dists,
+            "probabilities": model.predict_proba(np.asarray([values], dtype=float))[0].tolist() if model.soft else None,
             "words": scoring.describe(seg, conf, typ, dists, names),
             "flips": [f.to_dict() for f in flips], "point": [float(point[0]), float(point[1])],
             "card": self.segment_cards()[seg],

@@ -99,6 +99,16 @@ class ResultCache:
         self._put(key, value)
         return value
 
+    def peek(self, key: tuple):
+        """The value for ``key`` from this process or the shared cache, never computed (None when absent)."""
+        full = self.full_key(key)
+        value = self._get(full)
+        if value is None and self.shared is not None:
+            value = self.shared.get("sl:" + ":".join(map(str, full)))
+            if value is not None:
+                self._put(full, value)
+        return value
+
     def local(self, key: tuple, build):
         """The value for ``key`` kept in this process only (e.g. rendered page content)."""
         key = self.full_key(key)
