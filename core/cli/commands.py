@@ -225,7 +225,7 @@ TRAIN_LOCK_WAIT = 3600.0
 
 
 def _train(args) -> int:
-    from core.fitting.compare_cli import parse_options
+    from core.cli.compare import parse_options
     from core.cli.data import mapping_arg
     from core.versions.pipeline import train
     from core.versions.registry import Registry
@@ -316,7 +316,7 @@ def _sweep(args) -> int:
 
 def _sweep_algorithm(args) -> int:
     """``sweep --algorithm NAME`` for an algorithm other than k-means (core.fitting.compare_algorithms)."""
-    from core.fitting.compare_cli import parse_options, split_features
+    from core.cli.compare import parse_options, split_features
     from core.fitting.compare_algorithms import sweep_algorithm
     from core.versions.pipeline import prepare, resolve_data_path
 
@@ -707,7 +707,7 @@ from core.cli.postgres import add_options as _add_postgres_options, run as _run_
 from core.cli.value import COMMANDS as _VALUE_COMMANDS, add_parsers as _add_value_parsers  # noqa: E402
 
 _COMMANDS.update(_VALUE_COMMANDS)
-from core.fitting.compare_cli import COMMANDS as _ALGORITHM_COMMANDS, add_parsers as _add_algorithm_parsers  # noqa: E402
+from core.cli.compare import COMMANDS as _ALGORITHM_COMMANDS, add_parsers as _add_algorithm_parsers  # noqa: E402
 
 _COMMANDS.update(_ALGORITHM_COMMANDS)
 
