@@ -1,5 +1,4 @@
-"""Command line for comparing algorithms: ``python -m core compare-algorithms`` (kept beside the comparison:
-under core/cli a new module name would be rewritten by restructure.py's cli -> cli.commands rule).
+"""Command line for comparing algorithms: ``python -m core compare-algorithms``.
 
 Registered by :mod:`core.cli.commands`, which also gives ``train`` and ``sweep`` their ``--algorithm``.
 Bad input ends with exit status 2 and one line on stderr.
