@@ -3,7 +3,7 @@
     python benchmarks/bench_dashboard.py [--sizes sample,1000000] [--pages /,/stability,...] [--callbacks]
 
 For each data size (``sample`` = the committed synthetic sample, a number = that many synthetic
-customers from ``core.synth``, as Parquet), in one run:
+customers from ``core.synth``, as Parquet, or with ``--text`` as a tab-separated text file), in one run:
 
 1. Trains two versions with the CLI (``python -m core train``; the second ``--no-activate``, another
    seed) into a fresh registry: the training job stores the pages' views (core/views.py) from
@@ -166,12 +166,17 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.0f} KB"
 
 
-def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float) -> dict:
+def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float, text: bool = False) -> dict:
     from tests.conftest import SAMPLE
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-"))
     if size == "sample":
         data = SAMPLE
+    elif text:  # a tab-separated text file, as a user's export (issue 29: "a 1M-customer text file")
+        from core.synth import write_sample
+
+        data = tmp / f"synthetic_{int(size)}.tsv"
+        write_sample(data, n=int(size), seed=11)
     else:
         from core.synth import write_parquet
 
@@ -268,11 +273,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a page's last chart")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--text", action="store_true", help="N customers as a tab-separated text file, not Parquet")
     args = parser.parse_args()
     pages = [p for p in args.pages.split(",") if p]
     results = []
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
-        result = run(size, pages, args.callbacks, args.repeats, args.timeout)
+        result = run(size, pages, args.callbacks, args.repeats, args.timeout, text=args.text)
         report(result, pages)
         results.append(result)
     if args.json:

@@ -59,6 +59,7 @@ _SUITES = "/_dash-component-suites/"
 _STATIC_PREFIXES = (_SUITES, "/assets/", "/vendor/")
 # Dynamic responses are compressed on every request (fast levels); static assets once per process.
 _DYNAMIC_BR, _DYNAMIC_GZIP = 4, 6
+_MIN_SIZE = 500  # bytes: smaller bodies are sent as they are (compression would gain a few bytes)
 _STATIC_BR, _STATIC_GZIP = 6, 9
 _STATIC_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -338,6 +339,7 @@ def install_security(app, secret: bytes) -> None:
     limits = body_limits()
     server.extensions["segmentlens_body_limits"] = limits
     headers: dict[str, str] = {}
+    items: list[tuple[str, str, str]] = []  # (name, value, lower-case name) of ``headers``, made with it
 
     def security_headers(fresh: bool = False) -> dict[str, str]:
         # Dash adds inline scripts (clientside callbacks, the page router's) while it sets itself up on
@@ -345,6 +347,7 @@ def install_security(app, secret: bytes) -> None:
         # microseconds), and other responses reuse the last one.
         if fresh or not headers:
             headers.update(_security_headers(app))
+            items[:] = [(name, value, name.lower()) for name, value in headers.items()]
         return headers
 
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
@@ -363,10 +366,9 @@ def install_security(app, secret: bytes) -> None:
     def add_headers(response: flask.Response):
         # Only the headers a handler did not set itself: one pass over the response's headers, then
         # one extend (six setdefault calls each scanned the list again).
+        security_headers(fresh=response.mimetype == "text/html")
         present = {name.lower() for name in response.headers.keys()}
-        response.headers.extend([(name, value) for name, value in
-                                 security_headers(fresh=response.mimetype == "text/html").items()
-                                 if name.lower() not in present])
+        response.headers.extend([(name, value) for name, value, lower in items if lower not in present])
         if flask.request.path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)
         return response
@@ -463,7 +465,7 @@ class _Compressor:
 
         server.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"],
                              COMPRESS_ALGORITHM_STREAMING=["br", "deflate"], COMPRESS_BR_LEVEL=_DYNAMIC_BR,
-                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=500)
+                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=_MIN_SIZE)
         self.compress = Compress(server)
         self.mimetypes = set(server.config["COMPRESS_MIMETYPES"])
         self.choose = choose_encoding  # our own negotiation: no private Flask-Compress name to break on upgrade
@@ -497,7 +499,18 @@ class _Compressor:
 
     def __call__(self, response: flask.Response) -> flask.Response:
         request = flask.request
-        policy = _cache_control(request.path, request.args, response)
+        path = request.path
+        if response.mimetype == "application/json" and not response.is_streamed \
+                and (response.content_length or 0) < _MIN_SIZE and not path.startswith(_STATIC_PREFIXES):
+            # A small JSON answer (a prediction, an error) is never compressed and gets no cache policy:
+            # only the Vary that Flask-Compress would add, without its negotiation (issue 29).
+            vary = response.headers.get("Vary")
+            if not vary:
+                response.headers["Vary"] = "Accept-Encoding"
+            elif "accept-encoding" not in vary.lower():
+                response.headers["Vary"] = f"{vary}, Accept-Encoding"
+            return response
+        policy = _cache_control(path, request.args, response)
         if policy:
             response.headers["Cache-Control"] = policy
         if response.mimetype == "text/html" and "no-store" in response.headers.get("Cache-Control", ""):
@@ -517,7 +530,7 @@ class _Compressor:
             return response
         response.direct_passthrough = False  # send_file hands a file wrapper: read it
         data = response.get_data()
-        if len(data) < 500:
+        if len(data) < _MIN_SIZE:
             return response
         response.set_data(self._static(data, algorithm))
         response.headers["Content-Encoding"] = algorithm
