@@ -32,11 +32,12 @@ import re
 import socket
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import flask
 from dash.exceptions import DependencyException
-from dash.fingerprint import check_fingerprint
+from dash.fingerprint import build_fingerprint, check_fingerprint
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -351,6 +352,7 @@ def install_security(app, secret: bytes) -> None:
         return headers
 
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
+    load_plotly_early(app)
     jobs = _OpaqueJobs(server.wsgi_app, secret)
     server.extensions[LISTEN_POLICY_KEY] = listen_policy(os.environ.get(LISTEN_ENV),
                                                          os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))
@@ -540,6 +542,35 @@ class _Compressor:
         # The browser revalidates an unfingerprinted asset (plotly.min.js) with the ETag it was given:
         # answer 304 here, since the handler compared it with the uncompressed one.
         return response.make_conditional(request)
+
+
+def plotly_script_url(prefix: str = "/") -> str:
+    """The fingerprinted address of the plotly.js bundle Dash serves (``plotly/package_data/plotly.min.js``).
+
+    Named after plotly's version and the file's modification time, as Dash names its own scripts, so
+    the browser keeps it for a year (:data:`IMMUTABLE`) instead of revalidating the unversioned
+    address that dcc.Graph loads by itself.
+    """
+    import plotly
+
+    modified = int((Path(plotly.__file__).parent / "package_data" / "plotly.min.js").stat().st_mtime)
+    return f"{prefix}_dash-component-suites/plotly/{build_fingerprint('package_data/plotly.min.js', plotly.__version__, modified)}"
+
+
+def load_plotly_early(app) -> None:
+    """Load plotly.js with the page (deferred) instead of after its first chart arrives (issue 29).
+
+    dcc.Graph fetches plotly.js only when a graph is first rendered, i.e. after the page's layout and
+    its first callback came back, and then the browser spends most of a cold visit compiling those
+    4.6 MB. As a deferred script in the page's head it downloads alongside Dash's own scripts and is
+    compiled while the layout and callbacks travel; dcc.Graph uses ``window.Plotly`` when it is there,
+    and assets/segmentlens-plotly.js makes it wait for this copy when a chart comes first (never two
+    copies). Same origin, so the Content-Security-Policy (``script-src 'self'``) allows it.
+    """
+    tag = (f'<script defer data-plotly-early src="{plotly_script_url(app.config.requests_pathname_prefix)}">'
+           "</script>")
+    if tag not in app.index_string:
+        app.index_string = app.index_string.replace("{%css%}", "{%css%}\n        " + tag, 1)
 
 
 def install_delivery(server: flask.Flask) -> None:
