@@ -1,6 +1,6 @@
 """Live-prediction monitoring on the server: the shared counter store and Prometheus metrics.
 
-Every prediction (API and what-if) adds a few counter increments (core.monitoring.prediction_counts)
+Every prediction (API and what-if) adds a few counter increments (core.insight.monitoring.prediction_counts)
 to a SQLite file under the cache folder (``monitoring.sqlite3``), so every gunicorn worker counts
 into the same place and the counters survive a worker restart. The increments are summed in the
 worker first and written off the request path (issue 29): a flusher thread (a greenlet under gevent)
@@ -8,9 +8,9 @@ writes what is pending once per ``SEGMENTLENS_MONITORING_FLUSH`` seconds (defaul
 transaction, a request writes it itself when more than :data:`MAX_PENDING` counters are pending
 (bounded memory), and the worker writes it when it exits (``atexit``: a clean shutdown loses
 nothing). A worker's own report flushes first; another worker's last second may show a second late,
-and a worker killed (SIGKILL) loses at most that second. No customer is stored: a value only ever becomes the index of its bin on the training
-data's edges. The reference (bins and training shares) is computed once per model version and kept
-in the same file.
+and a worker killed (SIGKILL) loses at most that second. No customer is stored: a value only ever
+becomes the index of its bin on the training data's edges. The reference (bins and training shares)
+is computed once per model version and kept in the same file.
 
 Prometheus (``GET /metrics``): counters and histograms from ``prometheus-client``. Under gunicorn,
 gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's values are summed at scrape
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import flask
 
-from core import monitoring as core_monitoring
+from core.insight import monitoring as core_monitoring
 
 __all__ = ["MonitoringStore", "Monitor", "install_monitoring", "current_monitor", "record_prediction",
            "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS", "MAX_PENDING"]
@@ -344,7 +344,7 @@ class Monitor:
         services.auditor.record(actor, "reset_monitoring", "monitoring", "ok", "prediction counters cleared")
 
     def report(self, services, hours: float | None = None) -> dict:
-        """The monitoring report of the served model (core.monitoring.summarise) with its window."""
+        """The monitoring report of the served model (core.insight.monitoring.summarise) with its window."""
         live = services.live_model()
         self.flush()  # this process's own predictions so far are in the report
         since = 0
