@@ -276,7 +276,7 @@ def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> dict:
     """One prediction (API key, monitoring on) against a bare Flask JSON endpoint, same gunicorn config, same run."""
     from core.access.accounts import AccountStore
 
-    key = AccountStore(server.models_dir).create_key("bench-vs-bare", "viewer")
+    key = AccountStore(server.models_dir).create_key(f"bench-vs-bare-{os.urandom(3).hex()}", "viewer")  # one per run
     bare = start_bare(tmp)
     try:
         host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])

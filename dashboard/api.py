@@ -195,8 +195,9 @@ def _create_blueprint() -> flask.Blueprint:
             cfg.accounts = AccountStore(services().registry.root)
         return cfg.accounts
 
-    def _authorise(cfg: ApiSettings, path: str, request: flask.Request):
+    def _authorise(cfg: ApiSettings, path: str, request: flask.Request | None = None):
         """None when the caller may go on (flask.g.api_actor names them), else the 401/403 answer."""
+        request = request if request is not None else flask.request._get_current_object()
         admin_route = _methods(path) == ("POST",) and path.startswith("models/")
         try:
             accounts = _accounts(cfg)
