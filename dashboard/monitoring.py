@@ -280,6 +280,8 @@ class Monitor:
             counts = core_monitoring.prediction_counts(self.profile(version, services), rows, segments,
                                                        confidence, typicality)
             bucket = int(time.time() // self.bucket_seconds)
+            if self._flusher_pid != os.getpid():
+                self._start_flusher()
             with self._pending_lock:
                 pending = self._pending
                 for (metric, b), n in counts.items():
@@ -290,8 +292,6 @@ class Monitor:
             for (metric, b), n in counts.items():
                 if metric == "seg":
                     counter.labels(str(b), version, source).inc(n)
-            if self._flusher_pid != os.getpid():
-                self._start_flusher()
             if full:
                 self.flush()
         except Exception as exc:
@@ -305,6 +305,8 @@ class Monitor:
     def flush(self) -> None:
         """Write this process's pending counters to the store in one transaction (never raises)."""
         with self._pending_lock:
+            if self._flusher_pid not in (None, os.getpid()):
+                self._pending = {}  # a forked child's copy of its parent's counters: the parent writes them
             if not self._pending:
                 return
             pending, self._pending = self._pending, {}
@@ -331,6 +333,8 @@ class Monitor:
         with self._pending_lock:
             if self._flusher_pid == os.getpid():
                 return
+            if self._flusher_pid is not None:  # forked after counting: the parent writes what it held
+                self._pending = {}
             self._flusher_pid = os.getpid()
         # A weak reference: an app dropped (tests make many) takes its flusher with it.
         threading.Thread(target=_flush_loop, args=(weakref.ref(self), self.flush_seconds),

@@ -263,3 +263,18 @@ def test_a_clean_exit_writes_the_pending_counters(tmp_path):
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=True, timeout=120)
     assert _stored(MonitoringStore(tmp_path / "monitoring.sqlite3")) == {("n", 0): 7, ("seg", 1): 7}
+
+
+def test_a_forked_child_never_writes_its_parents_pending_counters(tmp_path):
+    import os
+
+    monitor = _buffered_monitor(tmp_path, flush_seconds=60)
+    monitor.record(None, "v1", [[40.0, 1.0]], [0], [0.5], [0.7])
+    pid = os.fork()
+    if pid == 0:  # the child (e.g. a background-callback job) exits through its own flush
+        monitor.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert monitor.store.rows("v1") == []  # the parent's counter was not written by the child
+    monitor.flush()
+    assert _stored(monitor.store) == {("n", 0): 1, ("seg", 0): 1}
