@@ -18,7 +18,8 @@ registry and cache in a temporary folder, then measures:
 7. (--profile --models-from DIR, alone) where one prediction's time goes: cProfile of 1,000 keyed predictions in
    process (Flask test client), as shares of the Flask request: hooks, handler, monitoring, headers, session.
 
-Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]]
+Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]
+       [--repetitions 5]]
        python benchmarks/bench_api.py --profile --models-from DIR
 The server runs with SEGMENTLENS_RATE_LIMIT set high enough for the load, so the limiter
 is active (and its cost included) but never refuses a benchmark request.
@@ -255,11 +256,27 @@ def start_bare(tmp: Path):
     return server
 
 
-def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
+def _workers_cpu(master: int) -> float:
+    """CPU seconds (user + system) used so far by the worker processes of a gunicorn master."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:  # fields[1] is the parent pid; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> dict:
     """One prediction (API key, monitoring on) against a bare Flask JSON endpoint, same gunicorn config, same run."""
     from core.access.accounts import AccountStore
 
-    key = AccountStore(server.models_dir).create_key("bench-vs-bare", "viewer")
+    key = AccountStore(server.models_dir).create_key(f"bench-vs-bare-{os.urandom(3).hex()}", "viewer")  # one per run
     bare = start_bare(tmp)
     try:
         host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
@@ -270,10 +287,15 @@ def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
             _latencies(host, port, "/api/v1/predict", body, keyed, 200)
             _latencies(host, bare_port, "/bare", body, {}, 200)
         predict, peer = [], []
+        cpu = {"predict": 0.0, "bare": 0.0}  # the servers' own CPU time: robust to a busy machine
         per_block = max(n // blocks, 1)
         for _ in range(blocks):  # alternate, so a busy moment of the machine hits both
+            c0 = _workers_cpu(server.proc.pid)
             predict += _latencies(host, port, "/api/v1/predict", body, keyed, per_block)
+            cpu["predict"] += _workers_cpu(server.proc.pid) - c0
+            c0 = _workers_cpu(bare.proc.pid)
             peer += _latencies(host, bare_port, "/bare", body, {}, per_block)
+            cpu["bare"] += _workers_cpu(bare.proc.pid) - c0
     finally:
         bare.stop()
     monitoring = os.environ.get("SEGMENTLENS_MONITORING", "on")
@@ -283,21 +305,38 @@ def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
     print(f"  POST /api/v1/predict  p50 {p50:.3f} ms, p99 {pct(predict, 0.99) * 1000:.3f} ms")
     print(f"  POST /bare (peer)     p50 {q50:.3f} ms, p99 {pct(peer, 0.99) * 1000:.3f} ms")
     print(f"  ratio p50 {p50 / q50:.2f}, p99 {pct(predict, 0.99) / pct(peer, 0.99):.2f}")
+    per_predict, per_bare = cpu["predict"] / len(predict) * 1000, cpu["bare"] / len(peer) * 1000
+    print(f"  server CPU per request (gunicorn workers' user+system time): predict {per_predict:.3f} ms, "
+          f"bare {per_bare:.3f} ms, ratio {per_predict / per_bare if per_bare else float('nan'):.2f}")
+    print(f"  load average during the run: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    return {"p50": p50, "p99": pct(predict, 0.99) * 1000, "bare_p50": q50, "bare_p99": pct(peer, 0.99) * 1000,
+            "ratio": p50 / q50, "cpu_ratio": per_predict / per_bare if per_bare else float("nan")}
+
+
+def report_repetitions(runs: list[dict]) -> None:
+    """Medians over repeated --vs-bare runs (each its own same-run comparison)."""
+    med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    print(f"median of {len(runs)} repetitions: predict p50 {med['p50']:.3f} ms, p99 {med['p99']:.3f} ms; "
+          f"bare p50 {med['bare_p50']:.3f} ms, p99 {med['bare_p99']:.3f} ms; p50 ratio {med['ratio']:.2f} "
+          f"(each run's: {', '.join(format(r['ratio'], '.2f') for r in runs)}); server CPU ratio {med['cpu_ratio']:.2f}")
 
 
 # Where one prediction's time goes (--profile): cProfile's cumulative time of these, per request.
 _PHASES = (("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
            ("before-request hooks", "flask/app.py", "preprocess_request"),
            ("  API: rate limit + key check", "dashboard/api.py", "_start"),
-           ("    rate limiter (SQLite UPSERT)", "dashboard/limits.py", "hit"),
+           ("    rate limiter (lease in process)", "dashboard/limits.py", "hit"),
            ("    key check", "dashboard/api.py", "_authorise"),
            ("predict handler", "dashboard/api.py", "predict"),
            ("  served model (live_model)", "dashboard/services/__init__.py", "live_model"),
            ("  scoring (score_one)", "core/fitting/model.py", "score_one"),
-           ("  monitoring record (SQLite)", "dashboard/monitoring.py", "record_prediction"),
+           ("  monitoring record (in memory)", "dashboard/monitoring.py", "record_prediction"),
+           ("  response body (JSON text)", "dashboard/api.py", "_encode_predictions"),
            ("after-request hooks", "flask/app.py", "process_response"),
            ("  security headers", "dashboard/security.py", "add_headers"),
            ("  compression check", "dashboard/security.py", "__call__"),
+           ("  latency histogram (Prometheus)", "dashboard/monitoring.py", "_monitor_stop"),
+           ("  API stamp (X-Server-Time-ms)", "dashboard/api.py", "_stamp"),
            ("request context (URL match, session open)", "flask/ctx.py", "push"),
            ("session save (in after-request)", "dashboard/auth.py", "save_session"))
 
@@ -359,6 +398,7 @@ def main(argv=None) -> int:
                         "start's training, which a busy machine may not finish within the start-up wait)")
     parser.add_argument("--vs-bare", action="store_true", help="also: predict against a bare Flask endpoint")
     parser.add_argument("--only-vs-bare", action="store_true", help="only the predict vs bare Flask comparison")
+    parser.add_argument("--repetitions", type=int, default=1, help="--vs-bare runs (default 1); medians reported")
     parser.add_argument("--profile", action="store_true", help="only: cProfile of 1,000 predictions in process "
                         "(needs --models-from)")
     args = parser.parse_args(argv)
@@ -384,7 +424,9 @@ def main(argv=None) -> int:
             host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
             print(f"server: {(ROOT / 'Procfile').read_text().strip()} on {server.url} (data {data.name})")
             if args.vs_bare or args.only_vs_bare:
-                bench_vs_bare(server, tmp, args.requests)
+                runs = [bench_vs_bare(server, tmp, args.requests) for _ in range(args.repetitions)]
+                if len(runs) > 1:
+                    report_repetitions(runs)
             if args.only_vs_bare:
                 return 0
             bench_single(host, port, args.requests if not args.quick else min(args.requests, 1000))

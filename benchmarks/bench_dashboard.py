@@ -3,7 +3,7 @@
     python benchmarks/bench_dashboard.py [--sizes sample,1000000] [--pages /,/stability,...] [--callbacks]
 
 For each data size (``sample`` = the committed synthetic sample, a number = that many synthetic
-customers from ``core.reading.synth``, as Parquet), in one run:
+customers from ``core.reading.synth``, as Parquet, or with ``--text`` as a tab-separated text file), in one run:
 
 1. Trains two versions with the CLI (``python -m core train``; the second ``--no-activate``, another
    seed) into a fresh registry: the training job stores the pages' views (core/versions/views.py) from
@@ -21,6 +21,9 @@ customers from ``core.reading.synth``, as Parquet), in one run:
    of the first visit is the cold time, of the second the warm time ("n/a": not drawn within
    ``--timeout``, e.g. /diagnostics on big data, whose default sweep runs as a background job).
 5. ``--callbacks`` also replays each page's callback requests ``--repeats`` times (p50/p95 ms).
+
+``--compare-roots OLD,NEW --models-from REGISTRY --data FILE [--rounds 3]`` instead compares the first and
+the cold visit to / of two checkouts (e.g. before and after a change) on one registry, alternating.
 
 Medians: each number is one measurement except the callback replay; the machine is shared, so
 compare within a run. Needs Debian's chromium + chromedriver (as the browser tests).
@@ -166,12 +169,17 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.0f} KB"
 
 
-def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float) -> dict:
+def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float, text: bool = False) -> dict:
     from tests.conftest import SAMPLE
 
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-"))
     if size == "sample":
         data = SAMPLE
+    elif text:  # a tab-separated text file, as a user's export (issue 29: "a 1M-customer text file")
+        from core.reading.synth import write_sample
+
+        data = tmp / f"synthetic_{int(size)}.tsv"
+        write_sample(data, n=int(size), seed=11)
     else:
         from core.reading.synth import write_parquet
 
@@ -213,6 +221,62 @@ def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: flo
         if hidden is not None:
             hidden.rename(data)
     return out
+
+
+def serve_from(root: Path, tmp: Path, models: Path, data: Path):
+    """``python app.py`` of the checkout at ``root`` on a copy of ``models`` (empty cache): a cold server."""
+    import shutil
+
+    from tests.conftest import LiveServer, free_port, wait_http
+
+    shutil.copytree(models, tmp / "models")
+    port = free_port()
+    env = dict(os.environ, SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
+               SEGMENTLENS_DATA=str(data), HOST="127.0.0.1", PORT=str(port), PYTHONUNBUFFERED="1")
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, tmp / "models", tmp / "cache")
+    wait_http(server.url + "/api/v1/health", timeout=600, proc=proc)
+    return server
+
+
+def compare_roots(roots: list[Path], models: Path, data: Path, rounds: int, timeout: float) -> None:
+    """First and cold visits to / of several checkouts (e.g. before/after a change), alternating, same run.
+
+    Each round and checkout: a cold server (its own copy of the registry, empty cache) and a fresh browser;
+    the first visit (empty browser cache), then another version activated with the CLI and / opened again
+    in the same browser (the cold time: scripts cached, nothing of that version computed). Medians.
+    """
+    import shutil
+
+    versions = sorted(json.loads((models / "manifest.json").read_text())["versions"])
+    results = {str(r): {"first": [], "cold": []} for r in roots}
+    for i in range(rounds):
+        for root in roots:
+            tmp = Path(tempfile.mkdtemp(prefix="sl-bench-cmp-"))
+            server = serve_from(root, tmp, models, data)
+            driver = browser()
+            try:
+                first = visit(driver, server.url + "/", timeout)
+                active = json.loads((tmp / "models" / "manifest.json").read_text())["active"]
+                other = next(v for v in versions if v != active)
+                cli("models", "activate", other, models=tmp / "models")
+                cold = visit(driver, server.url + "/", timeout)
+            finally:
+                driver.quit()
+                server.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            results[str(root)]["first"].append(first["seconds"])
+            results[str(root)]["cold"].append(cold["seconds"])
+            print(f"round {i + 1} {root}: first visit {_ms(first['seconds'])} ({_kb(first['bytes'])}), "
+                  f"cold after activation {_ms(cold['seconds'])} (load {os.getloadavg()[0]:.1f})", flush=True)
+    for root, r in results.items():
+        def med(xs):
+            xs = [x for x in xs if x is not None]
+            return statistics.median(xs) if xs else None
+        print(f"{root}: median first visit to / {_ms(med(r['first']))}, cold after activation {_ms(med(r['cold']))} "
+              f"({rounds} rounds)")
 
 
 def server_memory(pid: int) -> dict:
@@ -268,11 +332,23 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a page's last chart")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--text", action="store_true", help="N customers as a tab-separated text file, not Parquet")
+    parser.add_argument("--compare-roots", metavar="DIR,DIR", help="only: first and cold visits to / of these "
+                        "checkouts, alternating (needs --models-from and --data)")
+    parser.add_argument("--models-from", type=Path, help="a registry with two trained versions (--compare-roots)")
+    parser.add_argument("--data", type=Path, help="the configured data file (--compare-roots; may be absent)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare-roots (default 3)")
     args = parser.parse_args()
+    if args.compare_roots:
+        if args.models_from is None or args.data is None:
+            parser.error("--compare-roots needs --models-from and --data")
+        compare_roots([Path(r) for r in args.compare_roots.split(",")], args.models_from, args.data, args.rounds,
+                      args.timeout)
+        return
     pages = [p for p in args.pages.split(",") if p]
     results = []
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
-        result = run(size, pages, args.callbacks, args.repeats, args.timeout)
+        result = run(size, pages, args.callbacks, args.repeats, args.timeout, text=args.text)
         report(result, pages)
         results.append(result)
     if args.json:

@@ -171,34 +171,37 @@ def _create_blueprint() -> flask.Blueprint:
     def _start():
         flask.g.api_t0 = time.perf_counter()
         cfg = settings()
-        path = flask.request.path[len(API_PREFIX) + 1:]
-        if flask.request.method == "OPTIONS":
+        request = flask.request._get_current_object()  # one context lookup, not one per attribute (issue 29)
+        full_path = request.path
+        path = full_path[len(API_PREFIX) + 1:]
+        if request.method == "OPTIONS":
             # Flask's automatic answer would list the catch-all route's methods too.
-            methods = _methods(path) if flask.request.path.startswith(API_PREFIX + "/") else None
+            methods = _methods(path) if full_path.startswith(API_PREFIX + "/") else None
             if methods is None:
-                return _error(404, "not_found", f"no API route {flask.request.path}")
+                return _error(404, "not_found", f"no API route {full_path}")
             allow = list(methods) + (["HEAD"] if "GET" in methods else []) + ["OPTIONS"]
             return flask.Response(status=204, headers={"Allow": ", ".join(allow)})
         if cfg.limiter is not None and path not in _UNLIMITED:
-            allowed_now, retry = cfg.limiter.hit(flask.request.remote_addr or "unknown")
+            allowed_now, retry = cfg.limiter.hit(request.remote_addr or "unknown")
             if not allowed_now:
                 return _error(429, "rate_limited", f"too many requests (limit {cfg.rate_text} per client); "
                               f"retry in {retry} s", {"Retry-After": str(retry)}, retry_after=retry)
-        if path in _PUBLIC or not flask.request.path.startswith(API_PREFIX + "/"):
+        if path in _PUBLIC or not full_path.startswith(API_PREFIX + "/"):
             return None
-        return _authorise(cfg, path)
+        return _authorise(cfg, path, request)
 
     def _accounts(cfg: ApiSettings) -> AccountStore:
         if cfg.accounts is None:
             cfg.accounts = AccountStore(services().registry.root)
         return cfg.accounts
 
-    def _authorise(cfg: ApiSettings, path: str):
+    def _authorise(cfg: ApiSettings, path: str, request: flask.Request | None = None):
         """None when the caller may go on (flask.g.api_actor names them), else the 401/403 answer."""
+        request = request if request is not None else flask.request._get_current_object()
         admin_route = _methods(path) == ("POST",) and path.startswith("models/")
         try:
             accounts = _accounts(cfg)
-            header = flask.request.headers.get("Authorization")
+            header = request.headers.get("Authorization")
             if header is not None:
                 scheme, _, key = header.strip().partition(" ")
                 found = accounts.verify_key(key.strip()) if scheme.lower() == "bearer" else None
@@ -214,7 +217,8 @@ def _create_blueprint() -> flask.Blueprint:
         except AccountsError as exc:
             _log.error("API keys cannot be read: %s", exc)
             return _error(503, "no_model", "the server cannot read its API keys; an admin must repair apikeys.json")
-        flask.g.api_actor, flask.g.api_role = actor, role  # the services check this caller's role again
+        g = flask.g._get_current_object()
+        g.api_actor, g.api_role = actor, role  # the services check this caller's role again
         if role is None and (keys_exist or admin_route):
             return _denied(401, "this endpoint needs an API key: send Authorization: Bearer KEY", path,
                            admin_route, actor)
@@ -223,7 +227,7 @@ def _create_blueprint() -> flask.Blueprint:
                 return _denied(403, f"only admins can change the active model; this key or session is {role}",
                                path, admin_route, actor)
             # A session cookie rides along with cross-site forms; those cannot send JSON without CORS consent.
-            if by_session and not (flask.request.is_json or flask.request.headers.get("X-Requested-With")):
+            if by_session and not (request.is_json or request.headers.get("X-Requested-With")):
                 return _denied(403, "send Content-Type: application/json (or X-Requested-With) with a session",
                                path, admin_route, actor)
         if path == "audiences":  # campaign work (issue 12): analysts and admins, key or session
@@ -232,7 +236,7 @@ def _create_blueprint() -> flask.Blueprint:
                 denied = (401, "this endpoint needs an analyst's API key or session: send Authorization: Bearer KEY")
             elif not allowed(role, "campaign"):
                 denied = (403, f"only analysts and admins can create audiences; this key or session is {role}")
-            elif by_session and not (flask.request.is_json or flask.request.headers.get("X-Requested-With")):
+            elif by_session and not (request.is_json or request.headers.get("X-Requested-With")):
                 denied = (403, "send Content-Type: application/json (or X-Requested-With) with a session")
             if denied:
                 services().auditor.record(actor, "campaign", "audiences", "denied", f"API {denied[0]}: {denied[1]}")
@@ -258,9 +262,10 @@ def _create_blueprint() -> flask.Blueprint:
     @bp.after_request
     def _stamp(response):
         t0 = flask.g.get("api_t0")
+        headers = response.headers
         if t0 is not None:
-            response.headers["X-Server-Time-ms"] = f"{(time.perf_counter() - t0) * 1000:.3f}"
-        response.headers["Cache-Control"] = "no-store"
+            headers["X-Server-Time-ms"] = f"{(time.perf_counter() - t0) * 1000:.3f}"
+        headers["Cache-Control"] = "no-store"
         return response
 
     @bp.errorhandler(HTTPException)
@@ -280,7 +285,7 @@ def _create_blueprint() -> flask.Blueprint:
     @bp.route(f"{API_PREFIX}/predict", methods=["POST"])
     def predict():
         cfg = settings()
-        request = flask.request
+        request = flask.request._get_current_object()
         if not request.is_json:
             return _error(415, "unsupported_media_type",
                           f"send the customers as JSON with Content-Type: application/json "
@@ -294,9 +299,10 @@ def _create_blueprint() -> flask.Blueprint:
         except (ValueError, RecursionError) as exc:
             reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)[:200]
             return _error(400, "bad_request", f"the body is not valid JSON ({reason})")
-        live = services().live_model()
+        svc = services()
+        live = svc.live_model()
         model = live.model
-        fields = mapped_fields(services(), live)
+        fields = mapped_fields(svc, live)
         try:
             if fields is None:
                 rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
@@ -570,6 +576,32 @@ def register_api(server: flask.Flask, cache_dir: str | os.PathLike) -> None:
         os.environ.get("SEGMENTLENS_MAX_BODY")), max_batch)
     install_monitoring(server, cache_dir)  # prediction counters + /metrics (SEGMENTLENS_MONITORING)
     server.register_blueprint(_create_blueprint())
+    _remember_sync_functions(server)
+
+
+def _remember_sync_functions(server: flask.Flask) -> None:
+    """Flask's ``ensure_sync`` with its answer remembered per function.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request (a dozen
+    hooks here, about 3 us each, issue 29). Whether a function is a coroutine function does not
+    change, so a plain function is answered from a set; anything else goes to Flask as before.
+    ``ensure_sync`` is Flask's documented point to override.
+    """
+    plain: set = set()  # the registered hooks and views (a bound method is hashed by object and function)
+    flask_ensure_sync = server.ensure_sync
+
+    def ensure_sync(func):
+        try:
+            if func in plain:
+                return func
+        except TypeError:  # an unhashable callable
+            return flask_ensure_sync(func)
+        out = flask_ensure_sync(func)
+        if out is func:
+            plain.add(func)
+        return out
+
+    server.ensure_sync = ensure_sync
 
 
 # ---------------------------------------------------------------- OpenAPI

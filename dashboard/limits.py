@@ -47,17 +47,29 @@ class RateLimiter:
     """Per-client window counter in a SQLite file shared by every worker process.
 
     A client's window opens at its first request and lasts ``period`` seconds; within it at
-    most ``limit`` requests pass. One UPSERT per request, each connection per thread.
+    most ``limit`` requests pass, whichever worker answers them. A worker takes a client's allowance
+    from the shared file in leases of ``lease`` requests (default ``limit // 64``, at least 1) and
+    spends a lease in process: a dict lookup per request, one UPSERT per lease (issue 29). The file
+    never grants more than ``limit`` in a window, so the limit holds across workers; what a worker has
+    leased and not spent when its client moves to another worker is lost for that window (at most
+    ``lease - 1`` requests per worker, under 2 % of the limit). Limits under 128 lease one request at a
+    time: every request is counted in the file, as before.
     """
 
-    _SQL = ("INSERT INTO hits(key, start, n) VALUES (?1, ?2, 1) ON CONFLICT(key) DO UPDATE SET "
-            "n = CASE WHEN ?2 - start >= ?3 THEN 1 ELSE n + 1 END, "
+    _SQL = ("INSERT INTO hits(key, start, n) VALUES (?1, ?2, ?4) ON CONFLICT(key) DO UPDATE SET "
+            "n = CASE WHEN ?2 - start >= ?3 THEN ?4 ELSE n + ?4 END, "
             "start = CASE WHEN ?2 - start >= ?3 THEN ?2 ELSE start END RETURNING start, n")
+    _LEASE_SHARE = 64  # a lease is this fraction of the limit
+    _MAX_LEASED_CLIENTS = 10_000  # past this many clients with a lease, expired leases are dropped
 
-    def __init__(self, path: str | os.PathLike, limit: int, period: float):
+    def __init__(self, path: str | os.PathLike, limit: int, period: float, *, lease: int | None = None):
         self.path, self.limit, self.period = str(path), int(limit), float(period)
+        self.lease = max(1, min(int(lease if lease is not None else self.limit // self._LEASE_SHARE), self.limit))
         self._local = threading.local()
         self._count = 0
+        self._leases: dict[str, list] = {}  # client key -> [window start, requests left], this process's
+        self._leases_pid = os.getpid()
+        self._lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -80,19 +92,43 @@ class RateLimiter:
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _spend_lease(self, key: str, now: float) -> bool:
+        """Spend one request of this process's lease for ``key`` (False: none left, or its window closed)."""
+        with self._lock:
+            if self._leases_pid != os.getpid():  # a forked worker inherits nothing of its parent's leases
+                self._leases, self._leases_pid = {}, os.getpid()
+            entry = self._leases.get(key)
+            if entry is None or entry[1] <= 0 or now - entry[0] >= self.period:
+                return False
+            entry[1] -= 1
+            return True
+
+    def _keep_lease(self, key: str, start: float, left: int, now: float) -> None:
+        with self._lock:
+            if len(self._leases) >= self._MAX_LEASED_CLIENTS:
+                self._leases = {k: e for k, e in self._leases.items() if e[1] > 0 and now - e[0] < self.period}
+                if len(self._leases) >= self._MAX_LEASED_CLIENTS:
+                    self._leases = {}  # bounded: forgetting leases only ever refuses early, never lets more pass
+            self._leases[key] = [start, left]
+
     def hit(self, key: str) -> tuple[bool, int]:
         """Count one request of ``key``: (allowed, seconds until the window reopens)."""
         now = time.time()
+        if self.lease > 1 and self._spend_lease(key, now):
+            return True, 0
         try:
             conn = self._connection()
             # fetchall() steps the statement to its end, which releases the write lock at once.
-            (start, n), = conn.execute(self._SQL, (key, now, self.period)).fetchall()
+            (start, n), = conn.execute(self._SQL, (key, now, self.period, self.lease)).fetchall()
             self._count += 1
             if self._count % 1000 == 0:
                 conn.execute("DELETE FROM hits WHERE start < ?", (now - self.period,))
         except sqlite3.Error as exc:  # a broken counter file must not take the API down
             _log.warning("rate limiter unavailable (%s); request allowed", exc)
             return True, 0
-        if n <= self.limit:
+        granted = min(self.lease, self.limit - (n - self.lease))  # what the file had left of this window
+        if granted >= 1:
+            if granted > 1:
+                self._keep_lease(key, start, granted - 1, now)
             return True, 0
         return False, max(1, math.ceil(start + self.period - now))

@@ -1,11 +1,16 @@
 """Live-prediction monitoring on the server: the shared counter store and Prometheus metrics.
 
 Every prediction (API and what-if) adds a few counter increments (core.insight.monitoring.prediction_counts)
-to a SQLite file under the cache folder (``monitoring.sqlite3``), one transaction of UPSERTs per
-request, so every gunicorn worker counts into the same place and the counters survive a worker
-restart. No customer is stored: a value only ever becomes the index of its bin on the training
-data's edges. The reference (bins and training shares) is computed once per model version and kept
-in the same file.
+to a SQLite file under the cache folder (``monitoring.sqlite3``), so every gunicorn worker counts
+into the same place and the counters survive a worker restart. The increments are summed in the
+worker first and written off the request path (issue 29): a flusher thread (a greenlet under gevent)
+writes what is pending once per ``SEGMENTLENS_MONITORING_FLUSH`` seconds (default 1) in one
+transaction, a request writes it itself when more than :data:`MAX_PENDING` counters are pending
+(bounded memory), and the worker writes it when it exits (``atexit``: a clean shutdown loses
+nothing). A worker's own report flushes first; another worker's last second may show a second late,
+and a worker killed (SIGKILL) loses at most that second. No customer is stored: a value only ever
+becomes the index of its bin on the training data's edges. The reference (bins and training shares)
+is computed once per model version and kept in the same file.
 
 Prometheus (``GET /metrics``): counters and histograms from ``prometheus-client``. Under gunicorn,
 gunicorn.conf.py sets ``PROMETHEUS_MULTIPROC_DIR`` so every worker's values are summed at scrape
@@ -18,6 +23,7 @@ background-job durations are read from the registry and the SQLite file at scrap
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
@@ -25,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import flask
@@ -32,7 +39,7 @@ import flask
 from core.insight import monitoring as core_monitoring
 
 __all__ = ["MonitoringStore", "Monitor", "install_monitoring", "current_monitor", "record_prediction",
-           "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS"]
+           "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS", "MAX_PENDING"]
 
 METRICS_PATH = "/metrics"
 JOB_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -41,6 +48,8 @@ _EXTENSION = "segmentlens_monitoring"
 _log = logging.getLogger("segmentlens.monitoring")
 # 5 parameters a row; SQLite before 3.32 allows 999 parameters in a statement.
 _ROWS_PER_STATEMENT = 199
+#: Distinct counters (version, bucket, metric, bin) a worker holds before a request writes them itself.
+MAX_PENDING = 4096
 
 
 def _upsert_rows(n: int) -> str:
@@ -98,7 +107,10 @@ class MonitoringStore:
         path of every prediction). Larger batches are split to stay under SQLite's parameter limit, inside one
         explicit transaction.
         """
-        rows = [(version, bucket, m, b, n) for (m, b), n in counts.items()]
+        self.add_rows([(version, bucket, m, b, n) for (m, b), n in counts.items()])
+
+    def add_rows(self, rows: list[tuple]) -> None:
+        """Add counter rows ``(version, bucket, metric, bin, n)`` in one transaction (what a flush writes)."""
         if not rows:
             return
         chunks = [rows[i:i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
@@ -200,13 +212,21 @@ class Monitor:
     """Counting predictions and reporting on them for one app (``server.extensions``)."""
 
     def __init__(self, cache_dir: str | os.PathLike, *, enabled: bool = True, bucket_seconds: int = 300,
-                 retention_days: float = 30):
+                 retention_days: float = 30, flush_seconds: float = 1.0):
         self.store = MonitoringStore(Path(cache_dir) / "monitoring.sqlite3")
         self.enabled, self.bucket_seconds, self.retention_days = enabled, int(bucket_seconds), retention_days
         self.metrics = _Metrics()
         self._profiles: dict = {}  # version -> reference profile (or None when the data is unavailable)
         self._lock = threading.Lock()
-        self._adds = 0
+        self.flush_seconds = float(flush_seconds)
+        # (version, bucket, metric, bin) -> n counted in this process and not yet in the store.
+        self._pending: dict = {}
+        self._pending_lock = threading.Lock()
+        self._flusher_pid = None  # the process whose flusher thread runs (a fork has none)
+        self._last_prune = 0.0
+        # A clean exit (gunicorn's graceful stop, Ctrl-C) writes what is pending; weakly, so that an app dropped
+        # (tests make many) is not kept alive by it.
+        atexit.register(_flush_if_alive, weakref.ref(self))
 
     @classmethod
     def from_env(cls, cache_dir) -> "Monitor":
@@ -214,7 +234,9 @@ class Monitor:
         enabled = (os.environ.get("SEGMENTLENS_MONITORING") or "on").strip().lower() not in ("off", "0", "false", "no")
         bucket = int(os.environ.get("SEGMENTLENS_MONITORING_BUCKET") or 300)
         retention = float(os.environ.get("SEGMENTLENS_MONITORING_RETENTION_DAYS") or 30)
-        return cls(cache_dir, enabled=enabled, bucket_seconds=max(bucket, 1), retention_days=retention)
+        flush = float(os.environ.get("SEGMENTLENS_MONITORING_FLUSH") or 1.0)
+        return cls(cache_dir, enabled=enabled, bucket_seconds=max(bucket, 1), retention_days=retention,
+                   flush_seconds=min(max(flush, 0.05), 60.0))
 
     # ------------------------------------------------------------ reference per model version
     def profile(self, version: str, services) -> dict | None:
@@ -248,33 +270,87 @@ class Monitor:
 
     # ------------------------------------------------------------ counting
     def record(self, services, version: str, rows, segments, confidence, typicality, source: str = "api") -> None:
-        """Count some predictions of ``version`` (never raises: monitoring must not fail a prediction)."""
+        """Count some predictions of ``version`` (never raises: monitoring must not fail a prediction).
+
+        The counters are added to this process's pending sums; the flusher writes them (see the module).
+        """
         if not self.enabled or not len(segments):
             return
         try:
             counts = core_monitoring.prediction_counts(self.profile(version, services), rows, segments,
                                                        confidence, typicality)
-            now = time.time()
-            bucket = int(now // self.bucket_seconds)
-            self.store.add(version, bucket, counts)
+            bucket = int(time.time() // self.bucket_seconds)
+            if self._flusher_pid != os.getpid():
+                self._start_flusher()
+            with self._pending_lock:
+                pending = self._pending
+                for (metric, b), n in counts.items():
+                    key = (version, bucket, metric, b)
+                    pending[key] = pending.get(key, 0) + n
+                full = len(pending) > MAX_PENDING
             counter = self.metrics.predictions
             for (metric, b), n in counts.items():
                 if metric == "seg":
                     counter.labels(str(b), version, source).inc(n)
-            self._adds += 1
-            if self._adds % 5000 == 0:
-                self.store.prune(int((now - self.retention_days * 86400) // self.bucket_seconds))
+            if full:
+                self.flush()
         except Exception as exc:
             _log.warning("monitoring: a prediction was not counted (%s)", exc)
 
+    def pending(self) -> int:
+        """How many counters this process holds that the store does not have yet."""
+        with self._pending_lock:
+            return len(self._pending)
+
+    def flush(self) -> None:
+        """Write this process's pending counters to the store in one transaction (never raises)."""
+        with self._pending_lock:
+            if self._flusher_pid not in (None, os.getpid()):
+                self._pending = {}  # a forked child's copy of its parent's counters: the parent writes them
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, {}
+        try:
+            self.store.add_rows([(*key, n) for key, n in pending.items()])
+        except Exception as exc:  # e.g. the file locked past its timeout: keep them for the next flush
+            _log.warning("monitoring: %d counters not written yet (%s)", len(pending), exc)
+            with self._pending_lock:
+                for key, n in pending.items():
+                    self._pending[key] = self._pending.get(key, 0) + n
+                if len(self._pending) > 4 * MAX_PENDING:  # bounded even when the store stays unwritable
+                    _log.error("monitoring: dropping %d counters the store would not take", len(self._pending))
+                    self._pending = {}
+            return
+        now = time.time()
+        if now - self._last_prune > 3600:  # old buckets go once an hour per process
+            self._last_prune = now
+            try:
+                self.store.prune(int((now - self.retention_days * 86400) // self.bucket_seconds))
+            except Exception as exc:
+                _log.warning("monitoring: old counters not pruned (%s)", exc)
+
+    def _start_flusher(self) -> None:
+        with self._pending_lock:
+            if self._flusher_pid == os.getpid():
+                return
+            if self._flusher_pid is not None:  # forked after counting: the parent writes what it held
+                self._pending = {}
+            self._flusher_pid = os.getpid()
+        # A weak reference: an app dropped (tests make many) takes its flusher with it.
+        threading.Thread(target=_flush_loop, args=(weakref.ref(self), self.flush_seconds),
+                         name="segmentlens-monitoring-flush", daemon=True).start()
+
     def reset_window(self, services, actor: str) -> None:
         """Forget every counted prediction and start a new window (admins; audited)."""
+        with self._pending_lock:
+            self._pending = {}  # counted before the reset: not part of the new window
         self.store.reset(time.time(), actor)
         services.auditor.record(actor, "reset_monitoring", "monitoring", "ok", "prediction counters cleared")
 
     def report(self, services, hours: float | None = None) -> dict:
         """The monitoring report of the served model (core.insight.monitoring.summarise) with its window."""
         live = services.live_model()
+        self.flush()  # this process's own predictions so far are in the report
         since = 0
         if hours is not None:
             since = int((time.time() - hours * 3600) // self.bucket_seconds)
@@ -288,6 +364,23 @@ class Monitor:
         if profile is None:
             out["note"] = "the model's training data is not available, so incoming customers cannot be compared"
         return out
+
+
+def _flush_if_alive(ref) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor.flush()
+
+
+def _flush_loop(ref, seconds: float) -> None:
+    """The flusher: write a monitor's pending counters every ``seconds`` while the monitor exists."""
+    while True:
+        time.sleep(seconds)
+        monitor = ref()
+        if monitor is None:
+            return
+        monitor.flush()
+        del monitor
 
 
 # ---------------------------------------------------------------- Flask integration

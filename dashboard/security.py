@@ -32,11 +32,12 @@ import re
 import socket
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import flask
 from dash.exceptions import DependencyException
-from dash.fingerprint import check_fingerprint
+from dash.fingerprint import build_fingerprint, check_fingerprint
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -59,6 +60,7 @@ _SUITES = "/_dash-component-suites/"
 _STATIC_PREFIXES = (_SUITES, "/assets/", "/vendor/")
 # Dynamic responses are compressed on every request (fast levels); static assets once per process.
 _DYNAMIC_BR, _DYNAMIC_GZIP = 4, 6
+_MIN_SIZE = 500  # bytes: smaller bodies are sent as they are (compression would gain a few bytes)
 _STATIC_BR, _STATIC_GZIP = 6, 9
 _STATIC_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -338,6 +340,7 @@ def install_security(app, secret: bytes) -> None:
     limits = body_limits()
     server.extensions["segmentlens_body_limits"] = limits
     headers: dict[str, str] = {}
+    items: list[tuple[str, str, str]] = []  # (name, value, lower-case name) of ``headers``, made with it
 
     def security_headers(fresh: bool = False) -> dict[str, str]:
         # Dash adds inline scripts (clientside callbacks, the page router's) while it sets itself up on
@@ -345,9 +348,11 @@ def install_security(app, secret: bytes) -> None:
         # microseconds), and other responses reuse the last one.
         if fresh or not headers:
             headers.update(_security_headers(app))
+            items[:] = [(name, value, name.lower()) for name, value in headers.items()]
         return headers
 
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
+    load_plotly_early(app)
     jobs = _OpaqueJobs(server.wsgi_app, secret)
     server.extensions[LISTEN_POLICY_KEY] = listen_policy(os.environ.get(LISTEN_ENV),
                                                          os.environ.get("SEGMENTLENS_TRUSTED_PROXIES"))
@@ -363,10 +368,9 @@ def install_security(app, secret: bytes) -> None:
     def add_headers(response: flask.Response):
         # Only the headers a handler did not set itself: one pass over the response's headers, then
         # one extend (six setdefault calls each scanned the list again).
+        security_headers(fresh=response.mimetype == "text/html")
         present = {name.lower() for name in response.headers.keys()}
-        response.headers.extend([(name, value) for name, value in
-                                 security_headers(fresh=response.mimetype == "text/html").items()
-                                 if name.lower() not in present])
+        response.headers.extend([(name, value) for name, value, lower in items if lower not in present])
         if flask.request.path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)
         return response
@@ -463,7 +467,7 @@ class _Compressor:
 
         server.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"],
                              COMPRESS_ALGORITHM_STREAMING=["br", "deflate"], COMPRESS_BR_LEVEL=_DYNAMIC_BR,
-                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=500)
+                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=_MIN_SIZE)
         self.compress = Compress(server)
         self.mimetypes = set(server.config["COMPRESS_MIMETYPES"])
         self.choose = choose_encoding  # our own negotiation: no private Flask-Compress name to break on upgrade
@@ -497,7 +501,18 @@ class _Compressor:
 
     def __call__(self, response: flask.Response) -> flask.Response:
         request = flask.request
-        policy = _cache_control(request.path, request.args, response)
+        path = request.path
+        if response.mimetype == "application/json" and not response.is_streamed \
+                and (response.content_length or 0) < _MIN_SIZE and not path.startswith(_STATIC_PREFIXES):
+            # A small JSON answer (a prediction, an error) is never compressed and gets no cache policy:
+            # only the Vary that Flask-Compress would add, without its negotiation (issue 29).
+            vary = response.headers.get("Vary")
+            if not vary:
+                response.headers["Vary"] = "Accept-Encoding"
+            elif "accept-encoding" not in vary.lower():
+                response.headers["Vary"] = f"{vary}, Accept-Encoding"
+            return response
+        policy = _cache_control(path, request.args, response)
         if policy:
             response.headers["Cache-Control"] = policy
         if response.mimetype == "text/html" and "no-store" in response.headers.get("Cache-Control", ""):
@@ -517,7 +532,7 @@ class _Compressor:
             return response
         response.direct_passthrough = False  # send_file hands a file wrapper: read it
         data = response.get_data()
-        if len(data) < 500:
+        if len(data) < _MIN_SIZE:
             return response
         response.set_data(self._static(data, algorithm))
         response.headers["Content-Encoding"] = algorithm
@@ -527,6 +542,35 @@ class _Compressor:
         # The browser revalidates an unfingerprinted asset (plotly.min.js) with the ETag it was given:
         # answer 304 here, since the handler compared it with the uncompressed one.
         return response.make_conditional(request)
+
+
+def plotly_script_url(prefix: str = "/") -> str:
+    """The fingerprinted address of the plotly.js bundle Dash serves (``plotly/package_data/plotly.min.js``).
+
+    Named after plotly's version and the file's modification time, as Dash names its own scripts, so
+    the browser keeps it for a year (:data:`IMMUTABLE`) instead of revalidating the unversioned
+    address that dcc.Graph loads by itself.
+    """
+    import plotly
+
+    modified = int((Path(plotly.__file__).parent / "package_data" / "plotly.min.js").stat().st_mtime)
+    return f"{prefix}_dash-component-suites/plotly/{build_fingerprint('package_data/plotly.min.js', plotly.__version__, modified)}"
+
+
+def load_plotly_early(app) -> None:
+    """Load plotly.js with the page (deferred) instead of after its first chart arrives (issue 29).
+
+    dcc.Graph fetches plotly.js only when a graph is first rendered, i.e. after the page's layout and
+    its first callback came back, and then the browser spends most of a cold visit compiling those
+    4.6 MB. As a deferred script in the page's head it downloads alongside Dash's own scripts and is
+    compiled while the layout and callbacks travel; dcc.Graph uses ``window.Plotly`` when it is there,
+    and assets/segmentlens-plotly.js makes it wait for this copy when a chart comes first (never two
+    copies). Same origin, so the Content-Security-Policy (``script-src 'self'``) allows it.
+    """
+    tag = (f'<script defer data-plotly-early src="{plotly_script_url(app.config.requests_pathname_prefix)}">'
+           "</script>")
+    if tag not in app.index_string:
+        app.index_string = app.index_string.replace("{%css%}", "{%css%}\n        " + tag, 1)
 
 
 def install_delivery(server: flask.Flask) -> None:

@@ -381,3 +381,27 @@ def test_rate_limiter_window_is_shared_between_instances(tmp_path):
     assert b.hit("y") == (True, 0)  # another client has its own window
     time.sleep(0.6)
     assert b.hit("x") == (True, 0)  # the window reopened
+
+
+def test_rate_limiter_leases_never_let_more_than_the_limit_pass_across_workers(tmp_path):
+    """A high limit is spent from in-process leases; two workers together still pass exactly the limit."""
+    a, b = (RateLimiter(tmp_path / "rl.sqlite3", 640, 60) for _ in range(2))
+    assert a.lease == b.lease == 10
+    passed = [a.hit("x")[0] for _ in range(5)]  # a leases 10 and spends 5
+    passed += [b.hit("x")[0] for _ in range(700)]  # b gets the rest of the file's 640 (minus a's lease)
+    assert sum(passed) == 635 and passed[-1] is False
+    allowed, retry = b.hit("x")
+    assert not allowed and 1 <= retry <= 60
+    passed = [a.hit("x")[0] for _ in range(10)]  # a still spends what it leased, and nothing more
+    assert passed == [True] * 5 + [False] * 5
+    assert b.hit("y") == (True, 0)  # another client has its own window
+    # Below 128 a request is one lease: every request is counted in the file, as before.
+    assert RateLimiter(tmp_path / "small.sqlite3", 120, 60).lease == 1
+
+
+def test_rate_limiter_lease_ends_with_its_window(tmp_path):
+    limiter = RateLimiter(tmp_path / "rl.sqlite3", 128, 0.3)
+    assert limiter.lease == 2
+    assert sum(limiter.hit("x")[0] for _ in range(200)) == 128
+    time.sleep(0.35)
+    assert sum(limiter.hit("x")[0] for _ in range(200)) == 128  # a new window, a new allowance

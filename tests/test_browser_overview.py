@@ -74,3 +74,15 @@ def test_overview_numbers_for_managers(dash_br, live_server):
     ticks = " ".join(t.text for t in dash_br.find_elements(f"#{ids.OVERVIEW_SPEND_SHARE} .xtick text"))
     assert names[0].split()[0] in ticks and "Segment 0" not in ticks
     assert console_errors(dash_br) == []
+
+
+def test_plotly_is_loaded_once_with_the_page(dash_br, live_server):
+    """Issue 29: the deferred plotly.js serves the charts; dcc.Graph does not fetch a second copy."""
+    dash_br.wait_for_page(url=live_server.url + "/")
+    dash_br.wait_for_element(f"#{ids.OVERVIEW_SPEND_SHARE} .main-svg", timeout=20)
+    assert dash_br.driver.execute_script("return typeof window.Plotly.react") == "function"
+    names = dash_br.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => /plotly[^/]*\\.js/.test(n)"
+        " && !/segmentlens-plotly/.test(n));")
+    assert len(names) == 1 and "/_dash-component-suites/plotly/package_data/plotly.v" in names[0], names
+    assert console_errors(dash_br) == []

@@ -81,3 +81,17 @@ def test_pages_with_a_csrf_token_are_not_compressed():
     response = client.get("/page", headers={"Accept-Encoding": "gzip"})
     assert response.headers["Content-Encoding"] == "gzip" and response.headers["Cache-Control"] == "no-cache"
     assert gzip.decompress(response.get_data()).decode() == body
+
+
+def test_plotly_comes_with_the_page_fingerprinted_and_cached_for_a_year(live_server):
+    """Issue 29: plotly.js is a deferred script of every page, at a versioned address kept for a year."""
+    from dashboard.security import plotly_script_url
+
+    _, _, page = _get(live_server, "/")
+    tags = re.findall(rb'<script defer data-plotly-early src="([^"]+)"></script>', page)
+    assert [t.decode() for t in tags] == [plotly_script_url()]  # once, in the head, before Dash's scripts
+    assert page.index(tags[0]) < page.index(b"dash_renderer") and page.index(tags[0]) < page.index(b"</head>")
+    assert re.search(rb'src="/assets/segmentlens-plotly\.js\?m=[0-9.]+"', page)
+    status, headers, body = _get(live_server, tags[0].decode(), "br")
+    assert status == 200 and headers["cache-control"] == IMMUTABLE and headers["content-encoding"] == "br"
+    assert brotli.decompress(body).lstrip().startswith(b"/**") and b"plotly.js v" in brotli.decompress(body)[:200]

@@ -198,3 +198,83 @@ def test_background_jobs_are_timed_into_the_store(tmp_path):
     os.waitpid(pid, 0)
     jobs = MonitoringStore(tmp_path / "monitoring.sqlite3").jobs()
     assert jobs["data-retrain-store"]["n"] == 1 and 0.04 < jobs["data-retrain-store"]["seconds"] < 5
+
+
+def _buffered_monitor(tmp_path, **kwargs):
+    from dashboard.monitoring import Monitor
+
+    monitor = Monitor(tmp_path, **kwargs)
+    _X, profile, *_ = _profile()
+    monitor.store.save_reference("v1", profile)  # what the first prediction of a version would compute
+    return monitor
+
+
+def _stored(store, version="v1") -> dict:
+    return {(m, b): n for _bucket, m, b, n in store.rows(version) if m in ("n", "seg")}
+
+
+def test_counters_wait_in_the_worker_until_flushed_and_none_is_lost(tmp_path):
+    monitor = _buffered_monitor(tmp_path, flush_seconds=60)
+    for i in range(30):
+        monitor.record(None, "v1", [[40.0 + i, 1.0]], [i % 2], [0.5], [0.7])
+    monitor.record(None, "v1", [[40.0, 1.0]] * 20, [0] * 20, [0.5] * 20, [0.7] * 20)  # a batch
+    assert monitor.store.rows("v1") == [] and monitor.pending() > 0  # not written on the request path
+    monitor.flush()
+    assert monitor.pending() == 0
+    assert _stored(monitor.store) == {("n", 0): 50, ("seg", 0): 35, ("seg", 1): 15}
+    ages = {b: n for _bucket, m, b, n in monitor.store.rows("v1") if m == "f:Age"}
+    assert sum(ages.values()) == 50
+    monitor.flush()  # nothing pending: nothing written twice
+    assert _stored(monitor.store)[("n", 0)] == 50
+
+
+def test_pending_counters_are_bounded_and_written_by_the_flusher(tmp_path, monkeypatch):
+    import time
+
+    import dashboard.monitoring as dm
+
+    monitor = _buffered_monitor(tmp_path, flush_seconds=60)
+    monkeypatch.setattr(dm, "MAX_PENDING", 8)  # a prediction makes 7 counters (n, seg, conf, typ, 2 features)
+    monitor.record(None, "v1", [[40.0, 1.0]], [0], [0.5], [0.7])
+    assert monitor.store.rows("v1") == []
+    monitor.record(None, "v1", [[70.0, 4.0]], [1], [0.05], [0.95])  # new bins: past the bound, written at once
+    assert monitor.pending() == 0 and _stored(monitor.store)[("n", 0)] == 2
+    ticking = _buffered_monitor(tmp_path / "t", flush_seconds=0.1)
+    ticking.record(None, "v1", [[40.0, 1.0]], [0], [0.5], [0.7])
+    deadline = time.monotonic() + 5
+    while not ticking.store.rows("v1") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stored(ticking.store) == {("n", 0): 1, ("seg", 0): 1}
+
+
+def test_a_clean_exit_writes_the_pending_counters(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys\n"
+        "from tests.test_monitoring import _buffered_monitor\n"
+        "from pathlib import Path\n"
+        "m = _buffered_monitor(Path(sys.argv[1]), flush_seconds=60)\n"
+        "for i in range(7):\n"
+        "    m.record(None, 'v1', [[40.0, 1.0]], [1], [0.5], [0.7])\n"
+        "assert m.store.rows('v1') == []\n")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=True, timeout=120)
+    assert _stored(MonitoringStore(tmp_path / "monitoring.sqlite3")) == {("n", 0): 7, ("seg", 1): 7}
+
+
+def test_a_forked_child_never_writes_its_parents_pending_counters(tmp_path):
+    import os
+
+    monitor = _buffered_monitor(tmp_path, flush_seconds=60)
+    monitor.record(None, "v1", [[40.0, 1.0]], [0], [0.5], [0.7])
+    pid = os.fork()
+    if pid == 0:  # the child (e.g. a background-callback job) exits through its own flush
+        monitor.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert monitor.store.rows("v1") == []  # the parent's counter was not written by the child
+    monitor.flush()
+    assert _stored(monitor.store) == {("n", 0): 1, ("seg", 0): 1}

@@ -136,6 +136,11 @@ def test_every_prediction_counted_in_metrics_and_monitoring(served):
     scored = [sum(value for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
                   if json.loads(key)[1] == "segmentlens_predictions_total") for path in counter_files]
     assert sorted(scored) == sorted([len(served.customers) - N_BATCHES * BATCH, N_BATCHES * BATCH]), scored
+    # A worker writes its counters to the shared store off the request path, once a second
+    # (SEGMENTLENS_MONITORING_FLUSH): the report of the other worker has them within that time.
+    deadline = time.monotonic() + 5
+    while json.loads(_get(served, "/api/v1/monitoring")[2])["predictions"] != N and time.monotonic() < deadline:
+        time.sleep(0.1)
     for _ in range(6):  # several scrapes, answered by either worker: each sees all N
         status, headers, data = _get(served, "/metrics")
         assert status == 200 and headers["Content-Type"].startswith("text/plain")
@@ -203,3 +208,27 @@ def test_monitoring_in_openapi_and_unknown_methods(served):
     finally:
         client.close()
     assert status == 405 and headers["Allow"] == "GET"
+
+
+def test_a_graceful_stop_writes_every_pending_counter(tmp_path, warm_models):
+    """Counters wait in the workers (a long flush interval here); gunicorn's graceful stop writes them all."""
+    server = start_server(tmp_path, gunicorn=True, models_from=warm_models,
+                          env={"SEGMENTLENS_RATE_LIMIT": "off", "SEGMENTLENS_MONITORING_FLUSH": "60"})
+    try:
+        customer = {f: float(v) for f, v in zip(MODEL_FEATURES, (52, 58_000, 640, 4, 6, 5, 41))}
+        clients = [_Client(server.url) for _ in range(4)]
+        try:
+            statuses = [clients[i % 4].call("POST", "/api/v1/predict", customer)[0] for i in range(40)]
+        finally:
+            for client in clients:
+                client.close()
+        assert statuses == [200] * 40
+        os.kill(server.proc.pid, signal.SIGTERM)  # the master's graceful stop: workers finish and exit
+        server.proc.wait(40)
+    finally:
+        server.stop()
+    import sqlite3
+
+    with sqlite3.connect(server.cache_dir / "monitoring.sqlite3") as conn:
+        total, = conn.execute("SELECT SUM(n) FROM counts WHERE metric = 'n'").fetchone()
+    assert total == 40

@@ -452,6 +452,10 @@ def frame_from_json(data: dict) -> pd.DataFrame:
     index = pd.Index(data["index"], name=data.get("index_name"))
     if data.get("index_dtype") and len(index):
         index = index.astype(data["index_dtype"])
+    if data["data"] and set(data["dtypes"]) == {"float64"}:
+        # Most stored frames are all floats (z-scores, statistics, mixes, lift): one array, null read as NaN,
+        # instead of a conversion per column (a cold first page reads a dozen of them).
+        return pd.DataFrame(np.array(data["data"], dtype=np.float64), index=index, columns=columns)
     frame = pd.DataFrame(data["data"] or None, index=index, columns=columns)
     if not len(frame.columns) == len(columns):  # an empty frame keeps its columns
         frame = pd.DataFrame(index=index, columns=columns)

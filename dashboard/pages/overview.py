@@ -139,12 +139,14 @@ def _layout(**_query):
         _demo_note(a),
         kpis,
         absent_note,
-        dbc.Row([
+        # The charts depend on the version, its data and the names only: built once per process (a warm visit
+        # skips plotly's figure validation, most of this page's server time).
+        get_services().view("overview-charts", lambda: dbc.Row([
             dbc.Col(graph_card("Customers per segment", ids.OVERVIEW_SIZES, height=340,
                                figure=sizes_figure(a.sizes, names)), lg=6),
             dbc.Col(graph_card("Share of customers vs share of spend", ids.OVERVIEW_SPEND_SHARE, height=340,
                                figure=spend_share_figure(None, names, numbers=numbers)), lg=6),
-        ]),
+        ])),
         html.H3("Personas", className="h5 mt-2"),
         cards,
         html.H3("Data and model", className="h5 mt-2"),
