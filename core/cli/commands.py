@@ -57,7 +57,7 @@ def _add_algorithm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", default="kmeans", metavar="NAME",
                    help="kmeans (default), gmm, kprototypes (numeric + categorical features), hdbscan or consensus")
     p.add_argument("--option", action="append", metavar="NAME=VALUE",
-                   help="an option of the algorithm, e.g. covariance=diag for gmm (repeatable)")
+                   help="an option of the algorithm, e.g. covariance=diag for gmm (repeatable; default: the algorithm's own)")
 
 
 def _add_models(p: argparse.ArgumentParser) -> None:
