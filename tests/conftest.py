@@ -1,4 +1,27 @@
-"""Shared fixtures: data paths, a trained registry, a live server and the browser options."""
+"""Shared fixtures and helpers for every test module (reuse these rather than making another copy).
+
+Fixtures (session scope unless said otherwise; under pytest-xdist each worker process has its own):
+
+- ``real_data_path``: ../shared/data/marketing_campaign.csv; skips the test when absent.
+- ``sample_path``: the committed synthetic sample (data/synthetic_customers.tsv).
+- ``trained``: (registry, version, model, meta) of one model trained on the sample. Read-only: a test that
+  changes a registry copies it first (``copy_registry(trained[0].root, tmp_path / "models")``).
+- ``warm_models``: a registry folder as a first start on the sample leaves it (v0001 active, views stored);
+  ``start_server(models_from=warm_models)`` or ``copy_registry`` copies it, never change it in place.
+- ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
+- ``module_br`` (module scope) / ``shared_br``: one headless Chromium per module, reset between tests; a
+  module opts in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
+
+Helpers: ``free_port``, ``wait_http``, ``start_server`` (a real app.py or gunicorn process on a free port),
+``procfile_command``, ``copy_registry``, ``console_errors``.
+
+Training a model, starting a server, Chromium or a Spark session costs seconds each: make it once per module
+(``scope="module"``) or session and copy the result into each test's ``tmp_path`` when the test changes it.
+
+Run order (``pytest_collection_modifyitems`` below): the modules known to take longest run first, so that
+``scripts/test.sh``'s two pytest-xdist workers (``--dist loadfile``: a module stays on one worker, its
+module fixtures made once) finish together instead of one waiting for the other's last long module.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -62,6 +85,12 @@ def trained(tmp_path_factory):
     registry = Registry(tmp_path_factory.mktemp("models"))
     version, model, meta = train(SAMPLE, registry=registry)
     return registry, version, model, meta
+
+
+def copy_registry(source: Path, target: Path) -> Path:
+    """A copy of the registry folder ``source`` at ``target`` (files, manifest and mtimes as they were)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return target
 
 
 def free_port() -> int:
@@ -213,3 +242,19 @@ def shared_br(module_br):
 def console_errors(browser) -> list:
     """Severe browser console entries, ignoring none: every page must load clean."""
     return [entry for entry in browser.get_logs() if entry.get("level") == "SEVERE"]
+
+
+# Modules that take longest (minutes in CI), longest first; see the module docstring. A module not named
+# here keeps its place after them, in pytest's order; so does every test inside a module.
+LONG_MODULES = (
+    "test_browser_a11y.py",
+    "test_spark_engine.py",
+    "test_recipe.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture, which this sort keeps within a module
+def pytest_collection_modifyitems(session, config, items):
+    """Run the long modules first (stable: the rest keep their order); see the module docstring."""
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
