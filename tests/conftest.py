@@ -13,7 +13,8 @@ Fixtures (session scope unless said otherwise; under pytest-xdist each worker pr
   module opts in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
 
 Helpers: ``free_port``, ``wait_http``, ``start_server`` (a real app.py or gunicorn process on a free port),
-``procfile_command``, ``copy_registry``, ``console_errors``.
+``procfile_command``, ``copy_registry``, ``made_once`` (a folder made once per run for all xdist workers),
+``console_errors``.
 
 Training a model, starting a server, Chromium or a Spark session costs seconds each: make it once per module
 (``scope="module"``) or session and copy the result into each test's ``tmp_path`` when the test changes it.
@@ -182,15 +183,29 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
     return server
 
 
-@pytest.fixture(scope="session")
-def warm_models(tmp_path_factory) -> Path:
-    """A registry as a server's first start on the sample leaves it: v0001 trained, active, its views stored.
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """The folder ``name`` that ``make(folder)`` fills once per test run, shared by all pytest-xdist workers.
 
-    Made once by the app's own start (create_app, in a subprocess); pass it as ``start_server(models_from=)``
-    so each server copies it instead of training and computing views again. Its secret key is not kept
-    (each server makes its own). Tests of the first start itself start on an empty folder.
+    The first worker to ask makes it (holding a lock file); the others wait for it and reuse it. Use it only
+    for results that tests read or copy, never change in place (the workers share the one folder).
     """
-    tmp = tmp_path_factory.mktemp("warm")
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's folder, shared by its workers (each has its own subfolder)
+    folder, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+def _first_start(tmp: Path) -> None:
     env = dict(os.environ, SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
                SEGMENTLENS_DATA=str(SAMPLE))
     for name in ("SEGMENTLENS_ADMIN_PASSWORD", "SEGMENTLENS_SECRET_KEY"):
@@ -198,7 +213,18 @@ def warm_models(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-c", "from dashboard.factory import create_app; create_app()"], cwd=ROOT,
                    env=env, check=True, capture_output=True, timeout=300)
     (tmp / "models" / "secret_key").unlink(missing_ok=True)
-    return tmp / "models"
+
+
+@pytest.fixture(scope="session")
+def warm_models(tmp_path_factory) -> Path:
+    """A registry as a server's first start on the sample leaves it: v0001 trained, active, its views stored.
+
+    Made once per run by the app's own start (create_app, in a subprocess; ``made_once``: one for all xdist
+    workers); pass it as ``start_server(models_from=)`` or copy it (``copy_registry``) so each server or test
+    has its own instead of training and computing views again. Never change it in place. Its secret key is not
+    kept (each server makes its own). Tests of the first start itself start on an empty folder.
+    """
+    return made_once(tmp_path_factory, "warm", _first_start) / "models"
 
 
 @pytest.fixture(scope="session")
