@@ -31,7 +31,7 @@ _PROM_DIR = _os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(
 def on_starting(server):
     # Setup problems as one line each in the log (a container's log), before any worker starts:
     # an unwritable volume stops the server here instead of as a traceback in every worker.
-    from core.startup_checks import setup_warnings, volume_problem
+    from core.access.startup_checks import setup_warnings, volume_problem
 
     problem = volume_problem()
     if problem:

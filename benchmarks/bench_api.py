@@ -257,7 +257,7 @@ def start_bare(tmp: Path):
 
 def bench_vs_bare(server, tmp: Path, n: int, blocks: int = 10) -> None:
     """One prediction (API key, monitoring on) against a bare Flask JSON endpoint, same gunicorn config, same run."""
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
 
     key = AccountStore(server.models_dir).create_key("bench-vs-bare", "viewer")
     bare = start_bare(tmp)
@@ -293,7 +293,7 @@ _PHASES = (("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
            ("    key check", "dashboard/api.py", "_authorise"),
            ("predict handler", "dashboard/api.py", "predict"),
            ("  served model (live_model)", "dashboard/services/__init__.py", "live_model"),
-           ("  scoring (score_one)", "core/model.py", "score_one"),
+           ("  scoring (score_one)", "core/fitting/model.py", "score_one"),
            ("  monitoring record (SQLite)", "dashboard/monitoring.py", "record_prediction"),
            ("after-request hooks", "flask/app.py", "process_response"),
            ("  security headers", "dashboard/security.py", "add_headers"),
@@ -315,7 +315,7 @@ def profile_predict(models_from: Path, n: int = 1000) -> None:
 
         os.environ.update(SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
                           SEGMENTLENS_RATE_LIMIT="1000000/minute", SEGMENTLENS_DATA=str(SAMPLE))
-        from core.accounts import AccountStore
+        from core.access.accounts import AccountStore
         from dashboard.factory import create_app
 
         server = create_app().server
@@ -373,7 +373,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp_name)
         data = args.data or SAMPLE
         if not data.exists():
-            from core.synth import write_sample
+            from core.reading.synth import write_sample
 
             data = tmp / "sample.tsv"
             write_sample(data)

@@ -30,7 +30,7 @@ def main() -> int:
 
     import os
 
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
     from tests.conftest import SAMPLE, start_server
     from tests.test_security_attacks import raw_post, worker_rss
 

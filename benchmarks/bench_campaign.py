@@ -3,7 +3,7 @@
     python -m benchmarks.bench_campaign [--n 1000000] [--repeats 3]
 
 On the real file (../shared/data/marketing_campaign.csv, skipped when absent), the committed sample and
-``--n`` synthetic customers (core.synth). Segments come from a k=6 model fitted on each frame. Prints the
+``--n`` synthetic customers (core.reading.synth). Segments come from a k=6 model fitted on each frame. Prints the
 median of ``--repeats`` runs (one run for frames above 100K customers).
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.campaign import Economics, build_plan, fit_propensity
-from core.model import SegmentationModel
-from core.pipeline import prepare
+from core.campaigns.campaign import Economics, build_plan, fit_propensity
+from core.fitting.model import SegmentationModel
+from core.versions.pipeline import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
@@ -58,7 +58,7 @@ def main() -> None:
         print(f"real file: skipped ({REAL} absent)")
     bench("committed sample", SAMPLE, args.repeats)
     if args.n:
-        from core.synth import generate_customers
+        from core.reading.synth import generate_customers
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "synthetic.tsv"

@@ -42,12 +42,12 @@ def process_time(cmd, repeats):
 MILLION = r"""
 import json, resource, sys, time
 sys.path.insert(0, %r)
-from core.synth import generate_customers
-from core.cleaning import clean
-from core.features import add_features
-from core.model import SegmentationModel
-from core.selection import silhouette_samples
-from core.projection import pca
+from core.reading.synth import generate_customers
+from core.reading.cleaning import clean
+from core.reading.features import add_features
+from core.fitting.model import SegmentationModel
+from core.fitting.selection import silhouette_samples
+from core.fitting.projection import pca
 import pandas as pd
 raw = generate_customers(1_000_000, seed=1)
 raw["Dt_Customer"] = pd.to_datetime(raw["Dt_Customer"], format="%%d-%%m-%%Y")
@@ -80,9 +80,9 @@ def main():
 
     import numpy as np
     import baseline_seed
-    from core.model import SegmentationModel
-    from core.pipeline import prepare
-    from core.selection import sweep
+    from core.fitting.model import SegmentationModel
+    from core.versions.pipeline import prepare
+    from core.fitting.selection import sweep
 
     print(f"data: {data}  repeats: {args.repeats}")
     # 1. k sweep 2..10 in-process: ours (n_init=3, exact silhouette) vs the baseline's elbow + silhouette loop.

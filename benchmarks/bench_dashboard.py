@@ -3,10 +3,10 @@
     python benchmarks/bench_dashboard.py [--sizes sample,1000000] [--pages /,/stability,...] [--callbacks]
 
 For each data size (``sample`` = the committed synthetic sample, a number = that many synthetic
-customers from ``core.synth``, as Parquet), in one run:
+customers from ``core.reading.synth``, as Parquet), in one run:
 
 1. Trains two versions with the CLI (``python -m core train``; the second ``--no-activate``, another
-   seed) into a fresh registry: the training job stores the pages' views (core/views.py) from
+   seed) into a fresh registry: the training job stores the pages' views (core/versions/views.py) from
    5,000 customers on. Training time is reported.
 2. Starts ``python app.py`` on a free loopback port with its own registry and an empty cache. Above
    50,000 customers (a version's sample) the data file is moved away first: the pages must stand on
@@ -173,7 +173,7 @@ def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: flo
     if size == "sample":
         data = SAMPLE
     else:
-        from core.synth import write_parquet
+        from core.reading.synth import write_parquet
 
         data = tmp / f"synthetic_{int(size)}.parquet"
         write_parquet(data, n=int(size), seed=11)

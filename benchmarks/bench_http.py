@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     from tests.conftest import start_server
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     server = start_server(tmp, gunicorn=True, env={"SEGMENTLENS_RATE_LIMIT": "off"})

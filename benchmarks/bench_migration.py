@@ -1,4 +1,4 @@
-"""Benchmark segments over time (core.migration): one pass with running state against one pass per snapshot.
+"""Benchmark segments over time (core.insight.migration): one pass with running state against one pass per snapshot.
 
 Run: ``python benchmarks/bench_migration.py [--rows 10000000] [--repeats 3] [--naive-snapshots 24] [--skip-large]
 [--skip-cdnow] [--keep-log PATH]``.
@@ -42,9 +42,9 @@ CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
 _WORKER = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from core.mapping import Mapping
-from core.migration import migration, snapshot_dates
-from core.registry import Registry
+from core.reading.mapping import Mapping
+from core.insight.migration import migration, snapshot_dates
+from core.versions.registry import Registry
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -114,8 +114,8 @@ def compare(label: str, path: Path, models: Path, first: str, latest: str, naive
 
 
 def cdnow(repeats: int) -> None:
-    from core.mapping import train_input
-    from core.registry import Registry
+    from core.reading.mapping import train_input
+    from core.versions.registry import Registry
 
     if not CDNOW.is_file():
         print(f"CDNOW: skipped ({CDNOW} not present)")
@@ -128,8 +128,8 @@ def cdnow(repeats: int) -> None:
 
 
 def large(rows: int, repeats: int, naive: int, keep: str | None = None) -> None:
-    from core.mapping import Mapping, train_input
-    from core.registry import Registry
+    from core.reading.mapping import Mapping, train_input
+    from core.versions.registry import Registry
 
     with tempfile.TemporaryDirectory() as folder:
         path, small = Path(keep) if keep else Path(folder) / "log.csv", Path(folder) / "small.csv"

@@ -93,7 +93,7 @@ def main() -> None:
             srv.stop()
 
     # In process: the counting itself.
-    from core import monitoring as cm
+    from core.insight import monitoring as cm
     from dashboard.monitoring import MonitoringStore
     import numpy as np
 

@@ -5,7 +5,7 @@ Starts its own PostgreSQL server (Debian's binaries, a temporary folder, a free 
 Every measured step runs in a fresh process: seconds (median over repeats) and peak memory (VmHWM).
 
 1. Reading a table: ``COPY ... TO STDOUT`` into a file vs a server-side cursor (``fetchmany``) into a file,
-   on the largest customer table (the choice made in core/postgres.py).
+   on the largest customer table (the choice made in core/reading/postgres.py).
 2. Training (``python -m core train``) on N customers from Parquet vs from the same rows in a PostgreSQL
    table (``--data postgresql://...?table=...``), for each N of ``--customers``.
 3. A transaction log of ``--log-rows`` rows (1 customer per 10 rows; order IDs, quantity, amount): customers
@@ -158,7 +158,7 @@ def customers_table(url: str, parquet: Path, tmp: Path) -> str:
 
 def read_methods(url: str, table: str, tmp: Path, repeats: int) -> None:
     body_copy = f"""
-from core.postgres import export, parse
+from core.reading.postgres import export, parse
 extra = {{"rows": export(parse({url + '?table=' + table!r}), {str(tmp / 'copy.tsv')!r})}}
 """
     body_cursor = f"""
@@ -176,7 +176,7 @@ with psycopg.connect({url!r}) as conn, conn.cursor(name="c") as cur, open({str(t
         rows += len(block)
 extra = {{"rows": rows}}
 """
-    setup = "import csv, psycopg, pandas\nfrom core.postgres import export, parse"
+    setup = "import csv, psycopg, pandas\nfrom core.reading.postgres import export, parse"
     a = median_of(body_copy, repeats, setup=setup)
     b = median_of(body_cursor, repeats, setup=setup)
     print(f"read {a['rows']:,} rows to a file: COPY {a['seconds']:.1f} s, {a['peak_mb']:.0f} MB peak; "
@@ -185,7 +185,7 @@ extra = {{"rows": rows}}
 
 
 def train_compare(url: str, sizes: list[int], tmp: Path, repeats: int) -> str | None:
-    from core.synth import write_parquet
+    from core.reading.synth import write_parquet
 
     last = None
     for n in sizes:
@@ -198,7 +198,7 @@ def train_compare(url: str, sizes: list[int], tmp: Path, repeats: int) -> str | 
         for name, data in (("parquet", str(parquet)), ("postgres", f"{url}?table={table}")):
             body = f"""
 import shutil, tempfile
-from core.cli import main
+from core.cli.commands import main
 models = tempfile.mkdtemp()
 rc = main(["train", "--data", {data!r}, "--models", models, "--quiet", "--json"])
 shutil.rmtree(models)
@@ -242,12 +242,12 @@ def log_compare(url: str, rows: int, tmp: Path, repeats: int) -> None:
     results = {}
     for engine in ("pandas", "duckdb"):
         body = f"""
-from core.transactions import TransactionColumns, aggregate
+from core.reading.transactions import TransactionColumns, aggregate
 agg = aggregate({str(path)!r}, {cols}, sep=",", engine={engine!r})
 extra = {{"customers": len(agg.customers), "engine": agg.engine,
           "check": float(agg.customers["Monetary"].sum()) + float(agg.customers["Frequency"].sum())}}
 """
-        results[engine] = median_of(body, repeats, setup="import duckdb, pandas, core.transactions, core.duck")
+        results[engine] = median_of(body, repeats, setup="import duckdb, pandas, core.reading.transactions, core.reading.duck")
     p, d = results["pandas"], results["duckdb"]
     assert p["check"] == d["check"] and p["customers"] == d["customers"]
     print(f"log of {rows:,} rows ({size:.0f} MB, {p['customers']:,} customers), file: pandas {p['seconds']:.1f} s, "
@@ -258,13 +258,13 @@ extra = {{"customers": len(agg.customers), "engine": agg.engine,
     path.unlink()
     for engine in ("pandas", "duckdb"):
         body = f"""
-from core.postgres import local_copy
-from core.transactions import TransactionColumns, aggregate
+from core.reading.postgres import local_copy
+from core.reading.transactions import TransactionColumns, aggregate
 with local_copy({url + '?table=log'!r}) as copy:
     agg = aggregate(copy.path, {cols}, sep="\\t", engine={engine!r})
 extra = {{"customers": len(agg.customers), "engine": agg.engine}}
 """
-        r = median_of(body, repeats, setup="import duckdb, pandas, psycopg, core.transactions, core.postgres")
+        r = median_of(body, repeats, setup="import duckdb, pandas, psycopg, core.reading.transactions, core.reading.postgres")
         print(f"log of {rows:,} rows from PostgreSQL (COPY out + {engine}): {r['seconds']:.1f} s, "
               f"{r['peak_mb']:.0f} MB peak (table loaded in {load:.1f} s)")
 
@@ -284,7 +284,7 @@ def main() -> None:
     with Server() as server, tempfile.TemporaryDirectory(prefix="segmentlens-bench-") as tmp:
         tmp = Path(tmp)
         if args.read_rows:
-            from core.synth import write_parquet
+            from core.reading.synth import write_parquet
 
             write_parquet(tmp / "c.parquet", n=args.read_rows, seed=7)
             read_methods(server.url(), customers_table(server.url(), tmp / "c.parquet", tmp), tmp, args.repeats)

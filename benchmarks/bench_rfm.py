@@ -42,9 +42,9 @@ def timed(fn, repeats: int):
 
 
 def cdnow(repeats: int) -> None:
-    from core.mapping import prepare_input
-    from core.pipeline import train as train_input
-    from core.registry import Registry
+    from core.reading.mapping import prepare_input
+    from core.versions.pipeline import train as train_input
+    from core.versions.registry import Registry
 
     if not CDNOW.is_file():
         print(f"CDNOW: skipped ({CDNOW} not present)")
@@ -82,7 +82,7 @@ def cdnow(repeats: int) -> None:
 _WORKER = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from core.transactions import TransactionColumns, aggregate
+from core.reading.transactions import TransactionColumns, aggregate
 
 def hwm():
     for line in open("/proc/self/status"):

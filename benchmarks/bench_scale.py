@@ -4,9 +4,9 @@
                                      [--in-memory-max 1]
 
 For each size (millions of customers) a synthetic Parquet file is written once
-(``core.synth.write_parquet``, not timed), then, in a fresh child process each time:
+(``core.reading.synth.write_parquet``, not timed), then, in a fresh child process each time:
 
-* train: ``core.pipeline.train`` streaming the file (two reading passes, k-means from chunked
+* train: ``core.versions.pipeline.train`` streaming the file (two reading passes, k-means from chunked
   statistics over a temporary feature file, one pass for aggregates + stratified sample, save);
 * score: ``python -m core score --chunk-rows`` writing every customer's segment to a CSV;
 * for sizes up to ``--in-memory-max`` millions, the in-memory path (``stream=False``) as the peer.
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 TRAIN = r"""
 import json, sys, time
 sys.path.insert(0, %(root)r)
-from core.pipeline import train
-from core.registry import Registry
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 t = time.perf_counter()
 version, model, meta = train(%(data)r, registry=Registry(%(models)r), stream=%(stream)r, chunk_rows=%(chunk)r)
 print(json.dumps({"seconds": time.perf_counter() - t, "rows": meta["n_customers"], "engine": meta.get("engine"),
@@ -67,7 +67,7 @@ def _time_child(code: str) -> tuple[float, float, str]:
 
 
 def _make_file(workdir: Path, millions: float) -> Path:
-    from core.synth import write_parquet
+    from core.reading.synth import write_parquet
 
     n = int(round(millions * 1_000_000))
     path = workdir / f"customers_{n}.parquet"
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                     score_wall = score_rss = float("nan")
                     if stream:
                         out_csv = Path(models) / "scores.csv"
-                        code = ("import sys; sys.path.insert(0, %r); from core.cli import main; "
+                        code = ("import sys; sys.path.insert(0, %r); from core.cli.commands import main; "
                                 "sys.exit(main(['score', '--data', %r, '--models', %r, '--out', %r, "
                                 "'--chunk-rows', %r, '--quiet']))") % (str(ROOT), str(data), models, str(out_csv),
                                                                         str(args.chunk_rows))

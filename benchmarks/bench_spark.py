@@ -4,7 +4,7 @@
                                      [--max-seconds 1500]
 
 For each size (millions of customers) a synthetic Parquet file is written once
-(``core.synth.write_parquet``, not timed). Then, in one Spark session (its start-up is timed
+(``core.reading.synth.write_parquet``, not timed). Then, in one Spark session (its start-up is timed
 separately), a fresh :class:`core.engines.spark_engine.SparkEngine` per size measures:
 
 * prepare: read the Parquet file, the loader's parsing, every cleaning rule with its counts,
@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from core.engines.spark_engine import SparkEngine, spark_session
-    from core.model import SegmentationModel
-    from core.schema import DEFAULT_FEATURES
-    from core.synth import write_parquet
+    from core.fitting.model import SegmentationModel
+    from core.reading.schema import DEFAULT_FEATURES
+    from core.reading.synth import write_parquet
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-spark-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.drift import compare_new_data  # noqa: E402
-from core.pipeline import fit_model, prepare  # noqa: E402
-from core.stability import _one_resample, bootstrap_stability, stability_per_k, temporal_stability  # noqa: E402
+from core.insight.drift import compare_new_data  # noqa: E402
+from core.versions.pipeline import fit_model, prepare  # noqa: E402
+from core.fitting.stability import _one_resample, bootstrap_stability, stability_per_k, temporal_stability  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"

@@ -79,23 +79,23 @@ __version__ = "0.1.0"
 
 # Public name -> module it lives in (imported on first access: see __getattr__).
 _EXPORTS = {
-    "resolve_data_path": "pipeline", "prepare": "pipeline", "Prepared": "pipeline", "fit_model": "pipeline",
-    "train": "pipeline", "parse_features": "pipeline", "SAMPLE_PATH": "pipeline", "PROJECT_ROOT": "pipeline",
-    "load_customers": "loading", "DataFileError": "loading",
-    "clean": "cleaning", "CleaningReport": "cleaning", "RULES": "cleaning",
-    "add_features": "features",
-    "DEFAULT_FEATURES": "schema", "MODEL_FEATURES": "schema", "FEATURE_LABELS": "schema",
-    "SegmentationModel": "model", "standardise": "model",
-    "Registry": "registry", "RegistryError": "registry",
-    "export_sklearn": "seed_export",
-    "explore": "eda", "rule_rows": "eda", "outlier_summary": "eda", "missing_values": "eda",
-    "correlations": "eda", "enrolments": "eda",
-    "sweep": "selection", "silhouette_samples": "selection", "SweepResult": "selection",
-    "bootstrap_stability": "stability", "stability_per_k": "stability",
-    "personas": "profiles",
-    "pca": "projection",
+    "resolve_data_path": "versions.pipeline", "prepare": "versions.pipeline", "Prepared": "versions.pipeline", "fit_model": "versions.pipeline",
+    "train": "versions.pipeline", "parse_features": "versions.pipeline", "SAMPLE_PATH": "versions.pipeline", "PROJECT_ROOT": "versions.pipeline",
+    "load_customers": "reading.loading", "DataFileError": "reading.loading",
+    "clean": "reading.cleaning", "CleaningReport": "reading.cleaning", "RULES": "reading.cleaning",
+    "add_features": "reading.features",
+    "DEFAULT_FEATURES": "reading.schema", "MODEL_FEATURES": "reading.schema", "FEATURE_LABELS": "reading.schema",
+    "SegmentationModel": "fitting.model", "standardise": "fitting.model",
+    "Registry": "versions.registry", "RegistryError": "versions.registry",
+    "export_sklearn": "versions.seed_export",
+    "explore": "insight.eda", "rule_rows": "insight.eda", "outlier_summary": "insight.eda", "missing_values": "insight.eda",
+    "correlations": "insight.eda", "enrolments": "insight.eda",
+    "sweep": "fitting.selection", "silhouette_samples": "fitting.selection", "SweepResult": "fitting.selection",
+    "bootstrap_stability": "fitting.stability", "stability_per_k": "fitting.stability",
+    "personas": "insight.profiles",
+    "pca": "fitting.projection",
 }
-_MODULES = ("profiles",)
+_MODULES = {"profiles": "insight.profiles"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
@@ -119,7 +119,7 @@ def __getattr__(name: str):
         ``name`` is not part of the public API.
     """
     if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{_MODULES[name]}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

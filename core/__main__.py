@@ -1,6 +1,6 @@
 """``python -m core``: the SegmentLens command line."""
 import sys
 
-from .cli import main
+from core.cli.commands import main
 
 sys.exit(main())

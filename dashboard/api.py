@@ -12,14 +12,14 @@ Access: once any API key exists (``python -m core apikeys create``), every endpo
 session (401 with ``WWW-Authenticate: Bearer`` otherwise). The admin endpoints always need an
 admin key or admin session (401 without credentials, 403 for a lower role); their calls,
 allowed or denied, are written to the audit log. A key check is a dict lookup
-(core.accounts.AccountStore caches the key file by its identity).
+(core.access.accounts.AccountStore caches the key file by its identity).
 
 Every answer is JSON, errors included (400 malformed JSON, 401/403 credentials, 404 unknown
 route or version, 405 wrong method, 409 a version that cannot be activated, 413 body too
 large, 415 not JSON, 422 invalid values, 429 rate limited with Retry-After, 503 no model can
 be served, with the reason). ``health`` answers 200 only while the active version is what is
 served, else 503 ``{"status": "degraded", "reason": ...}``. Validation lives in
-:mod:`core.scoring`, so the page and the API accept the same values.
+:mod:`core.versions.scoring`, so the page and the API accept the same values.
 
 Configuration (environment): ``SEGMENTLENS_RATE_LIMIT`` (default ``120/minute`` per
 client address; ``off`` disables it), ``SEGMENTLENS_MAX_BODY`` (bytes, ``K``/``M``
@@ -46,10 +46,10 @@ from pathlib import Path
 import flask
 from werkzeug.exceptions import HTTPException
 
-from core import scoring
-from core.accounts import AccountsError, AccountStore, allowed
-from core.registry import RegistryError
-from core.startup_checks import setup_warnings
+from core.versions import scoring
+from core.access.accounts import AccountsError, AccountStore, allowed
+from core.versions.registry import RegistryError
+from core.access.startup_checks import setup_warnings
 
 from .limits import API_PREFIX, DEFAULT_MAX_BODY, DEFAULT_RATE_LIMIT, RateLimiter, parse_rate_limit, parse_size
 from .monitoring import METRICS_PATH, install_monitoring, metrics_response, record_prediction
@@ -70,7 +70,7 @@ _VALUE_KEYS = ("model", "time_unit", "unit_days", "horizon", "discount_rate", "c
                "spend_params", "spend_params_se", "spend_customers", "totals", "segments", "holdout",
                "interval_method", "notes")
 _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
-_SETUP_TTL = 30.0  # seconds between health's setup checks (core.startup_checks)
+_SETUP_TTL = 30.0  # seconds between health's setup checks (core.access.startup_checks)
 _PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
 _SMALL_BATCH = 16  # below this, score_one per customer beats building arrays
 _log = logging.getLogger("segmentlens.api")
@@ -86,7 +86,7 @@ class ApiSettings:
     max_batch: int
     accounts: AccountStore | None = None  # made on first use, on the registry folder of the app's services
     workers: dict | None = None  # process id -> an opaque name of this worker (health never shows a PID)
-    setup: tuple | None = None  # (monotonic time, core.startup_checks.setup_warnings()) for health
+    setup: tuple | None = None  # (monotonic time, core.access.startup_checks.setup_warnings()) for health
 
 
 def _methods(path: str):
@@ -301,7 +301,7 @@ def _create_blueprint() -> flask.Blueprint:
             if fields is None:
                 rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
             else:  # a model of a customer table or transaction log: its own features (issue 18)
-                from core.mapping import mapped_request
+                from core.reading.mapping import mapped_request
 
                 rows, ids, _batch = mapped_request(body, model.features, fields, cfg.max_batch)
         except scoring.ValidationFailed as exc:
@@ -381,7 +381,7 @@ def _create_blueprint() -> flask.Blueprint:
             body = _loads(request.get_data(cache=False))
         except (ValueError, RecursionError):
             return _error(400, "bad_request", "the body is not valid JSON")
-        from core.campaign import CampaignError
+        from core.campaigns.campaign import CampaignError
 
         try:
             record = services().campaigns.plan_from_json(body, actor=flask.g.get("api_actor", "anonymous"))
@@ -405,7 +405,7 @@ def _create_blueprint() -> flask.Blueprint:
     def segments():
         live = services().live_model()
         rows = services().segments_summary()
-        # Each segment's threshold rule (core.rules: IMM tree), with its fidelity; the whole set's below.
+        # Each segment's threshold rule (core.insight.explanation: IMM tree), with its fidelity; the whole set's below.
         rules = services().analyses.rules()
         by_segment = {r.segment: r.to_dict() for r in rules.segments}
         rows = [dict(row, rule={key: by_segment[row["segment"]][key] for key in
@@ -417,7 +417,7 @@ def _create_blueprint() -> flask.Blueprint:
 
     @bp.route(f"{API_PREFIX}/migration", methods=["GET"])
     def migration():
-        from core.migration import MigrationError, NotALogError
+        from core.insight.migration import MigrationError, NotALogError
 
         from .services.migration import migration_service
 
@@ -708,7 +708,7 @@ def mapped_fields(svc, live) -> dict | None:
     """Accepted fields of a model trained through a column mapping (None for the canonical fields; cached)."""
     if all(f in scoring.FIELD_BOUNDS for f in live.model.features):
         return None
-    from core.mapping import accepted_fields
+    from core.reading.mapping import accepted_fields
 
     def read():
         try:
@@ -722,7 +722,7 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
                      max_body: int = DEFAULT_MAX_BODY, fields: dict | None = None) -> dict:
     """The OpenAPI 3.0 document of the API for a model with these features (``fields``: a mapped model's)."""
     if fields is not None:
-        from core.mapping import mapped_schema
+        from core.reading.mapping import mapped_schema
 
         customer = mapped_schema(features, fields)
     else:

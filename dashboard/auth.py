@@ -15,7 +15,7 @@ Modes, decided per request:
 - **read-only**: no user exists and the server listens on any other address: every
   page can be viewed, no state changes, and the pages say how to add an admin.
 - **signed-in**: at least one user exists: every page and callback needs a session;
-  state-changing callbacks need the role :data:`core.accounts.ACTIONS` names.
+  state-changing callbacks need the role :data:`core.access.accounts.ACTIONS` names.
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from flask.sessions import SecureCookieSessionInterface
 from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.accounts import ACTIONS, NOBODY, AccountStore, Caller, allowed
-from core.accounts import refusal as _role_refusal
-from core.audit import AuditLog
+from core.access.accounts import ACTIONS, NOBODY, AccountStore, Caller, allowed
+from core.access.accounts import refusal as _role_refusal
+from core.access.audit import AuditLog
 
 from . import ids
 from .limits import API_PREFIX, RateLimiter, parse_rate_limit
@@ -77,7 +77,7 @@ class User(flask_login.UserMixin):
     """A signed-in user as Flask-Login sees it; the role is read on every request.
 
     The session stores ``name:token``, the token being the user's session value in users.json when
-    they signed in (core.accounts.AccountStore.session_token): sign-out, a new password or role, or
+    they signed in (core.access.accounts.AccountStore.session_token): sign-out, a new password or role, or
     removing the user draws a new one, so every session that carries the old one ends.
     """
 
@@ -180,7 +180,7 @@ def _register_job_context() -> None:
 
 
 def permission(action: str) -> tuple[bool, str | None]:
-    """Whether the caller may do ``action`` (a key of core.accounts.ACTIONS), and if not, why, for a tooltip."""
+    """Whether the caller may do ``action`` (a key of core.access.accounts.ACTIONS), and if not, why, for a tooltip."""
     role = current_role()
     if role is not None and allowed(role, action):
         return True, None

@@ -118,7 +118,7 @@ def navbar() -> dbc.Navbar:
 def page_header(title: str, subtitle: str | None = None, basis: dict | None = None) -> html.Div:
     """Page title with an optional one-line explanation, and what it is computed on when that is a sample.
 
-    ``basis`` is ``Analysis.basis`` (core.sample_basis): set when the version's table is larger than
+    ``basis`` is ``Analysis.basis`` (core.versions.sample_basis): set when the version's table is larger than
     the sample the pages are built from; the page then says so under its title.
     """
     return html.Div([html.H1(title, className="h4 mb-1"),

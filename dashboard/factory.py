@@ -10,8 +10,8 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 from flask_caching import Cache
 
-from core.accounts import AccountStore, Forbidden, bootstrap_admin, secret_key
-from core.registry import Registry, RegistryError
+from core.access.accounts import AccountStore, Forbidden, bootstrap_admin, secret_key
+from core.versions.registry import Registry, RegistryError
 
 from . import ids
 from .api import register_api
@@ -131,7 +131,7 @@ def _first_request(app: dash.Dash) -> None:
     callbacks are checked against the shell alone (hundreds of "ID not found" errors), and the first
     visitor would pay for the work: both are avoided by doing it once, now.
     """
-    # The active version's precomputed views (core/views.py) make the pages' layouts cheap; a version
+    # The active version's precomputed views (core/versions/views.py) make the pages' layouts cheap; a version
     # without them gets them now, at start, not on a visitor's request.
     app.server.extensions["segmentlens"].analyses.ensure_views()
     response = app.server.test_client().get("/", headers={"User-Agent": "segmentlens-startup"})
@@ -213,7 +213,7 @@ def _guard_page_layouts() -> None:
     """
     import functools
 
-    from core.registry import RegistryError
+    from core.versions.registry import RegistryError
 
     for page in dash.page_registry.values():
         layout = page.get("layout")  # None for a page module imported under another name (not served)

@@ -1,6 +1,6 @@
 """Live-prediction monitoring on the server: the shared counter store and Prometheus metrics.
 
-Every prediction (API and what-if) adds a few counter increments (core.monitoring.prediction_counts)
+Every prediction (API and what-if) adds a few counter increments (core.insight.monitoring.prediction_counts)
 to a SQLite file under the cache folder (``monitoring.sqlite3``), one transaction of UPSERTs per
 request, so every gunicorn worker counts into the same place and the counters survive a worker
 restart. No customer is stored: a value only ever becomes the index of its bin on the training
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import flask
 
-from core import monitoring as core_monitoring
+from core.insight import monitoring as core_monitoring
 
 __all__ = ["MonitoringStore", "Monitor", "install_monitoring", "current_monitor", "record_prediction",
            "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS"]
@@ -273,7 +273,7 @@ class Monitor:
         services.auditor.record(actor, "reset_monitoring", "monitoring", "ok", "prediction counters cleared")
 
     def report(self, services, hours: float | None = None) -> dict:
-        """The monitoring report of the served model (core.monitoring.summarise) with its window."""
+        """The monitoring report of the served model (core.insight.monitoring.summarise) with its window."""
         live = services.live_model()
         since = 0
         if hours is not None:

@@ -80,8 +80,8 @@ def sample_path() -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A registry with one model trained on the sample: (registry, version, model, meta)."""
-    from core.pipeline import train
-    from core.registry import Registry
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     registry = Registry(tmp_path_factory.mktemp("models"))
     version, model, meta = train(SAMPLE, registry=registry)

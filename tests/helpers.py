@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import schema
+from core.reading import schema
 
 
 def planted_frame(n_per: int = 150, centres=None, spread: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from core.accounts import (ACTIONS, KEY_PREFIX, ROLES, AccountsError, AccountStore, allowed, bootstrap_admin,
+from core.access.accounts import (ACTIONS, KEY_PREFIX, ROLES, AccountsError, AccountStore, allowed, bootstrap_admin,
                            check_password, hash_password, secret_key)
-from core.audit import MAX_FIELD, AuditLog
+from core.access.audit import MAX_FIELD, AuditLog
 from tests.conftest import ROOT
 
 PASSWORD = "correct horse"
@@ -81,7 +81,7 @@ def test_users_add_authenticate_list_and_never_expose_hashes(store, tmp_path):
 
 
 def test_unknown_user_still_runs_the_kdf(store, monkeypatch):
-    import core.accounts as accounts
+    import core.access.accounts as accounts
 
     store.add_user("alice", "admin", PASSWORD)
     calls = []
@@ -177,7 +177,7 @@ def test_key_create_verify_revoke_and_hash_only_storage(store, tmp_path):
 def test_key_revoked_by_another_process_is_refused_at_once(store, tmp_path):
     key = store.create_key("etl", "viewer")
     assert store.verify_key(key)
-    subprocess.run([sys.executable, "-c", "import sys; from core.accounts import AccountStore; "
+    subprocess.run([sys.executable, "-c", "import sys; from core.access.accounts import AccountStore; "
                     "AccountStore(sys.argv[1]).revoke_key('etl')", str(tmp_path)], cwd=ROOT, check=True)
     assert store.verify_key(key) is None and not store.has_keys()
 
@@ -217,7 +217,7 @@ def test_secret_key_is_created_once_0600_and_stable_across_processes(tmp_path, m
     first = secret_key(tmp_path)
     assert len(first) == 32 and secret_key(tmp_path) == first
     assert mode(tmp_path / "secret_key") == 0o600
-    code = "import sys; from core.accounts import secret_key; print(secret_key(sys.argv[1]).hex())"
+    code = "import sys; from core.access.accounts import secret_key; print(secret_key(sys.argv[1]).hex())"
     env = {k: v for k, v in os.environ.items() if k != "SEGMENTLENS_SECRET_KEY"}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
@@ -226,7 +226,7 @@ def test_secret_key_is_created_once_0600_and_stable_across_processes(tmp_path, m
 
 
 def test_secret_key_race_between_processes_gives_one_key(tmp_path):
-    code = "import sys; from core.accounts import secret_key; print(secret_key(sys.argv[1]).hex())"
+    code = "import sys; from core.access.accounts import secret_key; print(secret_key(sys.argv[1]).hex())"
     env = {k: v for k, v in os.environ.items() if k != "SEGMENTLENS_SECRET_KEY"}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "fresh")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, text=True) for _ in range(4)]
@@ -316,7 +316,7 @@ def test_audit_limit_reads_from_the_end_of_a_long_log(tmp_path):
 
 
 def test_audit_appends_from_concurrent_processes_never_interleave(tmp_path):
-    code = ("import sys; from core.audit import AuditLog; log = AuditLog(sys.argv[1])\n"
+    code = ("import sys; from core.access.audit import AuditLog; log = AuditLog(sys.argv[1])\n"
             "for i in range(50): log.append(sys.argv[2], 'rename', str(i), 'ok', 'x' * 300)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"p{n}"], cwd=ROOT) for n in range(3)]
     assert all(p.wait(timeout=120) == 0 for p in procs)

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import flask
 import pytest
 
-from core.accounts import AccountStore
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import AccountStore
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard.api import RateLimiter, parse_rate_limit, parse_size, register_api
 from dashboard.services import Services
 from tests.conftest import SAMPLE, start_server

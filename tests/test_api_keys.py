@@ -1,6 +1,6 @@
 """API keys and the admin endpoints, against gunicorn started with the Procfile's command.
 
-Keys are made with core.accounts.AccountStore in the server's registry folder before it starts
+Keys are made with core.access.accounts.AccountStore in the server's registry folder before it starts
 (and one while it runs: the store re-reads its file). Once a key exists, every endpoint but
 health and openapi.json needs one; activate and rollback need an admin key.
 """
@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core.accounts import AccountStore
-from core.audit import AuditLog
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import AccountStore
+from core.access.audit import AuditLog
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from tests.conftest import SAMPLE, start_server
 
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,

@@ -239,9 +239,9 @@ def test_the_circle_check_finds_a_function_level_circle(tmp_path):
     """The checker itself: a circle hidden in a function body is still a circle."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
-    tree = ast.parse("def f():\n    from .cli_data import mapping_arg\n")
+    tree = ast.parse("def f():\n    from .data import mapping_arg\n")
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
-    assert _resolve("core.cli", node) == "core.cli_data"
+    assert _resolve("core.cli.commands", node) == "core.cli.data"
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -306,3 +306,14 @@ def test_core_imports_no_web_packages_anywhere_in_its_files():
             if bad:
                 offenders[name] = sorted(bad)
     assert offenders == {}
+
+
+def test_core_is_a_few_packages_that_say_what_they_hold():
+    """core/'s top level holds packages only (plus the package's own __init__ and __main__), each documented."""
+    loose = sorted(p.name for p in (ROOT / "core").glob("*.py") if p.name not in {"__init__.py", "__main__.py"})
+    assert loose == []
+    packages = sorted(p.parent.name for p in (ROOT / "core").glob("*/__init__.py"))
+    assert {"reading", "fitting", "versions", "insight", "cli", "engines"} <= set(packages)
+    undocumented = [name for name in packages
+                    if not ast.get_docstring(ast.parse((ROOT / "core" / name / "__init__.py").read_text()))]
+    assert undocumented == []

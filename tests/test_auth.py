@@ -8,10 +8,10 @@ import shutil
 import pytest
 import requests
 
-from core.accounts import AccountStore
-from core.audit import AuditLog
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import AccountStore
+from core.access.audit import AuditLog
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import SAMPLE, start_server
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from dash.testing.wait import until
 
-from core.accounts import AccountStore
+from core.access.accounts import AccountStore
 from dashboard import ids
 from tests.conftest import ROOT, SAMPLE, start_server
 from tests.layout_checks import _CHARTS_DRAWN, PAGES, layout_problems

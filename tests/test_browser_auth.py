@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from core.accounts import AccountStore
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import AccountStore
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import SAMPLE, console_errors, start_server
 

@@ -7,9 +7,9 @@ import time
 import pandas as pd
 import pytest
 
-from core.accounts import AccountStore
-from core.campaign_store import CampaignStore
-from core.registry import Registry
+from core.access.accounts import AccountStore
+from core.campaigns.store import CampaignStore
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors, start_server
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.pipeline import train
-from core.registry import Registry
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from selenium.webdriver.common.keys import Keys
 
 from dashboard import ids

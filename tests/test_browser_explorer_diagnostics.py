@@ -35,7 +35,7 @@ def _figure(dash_br, graph_id: str) -> dict:
 
 
 def test_explorer_map_filter_and_selection(dash_br, live_server):
-    from core.pipeline import prepare
+    from core.versions.pipeline import prepare
 
     frame = prepare(SAMPLE).frame
     dash_br.wait_for_page(url=live_server.url + "/explorer")

@@ -10,7 +10,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from core.registry import Registry
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import SAMPLE, console_errors, start_server
 from tests.test_browser_predict import _selector

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from core.accounts import AccountStore
+from core.access.accounts import AccountStore
 from dashboard import ids
 from tests.conftest import console_errors, start_server
 

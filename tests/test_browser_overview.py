@@ -1,8 +1,8 @@
 """Overview page in headless Chromium: loads clean, shows KPIs, charts, personas; navigation works."""
 import pytest
 
-from core.pipeline import prepare
-from core.registry import Registry
+from core.versions.pipeline import prepare
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import SAMPLE, console_errors
 

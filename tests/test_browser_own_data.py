@@ -36,8 +36,8 @@ return content !== null && content.innerText.trim().length > 0
 def cdnow_server(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip(f"CDNOW log not present at {CDNOW}")
-    from core.pipeline import train
-    from core.registry import Registry
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     tmp = tmp_path_factory.mktemp("cdnow-server")
     train(CDNOW, k=5, registry=Registry(tmp / "models"))
@@ -50,8 +50,8 @@ def cdnow_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def log_server(tmp_path_factory):
     """A server on a model trained on a generated transaction log (no real file needed)."""
-    from core.pipeline import train
-    from core.registry import Registry
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     tmp = tmp_path_factory.mktemp("log-server")
     data = transaction_log(tmp)  # customer date amount
@@ -158,7 +158,7 @@ def _wait_text(br, selector: str, text: str, timeout: float = 60) -> str:
 
 
 def test_data_page_confirms_the_mapping_then_retrains_with_it(dash_br, data_server, tmp_path):
-    from core.registry import Registry
+    from core.versions.registry import Registry
 
     dash_br.wait_for_page(url=data_server.url + "/data")
     upload = f"#{ids.DATA_UPLOAD} input[type=file]"

@@ -6,7 +6,7 @@ import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
-from core.registry import Registry
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors
 
@@ -116,7 +116,7 @@ def test_save_scenarios_and_prefill_from_a_customer(dash_br, live_server):
     assert "Age (years)" in table and "80" in table and "Segment" in table
 
     # Prefill from an existing customer of the served data.
-    from core.pipeline import prepare
+    from core.versions.pipeline import prepare
     from tests.conftest import SAMPLE
 
     row = prepare(SAMPLE).frame.iloc[5]
@@ -147,7 +147,7 @@ def test_save_scenarios_and_prefill_from_a_customer(dash_br, live_server):
 
 def _largest_segment_member(server):
     """The sample's largest segment under the server's model and its member nearest the centre."""
-    from core.pipeline import prepare
+    from core.versions.pipeline import prepare
     from tests.conftest import SAMPLE
 
     model, meta = Registry(server.models_dir).load()

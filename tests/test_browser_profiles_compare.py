@@ -1,7 +1,7 @@
 """Profiles and compare pages in headless Chromium: load clean, draw, react, keep the selection in the URL."""
 import pytest
 
-from core.registry import Registry
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors, start_server
 
@@ -74,7 +74,7 @@ def test_profiles_segment_pick_updates_card_and_url(dash_br, live_server):
     # The compare link carries the selection.
     link = dash_br.find_element(f"#{ids.PROFILES_COMPARE_LINK}")
     assert "/compare?a=4&b=" in link.get_attribute("href")
-    # Feature labels come from one source (core.schema.FEATURE_LABELS): "Income" reads "Yearly household income".
+    # Feature labels come from one source (core.reading.schema.FEATURE_LABELS): "Income" reads "Yearly household income".
     _pick(dash_br, ids.PROFILES_FEATURE, "Yearly household income")
     dash_br.wait_for_text_to_equal(f"#{ids.PROFILES_DISTRIBUTION} .xtitle", "Yearly household income",
                                    timeout=_GRAPH_WAIT)
@@ -184,8 +184,8 @@ def test_rename_in_the_browser_shows_everywhere(dash_br, tmp_path, warm_models):
 
 
 def test_products_to_feature_are_the_selected_segments(dash_br, live_server):
-    from core.pipeline import prepare
-    from core.profiles import LIFT_THRESHOLD, product_lift
+    from core.versions.pipeline import prepare
+    from core.insight.profiles import LIFT_THRESHOLD, product_lift
     from tests.conftest import SAMPLE
 
     model, meta = Registry(live_server.models_dir).load()

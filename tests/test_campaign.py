@@ -1,4 +1,4 @@
-"""Campaign planning (core.campaign, core.campaign_store, the audiences API): values checked by hand."""
+"""Campaign planning (core.campaigns.campaign, core.campaigns.store, the audiences API): values checked by hand."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import campaign as c
-from core.campaign import CampaignError, Economics
-from core.campaign_store import CampaignStore, audience_csv, plan_record
+from core.campaigns import campaign as c
+from core.campaigns.campaign import CampaignError, Economics
+from core.campaigns.store import CampaignStore, audience_csv, plan_record
 from tests.conftest import SAMPLE
 
 
@@ -61,7 +61,7 @@ def test_response_never_leaks_into_the_features():
 
 
 def test_propensity_on_the_sample_is_better_than_chance_and_calibrated():
-    from core.pipeline import prepare
+    from core.versions.pipeline import prepare
 
     frame = prepare(SAMPLE).frame
     labels = np.arange(len(frame)) % 4
@@ -280,7 +280,7 @@ def test_store_round_trip_is_json_and_csv(tmp_path):
 # ---------------------------------------------------------------- API and service
 @pytest.fixture(scope="module")
 def api_app(tmp_path_factory):
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
     from dashboard.factory import create_app
 
     tmp = tmp_path_factory.mktemp("camp-api")

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cleaning import RULES, CleaningReport, clean
-from core.features import CHANNEL_COLUMNS, SHARE_COLUMNS, add_features
+from core.reading.cleaning import RULES, CleaningReport, clean
+from core.reading.features import CHANNEL_COLUMNS, SHARE_COLUMNS, add_features
 from tests.helpers import raw_frame
 
 

@@ -89,7 +89,7 @@ def test_sweep_json_and_text(models):
 def test_synth_writes_a_loadable_file(tmp_path):
     out = tmp_path / "s.tsv"
     run("synth", "--n", "300", "--seed", "5", "--out", str(out), check=0)
-    from core.loading import load_customers
+    from core.reading.loading import load_customers
     loaded = load_customers(out)
     assert len(loaded.frame) == 300 and loaded.info.delimiter == "\t"
 
@@ -123,7 +123,7 @@ def test_score_without_model(tmp_path):
 
 
 def test_sweep_help_shows_help_and_default_of_every_option():
-    from core.cli import build_parser
+    from core.cli.commands import build_parser
 
     text = run("sweep", "--help", check=0).stdout
     sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
@@ -163,7 +163,7 @@ def test_exports_write_ids_as_whole_numbers():
     import numpy as np
     import pandas as pd
 
-    from core.exports import to_safe_csv
+    from core.versions.exports import to_safe_csv
 
     frame = pd.DataFrame({"ID": [5524.0, np.nan, 12.0], "segment_name": ["=SUM(A1)", "b", "c"]})
     assert to_safe_csv(frame).splitlines() == ["ID,segment_name", "5524,'=SUM(A1)", ",b", "12,c"]
@@ -173,8 +173,8 @@ def test_exports_write_ids_as_whole_numbers():
 
 @pytest.fixture()
 def small_registry(tmp_path):
-    from core.model import SegmentationModel
-    from core.registry import Registry
+    from core.fitting.model import SegmentationModel
+    from core.versions.registry import Registry
     from tests.helpers import planted_frame
 
     reg = Registry(tmp_path / "reg")
@@ -239,15 +239,15 @@ def test_models_gc_reports_what_it_removed(small_registry):
 def test_train_twice_keeps_renames_numbers_and_offers_suggested_names(tmp_path, capsys):
     import numpy as np
 
-    from core.cli import main
-    from core.registry import Registry
+    from core.cli.commands import main
+    from core.versions.registry import Registry
 
     root = tmp_path / "m"
     assert main(["train", "--data", str(SAMPLE), "--models", str(root), "--quiet"]) == 0
     registry = Registry(root)
     first, meta1 = registry.load("v0001")
     # The active model numbers its segments in its own order (as after earlier refits and renames).
-    from core.matching import renumber
+    from core.fitting.matching import renumber
     perm = np.array([3, 5, 0, 1, 4, 2])
     renumber(first, perm)
     names = [None] * 6
@@ -277,12 +277,12 @@ def test_parquet_synth_train_and_chunked_score(tmp_path):
     """`synth --out X.parquet`, `train --data X.parquet --chunk-rows`, `score --chunk-rows`: as the one-piece path."""
     data, root = tmp_path / "c.parquet", tmp_path / "models"
     run("synth", "--n", "2500", "--seed", "3", "--out", str(data), check=0)
-    from core.sources import is_parquet
+    from core.reading.sources import is_parquet
     assert is_parquet(data)
     proc = run("train", "--data", str(data), "--models", str(root), "--chunk-rows", "1000", "--sample-size", "800",
                "--n-init", "2", "--json", "--quiet", check=0)
     out = json.loads(proc.stdout)
-    from core.registry import Registry
+    from core.versions.registry import Registry
     registry = Registry(root)
     meta = registry.metadata_entry(out["model_version"])["meta"]
     assert meta["engine"]["mode"] == "streaming" and meta["data_source"] == "c.parquet"

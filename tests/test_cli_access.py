@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from core.accounts import AccountStore
-from core.audit import AuditLog
+from core.access.accounts import AccountStore
+from core.access.audit import AuditLog
 from tests.conftest import ROOT
 
 PASSWORD = "correct horse"

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.campaign_store import CampaignStore
-from core.cli import main
-from core.pipeline import train
-from core.registry import Registry
+from core.campaigns.store import CampaignStore
+from core.cli.commands import main
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from tests.conftest import ROOT, SAMPLE
 
 

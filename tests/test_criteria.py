@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from core import criteria, selection
-from core.model import standardise
+from core.fitting import criteria
+from core.fitting import selection
+from core.fitting.model import standardise
 from tests.helpers import planted_frame
 
 

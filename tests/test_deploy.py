@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 
-from core.registry import Registry
+from core.versions.registry import Registry
 from tests.conftest import ROOT, start_server
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from core.engines import ENGINES, EngineUnavailable, FitResult, get_engine
-from core.model import SegmentationModel, kmeans, standardise
-from core.pipeline import fit_model, prepare
-from core.schema import DEFAULT_FEATURES
+from core.fitting.model import SegmentationModel, kmeans, standardise
+from core.versions.pipeline import fit_model, prepare
+from core.reading.schema import DEFAULT_FEATURES
 
 
 @pytest.fixture(scope="module")

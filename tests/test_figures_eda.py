@@ -1,11 +1,11 @@
-"""Explore-data layer: core.eda (rule rows, cut-offs, aggregates) and dashboard.figures.eda."""
+"""Explore-data layer: core.insight.eda (rule rows, cut-offs, aggregates) and dashboard.figures.eda."""
 import json
 
 import numpy as np
 import pytest
 
-from core.cleaning import RULES
-from core.eda import (
+from core.reading.cleaning import RULES
+from core.insight.eda import (
     correlations,
     enrolments,
     explore,

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.projection import downsample_per_segment
+from core.fitting.projection import downsample_per_segment
 from dashboard.figures import diagnostics as fd
 from dashboard.figures import explorer as fe
 from dashboard.theme import segment_colour
@@ -167,7 +167,7 @@ def test_pca_map_2d_traces_axes_hover_and_arrows():
     texts = [a.text for a in fig.layout.annotations]
     # Two annotations per feature (arrow + label), one label per segment centre.
     assert len(texts) == 3 * 2 + 4
-    # Feature labels (core.schema.FEATURE_LABELS), never raw column names; long ones on two lines.
+    # Feature labels (core.reading.schema.FEATURE_LABELS), never raw column names; long ones on two lines.
     assert {"Yearly household<br>income", "Days since last<br>purchase", "Age (years)"} <= set(texts)
     assert "<b>3</b> · Delta" in texts
     arrow = next(a for a in fig.layout.annotations if a.showarrow and a.text == "")
@@ -324,7 +324,7 @@ def test_services_from_env_shares_the_app_cache_and_selection_csv(trained, tmp_p
     assert again.to_dict() == first.to_dict()
 
     a = background.analysis()
-    from core.accounts import Caller
+    from core.access.accounts import Caller
 
     # Outside a request a background Services has no signed-in caller: the job passes the one it started for.
     csv = background.selection_csv([3, 1, 1, -5, 10**9], caller=Caller("analyst-1", "analyst"))

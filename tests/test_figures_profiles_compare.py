@@ -1,4 +1,4 @@
-"""Profiles and compare: core.profiles.compare_segments, the figure functions, profile tables, renaming."""
+"""Profiles and compare: core.insight.profiles.compare_segments, the figure functions, profile tables, renaming."""
 import math
 import shutil
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import profiles
-from core.pipeline import prepare
-from core.registry import Registry
+from core.insight import profiles
+from core.versions.pipeline import prepare
+from core.versions.registry import Registry
 from dashboard.figures import compare as fc
 from dashboard.figures import profiles as fp
 from dashboard.services import Services, build_analysis, profile_tables
@@ -113,7 +113,7 @@ def test_distribution_boxes_are_exact_quartiles_per_segment(analysis, names):
         assert trace.mean[0] == pytest.approx(grouped.mean()[seg])
         assert trace.marker.color == segment_colour(seg)
         assert trace.opacity == (1.0 if seg == 1 else pytest.approx(0.35))
-    assert fig.layout.xaxis.title.text == "Yearly household income"  # core.schema.FEATURE_LABELS
+    assert fig.layout.xaxis.title.text == "Yearly household income"  # core.reading.schema.FEATURE_LABELS
     # No raw values are shipped to the browser, whatever the number of customers.
     assert all(t.x is None and t.y is not None and len(t.y) == 1 for t in fig.data)
     assert "No column" in _annotation(fp.distribution_figure(analysis.frame, "Nope", names))
@@ -234,7 +234,7 @@ def test_comparison_table_columns_and_order():
                               index=pd.Index(["Age", "Income"], name="feature"))
     table = fc.comparison_table(comparison, 2, 5)
     assert list(table.columns) == ["Feature", "Mean in 2", "Mean in 5", "Difference", "Cohen's d", "Size"]
-    # Labels from core.schema.FEATURE_LABELS; money in whole units, counts as counts (issue 14).
+    # Labels from core.reading.schema.FEATURE_LABELS; money in whole units, counts as counts (issue 14).
     assert table["Feature"].tolist() == ["Yearly household income", "Age (years)"]
     assert table.iloc[0].tolist() == ["Yearly household income", "10", "5", "+5", "+1.20", "large"]
     assert table.iloc[1].tolist() == ["Age (years)", "1.0", "1.5", "-50 per 100", "-0.30", "small"]

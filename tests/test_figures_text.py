@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import schema
-from core.pipeline import prepare
-from core.profiles import compare_segments
-from core.stability import bootstrap_stability, temporal_stability
+from core.reading import schema
+from core.versions.pipeline import prepare
+from core.insight.profiles import compare_segments
+from core.fitting.stability import bootstrap_stability, temporal_stability
 from dashboard.components import GRAPH_CONFIG, graph_card
 from dashboard.figures import common
 from dashboard.figures import compare as fc

@@ -1,8 +1,8 @@
 """The k-transition tree: nodes per k, edges of customers moving, split features; its figure."""
 import numpy as np
 
-from core.ktree import k_transition_tree
-from core.model import kmeans
+from core.insight.ktree import k_transition_tree
+from core.fitting.model import kmeans
 
 
 def _blobs():

@@ -1,4 +1,4 @@
-"""Tests for core.loading: every shape of customer file users have, and every way it can be broken.
+"""Tests for core.reading.loading: every shape of customer file users have, and every way it can be broken.
 
 Variant files are generated into tmp_path from a small canonical frame (and from the
 real data file when it is present; those tests skip otherwise).
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.loading import DataFileError, LoadInfo, LoadResult, file_line, load_customers
-from core.schema import CANONICAL_COLUMNS, OPTIONAL_COLUMNS
+from core.reading.loading import DataFileError, LoadInfo, LoadResult, file_line, load_customers
+from core.reading.schema import CANONICAL_COLUMNS, OPTIONAL_COLUMNS
 
 REAL_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "marketing_campaign.csv"
 needs_real = pytest.mark.skipif(not REAL_FILE.is_file(), reason="real data file not present")

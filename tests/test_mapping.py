@@ -1,4 +1,4 @@
-"""Column mappings (core.mapping): kinds recognised, roles suggested, checked, saved, trained on."""
+"""Column mappings (core.reading.mapping): kinds recognised, roles suggested, checked, saved, trained on."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
-from core.loading import DataFileError
-from core.mapping import Mapping, detect_kind, parse_features, prepare_input, read_head, sniff, suggest, validate
-from core.pipeline import prepare, train
-from core.registry import Registry
+from core.cli.commands import main
+from core.reading.loading import DataFileError
+from core.reading.mapping import Mapping, detect_kind, parse_features, prepare_input, read_head, sniff, suggest, validate
+from core.versions.pipeline import prepare, train
+from core.versions.registry import Registry
 
 
 def crm_table(n: int = 300, seed: int = 3) -> pd.DataFrame:
@@ -135,8 +135,8 @@ def test_cli_train_with_input_and_map(tmp_path, capsys):
 
 
 def test_mapped_model_fields_requests_and_schema():
-    from core.mapping import accepted_fields, mapped_request, mapped_schema
-    from core.scoring import ValidationFailed
+    from core.reading.mapping import accepted_fields, mapped_request, mapped_schema
+    from core.versions.scoring import ValidationFailed
 
     saved = {"input": "transactions", "ranges": {"Recency": [0, 545], "Monetary_log": [0.0, 8.0]}}
     features = ["Recency", "Monetary_log"]
@@ -163,7 +163,7 @@ def test_data_page_services_upload_confirm_mapping_and_retrain(tmp_path, monkeyp
     """/data's path for a customer table: suggested mapping in the report, changed, trained with it, saved with it."""
     import base64
 
-    from core.pipeline import train
+    from core.versions.pipeline import train
     from dashboard.services import Services
 
     monkeypatch.setenv("SEGMENTLENS_CACHE_DIR", str(tmp_path / "cache"))

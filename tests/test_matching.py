@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.matching import align_to_reference, carry_names, match_centroids
-from core.model import SegmentationModel
+from core.fitting.matching import align_to_reference, carry_names, match_centroids
+from core.fitting.model import SegmentationModel
 from tests.helpers import planted_frame
 
 
@@ -52,7 +52,7 @@ def test_align_with_fewer_segments_keeps_labels_in_range():
 
 
 def test_suggested_names_and_adopting_them():
-    from core.training import adopt_suggested_names, suggested_names
+    from core.versions.training import adopt_suggested_names, suggested_names
 
     names = ["VIPs", "Budget browsers", "Lapsing buyers"]
     generated = ["Big spenders", "Budget browsers", "Web shoppers"]

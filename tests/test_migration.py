@@ -1,4 +1,4 @@
-"""Segments over time on an order log (core.migration): as-of features, transitions, movers, bad input."""
+"""Segments over time on an order log (core.insight.migration): as-of features, transitions, movers, bad input."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.campaign import read_audience
-from core.mapping import Mapping, prepare_input
-from core.pipeline import train
-from core.migration import (
+from core.campaigns.campaign import read_audience
+from core.reading.mapping import Mapping, prepare_input
+from core.versions.pipeline import train
+from core.insight.migration import (
     NEW, MigrationError, migration, movers, movers_audience, movers_csv, parse_segment_pair, snapshot_dates,
 )
-from core.registry import Registry
+from core.versions.registry import Registry
 
 CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_transactions.txt"
 needs_cdnow = pytest.mark.skipif(not CDNOW.is_file(), reason="CDNOW order log not present")

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from core.pipeline import train
-from core.registry import Registry
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from tests.conftest import SAMPLE, start_server
 
 CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_transactions.txt"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from dash.testing.wait import until
 
-from core.pipeline import train
-from core.registry import Registry
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors, start_server
 

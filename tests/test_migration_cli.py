@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.cli import main
-from core.pipeline import train
-from core.migration import NEW
-from core.registry import Registry
+from core.cli.commands import main
+from core.versions.pipeline import train
+from core.insight.migration import NEW
+from core.versions.registry import Registry
 
 CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_transactions.txt"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic_customers.tsv"

@@ -1,7 +1,7 @@
 """Figures of segments over time (pure functions): nodes and links from transitions, names as plain text."""
 from __future__ import annotations
 
-from core.migration import transition_table
+from core.insight.migration import transition_table
 from dashboard.figures.migration import migration_sankey, sizes_figure, value_figure
 
 NAMES = ["<b>Loyal</b>", "At risk"]

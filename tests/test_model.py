@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.model import NotFittedError, SegmentationModel, kmeans, standardise
-from core.schema import DEFAULT_FEATURES
+from core.fitting.model import NotFittedError, SegmentationModel, kmeans, standardise
+from core.reading.schema import DEFAULT_FEATURES
 from tests.helpers import planted_frame
 
 

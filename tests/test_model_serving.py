@@ -16,17 +16,17 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-from core import training
-from core.audit import AuditLog
-from core.loading import DataFileError
-from core.pipeline import prepare, train
-from core.registry import Registry, RegistryError
+from core.versions import training
+from core.access.audit import AuditLog
+from core.reading.loading import DataFileError
+from core.versions.pipeline import prepare, train
+from core.versions.registry import Registry, RegistryError
 from dashboard.services import ModelUnavailable, Services
 from tests.conftest import SAMPLE, copy_registry, start_server
 
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,
             "NumWebVisitsMonth": 5, "Recency": 41}
-from core.accounts import Caller  # noqa: E402
+from core.access.accounts import Caller  # noqa: E402
 
 ANN, ROOT = Caller("ann", "analyst"), Caller("root", "admin")
 

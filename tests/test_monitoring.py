@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from core import monitoring as cm
-from core.drift import psi
-from core.schema import FEATURE_LABELS
+from core.insight import monitoring as cm
+from core.insight.drift import psi
+from core.reading.schema import FEATURE_LABELS
 from dashboard.figures.monitoring import confidence_figure, drift_figure, segment_mix_figure, traffic_figure
 from dashboard.monitoring import MonitoringStore
 
@@ -30,7 +30,7 @@ def test_reference_profile_uses_the_drift_deciles_and_shares():
     X, profile, seg, conf, _ = _profile()
     assert profile["features"] == ["Age", "Kids"] and profile["n"] == len(X)
     np.testing.assert_allclose(profile["edges"]["Age"], np.quantile(X[:, 0], np.linspace(0, 1, 11)[1:-1]))
-    assert len(profile["edges"]["Kids"]) < 9  # tied deciles merge bins, as in core.drift
+    assert len(profile["edges"]["Kids"]) < 9  # tied deciles merge bins, as in core.insight.drift
     assert sum(profile["feature_shares"]["Age"]) == pytest.approx(1.0)
     assert profile["segment_shares"] == pytest.approx([np.mean(seg == 0), np.mean(seg == 1)])
     assert profile["low_confidence_share"] == pytest.approx(np.mean(conf < cm.LOW_CONFIDENCE))
@@ -170,7 +170,7 @@ def test_app_counts_api_and_what_if_and_reports(tmp_path, monkeypatch):
     assert client.get("/api/v1/monitoring?hours=1").get_json()["predictions"] == 24
     assert "/api/v1/monitoring" in client.get("/api/v1/openapi.json").get_json()["paths"]
     # Once an API key exists, /metrics and /api/v1/monitoring need one (any role), like the rest of the API.
-    from core.accounts import AccountStore
+    from core.access.accounts import AccountStore
 
     key = AccountStore(tmp_path / "models").create_key("scraper", "viewer")
     assert client.get("/metrics").status_code == 401

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from core.pipeline import prepare
-from core.schema import MODEL_FEATURES
+from core.versions.pipeline import prepare
+from core.reading.schema import MODEL_FEATURES
 from tests.conftest import SAMPLE, start_server
 
 N_SINGLE_THREADS, N_SINGLE_EACH, N_BATCHES, BATCH = 8, 25, 4, 50

@@ -68,7 +68,7 @@ def test_notebook_insights_are_computed_from_the_sample(executed):
     nb, _, before = executed
     text = "\n".join(o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
                      if "text/markdown" in o.get("data", {}))
-    from core.pipeline import prepare
+    from core.versions.pipeline import prepare
 
     prepared = prepare(SAMPLE)
     assert f"{prepared.report.rows_read:,} rows" in text and f"{prepared.report.rows_used:,} customers kept" in text

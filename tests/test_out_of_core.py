@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.aggregates import ProfileAggregator, aggregate_frame, calinski_harabasz_from_aggregates
+from core.versions.aggregates import ProfileAggregator, aggregate_frame, calinski_harabasz_from_aggregates
 from core.engines import get_engine
-from core.pipeline import prepare, train
-from core.registry import Registry
-from core.sampling import StratifiedSampler, quotas, sample_from_arrays, stratified_sample
-from core.schema import DEFAULT_FEATURES
-from core.selection import calinski_harabasz
-from core.sources import DataSource
+from core.versions.pipeline import prepare, train
+from core.versions.registry import Registry
+from core.reading.sampling import StratifiedSampler, quotas, sample_from_arrays, stratified_sample
+from core.reading.schema import DEFAULT_FEATURES
+from core.fitting.selection import calinski_harabasz
+from core.reading.sources import DataSource
 
 
 @pytest.fixture(scope="module")

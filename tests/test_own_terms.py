@@ -24,8 +24,8 @@ LOG_WORDS = re.compile(r"\(log scale\)|log units|Frequency_log|Monetary_log")
 def cdnow_app(tmp_path_factory):
     if not CDNOW.is_file():
         pytest.skip("CDNOW order log not present (../shared/data)")
-    from core.pipeline import train
-    from core.registry import Registry
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     tmp = tmp_path_factory.mktemp("cdnow-terms")
     _version, model, _meta = train(CDNOW, k=6, n_init=2, registry=Registry(tmp / "models"))
@@ -162,7 +162,7 @@ def test_canonical_data_keeps_its_raw_fields_and_campaign_sections(trained, tmp_
 
 def test_flip_points_in_units_match_the_model_scale():
     """A logged feature's turning points, searched on the model's scale, reported in units."""
-    from core import scoring
+    from core.versions import scoring
 
     centroids = [[-1.0], [1.0]]
     mean, scale = [np.log1p(5.0)], [1.0]
@@ -216,7 +216,7 @@ def test_diagnostics_stability_and_monitoring_speak_units_and_say_the_scale_once
 
 
 def test_psi_charts_name_logged_features_by_their_columns():
-    from core.schema import FEATURE_LABELS, log_scale_note
+    from core.reading.schema import FEATURE_LABELS, log_scale_note
     from dashboard.figures.monitoring import drift_figure
     from dashboard.figures.stability import psi_figure
 

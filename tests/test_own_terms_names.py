@@ -104,8 +104,8 @@ def test_every_page_and_the_api_schema_show_the_users_names(trained_own):
 
 def test_profiles_csv_and_the_upload_preview_use_the_users_names(trained_own):
     _tmp, data, _out, app = trained_own
-    from core import training
-    from core.mapping import prepare_input
+    from core.versions import training
+    from core.reading.mapping import prepare_input
     from dashboard.services.uploads import upload_report
 
     with app.server.test_request_context("/"):

@@ -32,8 +32,8 @@ def _customer_table(folder) -> "Path":  # noqa: F821
 
 @pytest.fixture(scope="module", params=["transactions", "customers"])
 def app_on(request, tmp_path_factory):
-    from core.pipeline import train
-    from core.registry import Registry
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
 
     tmp = tmp_path_factory.mktemp(f"any-{request.param}")
     data = (transaction_log(tmp, customer_column="customer_id", quantity=True) if request.param == "transactions"

@@ -87,7 +87,7 @@ def test_data_page_open_mode_everything_enabled_with_confirmations(app, pages, m
     assert confirm is not None and "Roll back" in confirm.message
     assert REASON not in _json(layout) and _find(layout, ids.DATA_PERMISSION_NOTE) is None
     # k starts at the active model's; the upload survives navigation in the tab's session.
-    from core.registry import Registry
+    from core.versions.registry import Registry
 
     meta = Registry(app.server.extensions["segmentlens"].registry.root).metadata()
     assert _find(layout, ids.DATA_K).value == meta["k"]
@@ -218,7 +218,7 @@ def _all(layout):
 def test_products_to_feature_are_about_the_selected_segment(app, pages):
     profiles = pages["profiles"]
     services = app.server.extensions["segmentlens"]
-    from core.profiles import LIFT_THRESHOLD
+    from core.insight.profiles import LIFT_THRESHOLD
 
     with app.server.test_request_context("/profiles"):
         a = services.analysis()

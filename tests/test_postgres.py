@@ -1,4 +1,4 @@
-"""PostgreSQL in and out (core.postgres, core.cli_postgres) against a real server this module starts itself.
+"""PostgreSQL in and out (core.reading.postgres, core.cli.postgres) against a real server this module starts itself.
 
 The server is Debian's PostgreSQL (``/usr/lib/postgresql/*/bin``; scripts/test.sh installs it):
 ``initdb`` into a temporary folder (as the ``postgres`` user when the tests run as root), ``pg_ctl
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
-from core.registry import Registry
+from core.cli.commands import main
+from core.versions.registry import Registry
 from tests.conftest import free_port
 
 psycopg = pytest.importorskip("psycopg")
@@ -153,8 +153,8 @@ def test_types_nulls_text_ids_view_and_query_read_as_the_file(url, conn, tmp_pat
     frame["vip"] = frame["vip"].astype(int)
     file = tmp_path / "people.tsv"
     frame.to_csv(file, sep="\t", index=False)
-    from core.mapping import prepare_input
-    from core.postgres import local_copy
+    from core.reading.mapping import prepare_input
+    from core.reading.postgres import local_copy
 
     expected, mapping = prepare_input(file, kind="customers")
     # The NULL incomes (every 37th row) are empty cells, dropped by the cleaning as in a file.
@@ -199,7 +199,7 @@ def _scores(n: int, version: str = "x", offset: int = 0) -> pd.DataFrame:
 
 
 def test_score_writes_back_replace_then_upsert(url, conn, tmp_path, capsys):
-    from core.postgres import write_scores
+    from core.reading.postgres import write_scores
 
     models = tmp_path / "models"
     code, _, err = run_cli(capsys, "train", "--data", SAMPLE, "--models", models, "--quiet")
@@ -241,7 +241,7 @@ def test_score_writes_back_replace_then_upsert(url, conn, tmp_path, capsys):
 
 
 def test_readers_see_the_old_or_the_new_table_never_half(url, conn):
-    from core.postgres import write_scores
+    from core.reading.postgres import write_scores
 
     target = f"{url}?table=public.swap"
     write_scores(target, [_scores(20_000)], model_version="old")
@@ -273,7 +273,7 @@ def test_readers_see_the_old_or_the_new_table_never_half(url, conn):
 
 
 def test_connection_killed_mid_write_leaves_the_previous_table(url, conn):
-    from core.postgres import PostgresError, write_scores
+    from core.reading.postgres import PostgresError, write_scores
 
     target = f"{url}?table=public.killed"
     write_scores(target, [_scores(1_000)], model_version="before")
@@ -354,8 +354,8 @@ def test_bad_inputs_one_line_each_exit_2_nothing_registered(url, conn, tmp_path,
 # ------------------------------------------------------------------------------------ sync on activation
 def test_activate_and_rollback_rewrite_the_sync_table_with_an_audit_entry(url, conn, tmp_path, capsys,
                                                                           monkeypatch):
-    from core.audit import AuditLog
-    from core.cli_postgres import last_sync
+    from core.access.audit import AuditLog
+    from core.cli.postgres import last_sync
 
     load_sample(conn, "public.sync_source")
     models = tmp_path / "models"

@@ -1,4 +1,4 @@
-"""Transaction logs aggregated by DuckDB (core.duck via core.transactions.aggregate) equal pandas' row for row."""
+"""Transaction logs aggregated by DuckDB (core.reading.duck via core.reading.transactions.aggregate) equal pandas' row for row."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.transactions import TransactionColumns, aggregate
+from core.reading.transactions import TransactionColumns, aggregate
 
 pytest.importorskip("duckdb")
 
@@ -102,7 +102,7 @@ def test_logs_duckdb_cannot_read_exactly_go_to_pandas(tmp_path, body, why, monke
 
 
 def test_auto_follows_the_setting(tmp_path, monkeypatch):
-    from core.transactions import log_engine
+    from core.reading.transactions import log_engine
 
     path = tmp_path / "log.csv"
     write_log(path, n=500)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from core.model import SegmentationModel
-from core.pipeline import fit_model, prepare
-from core.schema import DEFAULT_FEATURES
-from core.selection import sweep
+from core.fitting.model import SegmentationModel
+from core.versions.pipeline import fit_model, prepare
+from core.reading.schema import DEFAULT_FEATURES
+from core.fitting.selection import sweep
 
 pytestmark = pytest.mark.real_data
 

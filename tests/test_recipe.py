@@ -1,4 +1,4 @@
-"""One recipe (core.pipeline.make_version): every way to make a version gives the same kind of version.
+"""One recipe (core.versions.pipeline.make_version): every way to make a version gives the same kind of version.
 
 Each entry point makes a first version, a user renames one of its segments, and the same entry point
 makes a second version with another k: the second keeps the renamed segment's number (so its colour)
@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import cli
-from core import views as views_mod
-from core.pipeline import retrain
-from core.registry import Registry
-from core.synth import write_sample
+from core.cli import commands as cli
+from core.versions import views as views_mod
+from core.versions.pipeline import retrain
+from core.versions.registry import Registry
+from core.reading.synth import write_sample
 from tests.helpers import transaction_log
 
 RENAMED = "Our best customers"
@@ -142,7 +142,7 @@ def test_every_way_makes_the_same_kind_of_version(way, customers, crm, tmp_path)
     views = registry.artifact_json(second, "views")
     assert views["version"] == second and {"analysis", "overview"} <= set(views["views"])
     # The sample's segments are the version's own numbering: its model gives every sampled customer the same.
-    from core.sample_basis import sampled_customers
+    from core.versions.sample_basis import sampled_customers
 
     basis = sampled_customers(registry, second, meta) if data_kind == "customers" else None
     if basis is not None:
@@ -220,7 +220,7 @@ def test_analysis_of_a_version_in_core_without_the_dashboard(customers, tmp_path
     """`analysis_of(registry, version)` works in a notebook: from the stored views while they hold, else computed."""
     import shutil
 
-    from core.analysis import analysis_of, basis_of
+    from core.insight.analysis import analysis_of, basis_of
 
     data = tmp_path / "customers.tsv"
     shutil.copy(customers, data)

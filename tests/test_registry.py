@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from core.model import SegmentationModel
-from core.registry import Registry, RegistryError
+from core.fitting.model import SegmentationModel
+from core.versions.registry import Registry, RegistryError
 from tests.helpers import planted_frame
 
 
@@ -127,8 +127,8 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
         import sys, time
         import numpy as np
         sys.path.insert(0, {str(os.getcwd())!r})
-        import core.registry as r
-        from core.registry import Registry
+        import core.versions.registry as r
+        from core.versions.registry import Registry
         real_write = r._atomic_write
         def slow_write(path, data):
             # Write the model file slowly so the parent can kill us mid-write.
@@ -145,7 +145,7 @@ def test_killed_mid_save_leaves_previous_version_active_and_loadable(tmp_path):
             else:
                 real_write(path, data)
         r._atomic_write = slow_write
-        from core.model import SegmentationModel
+        from core.fitting.model import SegmentationModel
         from tests.helpers import planted_frame
         reg = Registry({str(tmp_path)!r})
         big = SegmentationModel(k=3).fit(planted_frame(n_per=40)[0])
@@ -174,8 +174,8 @@ def test_concurrent_saves_from_two_processes_get_distinct_versions(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(os.getcwd())!r})
-        from core.model import SegmentationModel
-        from core.registry import Registry
+        from core.fitting.model import SegmentationModel
+        from core.versions.registry import Registry
         from tests.helpers import planted_frame
         who, start = sys.argv[1], float(sys.argv[2])
         reg = Registry({str(tmp_path)!r})

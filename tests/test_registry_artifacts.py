@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from core.model import SegmentationModel
-from core.registry import Registry, RegistryError
+from core.fitting.model import SegmentationModel
+from core.versions.registry import Registry, RegistryError
 from tests.helpers import planted_frame
 
 

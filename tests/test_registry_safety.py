@@ -9,9 +9,9 @@ import joblib
 import numpy as np
 import pytest
 
-from core.model import SegmentationModel
-from core.pipeline import fit_model, prepare
-from core.registry import Registry, RegistryError
+from core.fitting.model import SegmentationModel
+from core.versions.pipeline import fit_model, prepare
+from core.versions.registry import Registry, RegistryError
 from tests.conftest import SAMPLE
 from tests.helpers import planted_frame
 

@@ -1,4 +1,4 @@
-"""The self-contained HTML segment report (core.report): content, escaping, charts, nothing to fetch."""
+"""The self-contained HTML segment report (core.insight.report): content, escaping, charts, nothing to fetch."""
 from __future__ import annotations
 
 import re
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import profiles
-from core.pipeline import prepare
-from core.report import bar_chart_svg, segment_report, stacked_bar_svg
+from core.insight import profiles
+from core.versions.pipeline import prepare
+from core.insight.report import bar_chart_svg, segment_report, stacked_bar_svg
 from tests.conftest import SAMPLE
 
 COLOURS = ["#0072B2", "#E69F00", "#009E73"]

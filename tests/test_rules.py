@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.model import SegmentationModel
-from core.rules import explain, explain_model, format_number, nice_threshold, threshold_tree
+from core.fitting.model import SegmentationModel
+from core.insight.explanation import explain, explain_model, format_number, nice_threshold, threshold_tree
 from tests.helpers import planted_frame
 
 # Groups apart on single features (axis-aligned), so one threshold per split can separate them.
@@ -88,8 +88,8 @@ def test_price_is_rule_inertia_over_kmeans_inertia():
 
 
 def test_cli_rules_json(tmp_path, capsys):
-    from core.cli import main
-    from core.pipeline import SAMPLE_PATH
+    from core.cli.commands import main
+    from core.versions.pipeline import SAMPLE_PATH
 
     models = str(tmp_path / "m")
     assert main(["train", "--data", str(SAMPLE_PATH), "--models", models, "--quiet"]) == 0
@@ -120,7 +120,7 @@ def test_api_segments_carry_each_segments_rule(live_server):
 def test_log_scale_features_are_stated_in_their_own_units():
     import numpy as np
 
-    from core.rules import Condition
+    from core.insight.explanation import Condition
 
     # Frequency_log is a signed log1p of Frequency: the same customers as Frequency <= expm1(2).
     assert Condition("Frequency_log", None, 2.0).text() == f"Orders ≤ {np.expm1(2.0):.2f}"

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import cli, profiles
-from core.pipeline import prepare
-from core.registry import Registry
-from core.sample_basis import numbers_from_aggregates, sampled_customers, sizes_from_aggregates
-from core.views import score_frame, segment_numbers
+from core.cli import commands as cli
+from core.insight import profiles
+from core.versions.pipeline import prepare
+from core.versions.registry import Registry
+from core.versions.sample_basis import numbers_from_aggregates, sampled_customers, sizes_from_aggregates
+from core.versions.views import score_frame, segment_numbers
 from dashboard.factory import create_app
 
 N_ROWS = 12_000

@@ -1,12 +1,12 @@
-"""core.scoring: validation, derivation of features from raw columns, plain words, exact flip points."""
+"""core.versions.scoring: validation, derivation of features from raw columns, plain words, exact flip points."""
 import math
 
 import jsonschema
 import numpy as np
 import pytest
 
-from core import scoring
-from core.schema import DEFAULT_FEATURES, SPEND_COLUMNS
+from core.versions import scoring
+from core.reading.schema import DEFAULT_FEATURES, SPEND_COLUMNS
 
 FEATURES = list(DEFAULT_FEATURES)
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from core.accounts import LOCAL, NOBODY, Caller, Forbidden, require
-from core.audit import AuditLog
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import LOCAL, NOBODY, Caller, Forbidden, require
+from core.access.audit import AuditLog
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard.services import Services
 from dashboard.services.results import ResultCache
 from tests.conftest import ROOT, SAMPLE
@@ -80,7 +80,7 @@ def test_viewers_cannot_rename_upload_retrain_export_customers_or_plan(registry)
         with pytest.raises(Forbidden) as info:
             call()
         assert info.value.action == action
-    from core.campaign import Economics
+    from core.campaigns.campaign import Economics
 
     with pytest.raises(Forbidden):
         services.campaigns.save_plan(Economics.checked(2.0, 10.0, None, None, None, None))

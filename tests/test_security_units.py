@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from core.pipeline import train
-from core.registry import Registry
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from dashboard import ids
 from dashboard.auth import PROTECTED_OUTPUTS, CallbackSpec
 from dashboard.security import choose_encoding, listen_policy, local_only

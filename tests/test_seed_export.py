@@ -49,7 +49,7 @@ def test_pickles_in_a_fresh_process_give_the_labels_of_score(exported):
         import joblib
         from sklearn.cluster import KMeans
         from sklearn.preprocessing import StandardScaler
-        from core.pipeline import prepare
+        from core.versions.pipeline import prepare
         seed = {str(tmp / "seed")!r}
         kmeans, scaler = joblib.load(seed + "/kmeans_model.pkl"), joblib.load(seed + "/scaler.pkl")
         assert type(kmeans) is KMeans and type(scaler) is StandardScaler, (type(kmeans), type(scaler))

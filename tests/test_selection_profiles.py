@@ -4,11 +4,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from core import profiles, selection
-from core.exports import escape_formula, to_safe_csv
-from core.features import add_features
-from core.model import SegmentationModel, kmeans, standardise
-from core.projection import pca
+from core.insight import profiles
+from core.fitting import selection
+from core.versions.exports import escape_formula, to_safe_csv
+from core.reading.features import add_features
+from core.fitting.model import SegmentationModel, kmeans, standardise
+from core.fitting.projection import pca
 from tests.helpers import planted_frame, raw_frame
 
 

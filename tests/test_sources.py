@@ -1,12 +1,12 @@
-"""Chunked reading, cleaning and features (core.sources) give the one-shot path's rows and report."""
+"""Chunked reading, cleaning and features (core.reading.sources) give the one-shot path's rows and report."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.loading import DataFileError
-from core.pipeline import prepare
-from core.sources import DataSource, is_parquet, open_source
-from core.synth import generate_customers, write_parquet
+from core.reading.loading import DataFileError
+from core.versions.pipeline import prepare
+from core.reading.sources import DataSource, is_parquet, open_source
+from core.reading.synth import generate_customers, write_parquet
 
 
 def _chunked(path, rows):

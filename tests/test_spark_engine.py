@@ -18,15 +18,15 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from core import cli  # noqa: E402
-from core.aggregates import aggregate_frame  # noqa: E402
+from core.cli import commands as cli  # noqa: E402
+from core.versions.aggregates import aggregate_frame  # noqa: E402
 from core.engines import get_engine  # noqa: E402
-from core.model import SegmentationModel  # noqa: E402
-from core.pipeline import SAMPLE_PATH, prepare  # noqa: E402
-from core.registry import Registry  # noqa: E402
-from core.sampling import stratified_sample  # noqa: E402
-from core.schema import DEFAULT_FEATURES  # noqa: E402
-from core.stability import adjusted_rand  # noqa: E402
+from core.fitting.model import SegmentationModel  # noqa: E402
+from core.versions.pipeline import SAMPLE_PATH, prepare  # noqa: E402
+from core.versions.registry import Registry  # noqa: E402
+from core.reading.sampling import stratified_sample  # noqa: E402
+from core.reading.schema import DEFAULT_FEATURES  # noqa: E402
+from core.fitting.stability import adjusted_rand  # noqa: E402
 from tests.conftest import ROOT, free_port  # noqa: E402
 
 pytestmark = pytest.mark.spark
@@ -88,7 +88,7 @@ def _same_frames(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
 
 
 def test_spark_cleaning_and_features_equal_pandas_on_the_sample(spark):
-    from core import spark_rules
+    from core.reading import spark_cleaning as spark_rules
 
     ours = spark_rules.prepare(spark, str(SAMPLE_PATH))
     theirs = prepare(SAMPLE_PATH)
@@ -193,7 +193,7 @@ def test_cli_score_spark_writes_parquet_like_the_numpy_scores(trained, tmp_path)
 
 
 def test_bad_input_one_line_exit_2_nothing_registered(engine, tmp_path, capsys, monkeypatch):
-    from core.loading import DataFileError
+    from core.reading.loading import DataFileError
 
     good = pd.read_csv(SAMPLE_PATH, sep="\t")
     corrupt = tmp_path / "corrupt.parquet"

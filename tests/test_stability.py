@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core.cli import main
-from core.drift import compare_new_data, feature_psi, psi, psi_band
-from core.model import SegmentationModel, kmeans
-from core.stability import (
+from core.cli.commands import main
+from core.insight.drift import compare_new_data, feature_psi, psi, psi_band
+from core.fitting.model import SegmentationModel, kmeans
+from core.fitting.stability import (
     adjusted_rand, bootstrap_stability, cohort_mix, contingency, jaccard_matrix, match_centroids,
     monic_transitions, stability_per_k, temporal_stability, verdict,
 )
@@ -94,10 +94,10 @@ def test_hungarian_matching_recovers_a_permutation():
     perm = rng.permutation(7)
     candidate = reference[perm] + rng.normal(0, 0.05, (7, 4))
     assert match_centroids(reference, candidate).tolist() == perm.tolist()
-    # One matching function for the whole project (core.matching): extra candidates are left
+    # One matching function for the whole project (core.fitting.matching): extra candidates are left
     # unmatched (-1) rather than refused; a different number of features is refused.
-    import core.matching
-    assert match_centroids is core.matching.match_centroids
+    import core.fitting.matching
+    assert match_centroids is core.fitting.matching.match_centroids
     assert sorted(match_centroids(reference[:3], candidate).tolist()) == [-1, -1, -1, -1, 0, 1, 2]
     with pytest.raises(ValueError, match="features"):
         match_centroids(reference[:, :2], candidate)
@@ -403,7 +403,7 @@ def test_figures():
 
 @pytest.mark.real_data
 def test_real_file_k6_is_not_fully_stable(real_data_path):
-    from core.pipeline import fit_model, prepare
+    from core.versions.pipeline import fit_model, prepare
 
     prepared = prepare(real_data_path)
     model = fit_model(prepared, k=6)
@@ -416,7 +416,7 @@ def test_real_file_k6_is_not_fully_stable(real_data_path):
 
 
 def test_large_data_is_measured_on_a_sample():
-    from core.stability import bootstrap_stability
+    from core.fitting.stability import bootstrap_stability
     rng = np.random.default_rng(0)
     Z = np.vstack([rng.normal(c, 0.3, (400, 2)) for c in (-3, 0, 3)])
     labels = np.repeat([0, 1, 2], 400)
@@ -474,7 +474,7 @@ def test_scheme_is_named_and_multipleboot_is_kept_as_an_option():
 
 
 def test_verdict_only_when_the_interval_lies_in_one_band():
-    from core.stability import BootstrapResult, verdict_interval
+    from core.fitting.stability import BootstrapResult, verdict_interval
 
     assert verdict_interval(0.86, 0.95) == "highly stable"
     assert verdict_interval(0.70, 0.80) == "borderline between doubtful and stable"

@@ -1,4 +1,4 @@
-"""Setup problems as one line each (issue 28): core.startup_checks, gunicorn's log and /api/v1/health.
+"""Setup problems as one line each (issue 28): core.access.startup_checks, gunicorn's log and /api/v1/health.
 
 The container image relies on these (scripts/container_test.sh checks them in a container); here
 they run against the real gunicorn of the Procfile.
@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from conftest import ROOT, free_port, procfile_command, start_server
 
-from core.accounts import AccountStore
-from core.startup_checks import no_user_warning, setup_warnings, spark_master_warning, volume_problem
+from core.access.accounts import AccountStore
+from core.access.startup_checks import no_user_warning, setup_warnings, spark_master_warning, volume_problem
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of the synthetic sample generator (core.synth) and the committed sample file."""
+"""Tests of the synthetic sample generator (core.reading.synth) and the committed sample file."""
 from __future__ import annotations
 
 import ast
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import schema
-from core.synth import SAMPLE_FILE, generate_customers, write_customers, write_sample
+from core.reading import schema
+from core.reading.synth import SAMPLE_FILE, generate_customers, write_customers, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_PATH = ROOT / "data" / SAMPLE_FILE
@@ -359,7 +359,7 @@ def test_no_real_row_is_copied(real, sample):
 def test_write_parquet_holds_the_generated_customers_and_unique_ids_across_blocks(tmp_path):
     import pyarrow.parquet as pq
 
-    from core.synth import generate_customers, write_parquet
+    from core.reading.synth import generate_customers, write_parquet
 
     small = tmp_path / "small.parquet"
     assert write_parquet(small, n=400, seed=2) == 400

@@ -1,4 +1,4 @@
-"""Retraining (core.training) and its dashboard bridge (Services: uploads, retrain, comparison, fallback)."""
+"""Retraining (core.versions.training) and its dashboard bridge (Services: uploads, retrain, comparison, fallback)."""
 from __future__ import annotations
 
 import base64
@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import training
-from core.matching import renumber
-from core.loading import DataFileError
-from core.pipeline import prepare, train
-from core.registry import Registry, RegistryError
-from core.stability import adjusted_rand
-from core.pipeline import retrain
-from core.training import STEPS, Reference, RetrainCancelled
+from core.versions import training
+from core.fitting.matching import renumber
+from core.reading.loading import DataFileError
+from core.versions.pipeline import prepare, train
+from core.versions.registry import Registry, RegistryError
+from core.fitting.stability import adjusted_rand
+from core.versions.pipeline import retrain
+from core.versions.training import STEPS, Reference, RetrainCancelled
 from tests.conftest import SAMPLE
 
 FAST = dict(sweep_max=4, stability_resamples=3, drift_resamples=2)
@@ -188,7 +188,7 @@ def test_training_lock_is_shared_across_processes_and_freed_when_the_holder_dies
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.getcwd()!r})
-        from core.registry import Registry
+        from core.versions.registry import Registry
         with Registry({str(tmp_path)!r}).training_lock():
             print("locked", flush=True)
             time.sleep(60)

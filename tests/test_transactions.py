@@ -1,4 +1,4 @@
-"""Transaction logs to customers (core.transactions): RFM by hand, streaming, RFM scores, CDNOW facts."""
+"""Transaction logs to customers (core.reading.transactions): RFM by hand, streaming, RFM scores, CDNOW facts."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cli import main
-from core.mapping import prepare_input
-from core.transactions import RFM_GROUPS, TransactionColumns, aggregate, crosstab, rfm_group, rfm_scores
+from core.cli.commands import main
+from core.reading.mapping import prepare_input
+from core.reading.transactions import RFM_GROUPS, TransactionColumns, aggregate, crosstab, rfm_group, rfm_scores
 
 CDNOW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow_transactions.txt"
 
@@ -87,7 +87,7 @@ def test_rfm_scores_quintiles_ties_and_groups():
 
 
 def test_unreadable_amount_column_is_named():
-    from core.loading import DataFileError
+    from core.reading.loading import DataFileError
 
     bad = "cust,day,amount\n1,2024-01-01,abc\n1,2024-01-02,def\n2,2024-01-03,ghi\n"
     with pytest.raises(DataFileError, match=r"column 'amount' is mapped to amount.*expected an amount"):
@@ -163,7 +163,7 @@ def test_cdnow_cli_customers_train_and_score(cdnow, tmp_path, capsys):
     assert sum(payload["rfm"]["groups"].values()) == 23_570
     rows = payload["rfm"]["crosstab"]["rows"]
     assert sum(sum(v) for v in rows.values()) == 23_570 and len(rows) == 5
-    from core.registry import Registry
+    from core.versions.registry import Registry
 
     registry = Registry(models)
     saved = registry.artifact_json(payload["model_version"], "mapping")

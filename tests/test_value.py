@@ -247,7 +247,7 @@ def test_values_at_stored_parameters_equal_the_fit(small_stats):
 
 
 def test_value_audiences(small_stats):
-    from core.campaign import CampaignError, value_audience
+    from core.campaigns.campaign import CampaignError, value_audience
 
     result = compute_value(small_stats, draws=0)
     table = result.customers.reset_index().assign(segment=lambda f: f["ID"] % 4)

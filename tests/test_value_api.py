@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from core.accounts import AccountStore
+from core.access.accounts import AccountStore
 from tests.conftest import ROOT, start_server
 from tests.test_api_keys import call
 

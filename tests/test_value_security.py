@@ -7,10 +7,10 @@ import io
 import pandas as pd
 import pytest
 
-from core.accounts import Caller, Forbidden
-from core.audit import AuditLog
-from core.pipeline import train
-from core.registry import Registry
+from core.access.accounts import Caller, Forbidden
+from core.access.audit import AuditLog
+from core.versions.pipeline import train
+from core.versions.registry import Registry
 from core.value.simulate import simulate_log
 from dashboard import ids
 from dashboard.services import Services

@@ -1,14 +1,14 @@
-"""Precomputed views (core/views.py): stored by training, served without computation, equal to computing."""
+"""Precomputed views (core/versions/views.py): stored by training, served without computation, equal to computing."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core import views as views_mod
-from core.pipeline import prepare
-from core.registry import Registry
-from core.pipeline import train
+from core.versions import views as views_mod
+from core.versions.pipeline import prepare
+from core.versions.registry import Registry
+from core.versions.pipeline import train
 from dashboard.services import Services, build_analysis
 
 
@@ -19,13 +19,13 @@ def _no_computation(monkeypatch):
             raise AssertionError(f"{name} computed on the request path")
         return computed
 
-    import core.analysis
-    import core.stability
+    import core.insight.analysis
+    import core.fitting.stability
     import dashboard.services.analysis as analysis
 
-    for module, name in ((analysis, "build_analysis"), (analysis, "sweep"), (core.analysis, "prepare_model_data"),
-                         (analysis, "score_frame"), (core.analysis, "build_analysis"), (core.analysis, "score_frame"),
-                         (core.stability, "bootstrap_stability"), (core.stability, "temporal_stability")):
+    for module, name in ((analysis, "build_analysis"), (analysis, "sweep"), (core.insight.analysis, "prepare_model_data"),
+                         (analysis, "score_frame"), (core.insight.analysis, "build_analysis"), (core.insight.analysis, "score_frame"),
+                         (core.fitting.stability, "bootstrap_stability"), (core.fitting.stability, "temporal_stability")):
         if hasattr(module, name):
             monkeypatch.setattr(module, name, refuse(name))
 
@@ -33,7 +33,7 @@ def _no_computation(monkeypatch):
 @pytest.fixture(scope="module")
 def customers(tmp_path_factory):
     """A small customer file (fast views; the sample would do, slower)."""
-    from core.synth import write_sample
+    from core.reading.synth import write_sample
 
     path = tmp_path_factory.mktemp("views-data") / "customers.tsv"
     write_sample(path, n=600, seed=3)
@@ -70,11 +70,11 @@ def test_training_stores_views_equal_to_computing_them(trained):
     pd.testing.assert_frame_equal(lazy.numbers, full.numbers, check_exact=True)
     assert (lazy.n_customers, lazy.income_mean) == (len(full.frame), full.frame["Income"].mean())
     assert not lazy.frame_loaded  # nothing above read the customers
-    from core.rules import explain_model
+    from core.insight.explanation import explain_model
 
     assert stored["views"]["rules"]["segments"] == explain_model(model, full.frame, full.labels).to_dict()["segments"]
     # Stability and the sweep round-trip exactly (the page shows to_dict() and summary()).
-    from core.stability import bootstrap_stability, temporal_stability
+    from core.fitting.stability import bootstrap_stability, temporal_stability
 
     Z = model.transform(full.frame)
     boot = bootstrap_stability(Z, full.labels, resamples=views_mod.DEFAULT_RESAMPLES, seed=meta["seed"],

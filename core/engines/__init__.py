@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from .base import K_MAX, K_MIN, Engine, EngineError, EngineUnavailable, FitResult, check_k
+from core.engines.base import (K_MAX, K_MIN, Engine, EngineError, EngineUnavailable, FileScoring, FitResult,
+                               InMemoryClustering, Preparing, Summarising, check_k)
 
-__all__ = ["Engine", "EngineError", "EngineUnavailable", "FitResult", "ENGINES", "get_engine", "check_k", "K_MIN", "K_MAX"]
+__all__ = ["Engine", "InMemoryClustering", "Summarising", "Preparing", "FileScoring", "EngineError", "EngineUnavailable", "FitResult", "ENGINES", "get_engine", "check_k", "K_MIN", "K_MAX"]
 
 # name -> (module, class); modules are imported only when their engine is asked for.
 ENGINES = {

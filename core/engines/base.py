@@ -1,9 +1,9 @@
 """The engine interface: what every k-means engine (numpy, Spark, later GMM or GPU) provides.
 
-An engine fits on a data source (:mod:`core.sources`) and returns a :class:`FitResult`
+An engine fits on a data source (:mod:`core.reading.sources`) and returns a :class:`FitResult`
 (scaler parameters, centroids, sizes, inertia); it assigns labels chunk by chunk. A
 registered version is the same whichever engine fitted it: the model is built from the
-FitResult (:meth:`core.model.SegmentationModel.from_fit`) and scored with numpy.
+FitResult (:meth:`core.fitting.model.SegmentationModel.from_fit`) and scored with numpy.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FitResult", "Engine", "EngineUnavailable", "EngineError", "K_MIN", "K_MAX", "check_k"]
+__all__ = ["FitResult", "Engine", "InMemoryClustering", "Summarising", "Preparing", "FileScoring", "EngineUnavailable", "EngineError", "K_MIN", "K_MAX", "check_k"]
 
 K_MIN, K_MAX = 2, 50
 
@@ -76,7 +76,7 @@ class FitResult:
         StandardScaler parameters: mean and population standard deviation (1.0 where it is 0).
     centroids : ndarray of shape (k, d)
         Centroids in scaled units. Engines return them in their own order;
-        :meth:`core.model.SegmentationModel.from_fit` renumbers them.
+        :meth:`core.fitting.model.SegmentationModel.from_fit` renumbers them.
     sizes : ndarray of shape (k,)
         Customers nearest to each centroid (same order as ``centroids``).
     inertia : float
@@ -112,7 +112,7 @@ class FitResult:
 class Engine(Protocol):
     """A k-means engine.
 
-    ``source`` is a :class:`core.sources.DataSource` (a delimited or Parquet file read in
+    ``source`` is a :class:`core.reading.sources.DataSource` (a delimited or Parquet file read in
     chunks), a prepared pandas DataFrame, or (numpy engine only) an ndarray of feature values.
     """
 
@@ -128,17 +128,45 @@ class Engine(Protocol):
         ...
 
 
-# Optional capabilities, looked up with hasattr (an engine without them gets the numpy defaults):
-#
-# summarise(source, model, *, sample_size, seed) -> (aggregates: dict, sample: DataFrame, segments: ndarray)
-#     The version's ``aggregates`` artifact (core.aggregates format) and stratified sample, computed by the
-#     engine itself (Spark); ``model`` is the SegmentationModel built from the fit (its numbering). Without
-#     it, core.pipeline.summarise_streamed makes one pass over ``source.iter_chunks()``.
-# cluster(Z, k, *, seed, n_init, max_iter) -> core.model.KMeansResult
-#     k-means on an already scaled matrix in memory (selection sweeps, bootstrap stability); the numpy
-#     engine's is the one core.measures.fit_kmeans and core.stability use.
-# prepare(source) -> an object with ``report`` (core.cleaning.CleaningReport)
-#     The engine's own cleaning of ``source``, reported in the version's metadata (Spark).
-# score_file(source, model, meta, out, *, progress=None) -> str
-#     Score every customer of ``source`` into ``out`` where the data lives (``score --engine spark``);
-#     returns a one-line summary.
+@runtime_checkable
+class InMemoryClustering(Protocol):
+    """Optional capability: k-means on an already scaled matrix in memory.
+
+    Selection sweeps, prediction strength and bootstrap stability fit through the engine they are
+    given (:func:`core.fitting.measures.fit_kmeans`); the numpy engine's is the default.
+    """
+
+    def cluster(self, Z: np.ndarray, k: int, *, seed: int, n_init: int, max_iter: int = 300) -> Any:
+        """A ``core.fitting.model.KMeansResult`` (``centers``, ``labels``, ``inertia``) of ``Z``."""
+        ...
+
+
+@runtime_checkable
+class Summarising(Protocol):
+    """Optional capability: the version's ``aggregates`` and stratified ``sample``, made where the data lives.
+
+    Without it, :func:`core.versions.pipeline.summarise_streamed` makes one pass over
+    ``source.iter_chunks()`` (Spark has its own).
+    """
+
+    def summarise(self, source: Any, model: Any, *, sample_size: int, seed: int) -> tuple[dict, Any, np.ndarray]:
+        """``(aggregates, sample DataFrame, segments of the sample)`` in ``model``'s numbering."""
+        ...
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """Optional capability: the engine's own cleaning of a source, reported in the version's metadata."""
+
+    def prepare(self, source: Any) -> Any:
+        """An object with ``report`` (a ``core.reading.cleaning.CleaningReport``)."""
+        ...
+
+
+@runtime_checkable
+class FileScoring(Protocol):
+    """Optional capability: score every customer of a source where the data lives (``score --engine``)."""
+
+    def score_file(self, source: Any, model: Any, meta: dict, out: str, *, progress: Any = None) -> str:
+        """Write the scores to ``out``; return a one-line summary."""
+        ...

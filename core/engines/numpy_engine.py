@@ -1,7 +1,7 @@
 """The numpy engine: k-means in memory, or streamed over chunks for files larger than memory.
 
-In memory (a DataFrame or an array) it is :func:`core.model.kmeans` on standardised
-features. On a :class:`core.sources.DataSource` it runs the same algorithm from chunked
+In memory (a DataFrame or an array) it is :func:`core.fitting.model.kmeans` on standardised
+features. On a :class:`core.reading.sources.DataSource` it runs the same algorithm from chunked
 sufficient statistics, so on data that fits it gives the same labels:
 
 1. the scaler's mean and standard deviation from per-chunk means and sums of squared
@@ -24,9 +24,9 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from ..model import (DEFAULT_SEED, KMeansResult, SAMPLE_FIT_ROWS, assign_labels, kmeans_plus_plus, lloyd, safe_scale,
+from core.fitting.model import (DEFAULT_SEED, KMeansResult, SAMPLE_FIT_ROWS, assign_labels, kmeans_plus_plus, lloyd, safe_scale,
                      kmeans, standardise)
-from .base import EngineError, FitResult
+from core.engines.base import EngineError, FitResult
 
 __all__ = ["NumpyEngine", "one_blas_thread"]
 
@@ -54,7 +54,7 @@ class NumpyEngine:
     chunk_rows : int, default 100000
         Rows per chunk when streaming a source.
     sample_rows : int, default 100000
-        Rows the k-means++ starts run on (as :func:`core.model.kmeans`).
+        Rows the k-means++ starts run on (as :func:`core.fitting.model.kmeans`).
     tol : float, default 1e-4
         Convergence threshold, relative to the mean feature variance.
     """
@@ -75,7 +75,7 @@ class NumpyEngine:
         ----------
         Z : ndarray of shape (n, d)
         k, seed, n_init, max_iter
-            As :func:`core.model.kmeans`.
+            As :func:`core.fitting.model.kmeans`.
 
         Returns
         -------

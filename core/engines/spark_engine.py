@@ -24,8 +24,8 @@ fit; above 100,000 customers they run on a seeded uniform sample and the best st
 every row by Lloyd passes in Spark SQL (MLlib's DataFrame KMeans cannot start from given centres),
 the scheme the numpy engine uses too.
 
-Rules: reading, parsing, cleaning and feature engineering are :mod:`core.spark_rules`, the
-same rules as :mod:`core.cleaning` and :mod:`core.features` (tests compare on the sample).
+Rules: reading, parsing, cleaning and feature engineering are :mod:`core.reading.spark_cleaning`, the
+same rules as :mod:`core.reading.cleaning` and :mod:`core.reading.features` (tests compare on the sample).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import EngineError, EngineUnavailable, FitResult, check_k
+from core.engines.base import EngineError, EngineUnavailable, FitResult, check_k
 
 try:  # pyspark is an optional extra; get_engine("spark") turns this ImportError into how to install it
     import pyspark  # noqa: F401
@@ -272,7 +272,7 @@ class SparkEngine:
 
     def __init__(self, master: str | None = None, *, session=None, config: dict | None = None,
                  reference_year: int | None = None, max_starts: int = MAX_STARTS, sample_rows: int = SAMPLE_ROWS):
-        from ..features import DEFAULT_REFERENCE_YEAR
+        from core.reading.features import DEFAULT_REFERENCE_YEAR
 
         self.max_starts = int(max_starts)
         self.sample_rows = int(sample_rows)
@@ -295,22 +295,22 @@ class SparkEngine:
 
         Parameters
         ----------
-        source : core.sources.DataSource, path-like, URI str or pandas.DataFrame
+        source : core.reading.sources.DataSource, path-like, URI str or pandas.DataFrame
             A DataFrame is taken as prepared customers (its index becomes ``_row``).
 
         Returns
         -------
-        core.spark_rules.SparkPrepared
+        core.reading.spark_cleaning.SparkPrepared
 
         Raises
         ------
-        core.loading.DataFileError
+        core.reading.loading.DataFileError
             The table cannot be used (the message names the file and the column).
         EngineError
             Spark failed while reading it.
         """
-        from .. import spark_rules
-        from ..cleaning import CleaningReport
+        from core.reading import spark_cleaning as spark_rules
+        from core.reading.cleaning import CleaningReport
 
         if isinstance(source, pd.DataFrame):
             key = ("frame", id(source))
@@ -500,7 +500,7 @@ class SparkEngine:
         """Customers of ``source`` with ``_segment``, ``_d1`` and ``_confidence`` columns (lazy).
 
         ``_segment`` is the nearest centroid (lowest index on ties, as numpy's argmin),
-        ``_confidence`` is ``1 - d1/d2`` as :meth:`core.model.SegmentationModel.score`
+        ``_confidence`` is ``1 - d1/d2`` as :meth:`core.fitting.model.SegmentationModel.score`
         (0 when the two nearest are equally far).
 
         Parameters
@@ -617,7 +617,7 @@ class SparkEngine:
         ----------
         source
             As :meth:`prepare`.
-        model : core.model.SegmentationModel
+        model : core.fitting.model.SegmentationModel
             The registered model (its scaler and centroids, its segment numbering).
         names : list of str
             Segment names.
@@ -649,7 +649,7 @@ class SparkEngine:
         ----------
         source
             As :meth:`prepare`.
-        model : core.model.SegmentationModel
+        model : core.fitting.model.SegmentationModel
         meta : dict
             The version's metadata (version, segment names).
         out : str or path-like
@@ -666,7 +666,7 @@ class SparkEngine:
         ValueError
             No parent folder, or the table lacks a feature of the model.
         """
-        from ..naming import segment_names
+        from core.versions.naming import segment_names
 
         step = progress or (lambda _msg: None)
         out = str(out)
@@ -690,14 +690,14 @@ class SparkEngine:
 
         A few aggregations per segment over a cached narrow copy (the overall figures merged from
         the segments' on the driver); the result has exactly the
-        layout of :meth:`core.aggregates.ProfileAggregator.result` and equals pandas' figures
+        layout of :meth:`core.versions.aggregates.ProfileAggregator.result` and equals pandas' figures
         within 1e-6 (tests).
 
         Parameters
         ----------
         source
             As :meth:`prepare`.
-        model : core.model.SegmentationModel
+        model : core.fitting.model.SegmentationModel
             Its scaler and centroids assign the segments (its numbering).
 
         Returns
@@ -706,7 +706,7 @@ class SparkEngine:
         """
         from pyspark.sql import functions as F
 
-        from ..aggregates import AGGREGATES_SCHEMA
+        from core.versions.aggregates import AGGREGATES_SCHEMA
 
         frame = self.scored(source, model.mean_, model.scale_, model.centroids_, list(model.features))
         columns = _numeric_columns(self.prepare(source).frame)
@@ -776,18 +776,18 @@ class SparkEngine:
                 "segments": [{"segment": s, **block(by_segment.get(s))} for s in range(model.k)]}
 
     def sample(self, source, model, *, sizes, size: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-        """The seeded stratified sample, drawn in Spark: the same customers :mod:`core.sampling` draws.
+        """The seeded stratified sample, drawn in Spark: the same customers :mod:`core.reading.sampling` draws.
 
-        Every row's key is :func:`core.sampling.row_keys` of its position and the seed
+        Every row's key is :func:`core.reading.sampling.row_keys` of its position and the seed
         (SplitMix64, computed in Spark SQL with wrapping 64-bit arithmetic); each segment keeps
-        its quota (:func:`core.sampling.quotas`) of smallest keys. Only the sample travels to
+        its quota (:func:`core.reading.sampling.quotas`) of smallest keys. Only the sample travels to
         the driver.
 
         Parameters
         ----------
         source
             As :meth:`prepare`.
-        model : core.model.SegmentationModel
+        model : core.fitting.model.SegmentationModel
         sizes : array-like of int
             Customers per segment (model numbering).
         size : int
@@ -803,7 +803,7 @@ class SparkEngine:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        from ..sampling import quotas
+        from core.reading.sampling import quotas
 
         sizes = np.asarray(sizes, dtype=np.int64)
         quota = quotas(sizes, int(size))
@@ -850,13 +850,13 @@ class SparkEngine:
         return chosen, segments
 
     def summarise(self, source, model, *, sample_size: int, seed: int) -> tuple[dict, pd.DataFrame, np.ndarray]:
-        """Aggregates and the stratified sample with the final model (what :func:`core.pipeline.summarise_streamed` asks).
+        """Aggregates and the stratified sample with the final model (what :func:`core.versions.pipeline.summarise_streamed` asks).
 
         Parameters
         ----------
         source
             As :meth:`prepare`.
-        model : core.model.SegmentationModel
+        model : core.fitting.model.SegmentationModel
         sample_size : int
         seed : int
 
@@ -901,7 +901,7 @@ def _nearest_struct(centroids: np.ndarray, d: int):
 
 
 def _numeric_columns(frame) -> list[str]:
-    """Every numeric or boolean column but the ID and the row number (as :func:`core.aggregates.numeric_columns`)."""
+    """Every numeric or boolean column but the ID and the row number (as :func:`core.versions.aggregates.numeric_columns`)."""
     from pyspark.sql.types import BooleanType, NumericType
 
     return [f.name for f in frame.schema.fields if f.name not in ("ID", "_row")
@@ -913,7 +913,7 @@ def _signed(value: int) -> int:
 
 
 def _row_key(position, seed: int):
-    """:func:`core.sampling.row_keys` as a Spark expression (needs non-ANSI wrapping arithmetic)."""
+    """:func:`core.reading.sampling.row_keys` as a Spark expression (needs non-ANSI wrapping arithmetic)."""
     from pyspark.sql import functions as F
 
     z = (position.cast("long") * F.lit(_signed(0x9E3779B97F4A7C15))

@@ -10,9 +10,9 @@
 """
 from __future__ import annotations
 
-from .bgnbd import FitError, FitResult
-from .clv import ValueResult, compute_value, customer_value, default_horizon, discount_per_unit, values_at
-from .statistics import (LOG_NEEDED, UNIT_DAYS, PurchaseDays, ValueData, ValueInputError, collapse,
+from core.value.bgnbd import FitError, FitResult
+from core.value.clv import ValueResult, compute_value, customer_value, default_horizon, discount_per_unit, values_at
+from core.value.statistics import (LOG_NEEDED, UNIT_DAYS, PurchaseDays, ValueData, ValueInputError, collapse,
                          read_purchase_days, value_statistics)
 
 __all__ = ["FitError", "FitResult", "ValueResult", "compute_value", "customer_value", "default_horizon",

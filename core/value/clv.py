@@ -20,8 +20,8 @@ import pandas as pd
 
 import core.value.bgnbd as bgnbd
 import core.value.gammagamma as gammagamma
-from .bgnbd import FitError
-from .statistics import ValueData, collapse
+from core.value.bgnbd import FitError
+from core.value.statistics import ValueData, collapse
 
 __all__ = ["ValueResult", "compute_value", "default_horizon", "discount_per_unit", "customer_value", "values_at",
            "INTERVAL_METHOD", "SLIPPING_MAX"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .bgnbd import FitError, FitResult, fit_by_lbfgs
+from core.value.bgnbd import FitError, FitResult, fit_by_lbfgs
 
 __all__ = ["PARAMS", "log_likelihood", "gradient", "fit", "expected_spend"]
 

@@ -22,7 +22,7 @@ def version_of_log(registry, path) -> tuple[str, dict] | None:
 
     Parameters
     ----------
-    registry : core.registry.Registry
+    registry : core.versions.registry.Registry
     path : path-like
 
     Returns
@@ -47,7 +47,7 @@ def segment_labels(registry, version: str, path) -> tuple[pd.Series, list[str]]:
 
     Parameters
     ----------
-    registry : core.registry.Registry
+    registry : core.versions.registry.Registry
     version : str
     path : path-like
         The log the version was trained on.
@@ -58,7 +58,7 @@ def segment_labels(registry, version: str, path) -> tuple[pd.Series, list[str]]:
         Indexed by customer ID.
     names : list of str
     """
-    from ..mapping import Mapping, prepare_input
+    from core.reading.mapping import Mapping, prepare_input
 
     model, meta = registry.load(version)
     saved = registry.artifact_json(version, "mapping")
@@ -80,10 +80,10 @@ def run_value(source, *, mapping=None, time_unit: str = "week", calibration_end:
     Parameters
     ----------
     source : path-like
-    mapping : core.mapping.Mapping, optional
+    mapping : core.reading.mapping.Mapping, optional
     time_unit, calibration_end, horizon, discount_rate
         As :func:`core.value.value_statistics` and :func:`core.value.compute_value`.
-    registry : core.registry.Registry, optional
+    registry : core.versions.registry.Registry, optional
     draws : int, optional
     name : str, optional
     progress : callable, optional
@@ -96,8 +96,8 @@ def run_value(source, *, mapping=None, time_unit: str = "week", calibration_end:
     version : str or None
         The version whose segments were used.
     """
-    from .clv import compute_value
-    from .statistics import read_purchase_days, value_statistics
+    from core.value.clv import compute_value
+    from core.value.statistics import read_purchase_days, value_statistics
 
     step = progress or (lambda _m: None)
     step("read the log")

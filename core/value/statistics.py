@@ -118,7 +118,7 @@ class ValueData:
 # ------------------------------------------------------------------------------------ reading
 def _parse_days(values: pd.Series, fmt: str | None) -> tuple[np.ndarray, str | None]:
     """Days since 1970-01-01 (float, NaN when unreadable), parsing each distinct value once."""
-    from ..transactions import choose_date_format
+    from core.reading.transactions import choose_date_format
 
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values.to_numpy(dtype="datetime64[D]")
@@ -161,7 +161,7 @@ def _parse_amounts(values: pd.Series) -> np.ndarray:
 
 def _roles(source: Any, mapping, name: str):
     """(reader kind, sep, encoding, customer column, date column, amount column) of a log."""
-    from ..mapping import detect_kind, read_head, sniff, suggest, validate
+    from core.reading.mapping import detect_kind, read_head, sniff, suggest, validate
 
     if _is_parquet(source):
         import pyarrow.parquet as pq
@@ -220,7 +220,7 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
     ----------
     source : path-like or bytes
         Text log (tab, comma, semicolon or whitespace separated) or a ``.parquet`` file.
-    mapping : core.mapping.Mapping, optional
+    mapping : core.reading.mapping.Mapping, optional
         Column roles (``customer_id``, ``date``, ``amount``); suggested from the file when None.
     name : str, optional
         Display name for messages.
@@ -234,10 +234,10 @@ def read_purchase_days(source: Any, *, mapping=None, name: str | None = None,
     ------
     ValueInputError
         Not a transaction log, or no readable row.
-    core.loading.DataFileError
+    core.reading.loading.DataFileError
         The file cannot be read (the loader's message).
     """
-    from ..loading import DataFileError
+    from core.reading.loading import DataFileError
 
     shown = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "upload")
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.schema import FEATURE_LABELS
+from core.reading.schema import FEATURE_LABELS
 
 from .common import base_layout, empty_figure, vline
 

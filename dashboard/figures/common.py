@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from core.schema import FEATURE_LABELS
+from core.reading.schema import FEATURE_LABELS
 
 from ..theme import FONT_FAMILY
 
@@ -36,7 +36,7 @@ def wrap_label(text, width: int = 18) -> str:
 
 
 def feature_label(column) -> str:
-    """Readable name of a column (core.schema.FEATURE_LABELS, the one source); unknown columns in words."""
+    """Readable name of a column (core.reading.schema.FEATURE_LABELS, the one source); unknown columns in words."""
     return FEATURE_LABELS.get(column, str(column).replace("_", " "))
 
 

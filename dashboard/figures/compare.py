@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import schema
+from core.reading import schema
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, vline, vrect

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.criteria import BY_NAME, CRITERIA
+from core.fitting.criteria import BY_NAME, CRITERIA
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, plain, vline
@@ -14,7 +14,7 @@ from .common import base_layout, empty_figure, plain, vline
 __all__ = ["METRICS", "metrics_figure", "silhouette_figure", "metrics_table", "recommendation_text"]
 
 # (key in KResult, title, how to read it, the vote it feeds in SweepResult.votes), from the one registry
-# of criteria (core.criteria): a new criterion there is a new panel and a new table column here.
+# of criteria (core.fitting.criteria): a new criterion there is a new panel and a new table column here.
 METRICS = [(c.name, c.label, c.hint, c.vote) for c in CRITERIA if not c.optional]
 OPTIONAL_METRICS = [(c.name, c.label, c.hint, c.vote) for c in CRITERIA if c.optional]
 # Completes an odd grid (no blank slot): a k whose smallest segment is tiny is rarely actionable.

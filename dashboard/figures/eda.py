@@ -1,6 +1,6 @@
 """Explore-data figures: per-column distributions with cleaning cut-offs, missing values, correlations, enrolment.
 
-Every function takes the aggregates of :func:`core.eda.summary` (bin counts, a correlation matrix,
+Every function takes the aggregates of :func:`core.insight.eda.summary` (bin counts, a correlation matrix,
 monthly counts), never customer rows, so a large file costs the browser no more than the sample.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.cleaning import RULES
+from core.reading.cleaning import RULES
 
 from .common import base_layout, empty_figure, feature_label, plain, vline
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.projection import downsample_per_segment
-from core.schema import unit_field
+from core.fitting.projection import downsample_per_segment
+from core.reading.schema import unit_field
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, plain, wrap_label

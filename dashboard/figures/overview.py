@@ -14,7 +14,7 @@ from .describe import with_summary
 __all__ = ["sizes_figure", "spend_share_figure", "segment_numbers", "headline_numbers", "SYNTHETIC_SOURCE",
            "is_synthetic"]
 
-#: The file name of the embedded demo sample (core.pipeline's fallback when no data is configured).
+#: The file name of the embedded demo sample (core.versions.pipeline's fallback when no data is configured).
 SYNTHETIC_SOURCE = "synthetic_customers.tsv"
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from core.schema import FEATURE_LABELS
-from core.scoring import format_value
+from core.reading.schema import FEATURE_LABELS
+from core.versions.scoring import format_value
 
 from ..theme import FONT_FAMILY, segment_colour
 from .common import plain, wrap_label

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.schema import FEATURE_LABELS
+from core.reading.schema import FEATURE_LABELS
 
 from ..theme import segment_colour
 from .common import base_layout, empty_figure, feature_label, plain, wrap_label
@@ -18,7 +18,7 @@ __all__ = [
     "economics_table", "economics_assumptions", "recommendations", "most_different",
 ]
 
-# Product-mix columns (core.profiles.product_mix) and channel-mix columns, in words.
+# Product-mix columns (core.insight.profiles.product_mix) and channel-mix columns, in words.
 CATEGORY_LABELS = {
     "Wines": "wine", "Fruits": "fruit", "MeatProducts": "meat", "FishProducts": "fish",
     "SweetProducts": "sweets", "GoldProds": "gold", "Web": "web", "Catalog": "catalogue", "Store": "store",

@@ -12,7 +12,7 @@ __all__ = [
     "shares_figure", "drift_heatmap", "sankey_figure", "cohort_figure", "psi_figure", "share_shift_figure",
 ]
 
-# Hennig's reading of a mean bootstrap Jaccard (core.stability.JACCARD_BANDS), drawn behind the bars.
+# Hennig's reading of a mean bootstrap Jaccard (core.fitting.stability.JACCARD_BANDS), drawn behind the bars.
 JACCARD_LINES = ((0.5, "dissolved ≤ 0.5"), (0.6, "unstable < 0.6"), (0.75, "stable ≥ 0.75"),
                  (0.85, "highly stable ≥ 0.85"))
 JACCARD_BANDS = ((0.0, 0.5, "dissolved", "#f8d7da"), (0.5, 0.6, "unstable", "#fde2c8"),
@@ -244,7 +244,7 @@ def cohort_figure(cohorts: list[dict], names: list[str]) -> go.Figure:
 def psi_figure(features: list[dict], labels: dict | None = None) -> go.Figure:
     """Population stability index per feature (coloured by its reading), with the 0.1 / 0.25 bands.
 
-    Features are named by ``labels`` when given, else by core.schema.FEATURE_LABELS.
+    Features are named by ``labels`` when given, else by core.reading.schema.FEATURE_LABELS.
     """
     if not features:
         return empty_figure("No feature to compare.")

@@ -3,9 +3,9 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
-from core.campaign import CampaignError, Economics
-from core.profiles import LIFT_THRESHOLD
-from core.registry import RegistryError
+from core.campaigns.campaign import CampaignError, Economics
+from core.insight.profiles import LIFT_THRESHOLD
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     as_actor, empty_state, graph_card, kpi_card, may, model_unavailable, page_header, permission_note, table,

@@ -3,7 +3,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-from core.profiles import PROFILE_COLUMNS, own_names
+from core.insight.profiles import PROFILE_COLUMNS, own_names
 from dashboard import ids
 from dashboard.components import describes_figures, empty_state, graph_card, page_header, segment_options, table
 from dashboard.figures.common import feature_label

@@ -9,13 +9,13 @@ import pandas as pd
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from core.accounts import Forbidden
-from core.drift import PSI_MAJOR, PSI_MODERATE
-from core.loading import DataFileError
-from core.registry import RegistryError
-from core.schema import FEATURE_LABELS, MODEL_FEATURES
-from core.seed_export import PICKLE_WARNING
-from core.training import STEP_LABELS, STEPS
+from core.access.accounts import Forbidden
+from core.insight.drift import PSI_MAJOR, PSI_MODERATE
+from core.reading.loading import DataFileError
+from core.versions.registry import RegistryError
+from core.reading.schema import FEATURE_LABELS, MODEL_FEATURES
+from core.versions.seed_export import PICKLE_WARNING
+from core.versions.training import STEP_LABELS, STEPS
 from dashboard import ids
 from dashboard.components import (
     as_actor, empty_state, graph_card, kpi_card, may, page_header, permission_note, scroll_box, segment_badge, table,

@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from core.schema import log_scale_note
+from core.reading.schema import log_scale_note
 from dashboard import ids
 from dashboard.components import describes_figures, graph_card, page_header, table
 from dashboard.figures.diagnostics import metrics_figure, metrics_table, recommendation_text, silhouette_figure

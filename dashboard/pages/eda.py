@@ -4,9 +4,9 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
-from core.eda import explore, summary
-from core.loading import DataFileError
-from core.registry import RegistryError
+from core.insight.eda import explore, summary
+from core.reading.loading import DataFileError
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import describes_figures, empty_state, graph_card, model_unavailable, page_header, table
 from dashboard.figures.eda import (
@@ -54,9 +54,9 @@ def _mapped(services, version: str) -> bool:
 
 
 def _mapped_summary(services, a, path) -> dict:
-    """:func:`core.eda.summary` of the customers a mapped version derives from its file (its sample: ``path`` None)."""
-    from core.eda import Exploration
-    from core.analysis import prepare_model_data
+    """:func:`core.insight.eda.summary` of the customers a mapped version derives from its file (its sample: ``path`` None)."""
+    from core.insight.eda import Exploration
+    from core.insight.analysis import prepare_model_data
 
     prepared = (prepare_model_data(services.registry, a.version, path, a.source) if path is not None
                 else services.analyses.customers_of(a.version, a.meta))

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from core.profiles import own_names
-from core.schema import LOG_NOTE, is_logged, unit_field
+from core.insight.profiles import own_names
+from core.reading.schema import LOG_NOTE, is_logged, unit_field
 from dashboard import ids
 from dashboard.figures.common import feature_label
 from dashboard.components import describes_figures, graph_card, may, page_header
@@ -79,7 +79,7 @@ def _range_slider(slider_id: str, lo: float, hi: float, step: float, fmt) -> dcc
 def _filters(frame, features=(), own: dict | None = None) -> dbc.Card:
     """Education, marital status, age and income filters (or the data's own columns when it has other ones).
 
-    ``own``: canonical column -> the user's column name (core.profiles.own_names), which labels a filter."""
+    ``own``: canonical column -> the user's column name (core.insight.profiles.own_names), which labels a filter."""
     own = own or {}
     b = _bounds(frame, features)
     age_col, income_col = b["range_columns"]

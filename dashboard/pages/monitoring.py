@@ -5,8 +5,8 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from core.monitoring import MIN_PREDICTIONS
-from core.schema import log_scale_note
+from core.insight.monitoring import MIN_PREDICTIONS
+from core.reading.schema import log_scale_note
 from dashboard import ids
 from dashboard.components import graph_card, kpi_card, may, page_header, permission_note
 from dashboard.figures.monitoring import confidence_figure, drift_figure, segment_mix_figure, traffic_figure

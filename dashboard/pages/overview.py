@@ -4,8 +4,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
-from core.schema import FEATURE_LABELS
-from core.registry import RegistryError
+from core.reading.schema import FEATURE_LABELS
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     empty_state, graph_card, kpi_card, may, model_unavailable, page_header, permission_note, persona_card, table,
@@ -52,7 +52,7 @@ def layout(**_query):
     """The overview page."""
     try:
         return _layout(**_query)
-    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+    except RegistryError as exc:  # the active model cannot be served (core.versions.registry / services.ModelUnavailable)
         return model_unavailable(exc)
 
 

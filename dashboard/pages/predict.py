@@ -5,9 +5,9 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
-from core.schema import FEATURE_LABELS, LOG_NOTE
-from core.scoring import format_value
-from core.registry import RegistryError
+from core.reading.schema import FEATURE_LABELS, LOG_NOTE
+from core.versions.scoring import format_value
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     graph_card, model_unavailable, page_header, segment_badge, segment_options, table, describes_figures,
@@ -51,7 +51,7 @@ def _field(spec: dict, value, input_type: str, feedback_type: str, debounce=300)
     ], className="mb-2")
 
 
-# What each raw-field group is computed by, for the section's words (core.scoring.DERIVATIONS).
+# What each raw-field group is computed by, for the section's words (core.versions.scoring.DERIVATIONS).
 _RAW_WORDS = {"Age": ("birth year", "Age = 2026 − birth year"),
               "Total_Spending": ("spend per category", "total spend = sum of the categories")}
 
@@ -126,7 +126,7 @@ def layout(segment=None, customer=None, **_query):
     """The what-if page (``?segment=2`` starts from that segment's typical member, ``?customer=ID`` from a customer)."""
     try:
         return _layout(segment=segment, customer=customer, **_query)
-    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+    except RegistryError as exc:  # the active model cannot be served (core.versions.registry / services.ModelUnavailable)
         return model_unavailable(exc)
 
 

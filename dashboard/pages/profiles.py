@@ -4,8 +4,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
-from core.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS, own_names
-from core.registry import RegistryError
+from core.insight.profiles import LIFT_THRESHOLD, PROFILE_COLUMNS, own_names
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     as_actor, chart_text, describes_figures, empty_state, graph, graph_card, may, model_unavailable, page_header, permission_note, segment_options,
@@ -45,7 +45,7 @@ def segment_facts(frame, seg: int, names: dict | None = None) -> list[tuple[str,
     """The selected segment's typical member in numbers people read: counts as whole numbers (medians),
     money without decimals, and yes/no-like counts as the share of the segment that has any.
 
-    ``names`` (canonical column -> the user's column, core.profiles.own_names) labels a fact read from a
+    ``names`` (canonical column -> the user's column, core.insight.profiles.own_names) labels a fact read from a
     customer table's own column by that column's name."""
     names = names or {}
     members = frame[frame["segment"] == seg]
@@ -96,7 +96,7 @@ def _summary(a, names: list[str], seg: int) -> dbc.Card:
 
 
 def _rule(rules, seg: int) -> list:
-    """The segment's threshold rule (core.rules), how faithful it is, and the rule as SQL and pandas."""
+    """The segment's threshold rule (core.insight.explanation), how faithful it is, and the rule as SQL and pandas."""
     rule = rules.segments[seg]
 
     def pct(v) -> str:
@@ -206,7 +206,7 @@ def layout(segment=None, **_query):
     """The profiles page; ``?segment=i`` selects a segment."""
     try:
         return _layout(segment=segment, **_query)
-    except RegistryError as exc:  # the active model cannot be served (core.registry / services.ModelUnavailable)
+    except RegistryError as exc:  # the active model cannot be served (core.versions.registry / services.ModelUnavailable)
         return model_unavailable(exc)
 
 

@@ -7,12 +7,12 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 
-from core.drift import PSI_MAJOR, PSI_MODERATE
-from core.exports import to_safe_csv
-from core.loading import DataFileError
-from core.migration import NEW, MigrationError, NotALogError, movers_audience, transition_table
-from core.registry import RegistryError
-from core.schema import FEATURE_LABELS, log_scale_note
+from core.insight.drift import PSI_MAJOR, PSI_MODERATE
+from core.versions.exports import to_safe_csv
+from core.reading.loading import DataFileError
+from core.insight.migration import NEW, MigrationError, NotALogError, movers_audience, transition_table
+from core.versions.registry import RegistryError
+from core.reading.schema import FEATURE_LABELS, log_scale_note
 from dashboard import ids
 from dashboard.components import empty_state, graph_card, may, page_header, segment_badge, table
 from dashboard.figures.migration import migration_sankey, sizes_figure, value_figure

@@ -4,7 +4,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from core.registry import RegistryError
+from core.versions.registry import RegistryError
 from dashboard import ids
 from dashboard.components import (
     as_actor, empty_state, graph_card, kpi_card, may, page_header, permission_note, table,
@@ -199,7 +199,7 @@ def recompute(n_clicks, unit, horizon, discount, cal_end):
         return _warning(reason)
     try:
         as_actor(get_services().values.compute, **_settings(unit, horizon, discount, cal_end))
-    except PermissionError as exc:  # core.accounts.Forbidden: the service's own check
+    except PermissionError as exc:  # core.access.accounts.Forbidden: the service's own check
         return _warning(str(exc))
     except (ValueError, ValueUnavailable, RegistryError) as exc:
         return _warning(f"Not recomputed: {exc}")

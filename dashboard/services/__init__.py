@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.accounts import NOBODY, Caller
-from core.model import SegmentationModel
-from core.registry import Registry, RegistryError
-from core.selection import SweepResult
+from core.access.accounts import NOBODY, Caller
+from core.fitting.model import SegmentationModel
+from core.versions.registry import Registry, RegistryError
+from core.fitting.selection import SweepResult
 
 from .access import Access
 from .analysis import Analysis, AnalysisService, build_analysis, profile_tables, scaled
@@ -141,7 +141,7 @@ class Services:
 
     def adopt_suggested_name(self, version: str, segment: int, *, caller: Caller | None = None) -> str:
         """Give a version's segment the persona name its data suggests (a rename: analysts); returns it (audited)."""
-        from core.training import adopt_suggested_names
+        from core.versions.training import adopt_suggested_names
 
         who = self.access.require("rename", f"{version} segment {segment}", caller)
         try:
@@ -264,9 +264,9 @@ class Services:
                                            actor=who.name, mapping=mapping)
 
     def _reference(self):
-        """The served model, its names and customers, as core.training.Reference (None without one), and its meta."""
-        from core import training
-        from core.loading import DataFileError
+        """The served model, its names and customers, as core.versions.training.Reference (None without one), and its meta."""
+        from core.versions import training
+        from core.reading.loading import DataFileError
 
         try:
             model, meta = self.model()

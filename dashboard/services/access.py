@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.accounts import LOCAL, Caller, Forbidden, allowed, refusal
+from core.access.accounts import LOCAL, Caller, Forbidden, allowed, refusal
 
 from .audit import Auditor
 
@@ -24,7 +24,7 @@ class Access:
     auditor : Auditor
         Refusals are audited under the action's own name.
     identify : callable, optional
-        Returns the current :class:`core.accounts.Caller`; default: the local admin (a Services made
+        Returns the current :class:`core.access.accounts.Caller`; default: the local admin (a Services made
         by the command line or a test, where no accounts apply).
     """
 

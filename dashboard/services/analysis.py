@@ -9,25 +9,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import profiles
-from core.analysis import (
+from core.insight import profiles
+from core.insight.analysis import (
     Analysis, Basis, analysis_from_views, basis_of, build_analysis, customers, profile_tables,
     scaled,
 )
-from core.exports import to_safe_csv
-from core.model import SegmentationModel
-from core.pipeline import Prepared, resolve_data_path, train
-from core.registry import Registry, RegistryError
-from core.schema import to_units, unit_field
-from core.selection import SweepResult, sweep
-from core.views import projection_from_json, score_frame, sweep_from_json
+from core.versions.exports import to_safe_csv
+from core.fitting.model import SegmentationModel
+from core.versions.pipeline import Prepared, resolve_data_path, train
+from core.versions.registry import Registry, RegistryError
+from core.reading.schema import to_units, unit_field
+from core.fitting.selection import SweepResult, sweep
+from core.versions.views import projection_from_json, score_frame, sweep_from_json
 
 from .audit import Auditor
 from .results import ResultCache
 from .store import ModelStore, padded_names
 
 __all__ = ["Analysis", "AnalysisService", "build_analysis", "analysis_from_views", "scaled", "profile_tables"]
-# Analysis and its builders live in core.analysis; this module caches and serves them.
+# Analysis and its builders live in core.insight.analysis; this module caches and serves them.
 
 _SWEEP_STABILITY_RESAMPLES = 10
 _FIRST_TRAINING_WAIT = 3600.0  # seconds another worker waits for the first start's training
@@ -74,7 +74,7 @@ class AnalysisService:
         return self.configured_data()
 
     def basis(self, version: str, meta: dict | None = None) -> Basis:
-        """What a version is shown on (core.analysis.basis_of), its sample read once per process."""
+        """What a version is shown on (core.insight.analysis.basis_of), its sample read once per process."""
         meta = meta if meta is not None else self.registry.metadata(version)
         return basis_of(self.registry, version, meta, data_path=self.data_path,
                         sample=self.sample_basis(version, meta) or False)
@@ -107,11 +107,11 @@ class AnalysisService:
         return keep(key, lambda: build_analysis(model, meta, basis.prepared(self.registry), basis.sample))
 
     def sample_basis(self, version: str, meta: dict | None = None):
-        """The version's sample when its table is larger than it (core.sample_basis), else None.
+        """The version's sample when its table is larger than it (core.versions.sample_basis), else None.
 
         Read and verified once per process; an unreadable sample means the data file is read instead.
         """
-        from core.sample_basis import sampled_customers
+        from core.versions.sample_basis import sampled_customers
 
         def read():
             try:
@@ -148,7 +148,7 @@ class AnalysisService:
         Run once when the server starts (a warm-up, never on a visitor's request); one process
         computes while the other workers wait for its result. Returns the version warmed, or None.
         """
-        from core.views import store_views
+        from core.versions.views import store_views
 
         version = self.registry.active_version()
         if not version:
@@ -241,8 +241,8 @@ class AnalysisService:
         return self.results.cached(key, compute)
 
     def rules(self):
-        """Rules per segment (core.rules: IMM threshold tree) of the served model on its customers (cached)."""
-        from core.rules import explain_model
+        """Rules per segment (core.insight.explanation: IMM threshold tree) of the served model on its customers (cached)."""
+        from core.insight.explanation import explain_model
 
         a = self.analysis()
         model, _ = self.model(a.version)
@@ -259,8 +259,8 @@ class AnalysisService:
         return [r.text for r in sorted(self.rules().segments, key=lambda r: r.segment)]
 
     def ktree(self) -> dict:
-        """The k-transition tree (core.ktree, k=2..8) of the served model's customers (cached, JSON-like)."""
-        from core.ktree import k_transition_tree
+        """The k-transition tree (core.insight.ktree, k=2..8) of the served model's customers (cached, JSON-like)."""
+        from core.insight.ktree import k_transition_tree
 
         a = self.analysis()
         model, meta = self.model(a.version)
@@ -303,14 +303,14 @@ class AnalysisService:
         """The served model as the seed project's scikit-learn files, zipped: (file name, bytes).
 
         ``kmeans_model.pkl`` and ``scaler.pkl`` (joblib pickles for other programs: the registry never
-        loads them) plus ``features.json`` naming the column order; see core.seed_export.
+        loads them) plus ``features.json`` naming the column order; see core.versions.seed_export.
         """
         import io
         import tempfile
         import zipfile
         from pathlib import Path
 
-        from core.seed_export import export_sklearn
+        from core.versions.seed_export import export_sklearn
 
         model, meta = self.model()
         buffer = io.BytesIO()

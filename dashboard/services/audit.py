@@ -1,9 +1,9 @@
-"""Appending the services' state changes to the audit log beside the registry (core.audit)."""
+"""Appending the services' state changes to the audit log beside the registry (core.access.audit)."""
 from __future__ import annotations
 
 import sys
 
-from core.registry import Registry
+from core.versions.registry import Registry
 
 __all__ = ["Auditor"]
 
@@ -17,7 +17,7 @@ class Auditor:
     def record(self, actor: str, action: str, target: str, outcome: str, detail: str = "") -> None:
         """Append an entry; a log that cannot be written is reported on stderr, never hidden."""
         try:
-            from core.audit import AuditLog
+            from core.access.audit import AuditLog
 
             AuditLog(self.registry.root).append(str(actor or "anonymous"), action, str(target), outcome,
                                                 str(detail or "")[:500])

@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from core.pipeline import PROJECT_ROOT
+from core.versions.pipeline import PROJECT_ROOT
 
 __all__ = ["CACHE_DIR"]
 

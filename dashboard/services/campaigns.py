@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from core import campaign
-from core.campaign import CampaignError, Economics
-from core.campaign_store import CampaignStore, audience_csv, jsonable, plan_record
-from core.profiles import LIFT_THRESHOLD
-from core.registry import Registry
+from core.campaigns import campaign
+from core.campaigns.campaign import CampaignError, Economics
+from core.campaigns.store import CampaignStore, audience_csv, jsonable, plan_record
+from core.insight.profiles import LIFT_THRESHOLD
+from core.versions.registry import Registry
 
 from .analysis import AnalysisService
 from .audit import Auditor

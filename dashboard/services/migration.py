@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.migration import (
+from core.insight.migration import (
     Migration, movers, movers_csv, rename, run_for_version, store, stored, version_log,
 )
 
@@ -14,13 +14,13 @@ __all__ = ["MigrationService", "migration_service"]
 
 
 class MigrationService:
-    """Snapshots, transitions and movers of the served version (core.migration), cached and stored with it."""
+    """Snapshots, transitions and movers of the served version (core.insight.migration), cached and stored with it."""
 
     def __init__(self, registry, analyses, results):
         self.registry, self.analyses, self.results = registry, analyses, results
 
     def log(self) -> dict:
-        """The served version's log as core.migration.version_log gives it (NotALogError for a customer table)."""
+        """The served version's log as core.insight.migration.version_log gives it (NotALogError for a customer table)."""
         _, meta = self.analyses.model()
         path = self.analyses.data_path_for(meta)
         return version_log(self.registry, meta["version"], path)

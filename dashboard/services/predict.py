@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core import profiles
-from core.exports import to_safe_csv
+from core.insight import profiles
+from core.versions.exports import to_safe_csv
 
 from .analysis import Analysis, AnalysisService, scaled
 from .results import ResultCache
@@ -55,12 +55,13 @@ class PredictService:
         ``texts`` and the answer's ``values`` and ``flips`` are keyed by the form's fields, in the data's own
         units (``Frequency``, not ``Frequency_log``).
         """
-        from core import schema, scoring
+        from core.reading import schema
+        from core.versions import scoring
 
         a, model, names = self._analysis_model()
         form = self.predict_form()
         # The form is in the data's own units (orders, money); a feature clustered on a log scale gets the
-        # same signed log the API applies to a field given in units (core.mapping), so both answer alike.
+        # same signed log the API applies to a field given in units (core.reading.mapping), so both answer alike.
         specs = {f["feature"]: f for f in form["features"]}
         errors, values, shown = {}, [], {}
         for feature in model.features:
@@ -96,7 +97,7 @@ class PredictService:
 
     def derive_features(self, texts: dict) -> tuple[dict, dict]:
         """Features computed from raw fields typed into the form: ({feature: value}, {field: error})."""
-        from core import scoring
+        from core.versions import scoring
 
         form = self.predict_form()
         derived, errors = {}, {}
@@ -163,19 +164,19 @@ def accepted_range(name: str, values: np.ndarray, mapped: bool = False) -> tuple
     observed minimum less one observed span, when the data has negatives) up to the observed maximum
     plus one span are accepted, so a what-if can go beyond the data but not to absurd numbers.
     """
-    from core import scoring
-    from core.mapping import accepted_range as around
+    from core.versions import scoring
+    from core.reading.mapping import accepted_range as around
 
     if name in scoring.FIELD_BOUNDS and not mapped:
         return scoring.field_bounds(name)
     if not len(values):
         return 0.0, 1e9
-    return around(float(values.min()), float(values.max()))  # the API accepts the same (core.mapping)
+    return around(float(values.min()), float(values.max()))  # the API accepts the same (core.reading.mapping)
 
 
 def parse_field(name: str, text, bounds: tuple | None) -> tuple[float | None, str | None]:
-    """Parse what was typed into a field: core.scoring's rules for canonical fields, else the same within ``bounds``."""
-    from core import scoring
+    """Parse what was typed into a field: core.versions.scoring's rules for canonical fields, else the same within ``bounds``."""
+    from core.versions import scoring
 
     if bounds is None or (name in scoring.FIELD_BOUNDS and tuple(bounds) == tuple(scoring.field_bounds(name))):
         return scoring.parse_text(name, text)
@@ -192,7 +193,7 @@ def parse_field(name: str, text, bounds: tuple | None) -> tuple[float | None, st
 
 
 def _field_spec(frame: pd.DataFrame, name: str, mapped: bool = False) -> dict:
-    from core import schema
+    from core.reading import schema
 
     values = frame[name].to_numpy(dtype=float) if name in frame else np.empty(0)
     values = values[np.isfinite(values)]
@@ -208,7 +209,7 @@ def _field_spec(frame: pd.DataFrame, name: str, mapped: bool = False) -> dict:
 
 def _feature_spec(frame: pd.DataFrame, feature: str, mapped: bool) -> dict:
     """A model feature's form field: a feature clustered on a log scale is typed as its column, in units."""
-    from core import schema
+    from core.reading import schema
 
     field = schema.unit_field(feature)
     if field == feature or field not in frame:
@@ -224,7 +225,7 @@ def predict_form_spec(analysis: Analysis) -> dict:
     fields a feature is computed from (birth year for Age, spend per category for total spend), only
     when the data has them.
     """
-    from core import scoring
+    from core.versions import scoring
 
     frame = analysis.frame
     # A model trained through a column mapping accepts its data's observed ranges (as its API does).
@@ -273,7 +274,7 @@ def segment_cards(analysis: Analysis) -> list[dict]:
 
 def segments_table(analysis: Analysis) -> list[dict]:
     """Per segment: size, share, description, means of the model's features (in units), response rate (JSON-ready)."""
-    from core import schema
+    from core.reading import schema
 
     frame, labels = analysis.frame, analysis.labels
     # In the data's own units: a feature clustered on a log scale by its column (mean orders, not mean log).
@@ -294,9 +295,9 @@ def segments_table(analysis: Analysis) -> list[dict]:
 
 def _row_fields(analysis: Analysis, position: int) -> dict:
     """One customer's model features and the raw columns they derive from, as plain numbers."""
-    from core import scoring
+    from core.versions import scoring
 
-    from core import schema
+    from core.reading import schema
 
     row = analysis.frame.iloc[int(position)]
     # The form's fields: a logged feature's column in units (Frequency for Frequency_log).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from core.registry import RegistryError
-from core.registry_format import VERSION_RE
+from core.versions.registry import RegistryError
+from core.versions.registry_format import VERSION_RE
 
 __all__ = ["ResultCache"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.pipeline import prepare
-from core.views import bootstrap_from_json, temporal_from_json, with_enrolment
+from core.versions.pipeline import prepare
+from core.versions.views import bootstrap_from_json, temporal_from_json, with_enrolment
 
 from .analysis import AnalysisService, scaled
 from .results import ResultCache
@@ -25,7 +25,7 @@ class StabilityService:
         Returns {"bootstrap": BootstrapResult, "temporal": TemporalResult, "version", "source"};
         ``progress(done, total, message)`` runs 0-100 over both parts when they are computed.
         """
-        from core.stability import bootstrap_stability, temporal_stability
+        from core.fitting.stability import bootstrap_stability, temporal_stability
 
         resamples = int(resamples)
         if not 1 <= resamples <= 1000:
@@ -76,10 +76,10 @@ class StabilityService:
         """Compare new data (upload bytes, a path, or the configured file) with the active model's data (cached).
 
         Returns {"report": DriftReport, "reference_source", "new_source", "version", "note"}; raises
-        core.loading.DataFileError / ValueError with a message for people when the file cannot be used.
+        core.reading.loading.DataFileError / ValueError with a message for people when the file cannot be used.
         """
-        from core.drift import compare_new_data
-        from core.pipeline import fingerprint
+        from core.insight.drift import compare_new_data
+        from core.versions.pipeline import fingerprint
 
         if source is None:
             source = self.drift_data_path()

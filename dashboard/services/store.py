@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.model import SegmentationModel
-from core.naming import segment_names
-from core.registry import Registry, RegistryError
+from core.fitting.model import SegmentationModel
+from core.versions.naming import segment_names
+from core.versions.registry import Registry, RegistryError
 
 __all__ = ["ModelStore", "ModelUnavailable", "LiveModel"]
 
@@ -49,7 +49,7 @@ class LiveModel:
 
 
 def padded_names(meta: dict, k: int) -> list[str]:
-    """A version's segment names, padded with "Segment i" up to k (renames included): core.naming.segment_names."""
+    """A version's segment names, padded with "Segment i" up to k (renames included): core.versions.naming.segment_names."""
     return segment_names(meta, k)
 
 

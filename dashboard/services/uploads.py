@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.pipeline import prepare
-from core.registry import Registry
-from core.selection import sweep
+from core.versions.pipeline import prepare
+from core.versions.registry import Registry
+from core.fitting.selection import sweep
 
 from .audit import Auditor
 from .cache import CACHE_DIR
@@ -74,7 +74,7 @@ class UploadService:
     # ------------------------------------------------------------ limits and storage
     def upload_limit(self) -> int:
         """Largest accepted upload in bytes (SEGMENTLENS_MAX_UPLOAD_MB; 50 MB by default or when it is not a number)."""
-        from core.training import parse_upload_limit
+        from core.versions.training import parse_upload_limit
 
         try:
             return parse_upload_limit(os.environ.get("SEGMENTLENS_MAX_UPLOAD_MB"))
@@ -109,7 +109,7 @@ class UploadService:
 
         One process at a time (a lock file beside the folder), so two workers never both think there is room.
         """
-        from core.loading import DataFileError
+        from core.reading.loading import DataFileError
 
         limits = UploadLimits.from_env()
         if len(data) > limits.max_bytes:
@@ -154,11 +154,11 @@ class UploadService:
     def accept_upload(self, contents: str | None, filename: str | None, *, actor: str = "local") -> dict:
         """Check an upload (type, size, content) and keep it under a server-made name; returns its report.
 
-        Raises core.loading.DataFileError with a message for people when the file cannot be used; then
+        Raises core.reading.loading.DataFileError with a message for people when the file cannot be used; then
         nothing is kept. The report holds only aggregate facts and non-personal preview columns.
         Accepted and refused uploads are both audited.
         """
-        from core.loading import DataFileError
+        from core.reading.loading import DataFileError
 
         label = (re.split(r"[\\/]", str(filename or "upload"))[-1] or "upload")[:120]
         try:
@@ -177,8 +177,8 @@ class UploadService:
         import binascii
         import uuid
 
-        from core import training
-        from core.loading import DataFileError
+        from core.versions import training
+        from core.reading.loading import DataFileError
 
         limit = self.upload_limit()
         if not contents or "," not in contents:
@@ -207,18 +207,18 @@ class UploadService:
     def upload_sweep(self, token, features, mapping: dict | None = None) -> dict:
         """Recommended k for the uploaded data on the chosen features (k=2..10, cached by file and features).
 
-        Returns core.training.sweep_summary, or {"skipped": n} beyond UPLOAD_SWEEP_MAX customers (the
+        Returns core.versions.training.sweep_summary, or {"skipped": n} beyond UPLOAD_SWEEP_MAX customers (the
         retrain's own sweep step measures it then).
         """
-        from core import training
-        from core.model import standardise
-        from core.pipeline import fingerprint, parse_features
+        from core.versions import training
+        from core.fitting.model import standardise
+        from core.versions.pipeline import fingerprint, parse_features
 
         data = self.upload_path(token).read_bytes()
         if mapping and mapping.get("input") not in (None, "canonical"):
             import json
 
-            from core.mapping import Mapping, parse_features as mapped_features, prepare_input
+            from core.reading.mapping import Mapping, parse_features as mapped_features, prepare_input
 
             used = Mapping.from_dict(mapping)
             used.features = None
@@ -246,12 +246,12 @@ class UploadService:
                        actor: str = "local", mapping: dict | None = None) -> dict:
         """Train a candidate on a kept upload (never activated); returns its version and the comparison.
 
-        ``reference()`` gives the served model as (core.training.Reference or None, its metadata).
+        ``reference()`` gives the served model as (core.versions.training.Reference or None, its metadata).
         Raises ValueError / DataFileError / RegistryError (e.g. another training running) with a message.
         Started, finished and failed runs are audited.
         """
-        from core import training
-        from core.pipeline import parse_features, retrain
+        from core.versions import training
+        from core.versions.pipeline import parse_features, retrain
 
         # The name came back from the browser: it is only a label, cut to its base name and a sane length.
         shown = (re.split(r"[\\/]", str(name or "upload"))[-1] or "upload")[:120]
@@ -260,7 +260,7 @@ class UploadService:
             data = self.upload_path(token).read_bytes()
             used = None
             if mapping and mapping.get("input") not in (None, "canonical"):
-                from core.mapping import Mapping
+                from core.reading.mapping import Mapping
 
                 used = Mapping.from_dict(mapping)
                 used.features, used.ranges = None, {}
@@ -293,13 +293,13 @@ _MAPPED_PREVIEW = ("ID", "Recency", "Frequency", "Monetary", "Tenure", "RFM_grou
 def upload_report(data: bytes, shown: str, mapping: dict | None = None) -> dict:
     """What the /data page shows about a file: detection, cleaning, preview and (non-canonical files) the mapping.
 
-    ``mapping`` (the JSON form of core.mapping.Mapping) overrides the suggested one. Raises DataFileError or
+    ``mapping`` (the JSON form of core.reading.mapping.Mapping) overrides the suggested one. Raises DataFileError or
     ValueError with a message naming the column and what was expected.
     """
     import json
 
-    from core import training
-    from core.mapping import Mapping, prepare_input, roles_for, user_columns
+    from core.versions import training
+    from core.reading.mapping import Mapping, prepare_input, roles_for, user_columns
 
     given = Mapping.from_dict(mapping, where="mapping") if mapping and mapping.get("columns") else None
     if given is not None:

@@ -5,9 +5,9 @@ import json
 import math
 from pathlib import Path
 
-from core.accounts import Forbidden, allowed, refusal
-from core.loading import DataFileError
-from core.registry import Registry, RegistryError
+from core.access.accounts import Forbidden, allowed, refusal
+from core.reading.loading import DataFileError
+from core.versions.registry import Registry, RegistryError
 from core.value import (LOG_NEEDED, FitError, ValueInputError, compute_value, customer_value, read_purchase_days,
                         value_statistics, values_at)
 from core.value.segments import customer_from_artifact, customers_artifact, segment_labels
@@ -48,7 +48,7 @@ class ValueService:
         self.access = access  # dashboard.services.access.Access: recomputing and audiences need an analyst
 
     def _who(self, action: str, target: str, actor: str, role: str | None) -> str:
-        """The caller's name once their role allows ``action`` (core.accounts.Forbidden otherwise).
+        """The caller's name once their role allows ``action`` (core.access.accounts.Forbidden otherwise).
 
         With an :class:`~.access.Access` the caller's role comes from the server's own state (the
         request's session or API key); without one (a bare ValueService) from ``role``.
@@ -100,7 +100,7 @@ class ValueService:
 
         Without a calibration end the values use the whole log and the calibration check fits a
         second time on the first half of the log's dates. Analysts and admins only: the caller's
-        role is checked here (``core.accounts.Forbidden`` otherwise, audited), whatever page or
+        role is checked here (``core.access.accounts.Forbidden`` otherwise, audited), whatever page or
         route calls; the defaults computed on first read (:meth:`report`) are the system's.
         """
         actor = self._who("retrain", f"value {version or 'active'}", actor, role)
@@ -139,7 +139,7 @@ class ValueService:
         return report
 
     def _mapping(self, version: str):
-        from core.mapping import Mapping
+        from core.reading.mapping import Mapping
 
         saved = self.registry.artifact_json(version, "mapping")
         return Mapping.from_dict(saved, where=f"{version} mapping") if saved else None
@@ -186,13 +186,13 @@ class ValueService:
 
     def audience_csv(self, target: str, *, top_n=None, p_alive_below: float = 0.5, holdout: float = 0.1,
                      seed: int = 42, role: str | None = None, actor: str = "local") -> tuple[str, str]:
-        """A value-targeted audience (core.campaign.value_audience) as spreadsheet-safe CSV, and a one-line summary.
+        """A value-targeted audience (core.campaigns.campaign.value_audience) as spreadsheet-safe CSV, and a one-line summary.
 
         Analysts and admins only (the caller's role is checked here, on the server; ``role`` only
         when no Access is wired); audited.
         """
-        from core.campaign import value_audience
-        from core.exports import to_safe_csv
+        from core.campaigns.campaign import value_audience
+        from core.versions.exports import to_safe_csv
 
         actor = self._who("campaign", f"value audience ({target})"[:120], actor, role)
         audience = value_audience(self.customer_table(), target, top_n=top_n, p_alive_below=p_alive_below,
@@ -208,7 +208,7 @@ class ValueService:
 
         Customer IDs with their value: analysts and admins only, like an audience (checked here; audited).
         """
-        from core.exports import to_safe_csv
+        from core.versions.exports import to_safe_csv
 
         actor = self._who("campaign", "valuable-but-slipping customers", actor, role)
         report = self.stored()

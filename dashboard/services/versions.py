@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.registry import Registry, RegistryError
+from core.versions.registry import Registry, RegistryError
 
 from .analysis import AnalysisService
 from .audit import Auditor
@@ -133,7 +133,7 @@ class VersionService:
         return dict(comp, common_note=note) if note else comp
 
     def _comparison(self, version: str) -> dict:
-        from core import training
+        from core.versions import training
 
         candidate_meta = self.registry.metadata(version)
         model, meta = self.analyses.model()
@@ -171,7 +171,7 @@ class VersionService:
 
     def report_html(self) -> str:
         """The self-contained HTML report of the segments (personas, key charts, campaign economics)."""
-        from core.report import segment_report
+        from core.insight.report import segment_report
 
         from dashboard.theme import segment_colour
 

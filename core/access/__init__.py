@@ -1,0 +1,1 @@
+"""Accounts, roles and sessions; the audit log; the checks a deployment runs at start."""

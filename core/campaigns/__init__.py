@@ -1,0 +1,1 @@
+"""Campaigns: audiences, hold-out tests and their stored results."""

@@ -1,0 +1,199 @@
+"""PostgreSQL URLs on the command line: ``--data postgresql://...`` (with ``--query``) and ``score --out postgresql://...``.
+
+Registered by :mod:`core.cli.commands`: :func:`add_options` adds ``--query`` (and ``score --mode``);
+:func:`run` wraps a command. A database source is copied to a temporary file by COPY
+(:func:`core.reading.postgres.local_copy`) and the command reads that file as it reads any file, so
+customer tables, transaction logs and the canonical layout all go through the same column
+mapping. A version trained from a database records the URL without its password as its
+source. ``score --out`` with a URL writes the scores to the table atomically
+(:func:`core.reading.postgres.write_scores`).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from core.reading import postgres
+
+__all__ = ["add_options", "run", "sync", "last_sync", "DATA_COMMANDS", "SYNC_ACTION"]
+
+#: Audit log action of a rewrite of the ``SEGMENTLENS_SYNC_URL`` table.
+SYNC_ACTION = "db-sync"
+
+#: Commands whose ``--data`` may be a PostgreSQL URL.
+DATA_COMMANDS = ("train", "sweep", "score", "stability", "customers")
+
+
+def add_options(sub: argparse._SubParsersAction) -> None:
+    """Add ``--query`` to the commands that read ``--data``, and ``--mode`` to ``score``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+    """
+    for name in DATA_COMMANDS:
+        parser = sub.choices.get(name)
+        if parser is None:
+            continue
+        parser.add_argument("--query", metavar="SQL",
+                            help="with --data postgresql://user@host/db: read the rows of this SELECT "
+                                 "(default: the table named by ?table=schema.table in the URL)")
+    score = sub.choices.get("score")
+    if score is not None:
+        score.add_argument("--mode", choices=postgres.MODES, default="replace",
+                           help="with --out postgresql://...?table=schema.table: replace the table or upsert by id "
+                                "(default: replace)")
+
+
+def _versions(models) -> set[str]:
+    from core.versions.registry import Registry
+
+    return {v["version"] for v in Registry(models).versions()}
+
+
+def run(args: argparse.Namespace, command, rerun=None) -> int:
+    """Run ``command(args)``, with database URLs in ``--data``/``--out`` turned into temporary files.
+
+    After ``models activate`` or ``models rollback``, the ``SEGMENTLENS_SYNC_URL`` table (when set)
+    is rewritten with the newly active version's segments (:func:`sync`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    command : callable
+        The sub-command's function.
+    rerun : callable, optional
+        The CLI's ``main`` (argv list -> exit status), which :func:`sync` scores through.
+
+    Returns
+    -------
+    int
+        The command's exit status.
+    """
+    if args.command == "models" and getattr(args, "action", None) in ("activate", "rollback"):
+        status = command(args)
+        if status == 0 and rerun is not None and os.environ.get(postgres.SYNC_ENV):
+            sync(args.models, rerun, action=args.action)
+        return status
+    data, query, out = getattr(args, "data", None), getattr(args, "query", None), getattr(args, "out", None)
+    pg_in, pg_out = postgres.is_url(data), args.command == "score" and postgres.is_url(out)
+    if query and not pg_in:
+        raise postgres.PostgresError("--query needs --data postgresql://user@host/db")
+    if not (pg_in or pg_out):
+        return command(args)
+    if pg_out and getattr(args, "engine", "numpy") != "numpy":
+        raise postgres.PostgresError("score --out postgresql://... writes with the numpy engine; leave out --engine")
+    target = postgres.parse(out, need_table=True) if pg_out else None
+    models = getattr(args, "models", None)
+    before = _versions(models) if pg_in and args.command == "train" else set()
+    with tempfile.TemporaryDirectory(prefix="segmentlens-pg-") as tmp:
+        shown = None
+        if pg_in:
+            source = postgres.parse(data, query)
+            path = Path(tmp) / source.file_name
+            rows = postgres.export(source, path)
+            if not getattr(args, "quiet", False):
+                print(f"read {rows:,} rows from {source.display}", file=sys.stderr)
+            args.data, shown = str(path), source.display
+        if pg_out:
+            postgres.connect(target).close()  # a wrong password or host fails before scoring
+            args.out = str(Path(tmp) / "scores.csv")
+        status = command(args)
+        if status == 0 and shown and args.command == "train":
+            from core.versions.registry import Registry
+
+            registry = Registry(models)
+            for version in sorted(_versions(models) - before):
+                # The temporary copy is gone after this run: the version names the database, password removed.
+                registry.update_meta(version, data_source=shown, data_path=None, data_url=shown)
+        if status == 0 and pg_out:
+            from core.versions.registry import Registry
+
+            version = getattr(args, "version", None) or Registry(models).active_version()
+            rows = postgres.write_scores(out, postgres.read_scores_csv(args.out), model_version=version,
+                                         mode=args.mode)
+            print(f"wrote {rows:,} rows to table {target.table} of {target.display} ({args.mode})", file=sys.stderr)
+    return status
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:?"
+
+
+def sync(models, rerun, *, action: str = "activate", url: str | None = None) -> bool:
+    """Rewrite the sync table with the active version's segments of its training data; audited.
+
+    The version's source is scored again: its database URL (password never stored; credentials
+    from the environment) or its training file when that still exists. A failure is reported on
+    stderr and in the audit log and leaves the table as it was; the activation stands.
+
+    Parameters
+    ----------
+    models : path-like or None
+        The registry folder.
+    rerun : callable
+        The CLI's ``main``.
+    action : str
+        What triggered the sync (``activate`` or ``rollback``), for the audit entry.
+    url : str, optional
+        Default: ``SEGMENTLENS_SYNC_URL``.
+
+    Returns
+    -------
+    bool
+        True when the table was rewritten.
+    """
+    from core.access.audit import AuditLog
+    from core.versions.registry import Registry
+
+    url = url or os.environ.get(postgres.SYNC_ENV)
+    registry = Registry(models)
+    audit = AuditLog(registry.root)
+    shown = postgres.safe_url(url)
+    version = registry.active_version()
+    meta = registry.metadata(version)
+    source = meta.get("data_url") or (meta.get("data_path") if meta.get("data_path")
+                                       and Path(meta["data_path"]).exists() else None)
+    if source is None:
+        detail = f"{version}: its training data cannot be read again (an upload or a moved file)"
+        audit.append(_actor(), SYNC_ACTION, shown, "failed", detail)
+        print(f"sync of {shown} skipped: {detail}", file=sys.stderr)
+        return False
+    argv = ["score", "--data", source, "--models", str(registry.root), "--version", version, "--out", url,
+            "--mode", "replace", "--quiet"]
+    status = rerun(argv)
+    if status != 0:
+        audit.append(_actor(), SYNC_ACTION, shown, "failed", f"{version} after {action}: exit {status}")
+        return False
+    target = postgres.parse(url, need_table=True)
+    from psycopg import sql
+
+    with postgres.connect(target) as conn:
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target.relation())).fetchone()[0]
+    audit.append(_actor(), SYNC_ACTION, shown, "ok", f"{version} after {action}: {rows} rows")
+    print(f"synced {rows:,} rows of {version} to {shown}", file=sys.stderr)
+    return True
+
+
+def last_sync(models=None) -> dict | None:
+    """The latest sync of the table (for the /data page): time, table, outcome, detail (version, rows).
+
+    Parameters
+    ----------
+    models : path-like, optional
+
+    Returns
+    -------
+    dict or None
+    """
+    from core.access.audit import AuditLog
+
+    entries = [e for e in AuditLog(models).entries() if e.get("action") == SYNC_ACTION]
+    return entries[-1] if entries else None

@@ -1,0 +1,1 @@
+"""Model versions: the one recipe that makes a version (pipeline), the registry and its file format, identity carried between versions, artifacts (aggregates, sample, views), names, scoring and exports."""

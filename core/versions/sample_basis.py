@@ -1,0 +1,216 @@
+"""What the pages stand on when a version's table is larger than its stored sample.
+
+A version trained on more customers than its ``sample`` artifact holds (5M customers, a 50,000-row
+stratified sample; docs/model-versions.md) is shown from that sample and its ``aggregates``: nothing
+that serves pages reads the training file again. Counts, shares and averages per segment come from
+the aggregates (exact, over every customer); whatever needs rows (profiles' medians, the PCA map,
+silhouettes, rules, stability, what-if neighbours) comes from the sample, and the pages say so.
+
+A version whose sample holds every customer (up to 50,000 by default) keeps being shown from its
+data file, as before: nothing is lost by reading it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from core.reading.cleaning import CleaningReport
+from core.reading.loading import LoadInfo
+from core.reading.prepared import Prepared
+from core.reading.sampling import sample_from_arrays
+
+__all__ = ["SampleBasis", "sample_params", "sampled_customers", "numbers_from_aggregates", "overall_mean",
+           "sizes_from_aggregates"]
+
+
+@dataclass
+class SampleBasis:
+    """A version's stratified sample, standing for a table larger than it.
+
+    Parameters
+    ----------
+    prepared : core.versions.pipeline.Prepared
+        The sampled customers as prepared rows (index = position in the file); load information,
+        cleaning report, fingerprint and source are the whole file's (from the version's metadata).
+    labels : ndarray of int
+        Each sampled customer's segment, as assigned when the sample was drawn.
+    aggregates : dict
+        The version's ``aggregates`` artifact (every customer).
+    rows : int
+        Customers in the sample.
+    of_rows : int
+        Customers in the table.
+    seed : int
+        Seed the sample was drawn with.
+    """
+
+    prepared: Prepared
+    labels: np.ndarray
+    aggregates: dict
+    rows: int
+    of_rows: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        """What the pages record about the basis (JSON): ``kind``, ``rows``, ``of_rows``, ``seed``, ``strata``."""
+        return {"kind": "sample", "rows": int(self.rows), "of_rows": int(self.of_rows), "seed": int(self.seed),
+                "strata": "segment"}
+
+    def whole_table(self, k: int) -> dict:
+        """What the aggregates give over every customer, in place of the sample's figures.
+
+        Parameters
+        ----------
+        k : int
+
+        Returns
+        -------
+        dict
+            ``sizes`` (:func:`sizes_from_aggregates`), ``numbers`` (:func:`numbers_from_aggregates`),
+            ``income_mean`` and ``response_mean`` (NaN when the column is not aggregated).
+        """
+        agg = self.aggregates
+        return {"sizes": sizes_from_aggregates(agg, k), "numbers": numbers_from_aggregates(agg, k),
+                "income_mean": overall_mean(agg, "Income"), "response_mean": overall_mean(agg, "Response")}
+
+
+def sample_params(blob: bytes) -> dict:
+    """The parameters of a ``sample`` artifact without building its frame.
+
+    Parameters
+    ----------
+    blob : bytes
+        The artifact's bytes (``.npz``).
+
+    Returns
+    -------
+    dict
+        ``size``, ``drawn``, ``of_rows``, ``seed``, ``strata``.
+    """
+    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+        return json.loads(str(np.asarray(arrays["params"])))
+
+
+def sampled_customers(registry, version: str, meta: dict | None = None) -> SampleBasis | None:
+    """A version's sample as the pages' basis, when its table is larger than the sample.
+
+    Parameters
+    ----------
+    registry : core.versions.registry.Registry
+    version : str
+    meta : dict, optional
+        The version's metadata (default: read from the registry).
+
+    Returns
+    -------
+    SampleBasis or None
+        None when the version has no sample or aggregates artifact, or its sample holds every
+        customer (then the data file is the basis).
+
+    Raises
+    ------
+    core.versions.registry.RegistryError
+        An artifact cannot be read or fails its checksum.
+    """
+    blob = registry.artifact(version, "sample")
+    if blob is None:
+        return None
+    params = sample_params(blob)
+    if int(params["drawn"]) >= int(params["of_rows"]):
+        return None
+    aggregates = registry.artifact_json(version, "aggregates")
+    if not aggregates:
+        return None
+    meta = meta if meta is not None else registry.metadata(version)
+    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+        frame, labels, params = sample_from_arrays(arrays)
+    known = {f.name for f in fields(LoadInfo)}  # metadata written by another engine may say more
+    load = {key: value for key, value in (meta.get("load") or {}).items() if key in known}
+    load.setdefault("source", meta.get("data_source") or version)
+    prepared = Prepared(frame=frame, info=LoadInfo(**load), report=CleaningReport.from_dict(meta["cleaning"]),
+                        fingerprint=str(meta.get("data_fingerprint") or ""),
+                        source=str(meta.get("data_source") or load.get("source") or version))
+    return SampleBasis(prepared=prepared, labels=labels, aggregates=aggregates, rows=int(params["drawn"]),
+                       of_rows=int(params["of_rows"]), seed=int(params["seed"]))
+
+
+def _segment_values(aggregates: dict, stat: str, column: str | None, k: int) -> pd.Series:
+    values = [math.nan] * k
+    if column is not None:
+        for block in aggregates["segments"][:k]:
+            value = (block.get(stat) or {}).get(column)
+            values[int(block["segment"])] = math.nan if value is None else float(value)
+    return pd.Series(values, index=range(k), dtype=float)
+
+
+def sizes_from_aggregates(aggregates: dict, k: int) -> pd.DataFrame:
+    """Size and share of each segment over every customer (as :func:`core.insight.profiles.sizes`).
+
+    Parameters
+    ----------
+    aggregates : dict
+    k : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``segment``; columns ``n`` and ``share``.
+    """
+    counts = np.zeros(k, dtype=np.int64)
+    for block in aggregates["segments"][:k]:
+        counts[int(block["segment"])] = int(block["count"])
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame({"n": counts, "share": counts / total}, index=pd.RangeIndex(k, name="segment"))
+
+
+def overall_mean(aggregates: dict, column: str) -> float:
+    """The mean of a column over every customer (NaN when the column is not aggregated).
+
+    Parameters
+    ----------
+    aggregates : dict
+    column : str
+
+    Returns
+    -------
+    float
+    """
+    value = (aggregates.get("overall", {}).get("mean") or {}).get(column)
+    return math.nan if value is None else float(value)
+
+
+def numbers_from_aggregates(aggregates: dict, k: int) -> pd.DataFrame:
+    """Per segment over every customer: the table :func:`core.versions.views.segment_numbers` computes from rows.
+
+    Parameters
+    ----------
+    aggregates : dict
+        A version's ``aggregates`` artifact.
+    k : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by segment 0..k-1: ``customers``, ``share``, ``avg_spend``, ``avg_income``,
+        ``response_rate`` (NaN without a Response column), ``spend_share``.
+    """
+    columns = set(aggregates.get("columns") or [])
+    money = next((c for c in ("Total_Spending", "Monetary") if c in columns), None)
+    size = sizes_from_aggregates(aggregates, k)
+    spend = _segment_values(aggregates, "sum", money, k).fillna(0.0) if money else pd.Series(0.0, index=range(k))
+    out = pd.DataFrame({
+        "customers": size["n"].to_numpy().astype(int),
+        "share": size["share"].to_numpy(),
+        "avg_spend": _segment_values(aggregates, "mean", money, k).to_numpy(),
+        "avg_income": _segment_values(aggregates, "mean", "Income" if "Income" in columns else None, k).to_numpy(),
+        "response_rate": _segment_values(aggregates, "mean", "Response" if "Response" in columns else None,
+                                         k).to_numpy(),
+        "spend_share": (spend / spend.sum()).to_numpy() if spend.sum() > 0 else np.zeros(k),
+    }, index=pd.RangeIndex(k))
+    out.index.name = "segment"
+    return out
