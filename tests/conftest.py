@@ -276,6 +276,14 @@ LONG_MODULES = (
     "test_browser_a11y.py",
     "test_spark_engine.py",
     "test_recipe.py",
+    "test_browser_own_data.py",
+    "test_browser_data.py",
+    "test_api.py",
+    "test_security_attacks.py",
+    "test_model_serving.py",
+    "test_own_terms_browser.py",
+    "test_migration_browser.py",
+    "test_browser_value.py",
 )
 
 
