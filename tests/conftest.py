@@ -1,4 +1,28 @@
-"""Shared fixtures: data paths, a trained registry, a live server and the browser options."""
+"""Shared fixtures and helpers for every test module (reuse these rather than making another copy).
+
+Fixtures (session scope unless said otherwise; under pytest-xdist each worker process has its own):
+
+- ``real_data_path``: ../shared/data/marketing_campaign.csv; skips the test when absent.
+- ``sample_path``: the committed synthetic sample (data/synthetic_customers.tsv).
+- ``trained``: (registry, version, model, meta) of one model trained on the sample. Read-only: a test that
+  changes a registry copies it first (``copy_registry(trained[0].root, tmp_path / "models")``).
+- ``warm_models``: a registry folder as a first start on the sample leaves it (v0001 active, views stored);
+  ``start_server(models_from=warm_models)`` or ``copy_registry`` copies it, never change it in place.
+- ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
+- ``module_br`` (module scope) / ``shared_br``: one headless Chromium per module, reset between tests; a
+  module opts in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
+
+Helpers: ``free_port``, ``wait_http``, ``start_server`` (a real app.py or gunicorn process on a free port),
+``procfile_command``, ``copy_registry``, ``made_once`` (a folder made once per run for all xdist workers),
+``console_errors``.
+
+Training a model, starting a server, Chromium or a Spark session costs seconds each: make it once per module
+(``scope="module"``) or session and copy the result into each test's ``tmp_path`` when the test changes it.
+
+Run order (``pytest_collection_modifyitems`` below): the modules known to take longest run first, so that
+``scripts/test.sh``'s two pytest-xdist workers (``--dist loadfile``: a module stays on one worker, its
+module fixtures made once) finish together instead of one waiting for the other's last long module.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -62,6 +86,12 @@ def trained(tmp_path_factory):
     registry = Registry(tmp_path_factory.mktemp("models"))
     version, model, meta = train(SAMPLE, registry=registry)
     return registry, version, model, meta
+
+
+def copy_registry(source: Path, target: Path) -> Path:
+    """A copy of the registry folder ``source`` at ``target`` (files, manifest and mtimes as they were)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return target
 
 
 def free_port() -> int:
@@ -153,15 +183,29 @@ def start_server(tmp: Path, *, gunicorn: bool = False, env: dict | None = None, 
     return server
 
 
-@pytest.fixture(scope="session")
-def warm_models(tmp_path_factory) -> Path:
-    """A registry as a server's first start on the sample leaves it: v0001 trained, active, its views stored.
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """The folder ``name`` that ``make(folder)`` fills once per test run, shared by all pytest-xdist workers.
 
-    Made once by the app's own start (create_app, in a subprocess); pass it as ``start_server(models_from=)``
-    so each server copies it instead of training and computing views again. Its secret key is not kept
-    (each server makes its own). Tests of the first start itself start on an empty folder.
+    The first worker to ask makes it (holding a lock file); the others wait for it and reuse it. Use it only
+    for results that tests read or copy, never change in place (the workers share the one folder).
     """
-    tmp = tmp_path_factory.mktemp("warm")
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this run's folder, shared by its workers (each has its own subfolder)
+    folder, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+def _first_start(tmp: Path) -> None:
     env = dict(os.environ, SEGMENTLENS_MODELS=str(tmp / "models"), SEGMENTLENS_CACHE_DIR=str(tmp / "cache"),
                SEGMENTLENS_DATA=str(SAMPLE))
     for name in ("SEGMENTLENS_ADMIN_PASSWORD", "SEGMENTLENS_SECRET_KEY"):
@@ -169,7 +213,18 @@ def warm_models(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-c", "from dashboard.factory import create_app; create_app()"], cwd=ROOT,
                    env=env, check=True, capture_output=True, timeout=300)
     (tmp / "models" / "secret_key").unlink(missing_ok=True)
-    return tmp / "models"
+
+
+@pytest.fixture(scope="session")
+def warm_models(tmp_path_factory) -> Path:
+    """A registry as a server's first start on the sample leaves it: v0001 trained, active, its views stored.
+
+    Made once per run by the app's own start (create_app, in a subprocess; ``made_once``: one for all xdist
+    workers); pass it as ``start_server(models_from=)`` or copy it (``copy_registry``) so each server or test
+    has its own instead of training and computing views again. Never change it in place. Its secret key is not
+    kept (each server makes its own). Tests of the first start itself start on an empty folder.
+    """
+    return made_once(tmp_path_factory, "warm", _first_start) / "models"
 
 
 @pytest.fixture(scope="session")
@@ -213,3 +268,27 @@ def shared_br(module_br):
 def console_errors(browser) -> list:
     """Severe browser console entries, ignoring none: every page must load clean."""
     return [entry for entry in browser.get_logs() if entry.get("level") == "SEVERE"]
+
+
+# Modules that take longest (minutes in CI), longest first; see the module docstring. A module not named
+# here keeps its place after them, in pytest's order; so does every test inside a module.
+LONG_MODULES = (
+    "test_browser_a11y.py",
+    "test_spark_engine.py",
+    "test_recipe.py",
+    "test_browser_own_data.py",
+    "test_browser_data.py",
+    "test_api.py",
+    "test_security_attacks.py",
+    "test_model_serving.py",
+    "test_own_terms_browser.py",
+    "test_migration_browser.py",
+    "test_browser_value.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture, which this sort keeps within a module
+def pytest_collection_modifyitems(session, config, items):
+    """Run the long modules first (stable: the rest keep their order); see the module docstring."""
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -22,7 +22,7 @@ from core.reading.loading import DataFileError
 from core.versions.pipeline import prepare, train
 from core.versions.registry import Registry, RegistryError
 from dashboard.services import ModelUnavailable, Services
-from tests.conftest import SAMPLE, start_server
+from tests.conftest import SAMPLE, copy_registry, start_server
 
 CUSTOMER = {"Age": 52, "Income": 58_000, "Total_Spending": 640, "NumWebPurchases": 4, "NumStorePurchases": 6,
             "NumWebVisitsMonth": 5, "Recency": 41}
@@ -44,17 +44,26 @@ def _data_url(data: bytes) -> str:
     return "data:text/csv;base64," + base64.b64encode(data).decode()
 
 
+@pytest.fixture(scope="module")
+def two_versions_made(tmp_path_factory):
+    """v0001 (k=6) and the active v0002 (k=4), trained once for the module; each test gets its own copy."""
+    tmp = tmp_path_factory.mktemp("two-versions")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGMENTLENS_CACHE_DIR", str(tmp / "cache"))
+        registry = Registry(tmp / "models")
+        train(SAMPLE, registry=registry)
+        train(SAMPLE, registry=registry, k=4)
+    return registry.root
+
+
 @pytest.fixture()
-def two_versions(tmp_path, monkeypatch):
-    """A registry with v0001 (k=6) and the active v0002 (k=4), and Services on it."""
+def two_versions(two_versions_made, tmp_path, monkeypatch):
+    """A copy of ``two_versions_made`` in tmp_path (the test may damage or change it), with its own cache."""
     monkeypatch.setenv("SEGMENTLENS_CACHE_DIR", str(tmp_path / "cache"))
     for name in ("SEGMENTLENS_MAX_UPLOADS", "SEGMENTLENS_MAX_UPLOAD_TOTAL_MB", "SEGMENTLENS_UPLOAD_TTL_HOURS",
                  "SEGMENTLENS_MAX_UPLOAD_MB"):
         monkeypatch.delenv(name, raising=False)
-    registry = Registry(tmp_path / "models")
-    train(SAMPLE, registry=registry)
-    train(SAMPLE, registry=registry, k=4)
-    return registry
+    return Registry(copy_registry(two_versions_made, tmp_path / "models"))
 
 
 # ---------------------------------------------------------------- the serving rule (services)
