@@ -318,3 +318,15 @@ def test_api_places_a_mixed_customer_with_its_categories(soft_server):
         assert status == 422 and body["message"] == "Education must be a category (text), got int"
     finally:
         soft_server.registry.activate(soft_server.made.version)
+
+
+def test_consensus_without_k_cuts_at_the_lowest_pac(tmp_path):
+    """`train --algorithm consensus` with no --k: k is the one PAC prefers, and the version says so."""
+    registry = Registry(tmp_path / "m")
+    made = train(SAMPLE, registry=registry, k=None, algorithm="consensus", options={"resamples": 10})
+    meta = registry.metadata(made.version)
+    pac = {int(k): v for k, v in meta["algorithm"]["info"]["pac_by_k"].items()}
+    assert meta["k"] == min(pac, key=pac.get) == meta["algorithm"]["info"]["chosen_k"]
+    assert len(meta["segment_names"]) == meta["k"]
+    with pytest.raises(ValueError, match="k must be"):  # every other algorithm still needs a k
+        train(SAMPLE, registry=registry, k=None, algorithm="gmm")

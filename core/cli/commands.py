@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Load, clean, fit StandardScaler + k-means and save a new model version.")
     _add_data(p)
     _add_models(p)
-    p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
+    p.add_argument("--k", type=_positive("--k", 2), default=None,
+                   help="number of segments (default 6; for --algorithm consensus, the k with the lowest PAC)")
     p.add_argument("--features", metavar="A,B,..", help="comma-separated features (default: the seven of the original project)")
     p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
     p.add_argument("--n-init", type=_positive("--n-init"), default=10, help="k-means starts (default 10)")
@@ -234,8 +235,8 @@ def _train(args) -> int:
     # One recipe for every input kind and engine; segments keep the active model's numbers, colours and names.
     version, model, meta = train(
         args.data, registry=Registry(args.models), kind=getattr(args, "input", None), mapping=mapping_arg(args),
-        k=args.k, features=args.features, seed=args.seed, n_init=args.n_init, activate=not args.no_activate,
-        adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
+        k=args.k if args.k is not None or args.algorithm == "consensus" else 6, features=args.features,
+        seed=args.seed, n_init=args.n_init, activate=not args.no_activate, adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
         sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT, algorithm=args.algorithm,
         options=parse_options(args.option))
     kind = meta.get("input", "canonical")

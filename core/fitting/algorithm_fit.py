@@ -105,8 +105,9 @@ def fit_algorithm(frame: pd.DataFrame, *, algorithm: str, k: int, features: list
     frame : pandas.DataFrame
         Prepared customers with the feature columns.
     algorithm : str
-    k : int
-        Checked by the caller (:func:`core.engines.check_k`).
+    k : int or None
+        Checked by the caller (:func:`core.engines.check_k`); None only for consensus, which then cuts at
+        the k with the lowest PAC.
     features : list of str
         Numeric features.
     categorical : sequence of str

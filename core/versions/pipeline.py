@@ -86,12 +86,13 @@ def fit_model(prepared: Prepared, *, k: int = 6, features=None, seed: int = DEFA
     from core.algorithms import get_algorithm
     from core.engines import get_engine
 
-    k = check_k(k, len(prepared.frame))
+    spec = get_algorithm(algorithm)
+    # Consensus clustering chooses k itself when none is asked for: the k with the lowest PAC.
+    k = None if k is None and spec.name == "consensus" else check_k(k, len(prepared.frame))
     features = list(features or DEFAULT_FEATURES)
     missing = [f for f in list(features) + list(categorical) if f not in prepared.frame]
     if missing:
         raise KeyError(f"missing feature column(s): {', '.join(missing)}")
-    spec = get_algorithm(algorithm)
     if spec.name != "kmeans":
         if engine != "numpy":
             raise ValueError(f"--algorithm {spec.name} fits in memory; it does not run on --engine {engine}")
