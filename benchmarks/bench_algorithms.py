@@ -63,7 +63,32 @@ def run_hdbscan(X, k, seed):
                                        "min_cluster_size", "min_samples")}
 
 
+def run_kmeans(X, k, seed):
+    from core.engines import get_engine
+    fit = get_engine("numpy").cluster(X, k, seed=seed, n_init=10)
+    return {"inertia_per_sample": float(fit.inertia) / len(X)}
+
+
+def run_kprototypes(X, k, seed):
+    # Two categorical columns of 4 and 5 levels beside the numeric ones (seeded; only the time matters here).
+    import numpy as np
+
+    from core.algorithms import kprototypes
+    codes = np.random.default_rng(seed).integers(0, [4, 5], size=(len(X), 2))
+    info = kprototypes.fit(X, k=k, seed=seed, categorical=codes).info
+    return {"gamma": round(float(info["gamma"]), 4), "n_iter": info.get("n_iter")}
+
+
+def run_consensus(X, k, seed):
+    from core.algorithms import consensus
+    info = consensus.fit(X, k=k, seed=seed).info
+    return {key: info.get(key) for key in ("preferred_k", "fitted_on", "assigned")}
+
+
 RUNNERS = {
+    "kmeans": run_kmeans,
+    "kprototypes": run_kprototypes,
+    "consensus": run_consensus,
     "gmm": run_gmm,
     "sklearn_gmm": run_sklearn_gmm,
     "gmm_diag": run_gmm_diag,
@@ -71,7 +96,7 @@ RUNNERS = {
     "hdbscan": run_hdbscan,
 }
 """Algorithm name -> runner ``(X, k, seed) -> dict`` of facts to print beside time and memory."""
-SINGLE_RUN = {"hdbscan"}
+SINGLE_RUN = {"hdbscan", "consensus"}
 """Runners timed once at every size: HDBSCAN on its 100K sample takes minutes here."""
 PEERS = {"gmm": "sklearn_gmm", "gmm_diag": "sklearn_gmm_diag"}
 """Algorithm -> its named peer in RUNNERS (the ratio printed is ours / peer)."""
