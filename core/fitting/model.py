@@ -898,7 +898,8 @@ class SegmentationModel:
                 raise ValueError(f"labels_ must be one row of whole numbers, got {labels.dtype} {labels.shape}")
             if labels.size and (labels.min() < 0 or labels.max() >= k):
                 raise ValueError(f"labels_ must be segment numbers 0-{k - 1}")
-            model.labels_ = labels
+            # A file may hold them in a small unsigned type (core.versions.registry_format.model_to_bytes).
+            model.labels_ = labels.astype(np.intp, copy=False)
         else:
             model.labels_ = None
         model.inertia_ = float(params["inertia_"])

@@ -2,7 +2,7 @@
 
 :mod:`core.versions.registry` does the disk work (locks, atomic writes, checksums); this module only
 decides whether parsed JSON and a file's bytes are what they must be, and says why not in
-one line. A model file is ``numpy.savez_compressed`` of :meth:`SegmentationModel.to_arrays`,
+one line. A model file is a zip of the ``.npy`` arrays of :meth:`SegmentationModel.to_arrays` (:func:`model_to_bytes`),
 read back with ``allow_pickle=False``: an object array, a pickle or a malformed archive is
 refused, never executed. A model of another algorithm than k-means also holds its ``algorithm``,
 options, categorical features and their categories in the ``params`` text and its own parameters as
@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 
 __all__ = ["FORMAT", "VERSION_RE", "ARTIFACTS", "artifact_file", "artifact_problem", "is_artifact_file", "manifest_problem",
            "entry_problem", "model_to_bytes", "model_from_bytes"]
@@ -20,6 +21,8 @@ __all__ = ["FORMAT", "VERSION_RE", "ARTIFACTS", "artifact_file", "artifact_probl
 FORMAT = 2  # 1: pickled .joblib files; 2: .npz arrays (format-1 entries are converted on first load)
 VERSION_RE = re.compile(r"^v\d{4,}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_MEMBER_DATE = (1980, 1, 1, 0, 0, 0)  # a model file's members: same model, same bytes
+_PROBE_BYTES = 1 << 20
 _ENTRY_REQUIRED = ("file", "sha256", "bytes", "created", "meta")
 _ENTRY_OPTIONAL = ("converted_from", "artifacts")
 
@@ -151,7 +154,15 @@ def entry_problem(version, entry) -> str | None:
 
 
 def model_to_bytes(model) -> bytes:
-    """The bytes of a model file: a compressed zip of the model's plain arrays.
+    """The bytes of a model file: a zip of the model's plain arrays, one ``.npy`` member each.
+
+    Written so that a server can load a version fast (a cold page waits for it): a member is
+    compressed only when that halves it (the sorted member distances, one float per training
+    customer, barely compress and took most of a load to inflate: they are stored as they are);
+    training labels are written in the smallest unsigned type that holds k (read back as ``intp``
+    by :meth:`SegmentationModel.from_arrays`). Members carry a fixed date, so the same model gives
+    the same bytes. ``numpy.load`` reads the file as any ``.npz``; files written by
+    ``numpy.savez_compressed`` (earlier releases) load as before.
 
     Parameters
     ----------
@@ -164,8 +175,23 @@ def model_to_bytes(model) -> bytes:
     """
     import numpy as np
 
+    arrays = model.to_arrays()
+    labels = arrays.get("labels_")
+    if labels is not None and labels.size and labels.min() >= 0:
+        arrays["labels_"] = labels.astype(np.min_scalar_type(int(labels.max())))
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **model.to_arrays())
+    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
+        for name, value in arrays.items():
+            raw = io.BytesIO()
+            np.lib.format.write_array(raw, np.asanyarray(value), allow_pickle=False)
+            raw = raw.getvalue()
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=_MEMBER_DATE)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o600 << 16
+            probe = raw[:_PROBE_BYTES]  # how well the start compresses decides (a second full pass costs seconds)
+            if len(zlib.compress(probe, 1)) * 2 > len(probe):
+                member.compress_type = zipfile.ZIP_STORED
+            archive.writestr(member, raw)
     return buffer.getvalue()
 
 

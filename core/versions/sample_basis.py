@@ -14,7 +14,8 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass, fields
+import threading
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -23,22 +24,21 @@ from core.reading.cleaning import CleaningReport
 from core.reading.loading import LoadInfo
 from core.reading.prepared import Prepared
 from core.reading.sampling import sample_from_arrays
+from core.versions.registry import RegistryError
 
 __all__ = ["SampleBasis", "sample_params", "sampled_customers", "numbers_from_aggregates", "overall_mean",
            "sizes_from_aggregates"]
 
 
-@dataclass
 class SampleBasis:
     """A version's stratified sample, standing for a table larger than it.
 
+    The sampled rows are read when first asked for (:attr:`prepared`, :attr:`labels`): what
+    identifies the basis (``rows``, ``of_rows``, ``seed``) and the aggregates are known without
+    them, so a page served from the version's stored views (the Overview) never reads them.
+
     Parameters
     ----------
-    prepared : core.versions.pipeline.Prepared
-        The sampled customers as prepared rows (index = position in the file); load information,
-        cleaning report, fingerprint and source are the whole file's (from the version's metadata).
-    labels : ndarray of int
-        Each sampled customer's segment, as assigned when the sample was drawn.
     aggregates : dict
         The version's ``aggregates`` artifact (every customer).
     rows : int
@@ -47,14 +47,45 @@ class SampleBasis:
         Customers in the table.
     seed : int
         Seed the sample was drawn with.
+    prepared : core.versions.pipeline.Prepared, optional
+        The sampled customers as prepared rows (index = position in the file); load information,
+        cleaning report, fingerprint and source are the whole file's (from the version's metadata).
+    labels : ndarray of int, optional
+        Each sampled customer's segment, as assigned when the sample was drawn.
+    read : callable, optional
+        Returns ``(prepared, labels)`` when they were not given; called once.
     """
 
-    prepared: Prepared
-    labels: np.ndarray
-    aggregates: dict
-    rows: int
-    of_rows: int
-    seed: int
+    def __init__(self, *, aggregates: dict, rows: int, of_rows: int, seed: int, prepared: Prepared | None = None,
+                 labels: np.ndarray | None = None, read=None):
+        if (prepared is None or labels is None) and read is None:
+            raise TypeError("a SampleBasis needs its prepared rows and labels, or a way to read them")
+        self.aggregates, self.rows, self.of_rows, self.seed = aggregates, int(rows), int(of_rows), int(seed)
+        self._rows = (prepared, labels) if prepared is not None and labels is not None else None
+        self._read = read
+        self._lock = threading.Lock()  # threads of a server share one basis: the rows are read once
+
+    def _read_rows(self) -> tuple[Prepared, np.ndarray]:
+        if self._rows is None:
+            with self._lock:
+                if self._rows is None:
+                    self._rows = self._read()
+        return self._rows
+
+    @property
+    def prepared(self) -> Prepared:
+        """The sampled customers (read on first use)."""
+        return self._read_rows()[0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each sampled customer's segment as assigned when the sample was drawn (read on first use)."""
+        return self._read_rows()[1]
+
+    @property
+    def rows_read(self) -> bool:
+        """Whether the sampled rows are in memory."""
+        return self._rows is not None
 
     def to_dict(self) -> dict:
         """What the pages record about the basis (JSON): ``kind``, ``rows``, ``of_rows``, ``seed``, ``strata``."""
@@ -127,16 +158,22 @@ def sampled_customers(registry, version: str, meta: dict | None = None) -> Sampl
     if not aggregates:
         return None
     meta = meta if meta is not None else registry.metadata(version)
-    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-        frame, labels, params = sample_from_arrays(arrays)
     known = {f.name for f in fields(LoadInfo)}  # metadata written by another engine may say more
     load = {key: value for key, value in (meta.get("load") or {}).items() if key in known}
     load.setdefault("source", meta.get("data_source") or version)
-    prepared = Prepared(frame=frame, info=LoadInfo(**load), report=CleaningReport.from_dict(meta["cleaning"]),
-                        fingerprint=str(meta.get("data_fingerprint") or ""),
-                        source=str(meta.get("data_source") or load.get("source") or version))
-    return SampleBasis(prepared=prepared, labels=labels, aggregates=aggregates, rows=int(params["drawn"]),
-                       of_rows=int(params["of_rows"]), seed=int(params["seed"]))
+    info, report = LoadInfo(**load), CleaningReport.from_dict(meta["cleaning"])
+
+    def read() -> tuple[Prepared, np.ndarray]:
+        # The checksummed bytes read above: the rows are those the parameters describe.
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+                frame, labels, _ = sample_from_arrays(arrays)
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise RegistryError(f"model {version}: its sample cannot be read ({exc})") from None
+        return Prepared(frame=frame, info=info, report=report, fingerprint=str(meta.get("data_fingerprint") or ""),
+                        source=str(meta.get("data_source") or load.get("source") or version)), labels
+    return SampleBasis(aggregates=aggregates, rows=int(params["drawn"]), of_rows=int(params["of_rows"]),
+                       seed=int(params["seed"]), read=read)
 
 
 def _segment_values(aggregates: dict, stat: str, column: str | None, k: int) -> pd.Series:
