@@ -22,8 +22,12 @@ customers from ``core.reading.synth``, as Parquet, or with ``--text`` as a tab-s
    ``--timeout``, e.g. /diagnostics on big data, whose default sweep runs as a background job).
 5. ``--callbacks`` also replays each page's callback requests ``--repeats`` times (p50/p95 ms).
 
-``--compare-roots OLD,NEW --models-from REGISTRY --data FILE [--rounds 3]`` instead compares the first and
-the cold visit to / of two checkouts (e.g. before and after a change) on one registry, alternating.
+``--compare-roots OLD,NEW [--models-from REG[,REG]] [--data FILE] [--rounds 3]`` instead compares the first and
+the cold visit to / of two checkouts (e.g. before and after a change), alternating. Without ``--models-from``
+each checkout first trains its own two versions with its own CLI (so each is measured on its own model
+file format) on ``--data`` or on the first of ``--sizes`` (``--text``: a text file), e.g. the issue-29 check::
+
+    python benchmarks/bench_dashboard.py --compare-roots /work/main,. --sizes 1000000 --text --rounds 3
 
 Medians: each number is one measurement except the callback replay; the machine is shared, so
 compare within a run. Needs Debian's chromium + chromedriver (as the browser tests).
@@ -133,11 +137,11 @@ def p95(values):
     return values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
 
 
-def cli(*args, models: Path) -> float:
-    """Run ``python -m core ...`` against ``models``; return its wall time."""
+def cli(*args, models: Path, root: Path = ROOT) -> float:
+    """Run ``python -m core ...`` of the checkout at ``root`` against ``models``; return its wall time."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "core", *args, "--models", str(models)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    subprocess.run([sys.executable, "-m", "core", *args, "--models", str(models)], cwd=root, check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(root)))
     return time.perf_counter() - t
 
 
@@ -170,24 +174,10 @@ def _kb(n: int) -> str:
 
 
 def run(size: str, pages: list[str], callbacks: bool, repeats: int, timeout: float, text: bool = False) -> dict:
-    from tests.conftest import SAMPLE
-
     tmp = Path(tempfile.mkdtemp(prefix="sl-bench-"))
-    if size == "sample":
-        data = SAMPLE
-    elif text:  # a tab-separated text file, as a user's export (issue 29: "a 1M-customer text file")
-        from core.reading.synth import write_sample
-
-        data = tmp / f"synthetic_{int(size)}.tsv"
-        write_sample(data, n=int(size), seed=11)
-    else:
-        from core.reading.synth import write_parquet
-
-        data = tmp / f"synthetic_{int(size)}.parquet"
-        write_parquet(data, n=int(size), seed=11)
+    data = make_data(size, tmp, text)
     models = tmp / "models"
-    train1 = cli("train", "--data", str(data), "--quiet", models=models)
-    train2 = cli("train", "--data", str(data), "--seed", "7", "--no-activate", "--quiet", models=models)
+    train1, train2 = train_two(ROOT, data, models)
     # Larger than a version's 50,000-customer sample: the pages stand on the sample and the aggregates,
     # so the file is moved away while the server runs (a page that read it would fail).
     hidden = None
@@ -241,42 +231,72 @@ def serve_from(root: Path, tmp: Path, models: Path, data: Path):
     return server
 
 
-def compare_roots(roots: list[Path], models: Path, data: Path, rounds: int, timeout: float) -> None:
+def make_data(size: str, tmp: Path, text: bool) -> Path:
+    """The data file of a run: the committed sample, or ``size`` synthetic customers (Parquet, or text)."""
+    from tests.conftest import SAMPLE
+
+    if size == "sample":
+        return SAMPLE
+    if text:  # a tab-separated text file, as a user's export (issue 29: "a 1M-customer text file")
+        from core.reading.synth import write_sample
+
+        data = tmp / f"synthetic_{int(size)}.tsv"
+        write_sample(data, n=int(size), seed=11)
+        return data
+    from core.reading.synth import write_parquet
+
+    data = tmp / f"synthetic_{int(size)}.parquet"
+    write_parquet(data, n=int(size), seed=11)
+    return data
+
+
+def train_two(root: Path, data: Path, models: Path) -> tuple[float, float]:
+    """Two versions trained by the checkout at ``root`` (its CLI, its file formats): the second not active."""
+    return (cli("train", "--data", str(data), "--quiet", models=models, root=root),
+            cli("train", "--data", str(data), "--seed", "7", "--no-activate", "--quiet", models=models, root=root))
+
+
+def compare_roots(roots: list[Path], models: list[Path], data: Path, rounds: int, timeout: float) -> None:
     """First and cold visits to / of several checkouts (e.g. before/after a change), alternating, same run.
 
-    Each round and checkout: a cold server (its own copy of the registry, empty cache) and a fresh browser;
-    the first visit (empty browser cache), then another version activated with the CLI and / opened again
-    in the same browser (the cold time: scripts cached, nothing of that version computed). Medians.
+    ``models`` holds one registry per checkout (or one for all). Each round and checkout: a cold server
+    (its own copy of the registry, empty cache) and a fresh browser; the first visit (empty browser
+    cache), then another version activated with the CLI and / opened again in the same browser (the
+    cold time: scripts cached, nothing of that version computed). Medians, and the load average.
     """
     import shutil
 
-    versions = sorted(json.loads((models / "manifest.json").read_text())["versions"])
-    results = {str(r): {"first": [], "cold": []} for r in roots}
+    registries = dict(zip(map(str, roots), models if len(models) == len(roots) else models * len(roots)))
+    results = {str(r): {"first": [], "cold": [], "load": []} for r in roots}
     for i in range(rounds):
         for root in roots:
+            source = registries[str(root)]
+            versions = sorted(json.loads((source / "manifest.json").read_text())["versions"])
             tmp = Path(tempfile.mkdtemp(prefix="sl-bench-cmp-"))
-            server = serve_from(root, tmp, models, data)
+            server = serve_from(root, tmp, source, data)
             driver = browser()
             try:
                 first = visit(driver, server.url + "/", timeout)
                 active = json.loads((tmp / "models" / "manifest.json").read_text())["active"]
                 other = next(v for v in versions if v != active)
-                cli("models", "activate", other, models=tmp / "models")
+                cli("models", "activate", other, models=tmp / "models", root=root)
                 cold = visit(driver, server.url + "/", timeout)
             finally:
                 driver.quit()
                 server.stop()
                 shutil.rmtree(tmp, ignore_errors=True)
+            load = os.getloadavg()[0]
             results[str(root)]["first"].append(first["seconds"])
             results[str(root)]["cold"].append(cold["seconds"])
+            results[str(root)]["load"].append(load)
             print(f"round {i + 1} {root}: first visit {_ms(first['seconds'])} ({_kb(first['bytes'])}), "
-                  f"cold after activation {_ms(cold['seconds'])} (load {os.getloadavg()[0]:.1f})", flush=True)
+                  f"cold after activation {_ms(cold['seconds'])} (load {load:.1f})", flush=True)
     for root, r in results.items():
         def med(xs):
             xs = [x for x in xs if x is not None]
             return statistics.median(xs) if xs else None
         print(f"{root}: median first visit to / {_ms(med(r['first']))}, cold after activation {_ms(med(r['cold']))} "
-              f"({rounds} rounds)")
+              f"({rounds} rounds, median load {med(r['load']):.1f})")
 
 
 def server_memory(pid: int) -> dict:
@@ -335,15 +355,29 @@ def main():
     parser.add_argument("--text", action="store_true", help="N customers as a tab-separated text file, not Parquet")
     parser.add_argument("--compare-roots", metavar="DIR,DIR", help="only: first and cold visits to / of these "
                         "checkouts, alternating (needs --models-from and --data)")
-    parser.add_argument("--models-from", type=Path, help="a registry with two trained versions (--compare-roots)")
+    parser.add_argument("--models-from", help="registries with two trained versions, one or one per checkout "
+                        "(--compare-roots; default: each checkout trains its own on the first --sizes)")
     parser.add_argument("--data", type=Path, help="the configured data file (--compare-roots; may be absent)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare-roots (default 3)")
     args = parser.parse_args()
     if args.compare_roots:
-        if args.models_from is None or args.data is None:
-            parser.error("--compare-roots needs --models-from and --data")
-        compare_roots([Path(r) for r in args.compare_roots.split(",")], args.models_from, args.data, args.rounds,
-                      args.timeout)
+        roots = [Path(r).resolve() for r in args.compare_roots.split(",")]
+        if args.models_from:
+            if args.data is None:
+                parser.error("--compare-roots with --models-from needs --data")
+            models, data = [Path(m) for m in args.models_from.split(",")], args.data
+        else:  # each checkout trains its own registry (its own model file format) on the first --sizes
+            size = args.sizes.split(",")[0].strip()
+            tmp = Path(tempfile.mkdtemp(prefix="sl-bench-cmp-data-"))
+            data = args.data or make_data(size, tmp, args.text)
+            models = []
+            for n, root in enumerate(roots):
+                models.append(tmp / f"models-{n}")
+                t1, t2 = train_two(root, data, models[-1])
+                print(f"{root}: trained two versions on {data.name} in {t1:.1f} s and {t2:.1f} s", flush=True)
+        if len(models) not in (1, len(roots)):
+            parser.error("--models-from: one registry, or one per checkout")
+        compare_roots(roots, models, data, args.rounds, args.timeout)
         return
     pages = [p for p in args.pages.split(",") if p]
     results = []

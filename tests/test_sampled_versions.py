@@ -201,3 +201,40 @@ def test_api_segments_sizes_cover_every_customer(app_without_file, whole):
     pd.testing.assert_series_equal(
         pd.Series([s["size"] for s in segments]),
         pd.Series(whole["segment"].value_counts().reindex(range(6), fill_value=0).to_numpy()), check_names=False)
+
+
+def test_first_overview_of_a_fresh_version_reads_neither_its_sample_rows_nor_its_customers(trained, whole, tmp_path):
+    """Issue 29 (cold 1M version): / of a just-activated version is served from its stored views alone.
+
+    The version's model file is verified (the serving rule) and its views, aggregates and sample
+    parameters are read; its sampled rows are not, until a page that needs customers asks.
+    """
+    import json
+    import shutil
+
+    _tmp, data, models = trained
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    with _moved_away(data):
+        app = create_app(models_dir=copy, data_path=data, cache_dir=tmp_path / "cache")
+        Registry(copy).activate("v0002")  # as `python -m core models activate v0002` while the server runs
+        body = {"output": ".._pages_content.children..._pages_store.data..",
+                "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+                "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/"},
+                           {"id": "_pages_location", "property": "search", "value": ""}],
+                "changedPropIds": ["_pages_location.pathname", "_pages_location.search"]}
+        response = app.server.test_client().post("/_dash-update-component", json=body)
+        assert response.status_code == 200
+        page = json.dumps(response.get_json())
+        # The whole table's count (from the aggregates) on the Overview of v0002.
+        assert "Personas" in page and f"{len(whole):,}" in page and "v0002, k=" in page
+        with app.server.test_request_context("/"):
+            from dashboard.services import get_services
+
+            services = get_services()
+            assert services.status()["serving"] == "v0002"
+            basis = services.analyses.sample_basis("v0002")
+            assert basis and basis.rows == SAMPLE and not basis.rows_read  # the Overview did not need the rows
+            a = services.analysis()
+            assert a.version == "v0002" and a.from_views and not a.frame_loaded
+            assert len(a.frame) == SAMPLE and basis.rows_read  # a page that needs them reads them then
