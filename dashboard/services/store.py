@@ -59,6 +59,7 @@ class ModelStore:
     def __init__(self, registry: Registry):
         self.registry = registry
         self._lock = threading.RLock()
+        self._loading = threading.Lock()
         self._verified: dict[str, tuple[tuple | None, SegmentationModel]] = {}  # version -> (file state, model)
         self._failed: dict[tuple, RegistryError] = {}  # (version, file state) -> why it failed
         self._live: LiveModel | None = None
@@ -98,6 +99,19 @@ class ModelStore:
         Raises RegistryError when the file is missing or fails verification; with ``keep_copy``
         the verified copy this process loaded earlier is returned instead (the serving rule).
         """
+        fresh = self._fresh(version, self._file_state(version))
+        if fresh is not None:
+            return fresh
+        with self._loading:  # one load at a time: a page's callbacks arrive together and would each load it
+            return self._load(version, keep_copy)
+
+    def _fresh(self, version: str, state) -> SegmentationModel | None:
+        """The verified copy of ``version`` when its file has not changed since (None otherwise)."""
+        with self._lock:
+            held = self._verified.get(version)
+        return held[1] if held is not None and held[0] == state and state is not None else None
+
+    def _load(self, version: str, keep_copy: bool) -> SegmentationModel:
         state = self._file_state(version)
         with self._lock:
             held = self._verified.get(version)
