@@ -96,6 +96,10 @@ def visit(driver, url: str, timeout: float = 180.0) -> dict:
             break
         time.sleep(0.02)
     time.sleep(0.5)  # let late responses finish so their bytes are counted
+    # Where the time went: the callbacks' requests (server time + transfer) against the whole visit.
+    calls = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/_dash-update-component'))"
+        ".map(e => [e.startTime, e.responseEnd]);") or []
     sizes, urls, bodies = {}, {}, []
     for msg in _network(driver):
         method, params = msg.get("method"), msg.get("params", {})
@@ -111,7 +115,9 @@ def visit(driver, url: str, timeout: float = 180.0) -> dict:
         elif method == "Network.loadingFinished":
             sizes[params["requestId"]] = sizes.get(params["requestId"], 0) + int(params.get("encodedDataLength", 0))
     resources = sorted(((n, urls.get(r, "?")) for r, n in sizes.items()), reverse=True)
-    return {"seconds": drawn, "bytes": sum(sizes.values()), "resources": resources, "bodies": bodies}
+    return {"seconds": drawn, "bytes": sum(sizes.values()), "resources": resources, "bodies": bodies,
+            "callbacks_s": max((end - start for start, end in calls), default=0.0) / 1000,
+            "callbacks_done_s": max((end for _start, end in calls), default=0.0) / 1000}
 
 
 def replay(base: str, body: str, repeats: int):
@@ -267,7 +273,7 @@ def compare_roots(roots: list[Path], models: list[Path], data: Path, rounds: int
     import shutil
 
     registries = dict(zip(map(str, roots), models if len(models) == len(roots) else models * len(roots)))
-    results = {str(r): {"first": [], "cold": [], "load": []} for r in roots}
+    results = {str(r): {"first": [], "cold": [], "callback": [], "load": []} for r in roots}
     for i in range(rounds):
         for root in roots:
             source = registries[str(root)]
@@ -288,15 +294,18 @@ def compare_roots(roots: list[Path], models: list[Path], data: Path, rounds: int
             load = os.getloadavg()[0]
             results[str(root)]["first"].append(first["seconds"])
             results[str(root)]["cold"].append(cold["seconds"])
+            results[str(root)]["callback"].append(cold["callbacks_s"])
             results[str(root)]["load"].append(load)
             print(f"round {i + 1} {root}: first visit {_ms(first['seconds'])} ({_kb(first['bytes'])}), "
-                  f"cold after activation {_ms(cold['seconds'])} (load {load:.1f})", flush=True)
+                  f"cold after activation {_ms(cold['seconds'])}, of which its slowest callback "
+                  f"{_ms(cold['callbacks_s'])} (all answered at {_ms(cold['callbacks_done_s'])}) "
+                  f"(load {load:.1f})", flush=True)
     for root, r in results.items():
         def med(xs):
             xs = [x for x in xs if x is not None]
             return statistics.median(xs) if xs else None
-        print(f"{root}: median first visit to / {_ms(med(r['first']))}, cold after activation {_ms(med(r['cold']))} "
-              f"({rounds} rounds, median load {med(r['load']):.1f})")
+        print(f"{root}: median first visit to / {_ms(med(r['first']))}, cold after activation {_ms(med(r['cold']))}, "
+              f"its slowest callback {_ms(med(r['callback']))} ({rounds} rounds, median load {med(r['load']):.1f})")
 
 
 def server_memory(pid: int) -> dict:
@@ -333,11 +342,11 @@ def report(result: dict, pages: list[str]) -> None:
     print(f"repeat visit to /: {_kb(repeat['bytes'])} transferred, last chart {_ms(repeat['seconds'])}")
     print("  largest responses of the first visit: " + "; ".join(
         f"{urlparse(u).path.rsplit('/', 1)[-1][:40]} {_kb(n)}" for n, u in first["resources"][:5]))
-    print(f"{'page':<13} {'cold (after activation)':>24} {'warm':>10} {'warm transfer':>14}"
+    print(f"{'page':<13} {'cold (after activation)':>24} {'its slowest callback':>21} {'warm':>10} {'warm transfer':>14}"
           "   (time to the last chart drawn)")
     for page in pages:
-        print(f"{page:<13} {_ms(result['cold'][page]['seconds']):>24} {_ms(result['warm'][page]['seconds']):>10} "
-              f"{_kb(result['warm'][page]['bytes']):>14}")
+        print(f"{page:<13} {_ms(result['cold'][page]['seconds']):>24} {_ms(result['cold'][page]['callbacks_s']):>21} "
+              f"{_ms(result['warm'][page]['seconds']):>10} {_kb(result['warm'][page]['bytes']):>14}")
     if result["callbacks"]:
         print(f"{'page':<13} {'callback outputs':<60} {'status':>6} {'p50 ms':>8} {'p95 ms':>8}")
         for page, name, status, p50, p95_ in result["callbacks"]:
