@@ -8,6 +8,10 @@ silhouettes, rules, stability, what-if neighbours) comes from the sample, and th
 
 A version whose sample holds every customer (up to 50,000 by default) keeps being shown from its
 data file, as before: nothing is lost by reading it.
+
+The sampled rows are read when a page first needs them: a page served from the version's stored
+views (the Overview: core/versions/views.py) needs only the sample's parameters and the aggregates,
+so the first visit after an activation does not wait for the rows (issue 29).
 """
 from __future__ import annotations
 
