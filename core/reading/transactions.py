@@ -112,7 +112,10 @@ class Aggregated:
     date_format : str
     notes : list of str
     engine : str
-        ``"duckdb"`` or ``"pandas"``: which path aggregated the log (same customers either way).
+        ``"duckdb"``, ``"pandas"`` or ``"postgresql"``: which path aggregated the log (same customers
+        either way).
+    engine_note : str
+        Why a faster path was not taken, when that is worth saying ("" otherwise).
     """
 
     customers: pd.DataFrame
@@ -127,6 +130,7 @@ class Aggregated:
     notes: list = field(default_factory=list)
     examples: dict = field(default_factory=dict)
     engine: str = "pandas"
+    engine_note: str = ""
 
 
 # ------------------------------------------------------------------------------------ parsing
