@@ -580,9 +580,11 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
 def log_engine() -> str:
     """The engine ``aggregate(engine="auto")`` uses: ``SEGMENTLENS_LOG_ENGINE`` when set, else by core count.
 
-    DuckDB wins with cores to spread a query over (7x pandas on a 10M-row log in issue 27's
-    measurement); on two busy cores it measured slower than pandas (benchmarks/bench_postgres.py),
-    so with fewer than four cores pandas aggregates.
+    DuckDB's query spreads over cores, pandas' chunks do not. On two busy cores (load 14, 2M-row
+    log, ``benchmarks/bench_postgres.py``) the DuckDB path took 1.5x pandas' time: every cell is
+    read as text and checked as pandas would read it, which costs more than the grouping (a plain
+    DuckDB query without the checks took half pandas' time). So with fewer than four cores pandas
+    aggregates; with four or more, DuckDB (not measured on this machine).
 
     Returns
     -------
