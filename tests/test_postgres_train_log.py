@@ -97,3 +97,28 @@ def test_a_dirty_log_is_copied_out_and_trains_as_its_file(url, conn, tmp_path, c
     assert "empty ID, date, amount" in meta["transactions"]["engine_note"]
     assert by_db["cleaning"] == by_file["cleaning"] and by_db["cleaning"]["dropped"]["unreadable_values"] == 70
     assert_same_training(by_db, by_file)
+
+
+def test_a_customer_table_longer_than_the_head_is_read_whole(url, conn, tmp_path, capsys):  # noqa: F811
+    from tests.test_postgres import SAMPLE
+
+    frame = pd.read_csv(SAMPLE, sep="\t", dtype=str, keep_default_na=False)
+    copies = [frame.assign(ID=(frame["ID"].astype(int) + 100_000 * i).astype(str)) for i in range(3)]
+    frame = pd.concat(copies, ignore_index=True)
+    assert len(frame) > pg_aggregate.HEAD_ROWS
+    path = tmp_path / "customers.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    types = {c: "integer" for c in frame.columns}
+    types.update(Education="text", Marital_Status="text", Income="numeric(12,2)", Dt_Customer="text")
+    conn.execute("DROP TABLE IF EXISTS public.customers_long")
+    conn.execute("CREATE TABLE public.customers_long (" + ", ".join(f'"{c}" {types[c]}' for c in frame.columns) + ")")
+    with conn.cursor().copy("COPY public.customers_long FROM STDIN") as copy:
+        for row in frame.itertuples(index=False):
+            copy.write_row([v if v != "" else None for v in row])
+    runs = {}
+    for name, data in (("file", path), ("db", f"{url}?table=public.customers_long")):
+        code, out, err = run_cli(capsys, "train", "--data", data, "--models", tmp_path / name, "--json", "--quiet")
+        assert code == 0, err
+        runs[name] = json.loads(out)
+    assert runs["db"]["cleaning"] == runs["file"]["cleaning"] and runs["db"]["cleaning"]["rows_read"] == len(frame)
+    assert runs["db"]["n_customers"] == runs["file"]["n_customers"]
