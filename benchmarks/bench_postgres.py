@@ -249,11 +249,17 @@ extra = {{"customers": len(agg.customers), "engine": agg.engine,
           "check": float(agg.customers["Monetary"].sum()) + float(agg.customers["Frequency"].sum())}}
 """
         results[engine] = median_of(body, repeats, setup="import duckdb, pandas, core.reading.transactions, core.reading.duck")
-    p, d = results["pandas"], results["duckdb"]
-    assert p["check"] == d["check"] and p["customers"] == d["customers"]
-    print(f"log of {rows:,} rows ({size:.0f} MB, {p['customers']:,} customers), file: pandas {p['seconds']:.1f} s, "
-          f"{p['peak_mb']:.0f} MB peak; DuckDB {d['seconds']:.1f} s, {d['peak_mb']:.0f} MB peak "
-          f"(DuckDB/pandas time {d['seconds'] / p['seconds']:.2f})", flush=True)
+    results["peer"] = median_of(_PEER.format(path=str(path), limit=PEER_MEMORY), repeats, setup="import duckdb, pandas")
+    p, d, q = results["pandas"], results["duckdb"], results["peer"]
+    assert p["check"] == d["check"] and p["customers"] == d["customers"] == q["customers"]
+    assert abs(q["check"] - p["check"]) <= 1e-9 * abs(p["check"]), "the peer's R, F, M, T differ from ours"
+    print(f"log of {rows:,} rows ({size:.0f} MB, {p['customers']:,} customers), file, load {os.getloadavg()[0]:.1f}:\n"
+          f"  peer (one DuckDB query, memory_limit {PEER_MEMORY}): {q['seconds']:.1f} s, {q['peak_mb']:.0f} MB peak\n"
+          f"  ours, DuckDB path: {d['seconds']:.1f} s, {d['peak_mb']:.0f} MB peak (x{d['seconds'] / q['seconds']:.2f} "
+          f"the peer's time, x{d['peak_mb'] / q['peak_mb']:.2f} its memory)\n"
+          f"  ours, pandas path: {p['seconds']:.1f} s, {p['peak_mb']:.0f} MB peak (x{p['seconds'] / q['seconds']:.2f} "
+          f"the peer's time, x{p['peak_mb'] / q['peak_mb']:.2f} its memory; DuckDB/pandas time "
+          f"{d['seconds'] / p['seconds']:.2f})", flush=True)
     load = copy_in(url, "log", "CREATE TABLE log (order_id bigint, customer_id bigint, date text, quantity integer, "
                    "amount numeric(12,2))", path, sep=",")
     path.unlink()
@@ -287,6 +293,24 @@ extra = {{"customers": len(agg.customers), "engine": agg.engine, "digest": diges
     print(f"log of {rows:,} rows from PostgreSQL, GROUP BY on the server: {g['seconds']:.1f} s, {g['peak_mb']:.0f} MB "
           f"peak, customers equal to pandas' (GROUP BY / COPY+pandas time {g['seconds'] / base['seconds']:.2f}, "
           f"/ DuckDB file {g['seconds'] / d['seconds']:.2f})", flush=True)
+
+
+#: The peer of issue 27 item 4: Recency, Frequency, Monetary and Tenure per customer as ONE plain DuckDB query
+#: on the file (types detected by DuckDB, dates read by the CSV reader), with a memory limit; no checks.
+PEER_MEMORY = "1GB"
+_PEER = """
+con = duckdb.connect()
+con.execute("SET memory_limit = '{limit}'")
+t = con.execute(\"\"\"
+    SELECT customer_id,
+           datediff('day', max(date), max(max(date)) OVER ()) AS recency,
+           count(DISTINCT order_id) AS frequency,
+           sum(amount) AS monetary,
+           datediff('day', min(date), max(max(date)) OVER ()) AS tenure
+    FROM read_csv('{path}', types={{'date': 'DATE'}}, dateformat='%Y%m%d')
+    GROUP BY customer_id\"\"\").df()
+extra = {{"customers": len(t), "check": float(t["monetary"].sum()) + float(t["frequency"].sum())}}
+"""
 
 
 # The customers as one hash (every column, every row), to check two paths agree without shipping them.

@@ -62,7 +62,7 @@ def test_duckdb_equals_pandas_row_for_row(tmp_path, text_ids, text_orders, sep):
 def test_order_ids_that_only_look_like_numbers_go_to_pandas(tmp_path):
     path = tmp_path / "log.csv"
     cols = TransactionColumns("cust", "day", "amount", order_id="order")
-    for odd in (".5", "1e3", "0x10", "1_0"):
+    for odd in (".5", "1e3", "1E3", "0x10", "0b1", "1_0", "1.0", "7.", "inf"):
         path.write_text(f"order,cust,day,amount\n{odd},1,2024-01-01,5\n1,1,2024-01-02,6\n2,2,2024-01-02,2\n")
         ref, fast = both(path, cols, strict=False)
         assert_same(ref, fast)
@@ -73,12 +73,14 @@ def test_order_ids_that_only_look_like_numbers_go_to_pandas(tmp_path):
 def test_order_ids_read_as_numbers_like_pandas(tmp_path):
     # 007 and 7 are one order for pandas (it reads whole numbers as numbers): the same for DuckDB.
     path = tmp_path / "log.csv"
-    path.write_text("order,cust,day,amount\n007,1,2024-01-01,5\n7,1,2024-01-01,6\n8,1,2024-01-03,1\n9,2,2024-01-02,2\n")
+    path.write_text("order,cust,day,amount\n007,1,2024-01-01,5\n7,1,2024-01-01,6\n+8,1,2024-01-03,1\n8,1,2024-01-03,1\n"
+                    "9,2,2024-01-02,2\n-0,2,2024-01-02,2\n0,2,2024-01-02,2\n")
     cols = TransactionColumns("cust", "day", "amount", order_id="order")
     ref, fast = both(path, cols)
     assert fast.engine == "duckdb"
     assert_same(ref, fast)
     assert fast.customers.set_index("ID").loc[1, "Frequency"] == 2
+    assert fast.customers.set_index("ID").loc[2, "Frequency"] == 2  # -0 and 0 are one order
 
 
 @pytest.mark.parametrize("body,why", [

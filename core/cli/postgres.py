@@ -102,9 +102,11 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
         elif pg_in:
             source = postgres.parse(data, query)
             path = Path(tmp) / source.file_name
-            rows = postgres.export(source, path)
+            rows = _copy_for(args, source, path, data, query)
             if not getattr(args, "quiet", False):
-                print(f"read {rows:,} rows from {source.display}", file=sys.stderr)
+                print(f"read {rows:,} rows from {source.display}" if rows else
+                      f"{source.display}: a transaction log, aggregated on the server where it can be",
+                      file=sys.stderr)
             args.data, shown = str(path), source.display
         if pg_out:
             postgres.connect(target).close()  # a wrong password or host fails before scoring
@@ -126,6 +128,35 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
                                          mode=args.mode)
             print(f"wrote {rows:,} rows to table {target.table} of {target.display} ({args.mode})", file=sys.stderr)
     return status
+
+
+def _copy_for(args: argparse.Namespace, source: postgres.PgSource, path: Path, url: str, query) -> int:
+    """Copy the source to ``path`` for the command: every row, or (training on a log) only the head.
+
+    ``train`` on a transaction log copies the first :data:`core.reading.pg_aggregate.HEAD_ROWS` rows
+    (the layout and mapping are detected from them) and marks the copy, so the recipe's input stage
+    groups the log on the server (:func:`core.reading.pg_aggregate.aggregate_log`), copying the
+    rest out only when the server cannot aggregate it exactly as pandas does.
+
+    Returns
+    -------
+    int
+        Rows copied; 0 when only the head of a log was.
+    """
+    from core.reading import pg_aggregate
+
+    if args.command != "train" or getattr(args, "engine", "numpy") != "numpy":
+        return postgres.export(source, path)
+    from core.cli.data import mapping_arg
+    from core.versions.pipeline import input_kind
+
+    head = postgres.export(source, path, limit=pg_aggregate.HEAD_ROWS)
+    if head < pg_aggregate.HEAD_ROWS:  # the whole source is already here
+        return head
+    if input_kind(path, getattr(args, "input", None), mapping_arg(args), source.file_name) != "transactions":
+        return postgres.export(source, path)
+    pg_aggregate.mark(path, url, query)
+    return 0
 
 
 def _actor() -> str:

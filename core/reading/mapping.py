@@ -900,14 +900,16 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
     validate(mapping, head, shown)
     step("load")
     if kind == "transactions":
-        from core.reading.transactions import TransactionColumns, aggregate
+        from core.reading.pg_aggregate import aggregate_log
+        from core.reading.transactions import TransactionColumns
 
         cols = TransactionColumns(**{role: (mapping.role_of(role) or [None])[0]
                                      for role in ("customer_id", "date", "amount", "quantity", "order_id",
                                                   "category", "channel")})
         data = source if is_path else read_source(source, name)[0]
-        agg = aggregate(data, cols, sep=sniffed.sep, encoding=sniffed.encoding, name=shown,
-                        **({"chunk_rows": chunk_rows} if chunk_rows else {}))
+        # A database log's head copy is aggregated on the server where it can be (core.reading.pg_aggregate).
+        agg = aggregate_log(data, cols, sep=sniffed.sep, encoding=sniffed.encoding, name=shown,
+                            **({"chunk_rows": chunk_rows} if chunk_rows else {}))
         step("clean")
         frame = agg.customers.copy()
         # The canonical names of the same facts, so profiles, personas and comparisons read them.
@@ -934,7 +936,8 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
         money = ["Monetary", "Avg_order_value", "Frequency"] + [c for c in frame if c.startswith("Spend_")]
         frame.attrs["summary"] = {"customers": int(len(frame)), "transactions": agg.rows_read,
                                   "total_amount": round(agg.total_amount, 2), "latest_date": agg.latest_date,
-                                  "first_date": agg.first_date, "nonpositive": agg.nonpositive, "notes": agg.notes}
+                                  "first_date": agg.first_date, "nonpositive": agg.nonpositive, "notes": agg.notes,
+                                  "engine": agg.engine, **({"engine_note": agg.engine_note} if agg.engine_note else {})}
     else:
         data = read_source(source, name)[0]
         full = read_head(data, sniffed, rows=None)

@@ -14,18 +14,32 @@ totals go through :func:`core.reading.transactions.from_totals`. The pushdown ta
 Any NULL customer ID, date or amount, a NaN or infinite amount, an empty order ID, or another
 type: :func:`aggregate` returns ``None`` with the reason and the caller copies the log out, so
 pandas' rules (and messages) for such rows stay the reference.
+
+Training from a database (``python -m core train --data postgresql://...``) copies only the first
+rows out (:data:`HEAD_ROWS`, enough to detect the layout and suggest the mapping) and marks that
+copy (:func:`mark`); the recipe's input stage aggregates a log through :func:`aggregate_log`, which
+groups a marked copy's log on the server, or copies the whole log over the head and aggregates
+the file when the server cannot take it exactly.
 """
 from __future__ import annotations
 
+import json
+import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from core.reading import postgres
-from core.reading.transactions import TransactionColumns, choose_date_format, from_totals
+from core.reading.transactions import Aggregated, TransactionColumns, choose_date_format, from_totals
+from core.reading.transactions import aggregate as aggregate_file
 
-__all__ = ["aggregate", "ENGINE"]
+__all__ = ["aggregate", "aggregate_log", "mark", "ENGINE", "HEAD_ROWS", "MARK_SUFFIX"]
+
+#: Rows copied out first to detect the layout (the mapping reads 2,000).
+HEAD_ROWS = 5000
+#: A head copy ``orders.tsv`` is marked by ``orders.tsv.pgsource.json`` (the source to aggregate).
+MARK_SUFFIX = ".pgsource.json"
 
 #: ``Aggregated.engine`` of a log aggregated on the server.
 ENGINE = "postgresql"
@@ -170,3 +184,61 @@ def aggregate(url: str, columns: TransactionColumns, query: str | None = None, *
     total = float(sum(float(x) for x in table["exact"]))
     return from_totals(base, columns, rows=int(table["rows"].sum()), nonpositive=int(table["nonpos"].sum()),
                        total=total, date_format=fmt, engine=ENGINE), ""
+
+
+def mark(path, url: str, query: str | None = None) -> None:
+    """Mark ``path`` (the first rows of ``url``'s table or query) as standing for the whole source.
+
+    The mark names the URL as given (a password in it stays in the run's temporary folder, readable
+    by the owner only, and is removed with it).
+
+    Parameters
+    ----------
+    path : path-like
+        The head copy.
+    url : str
+    query : str, optional
+    """
+    fd = os.open(str(path) + MARK_SUFFIX, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"url": url, "query": query}, handle)
+
+
+def aggregate_log(source, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
+                  **options) -> Aggregated:
+    """A log's customers: on the server for a marked head copy (:func:`mark`), else from the file.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+        The log, or a head copy of a database log.
+    columns : TransactionColumns
+    sep, encoding, name
+        As :func:`core.reading.transactions.aggregate`.
+    **options
+        Passed on to :func:`core.reading.transactions.aggregate` (``chunk_rows``, ``engine``...).
+
+    Returns
+    -------
+    core.reading.transactions.Aggregated
+        ``engine`` says which path ran (``postgresql``, ``duckdb`` or ``pandas``); ``engine_note``
+        why a database log was copied out instead.
+
+    Raises
+    ------
+    core.reading.loading.DataFileError
+        As the file path; a :class:`core.reading.postgres.PostgresError` for the database.
+    """
+    side = Path(str(source) + MARK_SUFFIX) if isinstance(source, (str, os.PathLike)) else None
+    if side is None or not side.is_file():
+        return aggregate_file(source, columns, sep=sep, encoding=encoding, name=name, **options)
+    marked = json.loads(side.read_text(encoding="utf-8"))
+    side.unlink()  # from here on the file is what it holds
+    url, query = marked["url"], marked.get("query")
+    pushed, why = aggregate(url, columns, query, folder=Path(source).parent)
+    if pushed is not None:
+        return pushed
+    postgres.export(postgres.parse(url, query), source)  # the whole log over the head, as before
+    result = aggregate_file(source, columns, sep="\t", encoding="utf-8", name=name, **options)
+    result.engine_note = f"aggregated after copying every row out: {why}"
+    return result

@@ -272,12 +272,14 @@ def _readable_select(source: PgSource, columns: list[tuple[str, int]]):
     return sql.SQL("SELECT {} FROM ({}) AS q").format(sql.SQL(", ").join(exprs), _select(source))
 
 
-def _export_sql(source: PgSource, columns: list[tuple[str, int]]):
+def _export_sql(source: PgSource, columns: list[tuple[str, int]], limit: int | None = None):
     """``COPY (SELECT <each column in a form the readers take>) TO STDOUT`` as tab-separated text."""
     from psycopg import sql
 
-    return sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, NULL '')").format(
-        _readable_select(source, columns))
+    select = _readable_select(source, columns)
+    if limit is not None:
+        select = sql.SQL("{} LIMIT {}").format(select, sql.Literal(int(limit)))
+    return sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\t', HEADER true, NULL '')").format(select)
 
 
 #: The PostgreSQL JDBC driver's class (Debian's libpostgresql-jdbc-java: /usr/share/java/postgresql.jar).
@@ -337,7 +339,7 @@ def _query_error(source: PgSource, exc: BaseException) -> PostgresError:
     return PostgresError(f"{source.display}: {_what(source)} cannot be read: {line}")
 
 
-def export(source: PgSource, path, *, block_rows: int | None = None) -> int:
+def export(source: PgSource, path, *, block_rows: int | None = None, limit: int | None = None) -> int:
     """Stream a table or query into a tab-separated file (header line first) by COPY.
 
     Parameters
@@ -347,6 +349,8 @@ def export(source: PgSource, path, *, block_rows: int | None = None) -> int:
         The file to write.
     block_rows : int, optional
         Unused by COPY (rows arrive as the server sends them); kept for the cursor variant in benchmarks.
+    limit : int, optional
+        Only the first rows (the head a layout is detected from).
 
     Returns
     -------
@@ -371,7 +375,7 @@ def export(source: PgSource, path, *, block_rows: int | None = None) -> int:
                                         "name it with AS")
                 if len({n for n, _ in columns}) != len(columns):
                     raise PostgresError(f"{source.display}: two columns of {_what(source)} have the same name")
-                with open(path, "wb") as out, cur.copy(_export_sql(source, columns)) as copy:
+                with open(path, "wb") as out, cur.copy(_export_sql(source, columns, limit)) as copy:
                     for block in copy:
                         out.write(block)
                 rows = cur.rowcount

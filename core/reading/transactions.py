@@ -112,7 +112,10 @@ class Aggregated:
     date_format : str
     notes : list of str
     engine : str
-        ``"duckdb"`` or ``"pandas"``: which path aggregated the log (same customers either way).
+        ``"duckdb"``, ``"pandas"`` or ``"postgresql"``: which path aggregated the log (same customers
+        either way).
+    engine_note : str
+        Why a faster path was not taken, when that is worth saying ("" otherwise).
     """
 
     customers: pd.DataFrame
@@ -127,6 +130,7 @@ class Aggregated:
     notes: list = field(default_factory=list)
     examples: dict = field(default_factory=dict)
     engine: str = "pandas"
+    engine_note: str = ""
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -576,9 +580,11 @@ def aggregate(source: Any, columns: TransactionColumns, *, sep: str, encoding: s
 def log_engine() -> str:
     """The engine ``aggregate(engine="auto")`` uses: ``SEGMENTLENS_LOG_ENGINE`` when set, else by core count.
 
-    DuckDB wins with cores to spread a query over (7x pandas on a 10M-row log in issue 27's
-    measurement); on two busy cores it measured slower than pandas (benchmarks/bench_postgres.py),
-    so with fewer than four cores pandas aggregates.
+    DuckDB's query spreads over cores, pandas' chunks do not. On two busy cores (load 14, 2M-row
+    log, ``benchmarks/bench_postgres.py``) the DuckDB path took 1.5x pandas' time: every cell is
+    read as text and checked as pandas would read it, which costs more than the grouping (a plain
+    DuckDB query without the checks took half pandas' time). So with fewer than four cores pandas
+    aggregates; with four or more, DuckDB (not measured on this machine).
 
     Returns
     -------
@@ -669,36 +675,36 @@ def _aggregate_duckdb(source: Any, columns: TransactionColumns, *, sep: str, enc
             # Any row pandas would drop or read by other rules (currency text, an unreadable quantity,
             # an empty or decimal order ID) counts as a problem: then pandas aggregates the log.
             problem = ["k IS NULL", "day IS NULL", "a IS NULL", "NOT isfinite(a)", "a_us"]
-            inner, outer = [], []
+            inner = []
             if columns.quantity:
                 first += ["TRY_CAST(q AS DOUBLE) AS qn", "q IS NOT NULL AS q_given", "contains(q, '_') AS q_us"]
                 problem += ["(q_given AND qn IS NULL)", "q_us"]
                 inner.append("sum(CASE WHEN isfinite(qn) THEN qn ELSE 0 END) AS quantity")
-                outer.append("sum(quantity) AS quantity")
-            group, orders = "1", "0.0"
+            orders = "0.0"
             if columns.order_id:
                 # An order ID that is a whole number is keyed by its value (pandas reads 007 and 7 as 7);
-                # other IDs by a 64-bit hash of their text, as the pandas path does.
+                # other IDs by a hash of their text, as the pandas path does. "Whole number" is the text
+                # [+-]?[0-9]+ (spaces around): read alike as BIGINT and DOUBLE, no '.', exponent or '_'
+                # (cheaper than a regular expression on every row; DuckDB's casts alone accept 1.5 or 0x10).
                 first += [f"trim(o, {white}) AS ot",
-                          f"CASE WHEN regexp_full_match(trim(o, {white}), '[+-]?[0-9]+') THEN TRY_CAST(o AS BIGINT) "
+                          "CASE WHEN TRY_CAST(o AS BIGINT) = TRY_CAST(o AS DOUBLE) AND NOT (contains(o, '.') "
+                          "OR contains(o, 'e') OR contains(o, 'E') OR contains(o, '_')) THEN TRY_CAST(o AS BIGINT) "
                           "END AS oi"]
                 problem += ["ot IS NULL", "(oi IS NULL AND TRY_CAST(ot AS DOUBLE) IS NOT NULL)"]
                 inner.append("sum((oi IS NULL)::INT) AS o_text")
-                outer.append("sum(o_text) AS o_text")
-                group, orders = "1, oi, CASE WHEN oi IS NULL THEN hash(ot) END", "count(*)"
+                # Numbers and text never mix here (such a log goes to pandas below), so one BIGINT key each.
+                orders = "count(DISTINCT CASE WHEN oi IS NULL THEN (hash(ot) >> 1)::BIGINT ELSE oi END)"
             extra = "".join(", " + e for e in inner)
+            # One GROUP BY per customer (distinct orders by DuckDB's DISTINCT aggregate): measured faster
+            # than grouping (customer, order) first and customers second.
             sql = f"""
                 WITH v AS (SELECT {cells} FROM log),
                 r AS (SELECT {", ".join(first)} FROM v {join}),
-                s AS (SELECT *, {key} AS k FROM r),
-                g AS (SELECT k AS id, count(*) AS rows, sum(({" OR ".join(problem)})::INT) AS nbad,
-                             min(day) AS first, max(day) AS last, sum(a) AS monetary,
-                             sum((a <= 0)::INT) AS nonpos{extra}
-                      FROM s GROUP BY {group})
-                SELECT id, sum(rows)::DOUBLE AS rows, sum(nbad) AS nbad, min(first) AS first, max(last) AS last,
-                       sum(monetary) AS monetary, sum(nonpos) AS nonpos, {orders}::DOUBLE AS orders
-                       {"".join(", " + e for e in outer)}
-                FROM g GROUP BY id"""
+                s AS (SELECT *, {key} AS k FROM r)
+                SELECT k AS id, count(*)::DOUBLE AS rows, sum(({" OR ".join(problem)})::INT) AS nbad,
+                       min(day) AS first, max(day) AS last, sum(a) AS monetary,
+                       sum((a <= 0)::INT) AS nonpos, {orders}::DOUBLE AS orders{extra}
+                FROM s GROUP BY 1"""
             table = log.frame(sql)
     except duck.Unsupported as exc:
         return None, str(exc)

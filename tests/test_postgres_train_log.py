@@ -1,0 +1,124 @@
+"""``python -m core train --data postgresql://...`` on a transaction log groups it on the server (core.reading.pg_aggregate)
+and trains the model the file trains; a log the server cannot group exactly is copied out and gives the file's result."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.reading import pg_aggregate, postgres
+from core.reading.mapping import prepare_input
+from core.versions.registry import Registry
+from tests.test_postgres import CDNOW, conn, run_cli, server, url  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.skipif(not CDNOW.exists(), reason="../shared/data/cdnow_transactions.txt is not here")
+TYPES = {"customer_id": "integer", "date": "date", "number_of_cds": "integer", "dollar_value": "numeric(10,2)"}
+
+
+def load(conn, table, frame):  # noqa: F811
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (" + ", ".join(f'"{c}" {TYPES[c]}' for c in frame.columns) + ")")
+    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        for row in frame.itertuples(index=False):
+            copy.write_row([None if isinstance(v, float) and np.isnan(v) else v for v in row])
+
+
+def cdnow() -> pd.DataFrame:
+    log = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
+    log["customer_id"] = log["customer_id"].astype(int)
+    log["date"] = pd.to_datetime(log["date"], format="%Y%m%d").dt.strftime("%Y-%m-%d")
+    log["number_of_cds"] = log["number_of_cds"].astype(int)
+    log["dollar_value"] = log["dollar_value"].astype(float)
+    return log
+
+
+def train(capsys, data, models):
+    code, out, err = run_cli(capsys, "train", "--data", data, "--models", models, "--input", "transactions",
+                             "--seed", 3, "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    return payload, Registry(models).metadata(payload["model_version"]), err
+
+
+def assert_same_training(by_db, by_file):
+    for key in ("n_customers", "k", "features", "transforms", "segments", "rfm"):
+        assert by_db[key] == by_file[key], key
+    assert by_db["silhouette"] == pytest.approx(by_file["silhouette"], abs=1e-9)
+    drop = ("engine", "engine_note")
+    assert ({k: v for k, v in by_db["transactions"].items() if k not in drop}
+            == {k: v for k, v in by_file["transactions"].items() if k not in drop})
+
+
+def test_an_order_table_trains_through_the_server_group_by(url, conn, tmp_path, capsys):  # noqa: F811
+    log = cdnow()
+    load(conn, "public.cdnow_train", log)
+    path = tmp_path / "cdnow.tsv"
+    log.to_csv(path, sep="\t", index=False)
+    by_file, _, _ = train(capsys, path, tmp_path / "file")
+    by_db, meta, err = train(capsys, f"{url}?table=public.cdnow_train", tmp_path / "db")
+    assert "aggregated on the server" in err
+    # The version records which path grouped the log, and the database (not the head copy) as its source.
+    assert meta["transactions"]["engine"] == "postgresql" and "engine_note" not in meta["transactions"]
+    assert by_file["transactions"]["engine"] in ("pandas", "duckdb")
+    assert meta["data_source"].endswith("?table=public.cdnow_train") and meta["data_path"] is None
+    assert by_db["n_customers"] == 23570 and by_db["transactions"]["transactions"] == len(log)
+    assert_same_training(by_db, by_file)
+
+
+def test_the_head_copy_gives_the_files_customers_row_for_row(url, conn, tmp_path):  # noqa: F811
+    log = cdnow()
+    load(conn, "public.cdnow_head", log)
+    path = tmp_path / "cdnow.tsv"
+    log.to_csv(path, sep="\t", index=False)
+    head = tmp_path / "head.tsv"
+    assert postgres.export(postgres.parse(f"{url}?table=public.cdnow_head"), head,
+                           limit=pg_aggregate.HEAD_ROWS) == pg_aggregate.HEAD_ROWS
+    pg_aggregate.mark(head, f"{url}?table=public.cdnow_head")
+    pushed, _ = prepare_input(head, kind="transactions")
+    ref, _ = prepare_input(path, kind="transactions")
+    assert pushed.frame.attrs["summary"]["engine"] == "postgresql"
+    assert not (tmp_path / ("head.tsv" + pg_aggregate.MARK_SUFFIX)).exists()
+    pd.testing.assert_frame_equal(pushed.frame, ref.frame, check_exact=True)
+    assert pushed.report.rows_read == ref.report.rows_read == len(log)
+
+
+def test_a_dirty_log_is_copied_out_and_trains_as_its_file(url, conn, tmp_path, capsys):  # noqa: F811
+    log = cdnow()
+    log.loc[log.index % 997 == 5, "dollar_value"] = np.nan  # rows pandas drops (and counts): not the server's
+    load(conn, "public.cdnow_dirty", log)
+    path = tmp_path / "dirty.tsv"
+    log.to_csv(path, sep="\t", index=False)
+    by_file, _, _ = train(capsys, path, tmp_path / "file")
+    by_db, meta, err = train(capsys, f"{url}?table=public.cdnow_dirty", tmp_path / "db")
+    assert meta["transactions"]["engine"] in ("pandas", "duckdb")
+    assert "copying every row out" in meta["transactions"]["engine_note"]
+    assert "empty ID, date, amount" in meta["transactions"]["engine_note"]
+    assert by_db["cleaning"] == by_file["cleaning"] and by_db["cleaning"]["dropped"]["unreadable_values"] == 70
+    assert_same_training(by_db, by_file)
+
+
+def test_a_customer_table_longer_than_the_head_is_read_whole(url, conn, tmp_path, capsys):  # noqa: F811
+    from tests.test_postgres import SAMPLE
+
+    frame = pd.read_csv(SAMPLE, sep="\t", dtype=str, keep_default_na=False)
+    copies = [frame.assign(ID=(frame["ID"].astype(int) + 100_000 * i).astype(str)) for i in range(3)]
+    frame = pd.concat(copies, ignore_index=True)
+    assert len(frame) > pg_aggregate.HEAD_ROWS
+    path = tmp_path / "customers.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    types = {c: "integer" for c in frame.columns}
+    types.update(Education="text", Marital_Status="text", Income="numeric(12,2)", Dt_Customer="text")
+    conn.execute("DROP TABLE IF EXISTS public.customers_long")
+    conn.execute("CREATE TABLE public.customers_long (" + ", ".join(f'"{c}" {types[c]}' for c in frame.columns) + ")")
+    with conn.cursor().copy("COPY public.customers_long FROM STDIN") as copy:
+        for row in frame.itertuples(index=False):
+            copy.write_row([v if v != "" else None for v in row])
+    runs = {}
+    for name, data in (("file", path), ("db", f"{url}?table=public.customers_long")):
+        code, out, err = run_cli(capsys, "train", "--data", data, "--models", tmp_path / name, "--json", "--quiet")
+        assert code == 0, err
+        runs[name] = json.loads(out)
+    assert runs["db"]["cleaning"] == runs["file"]["cleaning"] and runs["db"]["cleaning"]["rows_read"] == len(frame)
+    assert runs["db"]["n_customers"] == runs["file"]["n_customers"]
