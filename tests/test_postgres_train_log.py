@@ -122,3 +122,19 @@ def test_a_customer_table_longer_than_the_head_is_read_whole(url, conn, tmp_path
         runs[name] = json.loads(out)
     assert runs["db"]["cleaning"] == runs["file"]["cleaning"] and runs["db"]["cleaning"]["rows_read"] == len(frame)
     assert runs["db"]["n_customers"] == runs["file"]["n_customers"]
+
+
+def test_the_fingerprint_is_the_whole_logs_not_its_heads(url, conn, tmp_path, capsys):  # noqa: F811
+    # Two logs that share their first rows (all the head copy holds) but differ after them must not share a
+    # data fingerprint; the same log trained twice must.
+    log = cdnow()
+    changed = log.copy()
+    changed.loc[len(changed) - 1, "dollar_value"] += 10.0
+    load(conn, "public.cdnow_fp_a", log)
+    load(conn, "public.cdnow_fp_b", changed)
+    _, first, _ = train(capsys, f"{url}?table=public.cdnow_fp_a", tmp_path / "a1")
+    _, again, _ = train(capsys, f"{url}?table=public.cdnow_fp_a", tmp_path / "a2")
+    _, other, _ = train(capsys, f"{url}?table=public.cdnow_fp_b", tmp_path / "b")
+    assert first["transactions"]["engine"] == other["transactions"]["engine"] == "postgresql"
+    assert first["data_fingerprint"] == again["data_fingerprint"]
+    assert first["data_fingerprint"] != other["data_fingerprint"]

@@ -879,6 +879,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
     if kind is not None and kind not in KINDS:
         raise ValueError(f"--input must be one of {', '.join(KINDS)}, got {kind!r}")
     is_path = isinstance(source, (str, os.PathLike))
+    print_of = source  # what the version's data fingerprint is taken of
     shown = name or (Path(source).name if is_path else "upload")
     if is_path and not Path(source).is_file():
         read_source(source, name)  # the loader's message for a missing file or a folder
@@ -912,6 +913,10 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
                             **({"chunk_rows": chunk_rows} if chunk_rows else {}))
         step("clean")
         frame = agg.customers.copy()
+        if agg.engine == "postgresql":
+            # Only the log's head was copied out: the version's fingerprint is its customers' (the same log
+            # gives the same customers), not the head's, which another log could share.
+            print_of = pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes()
         # The canonical names of the same facts, so profiles, personas and comparisons read them.
         frame["Total_Spending"] = frame["Monetary"]
         frame["Total_Purchases"] = frame["Frequency"]
@@ -964,7 +969,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
     mapping.kind = kind
     if report.rows_used == 0:
         raise DataFileError(f"{shown}: no rows left after cleaning")
-    return Prepared(frame, info, report, _fingerprint(source), shown), mapping
+    return Prepared(frame, info, report, _fingerprint(print_of), shown), mapping
 
 
 def parse_features(text: str | None, prepared, mapping: Mapping) -> list[str]:
