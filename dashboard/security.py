@@ -323,10 +323,10 @@ def local_only(environ: dict, policy: bool | None) -> bool:
     return _loopback_address(str(local[0]))
 
 
-def narrow_body_limit(limit: int) -> None:
+def narrow_body_limit(limit: int, request: flask.Request | None = None) -> None:
     """Lower the current request's body limit to ``limit`` before its body is read (Flask's reads, and the
     count of a chunked body, which is refused one byte past it rather than cut off silently)."""
-    request = flask.request
+    request = request if request is not None else flask.request._get_current_object()  # one context lookup
     current = request.max_content_length
     request.max_content_length = limit if current is None else min(current, limit)
     counted = request.environ.get(_COUNTED_KEY)
@@ -362,14 +362,18 @@ def install_security(app, secret: bytes) -> None:
     @server.before_request
     def limit_body():
         # The WSGI layer already refused what is over the limit; this keeps Flask's own reads bounded too.
-        narrow_body_limit(_limit_for(flask.request.path, limits))
+        request = flask.request._get_current_object()
+        narrow_body_limit(_limit_for(request.path, limits), request)
 
     @server.after_request
     def add_headers(response: flask.Response):
         # Only the headers a handler did not set itself: one pass over the response's headers, then
         # one extend (six setdefault calls each scanned the list again).
-        security_headers(fresh=response.mimetype == "text/html")
-        present = {name.lower() for name in response.headers.keys()}
+        if response.mimetype == "text/html":
+            security_headers(fresh=True)
+        elif not items:
+            security_headers()
+        present = {name.lower() for name, _value in response.headers}
         response.headers.extend([(name, value) for name, value, lower in items if lower not in present])
         if flask.request.path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)
@@ -500,7 +504,7 @@ class _Compressor:
         return blob
 
     def __call__(self, response: flask.Response) -> flask.Response:
-        request = flask.request
+        request = flask.request._get_current_object()  # one context lookup, not one per attribute
         path = request.path
         if response.mimetype == "application/json" and not response.is_streamed \
                 and (response.content_length or 0) < _MIN_SIZE and not path.startswith(_STATIC_PREFIXES):
