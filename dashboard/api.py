@@ -265,9 +265,14 @@ def _create_blueprint() -> flask.Blueprint:
     def _stamp(response):
         t0 = flask.g.get("api_t0")
         headers = response.headers
+        if "Cache-Control" in headers:
+            headers["Cache-Control"] = "no-store"
+            stamp = []
+        else:  # the common case: both headers added in one call, no search for one to replace
+            stamp = [("Cache-Control", "no-store")]
         if t0 is not None:
-            headers["X-Server-Time-ms"] = f"{(time.perf_counter() - t0) * 1000:.3f}"
-        headers["Cache-Control"] = "no-store"
+            stamp.append(("X-Server-Time-ms", f"{(time.perf_counter() - t0) * 1000:.3f}"))
+        headers.extend(stamp)
         return response
 
     @bp.errorhandler(HTTPException)

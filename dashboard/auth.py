@@ -321,7 +321,7 @@ def _guard():
     disagree with them is refused before the callback runs.
     """
     path = flask.request.path
-    if path == LOGIN_PATH or _is_static(path) or path == "/metrics" or path.startswith(API_PREFIX + "/"):
+    if path.startswith(API_PREFIX + "/") or path == LOGIN_PATH or path == "/metrics" or _is_static(path):
         return None  # the API (and /metrics, dashboard/monitoring.py) checks keys or sessions itself
     if path == LOGOUT_PATH:
         return None if flask.request.method == "POST" else flask.redirect(LOGIN_PATH)
