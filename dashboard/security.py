@@ -10,7 +10,8 @@ Everything here is a property of the HTTP layer, not of a page: it is installed 
   the upload-sized limit only to analysts and admins and only for upload callbacks, and a small
   one (``SEGMENTLENS_MAX_CALLBACK_BODY``, 2 MB) to every other callback request.
 - Security headers on every response, with a Content-Security-Policy that Dash and Plotly work
-  under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers).
+  under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers). The API's
+  JSON answers (and /metrics) get a stricter, shorter policy: none of the page's allowances.
 - ``X-Forwarded-For`` is trusted only from the proxies listed in ``SEGMENTLENS_TRUSTED_PROXIES``.
 - Dash's background-callback handles carry the job's process id; the browser gets an opaque
   token instead (no PIDs in responses), mapped back on the way in.
