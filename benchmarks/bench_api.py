@@ -17,6 +17,10 @@ registry and cache in a temporary folder, then measures:
 
 7. (--profile --models-from DIR, alone) where one prediction's time goes: cProfile of 1,000 keyed predictions in
    process (Flask test client), as shares of the Flask request: hooks, handler, monitoring, headers, session.
+   After issue 29's cuts the keyed path skips the session cookie and Flask-Login's remember hook, resolves the
+   Prometheus label children once, answers with the API's short Content-Security-Policy, and scores with
+   map/operator arithmetic; what is left is mostly Flask and werkzeug's own per-request work (context, URL
+   match, header lists), which the bare peer pays too.
 
 Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]
        [--repetitions 5]]
@@ -337,6 +341,7 @@ _PHASES = (("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
            ("  compression check", "dashboard/security.py", "__call__"),
            ("  latency histogram (Prometheus)", "dashboard/monitoring.py", "_monitor_stop"),
            ("  API stamp (X-Server-Time-ms)", "dashboard/api.py", "_stamp"),
+           ("  remember-cookie hook (skipped for keys)", "dashboard/auth.py", "remember_cookie"),
            ("request context (URL match, session open)", "flask/ctx.py", "push"),
            ("session save (in after-request)", "dashboard/auth.py", "save_session"))
 

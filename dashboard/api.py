@@ -33,6 +33,7 @@ see benchmarks/bench_api.py).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -87,6 +88,7 @@ class ApiSettings:
     accounts: AccountStore | None = None  # made on first use, on the registry folder of the app's services
     workers: dict | None = None  # process id -> an opaque name of this worker (health never shows a PID)
     setup: tuple | None = None  # (monotonic time, core.access.startup_checks.setup_warnings()) for health
+    fields: tuple | None = None  # (LiveModel, mapped_fields of it): the served model's accepted fields
 
 
 def _methods(path: str):
@@ -201,7 +203,7 @@ def _create_blueprint() -> flask.Blueprint:
         admin_route = _methods(path) == ("POST",) and path.startswith("models/")
         try:
             accounts = _accounts(cfg)
-            header = request.headers.get("Authorization")
+            header = request.environ.get("HTTP_AUTHORIZATION")  # request.headers.get without its key mangling
             if header is not None:
                 scheme, _, key = header.strip().partition(" ")
                 found = accounts.verify_key(key.strip()) if scheme.lower() == "bearer" else None
@@ -263,9 +265,14 @@ def _create_blueprint() -> flask.Blueprint:
     def _stamp(response):
         t0 = flask.g.get("api_t0")
         headers = response.headers
+        if "Cache-Control" in headers:
+            headers["Cache-Control"] = "no-store"
+            stamp = []
+        else:  # the common case: both headers added in one call, no search for one to replace
+            stamp = [("Cache-Control", "no-store")]
         if t0 is not None:
-            headers["X-Server-Time-ms"] = f"{(time.perf_counter() - t0) * 1000:.3f}"
-        headers["Cache-Control"] = "no-store"
+            stamp.append(("X-Server-Time-ms", f"{(time.perf_counter() - t0) * 1000:.3f}"))
+        headers.extend(stamp)
         return response
 
     @bp.errorhandler(HTTPException)
@@ -302,7 +309,10 @@ def _create_blueprint() -> flask.Blueprint:
         svc = services()
         live = svc.live_model()
         model = live.model
-        fields = mapped_fields(svc, live)
+        known = cfg.fields
+        if known is None or known[0] is not live:  # asked again only when the served model is looked up afresh
+            known = cfg.fields = (live, mapped_fields(svc, live))
+        fields = known[1]
         try:
             if fields is None:
                 rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
@@ -550,11 +560,7 @@ def _encode_predictions(version, names, ids, segs, confs, typs, dists, probs=Non
     as json.dumps over dicts (float repr dominates), which keeps the batch within its budget.
     ``probs`` (soft models): membership probability per segment, indexed as ``distances``.
     """
-    k = len(names)
-    row = ('{"segment":%d,"segment_name":%s,"confidence":%.6g,"typicality":%.6g,"distances":['
-           + ",".join(["%.6g"] * k) + "]"
-           + (',"probabilities":[' + ",".join(["%.6g"] * k) + "]" if probs is not None else "") + "}")
-    quoted = [json.dumps(n) for n in names]
+    row, quoted = _response_template(tuple(names), probs is not None)
     parts = []
     for i, (cid, seg, conf, typ, dist) in enumerate(zip(ids, segs, confs, typs, dists)):
         text = row % ((seg, quoted[seg], conf, typ, *dist) + (tuple(probs[i]) if probs is not None else ()))
@@ -562,6 +568,16 @@ def _encode_predictions(version, names, ids, segs, confs, typs, dists, probs=Non
             text = '{"ID":' + (str(cid) if type(cid) is int else json.dumps(cid)) + "," + text[1:]
         parts.append(text)
     return '{"model_version":' + json.dumps(version) + ',"predictions":[' + ",".join(parts) + "]}"
+
+
+@functools.lru_cache(maxsize=32)
+def _response_template(names: tuple, soft: bool) -> tuple[str, list[str]]:
+    """The %-template of one prediction and the segment names as JSON strings (made once per model and names)."""
+    k = len(names)
+    row = ('{"segment":%d,"segment_name":%s,"confidence":%.6g,"typicality":%.6g,"distances":['
+           + ",".join(["%.6g"] * k) + "]"
+           + (',"probabilities":[' + ",".join(["%.6g"] * k) + "]" if soft else "") + "}")
+    return row, [json.dumps(n) for n in names]
 
 
 def register_api(server: flask.Flask, cache_dir: str | os.PathLike) -> None:

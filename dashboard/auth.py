@@ -321,7 +321,7 @@ def _guard():
     disagree with them is refused before the callback runs.
     """
     path = flask.request.path
-    if path == LOGIN_PATH or _is_static(path) or path == "/metrics" or path.startswith(API_PREFIX + "/"):
+    if path.startswith(API_PREFIX + "/") or path == LOGIN_PATH or path == "/metrics" or _is_static(path):
         return None  # the API (and /metrics, dashboard/monitoring.py) checks keys or sessions itself
     if path == LOGOUT_PATH:
         return None if flask.request.method == "POST" else flask.redirect(LOGIN_PATH)
@@ -523,6 +523,21 @@ class _Sessions(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
+def _skip_remember_hook_for_keyed_calls(server: flask.Flask, manager) -> None:
+    """Flask-Login's remember-cookie hook, not run for key-authenticated API calls (issue 29).
+
+    The hook only acts on a ``_remember`` mark in the session; a keyed API call's session is the empty one
+    :class:`_Sessions` gives it and is never saved, so the hook could do nothing there but its context lookups.
+    """
+    hooks = server.after_request_funcs.get(None, [])
+    for i, hook in enumerate(hooks):
+        if getattr(hook, "__self__", None) is manager:
+            def remember_cookie(response, hook=hook):
+                return response if _keyed_api_call(flask.request._get_current_object()) else hook(response)
+
+            hooks[i] = remember_cookie
+
+
 def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes, callbacks) -> None:
     """Sessions, the sign-in page, and the guard on every request of ``server``.
 
@@ -545,6 +560,7 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
     manager = flask_login.LoginManager()
     manager.session_protection = "basic"
     manager.init_app(server)
+    _skip_remember_hook_for_keyed_calls(server, manager)
 
     @manager.user_loader
     def load(user_id: str):

@@ -206,6 +206,25 @@ class _Metrics:
                                  ["endpoint", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.rate_limited = Counter("segmentlens_rate_limited", "Requests refused by a rate limit (429)",
                                     ["endpoint"], registry=self.registry)
+        # Label values -> the metric's child, resolved once (issue 29): ``labels()`` checks and locks on every
+        # call. Bounded like the labels themselves (endpoints x statuses; segments x versions x sources).
+        self._latency_children: dict = {}
+        self._prediction_children: dict = {}
+
+    def latency_child(self, endpoint: str, status: int):
+        """The latency histogram of one endpoint and status."""
+        child = self._latency_children.get((endpoint, status))
+        if child is None:
+            child = self._latency_children[(endpoint, status)] = self.latency.labels(endpoint, str(status))
+        return child
+
+    def prediction_child(self, segment: int, version: str, source: str):
+        """The prediction counter of one segment, model version and source."""
+        child = self._prediction_children.get((segment, version, source))
+        if child is None:
+            child = self._prediction_children[(segment, version, source)] = self.predictions.labels(
+                str(segment), version, source)
+        return child
 
 
 class Monitor:
@@ -219,8 +238,10 @@ class Monitor:
         self._profiles: dict = {}  # version -> reference profile (or None when the data is unavailable)
         self._lock = threading.Lock()
         self.flush_seconds = float(flush_seconds)
-        # (version, bucket, metric, bin) -> n counted in this process and not yet in the store.
+        # (version, bucket) -> {(metric, bin): n} counted in this process and not yet in the store; grouped so that
+        # a prediction's counters are added where they belong, without a key tuple each (issue 29).
         self._pending: dict = {}
+        self._pending_n = 0  # counters in _pending
         self._pending_lock = threading.Lock()
         self._flusher_pid = None  # the process whose flusher thread runs (a fork has none)
         self._last_prune = 0.0
@@ -277,21 +298,24 @@ class Monitor:
         if not self.enabled or not len(segments):
             return
         try:
-            counts = core_monitoring.prediction_counts(self.profile(version, services), rows, segments,
-                                                       confidence, typicality)
+            profile = self.profile(version, services)
             bucket = int(time.time() // self.bucket_seconds)
             if self._flusher_pid != os.getpid():
                 self._start_flusher()
+            counts = core_monitoring.prediction_counts(profile, rows, segments, confidence, typicality)
             with self._pending_lock:
-                pending = self._pending
-                for (metric, b), n in counts.items():
-                    key = (version, bucket, metric, b)
-                    pending[key] = pending.get(key, 0) + n
-                full = len(pending) > MAX_PENDING
-            counter = self.metrics.predictions
+                group = self._pending.get((version, bucket))
+                if group is None:
+                    group = self._pending[(version, bucket)] = {}
+                before = len(group)
+                for key, n in counts.items():
+                    group[key] = group.get(key, 0) + n
+                self._pending_n += len(group) - before
+                full = self._pending_n > MAX_PENDING
+            child = self.metrics.prediction_child
             for (metric, b), n in counts.items():
                 if metric == "seg":
-                    counter.labels(str(b), version, source).inc(n)
+                    child(b, version, source).inc(n)
             if full:
                 self.flush()
         except Exception as exc:
@@ -300,26 +324,30 @@ class Monitor:
     def pending(self) -> int:
         """How many counters this process holds that the store does not have yet."""
         with self._pending_lock:
-            return len(self._pending)
+            return self._pending_n
 
     def flush(self) -> None:
         """Write this process's pending counters to the store in one transaction (never raises)."""
         with self._pending_lock:
             if self._flusher_pid not in (None, os.getpid()):
-                self._pending = {}  # a forked child's copy of its parent's counters: the parent writes them
+                self._pending, self._pending_n = {}, 0  # a forked child's copy of its parent's: the parent writes them
             if not self._pending:
                 return
-            pending, self._pending = self._pending, {}
+            pending, self._pending, self._pending_n = self._pending, {}, 0
+        rows = [(version, bucket, metric, b, n) for (version, bucket), group in pending.items()
+                for (metric, b), n in group.items()]
         try:
-            self.store.add_rows([(*key, n) for key, n in pending.items()])
+            self.store.add_rows(rows)
         except Exception as exc:  # e.g. the file locked past its timeout: keep them for the next flush
-            _log.warning("monitoring: %d counters not written yet (%s)", len(pending), exc)
+            _log.warning("monitoring: %d counters not written yet (%s)", len(rows), exc)
             with self._pending_lock:
-                for key, n in pending.items():
-                    self._pending[key] = self._pending.get(key, 0) + n
-                if len(self._pending) > 4 * MAX_PENDING:  # bounded even when the store stays unwritable
-                    _log.error("monitoring: dropping %d counters the store would not take", len(self._pending))
-                    self._pending = {}
+                for version, bucket, metric, b, n in rows:
+                    group = self._pending.setdefault((version, bucket), {})
+                    self._pending_n += (metric, b) not in group
+                    group[(metric, b)] = group.get((metric, b), 0) + n
+                if self._pending_n > 4 * MAX_PENDING:  # bounded even when the store stays unwritable
+                    _log.error("monitoring: dropping %d counters the store would not take", self._pending_n)
+                    self._pending, self._pending_n = {}, 0
             return
         now = time.time()
         if now - self._last_prune > 3600:  # old buckets go once an hour per process
@@ -334,7 +362,7 @@ class Monitor:
             if self._flusher_pid == os.getpid():
                 return
             if self._flusher_pid is not None:  # forked after counting: the parent writes what it held
-                self._pending = {}
+                self._pending, self._pending_n = {}, 0
             self._flusher_pid = os.getpid()
         # A weak reference: an app dropped (tests make many) takes its flusher with it.
         threading.Thread(target=_flush_loop, args=(weakref.ref(self), self.flush_seconds),
@@ -343,7 +371,7 @@ class Monitor:
     def reset_window(self, services, actor: str) -> None:
         """Forget every counted prediction and start a new window (admins; audited)."""
         with self._pending_lock:
-            self._pending = {}  # counted before the reset: not part of the new window
+            self._pending, self._pending_n = {}, 0  # counted before the reset: not part of the new window
         self.store.reset(time.time(), actor)
         services.auditor.record(actor, "reset_monitoring", "monitoring", "ok", "prediction counters cleared")
 
@@ -393,10 +421,12 @@ def current_monitor() -> Monitor | None:
 
 def record_prediction(version: str, rows, segments, confidence, typicality, source: str) -> None:
     """Count predictions made inside a request of the app (a no-op elsewhere, e.g. in a background job)."""
-    monitor = current_monitor()
+    if not flask.has_app_context():
+        return
+    extensions = flask.current_app.extensions  # one context lookup for both (issue 29)
+    monitor = extensions.get(_EXTENSION)
     if monitor is not None:
-        monitor.record(flask.current_app.extensions["segmentlens"], version, rows, segments, confidence,
-                       typicality, source)
+        monitor.record(extensions["segmentlens"], version, rows, segments, confidence, typicality, source)
 
 
 def _endpoint(request) -> str:
@@ -430,9 +460,10 @@ def install_monitoring(server: flask.Flask, cache_dir: str | os.PathLike) -> Mon
     def _monitor_stop(response):
         t0 = flask.g.get("monitor_t0")
         if t0 is not None:
-            endpoint = _endpoint(flask.request)
-            monitor.metrics.latency.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - t0)
-            if response.status_code == 429:
+            endpoint = _endpoint(flask.request._get_current_object())
+            status = response.status_code
+            monitor.metrics.latency_child(endpoint, status).observe(time.perf_counter() - t0)
+            if status == 429:
                 monitor.metrics.rate_limited.labels(endpoint).inc()
         return response
 

@@ -10,7 +10,8 @@ Everything here is a property of the HTTP layer, not of a page: it is installed 
   the upload-sized limit only to analysts and admins and only for upload callbacks, and a small
   one (``SEGMENTLENS_MAX_CALLBACK_BODY``, 2 MB) to every other callback request.
 - Security headers on every response, with a Content-Security-Policy that Dash and Plotly work
-  under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers).
+  under (inline scripts by hash; Plotly needs inline styles and, for WebGL, ``blob:`` workers). The API's
+  JSON answers (and /metrics) get a stricter, shorter policy: none of the page's allowances.
 - ``X-Forwarded-For`` is trusted only from the proxies listed in ``SEGMENTLENS_TRUSTED_PROXIES``.
 - Dash's background-callback handles carry the job's process id; the browser gets an opaque
   token instead (no PIDs in responses), mapped back on the way in.
@@ -113,9 +114,15 @@ def _csp(app) -> str:
     ])
 
 
-def _security_headers(app) -> dict[str, str]:
+# The API's answers are JSON, never a document with scripts or styles: their policy allows nothing the page's
+# needs (script hashes, 'unsafe-eval', inline styles, data: and blob:), and is a fifth of its length, which
+# every client parses on every answer (issue 29).
+_API_CSP = "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+
+
+def _security_headers(app, csp: str | None = None) -> dict[str, str]:
     return {
-        "Content-Security-Policy": _csp(app),
+        "Content-Security-Policy": csp or _csp(app),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
         "X-Frame-Options": "DENY",
@@ -323,10 +330,10 @@ def local_only(environ: dict, policy: bool | None) -> bool:
     return _loopback_address(str(local[0]))
 
 
-def narrow_body_limit(limit: int) -> None:
+def narrow_body_limit(limit: int, request: flask.Request | None = None) -> None:
     """Lower the current request's body limit to ``limit`` before its body is read (Flask's reads, and the
     count of a chunked body, which is refused one byte past it rather than cut off silently)."""
-    request = flask.request
+    request = request if request is not None else flask.request._get_current_object()  # one context lookup
     current = request.max_content_length
     request.max_content_length = limit if current is None else min(current, limit)
     counted = request.environ.get(_COUNTED_KEY)
@@ -351,6 +358,7 @@ def install_security(app, secret: bytes) -> None:
             items[:] = [(name, value, name.lower()) for name, value in headers.items()]
         return headers
 
+    api_items = [(name, value, name.lower()) for name, value in _security_headers(app, _API_CSP).items()]
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
     load_plotly_early(app)
     jobs = _OpaqueJobs(server.wsgi_app, secret)
@@ -362,16 +370,24 @@ def install_security(app, secret: bytes) -> None:
     @server.before_request
     def limit_body():
         # The WSGI layer already refused what is over the limit; this keeps Flask's own reads bounded too.
-        narrow_body_limit(_limit_for(flask.request.path, limits))
+        request = flask.request._get_current_object()
+        narrow_body_limit(_limit_for(request.path, limits), request)
 
     @server.after_request
     def add_headers(response: flask.Response):
         # Only the headers a handler did not set itself: one pass over the response's headers, then
         # one extend (six setdefault calls each scanned the list again).
-        security_headers(fresh=response.mimetype == "text/html")
-        present = {name.lower() for name in response.headers.keys()}
-        response.headers.extend([(name, value) for name, value, lower in items if lower not in present])
-        if flask.request.path == DASH_UPDATE_PATH:
+        path = flask.request.path
+        html = response.mimetype == "text/html"
+        if html:
+            security_headers(fresh=True)
+        elif not items:
+            security_headers()
+        api = not html and (path.startswith(API_PREFIX + "/") or path == "/metrics")  # data, never a page
+        chosen = api_items if api else items
+        present = {name.lower() for name, _value in response.headers}
+        response.headers.extend([(name, value) for name, value, lower in chosen if lower not in present])
+        if path == DASH_UPDATE_PATH:
             jobs.rewrite_response(response)
         return response
 
@@ -500,7 +516,7 @@ class _Compressor:
         return blob
 
     def __call__(self, response: flask.Response) -> flask.Response:
-        request = flask.request
+        request = flask.request._get_current_object()  # one context lookup, not one per attribute
         path = request.path
         if response.mimetype == "application/json" and not response.is_streamed \
                 and (response.content_length or 0) < _MIN_SIZE and not path.startswith(_STATIC_PREFIXES):

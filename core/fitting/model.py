@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from operator import mul, sub, truediv
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -669,12 +670,17 @@ class SegmentationModel:
                     [m.tolist() for m in self.member_distances_])
             self._fast = fast
         mean, scale, cents, members = fast
-        z = [(v - m) / s for v, m, s in zip(values, mean, scale)]
-        dists = [math.sqrt(sum((a - b) * (a - b) for a, b in zip(z, c))) for c in cents]
-        seg = min(range(len(dists)), key=dists.__getitem__)
-        d1 = dists[seg]
+        # map() with operator functions instead of generators (a third faster, issue 29); the same operations in
+        # the same order, so the distances are bit for bit those of before (and of member_distances_).
+        z = list(map(truediv, map(sub, values, mean), scale))
+        dists = []
+        for c in cents:
+            d = list(map(sub, z, c))
+            dists.append(math.sqrt(sum(map(mul, d, d))))
+        d1 = min(dists)
+        seg = dists.index(d1)  # the first nearest, as before
         if len(dists) > 1:
-            d2 = min(d for i, d in enumerate(dists) if i != seg)
+            d2 = min(dists[:seg] + dists[seg + 1:])
             conf = 1.0 - d1 / d2 if d2 > 0 else 0.0
         else:
             conf = 1.0
