@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cli.options import add_models
+
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
 
@@ -29,7 +31,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data", metavar="PATH",
                    help="customer file (default: the active model's training file, else $SEGMENTLENS_DATA, "
                         "data/marketing_campaign.csv or the sample)")
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
