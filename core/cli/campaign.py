@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import add_models
+from core.cli.options import add_models, check_features, version_or_active
 
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
@@ -90,13 +90,10 @@ def _plan(args) -> int:
     if not out.parent.exists():
         raise ValueError(f"--out: folder {out.parent} does not exist")
     registry = Registry(args.models)
-    if registry.active_version() is None:
-        raise ValueError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry)
     model, meta = registry.load()
     prepared = prepare(resolve_data_path(args.data))
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     frame = prepared.frame
     labels = model.score(frame)["segment"].to_numpy()
     fitted = fit_propensity(frame, labels, seed=econ.seed, k=model.k)

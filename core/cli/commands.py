@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import add_models, progress, whole_number
+from core.cli.options import add_models, check_features, progress, version_or_active, whole_number
 
 __all__ = ["main", "build_parser"]
 
@@ -329,17 +329,14 @@ def _score(args) -> int:
 
     step = progress(args.quiet)
     registry = Registry(args.models)
-    if registry.active_version() is None and not args.version:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry, args.version)
     if score_mapped(args):
         return 0
     model, meta = registry.load(args.version)
     if _score_streamed(args, model, meta, step):
         return 0
     prepared = prepare(resolve_data_path(args.data), progress=step)
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     step("score")
     scores = model.score(prepared.frame)
     names = segment_names(meta, model.k)
@@ -589,9 +586,7 @@ def _drift(args) -> int:
     from core.versions.naming import segment_names
 
     registry = Registry(args.models)
-    version = registry.active_version()
-    if version is None:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version = version_or_active(registry)
     step = progress(args.quiet)
     model, meta = registry.load(version)
     trained_on = meta.get("data_path")
@@ -605,9 +600,7 @@ def _drift(args) -> int:
     reference = prepare(trained_on)
     step("load new data")
     new = prepare(args.data)
-    missing = [f for f in model.features if f not in new.frame]
-    if missing:
-        raise UsageError(f"the new file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, new.frame, "the new file")
     report = compare_new_data(model, reference.frame, new.frame, baseline_resamples=args.baseline_resamples,
                               progress=_every(step, "drift step", 5))
     names = segment_names(meta, model.k)
@@ -646,8 +639,7 @@ def _add_export_parser(msub) -> None:
 def _export(args, registry) -> int:
     from core.versions.seed_export import PICKLE_WARNING, export_sklearn
 
-    if registry.active_version() is None and not args.version:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry, args.version)
     model, meta = registry.load(args.version)
     out = Path(args.sklearn)
     if out.exists() and not out.is_dir():

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import progress
+from core.cli.options import check_features, progress
 
 __all__ = ["add_parsers", "COMMANDS", "mapping_arg", "score_mapped"]
 
@@ -130,9 +130,7 @@ def score_mapped(args) -> bool:
     mapping.features, mapping.ranges = None, {}
     prepared, _ = prepare_input(resolve_data_path(args.data), kind=args.input or mapping.kind, mapping=mapping,
                                 progress=step)
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     scores = model.score(prepared.frame)
     names = segment_names(meta, model.k)
     out = scores.assign(ID=prepared.frame["ID"].to_numpy(), segment_name=[names[s] for s in scores["segment"]])

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-__all__ = ["progress", "whole_number", "add_models"]
+__all__ = ["progress", "whole_number", "add_models", "version_or_active", "check_features"]
 
 
 def progress(quiet: bool):
@@ -34,3 +34,18 @@ def whole_number(kind: str, low: int = 1):
 def add_models(p: argparse.ArgumentParser) -> None:
     """Add ``--models DIR`` (the model registry folder)."""
     p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+
+
+def version_or_active(registry, version: str | None = None) -> str:
+    """``version``, else the registry's active one; a ValueError (exit status 2) when it holds no model."""
+    version = version or registry.active_version()
+    if version is None:
+        raise ValueError(f"no model in {registry.root}; train one first with `python -m core train`")
+    return version
+
+
+def check_features(model, frame, what: str = "the file") -> None:
+    """A ValueError (exit status 2) naming the model's features ``frame`` lacks."""
+    missing = [f for f in model.features if f not in frame]
+    if missing:
+        raise ValueError(f"{what} lacks the model's feature(s) {', '.join(missing)}")

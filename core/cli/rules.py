@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.options import add_models
+from core.cli.options import add_models, check_features, version_or_active
 
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
@@ -46,18 +46,14 @@ def run(args) -> int:
     from core.versions.naming import segment_names
 
     registry = Registry(args.models)
-    version = registry.active_version()
-    if version is None:
-        raise ValueError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version = version_or_active(registry)
     model, meta = registry.load(version)
     source = args.data or (meta.get("data_path") if meta.get("data_path") and Path(meta["data_path"]).exists()
                            else None)
     if not args.quiet:
         print("load, clean, features", file=sys.stderr, flush=True)
     prepared = prepare(resolve_data_path(source))
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     if not args.quiet:
         print("threshold tree", file=sys.stderr, flush=True)
     rules = explain_model(model, prepared.frame)

@@ -75,17 +75,6 @@ def _mapping(path: str | None):
     return Mapping.from_json(text, where=f"--map {path}")
 
 
-def _finite(value):
-    """JSON without NaN: non-finite numbers become null, nested."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _write_csv(result, out: str) -> None:
     from core.versions.exports import to_safe_csv
 
@@ -130,6 +119,7 @@ def _text(report: dict) -> str:
 
 def run(args) -> int:
     """Run ``value``: exit status 0, or raise ValueError for bad input (reported by core.cli.commands)."""
+    from core.fitting.algorithm_fit import jsonable
     from core.versions.registry import Registry
     from core.value.segments import run_value
 
@@ -147,7 +137,7 @@ def run(args) -> int:
     if args.out:
         _write_csv(result, args.out)
         step(f"wrote {len(result.customers):,} customers to {args.out}")
-    report = _finite(result.report)
+    report = jsonable(result.report)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False))
     else:
