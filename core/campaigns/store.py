@@ -14,29 +14,16 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from core.campaigns.campaign import AUDIENCE_COLUMNS, CampaignError, Plan, read_audience
+from core.fitting.algorithm_fit import jsonable  # also this module's, for its callers
 from core.versions.exports import to_safe_csv
 from core.versions.registry import atomic_write, models_dir
 
 __all__ = ["CampaignStore", "plan_record", "audience_csv", "jsonable"]
 
 _ID = re.compile(r"^plan-\d{8}T\d{6}-[0-9a-f]{6}$")
-
-
-def jsonable(value):
-    """JSON-ready: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
 
 
 def audience_csv(plan: Plan) -> str:

@@ -14,6 +14,7 @@ import sys
 
 from core.access.accounts import ROLES, AccountsError, AccountStore
 from core.access.audit import AuditLog
+from core.cli.options import add_models, whole_number
 from core.versions.registry import models_dir
 
 __all__ = ["add_parsers", "run", "COMMANDS", "cli_user"]
@@ -25,26 +26,12 @@ class _Refused(Exception):
     """Bad input found before anything was tried (not an attempted change: not audited)."""
 
 
-def _add_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
-
-
 def _leaf(sub, name: str, help_: str, json_: bool = False) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
-    _add_models(p)
+    add_models(p)
     if json_:
         p.add_argument("--json", action="store_true", help="print JSON")
     return p
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--limit must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--limit must be at least 0, got {value}")
-    return value
 
 
 def add_parsers(sub) -> None:
@@ -87,7 +74,7 @@ def add_parsers(sub) -> None:
     q.add_argument("name", metavar="NAME")
 
     p = _leaf(sub, "audit", "print the audit log, oldest first", json_=True)
-    p.add_argument("--limit", type=_non_negative, metavar="N", help="only the last N entries")
+    p.add_argument("--limit", type=whole_number("--limit", 0), metavar="N", help="only the last N entries")
 
 
 def cli_user() -> str:

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.options import add_models, check_features, version_or_active
+
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
 
@@ -30,7 +32,7 @@ def add_parsers(sub) -> None:
                                     "profit and write the audience (ID, segment, group, propensity).")
     q.add_argument("--data", metavar="PATH",
                    help="customer file (default: $SEGMENTLENS_DATA, else data/marketing_campaign.csv, else the sample)")
-    q.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(q)
     q.add_argument("--cost", required=True, metavar="C", help="cost per contact (> 0)")
     q.add_argument("--revenue", required=True, metavar="R", help="revenue or margin per responder (> 0)")
     q.add_argument("--budget", metavar="B", help="most money to spend on contacts")
@@ -45,7 +47,7 @@ def add_parsers(sub) -> None:
                         description="Response in target vs holdout, uplift with 95%% intervals, incremental profit.")
     q.add_argument("--audience", required=True, metavar="A.csv", help="the audience file `campaign plan` wrote")
     q.add_argument("--outcomes", required=True, metavar="O.csv", help="ID, responded (0/1), optional revenue")
-    q.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(q)
     q.add_argument("--cost", metavar="C", help="cost per contact (default: the saved plan's)")
     q.add_argument("--revenue", metavar="R", help="revenue per responder (default: measured, else the saved plan's)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
@@ -88,13 +90,10 @@ def _plan(args) -> int:
     if not out.parent.exists():
         raise ValueError(f"--out: folder {out.parent} does not exist")
     registry = Registry(args.models)
-    if registry.active_version() is None:
-        raise ValueError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry)
     model, meta = registry.load()
     prepared = prepare(resolve_data_path(args.data))
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     frame = prepared.frame
     labels = model.score(frame)["segment"].to_numpy()
     fitted = fit_propensity(frame, labels, seed=econ.seed, k=model.k)

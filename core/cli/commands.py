@@ -9,23 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
+
+from core.cli.options import add_models, check_features, progress, version_or_active, whole_number
 
 __all__ = ["main", "build_parser"]
 
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
-
-
-def _progress(quiet: bool):
-    start = time.perf_counter()
-
-    def report(message: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr, flush=True)
-    return report
 
 
 def _emit(args, payload: dict, text: str) -> None:
@@ -45,10 +37,10 @@ def _add_engine(p: argparse.ArgumentParser, sample: bool = True) -> None:
     p.add_argument("--engine", choices=["numpy", "spark"], default="numpy",
                    help="numpy (one machine; streams files larger than memory) or spark (pyspark, "
                         "$SEGMENTLENS_SPARK_MASTER); default numpy")
-    p.add_argument("--chunk-rows", type=_positive("--chunk-rows", 1000), metavar="N",
+    p.add_argument("--chunk-rows", type=whole_number("--chunk-rows", 1000), metavar="N",
                    help="read the file in chunks of N rows (default: only files over 1.5M customers are streamed)")
     if sample:
-        p.add_argument("--sample-size", type=_positive("--sample-size", 100), default=None, metavar="N",
+        p.add_argument("--sample-size", type=whole_number("--sample-size", 100), default=None, metavar="N",
                        help="rows of the stratified sample kept with the version (default 50000)")
 
 
@@ -58,22 +50,6 @@ def _add_algorithm(p: argparse.ArgumentParser) -> None:
                    help="kmeans (default), gmm, kprototypes (numeric + categorical features), hdbscan or consensus")
     p.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="an option of the algorithm, e.g. covariance=diag for gmm (repeatable; default: the algorithm's own)")
-
-
-def _add_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
-
-
-def _positive(kind: str, low: int = 1):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{kind} must be at least {low}, got {value}")
-        return value
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,12 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit a model and save it as a new version",
                        description="Load, clean, fit StandardScaler + k-means and save a new model version.")
     _add_data(p)
-    _add_models(p)
-    p.add_argument("--k", type=_positive("--k", 2), default=None,
+    add_models(p)
+    p.add_argument("--k", type=whole_number("--k", 2), default=None,
                    help="number of segments (default 6; for --algorithm consensus, the k with the lowest PAC)")
     p.add_argument("--features", metavar="A,B,..", help="comma-separated features (default: the seven of the original project)")
-    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
-    p.add_argument("--n-init", type=_positive("--n-init"), default=10, help="k-means starts (default 10)")
+    p.add_argument("--seed", type=whole_number("--seed", 0), default=42, help="random seed (default 42)")
+    p.add_argument("--n-init", type=whole_number("--n-init"), default=10, help="k-means starts (default 10)")
     _add_algorithm(p)
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
     p.add_argument("--adopt-suggested", action="store_true",
@@ -106,18 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="metrics per k and the recommended k",
                        description="Fit k-means for each k and report inertia, silhouette, Calinski-Harabasz, Davies-Bouldin.")
     _add_data(p)
-    p.add_argument("--k-min", type=_positive("--k-min", 2), default=2,
+    p.add_argument("--k-min", type=whole_number("--k-min", 2), default=2,
                    help="smallest number of segments tried (default: %(default)s)")
-    p.add_argument("--k-max", type=_positive("--k-max", 2), default=10,
+    p.add_argument("--k-max", type=whole_number("--k-max", 2), default=10,
                    help="largest number of segments tried (default: %(default)s)")
     p.add_argument("--features", metavar="A,B,..",
                    help="comma-separated features (default: the seven of the original project)")
-    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default: %(default)s)")
-    p.add_argument("--n-init", type=_positive("--n-init"), default=3,
+    p.add_argument("--seed", type=whole_number("--seed", 0), default=42, help="random seed (default: %(default)s)")
+    p.add_argument("--n-init", type=whole_number("--n-init"), default=3,
                    help="k-means starts per k; the best is kept (default: %(default)s)")
-    p.add_argument("--current-k", type=_positive("--current-k", 2), default=6,
+    p.add_argument("--current-k", type=whole_number("--current-k", 2), default=6,
                    help="the k in use, compared in the reason (default: %(default)s)")
-    p.add_argument("--stability", type=_positive("--stability", 0), default=0, metavar="B",
+    p.add_argument("--stability", type=whole_number("--stability", 0), default=0, metavar="B",
                    help="bootstrap refits per k for the stability criterion (default: %(default)s, not measured)")
     _add_algorithm(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
@@ -126,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="assign every customer of a file to a segment of the active model",
                        description="Write a CSV with ID, segment, segment_name, confidence, typicality.")
     _add_data(p)
-    _add_models(p)
+    add_models(p)
     p.add_argument("--out", required=True, metavar="FILE",
                    help="CSV file to write (with --engine spark: a folder of Parquet files)")
     p.add_argument("--version", help="model version (default: the active one)")
@@ -137,38 +113,38 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Manage model versions in the registry.")
     msub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     q = msub.add_parser("list", help="every version", description="List every model version.")
-    _add_models(q)
+    add_models(q)
     q.add_argument("--json", action="store_true")
     q = msub.add_parser("activate", help="make a version active", description="Make VERSION the active model.")
-    _add_models(q)
+    add_models(q)
     q.add_argument("version", metavar="VERSION")
     q = msub.add_parser("delete", help="delete an inactive version",
                         description="Delete VERSION (never the active one) and its kept training data when no "
                                     "other version uses it; audited. Its number is never given again.")
-    _add_models(q)
+    add_models(q)
     q.add_argument("version", metavar="VERSION")
     q = msub.add_parser("rollback", help="back to the previously active version",
                         description="Re-activate the version that was active before the current one.")
-    _add_models(q)
+    add_models(q)
     q = msub.add_parser("verify", help="check every version's file (exit 1 if one fails)",
                         description="Check every version: manifest entry, file present, SHA-256, and that it "
                                     "loads as arrays of the recorded k and features. One line per version; "
                                     "exit status 1 when any fails. A version saved as a pickle by an earlier "
                                     "release is converted to arrays on the way (after its checksum matches).")
-    _add_models(q)
+    add_models(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q = msub.add_parser("gc", help="delete files no version needs",
                         description="Delete kept training data that no version uses, temporary files left by "
                                     "interrupted writes and model files without a manifest entry (each only "
                                     "when more than an hour old).")
-    _add_models(q)
+    add_models(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     _add_export_parser(msub)
 
     p = sub.add_parser("synth", help="write a synthetic customer file",
                        description="Generate synthetic customers in the real file's format (tab-separated, 29 columns).")
-    p.add_argument("--n", type=_positive("--n"), default=2240, help="customers (default 2240)")
-    p.add_argument("--seed", type=_positive("--seed", 0), default=7, help="random seed (default 7)")
+    p.add_argument("--n", type=whole_number("--n"), default=2240, help="customers (default 2240)")
+    p.add_argument("--seed", type=whole_number("--seed", 0), default=7, help="random seed (default 7)")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="file to write; FILE.parquet writes Parquet (any size, in blocks), else tab-separated text")
     _add_stability_parsers(sub)
@@ -193,17 +169,17 @@ def _add_stability_parsers(sub) -> None:
                     "so 'time' means enrolment cohort. Segments are numbered and named as the active version's "
                     "(matched by centroids), as in `score` and on every page.")
     _add_data(p)
-    _add_models(p)
-    p.add_argument("--k", type=_positive("--k", 2), default=6, help="number of segments (default 6)")
+    add_models(p)
+    p.add_argument("--k", type=whole_number("--k", 2), default=6, help="number of segments (default 6)")
     p.add_argument("--features", metavar="A,B,..",
                    help="comma-separated features (default: the seven of the original project)")
-    p.add_argument("--resamples", type=_positive("--resamples"), default=100, help="bootstrap resamples (default 100)")
+    p.add_argument("--resamples", type=whole_number("--resamples"), default=100, help="bootstrap resamples (default 100)")
     p.add_argument("--window", choices=["quarter", "month"], default="quarter",
                    help="enrolment snapshot every quarter (default) or month")
-    p.add_argument("--seed", type=_positive("--seed", 0), default=42, help="random seed (default 42)")
-    p.add_argument("--n-init", type=_positive("--n-init"), default=10,
+    p.add_argument("--seed", type=whole_number("--seed", 0), default=42, help="random seed (default 42)")
+    p.add_argument("--n-init", type=whole_number("--n-init"), default=10,
                    help="k-means starts of the model, each snapshot and each bootstrap refit (default 10)")
-    p.add_argument("--refit-n-init", type=_positive("--refit-n-init"),
+    p.add_argument("--refit-n-init", type=whole_number("--refit-n-init"),
                    help="k-means starts of each bootstrap refit (default: as --n-init; fewer is faster but "
                         "makes segments look less stable than they are)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -214,8 +190,8 @@ def _add_stability_parsers(sub) -> None:
         description="Population stability index per feature, segment shares under the active model, and "
                     "agreement of a refit on the new data; recommends keep, watch or retrain.")
     p.add_argument("--data", metavar="NEW", required=True, help="the new customer file (a later extract)")
-    _add_models(p)
-    p.add_argument("--baseline-resamples", type=_positive("--baseline-resamples"), default=20,
+    add_models(p)
+    p.add_argument("--baseline-resamples", type=whole_number("--baseline-resamples"), default=20,
                    help="bootstrap refits of the training data the refit is judged against (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -231,7 +207,7 @@ def _train(args) -> int:
     from core.versions.pipeline import train
     from core.versions.registry import Registry
 
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     # One recipe for every input kind and engine; segments keep the active model's numbers, colours and names.
     version, model, meta = train(
         args.data, registry=Registry(args.models), kind=getattr(args, "input", None), mapping=mapping_arg(args),
@@ -284,7 +260,7 @@ def _sweep(args) -> int:
     if get_algorithm(args.algorithm).name != "kmeans":
         return _sweep_algorithm(args)
     features = parse_features(args.features)
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     prepared = prepare(resolve_data_path(args.data), progress=step)
     frame = prepared.frame
     if args.k_max >= len(frame):
@@ -321,7 +297,7 @@ def _sweep_algorithm(args) -> int:
     from core.fitting.compare_algorithms import sweep_algorithm
     from core.versions.pipeline import prepare, resolve_data_path
 
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     prepared = prepare(resolve_data_path(args.data), progress=step)
     if args.k_max >= len(prepared.frame):
         raise UsageError(f"--k-max={args.k_max} needs more than {args.k_max} customers; the file has "
@@ -351,19 +327,16 @@ def _score(args) -> int:
     from core.versions.registry import Registry
     from core.versions.naming import segment_names
 
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     registry = Registry(args.models)
-    if registry.active_version() is None and not args.version:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry, args.version)
     if score_mapped(args):
         return 0
     model, meta = registry.load(args.version)
     if _score_streamed(args, model, meta, step):
         return 0
     prepared = prepare(resolve_data_path(args.data), progress=step)
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise UsageError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     step("score")
     scores = model.score(prepared.frame)
     names = segment_names(meta, model.k)
@@ -541,7 +514,7 @@ def _stability(args) -> int:
     from core.fitting.stability import bootstrap_stability, temporal_stability
 
     features = parse_features(args.features)
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     prepared = prepare(resolve_data_path(args.data), progress=step)
     frame = prepared.frame
     step("fit")
@@ -613,10 +586,8 @@ def _drift(args) -> int:
     from core.versions.naming import segment_names
 
     registry = Registry(args.models)
-    version = registry.active_version()
-    if version is None:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
-    step = _progress(args.quiet)
+    version = version_or_active(registry)
+    step = progress(args.quiet)
     model, meta = registry.load(version)
     trained_on = meta.get("data_path")
     if not trained_on:
@@ -629,9 +600,7 @@ def _drift(args) -> int:
     reference = prepare(trained_on)
     step("load new data")
     new = prepare(args.data)
-    missing = [f for f in model.features if f not in new.frame]
-    if missing:
-        raise UsageError(f"the new file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, new.frame, "the new file")
     report = compare_new_data(model, reference.frame, new.frame, baseline_resamples=args.baseline_resamples,
                               progress=_every(step, "drift step", 5))
     names = segment_names(meta, model.k)
@@ -662,7 +631,7 @@ def _add_export_parser(msub) -> None:
         description="Write kmeans_model.pkl (fitted KMeans) and scaler.pkl (fitted StandardScaler) with joblib, "
                     "as the original project did, plus features.json naming the column order. Pickle files run "
                     "code when loaded; the registry never loads them.")
-    _add_models(q)
+    add_models(q)
     q.add_argument("version", metavar="VERSION", nargs="?", help="model version (default: the active one)")
     q.add_argument("--sklearn", required=True, metavar="DIR", help="folder to write the three files into")
 
@@ -670,8 +639,7 @@ def _add_export_parser(msub) -> None:
 def _export(args, registry) -> int:
     from core.versions.seed_export import PICKLE_WARNING, export_sklearn
 
-    if registry.active_version() is None and not args.version:
-        raise UsageError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version_or_active(registry, args.version)
     model, meta = registry.load(args.version)
     out = Path(args.sklearn)
     if out.exists() and not out.is_dir():

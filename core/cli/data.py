@@ -11,19 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
+from core.cli.options import check_features, progress
+
 __all__ = ["add_parsers", "COMMANDS", "mapping_arg", "score_mapped"]
-
-
-def _progress(quiet: bool):
-    start = time.perf_counter()
-
-    def report(message: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - start:6.2f}s] {message}", file=sys.stderr, flush=True)
-    return report
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
@@ -74,7 +66,7 @@ def _customers(args) -> int:
     from core.versions.exports import to_safe_csv
     from core.reading.mapping import prepare_input
 
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     out = Path(args.out)
     if not out.parent.exists():
         raise ValueError(f"folder {out.parent} does not exist")
@@ -133,14 +125,12 @@ def score_mapped(args) -> bool:
     mapping = mapping_arg(args) or (Mapping.from_dict(saved, where=f"{version} mapping") if saved else None)
     if (mapping is None or mapping.kind == "canonical") and args.input in (None, "canonical"):
         return False
-    step = _progress(args.quiet)
+    step = progress(args.quiet)
     model, meta = registry.load(version)
     mapping.features, mapping.ranges = None, {}
     prepared, _ = prepare_input(resolve_data_path(args.data), kind=args.input or mapping.kind, mapping=mapping,
                                 progress=step)
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     scores = model.score(prepared.frame)
     names = segment_names(meta, model.k)
     out = scores.assign(ID=prepared.frame["ID"].to_numpy(), segment_name=[names[s] for s in scores["segment"]])

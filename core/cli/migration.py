@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.options import add_models
+
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
 
@@ -27,7 +29,7 @@ def add_parsers(sub) -> None:
                     "to each date count) and show how customers moved between segments. With --movers, write the "
                     "customers who moved between the first and the last snapshot (--from / --to choose them).")
     p.add_argument("--data", metavar="LOG", help="the order log (default: the file the version was trained on)")
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(p)
     p.add_argument("--version", metavar="VERSION", help="model version trained on the log (default: the active one)")
     p.add_argument("--every", choices=("month", "quarter"), default="month", help="snapshot dates (default: month)")
     p.add_argument("--from", dest="start", metavar="DATE", help="first snapshot date, yyyy-mm-dd")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cli.options import add_models, check_features, version_or_active
+
 __all__ = ["add_parsers", "run", "COMMANDS"]
 
 
@@ -29,7 +31,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data", metavar="PATH",
                    help="customer file (default: the active model's training file, else $SEGMENTLENS_DATA, "
                         "data/marketing_campaign.csv or the sample)")
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -44,18 +46,14 @@ def run(args) -> int:
     from core.versions.naming import segment_names
 
     registry = Registry(args.models)
-    version = registry.active_version()
-    if version is None:
-        raise ValueError(f"no model in {registry.root}; train one first with `python -m core train`")
+    version = version_or_active(registry)
     model, meta = registry.load(version)
     source = args.data or (meta.get("data_path") if meta.get("data_path") and Path(meta["data_path"]).exists()
                            else None)
     if not args.quiet:
         print("load, clean, features", file=sys.stderr, flush=True)
     prepared = prepare(resolve_data_path(source))
-    missing = [f for f in model.features if f not in prepared.frame]
-    if missing:
-        raise ValueError(f"the file lacks the model's feature(s) {', '.join(missing)}")
+    check_features(model, prepared.frame)
     if not args.quiet:
         print("threshold tree", file=sys.stderr, flush=True)
     rules = explain_model(model, prepared.frame)

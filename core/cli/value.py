@@ -13,21 +13,11 @@ import math
 import sys
 from pathlib import Path
 
+from core.cli.options import add_models, whole_number
+
 __all__ = ["add_parsers", "run", "COMMANDS", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["ID", "frequency", "recency", "T", "p_alive", "expected_purchases", "expected_spend", "clv"]
-
-
-def _whole(kind: str, low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{kind} must be at least {low}, got {value}")
-        return value
-    return parse
 
 
 def _rate(text: str) -> float:
@@ -61,13 +51,13 @@ def add_parsers(sub) -> None:
                    help="last day of the calibration period; later purchases are the holdout")
     p.add_argument("--time-unit", choices=["day", "week", "month"], default="week",
                    help="unit of recency, T and the horizon (default: week; a month is 365.25/12 days)")
-    p.add_argument("--horizon", type=_whole("--horizon", 1), metavar="N",
+    p.add_argument("--horizon", type=whole_number("--horizon", 1), metavar="N",
                    help="time units ahead for expected purchases and CLV (default: one year)")
     p.add_argument("--discount-rate", type=_rate, default=0.10, metavar="R",
                    help="yearly discount rate of CLV (default 0.10)")
-    p.add_argument("--draws", type=_whole("--draws", 0), default=100, metavar="B",
+    p.add_argument("--draws", type=whole_number("--draws", 0), default=100, metavar="B",
                    help="bootstrap draws of the parameters for the intervals (default 100; 0: none)")
-    p.add_argument("--models", metavar="DIR", help="model registry folder (default: $SEGMENTLENS_MODELS or models/)")
+    add_models(p)
     p.add_argument("--out", metavar="CUSTOMERS.csv", help="write one row per customer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -83,17 +73,6 @@ def _mapping(path: str | None):
     except OSError as exc:
         raise ValueError(f"--map {path}: {exc.strerror}") from None
     return Mapping.from_json(text, where=f"--map {path}")
-
-
-def _finite(value):
-    """JSON without NaN: non-finite numbers become null, nested."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _write_csv(result, out: str) -> None:
@@ -140,6 +119,7 @@ def _text(report: dict) -> str:
 
 def run(args) -> int:
     """Run ``value``: exit status 0, or raise ValueError for bad input (reported by core.cli.commands)."""
+    from core.fitting.algorithm_fit import jsonable
     from core.versions.registry import Registry
     from core.value.segments import run_value
 
@@ -157,7 +137,7 @@ def run(args) -> int:
     if args.out:
         _write_csv(result, args.out)
         step(f"wrote {len(result.customers):,} customers to {args.out}")
-    report = _finite(result.report)
+    report = jsonable(result.report)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False))
     else:

@@ -510,10 +510,6 @@ class Migration:
                 "headlines": self.headlines, "notes": self.notes, "rows": self.rows}
 
 
-def _segment_key(value):
-    return NEW if value == NEW else int(value)
-
-
 def _transitions(prev: np.ndarray, cur: np.ndarray, k: int) -> np.ndarray:
     """(k + 1) x k counts: rows are the previous segment (row k: new), columns the current one."""
     frm = np.where(prev < 0, k, prev)

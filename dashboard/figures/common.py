@@ -5,10 +5,10 @@ import plotly.graph_objects as go
 
 from core.reading.schema import FEATURE_LABELS
 
-from ..theme import FONT_FAMILY
+from ..theme import FONT_FAMILY, segment_colour
 
 __all__ = ["base_layout", "empty_figure", "vline", "hline", "vrect", "plain", "wrap_label", "feature_label", "rgba",
-           "numbered"]
+           "numbered", "column_sankey"]
 
 
 def plain(text) -> str:
@@ -96,3 +96,68 @@ def numbered(i: int, names: list[str]) -> str:
     """'i · name' with the user's name as plain text (Plotly would render markup in it)."""
     return f"{i} · {plain(names[i])}" if i < len(names) else f"Segment {i}"
 
+
+
+def column_sankey(columns: list[str], links, names: list[str], k: int, *, new_hover: str, segment_hover: str,
+                  height: int) -> go.Figure:
+    """Customers moving between segments from one column (a snapshot) to the next, and newcomers.
+
+    Parameters
+    ----------
+    columns : list of str
+        The snapshots drawn, left to right; each is also its column's heading.
+    links : iterable of (from column, from segment or None for newcomers, to column, to segment, customers)
+    names : list of str
+        Segment names (the legend under the chart).
+    k : int
+        Number of segments (rows).
+    new_hover, segment_hover : str
+        Hover text of a newcomers' node (``{column}``) and of a segment's (``{segment}``, ``{column}``).
+    height : int
+    """
+    index: dict = {}
+    labels, hover, colours, xs, ys = [], [], [], [], []
+
+    def node(column: str, seg) -> int:
+        key = (column, seg)
+        if key not in index:
+            index[key] = len(labels)
+            col = columns.index(column)
+            new = seg is None
+            hover.append(new_hover.format(column=column) if new
+                         else segment_hover.format(segment=numbered(seg, names), column=column))
+            labels.append("new" if new else str(seg))
+            colours.append("#ced4da" if new else segment_colour(seg))
+            # Fixed positions keep snapshots in columns and each segment in its own row.
+            xs.append(0.01 + 0.98 * col / max(len(columns) - 1, 1) - (0.05 if new else 0.0))
+            ys.append(0.97 if new else 0.02 + 0.82 * seg / max(k - 1, 1))
+        return index[key]
+    src, dst, val, link_colours, shown = [], [], [], [], set()
+    for from_column, source, to_column, target, customers in links:
+        src.append(node(from_column, source))
+        dst.append(node(to_column, target))
+        val.append(customers)
+        link_colours.append("rgba(173,181,189,0.35)" if source is None else rgba(segment_colour(source), 0.35))
+        shown.update(s for s in (source, target) if s is not None)
+    traces = [go.Sankey(
+        arrangement="fixed", textfont={"size": 11, "color": "#212529"},
+        node={"label": labels, "customdata": hover, "color": colours,
+              "x": [min(max(x, 0.001), 0.999) for x in xs], "y": [min(max(y, 0.001), 0.999) for y in ys],
+              "pad": 6, "thickness": 14, "hovertemplate": "%{customdata}<br>%{value:,} customers<extra></extra>"},
+        link={"source": src, "target": dst, "value": val, "color": link_colours,
+              "hovertemplate": "%{source.customdata} → %{target.customdata}<br>%{value:,} customers<extra></extra>"},
+    )]
+    # Legend entries only (no data): a Sankey has no legend of its own, and full names on the nodes
+    # would cover the flows.
+    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=numbered(i, names), hoverinfo="skip",
+                          marker={"color": segment_colour(i), "size": 10, "symbol": "square"}) for i in sorted(shown)]
+    fig = go.Figure(traces)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    for col, column in enumerate(columns):
+        # Snapshots above their columns: below, they would meet the legend.
+        fig.add_annotation(x=0.01 + 0.98 * col / max(len(columns) - 1, 1), y=1.0, xref="paper", yref="paper",
+                           yanchor="bottom", text=column, showarrow=False, font={"size": 11, "color": "#495057"})
+    fig = base_layout(fig, height=height)
+    fig.update_layout(margin={"b": 16, "t": 28}, showlegend=True, plot_bgcolor="rgba(0,0,0,0)")
+    return fig

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..theme import segment_colour
-from .common import base_layout, empty_figure, feature_label, hline, numbered, rgba, vline, vrect
+from .common import base_layout, column_sankey, empty_figure, feature_label, hline, numbered, rgba, vline, vrect
 
 __all__ = [
     "JACCARD_LINES", "JACCARD_BANDS", "PSI_LINES", "jaccard_figure", "ari_distribution_figure", "ari_time_figure",
@@ -167,57 +167,12 @@ def sankey_figure(flows: list[dict], snapshots: list[dict], names: list[str], ma
     if not flows or len(snapshots) < 2:
         return empty_figure("Transitions need at least two enrolment snapshots.")
     periods = [s["period"] for s in snapshots][-max_snapshots:]
-    flows = [f for f in flows if f["from"] in periods and f["to"] in periods]
-    k = len(snapshots[0]["shares"])
-    index: dict = {}
-    labels, hover, colours, xs, ys = [], [], [], [], []
-
-    def node(period: str, seg: int) -> int:
-        key = (period, seg)
-        if key not in index:
-            index[key] = len(labels)
-            col = periods.index(period)
-            new = seg < 0
-            hover.append(f"customers enrolled in the period ending {period}" if new
-                         else f"{numbered(seg, names)}, snapshot {period}")
-            labels.append("new" if new else str(seg))
-            colours.append("#ced4da" if new else segment_colour(seg))
-            # Fixed positions keep periods in columns and each segment in its own row.
-            xs.append(0.01 + 0.98 * col / max(len(periods) - 1, 1) - (0.05 if new else 0.0))
-            ys.append(0.97 if new else 0.02 + 0.82 * seg / max(k - 1, 1))
-        return index[key]
-    src, dst, val, link_colours = [], [], [], []
-    for f in flows:
-        s = node(f["to"], -1) if f["source"] < 0 else node(f["from"], int(f["source"]))
-        t = node(f["to"], int(f["target"]))
-        src.append(s)
-        dst.append(t)
-        val.append(f["n"])
-        link_colours.append("rgba(173,181,189,0.35)" if f["source"] < 0
-                            else rgba(segment_colour(int(f["source"])), 0.35))
-    traces = [go.Sankey(
-        arrangement="fixed", textfont={"size": 11, "color": "#212529"},
-        node={"label": labels, "customdata": hover, "color": colours,
-              "x": [min(max(x, 0.001), 0.999) for x in xs], "y": [min(max(y, 0.001), 0.999) for y in ys],
-              "pad": 6, "thickness": 14, "hovertemplate": "%{customdata}<br>%{value:,} customers<extra></extra>"},
-        link={"source": src, "target": dst, "value": val, "color": link_colours,
-              "hovertemplate": "%{source.customdata} → %{target.customdata}<br>%{value:,} customers<extra></extra>"},
-    )]
-    # Legend entries only (no data): a Sankey has no legend of its own, and full names on the nodes
-    # would cover the flows.
-    shown = sorted({int(f[end]) for f in flows for end in ("source", "target") if int(f[end]) >= 0})
-    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=numbered(i, names), hoverinfo="skip",
-                          marker={"color": segment_colour(i), "size": 10, "symbol": "square"}) for i in shown]
-    fig = go.Figure(traces)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    for col, period in enumerate(periods):
-        # Periods above their columns: below, they would meet the legend.
-        fig.add_annotation(x=0.01 + 0.98 * col / max(len(periods) - 1, 1), y=1.0, xref="paper", yref="paper",
-                           yanchor="bottom", text=period, showarrow=False, font={"size": 11, "color": "#495057"})
-    fig = base_layout(fig, height=440)
-    fig.update_layout(margin={"b": 16, "t": 28}, showlegend=True, plot_bgcolor="rgba(0,0,0,0)")
-    return fig
+    links = [(f["to"], None, f["to"], int(f["target"]), f["n"]) if f["source"] < 0
+             else (f["from"], int(f["source"]), f["to"], int(f["target"]), f["n"])
+             for f in flows if f["from"] in periods and f["to"] in periods]
+    return column_sankey(periods, links, names, len(snapshots[0]["shares"]),
+                         new_hover="customers enrolled in the period ending {column}",
+                         segment_hover="{segment}, snapshot {column}", height=440)
 
 
 def cohort_figure(cohorts: list[dict], names: list[str]) -> go.Figure:

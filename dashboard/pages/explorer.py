@@ -6,9 +6,8 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from core.insight.profiles import own_names
-from core.reading.schema import LOG_NOTE, is_logged, unit_field
+from core.reading.schema import log_scale_note
 from dashboard import ids
-from dashboard.figures.common import feature_label
 from dashboard.components import describes_figures, graph_card, may, page_header
 from dashboard.figures.explorer import (
     map_view, pca_map_figure, range_bounds, selected_positions, selection_summary,
@@ -24,14 +23,6 @@ _MAP_HEIGHT = 600
 _OTHER_RANGES = ("Recency", "Monetary", "Frequency", "Tenure")
 _LABELS = {"Age": "Age", "Income": "Yearly income", "Recency": "Days since last purchase",
            "Monetary": "Total spend", "Frequency": "Orders", "Tenure": "Days since first purchase"}
-
-
-def log_scale_note(features) -> str:
-    """Said once: which features the model clusters on a log scale (hovers and filters stay in units)."""
-    logged = [feature_label(unit_field(f)) for f in features if is_logged(f)]
-    if not logged:
-        return ""
-    return f" {' and '.join(logged)} {'is' if len(logged) == 1 else 'are'} {LOG_NOTE}."
 
 
 def _range_columns(frame, features=()) -> tuple:
@@ -137,7 +128,7 @@ def layout(**_query):
     return html.Div([
         page_header("Explorer", f"Every customer on the model's two or three main axes (PCA of the {len(a.features)} "
                                 "features), coloured by segment. Crosses mark segment centres; arrows show which "
-                                f"way each feature grows.{log_scale_note(a.features)}", basis=a.basis),
+                                f"way each feature grows. {log_scale_note(a.features)}".rstrip(), basis=a.basis),
         _filters(a.frame, a.features, own_names(a.meta)),
         dbc.Row([
             dbc.Col(graph_card("Customer map", ids.EXPLORER_MAP, height=_MAP_HEIGHT, extra=html.Div([controls, count]),
