@@ -23,7 +23,6 @@ turns any input into the :class:`core.versions.pipeline.Prepared` every other st
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import io
 import json
@@ -1092,11 +1091,6 @@ def rfm_names(table: pd.DataFrame) -> tuple[list[str], list[str]]:
         parts = ", ".join(f"{g} {row[g] / n:.0%}" for g in row.index[:3] if row[g] > 0)
         descriptions.append(f"{n / total:.0%} of customers; RFM groups: {parts}.")
     return names, descriptions
-
-
-def now_iso() -> str:
-    """Current UTC time, ISO 8601 (seconds)."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------------------------ scoring mapped models

@@ -35,7 +35,6 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -868,11 +867,3 @@ def crosstab(labels, groups) -> pd.DataFrame:
     table = pd.crosstab(pd.Series(np.asarray(labels), name="segment"), pd.Series(np.asarray(groups), name="group"))
     order = [g for g, _, _ in RFM_GROUPS if g in table.columns]
     return table[order]
-
-
-def stream_bytes_of(path: str | os.PathLike) -> int:
-    """Size of a file in bytes (0 when it cannot be read)."""
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return 0

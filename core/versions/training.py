@@ -56,7 +56,6 @@ _SAVE_AS_HINT = {
 }
 
 Progress = Callable[[int, int, str], None]
-ShouldStop = Callable[[], bool]
 
 
 class RetrainCancelled(Exception):
