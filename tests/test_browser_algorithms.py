@@ -34,7 +34,7 @@ _CONSOLE = ("window.__errors = []; const _error = console.error; console.error =
 
 @pytest.fixture
 def dash_br(shared_br):
-    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    """One Chromium for the worker's browser tests (tests/conftest.py: worker_br), cleared after each test."""
     return shared_br
 
 
@@ -78,8 +78,10 @@ def _visit(br, url: str) -> list[str]:
     return problems
 
 
-def test_every_page_renders_a_version_of_each_algorithm(dash_br, algo_server):
-    dash_br.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _CONSOLE})
+def test_every_page_renders_a_version_of_each_algorithm(dash_br, algo_server, request):
+    hook = dash_br.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _CONSOLE})
+    # The browser is shared with the worker's other browser tests: the console hook goes with this test.
+    request.addfinalizer(lambda: dash_br.driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", hook))
     problems = []
     for name, version in algo_server.versions.items():
         if name == "kmeans":  # the warm k-means version: every other browser test renders its pages
