@@ -33,7 +33,8 @@ if [ ${#APT[@]} -gt 0 ]; then
 fi
 [ -f node_modules/axe-core/axe.min.js ] || npm ci --no-audit --no-fund --silent
 # Two worker processes (pytest-xdist): much of a test's time is spent waiting on a server, Chromium or a JVM,
-# which the other worker uses. --dist loadfile keeps a module on one worker (its module fixtures made once);
+# which the other worker uses. --dist loadfile keeps a module on one worker (its module fixtures made once;
+# tests/conftest.py makes all Spark tests one unit, sharing one JVM, and each accessibility mode a unit of its own);
 # --no-loadscope-reorder keeps tests/conftest.py's order (longest modules first). SEGMENTLENS_TEST_WORKERS=0
 # runs in one process; a `-n N` among the arguments wins as well.
 exec "$PYTHON" -m pytest -n "${SEGMENTLENS_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -9,8 +9,10 @@ Fixtures (session scope unless said otherwise; under pytest-xdist each worker pr
 - ``warm_models``: a registry folder as a first start on the sample leaves it (v0001 active, views stored);
   ``start_server(models_from=warm_models)`` or ``copy_registry`` copies it, never change it in place.
 - ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
-- ``module_br`` (module scope) / ``shared_br``: one headless Chromium per module, reset between tests; a
-  module opts in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
+- ``spark``: one local[2] Spark session per worker process, shared by every Spark test (a JVM costs seconds to
+  a minute to start); ``python -m core ... --engine spark`` run in-process joins it (getOrCreate).
+- ``worker_br`` / ``shared_br``: one headless Chromium per worker process, reset between tests; a module opts
+  in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
 
 Helpers: ``free_port``, ``wait_http``, ``start_server`` (a real app.py or gunicorn process on a free port),
 ``procfile_command``, ``copy_registry``, ``made_once`` (a folder made once per run for all xdist workers),
@@ -21,7 +23,10 @@ Training a model, starting a server, Chromium or a Spark session costs seconds e
 
 Run order (``pytest_collection_modifyitems`` below): the modules known to take longest run first, so that
 ``scripts/test.sh``'s two pytest-xdist workers (``--dist loadfile``: a module stays on one worker, its
-module fixtures made once) finish together instead of one waiting for the other's last long module.
+module fixtures made once) finish together instead of one waiting for the other's last long module. The Spark
+tests (SPARK_MODULES and test_recipe's [spark] case) are one work unit (``pytest_xdist_make_scheduler`` below), so
+they run on one worker and share its one Spark session instead of each worker starting a JVM; each test of
+SPLIT_MODULES (the accessibility audit: minutes a mode) is a unit of its own, so both workers take some.
 """
 from __future__ import annotations
 
@@ -75,6 +80,17 @@ def real_data_path() -> Path:
 def sample_path() -> Path:
     """The committed synthetic sample."""
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for every Spark test in this process (stopped at the end of the run)."""
+    pytest.importorskip("pyspark")
+    from core.engines.spark_engine import spark_session
+
+    session = spark_session("local[2]", config={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")
@@ -235,11 +251,14 @@ def live_server(tmp_path_factory, warm_models):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def module_br(request, tmp_path_factory):
-    """One headless Chromium for a whole test module, made as dash.testing's per-test ``dash_br`` makes it.
+@pytest.fixture(scope="session")
+def worker_br(request, tmp_path_factory):
+    """One headless Chromium for every module of this process that opts in, made as dash.testing's per-test
+    ``dash_br`` makes it.
 
-    A module opts in by defining ``dash_br`` as ``shared_br`` (starting Chromium costs a second or two a test).
+    A module opts in by defining ``dash_br`` as ``shared_br`` (starting Chromium costs a second or two, several
+    on a busy machine). ``shared_br`` clears what a test leaves; a test that changes the browser in another way
+    (CDP settings) undoes it itself.
     """
     from dash.testing.browser import Browser
 
@@ -252,12 +271,12 @@ def module_br(request, tmp_path_factory):
 
 
 @pytest.fixture
-def shared_br(module_br):
-    """``module_br`` for one test, left as a fresh browser: earlier console entries read, then after the test
+def shared_br(worker_br):
+    """``worker_br`` for one test, left as a fresh browser: earlier console entries read, then after the test
     its session and local storage, every cookie and the page cleared and the window back to 1400 x 1000."""
-    module_br.reset_log_timestamp()
-    yield module_br
-    driver = module_br.driver
+    worker_br.reset_log_timestamp()
+    yield worker_br
+    driver = worker_br.driver
     with contextlib.suppress(Exception):
         driver.execute_script("window.sessionStorage.clear(); window.localStorage.clear();")
     driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
@@ -273,8 +292,9 @@ def console_errors(browser) -> list:
 # Modules that take longest (minutes in CI), longest first; see the module docstring. A module not named
 # here keeps its place after them, in pytest's order; so does every test inside a module.
 LONG_MODULES = (
-    "test_browser_a11y.py",
-    "test_spark_engine.py",
+    "test_spark_engine.py",  # with test_postgres_spark.py and test_recipe[spark]: one work unit (see below)
+    "test_postgres_spark.py",
+    "test_browser_a11y.py",  # each test its own work unit
     "test_recipe.py",
     "test_browser_own_data.py",
     "test_browser_data.py",
@@ -285,6 +305,39 @@ LONG_MODULES = (
     "test_migration_browser.py",
     "test_browser_value.py",
 )
+
+
+# Modules whose tests all use Spark; with test_recipe's [spark] case they make one xdist work unit (below).
+SPARK_MODULES = ("test_spark_engine.py", "test_postgres_spark.py")
+
+
+# Modules whose tests are each a work unit of their own: minutes each, and no module fixture used by two of them
+# (test_browser_a11y.py: one mode a test, each on its own server), so the two workers share them out.
+SPLIT_MODULES = ("test_browser_a11y.py",)
+
+
+def _work_unit(nodeid: str) -> str:
+    """A test's xdist work unit: its file (--dist loadfile), except that every Spark test shares one and a test
+    of SPLIT_MODULES is one by itself."""
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    if name in SPARK_MODULES or (name == "test_recipe.py" and nodeid.endswith("[spark]")):
+        return "spark"
+    return nodeid if name in SPLIT_MODULES else path
+
+
+@pytest.hookimpl(optionalhook=True)  # optional: the hook exists only with pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the Spark tests as one unit: one worker, one JVM and Spark session for all of them."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return SparkTogether(config, log)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture, which this sort keeps within a module

@@ -58,6 +58,12 @@ axe.run({exclude: [['.js-plotly-plot svg.main-svg']]},
 """
 
 
+@pytest.fixture
+def dash_br(shared_br):
+    """The worker's one Chromium (tests/conftest.py: worker_br), cleared after each test."""
+    return shared_br
+
+
 def _axe(br) -> list[dict]:
     """axe-core's violations on the current page (injected once per page load)."""
     if not br.driver.execute_script("return typeof window.axe !== 'undefined';"):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def dash_br(shared_br):
-    """One Chromium for the whole module (tests/conftest.py: module_br), cleared after each test."""
+    """One Chromium for the worker's browser tests (tests/conftest.py: worker_br), cleared after each test."""
     return shared_br
 
 _GRAPH_WAIT = 30

@@ -16,7 +16,8 @@ from core.cli import commands as cli  # noqa: E402
 from core.versions.registry import Registry  # noqa: E402
 from tests.test_postgres import PASSWORD, SAMPLE, USER, conn, load_sample, server, url  # noqa: E402,F401
 
-pytestmark = pytest.mark.spark
+# The in-process CLI joins the worker's shared Spark session (tests/conftest.py) instead of starting its own.
+pytestmark = [pytest.mark.spark, pytest.mark.usefixtures("spark")]
 
 
 @pytest.fixture(scope="module")

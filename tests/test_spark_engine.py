@@ -1,6 +1,7 @@
 """The Spark engine against the numpy engine and pandas: same rules, same segments, same artifacts.
 
-One local[2] Spark session for the whole module (starting a JVM costs seconds); the 200K-row
+One local[2] Spark session (tests/conftest.py ``spark``: one per worker, shared with the other Spark modules,
+which run on the same worker; starting a JVM costs seconds); the 200K-row
 synthetic Parquet file is written once. A Spark Connect server (from the pip package, started by
 scripts/spark_connect_local.sh) serves the `sc://` round trip: train and score by the CLI on the sample.
 """
@@ -32,15 +33,6 @@ from tests.conftest import ROOT, free_port  # noqa: E402
 pytestmark = pytest.mark.spark
 
 N_ROWS = 200_000
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from core.engines.spark_engine import spark_session
-
-    session = spark_session("local[2]", config={"spark.sql.shuffle.partitions": "4"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
