@@ -493,7 +493,9 @@ def _create_blueprint() -> flask.Blueprint:
         live = services().live_model()
         doc = openapi_document(live.model.features, version=live.version,
                                max_batch=settings().max_batch, max_body=settings().max_body,
-                               fields=mapped_fields(services(), live))
+                               fields=mapped_fields(services(), live),
+                               categories={name: getattr(live.model, "categories_", {}).get(name, [])
+                                           for name in getattr(live.model, "categorical", [])})
         # The active model's segments are the only ones an audience can name.
         doc["components"]["schemas"]["AudienceRequest"]["properties"]["segments"]["items"]["maximum"] = \
             int(live.model.k) - 1
@@ -802,8 +804,10 @@ def mapped_fields(svc, live) -> dict | None:
 
 
 def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BATCH,
-                     max_body: int = DEFAULT_MAX_BODY, fields: dict | None = None) -> dict:
-    """The OpenAPI 3.0 document of the API for a model with these features (``fields``: a mapped model's)."""
+                     max_body: int = DEFAULT_MAX_BODY, fields: dict | None = None,
+                 categories: dict | None = None) -> dict:
+    """The OpenAPI 3.0 document of the API for a model with these features (``fields``: a mapped model's;
+    ``categories``: a k-prototypes model's categorical features and the categories it was trained on)."""
     if fields is not None:
         from core.reading.mapping import mapped_schema
 
@@ -818,6 +822,11 @@ def openapi_document(features, *, version: str, max_batch: int = scoring.MAX_BAT
         customer["description"] = ("One customer: each of the model's features (a feature clustered on a log "
                                    "scale, NAME_log, may be given in the data's own units as NAME). Other fields are "
                                    "ignored; every known numeric field given must be valid.")
+    for name, seen in (categories or {}).items():
+        # Text, not an enum: a category the model has not seen (or none) is placed as a missing one.
+        customer.setdefault("properties", {})[name] = {
+            "type": "string", "description": f"A category of {name}; seen in training: {', '.join(seen) or 'none'}. "
+                                             "Another or none counts as missing."}
     single = {"allOf": [{"$ref": "#/components/schemas/Customer"}, {"not": {"required": ["customers"]}}]}
     batch = {"type": "object", "required": ["customers"], "properties": {"customers": {
         "type": "array", "maxItems": max_batch, "items": {"$ref": "#/components/schemas/Customer"}}}}

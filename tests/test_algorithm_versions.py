@@ -316,6 +316,11 @@ def test_api_places_a_mixed_customer_with_its_categories(soft_server):
         assert pred["segment"] == int(mixed.model.predict(row)[0])
         status, _, body = call(soft_server, "POST", "/api/v1/predict", {**customer, "Education": 5})
         assert status == 422 and body["message"] == "Education must be a category (text), got int"
+        # The API's document names the categorical fields, as text, with the categories seen in training.
+        status, _, spec = call(soft_server, "GET", "/api/v1/openapi.json")
+        fields = spec["components"]["schemas"]["Customer"]["properties"]
+        assert fields["Education"]["type"] == fields["Marital_Status"]["type"] == "string"
+        assert "PhD" in fields["Education"]["description"] and "Single" in fields["Marital_Status"]["description"]
     finally:
         soft_server.registry.activate(soft_server.made.version)
 
