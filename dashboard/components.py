@@ -159,12 +159,7 @@ def graph_card(title: str, graph_id: str, *, height: int = 360, extra=None, conf
     if min_width:
         body = html.Div(body, className="graph-scroll")
     # The chart as a figure named by its title, with its summary and data as text under it (issue 16).
-    # The chart's place is kept while Plotly's script loads (dcc.Graph draws nothing till then): without it the
-    # page below jumps down when the charts appear, away from a pointer or a click aimed at it. The CSS rule on
-    # .chart-figure reads these sizes.
-    reserve = {"--chart-height": f"{height}px", **({"--chart-min-width": f"{min_width}px"} if min_width else {})}
-    body = html.Figure([body, *chart_text(graph_id, figure, title)], className="chart-figure", style=reserve,
-                       **{"aria-label": title})
+    body = html.Figure([body, *chart_text(graph_id, figure, title)], className="chart-figure", **{"aria-label": title})
     return dbc.Card([
         dbc.CardHeader(html.H2(title, className="card-heading")),
         # `is not None`: a childless component (a lone dcc.Dropdown) has len() 0, so it is falsy.

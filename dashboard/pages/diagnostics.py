@@ -29,6 +29,21 @@ METRICS_HEIGHT = 560
 SLIDER_HEIGHT = 34  # px the range slider takes once drawn (its marks included), at every width
 
 
+def _chart(title: str, graph_id: str, *, height: int, **kwargs):
+    """A graph_card that keeps its chart's height while Plotly's script is still loading.
+
+    dcc.Graph draws nothing until its script has arrived, so without this every chart card starts a few hundred
+    px short and the page below jumps down by the sum when the charts appear (1,500 px at 1400 px wide): the
+    Algorithms button, last on the page, moved out from under a pointer (or a test's click) that had aimed at it.
+    assets/segmentlens.css gives the chart's place ``--chart-height`` as its minimum height (and a chart that
+    scrolls sideways on a phone ``--chart-min-width``, so that its scroll bar is there from the start too).
+    """
+    reserve = {"--chart-height": f"{height}px"}
+    if kwargs.get("min_width"):
+        reserve["--chart-min-width"] = f"{kwargs['min_width']}px"
+    return html.Div(graph_card(title, graph_id, height=height, **kwargs), className="chart-reserve", style=reserve)
+
+
 def _silhouette_note(a) -> str:
     """The silhouette plot's axis title: on how many customers it was computed."""
     n, shown = a.n_customers, len(a.silhouette_rows)
@@ -53,7 +68,7 @@ def layout(**_query):
         dbc.Row([
             dbc.Col([html.Label("Range of k to compare", htmlFor=ids.DIAG_K_RANGE,
                                 className="form-label small fw-semibold"),
-                     # Its place kept while the slider's script loads (see components.graph_card).
+                     # Its place kept while the slider's script loads (see _chart).
                      html.Div(dcc.RangeSlider(id=ids.DIAG_K_RANGE, min=K_LOW, max=K_HIGH, step=1, value=[lo, hi],
                                               marks={k: str(k) for k in range(K_LOW, K_HIGH + 1)}, allowCross=False,
                                               pushable=1), style={"minHeight": f"{SLIDER_HEIGHT}px"})], md=7),
@@ -80,9 +95,9 @@ def layout(**_query):
         dbc.Alert(view["advice"], id=ids.DIAG_RECOMMENDATION, color="light", className="border shadow-sm"),
         # The criteria get the page's full width (six panels, three a row); on a phone they keep a readable
         # width and scroll sideways inside the card.
-        graph_card("Criteria against k", ids.DIAG_METRICS, height=METRICS_HEIGHT, figure=view["figure"], min_width=620),
+        _chart("Criteria against k", ids.DIAG_METRICS, height=METRICS_HEIGHT, figure=view["figure"], min_width=620),
         dbc.Row([
-            dbc.Col(graph_card(f"Silhouette plot of the current model (k={a.k})", ids.DIAG_SILHOUETTE, height=480,
+            dbc.Col(_chart(f"Silhouette plot of the current model (k={a.k})", ids.DIAG_SILHOUETTE, height=480,
                            extra=html.P("One sliver per customer, sorted within its segment: long bars fit their "
                                         "segment well, bars left of 0 sit closer to another segment.",
                                         className="small text-muted mb-0"),
@@ -139,7 +154,7 @@ def algorithms_body(result):
         parts.append(table(frame, index=False))
     parts += [html.P(line, className="small mb-1") for line in comparison_notes(result)]
     if can_chart_agreement(result):
-        parts.append(graph_card("Agreement between algorithms (adjusted Rand: 1 = same segments, 0 = chance)",
+        parts.append(_chart("Agreement between algorithms (adjusted Rand: 1 = same segments, 0 = chance)",
                             ids.DIAG_ALGO_AGREEMENT, height=380, figure=agreement_figure(result)))
     else:
         parts.append(html.P("Fewer than two algorithms found segments, so there is no agreement to chart.",
@@ -182,7 +197,7 @@ def _ktree_row(services, current_k: int, scale_note: str = ""):
     if tree.get("sampled"):
         note += f" Computed on a random sample of {tree['n_customers']:,} customers."
     return dbc.Row([
-        dbc.Col(graph_card("How segments split as k grows (k-transition tree)", ids.DIAG_KTREE, height=560,
+        dbc.Col(_chart("How segments split as k grows (k-transition tree)", ids.DIAG_KTREE, height=560,
                        extra=html.P(note, className="small text-muted mb-0"),
                        figure=ktree_figure(tree, current_k=current_k)), xl=8),
         dbc.Col(dbc.Card([dbc.CardHeader(html.Span("Cluster profile", className="fw-semibold")),
