@@ -15,6 +15,7 @@ import pytest
 
 from core.versions.pipeline import train
 from core.versions.registry import Registry
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 
 from dashboard import ids
@@ -85,7 +86,10 @@ def _row(br, version: str):
 def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:  # the table re-rendered between finding a row and reading it
+            value = None
         if value:
             return value
         time.sleep(0.1)
