@@ -56,9 +56,10 @@ from .limits import API_PREFIX, DEFAULT_MAX_BODY, DEFAULT_RATE_LIMIT, RateLimite
 from .monitoring import METRICS_PATH, install_monitoring, metrics_response, record_prediction
 
 __all__ = ["API_PREFIX", "DEFAULT_RATE_LIMIT", "DEFAULT_MAX_BODY", "RateLimiter", "parse_rate_limit",
-           "parse_size", "register_api", "openapi_document"]
+           "parse_size", "register_api", "openapi_document", "predicted", "Predicted", "Refused", "ApiSettings",
+           "RATE_COUNTED", "PREDICT_PATH", "SETTINGS_KEY"]
 
-_EXTENSION = "segmentlens_api"
+_EXTENSION = SETTINGS_KEY = "segmentlens_api"
 # Path (after the prefix) -> methods; the catch-all route answers 405 for these and 404 for the rest.
 _ROUTES = {"predict": ("POST",), "health": ("GET",), "model": ("GET",), "segments": ("GET",),
            "openapi.json": ("GET",), "models/rollback": ("POST",), "monitoring": ("GET",),
@@ -74,6 +75,10 @@ _UNLIMITED = {"health"}  # probes from load balancers must never be throttled
 _SETUP_TTL = 30.0  # seconds between health's setup checks (core.access.startup_checks)
 _PUBLIC = {"health", "openapi.json"}  # answered without credentials even when keys exist
 _SMALL_BATCH = 16  # below this, score_one per customer beats building arrays
+#: A WSGI environ key: this request has been counted by the rate limiter already (dashboard.api_fast
+#: counts a keyed prediction it then leaves to Flask). Only server code can set a key without ``HTTP_``.
+RATE_COUNTED = "segmentlens.rate_counted"
+PREDICT_PATH = f"{API_PREFIX}/predict"
 _log = logging.getLogger("segmentlens.api")
 
 
@@ -159,6 +164,89 @@ def _loads(data: bytes):
         return json.loads(data, parse_int=_parse_int)
 
 
+# ---------------------------------------------------------------- predictions
+class Refused(Exception):
+    """A prediction request the API answers with an error: status, code, message and extra fields."""
+
+    def __init__(self, status: int, code: str, message: str, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@dataclass
+class Predicted:
+    """Scored customers and the answer's JSON text (what monitoring counts and what the caller gets)."""
+
+    version: str
+    rows: list
+    segments: list
+    confidence: list
+    typicality: list
+    text: str
+
+
+def predicted(cfg: ApiSettings, svc, data: bytes) -> Predicted:
+    """Score the customers of a predict body with the served model (raises :class:`Refused`).
+
+    The one place a prediction is made for the API: the blueprint's route and the keyed fast path
+    (dashboard.api_fast) both call it, so both accept, refuse and answer alike. No side effect:
+    the caller counts the predictions once it answers.
+    """
+    try:
+        body = _loads(data)
+    except (ValueError, RecursionError) as exc:
+        reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise Refused(400, "bad_request", f"the body is not valid JSON ({reason})") from None
+    try:
+        live = svc.live_model()
+    except RegistryError as exc:
+        raise Refused(503, "no_model", str(exc)) from None
+    model = live.model
+    known = cfg.fields
+    if known is None or known[0] is not live:  # asked again only when the served model is looked up afresh
+        known = cfg.fields = (live, mapped_fields(svc, live))
+    fields = known[1]
+    try:
+        if fields is None:
+            rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
+        else:  # a model of a customer table or transaction log: its own features (issue 18)
+            from core.reading.mapping import mapped_request
+
+            rows, ids, _batch = mapped_request(body, model.features, fields, cfg.max_batch)
+    except scoring.ValidationFailed as exc:
+        raise Refused(422, "invalid_input", f"{len(exc.errors)} invalid or missing field(s): {exc}",
+                      errors=exc.errors) from None
+    probs = None
+    if getattr(model, "algorithm", "kmeans") != "kmeans":  # placed by the model's own algorithm
+        import numpy as np
+        import pandas as pd
+
+        try:
+            table = pd.DataFrame(np.asarray(rows, dtype=float).reshape(len(rows), len(model.features)),
+                                 columns=list(model.features))
+            for name, values in _categorical_fields(body, model.categorical).items():
+                table[name] = values
+        except ValueError as exc:
+            raise Refused(422, "invalid_input", str(exc)) from None
+        scores = model.score(table)
+        segs, confs, typs = (scores[c].tolist() for c in ("segment", "confidence", "typicality"))
+        dists = model.distances(table).tolist()
+        if model.soft:
+            probs = model.predict_proba(table).tolist()
+    elif len(rows) <= _SMALL_BATCH:
+        scored = [model.score_one(values) for values in rows]
+        segs, confs, typs, dists = ([s[i] for s in scored] for i in range(4))
+    else:
+        import numpy as np  # loaded by the app already; kept off the single-customer path
+
+        X = np.asarray(rows, dtype=float)
+        scores = model.score(X)
+        segs, confs, typs = (scores[c].tolist() for c in ("segment", "confidence", "typicality"))
+        dists = model.distances(X).tolist()
+    return Predicted(live.version, rows, segs, confs, typs,
+                     _encode_predictions(live.version, live.names, ids, segs, confs, typs, dists, probs))
+
+
 # ---------------------------------------------------------------- blueprint
 def _create_blueprint() -> flask.Blueprint:
     bp = flask.Blueprint("api_v1", __name__)
@@ -184,7 +272,7 @@ def _create_blueprint() -> flask.Blueprint:
             allow = list(methods) + (["HEAD"] if "GET" in methods else []) + ["OPTIONS"]
             return flask.Response(status=204, headers={"Allow": ", ".join(allow)})
         if cfg.limiter is not None and path not in _UNLIMITED:
-            allowed_now, retry = cfg.limiter.hit(request.remote_addr or "unknown")
+            allowed_now, retry = request.environ.get(RATE_COUNTED) or cfg.limiter.hit(request.remote_addr or "unknown")
             if not allowed_now:
                 return _error(429, "rate_limited", f"too many requests (limit {cfg.rate_text} per client); "
                               f"retry in {retry} s", {"Retry-After": str(retry)}, retry_after=retry)
@@ -289,7 +377,7 @@ def _create_blueprint() -> flask.Blueprint:
         _log.exception("unexpected error in %s %s", flask.request.method, flask.request.path)
         return _error(500, "internal_error", "unexpected server error; it has been logged")
 
-    @bp.route(f"{API_PREFIX}/predict", methods=["POST"])
+    @bp.route(PREDICT_PATH, methods=["POST"])
     def predict():
         cfg = settings()
         request = flask.request._get_current_object()
@@ -300,59 +388,12 @@ def _create_blueprint() -> flask.Blueprint:
         request.max_content_length = cfg.max_body
         if request.content_length is not None and request.content_length > cfg.max_body:
             return _error(413, "payload_too_large", f"the body is larger than {cfg.max_body:,} bytes")
-        data = request.get_data(cache=False)
         try:
-            body = _loads(data)
-        except (ValueError, RecursionError) as exc:
-            reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)[:200]
-            return _error(400, "bad_request", f"the body is not valid JSON ({reason})")
-        svc = services()
-        live = svc.live_model()
-        model = live.model
-        known = cfg.fields
-        if known is None or known[0] is not live:  # asked again only when the served model is looked up afresh
-            known = cfg.fields = (live, mapped_fields(svc, live))
-        fields = known[1]
-        try:
-            if fields is None:
-                rows, ids, _batch = scoring.parse_request(body, model.features, cfg.max_batch)
-            else:  # a model of a customer table or transaction log: its own features (issue 18)
-                from core.reading.mapping import mapped_request
-
-                rows, ids, _batch = mapped_request(body, model.features, fields, cfg.max_batch)
-        except scoring.ValidationFailed as exc:
-            return _error(422, "invalid_input", f"{len(exc.errors)} invalid or missing field(s): {exc}",
-                          errors=exc.errors)
-        probs = None
-        if getattr(model, "algorithm", "kmeans") != "kmeans":  # placed by the model's own algorithm
-            import numpy as np
-            import pandas as pd
-
-            try:
-                table = pd.DataFrame(np.asarray(rows, dtype=float).reshape(len(rows), len(model.features)),
-                                     columns=list(model.features))
-                for name, values in _categorical_fields(body, model.categorical).items():
-                    table[name] = values
-            except ValueError as exc:
-                return _error(422, "invalid_input", str(exc))
-            scores = model.score(table)
-            segs, confs, typs = (scores[c].tolist() for c in ("segment", "confidence", "typicality"))
-            dists = model.distances(table).tolist()
-            if model.soft:
-                probs = model.predict_proba(table).tolist()
-        elif len(rows) <= _SMALL_BATCH:
-            scored = [model.score_one(values) for values in rows]
-            segs, confs, typs, dists = ([s[i] for s in scored] for i in range(4))
-        else:
-            import numpy as np  # loaded by the app already; kept off the single-customer path
-
-            X = np.asarray(rows, dtype=float)
-            scores = model.score(X)
-            segs, confs, typs = (scores[c].tolist() for c in ("segment", "confidence", "typicality"))
-            dists = model.distances(X).tolist()
-        record_prediction(live.version, rows, segs, confs, typs, "api")  # aggregated counters only (monitoring)
-        return flask.Response(_encode_predictions(live.version, live.names, ids, segs, confs, typs, dists, probs),
-                              mimetype="application/json")
+            answer = predicted(cfg, services(), request.get_data(cache=False))
+        except Refused as refused:
+            return _error(refused.status, refused.code, refused.message, **refused.extra)
+        record_prediction(answer.version, answer.rows, answer.segments, answer.confidence, answer.typicality, "api")
+        return flask.Response(answer.text, mimetype="application/json")
 
     def worker() -> str:
         cfg = settings()

@@ -15,6 +15,7 @@ from core.versions.registry import Registry, RegistryError
 
 from . import ids
 from .api import register_api
+from .api_fast import install_keyed_predict
 from .auth import LOGOUT_PATH, header_identity, install_auth
 from .components import navbar
 from .security import install_security, slim_validation_layout
@@ -73,6 +74,7 @@ def create_app(*, models_dir: str | os.PathLike | None = None, data_path: str | 
     secret = secret_key(registry.root)  # SEGMENTLENS_SECRET_KEY, else one generated once beside the registry
     bootstrap_admin(AccountStore(registry.root))  # SEGMENTLENS_ADMIN_PASSWORD on a first start
     register_api(server, cache_dir)  # /api/v1 (SEGMENTLENS_RATE_LIMIT, SEGMENTLENS_MAX_BODY, SEGMENTLENS_MAX_BATCH)
+    install_keyed_predict(server)  # keyed predictions beneath Flask's hooks (inside the security middleware)
     if train_if_missing and registry.active_version() is None:
         import sys
 

@@ -39,7 +39,7 @@ import flask
 from core.insight import monitoring as core_monitoring
 
 __all__ = ["MonitoringStore", "Monitor", "install_monitoring", "current_monitor", "record_prediction",
-           "metrics_response", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS", "MAX_PENDING"]
+           "metrics_response", "monitor_of", "TimedDiskcacheManager", "METRICS_PATH", "JOB_BUCKETS", "MAX_PENDING"]
 
 METRICS_PATH = "/metrics"
 JOB_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -412,11 +412,14 @@ def _flush_loop(ref, seconds: float) -> None:
 
 
 # ---------------------------------------------------------------- Flask integration
+def monitor_of(server: flask.Flask) -> Monitor | None:
+    """The monitor installed on ``server`` (None when there is none)."""
+    return server.extensions.get(_EXTENSION)
+
+
 def current_monitor() -> Monitor | None:
     """The app's monitor inside a request or app context, else None."""
-    if not flask.has_app_context():
-        return None
-    return flask.current_app.extensions.get(_EXTENSION)
+    return monitor_of(flask.current_app) if flask.has_app_context() else None
 
 
 def record_prediction(version: str, rows, segments, confidence, typicality, source: str) -> None:

@@ -44,7 +44,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .limits import API_PREFIX, parse_size
 
-__all__ = ["install_security", "install_delivery", "slim_validation_layout", "body_limits", "narrow_body_limit", "DASH_UPDATE_PATH",
+__all__ = ["install_security", "install_delivery", "api_security_headers", "COMPRESS_MIN_SIZE", "slim_validation_layout", "body_limits", "narrow_body_limit", "DASH_UPDATE_PATH",
            "LISTEN_ENV", "LISTEN_POLICY_KEY", "listen_policy", "local_only", "choose_encoding", "IMMUTABLE"]
 
 DASH_UPDATE_PATH = "/_dash-update-component"
@@ -61,7 +61,7 @@ _SUITES = "/_dash-component-suites/"
 _STATIC_PREFIXES = (_SUITES, "/assets/", "/vendor/")
 # Dynamic responses are compressed on every request (fast levels); static assets once per process.
 _DYNAMIC_BR, _DYNAMIC_GZIP = 4, 6
-_MIN_SIZE = 500  # bytes: smaller bodies are sent as they are (compression would gain a few bytes)
+COMPRESS_MIN_SIZE = 500  # bytes: smaller bodies are sent as they are (compression would gain a few bytes)
 _STATIC_BR, _STATIC_GZIP = 6, 9
 _STATIC_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -118,6 +118,11 @@ def _csp(app) -> str:
 # needs (script hashes, 'unsafe-eval', inline styles, data: and blob:), and is a fifth of its length, which
 # every client parses on every answer (issue 29).
 _API_CSP = "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+
+
+def api_security_headers() -> list[tuple[str, str]]:
+    """The security headers of the API's JSON answers (and /metrics), in the order they are sent."""
+    return list(_security_headers(None, _API_CSP).items())
 
 
 def _security_headers(app, csp: str | None = None) -> dict[str, str]:
@@ -358,7 +363,7 @@ def install_security(app, secret: bytes) -> None:
             items[:] = [(name, value, name.lower()) for name, value in headers.items()]
         return headers
 
-    api_items = [(name, value, name.lower()) for name, value in _security_headers(app, _API_CSP).items()]
+    api_items = [(name, value, name.lower()) for name, value in api_security_headers()]
     install_delivery(server)  # compression and cache lifetimes, run after every other response hook
     load_plotly_early(app)
     jobs = _OpaqueJobs(server.wsgi_app, secret)
@@ -483,7 +488,7 @@ class _Compressor:
 
         server.config.update(COMPRESS_REGISTER=False, COMPRESS_ALGORITHM=["br", "gzip"],
                              COMPRESS_ALGORITHM_STREAMING=["br", "deflate"], COMPRESS_BR_LEVEL=_DYNAMIC_BR,
-                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESS_MIN_SIZE=_MIN_SIZE)
+                             COMPRESS_LEVEL=_DYNAMIC_GZIP, COMPRESSCOMPRESS_MIN_SIZE=COMPRESS_MIN_SIZE)
         self.compress = Compress(server)
         self.mimetypes = set(server.config["COMPRESS_MIMETYPES"])
         self.choose = choose_encoding  # our own negotiation: no private Flask-Compress name to break on upgrade
@@ -519,7 +524,7 @@ class _Compressor:
         request = flask.request._get_current_object()  # one context lookup, not one per attribute
         path = request.path
         if response.mimetype == "application/json" and not response.is_streamed \
-                and (response.content_length or 0) < _MIN_SIZE and not path.startswith(_STATIC_PREFIXES):
+                and (response.content_length or 0) < COMPRESS_MIN_SIZE and not path.startswith(_STATIC_PREFIXES):
             # A small JSON answer (a prediction, an error) is never compressed and gets no cache policy:
             # only the Vary that Flask-Compress would add, without its negotiation (issue 29).
             vary = response.headers.get("Vary")
@@ -548,7 +553,7 @@ class _Compressor:
             return response
         response.direct_passthrough = False  # send_file hands a file wrapper: read it
         data = response.get_data()
-        if len(data) < _MIN_SIZE:
+        if len(data) < COMPRESS_MIN_SIZE:
             return response
         response.set_data(self._static(data, algorithm))
         response.headers["Content-Encoding"] = algorithm
