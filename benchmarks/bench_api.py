@@ -16,11 +16,10 @@ registry and cache in a temporary folder, then measures:
    machine; p50, p99 and the p50 ratio.
 
 7. (--profile --models-from DIR, alone) where one prediction's time goes: cProfile of 1,000 keyed predictions in
-   process (Flask test client), as shares of the Flask request: hooks, handler, monitoring, headers, session.
-   After issue 29's cuts the keyed path skips the session cookie and Flask-Login's remember hook, resolves the
-   Prometheus label children once, answers with the API's short Content-Security-Policy, and scores with
-   map/operator arithmetic; what is left is mostly Flask and werkzeug's own per-request work (context, URL
-   match, header lists), which the bare peer pays too.
+   process (Flask test client), as shares of the app's WSGI call: key check, rate limiter, validation,
+   scoring, monitoring. A keyed prediction is answered by dashboard/api_fast.py beneath Flask's hooks (the
+   same answer, header for header); what is left of the server's time is gunicorn's own per-request work,
+   which the bare peer pays too.
 
 Usage: python benchmarks/bench_api.py [--quick] [--requests 2000] [--data FILE] [--vs-bare [--only-vs-bare]
        [--repetitions 5]]
@@ -326,24 +325,17 @@ def report_repetitions(runs: list[dict]) -> None:
 
 
 # Where one prediction's time goes (--profile): cProfile's cumulative time of these, per request.
-_PHASES = (("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
-           ("before-request hooks", "flask/app.py", "preprocess_request"),
-           ("  API: rate limit + key check", "dashboard/api.py", "_start"),
-           ("    rate limiter (lease in process)", "dashboard/limits.py", "hit"),
-           ("    key check", "dashboard/api.py", "_authorise"),
-           ("predict handler", "dashboard/api.py", "predict"),
-           ("  served model (live_model)", "dashboard/services/__init__.py", "live_model"),
-           ("  scoring (score_one)", "core/fitting/model.py", "score_one"),
-           ("  monitoring record (in memory)", "dashboard/monitoring.py", "record_prediction"),
-           ("  response body (JSON text)", "dashboard/api.py", "_encode_predictions"),
-           ("after-request hooks", "flask/app.py", "process_response"),
-           ("  security headers", "dashboard/security.py", "add_headers"),
-           ("  compression check", "dashboard/security.py", "__call__"),
-           ("  latency histogram (Prometheus)", "dashboard/monitoring.py", "_monitor_stop"),
-           ("  API stamp (X-Server-Time-ms)", "dashboard/api.py", "_stamp"),
-           ("  remember-cookie hook (skipped for keys)", "dashboard/auth.py", "remember_cookie"),
-           ("request context (URL match, session open)", "flask/ctx.py", "push"),
-           ("session save (in after-request)", "dashboard/auth.py", "save_session"))
+_PHASES = (("keyed prediction layer (dashboard/api_fast.py)", "dashboard/api_fast.py", "__call__"),
+           ("  key check", "core/access/accounts.py", "verify_key"),
+           ("  rate limiter (lease in process)", "dashboard/limits.py", "hit"),
+           ("  prediction (dashboard.api.predicted)", "dashboard/api.py", "predicted"),
+           ("    served model (live_model)", "dashboard/services/__init__.py", "live_model"),
+           ("    validation (parse_request)", "core/versions/scoring.py", "parse_request"),
+           ("    scoring (score_one)", "core/fitting/model.py", "score_one"),
+           ("    response body (JSON text)", "dashboard/api.py", "_encode_predictions"),
+           ("  monitoring counters (in memory)", "dashboard/monitoring.py", "record"),
+           ("  latency histogram (Prometheus)", "prometheus_client/metrics.py", "observe"),
+           ("Flask (requests the layer leaves to it)", "flask/app.py", "wsgi_app"))
 
 
 def profile_predict(models_from: Path, n: int = 1000) -> None:
@@ -380,15 +372,12 @@ def profile_predict(models_from: Path, n: int = 1000) -> None:
             client.post("/api/v1/predict", data=body, headers=headers)
         prof.disable()
         stats = pstats.Stats(prof).stats
-        compressor_line = type(server.extensions["segmentlens_compressor"]).__call__.__code__.co_firstlineno
-        total = next((v[3] for (f, _l, name), v in stats.items() if f.endswith("flask/app.py") and name == "wsgi_app"),
-                     None)
-        print(f"profile of one prediction (in process, {n} requests, API key, monitoring on): "
-              f"{plain * 1e6:.0f} us without the profiler; under it, share of the Flask request:")
+        total = next((v[3] for (f, _l, name), v in stats.items() if f.endswith("dashboard/security.py")
+                      and name == "__call__" and _l == type(server.wsgi_app).__call__.__code__.co_firstlineno), None)
+        print(f"profile of one prediction (in process, {n} requests through the Flask test client, API key, monitoring "
+              f"on): {plain * 1e6:.0f} us without the profiler; under it, share of the app's WSGI call:")
         for label, file, func in _PHASES:
-            line = compressor_line if func == "__call__" else None  # security.py has several __call__
-            cum = sum(v[3] for (f, at, name), v in stats.items()
-                      if f.endswith(file) and name == func and line in (None, at))
+            cum = sum(v[3] for (f, _at, name), v in stats.items() if f.endswith(file) and name == func)
             print(f"  {label:40s} {cum / n * 1e6:8.1f} us  {cum / total * 100 if total else 0:5.1f} %")
 
 
