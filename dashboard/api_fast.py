@@ -82,8 +82,9 @@ class KeyedPredict:
         cfg = self.server.extensions[SETTINGS_KEY]
         length = environ.get("CONTENT_LENGTH")
         content_type = environ.get("CONTENT_TYPE", "")
-        if cfg.accounts is None or not length or content_type.partition(";")[0].strip().lower() != "application/json":
-            return None  # the first keyed call (Flask opens the key store), a chunked body, not JSON
+        if cfg.accounts is None or not (length or "").isdigit() \
+                or content_type.partition(";")[0].strip().lower() != "application/json":
+            return None  # the first keyed call (Flask opens the key store), a chunked body or odd length, not JSON
         length = int(length)
         if length > cfg.max_body:
             return None

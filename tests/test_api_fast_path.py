@@ -113,6 +113,7 @@ def test_every_other_request_reaches_flask_with_its_body(keyed_app):
         (_environ(key, json.dumps(CUSTOMER).encode(), "text/plain"), "415 UNSUPPORTED MEDIA TYPE"),
         (_environ(key, batch, HTTP_ACCEPT_ENCODING="gzip"), "200 OK"),  # large enough to compress
         (_environ(key, json.dumps(CUSTOMER).encode(), HTTP_AUTHORIZATION="Basic eDp5"), "401 UNAUTHORIZED"),
+        (_environ(key, json.dumps(CUSTOMER).encode(), CONTENT_LENGTH=""), "400 BAD REQUEST"),  # no length: not read
     ]
     for environ, status in cases:
         before = flask_requests.n
