@@ -635,32 +635,6 @@ def register_api(server: flask.Flask, cache_dir: str | os.PathLike) -> None:
         os.environ.get("SEGMENTLENS_MAX_BODY")), max_batch)
     install_monitoring(server, cache_dir)  # prediction counters + /metrics (SEGMENTLENS_MONITORING)
     server.register_blueprint(_create_blueprint())
-    _remember_sync_functions(server)
-
-
-def _remember_sync_functions(server: flask.Flask) -> None:
-    """Flask's ``ensure_sync`` with its answer remembered per function.
-
-    Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request (a dozen
-    hooks here, about 3 us each, issue 29). Whether a function is a coroutine function does not
-    change, so a plain function is answered from a set; anything else goes to Flask as before.
-    ``ensure_sync`` is Flask's documented point to override.
-    """
-    plain: set = set()  # the registered hooks and views (a bound method is hashed by object and function)
-    flask_ensure_sync = server.ensure_sync
-
-    def ensure_sync(func):
-        try:
-            if func in plain:
-                return func
-        except TypeError:  # an unhashable callable
-            return flask_ensure_sync(func)
-        out = flask_ensure_sync(func)
-        if out is func:
-            plain.add(func)
-        return out
-
-    server.ensure_sync = ensure_sync
 
 
 # ---------------------------------------------------------------- OpenAPI

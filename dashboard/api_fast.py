@@ -43,7 +43,7 @@ COVERED_HOOKS = {
     "before": {"install_monitoring.<locals>._monitor_start", "Dash._setup_server", "Dash.enable_pages.<locals>.router_sync",
                "install_security.<locals>.limit_body", "_guard", "_create_blueprint.<locals>._start"},
     "after": {"_Compressor", "install_monitoring.<locals>._monitor_stop", "install_security.<locals>.add_headers",
-              "_skip_remember_hook_for_keyed_calls.<locals>.remember_cookie", "_create_blueprint.<locals>._stamp"},
+              "LoginManager._update_remember_cookie", "_create_blueprint.<locals>._stamp"},
 }
 
 

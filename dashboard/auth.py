@@ -523,21 +523,6 @@ class _Sessions(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
-def _skip_remember_hook_for_keyed_calls(server: flask.Flask, manager) -> None:
-    """Flask-Login's remember-cookie hook, not run for key-authenticated API calls (issue 29).
-
-    The hook only acts on a ``_remember`` mark in the session; a keyed API call's session is the empty one
-    :class:`_Sessions` gives it and is never saved, so the hook could do nothing there but its context lookups.
-    """
-    hooks = server.after_request_funcs.get(None, [])
-    for i, hook in enumerate(hooks):
-        if getattr(hook, "__self__", None) is manager:
-            def remember_cookie(response, hook=hook):
-                return response if _keyed_api_call(flask.request._get_current_object()) else hook(response)
-
-            hooks[i] = remember_cookie
-
-
 def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secret: bytes, callbacks) -> None:
     """Sessions, the sign-in page, and the guard on every request of ``server``.
 
@@ -560,7 +545,6 @@ def install_auth(server: flask.Flask, registry_root: Path, cache_dir: Path, secr
     manager = flask_login.LoginManager()
     manager.session_protection = "basic"
     manager.init_app(server)
-    _skip_remember_hook_for_keyed_calls(server, manager)
 
     @manager.user_loader
     def load(user_id: str):
