@@ -31,7 +31,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -108,7 +108,8 @@ class PgSource:
     Parameters
     ----------
     conninfo : str
-        The URL for libpq (without SegmentLens' own ``table`` parameter).
+        The URL for libpq (without SegmentLens' own ``table`` parameter); left out of the repr, as it
+        may hold a password.
     table : str or None
         ``schema.table`` or ``table``.
     query : str or None
@@ -117,7 +118,7 @@ class PgSource:
         The URL without its password (plus the query, shortened).
     """
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     table: str | None
     query: str | None
     display: str
