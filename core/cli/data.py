@@ -63,10 +63,7 @@ def mapping_arg(args):
 
 
 def input_mapping(args) -> tuple:
-    """The kind (None: recognised) and mapping the command reads ``--data`` with: ``--input`` and ``--map``.
-
-    ``score`` reads with the version's saved mapping unless ``--map`` is given; its kind is
-    ``canonical`` when neither names another.
+    """The kind (None: recognised) and mapping ``--data`` is read with: ``--input``, ``--map``, for ``score`` the version's.
 
     Parameters
     ----------

@@ -3,13 +3,11 @@
 Registered by :mod:`core.cli.commands`: :func:`add_options` adds ``--query`` (and ``score --mode``);
 :func:`run` wraps a command. A database source is copied to a temporary file by COPY
 (:func:`core.reading.postgres.export`) and the command reads that file as it reads any file, so
-customer tables, transaction logs and the canonical layout all go through the same column
-mapping. Of a transaction log (``train``, ``customers``, ``score``) only the head is copied and
-the source goes on as ``args.database`` to the input stage, which groups the log on the server
-(:func:`core.reading.mapping.prepare_input`). A version trained from a database records the URL
-without its password as its source. ``score --out`` with a URL writes the scores to the table
-atomically (:func:`core.reading.postgres.write_scores`). Nothing here imports pandas or psycopg
-before a command runs (``python -m core --help`` stays fast).
+every input kind goes through the same column mapping; of a transaction log only the head, the
+source going on as ``args.database`` to be grouped on the server (:func:`_copy_for`). A version
+trained from a database records the URL without its password. ``score --out`` with a URL writes
+the scores to the table atomically (:func:`core.reading.postgres.write_scores`). pandas and
+psycopg are imported only when a command runs (``--help`` stays fast).
 """
 from __future__ import annotations
 
@@ -150,8 +148,7 @@ def _copy_for(args: argparse.Namespace, source, path: Path) -> int:
     from core.reading import postgres
     from core.reading.pg_aggregate import HEAD_ROWS
 
-    reads_logs = args.command in ("train", "customers", "score")
-    if not reads_logs or getattr(args, "engine", "numpy") != "numpy":
+    if args.command not in ("train", "customers", "score") or getattr(args, "engine", "numpy") != "numpy":
         return postgres.export(source, path)
     from core.cli.data import input_mapping
     from core.versions.pipeline import input_kind

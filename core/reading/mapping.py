@@ -861,8 +861,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
     chunk_rows : int, optional
         Rows per chunk when aggregating a transaction log.
     database : core.reading.postgres.PgSource, optional
-        The table or query ``source`` (a path) holds the first rows of: a transaction log is grouped
-        on its server (:func:`core.reading.pg_aggregate.aggregate_log`), any other input copied out whole.
+        What ``source`` holds the head of: a log is grouped on its server, another input copied out whole.
 
     Returns
     -------

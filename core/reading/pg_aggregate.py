@@ -48,14 +48,6 @@ _DAY = {1082: "({} - DATE '1970-01-01')", 1114: "({}::date - DATE '1970-01-01')"
 _NUMBER_LIKE = r"^\s*[-+]?(\d|\.\d|inf|nan)"
 
 
-def _types(cur, source: postgres.PgSource) -> tuple[dict[str, int], object]:
-    from psycopg import sql
-
-    select = sql.SQL("SELECT * FROM {}").format(source.relation()) if source.table else sql.SQL(source.query)
-    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(select))
-    return {d.name: d.type_code for d in cur.description or []}, select
-
-
 def _plan(types: dict[str, int], columns: TransactionColumns) -> str | None:
     """Why the log cannot be aggregated on the server (None when it can)."""
     if columns.category or columns.channel:
@@ -152,7 +144,7 @@ def aggregate(url, columns: TransactionColumns, query: str | None = None, *, fol
             try:
                 with conn.cursor() as cur:
                     cur.execute("SET TIME ZONE 'UTC'")
-                    types, select = _types(cur, source)
+                    types, select = dict(source.columns(cur)), source.select()
                     why = _plan(types, columns)
                     if why:
                         return None, why
