@@ -306,6 +306,23 @@ def _bad(capsys, models, *argv) -> str:
     return lines[0]
 
 
+def test_help_imports_neither_pandas_numpy_nor_psycopg():
+    import sys
+
+    from core.cli.commands import build_parser
+    from core.reading.postgres import MODES
+
+    for argv in (["--help"], ["score", "--help"]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "core", *argv], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "usage: python -m core" in proc.stdout, proc.stderr[-500:]
+        loaded = {ln.rsplit("|", 1)[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if "|" in ln}
+        assert "core" in loaded and not loaded & {"pandas", "numpy", "psycopg"}, argv
+    # score --mode lists the writer's modes without importing them.
+    score = next(a for a in build_parser()._actions if a.dest == "command").choices["score"]
+    assert tuple(next(a for a in score._actions if a.dest == "mode").choices) == MODES
+
+
 def test_unreachable_host_answers_within_five_seconds(tmp_path, capsys, monkeypatch):
     import socket
 

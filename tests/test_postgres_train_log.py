@@ -73,13 +73,14 @@ def test_the_head_copy_gives_the_files_customers_row_for_row(url, conn, tmp_path
     path = tmp_path / "cdnow.tsv"
     log.to_csv(path, sep="\t", index=False)
     head = tmp_path / "head.tsv"
-    assert postgres.export(postgres.parse(f"{url}?table=public.cdnow_head"), head,
-                           limit=pg_aggregate.HEAD_ROWS) == pg_aggregate.HEAD_ROWS
-    pg_aggregate.mark(head, f"{url}?table=public.cdnow_head")
-    pushed, _ = prepare_input(head, kind="transactions")
+    source = postgres.parse(f"{url}?table=public.cdnow_head")
+    assert postgres.export(source, head, limit=pg_aggregate.HEAD_ROWS) == pg_aggregate.HEAD_ROWS
+    copied = head.read_bytes()
+    pushed, _ = prepare_input(head, kind="transactions", database=source)
     ref, _ = prepare_input(path, kind="transactions")
     assert pushed.frame.attrs["summary"]["engine"] == "postgresql"
-    assert not (tmp_path / ("head.tsv" + pg_aggregate.MARK_SUFFIX)).exists()
+    # The source came as an argument: no file beside the head, which stays the head.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdnow.tsv", "head.tsv"] and head.read_bytes() == copied
     pd.testing.assert_frame_equal(pushed.frame, ref.frame, check_exact=True)
     assert pushed.report.rows_read == ref.report.rows_read == len(log)
 
@@ -138,3 +139,59 @@ def test_the_fingerprint_is_the_whole_logs_not_its_heads(url, conn, tmp_path, ca
     assert first["transactions"]["engine"] == other["transactions"]["engine"] == "postgresql"
     assert first["data_fingerprint"] == again["data_fingerprint"]
     assert first["data_fingerprint"] != other["data_fingerprint"]
+
+
+def test_customers_and_score_of_an_order_table_group_it_on_the_server(url, conn, tmp_path, capsys):  # noqa: F811
+    log = cdnow()
+    load(conn, "public.cdnow_score", log)
+    path = tmp_path / "cdnow.tsv"
+    log.to_csv(path, sep="\t", index=False)
+    db = f"{url}?table=public.cdnow_score"
+    models = tmp_path / "models"
+    train(capsys, path, models)
+    out = {}
+    for name, data in (("file", path), ("db", db)):
+        code, text, err = run_cli(capsys, "customers", "--data", data, "--input", "transactions", "--json",
+                                  "--out", tmp_path / f"customers_{name}.csv")
+        assert code == 0, err
+        out[name] = json.loads(text)
+        code, _, err = run_cli(capsys, "score", "--data", data, "--models", models, "--out", tmp_path / f"{name}.csv")
+        assert code == 0, err
+        if name == "db":  # only the head was copied out: the version's log mapping sent the rest to the server
+            assert "aggregated on the server" in err
+    assert out["db"]["engine"] == "postgresql" and out["file"]["engine"] in ("pandas", "duckdb")
+    assert out["db"]["customers"] == 23570 and out["db"]["rows_read"] == len(log)
+    for stem in ("customers_{}.csv", "{}.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / stem.format("db")),
+                                      pd.read_csv(tmp_path / stem.format("file")), check_exact=True)
+
+
+def test_no_marker_or_other_file_beside_the_head_and_no_password_kept(url, conn, tmp_path, capsys,  # noqa: F811
+                                                                       monkeypatch):
+    import tempfile
+
+    from tests.test_postgres import PASSWORD, USER
+
+    load(conn, "public.cdnow_nomark", cdnow())
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen = []
+    from core.reading import mapping
+
+    stage = mapping.prepare_input
+
+    def prepare_input(source, **kw):  # the real input stage; records what the run's temporary folder holds then
+        seen.append(sorted(p.name for p in scratch.rglob("*") if p.is_file()))
+        assert isinstance(kw["database"], postgres.PgSource) and PASSWORD not in repr(kw["database"])
+        return stage(source, **kw)
+
+    monkeypatch.setattr(mapping, "prepare_input", prepare_input)
+    with_pw = url.replace(f"{USER}@", f"{USER}:{PASSWORD}@") + "?table=public.cdnow_nomark"
+    _, meta, _ = train(capsys, with_pw, tmp_path / "models")
+    assert seen == [["public.cdnow_nomark.tsv"]]  # the head copy alone: no .pgsource.json or any other side file
+    assert meta["transactions"]["engine"] == "postgresql" and list(scratch.iterdir()) == []
+    assert meta["data_url"] == f"{url}?table=public.cdnow_nomark" and meta["data_path"] is None
+    stored = [p for p in (tmp_path / "models").rglob("*") if p.is_file()]
+    assert stored and not any(PASSWORD.encode() in p.read_bytes() for p in stored)
+    assert not hasattr(pg_aggregate, "mark") and not hasattr(pg_aggregate, "MARK_SUFFIX")

@@ -214,7 +214,7 @@ def _train(args) -> int:
         k=args.k if args.k is not None or args.algorithm == "consensus" else 6, features=args.features,
         seed=args.seed, n_init=args.n_init, activate=not args.no_activate, adopt_suggested=args.adopt_suggested, engine=args.engine, chunk_rows=args.chunk_rows,
         sample_size=args.sample_size, progress=step, lock_wait=TRAIN_LOCK_WAIT, algorithm=args.algorithm,
-        options=parse_options(args.option))
+        options=parse_options(args.option), database=args.database)
     kind = meta.get("input", "canonical")
     payload = {
         "model_version": version, "active": not args.no_activate, "k": model.k, "input": kind,

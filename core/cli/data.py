@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import check_features, progress
+from core.cli.options import check_features, progress, version_or_active
 
-__all__ = ["add_parsers", "COMMANDS", "mapping_arg", "score_mapped"]
+__all__ = ["add_parsers", "COMMANDS", "mapping_arg", "input_mapping", "score_mapped"]
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
@@ -62,6 +62,30 @@ def mapping_arg(args):
     return Mapping.from_json(path.read_bytes(), where=f"--map {path.name}")
 
 
+def input_mapping(args) -> tuple:
+    """The kind (None: recognised) and mapping ``--data`` is read with: ``--input``, ``--map``, for ``score`` the version's.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    (str or None, core.reading.mapping.Mapping or None)
+    """
+    mapping = mapping_arg(args)
+    if args.command != "score":
+        return args.input, mapping
+    from core.reading.mapping import Mapping
+    from core.versions.registry import Registry
+
+    registry = Registry(args.models)
+    version = version_or_active(registry, args.version)
+    saved = None if mapping else registry.artifact_json(version, "mapping")
+    mapping = mapping or (Mapping.from_dict(saved, where=f"{version} mapping") if saved else None)
+    return args.input or (mapping.kind if mapping else "canonical"), mapping
+
+
 def _customers(args) -> int:
     from core.versions.exports import to_safe_csv
     from core.reading.mapping import prepare_input
@@ -71,7 +95,7 @@ def _customers(args) -> int:
     if not out.parent.exists():
         raise ValueError(f"folder {out.parent} does not exist")
     prepared, mapping = prepare_input(args.data, kind=args.input, mapping=mapping_arg(args), progress=step,
-                                      chunk_rows=args.chunk_rows)
+                                      chunk_rows=args.chunk_rows, database=args.database)
     frame = prepared.frame
     if mapping.kind == "transactions":
         from core.reading.transactions import CUSTOMER_COLUMNS
@@ -114,22 +138,19 @@ def score_mapped(args) -> bool:
         Whether the file was scored here.
     """
     from core.versions.exports import to_safe_csv
-    from core.reading.mapping import Mapping, prepare_input
+    from core.reading.mapping import prepare_input
     from core.versions.pipeline import resolve_data_path
     from core.versions.registry import Registry
     from core.versions.naming import segment_names
 
-    registry = Registry(args.models)
-    version = args.version or registry.active_version()
-    saved = registry.artifact_json(version, "mapping")
-    mapping = mapping_arg(args) or (Mapping.from_dict(saved, where=f"{version} mapping") if saved else None)
-    if (mapping is None or mapping.kind == "canonical") and args.input in (None, "canonical"):
+    kind, mapping = input_mapping(args)
+    if kind == "canonical" and (mapping is None or mapping.kind == "canonical"):
         return False
     step = progress(args.quiet)
-    model, meta = registry.load(version)
+    model, meta = Registry(args.models).load(args.version)
     mapping.features, mapping.ranges = None, {}
-    prepared, _ = prepare_input(resolve_data_path(args.data), kind=args.input or mapping.kind, mapping=mapping,
-                                progress=step)
+    prepared, _ = prepare_input(resolve_data_path(args.data), kind=kind, mapping=mapping, progress=step,
+                                database=args.database)
     check_features(model, prepared.frame)
     scores = model.score(prepared.frame)
     names = segment_names(meta, model.k)

@@ -2,11 +2,12 @@
 
 Registered by :mod:`core.cli.commands`: :func:`add_options` adds ``--query`` (and ``score --mode``);
 :func:`run` wraps a command. A database source is copied to a temporary file by COPY
-(:func:`core.reading.postgres.local_copy`) and the command reads that file as it reads any file, so
-customer tables, transaction logs and the canonical layout all go through the same column
-mapping. A version trained from a database records the URL without its password as its
-source. ``score --out`` with a URL writes the scores to the table atomically
-(:func:`core.reading.postgres.write_scores`).
+(:func:`core.reading.postgres.export`) and the command reads that file as it reads any file, so
+every input kind goes through the same column mapping; of a transaction log only the head, the
+source going on as ``args.database`` to be grouped on the server (:func:`_copy_for`). A version
+trained from a database records the URL without its password. ``score --out`` with a URL writes
+the scores to the table atomically (:func:`core.reading.postgres.write_scores`). pandas and
+psycopg are imported only when a command runs (``--help`` stays fast).
 """
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-
-from core.reading import postgres
 
 __all__ = ["add_options", "run", "sync", "last_sync", "DATA_COMMANDS", "SYNC_ACTION"]
 
@@ -42,9 +41,10 @@ def add_options(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--query", metavar="SQL",
                             help="with --data postgresql://user@host/db: read the rows of this SELECT "
                                  "(default: the table named by ?table=schema.table in the URL)")
+        parser.set_defaults(database=None)  # the PostgreSQL source a --data copy holds the head of (run)
     score = sub.choices.get("score")
-    if score is not None:
-        score.add_argument("--mode", choices=postgres.MODES, default="replace",
+    if score is not None:  # the choices are core.reading.postgres.MODES (not imported: it loads pandas)
+        score.add_argument("--mode", choices=("replace", "upsert"), default="replace",
                            help="with --out postgresql://...?table=schema.table: replace the table or upsert by id "
                                 "(default: replace)")
 
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
     int
         The command's exit status.
     """
+    from core.reading import postgres
+
     if args.command == "models" and getattr(args, "action", None) in ("activate", "rollback"):
         status = command(args)
         if status == 0 and rerun is not None and os.environ.get(postgres.SYNC_ENV):
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
         elif pg_in:
             source = postgres.parse(data, query)
             path = Path(tmp) / source.file_name
-            rows = _copy_for(args, source, path, data, query)
+            rows = _copy_for(args, source, path)
             if not getattr(args, "quiet", False):
                 print(f"read {rows:,} rows from {source.display}" if rows else
                       f"{source.display}: a transaction log, aggregated on the server where it can be",
@@ -130,32 +132,34 @@ def run(args: argparse.Namespace, command, rerun=None) -> int:
     return status
 
 
-def _copy_for(args: argparse.Namespace, source: postgres.PgSource, path: Path, url: str, query) -> int:
-    """Copy the source to ``path`` for the command: every row, or (training on a log) only the head.
+def _copy_for(args: argparse.Namespace, source, path: Path) -> int:
+    """Copy the source (a :class:`core.reading.postgres.PgSource`) to ``path``: every row, or of a log the head.
 
-    ``train`` on a transaction log copies the first :data:`core.reading.pg_aggregate.HEAD_ROWS` rows
-    (the layout and mapping are detected from them) and marks the copy, so the recipe's input stage
-    groups the log on the server (:func:`core.reading.pg_aggregate.aggregate_log`), copying the
-    rest out only when the server cannot aggregate it exactly as pandas does.
+    A transaction log read by the input stage (``train``, ``customers``, ``score`` of a log's
+    version, numpy engine) is copied only for its first :data:`core.reading.pg_aggregate.HEAD_ROWS`
+    rows (the layout and mapping are detected from them) and ``args.database`` is set to the source,
+    so :func:`core.reading.mapping.prepare_input` groups it on the server.
 
     Returns
     -------
     int
         Rows copied; 0 when only the head of a log was.
     """
-    from core.reading import pg_aggregate
+    from core.reading import postgres
+    from core.reading.pg_aggregate import HEAD_ROWS
 
-    if args.command != "train" or getattr(args, "engine", "numpy") != "numpy":
+    if args.command not in ("train", "customers", "score") or getattr(args, "engine", "numpy") != "numpy":
         return postgres.export(source, path)
-    from core.cli.data import mapping_arg
+    from core.cli.data import input_mapping
     from core.versions.pipeline import input_kind
 
-    head = postgres.export(source, path, limit=pg_aggregate.HEAD_ROWS)
-    if head < pg_aggregate.HEAD_ROWS:  # the whole source is already here
+    head = postgres.export(source, path, limit=HEAD_ROWS)
+    if head < HEAD_ROWS:  # the whole source is already here
         return head
-    if input_kind(path, getattr(args, "input", None), mapping_arg(args), source.file_name) != "transactions":
+    kind, mapping = input_mapping(args)
+    if input_kind(path, kind, mapping, source.file_name) != "transactions":
         return postgres.export(source, path)
-    pg_aggregate.mark(path, url, query)
+    args.database = source
     return 0
 
 
@@ -193,6 +197,7 @@ def sync(models, rerun, *, action: str = "activate", url: str | None = None, act
         True when the table was rewritten.
     """
     from core.access.audit import AuditLog
+    from core.reading import postgres
     from core.versions.registry import Registry
 
     url = url or os.environ.get(postgres.SYNC_ENV)

@@ -842,7 +842,7 @@ def _fingerprint(source: Any) -> str:
 
 
 def prepare_input(source: Any, *, name: str | None = None, kind: str | None = None, mapping: Mapping | None = None,
-                  progress=None, chunk_rows: int | None = None):
+                  progress=None, chunk_rows: int | None = None, database=None):
     """Load any kind of input into customers with features, as :func:`core.versions.pipeline.prepare` does.
 
     Parameters
@@ -860,6 +860,8 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
         Called with each step name (load, clean, features).
     chunk_rows : int, optional
         Rows per chunk when aggregating a transaction log.
+    database : core.reading.postgres.PgSource, optional
+        What ``source`` holds the head of: a log is grouped on its server, another input copied out whole.
 
     Returns
     -------
@@ -887,6 +889,10 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
     head = read_head(source, sniffed)
     if kind is None:
         kind = detect_kind(list(head.columns), head)
+    if database is not None and kind != "transactions":  # only a log is grouped on the server
+        from core.reading.postgres import export
+
+        export(database, source)
     if kind == "canonical":
         prepared = prepare(source, name=name, progress=progress)
         used = Mapping("canonical", dict(prepared.info.column_mapping), list(schema.DEFAULT_FEATURES))
@@ -907,8 +913,7 @@ def prepare_input(source: Any, *, name: str | None = None, kind: str | None = No
                                      for role in ("customer_id", "date", "amount", "quantity", "order_id",
                                                   "category", "channel")})
         data = source if is_path else read_source(source, name)[0]
-        # A database log's head copy is aggregated on the server where it can be (core.reading.pg_aggregate).
-        agg = aggregate_log(data, cols, sep=sniffed.sep, encoding=sniffed.encoding, name=shown,
+        agg = aggregate_log(data, cols, sep=sniffed.sep, encoding=sniffed.encoding, name=shown, database=database,
                             **({"chunk_rows": chunk_rows} if chunk_rows else {}))
         step("clean")
         frame = agg.customers.copy()

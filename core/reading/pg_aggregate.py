@@ -15,16 +15,14 @@ Any NULL customer ID, date or amount, a NaN or infinite amount, an empty order I
 type: :func:`aggregate` returns ``None`` with the reason and the caller copies the log out, so
 pandas' rules (and messages) for such rows stay the reference.
 
-Training from a database (``python -m core train --data postgresql://...``) copies only the first
-rows out (:data:`HEAD_ROWS`, enough to detect the layout and suggest the mapping) and marks that
-copy (:func:`mark`); the recipe's input stage aggregates a log through :func:`aggregate_log`, which
-groups a marked copy's log on the server, or copies the whole log over the head and aggregates
-the file when the server cannot take it exactly.
+A database source travels as a :class:`core.reading.postgres.PgSource`: ``python -m core`` copies
+only the first rows out (:data:`HEAD_ROWS`, enough to detect the layout and suggest the mapping) and
+hands the source to the input stage (:func:`core.reading.mapping.prepare_input`), whose
+:func:`aggregate_log` groups the log on the server, or copies the whole log over the head and
+aggregates the file when the server cannot take it exactly.
 """
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -34,12 +32,10 @@ from core.reading import postgres
 from core.reading.transactions import Aggregated, TransactionColumns, choose_date_format, from_totals
 from core.reading.transactions import aggregate as aggregate_file
 
-__all__ = ["aggregate", "aggregate_log", "mark", "ENGINE", "HEAD_ROWS", "MARK_SUFFIX"]
+__all__ = ["aggregate", "aggregate_log", "ENGINE", "HEAD_ROWS"]
 
 #: Rows copied out first to detect the layout (the mapping reads 2,000).
 HEAD_ROWS = 5000
-#: A head copy ``orders.tsv`` is marked by ``orders.tsv.pgsource.json`` (the source to aggregate).
-MARK_SUFFIX = ".pgsource.json"
 
 #: ``Aggregated.engine`` of a log aggregated on the server.
 ENGINE = "postgresql"
@@ -50,14 +46,6 @@ _DAY = {1082: "({} - DATE '1970-01-01')", 1114: "({}::date - DATE '1970-01-01')"
         1184: "(({} AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"}
 # Text pandas would read as a number (then IDs or order IDs are numbers there): left to the pandas path.
 _NUMBER_LIKE = r"^\s*[-+]?(\d|\.\d|inf|nan)"
-
-
-def _types(cur, source: postgres.PgSource) -> tuple[dict[str, int], object]:
-    from psycopg import sql
-
-    select = sql.SQL("SELECT * FROM {}").format(source.relation()) if source.table else sql.SQL(source.query)
-    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(select))
-    return {d.name: d.type_code for d in cur.description or []}, select
 
 
 def _plan(types: dict[str, int], columns: TransactionColumns) -> str | None:
@@ -122,13 +110,13 @@ def _sql(types: dict[str, int], columns: TransactionColumns, select):
         sql.SQL(", ").join(parts), select), text_id
 
 
-def aggregate(url: str, columns: TransactionColumns, query: str | None = None, *, folder=None):
+def aggregate(url, columns: TransactionColumns, query: str | None = None, *, folder=None):
     """A log's customers by one ``GROUP BY`` on the server, or ``(None, reason)`` when pandas must do it.
 
     Parameters
     ----------
-    url : str
-        ``postgresql://...?table=schema.orders`` (or the URL with ``query``).
+    url : str or core.reading.postgres.PgSource
+        ``postgresql://...?table=schema.orders`` (or the URL with ``query``), or the parsed source.
     columns : TransactionColumns
         The table's column of each role.
     query : str, optional
@@ -149,14 +137,14 @@ def aggregate(url: str, columns: TransactionColumns, query: str | None = None, *
     """
     import psycopg
 
-    source = postgres.parse(url, query)
+    source = url if isinstance(url, postgres.PgSource) else postgres.parse(url, query)
     with tempfile.TemporaryDirectory(prefix="segmentlens-pgagg-", dir=folder) as tmp:
         path = Path(tmp) / "totals.csv"
         with postgres.connect(source, read_only=True) as conn:
             try:
                 with conn.cursor() as cur:
                     cur.execute("SET TIME ZONE 'UTC'")
-                    types, select = _types(cur, source)
+                    types, select = dict(source.columns(cur)), source.select()
                     why = _plan(types, columns)
                     if why:
                         return None, why
@@ -186,35 +174,19 @@ def aggregate(url: str, columns: TransactionColumns, query: str | None = None, *
                        total=total, date_format=fmt, engine=ENGINE), ""
 
 
-def mark(path, url: str, query: str | None = None) -> None:
-    """Mark ``path`` (the first rows of ``url``'s table or query) as standing for the whole source.
-
-    The mark names the URL as given (a password in it stays in the run's temporary folder, readable
-    by the owner only, and is removed with it).
-
-    Parameters
-    ----------
-    path : path-like
-        The head copy.
-    url : str
-    query : str, optional
-    """
-    fd = os.open(str(path) + MARK_SUFFIX, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"url": url, "query": query}, handle)
-
-
 def aggregate_log(source, columns: TransactionColumns, *, sep: str, encoding: str = "utf-8", name: str = "file",
-                  **options) -> Aggregated:
-    """A log's customers: on the server for a marked head copy (:func:`mark`), else from the file.
+                  database: postgres.PgSource | None = None, **options) -> Aggregated:
+    """A log's customers: grouped on the server when ``source`` is the head of ``database``, else from the file.
 
     Parameters
     ----------
     source : path-like or bytes
-        The log, or a head copy of a database log.
+        The log, or the first rows of ``database`` (a path then).
     columns : TransactionColumns
     sep, encoding, name
         As :func:`core.reading.transactions.aggregate`.
+    database : core.reading.postgres.PgSource, optional
+        The table or query ``source`` holds the head of.
     **options
         Passed on to :func:`core.reading.transactions.aggregate` (``chunk_rows``, ``engine``...).
 
@@ -229,16 +201,12 @@ def aggregate_log(source, columns: TransactionColumns, *, sep: str, encoding: st
     core.reading.loading.DataFileError
         As the file path; a :class:`core.reading.postgres.PostgresError` for the database.
     """
-    side = Path(str(source) + MARK_SUFFIX) if isinstance(source, (str, os.PathLike)) else None
-    if side is None or not side.is_file():
+    if database is None:
         return aggregate_file(source, columns, sep=sep, encoding=encoding, name=name, **options)
-    marked = json.loads(side.read_text(encoding="utf-8"))
-    side.unlink()  # from here on the file is what it holds
-    url, query = marked["url"], marked.get("query")
-    pushed, why = aggregate(url, columns, query, folder=Path(source).parent)
+    pushed, why = aggregate(database, columns, folder=Path(source).parent)
     if pushed is not None:
         return pushed
-    postgres.export(postgres.parse(url, query), source)  # the whole log over the head, as before
+    postgres.export(database, source)  # the whole log over the head, as a file
     result = aggregate_file(source, columns, sep="\t", encoding="utf-8", name=name, **options)
     result.engine_note = f"aggregated after copying every row out: {why}"
     return result

@@ -31,7 +31,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -108,7 +108,7 @@ class PgSource:
     Parameters
     ----------
     conninfo : str
-        The URL for libpq (without SegmentLens' own ``table`` parameter).
+        The URL for libpq (without SegmentLens' own ``table``); not in the repr (it may hold a password).
     table : str or None
         ``schema.table`` or ``table``.
     query : str or None
@@ -117,7 +117,7 @@ class PgSource:
         The URL without its password (plus the query, shortened).
     """
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     table: str | None
     query: str | None
     display: str
@@ -132,6 +132,19 @@ class PgSource:
         from psycopg import sql
 
         return sql.Identifier(*self.table.split("."))
+
+    def select(self):
+        """``SELECT * FROM`` the table, or the query, as a :class:`psycopg.sql.SQL`."""
+        from psycopg import sql
+
+        return sql.SQL("SELECT * FROM {}").format(self.relation()) if self.table else sql.SQL(self.query)
+
+    def columns(self, cur) -> list[tuple[str, int]]:
+        """The name and type OID of each column, read through the cursor ``cur`` (no rows)."""
+        from psycopg import sql
+
+        cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(self.select()))
+        return [(d.name, d.type_code) for d in cur.description or []]
 
 
 def parse(url: str, query: str | None = None, *, need_table: bool = False) -> PgSource:
@@ -237,21 +250,6 @@ def _connect_reason(exc: BaseException) -> str:
     return reason or line
 
 
-def _columns(cur, select) -> list[tuple[str, int]]:
-    from psycopg import sql
-
-    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(select))
-    return [(d.name, d.type_code) for d in cur.description or []]
-
-
-def _select(source: PgSource):
-    from psycopg import sql
-
-    if source.table:
-        return sql.SQL("SELECT * FROM {}").format(source.relation())
-    return sql.SQL(source.query)
-
-
 def _readable_select(source: PgSource, columns: list[tuple[str, int]]):
     """``SELECT <each column in a form the readers take> FROM (...)``: dates as text, booleans 0/1."""
     from psycopg import sql
@@ -269,7 +267,7 @@ def _readable_select(source: PgSource, columns: list[tuple[str, int]]):
         else:
             expr = ident
         exprs.append(sql.SQL("{} AS {}").format(expr, ident))
-    return sql.SQL("SELECT {} FROM ({}) AS q").format(sql.SQL(", ").join(exprs), _select(source))
+    return sql.SQL("SELECT {} FROM ({}) AS q").format(sql.SQL(", ").join(exprs), source.select())
 
 
 def _export_sql(source: PgSource, columns: list[tuple[str, int]], limit: int | None = None):
@@ -317,7 +315,7 @@ def jdbc_options(url: str, query: str | None = None) -> dict:
         try:
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
-                columns = _columns(cur, _select(source))
+                columns = source.columns(cur)
                 select = _readable_select(source, columns).as_string(conn)
         except psycopg.Error as exc:
             raise _query_error(source, exc) from None
@@ -339,7 +337,7 @@ def _query_error(source: PgSource, exc: BaseException) -> PostgresError:
     return PostgresError(f"{source.display}: {_what(source)} cannot be read: {line}")
 
 
-def export(source: PgSource, path, *, block_rows: int | None = None, limit: int | None = None) -> int:
+def export(source: PgSource, path, *, limit: int | None = None) -> int:
     """Stream a table or query into a tab-separated file (header line first) by COPY.
 
     Parameters
@@ -347,8 +345,6 @@ def export(source: PgSource, path, *, block_rows: int | None = None, limit: int 
     source : PgSource
     path : path-like
         The file to write.
-    block_rows : int, optional
-        Unused by COPY (rows arrive as the server sends them); kept for the cursor variant in benchmarks.
     limit : int, optional
         Only the first rows (the head a layout is detected from).
 
@@ -368,7 +364,7 @@ def export(source: PgSource, path, *, block_rows: int | None = None, limit: int 
         try:
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
-                columns = _columns(cur, _select(source))
+                columns = source.columns(cur)
                 unnamed = [i + 1 for i, (n, _) in enumerate(columns) if not n or n == "?column?"]
                 if unnamed:
                     raise PostgresError(f"{source.display}: column {unnamed[0]} of the query has no name; "

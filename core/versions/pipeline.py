@@ -533,6 +533,8 @@ class Recipe:
         A name of :data:`core.algorithms.ALGORITHMS`; every algorithm but k-means fits in memory.
     options : dict, optional
         The algorithm's options (e.g. ``{"covariance": "diag"}`` for ``gmm``).
+    database : core.reading.postgres.PgSource, optional
+        The table or query ``source`` holds the first rows of (``prepare_input``'s ``database``).
     """
 
     source: object = None
@@ -557,6 +559,7 @@ class Recipe:
     activate: bool = True
     algorithm: str = "kmeans"
     options: dict = field(default_factory=dict)
+    database: object = None
 
 
 @dataclass
@@ -640,7 +643,7 @@ def _open(recipe: Recipe, step) -> _Opened:
     from core.reading.mapping import feature_ranges, parse_features as mapped_features, prepare_input
 
     prepared, used = prepare_input(source, name=recipe.name, kind=kind, mapping=recipe.mapping, progress=step,
-                                   chunk_rows=recipe.chunk_rows)
+                                   chunk_rows=recipe.chunk_rows, database=recipe.database)
     requested, categorical = split_categorical(recipe.features, prepared.frame)
     if categorical and not spec.categorical:
         raise ValueError(categorical_refusal(spec.name, categorical))
