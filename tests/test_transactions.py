@@ -174,3 +174,19 @@ def test_cdnow_cli_customers_train_and_score(cdnow, tmp_path, capsys):
     scored = pd.read_csv(scores)
     assert len(scored) == 23_570 and set(scored["segment"]) == set(range(5))
     assert "RFM_group" in scored
+
+
+def test_scoring_a_log_with_a_canonical_version_is_one_line_not_a_traceback(cdnow, tmp_path, capsys):
+    from tests.conftest import SAMPLE
+
+    models = tmp_path / "models"
+    assert main(["train", "--data", str(SAMPLE), "--models", str(models), "--quiet"]) == 0
+    capsys.readouterr()
+    # --input without --map, on a version that has no mapping: the log's roles are suggested, then its
+    # customers are refused for lacking the version's features.
+    code = main(["score", "--data", str(CDNOW), "--input", "transactions", "--models", str(models),
+                 "--out", str(tmp_path / "s.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "s.csv").exists()
+    assert err.strip().splitlines() == ["error: the file lacks the model's feature(s) Age, Income, NumWebPurchases, "
+                                        "NumStorePurchases, NumWebVisitsMonth"]

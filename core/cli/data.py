@@ -148,7 +148,8 @@ def score_mapped(args) -> bool:
         return False
     step = progress(args.quiet)
     model, meta = Registry(args.models).load(args.version)
-    mapping.features, mapping.ranges = None, {}
+    if mapping is not None:  # the columns' roles only: the version says which features it scores
+        mapping.features, mapping.ranges = None, {}
     prepared, _ = prepare_input(resolve_data_path(args.data), kind=kind, mapping=mapping, progress=step,
                                 database=args.database)
     check_features(model, prepared.frame)
