@@ -24,8 +24,16 @@ def run(*args, env_models=None, check=None):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli-models")
+def trained(tmp_path_factory):
+    """A registry with the sample trained by `python -m core train --json` (v0001), and that run."""
+    models = tmp_path_factory.mktemp("cli-models")
+    return models, run("train", "--data", str(SAMPLE), "--json", env_models=models, check=0)
+
+
+@pytest.fixture()
+def models(trained):
+    """The trained registry, read only: a test that adds versions copies it (tests may run in any order)."""
+    return trained[0]
 
 
 def test_help_on_every_command():
@@ -35,8 +43,8 @@ def test_help_on_every_command():
         assert "usage: python -m core" in proc.stdout
 
 
-def test_train_json_contract(models):
-    proc = run("train", "--data", str(SAMPLE), "--json", env_models=models, check=0)
+def test_train_json_contract(trained):
+    proc = trained[1]
     out = json.loads(proc.stdout)
     assert {"model_version", "k", "n_customers", "silhouette", "features", "cleaning"} <= set(out)
     assert out["k"] == 6 and out["model_version"] == "v0001"
@@ -49,7 +57,10 @@ def test_train_json_contract(models):
     assert "load" in proc.stderr and "fit" in proc.stderr  # progress on stderr, not stdout
 
 
-def test_train_options_no_activate_and_models_commands(models):
+def test_train_options_no_activate_and_models_commands(models, tmp_path):
+    import shutil
+
+    models = shutil.copytree(models, tmp_path / "models")
     proc = run("train", "--data", str(SAMPLE), "--k", "4", "--features", "Income,Total_Spending,Age",
                "--seed", "3", "--no-activate", "--json", "--quiet", env_models=models, check=0)
     out = json.loads(proc.stdout)
