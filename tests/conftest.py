@@ -9,8 +9,12 @@ Fixtures (session scope unless said otherwise; under pytest-xdist each worker pr
 - ``warm_models``: a registry folder as a first start on the sample leaves it (v0001 active, views stored);
   ``start_server(models_from=warm_models)`` or ``copy_registry`` copies it, never change it in place.
 - ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
+- ``cdnow_trained_models`` / ``cdnow_cli_models``: a registry trained on the CDNOW order log by ``pipeline.train``
+  (defaults) / by ``python -m core train --n-init 2``, made once per run (``made_once``); copy, never change.
 - ``spark``: one local[2] Spark session per worker process, shared by every Spark test (a JVM costs seconds to
   a minute to start); ``python -m core ... --engine spark`` run in-process joins it (getOrCreate).
+- ``spark_trained_sample``: the sample trained once by the CLI with the Spark engine (a Spark training costs
+  half a minute), for test_spark_engine.py and test_postgres_spark.py.
 - ``worker_br`` / ``shared_br``: one headless Chromium per worker process, reset between tests; a module opts
   in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
 
@@ -47,6 +51,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
+CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
 
 # Apps made in this process (test clients, request contexts) have no server socket to say where they listen:
 # they count as a loopback server, as the quick start is. Servers started by tests set their own value
@@ -91,6 +96,22 @@ def spark():
     session = spark_session("local[2]", config={"spark.sql.shuffle.partitions": "4"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_trained_sample(spark, tmp_path_factory):
+    """`python -m core train --engine spark --data <sample> --quiet --json` (k 6, local[2]), run in this process
+    (it joins ``spark``) once for the Spark modules: (exit code, registry folder, what it printed). Read-only."""
+    import io
+
+    from core.cli import commands as cli
+
+    models, out = tmp_path_factory.mktemp("spark-models"), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("SEGMENTLENS_SPARK_MASTER", "local[2]")
+        code = cli.main(["train", "--engine", "spark", "--data", str(SAMPLE), "--models", str(models), "--quiet",
+                         "--json"])
+    return code, models, out.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +262,38 @@ def warm_models(tmp_path_factory) -> Path:
     kept (each server makes its own). Tests of the first start itself start on an empty folder.
     """
     return made_once(tmp_path_factory, "warm", _first_start) / "models"
+
+
+def _train_cdnow(tmp: Path) -> None:
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
+
+    train(str(CDNOW.resolve()), registry=Registry(tmp / "models"))
+
+
+def _cli_train_cdnow(tmp: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models", str(tmp / "models"),
+                           "--quiet", "--n-init", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def cdnow_trained_models(tmp_path_factory) -> Path:
+    """A registry with one version trained on the CDNOW order log by ``pipeline.train`` (its defaults), made once
+    per run for all xdist workers (``made_once``); skips when the log is absent. Copy it (``copy_registry`` or
+    ``start_server(models_from=)``), never change it in place."""
+    if not CDNOW.is_file():
+        pytest.skip(f"CDNOW order log not present at {CDNOW}")
+    return made_once(tmp_path_factory, "cdnow-trained", _train_cdnow) / "models"
+
+
+@pytest.fixture(scope="session")
+def cdnow_cli_models(tmp_path_factory) -> Path:
+    """A registry with one version trained on the CDNOW order log by ``python -m core train --n-init 2``, made
+    once per run for all xdist workers; skips when the log is absent. Copy it, never change it in place."""
+    if not CDNOW.is_file():
+        pytest.skip(f"CDNOW log not present at {CDNOW}")
+    return made_once(tmp_path_factory, "cdnow-cli", _cli_train_cdnow) / "models"
 
 
 @pytest.fixture(scope="session")
