@@ -11,6 +11,8 @@ Fixtures (session scope unless said otherwise; under pytest-xdist each worker pr
 - ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
 - ``cdnow_trained_models`` / ``cdnow_cli_models``: a registry trained on the CDNOW order log by ``pipeline.train``
   (defaults) / by ``python -m core train --n-init 2``, made once per run (``made_once``); copy, never change.
+- ``postgres_server``: one PostgreSQL server (initdb + pg_ctl in a temporary folder) per worker process, shared
+  by the PostgreSQL modules (tests/test_postgres.py's ``server``); each module uses tables of its own.
 - ``spark``: one local[2] Spark session per worker process, shared by every Spark test (a JVM costs seconds to
   a minute to start); ``python -m core ... --engine spark`` run in-process joins it (getOrCreate).
 - ``spark_trained_sample``: the sample trained once by the CLI with the Spark engine (a Spark training costs
@@ -35,6 +37,7 @@ SPLIT_MODULES (the accessibility audit: minutes a mode) is a unit of its own, so
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import shlex
@@ -42,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,6 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
 CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
+# The test PostgreSQL server's user, password and database (``postgres_server``).
+PG_USER, PG_PASSWORD, PG_DB = "slens", "s3cret-pw", "crm"
 
 # Apps made in this process (test clients, request contexts) have no server socket to say where they listen:
 # they count as a loopback server, as the quick start is. Servers started by tests set their own value
@@ -85,6 +91,51 @@ def real_data_path() -> Path:
 def sample_path() -> Path:
     """The committed synthetic sample."""
     return SAMPLE
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_pg_owner(cmd: list[str]) -> list[str]:
+    # initdb and the server refuse to run as root.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running PostgreSQL server: yields (host, port); database ``crm``, user ``slens`` with a password.
+
+    One per worker process, shared by the PostgreSQL modules (starting one costs seconds); each module uses
+    tables of its own. Skips when Debian's PostgreSQL is not installed."""
+    psycopg = pytest.importorskip("psycopg")
+    pg_bin = _pg_bin()
+    if pg_bin is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it)")
+    root = Path(tempfile.mkdtemp(prefix="segmentlens-pgtest-"))
+    data, port = root / "data", free_port()
+    pwfile = root / "pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(pwfile, "postgres")
+    try:
+        subprocess.run(_as_pg_owner([str(pg_bin / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+                                     "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        subprocess.run(_as_pg_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
+                                     "-w", "-t", "60", "start"]), check=True, capture_output=True, timeout=90)
+        with psycopg.connect(host="127.0.0.1", port=port, user=PG_USER, password=PG_PASSWORD, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {PG_DB}")
+        yield "127.0.0.1", port
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_pg_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                           capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
