@@ -9,8 +9,14 @@ Fixtures (session scope unless said otherwise; under pytest-xdist each worker pr
 - ``warm_models``: a registry folder as a first start on the sample leaves it (v0001 active, views stored);
   ``start_server(models_from=warm_models)`` or ``copy_registry`` copies it, never change it in place.
 - ``live_server``: one ``python app.py`` on a copy of ``warm_models``, shared by the browser tests.
+- ``cdnow_trained_models`` / ``cdnow_cli_models``: a registry trained on the CDNOW order log by ``pipeline.train``
+  (defaults) / by ``python -m core train --n-init 2``, made once per run (``made_once``); copy, never change.
+- ``postgres_server``: one PostgreSQL server (initdb + pg_ctl in a temporary folder) per worker process, shared
+  by the PostgreSQL modules (tests/test_postgres.py's ``server``); each module uses tables of its own.
 - ``spark``: one local[2] Spark session per worker process, shared by every Spark test (a JVM costs seconds to
   a minute to start); ``python -m core ... --engine spark`` run in-process joins it (getOrCreate).
+- ``spark_trained_sample``: the sample trained once by the CLI with the Spark engine (a Spark training costs
+  half a minute), for test_spark_engine.py and test_postgres_spark.py.
 - ``worker_br`` / ``shared_br``: one headless Chromium per worker process, reset between tests; a module opts
   in with ``@pytest.fixture def dash_br(shared_br): return shared_br``.
 
@@ -31,6 +37,7 @@ SPLIT_MODULES (the accessibility audit: minutes a mode) is a unit of its own, so
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import shlex
@@ -38,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -47,6 +55,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "marketing_campaign.csv"
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
+CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
+# The test PostgreSQL server's user, password and database (``postgres_server``).
+PG_USER, PG_PASSWORD, PG_DB = "slens", "s3cret-pw", "crm"
 
 # Apps made in this process (test clients, request contexts) have no server socket to say where they listen:
 # they count as a loopback server, as the quick start is. Servers started by tests set their own value
@@ -82,6 +93,51 @@ def sample_path() -> Path:
     return SAMPLE
 
 
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_pg_owner(cmd: list[str]) -> list[str]:
+    # initdb and the server refuse to run as root.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running PostgreSQL server: yields (host, port); database ``crm``, user ``slens`` with a password.
+
+    One per worker process, shared by the PostgreSQL modules (starting one costs seconds); each module uses
+    tables of its own. Skips when Debian's PostgreSQL is not installed."""
+    psycopg = pytest.importorskip("psycopg")
+    pg_bin = _pg_bin()
+    if pg_bin is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it)")
+    root = Path(tempfile.mkdtemp(prefix="segmentlens-pgtest-"))
+    data, port = root / "data", free_port()
+    pwfile = root / "pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(pwfile, "postgres")
+    try:
+        subprocess.run(_as_pg_owner([str(pg_bin / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+                                     "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        subprocess.run(_as_pg_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
+                                     "-w", "-t", "60", "start"]), check=True, capture_output=True, timeout=90)
+        with psycopg.connect(host="127.0.0.1", port=port, user=PG_USER, password=PG_PASSWORD, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {PG_DB}")
+        yield "127.0.0.1", port
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_pg_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                           capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] Spark session for every Spark test in this process (stopped at the end of the run)."""
@@ -91,6 +147,22 @@ def spark():
     session = spark_session("local[2]", config={"spark.sql.shuffle.partitions": "4"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_trained_sample(spark, tmp_path_factory):
+    """`python -m core train --engine spark --data <sample> --quiet --json` (k 6, local[2]), run in this process
+    (it joins ``spark``) once for the Spark modules: (exit code, registry folder, what it printed). Read-only."""
+    import io
+
+    from core.cli import commands as cli
+
+    models, out = tmp_path_factory.mktemp("spark-models"), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("SEGMENTLENS_SPARK_MASTER", "local[2]")
+        code = cli.main(["train", "--engine", "spark", "--data", str(SAMPLE), "--models", str(models), "--quiet",
+                         "--json"])
+    return code, models, out.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -243,6 +315,38 @@ def warm_models(tmp_path_factory) -> Path:
     return made_once(tmp_path_factory, "warm", _first_start) / "models"
 
 
+def _train_cdnow(tmp: Path) -> None:
+    from core.versions.pipeline import train
+    from core.versions.registry import Registry
+
+    train(str(CDNOW.resolve()), registry=Registry(tmp / "models"))
+
+
+def _cli_train_cdnow(tmp: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models", str(tmp / "models"),
+                           "--quiet", "--n-init", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def cdnow_trained_models(tmp_path_factory) -> Path:
+    """A registry with one version trained on the CDNOW order log by ``pipeline.train`` (its defaults), made once
+    per run for all xdist workers (``made_once``); skips when the log is absent. Copy it (``copy_registry`` or
+    ``start_server(models_from=)``), never change it in place."""
+    if not CDNOW.is_file():
+        pytest.skip(f"CDNOW order log not present at {CDNOW}")
+    return made_once(tmp_path_factory, "cdnow-trained", _train_cdnow) / "models"
+
+
+@pytest.fixture(scope="session")
+def cdnow_cli_models(tmp_path_factory) -> Path:
+    """A registry with one version trained on the CDNOW order log by ``python -m core train --n-init 2``, made
+    once per run for all xdist workers; skips when the log is absent. Copy it, never change it in place."""
+    if not CDNOW.is_file():
+        pytest.skip(f"CDNOW log not present at {CDNOW}")
+    return made_once(tmp_path_factory, "cdnow-cli", _cli_train_cdnow) / "models"
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory, warm_models):
     """The dashboard served by `python app.py` on the sample, shared by the browser tests."""
@@ -295,12 +399,19 @@ LONG_MODULES = (
     "test_spark_engine.py",  # with test_postgres_spark.py and test_recipe[spark]: one work unit (see below)
     "test_postgres_spark.py",
     "test_browser_a11y.py",  # each test its own work unit
+    "test_browser_algorithms.py",
     "test_recipe.py",
     "test_browser_own_data.py",
+    "test_postgres_train_log.py",
     "test_browser_data.py",
     "test_api.py",
     "test_security_attacks.py",
     "test_model_serving.py",
+    "test_browser_keyboard.py",
+    "test_monitoring_http.py",
+    "test_browser_profiles_compare.py",
+    "test_browser_auth.py",
+    "test_browser_stability.py",
     "test_own_terms_browser.py",
     "test_migration_browser.py",
     "test_browser_value.py",

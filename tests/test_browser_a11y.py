@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from dash.testing.wait import until
 from core.access.accounts import AccountStore
 from dashboard import ids
 from tests.conftest import ROOT, SAMPLE, start_server
-from tests.layout_checks import _CHARTS_DRAWN, PAGES, layout_problems
+from tests.layout_checks import _CHARTS_DRAWN, PAGES, layout_problems, wait_settled
 from tests.test_browser_predict import _selector
 
 pytestmark = pytest.mark.browser
@@ -78,10 +77,11 @@ def _report(where: str, violations: list[dict], impacts=BLOCKING) -> list[str]:
             for v in violations if v["impact"] in impacts]
 
 
-def _load(br, url: str, charts: int = 0, settle: float = 0.5) -> None:
+def _load(br, url: str, charts: int = 0) -> None:
+    """Load a Dash page, wait until its charts are drawn, then until they have settled at the current width."""
     br.driver.get(url)
     until(lambda: br.driver.execute_script(_CHARTS_DRAWN, charts), timeout=40)
-    time.sleep(settle)
+    wait_settled(br)
 
 
 def _width(br, width: int) -> None:
@@ -141,8 +141,7 @@ class _Audit:
 
     def page(self, url: str, where: str, charts: int) -> None:
         """Load a Dash page, wait for its charts to settle at the current width, then check it."""
-        # 0.8 s: responsive charts settle to the final width before the layout is measured.
-        _load(self.br, url, charts, settle=0.8)
+        _load(self.br, url, charts)  # responsive charts settled to the final width before the layout is measured
         self.layout.extend(f"{where}: {p}" for p in layout_problems(self.br))
         self.check(where)
 

@@ -32,9 +32,10 @@ return {key: e.id || (e.tagName.toLowerCase() + ':' + (e.textContent || e.getAtt
 
 
 @pytest.fixture(scope="module")
-def keyboard_server(tmp_path_factory):
-    """A server of this module's own: the retrain adds a version, which the shared server must not see."""
-    server = start_server(tmp_path_factory.mktemp("keyboard"))
+def keyboard_server(tmp_path_factory, warm_models):
+    """A server of this module's own (the retrain adds a version, which the shared server must not see), on a copy
+    of the first start's registry (tests/conftest.py ``warm_models``) instead of training its own."""
+    server = start_server(tmp_path_factory.mktemp("keyboard"), models_from=warm_models)
     yield server
     server.stop()
 

@@ -1,8 +1,6 @@
 """The value page (/value) and the Overview's value line in headless Chromium, on the CDNOW log."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +23,10 @@ def dash_br(shared_br):
 
 
 @pytest.fixture(scope="module")
-def cdnow_server(tmp_path_factory):
-    if not CDNOW.exists():
-        pytest.skip(f"CDNOW log not present at {CDNOW}")
+def cdnow_server(tmp_path_factory, cdnow_cli_models):
+    """The app on a copy of the registry `python -m core train --n-init 2` made once on CDNOW (tests/conftest.py)."""
     tmp = tmp_path_factory.mktemp("value-browser")
-    models = tmp / "trained"
-    proc = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models", str(models),
-                           "--quiet", "--n-init", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    server = start_server(tmp, data=CDNOW, models_from=models, wait_path="/api/v1/health")
+    server = start_server(tmp, data=CDNOW, models_from=cdnow_cli_models, wait_path="/api/v1/health")
     yield server
     server.stop()
 

@@ -14,17 +14,18 @@ from core.insight.migration import (
     NEW, MigrationError, migration, movers, movers_audience, movers_csv, parse_segment_pair, snapshot_dates,
 )
 from core.versions.registry import Registry
+from tests.conftest import copy_registry
 
 CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_transactions.txt"
 needs_cdnow = pytest.mark.skipif(not CDNOW.is_file(), reason="CDNOW order log not present")
 
 
 @pytest.fixture(scope="module")
-def cdnow(tmp_path_factory):
-    if not CDNOW.is_file():
-        pytest.skip("CDNOW order log not present")
-    reg = Registry(tmp_path_factory.mktemp("reg"))
-    version, model, meta = train(str(CDNOW), registry=reg)
+def cdnow(tmp_path_factory, cdnow_trained_models):
+    """A copy of the registry trained once on the CDNOW log (tests/conftest.py ``cdnow_trained_models``)."""
+    reg = Registry(copy_registry(cdnow_trained_models, tmp_path_factory.mktemp("reg")))
+    version = reg.active_version()
+    model, meta = reg.load(version)
     mapping = Mapping.from_dict(reg.artifact_json(version, "mapping"))
     return {"registry": reg, "version": version, "model": model, "meta": meta, "mapping": mapping}
 

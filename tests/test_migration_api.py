@@ -18,13 +18,12 @@ CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not CDNOW.is_file():
-        pytest.skip("CDNOW order log not present")
+def server(tmp_path_factory, cdnow_trained_models):
+    """The app on a copy of the registry trained once on the CDNOW log (tests/conftest.py)."""
     tmp = tmp_path_factory.mktemp("migration-api")
-    trained = tmp / "trained"
-    version, model, meta = train(str(CDNOW.resolve()), registry=Registry(trained))
-    srv = start_server(tmp, data=CDNOW.resolve(), models_from=trained)
+    srv = start_server(tmp, data=CDNOW.resolve(), models_from=cdnow_trained_models)
+    version = Registry(srv.models_dir).active_version()
+    model, meta = Registry(srv.models_dir).load(version)
     srv.model, srv.meta, srv.version = model, meta, version
     yield srv
     srv.stop()

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from dash.testing.wait import until
 
-from core.versions.pipeline import train
 from core.versions.registry import Registry
 from dashboard import ids
 from tests.conftest import console_errors, start_server
@@ -15,14 +14,11 @@ CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_
 
 
 @pytest.fixture(scope="module")
-def log_server(tmp_path_factory):
-    if not CDNOW.is_file():
-        pytest.skip("CDNOW order log not present")
+def log_server(tmp_path_factory, cdnow_trained_models):
+    """The app on a copy of the registry trained once on the CDNOW log (tests/conftest.py)."""
     tmp = tmp_path_factory.mktemp("migration-browser")
-    trained = tmp / "trained"
-    version, model, meta = train(str(CDNOW.resolve()), registry=Registry(trained))
-    srv = start_server(tmp, data=CDNOW.resolve(), models_from=trained)
-    srv.meta = meta
+    srv = start_server(tmp, data=CDNOW.resolve(), models_from=cdnow_trained_models)
+    srv.meta = Registry(srv.models_dir).metadata(Registry(srv.models_dir).active_version())
     yield srv
     srv.stop()
 

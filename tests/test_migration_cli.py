@@ -11,17 +11,18 @@ from core.cli.commands import main
 from core.versions.pipeline import train
 from core.insight.migration import NEW
 from core.versions.registry import Registry
+from tests.conftest import copy_registry
 
 CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cdnow_transactions.txt"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic_customers.tsv"
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    if not CDNOW.is_file():
-        pytest.skip("CDNOW order log not present")
-    root = tmp_path_factory.mktemp("models")
-    version, model, meta = train(str(CDNOW), registry=Registry(root))
+def models(tmp_path_factory, cdnow_trained_models):
+    """A copy of the registry trained once on the CDNOW log (tests/conftest.py ``cdnow_trained_models``)."""
+    root = copy_registry(cdnow_trained_models, tmp_path_factory.mktemp("models"))
+    version = Registry(root).active_version()
+    model, meta = Registry(root).load(version)
     return {"root": str(root), "version": version, "model": model, "meta": meta}
 
 

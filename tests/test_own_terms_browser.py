@@ -40,14 +40,10 @@ def dash_br(shared_br):
 
 
 @pytest.fixture(scope="module")
-def cdnow_server(tmp_path_factory):
-    if not CDNOW.is_file():
-        pytest.skip("CDNOW order log not present (../shared/data)")
+def cdnow_server(tmp_path_factory, cdnow_trained_models):
+    """The app on a copy of the registry trained once on the CDNOW log with the defaults (tests/conftest.py)."""
     tmp = tmp_path_factory.mktemp("cdnow-terms-browser")
-    proc = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models",
-                           str(tmp / "models"), "--quiet"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    server = start_server(tmp, data=CDNOW.resolve())
+    server = start_server(tmp, data=CDNOW.resolve(), models_from=cdnow_trained_models)
     yield server
     server.stop()
 

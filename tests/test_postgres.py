@@ -1,18 +1,15 @@
-"""PostgreSQL in and out (core.reading.postgres, core.cli.postgres) against a real server this module starts itself.
+"""PostgreSQL in and out (core.reading.postgres, core.cli.postgres) against a real server the tests start themselves.
 
 The server is Debian's PostgreSQL (``/usr/lib/postgresql/*/bin``; scripts/test.sh installs it):
 ``initdb`` into a temporary folder (as the ``postgres`` user when the tests run as root), ``pg_ctl
 start`` on a free port with its unix socket in that folder, password authentication over TCP;
-stopped and removed afterwards. Skipped only when the binaries are not installed.
+stopped and removed afterwards (tests/conftest.py ``postgres_server``: one a worker process, shared by the
+PostgreSQL modules, each on tables of its own). Skipped only when the binaries are not installed.
 """
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,55 +20,21 @@ import pytest
 
 from core.cli.commands import main
 from core.versions.registry import Registry
-from tests.conftest import free_port
+from tests.conftest import PG_DB, PG_PASSWORD, PG_USER
 
 psycopg = pytest.importorskip("psycopg")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "synthetic_customers.tsv"
 CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
-USER, PASSWORD, DB = "slens", "s3cret-pw", "crm"
-
-
-def _bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _as_owner(cmd: list[str]) -> list[str]:
-    # initdb and the server refuse to run as root.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+USER, PASSWORD, DB = PG_USER, PG_PASSWORD, PG_DB
 
 
 @pytest.fixture(scope="module")
-def server():
-    """A running PostgreSQL server: yields (host, port); database ``crm``, user ``slens`` with a password."""
-    pg_bin = _bin()
-    if pg_bin is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it)")
-    root = Path(tempfile.mkdtemp(prefix="segmentlens-pgtest-"))
-    data, port = root / "data", free_port()
-    pwfile = root / "pw"
-    pwfile.write_text(PASSWORD + "\n")
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(pwfile, "postgres")
-    try:
-        subprocess.run(_as_owner([str(pg_bin / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
-                                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True, timeout=120)
-        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        subprocess.run(_as_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                                  "-w", "-t", "60", "start"]), check=True, capture_output=True, timeout=90)
-        with psycopg.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DB}")
-        yield "127.0.0.1", port
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(_as_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                           capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+def server(postgres_server):
+    """A running PostgreSQL server: (host, port); database ``crm``, user ``slens`` with a password. The worker's one
+    server (tests/conftest.py ``postgres_server``), shared by the PostgreSQL modules: each uses tables of its own."""
+    return postgres_server
 
 
 @pytest.fixture

@@ -31,17 +31,21 @@ def jar():
 
 
 def train(capsys, data, models, *extra) -> dict:
-    code = cli.main(["train", "--engine", "spark", "--data", str(data), "--models", str(models), "--k", "4",
-                     "--quiet", "--json", *extra])
+    """`train --engine spark --quiet --json` as tests/conftest.py's ``spark_trained_sample`` trains the file."""
+    code = cli.main(["train", "--engine", "spark", "--data", str(data), "--models", str(models), "--quiet", "--json",
+                     *extra])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out)
 
 
-def test_spark_reads_a_table_through_jdbc_like_the_file(jar, url, conn, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_spark_reads_a_table_through_jdbc_like_the_file(jar, url, conn, spark_trained_sample, tmp_path, capsys,  # noqa: F811
+                                                        monkeypatch):
     monkeypatch.setenv("SEGMENTLENS_SPARK_MASTER", "local[2]")
     load_sample(conn, "public.spark_customers")
-    by_file = train(capsys, SAMPLE, tmp_path / "file")
+    code, _, printed = spark_trained_sample  # the same training of the file (SAMPLE), made once for the Spark tests
+    assert code == 0
+    by_file = json.loads(printed)
     with_pw = url.replace(f"{USER}@", f"{USER}:{PASSWORD}@") + "?table=public.spark_customers"
     by_db = train(capsys, with_pw, tmp_path / "db")
     meta = Registry(tmp_path / "db").metadata(by_db["model_version"])

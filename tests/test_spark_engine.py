@@ -135,16 +135,10 @@ def test_spark_aggregates_and_sample_equal_pandas(engine, big, fits):
 
 
 @pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    """`python -m core train --engine spark` on the committed sample, in this process (same session)."""
-    models = tmp_path_factory.mktemp("spark-models")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SEGMENTLENS_SPARK_MASTER", "local[2]")
-    try:
-        code = cli.main(["train", "--engine", "spark", "--data", str(SAMPLE_PATH), "--models", str(models),
-                         "--quiet", "--json"])
-    finally:
-        mp.undo()
+def trained(spark_trained_sample):
+    """`python -m core train --engine spark` on the committed sample, in this process (same session; made once
+    for the Spark modules: tests/conftest.py ``spark_trained_sample``)."""
+    code, models, _ = spark_trained_sample
     return code, models
 
 

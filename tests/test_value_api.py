@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -17,15 +15,9 @@ CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
 
 
 @pytest.fixture(scope="module")
-def cdnow_models(tmp_path_factory) -> Path:
-    """A registry with one version trained on the CDNOW log (python -m core train)."""
-    if not CDNOW.exists():
-        pytest.skip(f"CDNOW log not present at {CDNOW}")
-    models = tmp_path_factory.mktemp("cdnow") / "models"
-    proc = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models", str(models),
-                           "--quiet", "--n-init", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return models
+def cdnow_models(cdnow_cli_models) -> Path:
+    """A registry with one version trained on the CDNOW log (python -m core train; tests/conftest.py, made once)."""
+    return cdnow_cli_models
 
 
 @pytest.fixture(scope="module")

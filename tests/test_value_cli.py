@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from core.value.simulate import simulate_log
+from tests.conftest import copy_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CDNOW = ROOT.parent / "shared" / "data" / "cdnow_transactions.txt"
@@ -104,13 +105,9 @@ def test_bad_files(tmp_path, sample_path):
     assert proc.returncode == 2 and "value needs a transaction log" in proc.stderr
 
 
-def test_segments_of_the_active_version_on_cdnow(tmp_path):
-    if not CDNOW.exists():
-        pytest.skip(f"CDNOW log not present at {CDNOW}")
-    models = tmp_path / "models"
-    train = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(CDNOW), "--models", str(models),
-                            "--quiet", "--n-init", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert train.returncode == 0, train.stderr
+def test_segments_of_the_active_version_on_cdnow(tmp_path, cdnow_cli_models):
+    # A copy of the registry `python -m core train --data CDNOW --n-init 2` made once (tests/conftest.py).
+    models = copy_registry(cdnow_cli_models, tmp_path / "models")
     out = tmp_path / "c.csv"
     proc = _run("--data", CDNOW, "--models", models, "--calibration-end", "1997-09-30", "--json", "--quiet",
                 "--draws", "30", "--out", out)
