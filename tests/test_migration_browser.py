@@ -1,6 +1,7 @@
 """The /stability page of a version trained on an order log, in headless Chromium: segments over time."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ def _select(dash_br, cid: str, value: str) -> None:
         "set.call(s, arguments[1]); s.dispatchEvent(new Event('change', {bubbles: true}));", cid, value)
 
 
+def _only_movers(text: str, source: str, target: str) -> bool:
+    """The movers' text lists customers, and each of them moved from ``source`` to ``target``."""
+    rows = text.split("\n")[2:]  # a headline, the column names, then one line per customer
+    return "customers moved" in text and bool(rows) and all(
+        re.match(rf"\S+ {re.escape(source)} {re.escape(target)} ", row) for row in rows)
+
+
 @pytest.mark.browser
 def test_log_version_shows_migration_instead_of_enrolment_cohorts(dash_br, log_server):
     dash_br.wait_for_page(url=log_server.url + "/stability")
@@ -63,8 +71,8 @@ def test_log_version_shows_migration_instead_of_enrolment_cohorts(dash_br, log_s
     names = log_server.meta["segment_names"]
     _select(dash_br, ids.MIGRATION_FROM_SEGMENT, "1")
     _select(dash_br, ids.MIGRATION_TO_SEGMENT, "0")
-    until(lambda: names[1] in dash_br.find_element(f"#{ids.MIGRATION_MOVERS}").text
-          and "customers moved" in dash_br.find_element(f"#{ids.MIGRATION_MOVERS}").text, timeout=30)
+    # Until every row shown is a mover from segment 1 to segment 0 (the unfiltered list may name both already).
+    until(lambda: _only_movers(dash_br.find_element(f"#{ids.MIGRATION_MOVERS}").text, names[1], names[0]), timeout=30)
     text = dash_br.find_element(f"#{ids.MIGRATION_MOVERS}").text
     assert names[0] in text and names[2] not in text.split("\n", 1)[1].replace(names[0], "")
     shown = int(text.split(" customers moved")[0].replace(",", ""))
