@@ -88,11 +88,12 @@ class KeyedPredict:
         length = int(length)
         if length > cfg.max_body:
             return None
-        data = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(data)  # whoever answers next reads the same body
+        # The key before the body: an unknown caller's body is never read here (Flask refuses it unread).
         scheme, _, key = environ["HTTP_AUTHORIZATION"].strip().partition(" ")
         if scheme.lower() != "bearer" or cfg.accounts.verify_key(key.strip()) is None:
             return None
+        data = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(data)  # whoever answers next reads the same body
         try:
             predictions = predicted(cfg, self.server.extensions["segmentlens"], data)
         except Refused:

@@ -242,3 +242,21 @@ def test_pending_counters_grouped_by_version_and_bucket_survive_a_failed_write(t
     assert monitor.pending() == 0 and calls == [12, 13]
     assert _stored(monitor.store) == {("n", 0): 3, ("seg", 0): 2, ("seg", 1): 1}
     assert _stored(monitor.store, "v2") == {("n", 0): 1, ("seg", 1): 1}
+
+
+def test_an_unknown_callers_body_is_never_read(keyed_app):
+    server, key = keyed_app
+    assert _call(server.wsgi_app, _environ(key, json.dumps(CUSTOMER).encode()))[0] == "200 OK"  # the key store open
+
+    class Watched(io.BytesIO):
+        reads = 0
+
+        def read(self, *args):
+            Watched.reads += 1
+            return super().read(*args)
+
+    environ = _environ("slk_not-a-key", json.dumps(CUSTOMER).encode())
+    environ["wsgi.input"] = Watched(json.dumps(CUSTOMER).encode())
+    status, _headers, body = _call(server.wsgi_app, environ)
+    assert status == "401 UNAUTHORIZED" and json.loads(body)["error"] == "unauthorized"
+    assert Watched.reads == 0  # neither the fast layer nor Flask read a byte of it
